@@ -1,0 +1,61 @@
+package bigsegments
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strconv"
+	"time"
+)
+
+// DefaultPrefix is the prefix LaunchDarkly SDKs use when none is configured.
+const DefaultPrefix = "launchdarkly"
+
+// HashContextKey returns the SDKs' hash of a context key: standard base64 (with
+// padding) of the SHA-256 of its UTF-8 bytes. The context kind is not hashed.
+func HashContextKey(contextKey string) string {
+	sum := sha256.Sum256([]byte(contextKey))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// AppendIncludeKey appends "<prefix>:big_segment_include:<hash of contextKey>"
+// to dst without intermediate allocations; the consumer builds one per event.
+func AppendIncludeKey(dst []byte, prefix, contextKey string) []byte {
+	sum := sha256.Sum256([]byte(contextKey))
+	dst = append(dst, prefix...)
+	dst = append(dst, ":big_segment_include:"...)
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
+}
+
+// IncludeKey is the set of segment refs a context is included in.
+func IncludeKey(prefix, contextKey string) string {
+	return prefix + ":big_segment_include:" + HashContextKey(contextKey)
+}
+
+// ExcludeKey is the set of segment refs a context is excluded from. cohortsync
+// never writes it (synced segments only include) but readers consult it.
+func ExcludeKey(prefix, contextKey string) string {
+	return prefix + ":big_segment_exclude:" + HashContextKey(contextKey)
+}
+
+// SyncTimeKey holds the unix time in milliseconds up to which the store is
+// known to be current.
+func SyncTimeKey(prefix string) string { return prefix + ":big_segments_synchronized_on" }
+
+// MembersKey is cohortsync's set of the raw context keys included in ref. The
+// SDKs cannot list a segment (they only see hashes); this index can, and its
+// SCARD is the member count.
+func MembersKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:members" }
+
+// MetaKey is cohortsync's hash of per-segment metadata (see the Meta* fields).
+func MetaKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:meta" }
+
+// Fields of MetaKey.
+const (
+	MetaLastRun     = "last_run"     // the sync run of the last applied event
+	MetaLastSeq     = "last_seq"     // the highest applied sequence number
+	MetaLastApplied = "last_applied" // unix ms when that batch was applied
+	MetaContextKind = "context_kind" // the context kind of the segment's members
+)
+
+// UnixMillis formats t as the SDKs expect the sync time.
+func UnixMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

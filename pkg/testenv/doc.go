@@ -1,0 +1,15 @@
+// Package testenv gives tests the Kafka and Redis backends they run against, so
+// that one test suite runs on the fast in-process fakes and, unchanged, on the
+// real Apache Kafka broker and real redis-server (standalone and Cluster).
+//
+// Without environment variables a test gets an in-process kfake cluster and a
+// miniredis server. scripts/test.sh starts real services and sets:
+//
+//	COHORTSYNC_TEST_KAFKA_BROKERS  host:port of a real broker
+//	COHORTSYNC_TEST_REDIS_URL      redis:// URL of a standalone redis-server
+//	COHORTSYNC_TEST_REDIS_CLUSTER  comma-separated masters of a Redis Cluster
+//	COHORTSYNC_INTEGRATION=1       every real backend above is required
+//
+// With COHORTSYNC_INTEGRATION=1 a missing variable fails the test instead of
+// silently falling back to a fake.
+package testenv
