@@ -1,0 +1,21 @@
+package bigsegments
+
+import "testing"
+
+// The expected hashes are computed the way the SDKs do; the first is the
+// example in the layout documentation.
+func TestKeys(t *testing.T) {
+	for _, tc := range []struct{ name, got, want string }{
+		{"documented hash example", HashContextKey("alice@example.com"), "/42YGfwOEr8NJIkuRZh+JJoo3Og2qFytYOKOqqjG2XY="},
+		{"include key", IncludeKey("launchdarkly", "alice@example.com"), "launchdarkly:big_segment_include:/42YGfwOEr8NJIkuRZh+JJoo3Og2qFytYOKOqqjG2XY="},
+		{"append include key matches", string(AppendIncludeKey([]byte("x"), "p", "alice@example.com")), "xp:big_segment_include:/42YGfwOEr8NJIkuRZh+JJoo3Og2qFytYOKOqqjG2XY="},
+		{"exclude key", ExcludeKey("p", "alice@example.com"), "p:big_segment_exclude:/42YGfwOEr8NJIkuRZh+JJoo3Og2qFytYOKOqqjG2XY="},
+		{"sync time key", SyncTimeKey("launchdarkly"), "launchdarkly:big_segments_synchronized_on"},
+		{"members key shares a slot with meta", MembersKey("p", "seg.g1"), "p:cohortsync:{seg.g1}:members"},
+		{"meta key", MetaKey("p", "seg.g1"), "p:cohortsync:{seg.g1}:meta"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
