@@ -54,6 +54,10 @@ func Kafka(t testing.TB) (brokers []string, real bool) {
 type RedisBackend struct {
 	Name   string // "miniredis", "standalone" or "cluster"
 	Client redis.UniversalClient
+	// URL reaches the same server as Client (redis://...); empty for the
+	// Cluster, whose masters are listed in Addrs.
+	URL   string
+	Addrs []string
 }
 
 // Redis returns a standalone Redis: the real one when configured, else a
@@ -67,12 +71,12 @@ func Redis(t testing.TB) RedisBackend {
 		}
 		c := redis.NewClient(opts)
 		t.Cleanup(func() { _ = c.Close() })
-		return RedisBackend{Name: "standalone", Client: c}
+		return RedisBackend{Name: "standalone", Client: c, URL: v}
 	}
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	return RedisBackend{Name: "miniredis", Client: c}
+	return RedisBackend{Name: "miniredis", Client: c, URL: "redis://" + m.Addr() + "/0"}
 }
 
 // RedisBackends returns every Redis deployment available: the standalone one
@@ -81,9 +85,10 @@ func RedisBackends(t testing.TB) []RedisBackend {
 	t.Helper()
 	bs := []RedisBackend{Redis(t)}
 	if v := lookup(t, EnvRedisCluster); v != "" {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(v, ",")})
+		addrs := strings.Split(v, ",")
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		t.Cleanup(func() { _ = c.Close() })
-		bs = append(bs, RedisBackend{Name: "cluster", Client: c})
+		bs = append(bs, RedisBackend{Name: "cluster", Client: c, Addrs: addrs})
 	}
 	return bs
 }
