@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+GO ?= go
+
+.PHONY: demo test test-fast build bench services-start services-stop clean
+
+## demo: sync a sample cohort end to end on an in-process Kafka and a local or embedded Redis
+demo:
+	$(GO) run ./demo/cmd/demo
+
+## test: unit tests on the fast backends, then the same suite on real Kafka + Redis (started and stopped here)
+test:
+	bash scripts/test.sh
+
+## test-fast: only the fast backends (kfake, miniredis)
+test-fast:
+	$(GO) test -race -count=1 ./...
+
+## build: the producer and consumer binaries into ./bin
+build:
+	$(GO) build -o bin/producer ./producer/cmd/producer
+	$(GO) build -o bin/consumer ./consumer/cmd/consumer
+
+## bench: the end-to-end benchmark on real Kafka and Redis (see BENCHMARKS.md)
+bench:
+	bash scripts/bench.sh
+
+services-start:
+	bash scripts/services.sh start
+services-stop:
+	bash scripts/services.sh stop
+
+clean:
+	rm -rf bin .run

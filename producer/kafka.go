@@ -1,0 +1,260 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/schema"
+	"github.com/segmentio/kafka-go"
+)
+
+// newWriter returns the kafka-go Writer the producer publishes with. Every
+// setting that matters is explicit: kafka-go's zero values mean no acks,
+// round-robin partitioning and one-second batches.
+func newWriter(cfg Config) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(cfg.KafkaBrokers...),
+		Topic:        cfg.Topic,
+		Balancer:     &kafka.Hash{}, // one membership, one partition: per-key order
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    cfg.BatchSize,
+		BatchBytes:   cfg.BatchBytes,
+		BatchTimeout: cfg.BatchTimeout,
+		Compression:  compressions[cfg.Compression],
+		WriteTimeout: cfg.WriteTimeout,
+		ReadTimeout:  cfg.WriteTimeout,
+		// kafka-go's own retries sleep without watching ctx; keep them few
+		// and short, and let writeWithRetry do the bounded, ctx-aware part.
+		MaxAttempts:            3,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        500 * time.Millisecond,
+		AllowAutoTopicCreation: false,
+	}
+}
+
+// newBackOff is the retry policy of Kafka calls: exponential, bounded by
+// cfg.RetryMaxElapsed and by ctx.
+func newBackOff(ctx context.Context, cfg Config) backoff.BackOff {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(cfg.RetryMaxElapsed),
+	)
+	return backoff.WithContext(b, ctx)
+}
+
+// classify marks err permanent (backoff.Permanent) unless retrying the same
+// request may succeed: broker errors Kafka documents as retriable, network
+// errors and timeouts.
+func classify(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrClosedPipe) {
+		return backoff.Permanent(err)
+	}
+	var tooLarge kafka.MessageTooLargeError
+	if errors.As(err, &tooLarge) {
+		return backoff.Permanent(err)
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) && !kerr.Temporary() && !kerr.Timeout() {
+		return backoff.Permanent(err) // MessageSizeTooLarge, TopicAuthorizationFailed, InvalidTopic, ...
+	}
+	return err
+}
+
+// ensureTopic creates the topic if it does not exist; an existing topic is
+// used as it is.
+func ensureTopic(ctx context.Context, cfg Config) error {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: cfg.WriteTimeout}
+	tc := kafka.TopicConfig{
+		Topic:             cfg.Topic,
+		NumPartitions:     cfg.TopicPartitions,
+		ReplicationFactor: cfg.TopicReplicationFactor,
+	}
+	if cfg.TopicCompact {
+		tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+	}
+	op := func() error {
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
+		if err != nil {
+			return classify(err)
+		}
+		if err := resp.Errors[cfg.Topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return classify(err)
+		}
+		return nil
+	}
+	if err := backoff.Retry(op, newBackOff(ctx, cfg)); err != nil {
+		return fmt.Errorf("create topic %s: %w", cfg.Topic, err)
+	}
+	return nil
+}
+
+// publisher publishes the changes of one phase (one run's snapshot) as
+// membership events through a shared Writer. Send encodes a batch and hands
+// it to one of at most InFlight goroutines, which Wait waits for.
+type publisher struct {
+	w        messageWriter
+	cfg      Config
+	template schema.Event
+	headers  []kafka.Header
+	slots    chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	err      error
+	acked    atomic.Int64
+}
+
+// messageWriter is the part of kafka.Writer the publisher uses.
+type messageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// newPublisher returns a publisher of run's events for segment id. ctx's
+// trace context goes into every message.
+func newPublisher(ctx context.Context, w messageWriter, cfg Config, id snapshot.SegmentID, run, source string) (*publisher, error) {
+	ev := schema.Event{
+		Env: id.Env, Segment: id.Segment, Generation: id.Generation, ContextKind: id.ContextKind,
+		ContextKey: "template", Op: schema.OpAdd, Run: run, Seq: 1, Source: source, Time: time.Now(),
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	// The headers (version, trace context) are the same for every event of
+	// the run: build them once and share the slice, which kafka-go only reads.
+	m := ev.Message()
+	schema.InjectTrace(ctx, &m)
+	return &publisher{
+		w: w, cfg: cfg, template: ev,
+		headers: m.Headers[:len(m.Headers):len(m.Headers)],
+		slots:   make(chan struct{}, cfg.InFlight),
+	}, nil
+}
+
+func (p *publisher) firstErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *publisher) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// Send encodes batch (copying the keys) and starts writing it.
+func (p *publisher) Send(ctx context.Context, batch []snapshot.Change) error {
+	if err := p.firstErr(); err != nil {
+		return err
+	}
+	msgs, err := p.encode(batch)
+	if err != nil {
+		return err
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("send: %w", ctx.Err())
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() { <-p.slots }()
+		if err := p.write(ctx, msgs); err != nil {
+			p.fail(err)
+		}
+	}()
+	return nil
+}
+
+// Wait returns when every write started by Send has ended, with the first
+// error. Writes end on success, on a permanent error, when retries are
+// exhausted or when ctx is done, so Wait is bounded.
+func (p *publisher) Wait(ctx context.Context) error {
+	p.wg.Wait()
+	return p.firstErr()
+}
+
+// Acked is the number of events acknowledged so far.
+func (p *publisher) Acked() int64 { return p.acked.Load() }
+
+// encode builds the messages of batch in one arena: two allocations per
+// batch plus one per key (Event.ContextKey is a string).
+func (p *publisher) encode(batch []snapshot.Change) ([]kafka.Message, error) {
+	msgs := make([]kafka.Message, len(batch))
+	arena := make([]byte, 0, len(batch)*(2*len(p.template.AppendKey(nil))+256))
+	ev := p.template
+	ev.Time = time.Now()
+	for i, c := range batch {
+		ev.ContextKey, ev.Op, ev.Seq = string(c.Key), c.Op, c.Seq
+		// The rest of the event was validated with the template.
+		if err := schema.CheckIdentifier(ev.ContextKey); err != nil {
+			return nil, fmt.Errorf("event seq %d: context key: %w", c.Seq, err)
+		}
+		// A grown arena leaves earlier messages on the old array, which
+		// stays valid: nothing is written into it again.
+		start := len(arena)
+		arena = ev.AppendKey(arena)
+		k := arena[start:len(arena):len(arena)]
+		start = len(arena)
+		arena = ev.AppendValue(arena)
+		msgs[i] = kafka.Message{Key: k, Value: arena[start:len(arena):len(arena)], Headers: p.headers}
+	}
+	return msgs, nil
+}
+
+// write writes msgs until every one is acknowledged, retrying only the
+// messages that failed, with bounded backoff on transient errors.
+func (p *publisher) write(ctx context.Context, msgs []kafka.Message) error {
+	pending := msgs
+	op := func() error {
+		err := p.w.WriteMessages(ctx, pending...)
+		if err == nil {
+			p.acked.Add(int64(len(pending)))
+			return nil
+		}
+		var werrs kafka.WriteErrors
+		if !errors.As(err, &werrs) || len(werrs) != len(pending) {
+			return classify(err)
+		}
+		var failed []kafka.Message
+		var first, permanent error
+		for i, e := range werrs {
+			if e == nil {
+				continue
+			}
+			if c := classify(e); permanent == nil && isPermanent(c) {
+				permanent = c
+			}
+			if first == nil {
+				first = e
+			}
+			failed = append(failed, pending[i])
+		}
+		p.acked.Add(int64(len(pending) - len(failed)))
+		pending = failed
+		if permanent != nil {
+			return permanent
+		}
+		return fmt.Errorf("%d of the batch's messages failed: %w", len(failed), first)
+	}
+	if err := backoff.Retry(op, newBackOff(ctx, p.cfg)); err != nil {
+		return fmt.Errorf("write to topic %s: %w", p.cfg.Topic, err)
+	}
+	return nil
+}
+
+func isPermanent(err error) bool {
+	var pe *backoff.PermanentError
+	return errors.As(err, &pe)
+}

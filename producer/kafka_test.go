@@ -1,0 +1,196 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/schema"
+	"github.com/segmentio/kafka-go"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"leader moving is retried", kafka.LeaderNotAvailable, false},
+		{"not enough replicas is retried", kafka.NotEnoughReplicas, false},
+		{"unknown partition (topic just created) is retried", kafka.UnknownTopicOrPartition, false},
+		{"request timeout is retried", kafka.RequestTimedOut, false},
+		{"connection refused is retried", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, false},
+		{"unexpected EOF is retried", io.ErrUnexpectedEOF, false},
+		{"wrapped retriable is retried", fmt.Errorf("x: %w", kafka.NotLeaderForPartition), false},
+		{"message too large is permanent", kafka.MessageSizeTooLarge, true},
+		{"client-side message too large is permanent", kafka.MessageTooLargeError{}, true},
+		{"authorization is permanent", kafka.TopicAuthorizationFailed, true},
+		{"invalid topic is permanent", kafka.InvalidTopic, true},
+		{"cancelled is permanent", context.Canceled, true},
+		{"deadline is permanent", fmt.Errorf("w: %w", context.DeadlineExceeded), true},
+		{"closed writer is permanent", io.ErrClosedPipe, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := classify(tt.err)
+			if isPermanent(got) != tt.permanent {
+				t.Fatalf("classify(%v) permanent = %v, want %v", tt.err, isPermanent(got), tt.permanent)
+			}
+			if !errors.Is(got, tt.err) && !errors.As(got, new(kafka.MessageTooLargeError)) {
+				t.Fatalf("classify lost the error: %v", got)
+			}
+		})
+	}
+}
+
+// scriptedWriter answers WriteMessages calls from a script; each answer
+// gets the messages of the call and returns the error for it.
+type scriptedWriter struct {
+	mu      sync.Mutex
+	calls   [][]string // keys of each call
+	answers []func(msgs []kafka.Message) error
+}
+
+func (w *scriptedWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var keys []string
+	for _, m := range msgs {
+		ev, err := schema.Decode(&m)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, ev.ContextKey)
+	}
+	w.calls = append(w.calls, keys)
+	if len(w.answers) == 0 {
+		return nil
+	}
+	a := w.answers[0]
+	w.answers = w.answers[1:]
+	return a(msgs)
+}
+
+func failIndexes(err error, idx ...int) func([]kafka.Message) error {
+	return func(msgs []kafka.Message) error {
+		werrs := make(kafka.WriteErrors, len(msgs))
+		for _, i := range idx {
+			werrs[i] = err
+		}
+		return werrs
+	}
+}
+
+func TestPublisherRetries(t *testing.T) {
+	changes := []snapshot.Change{
+		{Op: schema.OpAdd, Key: []byte("a"), Seq: 1},
+		{Op: schema.OpAdd, Key: []byte("b"), Seq: 2},
+		{Op: schema.OpRemove, Key: []byte("c"), Seq: 3},
+	}
+	tests := []struct {
+		name      string
+		answers   []func([]kafka.Message) error
+		wantCalls [][]string
+		wantErr   error
+		wantAcked int64
+	}{
+		{name: "all acknowledged at once", wantCalls: [][]string{{"a", "b", "c"}}, wantAcked: 3},
+		{name: "only the failed messages are retried",
+			answers:   []func([]kafka.Message) error{failIndexes(kafka.NotLeaderForPartition, 1, 2), failIndexes(kafka.LeaderNotAvailable, 0)},
+			wantCalls: [][]string{{"a", "b", "c"}, {"b", "c"}, {"b"}}, wantAcked: 3},
+		{name: "a permanent error in a batch stops without retry",
+			answers:   []func([]kafka.Message) error{failIndexes(kafka.TopicAuthorizationFailed, 2)},
+			wantCalls: [][]string{{"a", "b", "c"}}, wantErr: kafka.TopicAuthorizationFailed, wantAcked: 2},
+		{name: "a whole-call transient error retries everything",
+			answers:   []func([]kafka.Message) error{func([]kafka.Message) error { return io.ErrUnexpectedEOF }},
+			wantCalls: [][]string{{"a", "b", "c"}, {"a", "b", "c"}}, wantAcked: 3},
+		{name: "a whole-call permanent error is reported",
+			answers:   []func([]kafka.Message) error{func([]kafka.Message) error { return kafka.InvalidTopic }},
+			wantCalls: [][]string{{"a", "b", "c"}}, wantErr: kafka.InvalidTopic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.RetryMaxElapsed = 10 * time.Second
+			w := &scriptedWriter{answers: tt.answers}
+			p, err := newPublisher(context.Background(), w, cfg, benchID, "r1", "csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := p.Send(ctx, changes); err != nil {
+				t.Fatal(err)
+			}
+			err = p.Wait(ctx)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("Wait = %v, want %v", err, tt.wantErr)
+			}
+			if fmt.Sprint(w.calls) != fmt.Sprint(tt.wantCalls) {
+				t.Fatalf("calls %v, want %v", w.calls, tt.wantCalls)
+			}
+			if p.Acked() != tt.wantAcked {
+				t.Fatalf("acked %d, want %d", p.Acked(), tt.wantAcked)
+			}
+			if tt.wantErr != nil {
+				if err := p.Send(ctx, changes); !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Send after a failure = %v, want the failure", err)
+				}
+			}
+		})
+	}
+}
+
+func TestPublisherRetriesAreBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RetryMaxElapsed = time.Second
+	w := &scriptedWriter{}
+	for range 1000 {
+		w.answers = append(w.answers, func([]kafka.Message) error { return kafka.LeaderNotAvailable })
+	}
+	p, err := newPublisher(context.Background(), w, cfg, benchID, "r1", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p.Send(context.Background(), []snapshot.Change{{Op: schema.OpAdd, Key: []byte("a"), Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Wait(context.Background())
+	if !errors.Is(err, kafka.LeaderNotAvailable) {
+		t.Fatalf("Wait = %v, want the last transient error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("gave up after %v, want about RetryMaxElapsed (1s)", d)
+	}
+}
+
+func TestPublisherStopsOnCancel(t *testing.T) {
+	cfg := DefaultConfig()
+	w := &scriptedWriter{}
+	for range 1000 {
+		w.answers = append(w.answers, func([]kafka.Message) error { return kafka.LeaderNotAvailable })
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := newPublisher(ctx, w, cfg, benchID, "r1", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(ctx, []snapshot.Change{{Op: schema.OpAdd, Key: []byte("a"), Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	start := time.Now()
+	if err := p.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Wait took %v after cancel", d)
+	}
+}

@@ -1,0 +1,537 @@
+package producer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/schema"
+	"github.com/segmentio/kafka-go"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const testPartitions = 3
+
+// testConfig returns a config for the test's Kafka backend, with a topic and
+// state dir of its own.
+func testConfig(t testing.TB) Config {
+	t.Helper()
+	brokers, _ := testenv.Kafka(t)
+	cfg := DefaultConfig()
+	cfg.KafkaBrokers = brokers
+	cfg.Topic = testenv.Name(t)
+	cfg.TopicPartitions = testPartitions
+	cfg.StateDir = t.TempDir()
+	cfg.RetryMaxElapsed = 20 * time.Second
+	return cfg
+}
+
+func request(t testing.TB, csvFile string) SyncRequest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", csvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1,
+		Input: bytes.NewReader(b), InputName: csvFile}
+}
+
+func csvRequest(keys ...string) SyncRequest {
+	var b strings.Builder
+	b.WriteString("amplitude_id,user_id\n")
+	for i, k := range keys {
+		fmt.Fprintf(&b, "%d,%s\n", i, k)
+	}
+	return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1,
+		Input: strings.NewReader(b.String()), InputName: "generated.csv"}
+}
+
+// readTopic reads every event on the topic, partition by partition (each
+// membership lives on one partition, so per-partition order is the order
+// that matters), decoding each with schema.Decode.
+func readTopic(t *testing.T, cfg Config) []schema.Event {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
+	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
+	var reqs []kafka.OffsetRequest
+	for p := range cfg.TopicPartitions {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{cfg.Topic: reqs}})
+	if err != nil {
+		t.Fatalf("list offsets: %v", err)
+	}
+	var events []schema.Event
+	for _, po := range resp.Topics[cfg.Topic] {
+		if po.Error != nil {
+			t.Fatalf("partition %d: %v", po.Partition, po.Error)
+		}
+		if po.LastOffset == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partition: po.Partition,
+			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 50 * time.Millisecond})
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("read partition %d: %v", po.Partition, err)
+			}
+			ev, err := schema.Decode(&m)
+			if err != nil {
+				r.Close()
+				t.Fatalf("partition %d offset %d: %v", po.Partition, m.Offset, err)
+			}
+			if want := (&kafka.Hash{}).Balance(m, partitionsOf(cfg.TopicPartitions)...); want != po.Partition {
+				t.Fatalf("event for %q on partition %d, the hash balancer gives %d", ev.ContextKey, po.Partition, want)
+			}
+			events = append(events, ev)
+			if m.Offset >= po.LastOffset-1 {
+				break
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return events
+}
+
+func partitionsOf(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}
+
+// replay applies events per context key in topic order, as the consumer does.
+func replay(events []schema.Event) map[string]bool {
+	m := map[string]bool{}
+	for _, e := range events {
+		if e.Op == schema.OpAdd {
+			m[e.ContextKey] = true
+		} else {
+			delete(m, e.ContextKey)
+		}
+	}
+	return m
+}
+
+func keysOf(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
+
+func eventsOfRun(events []schema.Event, run string) []schema.Event {
+	var out []schema.Event
+	for _, e := range events {
+		if e.Run == run {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func opsByKey(events []schema.Event) map[string]string {
+	m := map[string]string{}
+	for _, e := range events {
+		m[e.ContextKey] = e.Op.String()
+	}
+	return m
+}
+
+func TestSyncEndToEnd(t *testing.T) {
+	cfg := testConfig(t)
+	ctx := testenv.Context(t, 60*time.Second)
+
+	sum1, err := Sync(ctx, cfg, request(t, "cohort1.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum1.Added != 5 || sum1.Removed != 0 || sum1.Events != 5 || sum1.Keys != 5 || sum1.FirstSeq != 1 || sum1.LastSeq != 5 {
+		t.Fatalf("first sync summary %+v", sum1)
+	}
+	events := readTopic(t, cfg)
+	if got := opsByKey(events); !maps.Equal(got, map[string]string{"alice": "add", "bob": "add", "carol": "add", "x": "add", "dave": "add"}) {
+		t.Fatalf("first sync events %v", got)
+	}
+	for _, e := range events {
+		if e.Run != sum1.Run || e.Env != "production" || e.Segment != "amplitude-7khm89cz" || e.Generation != 1 ||
+			e.ContextKind != "user" || e.Source != "csv" || e.Seq < 1 || e.Seq > 5 {
+			t.Fatalf("unexpected event %+v", e)
+		}
+	}
+
+	sum2, err := Sync(ctx, cfg, request(t, "cohort2.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum2.Added != 2 || sum2.Removed != 3 || sum2.Unchanged != 2 || sum2.Events != 5 || sum2.FirstSeq <= sum1.LastSeq {
+		t.Fatalf("second sync summary %+v", sum2)
+	}
+	events = readTopic(t, cfg)
+	second := eventsOfRun(events, sum2.Run)
+	want := map[string]string{"erin": "add", "frank": "add", "bob": "remove", "x": "remove", "dave": "remove"}
+	if got := opsByKey(second); !maps.Equal(got, want) {
+		t.Fatalf("second sync published %v, want only the diff %v", got, want)
+	}
+	if got := keysOf(replay(events)); !slices.Equal(got, []string{"alice", "carol", "erin", "frank"}) {
+		t.Fatalf("membership after replay %v", got)
+	}
+
+	// The same snapshot again publishes nothing.
+	sum3, err := Sync(ctx, cfg, request(t, "cohort2.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum3.Events != 0 || sum3.Unchanged != 4 {
+		t.Fatalf("unchanged sync summary %+v", sum3)
+	}
+}
+
+// failingPublisher delivers the first failAfter changes of a run (across
+// phases) and then fails, like a producer killed mid-run.
+type failingPublisher struct {
+	snapshot.Publisher
+	left     *int
+	failWait bool // all delivered, but the run dies before it commits
+}
+
+func (p failingPublisher) Wait(ctx context.Context) error {
+	if err := p.Publisher.Wait(ctx); err != nil {
+		return err
+	}
+	if p.failWait {
+		return errInjected
+	}
+	return nil
+}
+
+var errInjected = errors.New("injected failure")
+
+func (p failingPublisher) Send(ctx context.Context, batch []snapshot.Change) error {
+	if *p.left < len(batch) {
+		n := *p.left
+		*p.left = 0
+		if n > 0 {
+			if err := p.Publisher.Send(ctx, batch[:n]); err != nil {
+				return err
+			}
+		}
+		// Let what was handed over be acknowledged: those events are out.
+		if err := p.Publisher.Wait(ctx); err != nil {
+			return err
+		}
+		return errInjected
+	}
+	*p.left -= len(batch)
+	return p.Publisher.Send(ctx, batch)
+}
+
+// failAfter fails a run after n events; n < 0 fails it after every event
+// was acknowledged, before the commit.
+func failAfter(n int) publisherWrapper {
+	left := n
+	if n < 0 {
+		left = int(^uint(0) >> 1)
+	}
+	return func(p snapshot.Publisher) snapshot.Publisher {
+		return failingPublisher{Publisher: p, left: &left, failWait: n < 0}
+	}
+}
+
+// TestSyncCrashAndRerun interrupts a sync after N events, reruns with a
+// different snapshot, and checks that the topic replays to exactly that
+// snapshot: members of the crashed snapshot that the rerun lacks (x) end
+// removed, nothing is lost, sequence numbers are never reused.
+func TestSyncCrashAndRerun(t *testing.T) {
+	s0 := []string{"a", "b", "c"}
+	s1 := []string{"b", "c", "d", "x"} // a removed, d and x added
+	s2 := []string{"a", "c", "d"}      // x and b gone, a back
+	for _, n := range []int{0, 1, 2, -1} {
+		name := fmt.Sprintf("crash after %d events", n)
+		if n < 0 {
+			name = "crash after all 3 events were acknowledged"
+		}
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.SendBatch = 1 // one event per call, so the failure point is exact
+			ctx := testenv.Context(t, 60*time.Second)
+			if _, err := Sync(ctx, cfg, csvRequest(s0...)); err != nil {
+				t.Fatal(err)
+			}
+			crashed, err := syncWith(ctx, cfg, csvRequest(s1...), failAfter(n))
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("crashed run: err = %v, want the injected failure", err)
+			}
+			sum, err := Sync(ctx, cfg, csvRequest(s2...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Recovered == nil || sum.Recovered.Run != crashed.Run || sum.Recovered.Added != 2 || sum.Recovered.Removed != 1 {
+				t.Fatalf("rerun did not recover run %s in full: %+v", crashed.Run, sum.Recovered)
+			}
+			if sum.Recovered.FirstSeq <= crashed.FirstSeq+3+4 {
+				t.Fatalf("recovery seq %d inside the crashed run's reserved range", sum.Recovered.FirstSeq)
+			}
+			events := readTopic(t, cfg)
+			if got := keysOf(replay(events)); !slices.Equal(got, s2) {
+				t.Fatalf("membership %v, want %v", got, s2)
+			}
+			seen := map[uint64]bool{}
+			for _, e := range events {
+				if seen[e.Seq] {
+					t.Fatalf("seq %d published twice", e.Seq)
+				}
+				seen[e.Seq] = true
+			}
+		})
+	}
+}
+
+func TestSyncFailsFastWhenLocked(t *testing.T) {
+	cfg := testConfig(t)
+	req := csvRequest("a")
+	held, err := snapshot.Open(cfg.StateDir, snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: 1, ContextKind: "user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	start := time.Now()
+	_, err = Sync(testenv.Context(t, 30*time.Second), cfg, req)
+	if !errors.Is(err, snapshot.ErrLocked) {
+		t.Fatalf("err = %v, want ErrLocked", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("locked sync took %v to fail", d)
+	}
+}
+
+func TestSyncConcurrentSameSegment(t *testing.T) {
+	cfg := testConfig(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = Sync(ctx, cfg, csvRequest("a", "b"))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, snapshot.ErrLocked) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if errs[0] == nil && errs[1] == nil {
+		// Both may succeed one after the other; then the second published nothing.
+		t.Log("the syncs did not overlap")
+	}
+	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("membership %v", got)
+	}
+}
+
+func TestSyncExclusions(t *testing.T) {
+	cfg := testConfig(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	sum, err := Sync(ctx, cfg, request(t, "with_exclusions.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExcluded := map[string]int64{"empty_id": 1, "invalid_utf8": 1, "wrong_column_count": 1, "malformed_csv": 1}
+	if !maps.Equal(sum.Excluded, wantExcluded) || sum.Duplicates != 1 || sum.Keys != 2 || sum.Rows != 7 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if !strings.HasPrefix(sum.ExclusionsFile, cfg.StateDir) || !strings.HasSuffix(sum.ExclusionsFile, "exclusions-"+sum.Run+".csv") {
+		t.Fatalf("exclusions file %q not in the state dir", sum.ExclusionsFile)
+	}
+	got, err := os.ReadFile(sum.ExclusionsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "with_exclusions.report.golden", got)
+	if keys := keysOf(replay(readTopic(t, cfg))); !slices.Equal(keys, []string{"alice", "quoted, id"}) {
+		t.Fatalf("members %v", keys)
+	}
+}
+
+func TestSyncBadInputPublishesNothing(t *testing.T) {
+	cfg := testConfig(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	if _, err := Sync(ctx, cfg, csvRequest("a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, csv, want string
+	}{
+		{"empty file", "", "read generated.csv: input is empty: no header row"},
+		{"wrong id column", "amplitude_id,uid\n1,a\n", `read generated.csv: id column "user_id" is not in the header`},
+		{"unclosed quote", "amplitude_id,user_id\n1,\"a\n2,b\n", "read generated.csv: row 1: the quoted field"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := csvRequest()
+			req.Input = strings.NewReader(tt.csv)
+			_, err := Sync(ctx, cfg, req)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("membership changed by bad input: %v", got)
+	}
+}
+
+func TestSummaryWriteTo(t *testing.T) {
+	s := Summary{
+		Run: "20261125T201500Z-1a2b3c4d", Env: "production", Segment: "amplitude-7khm89cz", Generation: 2,
+		ContextKind: "user", Topic: DefaultTopic,
+		Recovered: &PhaseSummary{Run: "20261125T200000Z-00000000", Attempt: 2, Added: 10, Removed: 2, FirstSeq: 120, LastSeq: 131},
+		Rows:      1005, Keys: 990, Excluded: map[string]int64{"empty_id": 3, "invalid_utf8": 1}, Duplicates: 11,
+		Added: 40, Removed: 7, Unchanged: 950, Events: 59, FirstSeq: 2100, LastSeq: 2146,
+		Duration: 1500 * time.Millisecond, ExclusionsFile: "/state/x/exclusions-20261125T201500Z-1a2b3c4d.csv",
+	}
+	var b bytes.Buffer
+	n, err := s.WriteTo(&b)
+	if err != nil || n != int64(b.Len()) {
+		t.Fatalf("WriteTo = %d, %v", n, err)
+	}
+	golden(t, "summary.golden", b.Bytes())
+}
+
+// TestEncodeMatchesSchema pins the wire format: the publisher's arena
+// encoding must equal schema.Event.Message and decode back to the event.
+func TestEncodeMatchesSchema(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.KafkaBrokers = []string{"127.0.0.1:1"}
+	id := snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 3, ContextKind: "user"}
+	p, err := newPublisher(context.Background(), nil, cfg, id, "20261125T201500Z-1a2b3c4d", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []snapshot.Change{
+		{Op: schema.OpAdd, Key: []byte("alice@example.com"), Seq: 7},
+		{Op: schema.OpRemove, Key: []byte("quote\" <tag> \u2028 é"), Seq: 8},
+	}
+	msgs, err := p.encode(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		ev, err := schema.Decode(&m)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if ev.ContextKey != string(batch[i].Key) || ev.Op != batch[i].Op || ev.Seq != batch[i].Seq || ev.Generation != 3 {
+			t.Fatalf("decoded %+v from change %+v", ev, batch[i])
+		}
+		want := ev.Message()
+		if !bytes.Equal(m.Key, want.Key) || !bytes.Equal(m.Value, want.Value) {
+			t.Fatalf("message %d differs from schema's encoding:\n%s\n%s", i, m.Value, want.Value)
+		}
+	}
+	if _, err := p.encode([]snapshot.Change{{Op: schema.OpAdd, Key: []byte("\xff"), Seq: 9}}); err == nil {
+		t.Fatal("invalid key encoded")
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs:\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestSyncCreatesCompactedTopic(t *testing.T) {
+	for _, compact := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compact=%v", compact), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.TopicCompact = compact
+			ctx := testenv.Context(t, 60*time.Second)
+			if _, err := Sync(ctx, cfg, csvRequest("a")); err != nil {
+				t.Fatal(err)
+			}
+			client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
+			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(meta.Topics) != 1 || len(meta.Topics[0].Partitions) != cfg.TopicPartitions {
+				t.Fatalf("topic metadata %+v, want %d partitions", meta.Topics, cfg.TopicPartitions)
+			}
+			resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+				ResourceType: kafka.ResourceTypeTopic, ResourceName: cfg.Topic, ConfigNames: []string{"cleanup.policy"},
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "delete"
+			if compact {
+				want = "compact"
+			}
+			var got string
+			for _, r := range resp.Resources {
+				for _, e := range r.ConfigEntries {
+					if e.ConfigName == "cleanup.policy" {
+						got = e.ConfigValue
+					}
+				}
+			}
+			if got != want {
+				t.Fatalf("cleanup.policy = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestMainSync(t *testing.T) {
+	cfg := testConfig(t)
+	env := map[string]string{
+		"KAFKA_BROKERS":    strings.Join(cfg.KafkaBrokers, ","),
+		"TOPIC":            cfg.Topic,
+		"TOPIC_PARTITIONS": "3",
+		"STATE_DIR":        cfg.StateDir,
+		"SYNC_ENV":         "production",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var stdout, stderr bytes.Buffer
+	code := Main(testenv.Context(t, 60*time.Second), []string{"sync", "--segment", "amplitude-7khm89cz",
+		"--csv", filepath.Join("testdata", "cohort1.csv")}, &stdout, &stderr, lookup)
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"sync run 20", "segment     amplitude-7khm89cz.g1 (env production, context kind user)",
+		"added       5\n", "events      5, seq 1..5\n", "exclusions  none\n"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"alice", "bob", "carol", "dave", "x"}) {
+		t.Fatalf("members %v", got)
+	}
+}
