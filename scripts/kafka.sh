@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Runs a real single-node Apache Kafka broker (KRaft, plain Java from Maven
+# Central, no Docker) on free loopback ports, for the integration tests.
+#
+#   kafka.sh install            fetch the broker jars into the cache (once)
+#   kafka.sh start STATEDIR     start a broker, print KAFKA_BROKERS=127.0.0.1:PORT
+#   kafka.sh stop STATEDIR      stop it (TERM, then KILL after 30 s)
+#
+# Cache: ${COHORTSYNC_CACHE:-$HOME/.cache/cohortsync}/kafka-<version>/lib.
+# Logs, data, config and pid file live in STATEDIR.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+pom=$root/deploy/kafka/pom.xml
+log4j=$root/deploy/kafka/log4j2.yaml
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
+[[ -n $version ]] || die "no <kafka.version> in $pom"
+home=${COHORTSYNC_CACHE:-$HOME/.cache/cohortsync}/kafka-$version
+lib=$home/lib
+start_timeout=90 # seconds
+stop_timeout=30  # seconds
+
+install() {
+  # The stamp holds the pom's hash: editing the pom re-fetches.
+  local sum
+  sum=$(sha256sum "$pom" "$log4j" | sha256sum | cut -d' ' -f1)
+  [[ -f $lib/.complete && $(cat "$lib/.complete") == "$sum" ]] && return 0
+  command -v java >/dev/null || die "java not found (Kafka $version needs Java 17+)"
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka jars)"
+  mkdir -p "$home"
+  rm -rf "$lib.tmp"
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DoutputDirectory="$lib.tmp" \
+    >"$home/install.log" 2>&1; then
+    tail -n 30 "$home/install.log" >&2
+    die "fetching Kafka $version jars failed; full log: $home/install.log"
+  fi
+  echo "$sum" >"$lib.tmp/.complete"
+  rm -rf "$lib"
+  mv "$lib.tmp" "$lib"
+}
+
+start() {
+  local dir=$1 port cport id i jopts
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
+  [[ -f $lib/.complete ]] || die "Kafka jars missing; run: $0 install"
+  if alive "$dir/kafka.pid" kafka.Kafka && [[ -f $dir/port ]] && port_open "$(cat "$dir/port")"; then
+    echo "KAFKA_BROKERS=127.0.0.1:$(cat "$dir/port")" # already running
+    return 0
+  fi
+  stop "$dir"
+  rm -rf "$dir/data" "$dir/logs" && mkdir -p "$dir/data" "$dir/logs"
+  read -r port cport < <(free_ports 2)
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=true
+log.cleaner.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+PROPS
+  # A cluster id is 16 random bytes, base64url without padding (as StorageTool random-uuid).
+  id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
+    -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+    { cat "$dir/format.log" >&2; die "formatting Kafka storage failed (log: $dir/format.log)"; }
+  nohup java -Xms256m -Xmx768m "${jopts[@]}" -cp "$lib/*" \
+    kafka.Kafka "$dir/server.properties" >"$dir/kafka.out" 2>&1 </dev/null &
+  echo $! >"$dir/kafka.pid"
+  echo "$port" >"$dir/port"
+  # Ready = the broker logged "Kafka Server started" (it is then unfenced and
+  # has caught up with the metadata log) and accepts connections.
+  for ((i = 0; i < start_timeout * 10; i++)); do
+    alive "$dir/kafka.pid" kafka.Kafka ||
+      { tail -n 30 "$dir/kafka.out" "$dir/logs/server.log" >&2 2>/dev/null || true
+        die "Kafka broker exited during startup (logs: $dir/kafka.out, $dir/logs/server.log)"; }
+    if grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null && port_open "$port"; then
+      echo "KAFKA_BROKERS=127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  stop "$dir"
+  die "Kafka broker not ready after ${start_timeout}s (logs: $dir/kafka.out, $dir/logs/server.log)"
+}
+
+stop() {
+  stop_pid "$1/kafka.pid" kafka.Kafka "$stop_timeout"
+}
+
+case ${1:-} in
+  install) install ;;
+  start) [[ $# -eq 2 ]] || die "usage: $0 start STATEDIR"; start "$2" ;;
+  stop) [[ $# -eq 2 ]] || die "usage: $0 stop STATEDIR"; stop "$2" ;;
+  *) die "usage: $0 install | start STATEDIR | stop STATEDIR" ;;
+esac

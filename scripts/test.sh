@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The project's test command (`make test`, CI via .ci/run):
+#   1. npm ci for sdkcompat/node (LaunchDarkly's Node SDK, used by tests);
+#   2. go vet + unit tests with -race on the fast in-process backends
+#      (kfake, miniredis): no COHORTSYNC_TEST_* variables set;
+#   3. the same tests again against real services (Kafka broker, Redis
+#      standalone + cluster) started by scripts/services.sh, stopped on exit.
+# Extra `go test` arguments: TEST_ARGS='-run TestX -v' scripts/test.sh
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+read -r -a test_args <<<"${TEST_ARGS:-}"
+step=setup
+state=
+finish() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $state ]]; then
+    bash scripts/services.sh stop "$state" || echo "test.sh: warning: stopping services failed (state: $state)" >&2
+    ((rc)) || rm -rf "$state" # keep logs of a failed run
+  fi
+  if ((rc)); then
+    echo "test.sh: FAIL (step: $step, exit $rc)${state:+; service logs in $state}"
+  else
+    echo "test.sh: PASS (vet, unit tests with -race, integration tests on real Kafka and Redis)"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The unit run must not see real services, whatever the caller's environment holds.
+while IFS='=' read -r name _; do unset "$name"; done < <(env | grep -E '^COHORTSYNC_(TEST_[A-Z0-9_]*|INTEGRATION)=' || true)
+
+if [[ -f sdkcompat/node/package.json ]]; then
+  step="npm ci (sdkcompat/node)"
+  # Skip when node_modules already holds exactly what the lockfile pins
+  # (npm's own record of it: node_modules/.package-lock.json).
+  if ! node -e '
+    const d = process.argv[1], want = require(d + "/package-lock.json").packages,
+      have = require(d + "/node_modules/.package-lock.json").packages;
+    delete want[""];
+    process.exit(JSON.stringify(want) === JSON.stringify(have) ? 0 : 1);
+  ' "$root/sdkcompat/node" 2>/dev/null; then
+    npm ci --no-audit --no-fund --prefix sdkcompat/node >/dev/null
+  fi
+fi
+
+step="go vet"
+go vet ./...
+step="go test -race (in-process backends)"
+go test -race -count=1 "${test_args[@]}" ./...
+
+step="start services"
+state=$(mktemp -d "${TMPDIR:-/tmp}/cohortsync-services.XXXXXX")
+bash scripts/services.sh start "$state"
+# shellcheck source=/dev/null
+. "$state/env"
+export COHORTSYNC_INTEGRATION=1
+step="go test (real Kafka and Redis)"
+go test -count=1 -p 1 -timeout 30m "${test_args[@]}" ./...
