@@ -26,10 +26,6 @@ func Evaluate(ctx context.Context, req sdkcompat.Request) ([]sdkcompat.Result, e
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("ldgo: invalid request: %w", err)
 	}
-	req = req.WithDefaults()
-	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
-	defer cancel()
-
 	opts, err := redis.ParseURL(req.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("ldgo: RedisURL: %w", err)
@@ -38,6 +34,25 @@ func Evaluate(ctx context.Context, req sdkcompat.Request) ([]sdkcompat.Result, e
 	opts.MaxRetries = 1
 	rc := redis.NewClient(opts)
 	defer func() { _ = rc.Close() }()
+	return evaluate(ctx, rc, req)
+}
+
+// EvaluateClient is Evaluate reading Redis through rc, which may be a Redis
+// Cluster client: the Node SDK's store only speaks to a single server, so
+// this is how the Cluster layout is checked with a LaunchDarkly SDK.
+// req.RedisURL is ignored.
+func EvaluateClient(ctx context.Context, rc redis.UniversalClient, req sdkcompat.Request) ([]sdkcompat.Result, error) {
+	req.RedisURL = "redis://client.invalid" // only to satisfy Validate; rc is what is read
+	if err := req.Validate(); err != nil {
+		return nil, fmt.Errorf("ldgo: invalid request: %w", err)
+	}
+	return evaluate(ctx, rc, req)
+}
+
+func evaluate(ctx context.Context, rc redis.UniversalClient, req sdkcompat.Request) ([]sdkcompat.Result, error) {
+	req = req.WithDefaults()
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer cancel()
 
 	data, err := sdkcompat.FlagData(req)
 	if err != nil {

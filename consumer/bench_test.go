@@ -1,0 +1,122 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// benchBatch is the default BatchSize: both Redis benchmarks send pipelines
+// of this many events (BenchmarkApply: two commands each plus one script
+// per segment; the raw reference: one SADD each).
+const benchBatch = DefaultBatchSize
+
+// benchEvents returns n events over 10 segments with distinct context keys
+// (adds, the common case of a first sync).
+func benchEvents(n int, salt string) []*schema.Event {
+	evs := make([]*schema.Event, n)
+	for i := range evs {
+		e := ev("staging", "amplitude-seg"+strconv.Itoa(i%10), 1, salt+"-user-"+strconv.Itoa(i), schema.OpAdd, uint64(i+1))
+		evs[i] = &e
+	}
+	return evs
+}
+
+// BenchmarkApply measures the Redis apply path alone: one pipeline per
+// batch of benchBatch events.
+func BenchmarkApply(b *testing.B) {
+	for _, be := range testenv.RedisBackends(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			prefix := testenv.Name(b)
+			a := &applier{rdb: be.Client, prefix: func(string) string { return prefix }, now: time.Now}
+			evs := benchEvents(benchBatch*4, prefix)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				off := (i % 4) * benchBatch
+				if f, err := a.apply(ctx, evs[off:off+benchBatch]); err != nil || len(f) != 0 {
+					b.Fatal(f, err)
+				}
+			}
+			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRawPipelinedSADD is the reference: the same number of items per
+// pipeline, one plain SADD each, nothing else. BenchmarkApply's events/s
+// over this one's items/s is the cost of the layout (two commands per
+// event) and of our bookkeeping.
+func BenchmarkRawPipelinedSADD(b *testing.B) {
+	for _, be := range testenv.RedisBackends(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			prefix := testenv.Name(b)
+			keys := make([]string, benchBatch*4)
+			for i := range keys {
+				keys[i] = bigsegments.IncludeKey(prefix, fmt.Sprintf("user-%d", i))
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				off := (i % 4) * benchBatch
+				pipe := be.Client.Pipeline()
+				for _, k := range keys[off : off+benchBatch] {
+					pipe.SAdd(ctx, k, "amplitude-seg.g1")
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
+}
+
+// BenchmarkConsume measures the whole path: events already in the topic
+// (3 partitions), a new consumer group reads, decodes, applies and commits
+// all of them. One iteration is one full catch-up of benchConsumeEvents.
+func BenchmarkConsume(b *testing.B) {
+	const benchConsumeEvents = 100_000
+	brokers, real := testenv.Kafka(b)
+	ke := newKafka(b, brokers, real, 3)
+	evs := benchEvents(benchConsumeEvents, "consume")
+	ms := make([]schema.Event, len(evs))
+	for i, e := range evs {
+		ms[i] = *e
+	}
+	ke.produce(b, messages(ms...)...)
+	for _, be := range testenv.RedisBackends(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			var applied int64
+			for b.Loop() {
+				cfg := testConfig(b, ke)
+				cfg.BatchSize = DefaultBatchSize
+				cfg.FlushInterval = DefaultFlushInterval
+				cfg.SyncInterval = time.Second
+				c := start(b, cfg, be.Client)
+				ctx := testenv.Context(b, 5*time.Minute)
+				for c.Stats().Applied < benchConsumeEvents {
+					if ctx.Err() != nil {
+						b.Fatalf("not caught up: %+v", c.Stats())
+					}
+					time.Sleep(time.Millisecond)
+				}
+				applied += c.Stats().Applied
+				b.StopTimer()
+				if err := c.stop(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(applied)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

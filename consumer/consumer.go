@@ -1,0 +1,647 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// Consumer is one member of the consumer group. Create it with New, run it
+// once with Run.
+type Consumer struct {
+	cfg       Config
+	rdb       redis.UniversalClient
+	log       *slog.Logger
+	applier   applier
+	prefixes  []string // every configured prefix, sorted, for synchronized_on
+	transport *kafka.Transport
+	kc        *kafka.Client
+	now       func() time.Time
+
+	stats     counters
+	running   atomic.Bool
+	startedAt time.Time
+	done      chan struct{} // closed when Run returns
+	kick      chan struct{} // asks the syncer for a check now (capacity 1)
+
+	mu          sync.Mutex
+	checked     chan struct{} // closed and replaced after every check
+	caughtUpAt  time.Time     // start of the last check that found no lag and wrote synchronized_on
+	lastCheckOK time.Time     // end of the last check that succeeded
+	lagBase     int64         // committed count when the last check started
+	lastLag     int64         // its result, -1 if none
+
+	// Owned by the apply loop.
+	seen      map[int]int64 // per partition, the highest offset taken into a batch
+	committed atomic.Int64  // messages committed, for the syncer's lag estimate
+}
+
+// item is a fetched message and its decoding. The batch loop decodes a
+// batch in parallel while the apply loop writes the previous one to Redis.
+type item struct {
+	msg kafka.Message
+	ev  schema.Event
+	err error // a *schema.DecodeError
+}
+
+// New returns a consumer writing to rdb (standalone or Cluster). cfg.Redis is
+// not used. New validates cfg but touches no network; Run does.
+func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
+	if rdb == nil {
+		return nil, errors.New("consumer.New: nil Redis client")
+	}
+	if err := cfg.validateCore(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	envs := make(map[string]string, len(cfg.EnvPrefixes))
+	prefixes := []string{cfg.RedisPrefix}
+	for env, p := range cfg.EnvPrefixes {
+		envs[env] = p
+		if !slices.Contains(prefixes, p) {
+			prefixes = append(prefixes, p)
+		}
+	}
+	slices.Sort(prefixes)
+	defaultPrefix := cfg.RedisPrefix
+	transport := &kafka.Transport{DialTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MetadataTTL: 5 * time.Second}
+	c := &Consumer{
+		cfg:       cfg,
+		rdb:       rdb,
+		log:       cfg.Logger.With("component", "consumer", "topic", cfg.Topic, "group", cfg.GroupID),
+		prefixes:  prefixes,
+		transport: transport,
+		kc:        &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport},
+		now:       time.Now,
+		done:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		checked:   make(chan struct{}),
+		lastLag:   -1,
+		seen:      map[int]int64{},
+	}
+	c.applier = applier{
+		rdb: rdb,
+		prefix: func(env string) string {
+			if p, ok := envs[env]; ok {
+				return p
+			}
+			return defaultPrefix
+		},
+		now: c.now,
+	}
+	c.stats.lag.Store(-1)
+	return c, nil
+}
+
+// Run validates cfg, opens Redis and runs a Consumer until ctx is cancelled
+// (then it returns nil) or a permanent error occurs. For main.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	rdb, err := redisconn.Open(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	c, err := New(cfg, rdb)
+	if err != nil {
+		_ = rdb.Close()
+		return err
+	}
+	runErr := c.Run(ctx)
+	if err := rdb.Close(); err != nil && runErr == nil {
+		return fmt.Errorf("close redis: %w", err)
+	}
+	return runErr
+}
+
+// Stats returns a snapshot of the counters; safe to call concurrently.
+func (c *Consumer) Stats() Stats { return c.stats.snapshot() }
+
+// ErrStopped is returned by WaitCaughtUp when Run has returned.
+var ErrStopped = errors.New("consumer stopped")
+
+// WaitCaughtUp blocks until a lag check that started after the call found
+// the group's committed offsets at the end of every partition and wrote
+// synchronized_on: every message produced before the call is then in Redis.
+func (c *Consumer) WaitCaughtUp(ctx context.Context) error {
+	since := c.now()
+	c.kickSync()
+	for {
+		c.mu.Lock()
+		ok := !c.caughtUpAt.Before(since)
+		ch := c.checked
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return ErrStopped
+		case <-ch:
+		}
+	}
+}
+
+func (c *Consumer) kickSync() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run consumes until ctx is cancelled, then finishes or abandons the
+// in-flight batch (see Config.ShutdownTimeout), closes the Kafka reader and
+// writer and returns nil. It returns an error, with the batch in flight
+// uncommitted, for a permanent failure or a transient one outlasting
+// RetryTimeout. Run may be called once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called twice")
+	}
+	defer close(c.done)
+	defer c.transport.CloseIdleConnections()
+	c.startedAt = c.now()
+
+	if err := c.preflight(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	var ln net.Listener
+	if c.cfg.MetricsAddr != "" {
+		var err error
+		if ln, err = net.Listen("tcp", c.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+	}
+
+	r := kafka.NewReader(c.readerConfig())
+	w := c.deadLetterWriter()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetched := make(chan kafka.Message, c.cfg.BatchSize)
+	batches := make(chan []item, 1) // one batch prepared while one is applied
+	var (
+		wg                   sync.WaitGroup
+		fetchErr, metricsErr error
+	)
+	wg.Go(func() { fetchErr = c.fetchLoop(runCtx, r, fetched) })
+	wg.Go(func() { c.batchLoop(runCtx, fetched, batches) })
+	wg.Go(func() { c.syncLoop(runCtx) })
+	if ln != nil {
+		wg.Go(func() {
+			if metricsErr = c.serveMetrics(runCtx, ln); metricsErr != nil {
+				cancel()
+			}
+		})
+	}
+	c.log.Info("consuming", "brokers", c.cfg.Brokers, "dead_letter_topic", c.cfg.DeadLetterTopic, "prefixes", c.prefixes)
+	loopErr := c.applyLoop(runCtx, batches, r, w)
+	cancel()
+	wg.Wait()
+	var closeErr error
+	if err := r.Close(); err != nil {
+		closeErr = fmt.Errorf("close kafka reader: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		closeErr = errors.Join(closeErr, fmt.Errorf("close dead-letter writer: %w", err))
+	}
+	if err := errors.Join(loopErr, fetchErr, metricsErr); err != nil {
+		return errors.Join(err, closeErr)
+	}
+	return closeErr
+}
+
+// preflight checks what would otherwise fail late or never: Redis answers,
+// the topics exist. Transient failures are retried within RetryTimeout;
+// errors name the setting to fix.
+func (c *Consumer) preflight(ctx context.Context) error {
+	err := c.retry(ctx, "redis: ping", func() error {
+		err := c.rdb.Ping(ctx).Err()
+		if classify(err) == classFatal {
+			return backoff.Permanent(err)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("--redis-url/--redis-cluster-addrs: %w", err)
+	}
+	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
+		err := c.retry(ctx, "kafka metadata", func() error {
+			_, err := partitions(ctx, c.kc, t.topic)
+			if errors.Is(err, errTopicMissing) {
+				return backoff.Permanent(err)
+			}
+			return err
+		})
+		if errors.Is(err, errTopicMissing) {
+			return fmt.Errorf("%s: topic %q %w", t.flag, t.topic, errTopicMissing)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.flag, err)
+		}
+	}
+	return nil
+}
+
+func (c *Consumer) readerConfig() kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers: c.cfg.Brokers,
+		GroupID: c.cfg.GroupID,
+		Topic:   c.cfg.Topic,
+		// The reader's own queue feeds FetchMessage; a batch's worth keeps
+		// the fetch goroutine from waiting on the broker between batches.
+		QueueCapacity: max(c.cfg.BatchSize, 100),
+		MinBytes:      1,
+		MaxBytes:      16 << 20,
+		// MinBytes 1 answers as soon as anything arrives; MaxWait only
+		// bounds an idle long poll.
+		MaxWait: 500 * time.Millisecond,
+		// Commits are explicit and synchronous, after Redis holds the batch.
+		CommitInterval: 0,
+		// A new group reads the whole topic: the topic is the record of
+		// membership, and replaying it is idempotent.
+		StartOffset:           kafka.FirstOffset,
+		WatchPartitionChanges: true,
+		JoinGroupBackoff:      time.Second,
+		// kafka-go's default of 24h would let a group's offsets expire over a
+		// long weekend of downtime (harmless, a full replay, but slow).
+		RetentionTime: 7 * 24 * time.Hour,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Warn("kafka reader: " + fmt.Sprintf(msg, args...))
+		}),
+	}
+}
+
+func (c *Consumer) deadLetterWriter() *kafka.Writer {
+	return &kafka.Writer{
+		Addr:     kafka.TCP(c.cfg.Brokers...),
+		Topic:    c.cfg.DeadLetterTopic,
+		Balancer: &kafka.Hash{}, // the original key keeps a membership's dead letters in order
+		// A dead letter must be durable before the offsets that skip the
+		// original are committed.
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    c.cfg.BatchSize,
+		BatchTimeout: time.Millisecond, // writes are synchronous: never wait for company
+		BatchBytes:   1 << 20,          // the broker's default message.max.bytes
+		MaxAttempts:  3,
+		WriteTimeout: 10 * time.Second,
+		Transport:    c.transport,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Warn("dead-letter writer: " + fmt.Sprintf(msg, args...))
+		}),
+	}
+}
+
+// fetcher is what the fetch goroutine needs from a kafka.Reader.
+type fetcher interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+}
+
+// committer is what the apply loop needs from a kafka.Reader.
+type committer interface {
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// fetchLoop fetches messages into out until ctx ends (nil) or fetching
+// fails for longer than RetryTimeout. It closes out.
+func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, out chan<- kafka.Message) error {
+	defer close(out)
+	for {
+		var m kafka.Message
+		err := c.retry(ctx, "fetch", func() error {
+			var err error
+			m, err = r.FetchMessage(ctx)
+			if errors.Is(err, io.EOF) {
+				return backoff.Permanent(err) // the reader was closed
+			}
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("topic %q: %w", c.cfg.Topic, err)
+		}
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// batchLoop collects batches from in (BatchSize messages, or what arrived
+// within FlushInterval of the first), decodes them and hands them to out,
+// until ctx ends or in is closed. It closes out. A batch cut short by ctx is
+// dropped: it is uncommitted and will be delivered again.
+func (c *Consumer) batchLoop(ctx context.Context, in <-chan kafka.Message, out chan<- []item) {
+	defer close(out)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var batch []item
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			batch = make([]item, 1, c.cfg.BatchSize)
+			batch[0].msg = m
+		}
+		open := true
+		timer.Reset(c.cfg.FlushInterval)
+	fill:
+		for len(batch) < c.cfg.BatchSize {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					open = false
+					break fill
+				}
+				batch = append(batch, item{msg: m})
+			case <-timer.C:
+				break fill
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
+		}
+		timer.Stop()
+		decodeAll(batch)
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return
+		}
+		if !open {
+			return
+		}
+	}
+}
+
+// decodeAll decodes a batch on every core: JSON decoding is the consumer's
+// largest CPU cost, larger than building the Redis pipeline.
+func decodeAll(batch []item) {
+	workers := runtime.GOMAXPROCS(0)
+	const minChunk = 256 // below this a goroutine costs more than it saves
+	chunk := max(minChunk, (len(batch)+workers-1)/workers)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(batch); lo += chunk {
+		part := batch[lo:min(lo+chunk, len(batch))]
+		wg.Go(func() {
+			for i := range part {
+				part[i].ev, part[i].err = schema.Decode(&part[i].msg)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// applyLoop processes batches until ctx ends or in is closed (nil), or
+// processing fails.
+func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer, dlq messageWriter) error {
+	for {
+		var batch []item
+		select {
+		case <-ctx.Done():
+			return nil
+		case b, ok := <-in:
+			if !ok {
+				return nil
+			}
+			batch = b
+		}
+		if err := c.processWithGrace(ctx, batch, cm, dlq); err != nil {
+			if ctx.Err() != nil {
+				return nil // aborted by shutdown, uncommitted
+			}
+			return err
+		}
+	}
+}
+
+// processWithGrace gives the batch's Redis, Kafka and commit calls up to
+// ShutdownTimeout after ctx is cancelled: a batch written to Redis but not
+// committed is only re-applied work, but one that is also committed is not.
+func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm committer, dlq messageWriter) error {
+	bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer bcancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(c.cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			bcancel()
+		case <-bctx.Done():
+		}
+	})
+	defer stop()
+	return c.process(ctx, bctx, batch, cm, dlq)
+}
+
+// process applies one batch and commits it. Retries stop when ctx ends; the
+// calls themselves run under bctx.
+func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer, dlq messageWriter) error {
+	// Redelivered messages below what this process already took (kafka-go
+	// does not drain its queue on rebalance) are dropped, and not committed:
+	// committing them would move the group's offset backwards.
+	live := make([]*item, 0, len(batch))
+	for i := range batch {
+		it := &batch[i]
+		if hi, ok := c.seen[it.msg.Partition]; ok && it.msg.Offset <= hi {
+			c.stats.stale.Add(1)
+			continue
+		}
+		c.seen[it.msg.Partition] = it.msg.Offset
+		live = append(live, it)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+
+	evs := make([]*schema.Event, 0, len(live))
+	evItem := make([]*item, 0, len(live))
+	var dead []kafka.Message
+	for _, it := range live {
+		if it.err != nil {
+			dead = append(dead, deadLetter(&it.msg, decodeReason(it.err), it.err))
+			continue
+		}
+		evs = append(evs, &it.ev)
+		evItem = append(evItem, it)
+	}
+
+	var failures []failure
+	err := c.retry(ctx, "apply batch to redis", func() error {
+		f, err := c.applier.apply(bctx, evs)
+		failures = f
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range failures {
+		it := evItem[f.index]
+		c.log.Warn("event rejected by redis, dead-lettering", "partition", it.msg.Partition, "offset", it.msg.Offset, "err", f.err)
+		dead = append(dead, deadLetter(&it.msg, f.reason, f.err))
+	}
+
+	if len(dead) > 0 {
+		pending := dead
+		err := c.retry(ctx, "write dead letters to "+c.cfg.DeadLetterTopic, func() error {
+			var err error
+			pending, err = writeAttempt(bctx, dlq, pending)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	// One message per partition, the last: kafka-go commits offset+1.
+	last := make(map[int]kafka.Message, 4)
+	for _, it := range live {
+		if m, ok := last[it.msg.Partition]; !ok || it.msg.Offset > m.Offset {
+			last[it.msg.Partition] = it.msg
+		}
+	}
+	commits := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		commits = append(commits, m)
+	}
+	err = c.retry(ctx, "commit offsets", func() error {
+		// Every commit error is worth retrying: the batch is in Redis, so
+		// the worst a failed commit costs is re-applying it.
+		return cm.CommitMessages(bctx, commits...)
+	})
+	if err != nil {
+		return err
+	}
+
+	c.stats.applied.Add(int64(len(evs) - len(failures)))
+	c.stats.deadLettered.Add(int64(len(dead)))
+	c.stats.batches.Add(1)
+	c.stats.lastApplied.Store(c.now().UnixNano())
+	total := c.committed.Add(int64(len(live)))
+	c.mu.Lock()
+	maybeCaughtUp := c.lastLag < 0 || c.lastLag-(total-c.lagBase) <= 0
+	c.mu.Unlock()
+	if maybeCaughtUp {
+		c.kickSync()
+	}
+	return nil
+}
+
+func decodeReason(err error) string {
+	var de *schema.DecodeError
+	if errors.As(err, &de) {
+		return de.Reason
+	}
+	return "decode"
+}
+
+// retry runs op until it succeeds, returns a permanent error, ctx ends, or
+// RetryTimeout passes, with exponential backoff between attempts.
+func (c *Consumer) retry(ctx context.Context, what string, op func() error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = c.cfg.RetryTimeout
+	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		c.stats.retries.Add(1)
+		c.log.Warn("transient error, retrying", "op", what, "err", err, "backoff", d)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// syncLoop runs a lag check every SyncInterval and whenever kicked, until
+// ctx ends.
+func (c *Consumer) syncLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		c.syncOnce(ctx)
+	}
+}
+
+// syncOnce checks the group's lag and, if there is none, sets every
+// prefix's big_segments_synchronized_on to the time the check started:
+// everything produced before that instant had an offset below the end
+// offsets the check then read, and the group had committed (so applied)
+// all of it.
+func (c *Consumer) syncOnce(ctx context.Context) {
+	t0 := c.now()
+	base := c.committed.Load()
+	cctx, cancel := context.WithTimeout(ctx, max(c.cfg.SyncInterval, 10*time.Second))
+	defer cancel()
+	lag, err := groupLag(cctx, c.kc, c.cfg.Topic, c.cfg.GroupID)
+	if err == nil && lag == 0 {
+		err = c.writeSyncTime(cctx, t0)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		close(c.checked)
+		c.checked = make(chan struct{})
+	}()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.stats.syncErrors.Add(1)
+			c.log.Warn("lag check or synchronized_on update failed", "err", err)
+		}
+		return
+	}
+	c.lastCheckOK = c.now()
+	c.lagBase, c.lastLag = base, lag
+	c.stats.lag.Store(lag)
+	if lag == 0 {
+		c.caughtUpAt = t0
+		c.stats.lastSync.Store(t0.UnixNano())
+	}
+}
+
+// writeSyncTime sets synchronized_on for every configured prefix in one
+// pipeline.
+func (c *Consumer) writeSyncTime(ctx context.Context, t0 time.Time) error {
+	v := bigsegments.UnixMillis(t0)
+	pipe := c.rdb.Pipeline()
+	for _, p := range c.prefixes {
+		pipe.Set(ctx, bigsegments.SyncTimeKey(p), v, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("set synchronized_on: %w", err)
+	}
+	return nil
+}

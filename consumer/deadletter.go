@@ -1,0 +1,130 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// Headers added to a dead-lettered message, beside its original headers and
+// schema.HeaderDeadLetterReason. They say where the message came from, so an
+// operator can find it, fix the cause and replay it.
+const (
+	HeaderDeadLetterError = "cohortsync-dead-letter-error"     // the full error, at most maxErrorHeader bytes
+	HeaderSourceTopic     = "cohortsync-source-topic"          // topic the message was consumed from
+	HeaderSourcePartition = "cohortsync-source-partition"      // its partition, decimal
+	HeaderSourceOffset    = "cohortsync-source-offset"         // its offset, decimal
+	HeaderTruncated       = "cohortsync-dead-letter-truncated" // original value length, when the value had to be dropped
+)
+
+const maxErrorHeader = 1024
+
+// messageWriter is what dead-lettering needs from a kafka.Writer.
+type messageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// deadLetter returns the dead-letter copy of m: same key, value and headers,
+// plus why and where from. Dead-letter headers already on m (a dead letter
+// replayed into the topic that failed again) are replaced, not repeated.
+func deadLetter(m *kafka.Message, reason string, cause error) kafka.Message {
+	msg := cause.Error()
+	if len(msg) > maxErrorHeader {
+		msg = msg[:maxErrorHeader]
+	}
+	hs := make([]kafka.Header, 0, len(m.Headers)+5)
+	for _, h := range m.Headers {
+		switch h.Key {
+		case schema.HeaderDeadLetterReason, HeaderDeadLetterError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderTruncated:
+			continue
+		}
+		hs = append(hs, h)
+	}
+	hs = append(hs,
+		kafka.Header{Key: schema.HeaderDeadLetterReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderDeadLetterError, Value: []byte(strings.ToValidUTF8(msg, "\uFFFD"))},
+		kafka.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		kafka.Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, m.Offset, 10)},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: hs}
+}
+
+// truncated drops m's value, recording its length, for a dead letter the
+// dead-letter topic refuses as too large: the headers still say where the
+// original is, and a stuck partition would be worse.
+func truncated(m kafka.Message) kafka.Message {
+	if m.Value == nil {
+		return m
+	}
+	m.Headers = append(m.Headers, kafka.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
+	m.Value = nil
+	return m
+}
+
+// writeAttempt writes pending and returns what is still pending: the
+// messages that failed transiently (retry them), or a permanent error.
+func writeAttempt(ctx context.Context, w messageWriter, pending []kafka.Message) ([]kafka.Message, error) {
+	err := w.WriteMessages(ctx, pending...)
+	if err == nil {
+		return nil, nil
+	}
+	var tooLarge kafka.MessageTooLargeError
+	if errors.As(err, &tooLarge) {
+		// The writer refused one message before sending anything and does not
+		// say which by index; truncating every value is safe, they are only
+		// evidence.
+		out := make([]kafka.Message, len(pending))
+		for i, m := range pending {
+			out[i] = truncated(m)
+		}
+		return out, fmt.Errorf("dead-letter message too large, retrying without values: %w", err)
+	}
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(pending) {
+		return pending, classifyKafka(err)
+	}
+	var (
+		retry []kafka.Message
+		first error
+	)
+	for i, e := range werrs {
+		if e == nil {
+			continue
+		}
+		if errors.Is(e, kafka.MessageSizeTooLarge) {
+			retry = append(retry, truncated(pending[i]))
+		} else if cerr := classifyKafka(e); isPermanent(cerr) {
+			return nil, cerr
+		} else {
+			retry = append(retry, pending[i])
+		}
+		if first == nil {
+			first = e
+		}
+	}
+	return retry, fmt.Errorf("%d of %d dead letters not written: %w", len(retry), len(pending), first)
+}
+
+// classifyKafka wraps errors that retrying cannot fix in backoff.Permanent.
+// Broker errors carry their own verdict; anything else (network, timeouts)
+// is transient.
+func classifyKafka(err error) error {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) && !kerr.Temporary() {
+		return backoff.Permanent(err)
+	}
+	return err
+}
+
+func isPermanent(err error) bool {
+	var p *backoff.PermanentError
+	return errors.As(err, &p)
+}

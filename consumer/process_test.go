@@ -1,0 +1,200 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// fakeCommitter records commits.
+type fakeCommitter struct{ commits [][]kafka.Message }
+
+func (f *fakeCommitter) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+	f.commits = append(f.commits, append([]kafka.Message(nil), msgs...))
+	return nil
+}
+
+// items makes a batch of decoded messages on one partition at the given
+// offsets, adding context "user-<offset>".
+func items(partition int, offsets ...int64) []item {
+	out := make([]item, len(offsets))
+	for i, o := range offsets {
+		e := ev("staging", "seg", 1, fmt.Sprintf("user-%d", o), schema.OpAdd, uint64(o+1))
+		m := e.Message()
+		m.Topic, m.Partition, m.Offset = "membership", partition, o
+		out[i] = item{msg: m}
+		out[i].ev, out[i].err = schema.Decode(&m)
+	}
+	return out
+}
+
+// TestStaleRedeliveryIsDroppedAndNotCommitted covers kafka-go's redelivery
+// of messages it already handed out (queue not drained on rebalance): they
+// must be neither re-applied nor committed, which would move the group's
+// offset backwards.
+func TestStaleRedeliveryIsDroppedAndNotCommitted(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
+	c, err := New(cfg, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 10*time.Second)
+	cm := &fakeCommitter{}
+	dlq := &fakeWriter{}
+
+	if err := c.process(ctx, ctx, items(0, 0, 1, 2, 3, 4), cm, dlq); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.process(ctx, ctx, append(items(0, 2, 3, 4, 5, 6), items(1, 0)...), cm, dlq); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.process(ctx, ctx, items(0, 1, 6), cm, dlq); err != nil { // only stale
+		t.Fatal(err)
+	}
+	var got []string
+	for _, batch := range cm.commits {
+		var parts []string
+		for _, m := range batch {
+			parts = append(parts, fmt.Sprintf("%d@%d", m.Partition, m.Offset))
+		}
+		got = append(got, strings.Join(sorted(parts), " "))
+	}
+	if want := []string{"0@4", "0@6 1@0"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("commits %q, want %q (stale messages never committed)", got, want)
+	}
+	if s := c.Stats(); s.Stale != 5 || s.Applied != 8 || s.Batches != 2 {
+		t.Errorf("stats = %+v, want 5 stale, 8 applied, 2 batches", s)
+	}
+	if len(dlq.calls) != 0 {
+		t.Errorf("dead letters written: %v", dlq.calls)
+	}
+	info, err := segmentstore.Info(ctx, rdb, cfg.RedisPrefix, "seg.g1")
+	if err != nil || info.Members != 7 {
+		t.Errorf("segment info %+v %v, want 7 members", info, err)
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+// srvErr is a Redis server error reply, as go-redis reports one.
+type srvErr string
+
+func (e srvErr) Error() string { return string(e) }
+func (srvErr) RedisError()     {}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want errClass
+	}{
+		{"success", nil, classOK},
+		{"wrong type is the event's fault", srvErr("WRONGTYPE Operation against a key holding the wrong kind of value"), classEvent},
+		{"wrapped wrong type", fmt.Errorf("sadd k: %w", srvErr("WRONGTYPE x")), classEvent},
+		{"loading", srvErr("LOADING Redis is loading the dataset in memory"), classTransient},
+		{"try again", srvErr("TRYAGAIN Multiple keys request during rehashing of slot"), classTransient},
+		{"cluster down", srvErr("CLUSTERDOWN The cluster is down"), classTransient},
+		{"master down", srvErr("MASTERDOWN Link with MASTER is down"), classTransient},
+		{"read only replica after failover", srvErr("READONLY You can't write against a read only replica."), classTransient},
+		{"busy script", srvErr("BUSY Redis is busy running a script."), classTransient},
+		{"out of memory", srvErr("OOM command not allowed when used memory > 'maxmemory'."), classTransient},
+		{"max clients", srvErr("ERR max number of clients reached"), classTransient},
+		{"moved not followed", srvErr("MOVED 3999 127.0.0.1:6381"), classTransient},
+		{"network", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, classTransient},
+		{"eof", io.EOF, classTransient},
+		{"timeout", context.DeadlineExceeded, classTransient},
+		{"pool timeout", redis.ErrPoolTimeout, classTransient},
+		{"client closed", redis.ErrClosed, classFatal},
+		{"no permission", srvErr("NOPERM User has no permissions to run the 'sadd' command"), classFatal},
+		{"no auth", srvErr("NOAUTH Authentication required."), classFatal},
+		{"unknown command", srvErr("ERR unknown command 'SADD'"), classFatal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classify(tc.err); got != tc.want {
+				t.Errorf("classify(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestApplyStopsOnFatalRedisError: an error that would hit every event
+// (here: the command is refused) stops the consumer rather than
+// dead-lettering the stream.
+func TestApplyStopsOnFatalRedisError(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	rdb.AddHook(refuse{})
+	a := &applier{rdb: rdb, prefix: func(string) string { return "p" }, now: time.Now}
+	e := ev("staging", "seg", 1, "k", schema.OpAdd, 1)
+	f, err := a.apply(context.Background(), []*schema.Event{&e})
+	if !isPermanent(err) || len(f) != 0 || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("apply = %v, %v; want a permanent NOPERM error", f, err)
+	}
+}
+
+type refuse struct{}
+
+func (refuse) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (refuse) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (refuse) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			c.SetErr(srvErr("NOPERM User has no permissions to run the '" + c.Name() + "' command"))
+		}
+		return cmds[0].Err()
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	c, err := New(Config{Brokers: []string{"127.0.0.1:9"}, SyncInterval: time.Second, Logger: testLogger(t)}, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.stats.applied.Add(12)
+	c.stats.lag.Store(3)
+	c.startedAt = time.Now()
+	srv := httptest.NewServer(c.metricsHandler())
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		res, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, body := get("/metrics")
+	if code != 200 || !strings.Contains(body, "cohortsync_consumer_applied_total 12\n") || !strings.Contains(body, "cohortsync_consumer_lag 3\n") {
+		t.Errorf("/metrics = %d:\n%s", code, body)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("/healthz just after start = %d %s, want 200", code, body)
+	}
+	c.mu.Lock()
+	c.lastCheckOK = time.Now().Add(-time.Hour)
+	c.mu.Unlock()
+	if code, body := get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "last successful lag check") {
+		t.Errorf("/healthz with an hour-old check = %d %s, want 503", code, body)
+	}
+}

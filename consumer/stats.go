@@ -1,0 +1,52 @@
+package consumer
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of a Consumer's counters.
+type Stats struct {
+	Applied      int64 // events written to Redis (and committed)
+	DeadLettered int64 // messages written to the dead-letter topic
+	Batches      int64 // batches committed
+	Stale        int64 // redelivered messages dropped: at or below an offset this process already applied
+	Retries      int64 // retried attempts after transient Redis or Kafka errors
+	SyncErrors   int64 // failed lag checks or synchronized_on writes
+
+	LastApplied time.Time // when the last batch was committed; zero if none
+	LastSync    time.Time // the last synchronized_on value written; zero if none
+	// Lag is the group's uncommitted messages on the topic at the last check
+	// (end offset minus committed offset, over all partitions); -1 before the
+	// first successful check.
+	Lag int64
+	// CaughtUp is whether the last check found no lag.
+	CaughtUp bool
+}
+
+// counters is the live, concurrently updated form of Stats.
+type counters struct {
+	applied, deadLettered, batches, stale, retries, syncErrors atomic.Int64
+	lastApplied, lastSync                                      atomic.Int64 // unix ns; 0 = never
+	lag                                                        atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Applied:      c.applied.Load(),
+		DeadLettered: c.deadLettered.Load(),
+		Batches:      c.batches.Load(),
+		Stale:        c.stale.Load(),
+		Retries:      c.retries.Load(),
+		SyncErrors:   c.syncErrors.Load(),
+		Lag:          c.lag.Load(),
+	}
+	if ns := c.lastApplied.Load(); ns != 0 {
+		s.LastApplied = time.Unix(0, ns)
+	}
+	if ns := c.lastSync.Load(); ns != 0 {
+		s.LastSync = time.Unix(0, ns)
+	}
+	s.CaughtUp = s.Lag == 0
+	return s
+}

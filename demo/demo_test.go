@@ -1,0 +1,77 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the whole demo on the embedded Redis and checks what it shows:
+// both summaries, and flag values that follow the two snapshots.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cfg := Config{
+		Snapshots: []string{"../testdata/cohort-day1.csv", "../testdata/cohort-day2.csv"},
+		Redis:     "embedded",
+	}
+	if err := Run(ctx, cfg, &out); err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	syncs := strings.Split(got, "=== Sync ")
+	if len(syncs) != 3 {
+		t.Fatalf("want two syncs in the output:\n%s", got)
+	}
+	for _, tc := range []struct {
+		name    string
+		section string
+		want    []string
+	}{
+		{"first sync adds every member", syncs[1], []string{
+			`added\s+11\n`, `removed\s+0\n`, `excluded\s+2 \(empty_id 2\)`, `duplicates\s+1\n`,
+			`Segment amplitude-demo.g1: 11 members`,
+			`user-001@example.com\s+amplitude-demo.g1\s+true\s+HEALTHY`,
+			`user-011@example.com\s+-\s+false\s+HEALTHY`,
+			`row,value,reason`, `4,,empty_id`,
+		}},
+		{"second sync sends only the difference", syncs[2], []string{
+			`added\s+2\n`, `removed\s+3\n`, `unchanged\s+8\n`,
+			`Segment amplitude-demo.g1: 10 members`,
+			`user-001@example.com\s+-\s+false\s+HEALTHY`,
+			`user-011@example.com\s+amplitude-demo.g1\s+true\s+HEALTHY`,
+			`user-quoted, with comma\s+amplitude-demo.g1\s+true\s+HEALTHY`,
+			`nobody@example.com\s+-\s+false\s+HEALTHY`,
+			`Consumer: 16 events applied`,
+		}},
+	} {
+		for _, w := range tc.want {
+			if !regexp.MustCompile(w).MatchString(tc.section) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.name, w, tc.section)
+			}
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"unknown redis mode", Config{Redis: "cloud", Snapshots: []string{"../testdata/cohort-day1.csv"}}, `--redis: "cloud" is not auto, server or embedded`},
+		{"missing snapshot", Config{Snapshots: []string{"nope.csv"}}, "--snapshots: stat nope.csv: no such file or directory"},
+		{"defaults from the repo root", Config{Snapshots: []string{"../testdata/cohort-day1.csv"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if (err == nil) != (tc.want == "") || (err != nil && err.Error() != tc.want) {
+				t.Fatalf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

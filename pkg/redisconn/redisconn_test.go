@@ -1,0 +1,134 @@
+package redisconn
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/envflag"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+)
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"standalone url", Config{URL: "redis://127.0.0.1:6379/0"}, ""},
+		{"tls url with credentials", Config{URL: "rediss://user:pw@redis.internal:6380/2"}, ""},
+		{"cluster", Config{ClusterAddrs: []string{"127.0.0.1:7000", "127.0.0.1:7001"}, Username: "u", Password: "p", TLS: true}, ""},
+		{"neither", Config{}, "--redis-url, --redis-cluster-addrs: exactly one is required, got neither"},
+		{"both", Config{URL: "redis://a:1", ClusterAddrs: []string{"b:2"}}, "--redis-url, --redis-cluster-addrs: exactly one is required, got both"},
+		{"wrong scheme", Config{URL: "http://a:1"}, "--redis-url: redis: invalid URL scheme: http"},
+		{"bad port", Config{URL: "redis://a:99999"}, `--redis-url: "a:99999": port "99999" is not a number in 1..65535`},
+		{"unparsable url keeps the password out of the error", Config{URL: "redis://u:s3cret@a:1x/"}, `--redis-url: invalid URL: invalid port ":1x" after host`},
+		{"password with url", Config{URL: "redis://a:1", Password: "p"}, "--redis-password: only with --redis-cluster-addrs (put it in --redis-url)"},
+		{"username with url", Config{URL: "redis://a:1", Username: "u"}, "--redis-username: only with --redis-cluster-addrs (put it in --redis-url)"},
+		{"tls with url", Config{URL: "redis://a:1", TLS: true}, "--redis-tls: only with --redis-cluster-addrs (use a rediss:// URL)"},
+		{"cluster addr without port", Config{ClusterAddrs: []string{"a:1", "b"}}, `--redis-cluster-addrs: "b" is not host:port`},
+		{"cluster addr without host", Config{ClusterAddrs: []string{":7000"}}, `--redis-cluster-addrs: ":7000" is not host:port`},
+		{"pool too large", Config{URL: "redis://a:1", PoolSize: 5000}, "--redis-pool-size: 5000 is not between 1 and 1000"},
+		{"negative timeout", Config{URL: "redis://a:1", Timeout: -time.Second}, "--redis-timeout: -1s is negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Validate() = %v\nwant %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		check func(t *testing.T, c redis.UniversalClient)
+	}{
+		{"url gives a standalone client with pipeline-friendly defaults", Config{URL: "redis://127.0.0.1:6390/3"}, func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.Client).Options()
+			if o.Addr != "127.0.0.1:6390" || o.DB != 3 || o.PoolSize != DefaultPoolSize || o.ReadTimeout != DefaultTimeout ||
+				o.WriteTimeout != DefaultTimeout || o.DialTimeout != DefaultTimeout || !o.ContextTimeoutEnabled {
+				t.Errorf("options %+v", o)
+			}
+		}},
+		{"url query options win", Config{URL: "redis://127.0.0.1:6390?read_timeout=1s&pool_size=3"}, func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.Client).Options()
+			if o.ReadTimeout != time.Second || o.PoolSize != 3 || o.WriteTimeout != DefaultTimeout {
+				t.Errorf("options %+v", o)
+			}
+		}},
+		{"cluster addrs give a cluster client", Config{ClusterAddrs: []string{"127.0.0.1:7000", "127.0.0.1:7001"}, Password: "p", PoolSize: 4, Timeout: time.Second}, func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.ClusterClient).Options()
+			if strings.Join(o.Addrs, ",") != "127.0.0.1:7000,127.0.0.1:7001" || o.Password != "p" || o.PoolSize != 4 || o.ReadTimeout != time.Second || o.TLSConfig != nil {
+				t.Errorf("options %+v", o)
+			}
+		}},
+		{"cluster tls", Config{ClusterAddrs: []string{"127.0.0.1:7000"}, TLS: true}, func(t *testing.T, c redis.UniversalClient) {
+			if c.(*redis.ClusterClient).Options().TLSConfig == nil {
+				t.Error("no TLS config")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Open(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tc.check(t, c)
+		})
+	}
+	if _, err := Open(Config{}); err == nil {
+		t.Error("Open(Config{}) succeeded")
+	}
+}
+
+// TestOpenConnects round-trips a command through a client Open built from
+// the test backend's URL.
+func TestOpenConnects(t *testing.T) {
+	c, err := Open(Config{URL: testenv.RedisURL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := testenv.Name(t)
+	if err := c.Set(ctx, key, "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, key).Result(); err != nil || v != "v" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	env := map[string]string{"REDIS_CLUSTER_ADDRS": "a:1, b:2", "REDIS_PASSWORD": "pw"}
+	if err := envflag.Parse(fs, []string{"--redis-timeout", "2s"}, "", func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.ClusterAddrs, ",") != "a:1,b:2" || c.Password != "pw" || c.Timeout != 2*time.Second || c.PoolSize != DefaultPoolSize {
+		t.Errorf("parsed %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,130 @@
+package segmentstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+)
+
+// Client is the part of a go-redis client the readers use; both
+// *redis.Client and *redis.ClusterClient satisfy it.
+type Client interface {
+	Pipeline() redis.Pipeliner
+	Get(ctx context.Context, key string) *redis.StringCmd
+	SScan(ctx context.Context, key string, cursor uint64, match string, count int64) *redis.ScanCmd
+}
+
+// Membership returns the segment refs a context key is included in and
+// excluded from, sorted, read the way the SDKs read them (SMEMBERS of both
+// sets).
+func Membership(ctx context.Context, c Client, prefix, contextKey string) (included, excluded []string, err error) {
+	pipe := c.Pipeline()
+	inc := pipe.SMembers(ctx, bigsegments.IncludeKey(prefix, contextKey))
+	exc := pipe.SMembers(ctx, bigsegments.ExcludeKey(prefix, contextKey))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("read membership of context key %q under prefix %q: %w", contextKey, prefix, err)
+	}
+	included, excluded = inc.Val(), exc.Val()
+	slices.Sort(included)
+	slices.Sort(excluded)
+	return included, excluded, nil
+}
+
+// SegmentInfo describes one segment ref as the consumer recorded it.
+type SegmentInfo struct {
+	Members     int64     // SCARD of the member index
+	LastRun     string    // sync run of the highest applied sequence number
+	LastSeq     uint64    // highest applied sequence number; 0 if none
+	LastApplied time.Time // when that event's batch was applied; zero if none
+	ContextKind string    // context kind of the members
+}
+
+// Info returns the member count and metadata of ref ("<segment>.g<gen>"). A
+// segment never written reads as the zero SegmentInfo.
+func Info(ctx context.Context, c Client, prefix, ref string) (SegmentInfo, error) {
+	var info SegmentInfo
+	metaKey := bigsegments.MetaKey(prefix, ref)
+	pipe := c.Pipeline()
+	card := pipe.SCard(ctx, bigsegments.MembersKey(prefix, ref))
+	meta := pipe.HGetAll(ctx, metaKey)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return info, fmt.Errorf("read info of segment %q under prefix %q: %w", ref, prefix, err)
+	}
+	info.Members = card.Val()
+	m := meta.Val()
+	info.LastRun = m[bigsegments.MetaLastRun]
+	info.ContextKind = m[bigsegments.MetaContextKind]
+	if v, ok := m[bigsegments.MetaLastSeq]; ok {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return info, fmt.Errorf("%s field %s: %q is not an unsigned integer", metaKey, bigsegments.MetaLastSeq, v)
+		}
+		info.LastSeq = n
+	}
+	if v, ok := m[bigsegments.MetaLastApplied]; ok {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return info, fmt.Errorf("%s field %s: %q is not unix milliseconds", metaKey, bigsegments.MetaLastApplied, v)
+		}
+		info.LastApplied = time.UnixMilli(ms)
+	}
+	return info, nil
+}
+
+// scanCount is the SSCAN COUNT hint: large enough that a million-member
+// segment takes about a thousand round trips, small enough that one reply
+// stays well under a megabyte.
+const scanCount = 1000
+
+// Members calls fn with every raw context key in ref's member index, in no
+// particular order, reading it in bounded pages with SSCAN so that a segment
+// of millions never sits in memory at once. As with any SSCAN, a key added
+// or removed during the walk may or may not be seen, and Redis may return a
+// key more than once. An error from fn stops the walk and is returned.
+func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextKey string) error) error {
+	key := bigsegments.MembersKey(prefix, ref)
+	var cursor uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		keys, next, err := c.SScan(ctx, key, cursor, "", scanCount).Result()
+		if err != nil {
+			return fmt.Errorf("scan members of segment %q under prefix %q: %w", ref, prefix, err)
+		}
+		for _, k := range keys {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// SyncTime returns the store's big_segments_synchronized_on time and whether
+// the key exists. The SDKs report STALE when it is missing or old.
+func SyncTime(ctx context.Context, c Client, prefix string) (time.Time, bool, error) {
+	key := bigsegments.SyncTimeKey(prefix)
+	v, err := c.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read %s: %w", key, err)
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("%s: %q is not unix milliseconds", key, v)
+	}
+	return time.UnixMilli(ms), true, nil
+}
