@@ -1,0 +1,363 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// Config of a benchmark run.
+type Config struct {
+	Brokers []string         // real Kafka brokers; required
+	Redis   redisconn.Config // the Redis under test; required
+	Members int              // members of the synthetic cohort; default 1,000,000
+	// RedisPipeline is the batch of the raw Redis reference; default the
+	// consumer's batch size, so both do the same number of round trips.
+	RedisPipeline int
+}
+
+// Validate checks cfg.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("--kafka-brokers: required")
+	}
+	if err := c.Redis.Validate(); err != nil {
+		return err
+	}
+	if c.Members < 0 {
+		return fmt.Errorf("--members: must be > 0, got %d", c.Members)
+	}
+	return nil
+}
+
+// Result holds the measured rates (per second).
+type Result struct {
+	Members          int
+	RawRedisSADD     float64 // pipelined SADD, one command per member
+	RawKafkaProduce  float64 // kafka-go WriteMessages, same writer settings as the producer
+	ProducerSync     float64 // producer.Sync: CSV read, sort, diff, publish, all acknowledged
+	ConsumerApply    float64 // consumer: events applied to Redis and committed, from first to last batch
+	EndToEnd         float64 // events applied per second from sync start to consumer caught up
+	EndToEndDuration time.Duration
+	PeakRSSMiB       float64
+}
+
+// Run executes the benchmark and prints progress and the result table to out.
+func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
+	if cfg.Members == 0 {
+		cfg.Members = 1_000_000
+	}
+	if cfg.RedisPipeline == 0 {
+		cfg.RedisPipeline = consumer.DefaultBatchSize
+	}
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Members: cfg.Members}
+	rdb, err := redisconn.Open(cfg.Redis)
+	if err != nil {
+		return res, err
+	}
+	defer rdb.Close()
+	dir, err := os.MkdirTemp("", "cohortsync-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	prefix := "bench-" + runID
+
+	csvPath := filepath.Join(dir, "cohort.csv")
+	if err := writeCohort(csvPath, cfg.Members); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "cohort: %d members in %s\n", cfg.Members, csvPath)
+
+	// Reference 1: raw pipelined Redis writes of the same keys.
+	if res.RawRedisSADD, err = rawRedis(ctx, rdb, prefix+"-raw", cfg.Members, cfg.RedisPipeline); err != nil {
+		return res, fmt.Errorf("raw redis reference: %w", err)
+	}
+	fmt.Fprintf(out, "raw redis SADD (pipeline %d): %.0f/s\n", cfg.RedisPipeline, res.RawRedisSADD)
+
+	// Reference 2: raw kafka-go produce of messages shaped like ours.
+	pcfg := producer.DefaultConfig()
+	if res.RawKafkaProduce, err = rawKafka(ctx, cfg.Brokers, "bench-raw-"+runID, pcfg, cfg.Members); err != nil {
+		return res, fmt.Errorf("raw kafka reference: %w", err)
+	}
+	fmt.Fprintf(out, "raw kafka-go produce: %.0f/s\n", res.RawKafkaProduce)
+
+	// cohortsync: a consumer already in its group, then a first sync of the
+	// whole cohort; the clock stops when every event is in Redis.
+	topic := "bench-" + runID
+	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = cfg.Brokers, topic, filepath.Join(dir, "state")
+	if err := createTopics(ctx, cfg.Brokers, pcfg.TopicPartitions, topic, topic+".dlq"); err != nil {
+		return res, err
+	}
+	cons, err := consumer.New(consumer.Config{
+		Brokers: cfg.Brokers, Topic: topic, GroupID: topic, RedisPrefix: prefix,
+		SyncInterval: 100 * time.Millisecond,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, rdb)
+	if err != nil {
+		return res, err
+	}
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var consErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); consErr = cons.Run(cctx) }()
+	defer func() { stop(); wg.Wait() }()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = cons.WaitCaughtUp(wctx) // joined the group, nothing to apply yet
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("consumer did not start: %w (run: %v)", err, consErr)
+	}
+
+	var firstApplied, lastApplied time.Time
+	pollDone := make(chan struct{})
+	var pollWG sync.WaitGroup
+	pollWG.Add(1)
+	go func() { // samples when the first and last batches land, for the apply rate
+		defer pollWG.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-pollDone:
+				return
+			case now := <-t.C:
+				st := cons.Stats()
+				if st.Applied > 0 && firstApplied.IsZero() {
+					firstApplied = now
+				}
+				if st.Applied >= int64(cfg.Members) && lastApplied.IsZero() {
+					lastApplied = now
+				}
+			}
+		}
+	}()
+
+	start := time.Now()
+	f, err := os.Open(csvPath)
+	if err != nil {
+		return res, err
+	}
+	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: f})
+	f.Close()
+	if err != nil {
+		close(pollDone)
+		pollWG.Wait()
+		return res, fmt.Errorf("producer sync: %w", err)
+	}
+	res.ProducerSync = float64(sum.Events) / sum.Duration.Seconds()
+	fmt.Fprintf(out, "producer sync: %d events in %s: %.0f/s\n", sum.Events, sum.Duration.Round(time.Millisecond), res.ProducerSync)
+	wctx, cancel = context.WithTimeout(ctx, 10*time.Minute)
+	err = cons.WaitCaughtUp(wctx)
+	cancel()
+	res.EndToEndDuration = time.Since(start)
+	close(pollDone)
+	pollWG.Wait()
+	if err != nil {
+		return res, fmt.Errorf("consumer did not catch up: %w", err)
+	}
+	res.EndToEnd = float64(cfg.Members) / res.EndToEndDuration.Seconds()
+	if !lastApplied.IsZero() && lastApplied.After(firstApplied) {
+		res.ConsumerApply = float64(cfg.Members) / lastApplied.Sub(firstApplied).Seconds()
+	}
+	info, err := segmentstore.Info(ctx, rdb, prefix, schema.Ref("bench-segment", 1))
+	if err != nil {
+		return res, err
+	}
+	if info.Members != int64(cfg.Members) {
+		return res, fmt.Errorf("redis holds %d members after the sync, want %d", info.Members, cfg.Members)
+	}
+	res.PeakRSSMiB = peakRSSMiB()
+	fmt.Fprintf(out, "consumer apply: %.0f/s; end to end: %d members in %s: %.0f/s\n",
+		res.ConsumerApply, cfg.Members, res.EndToEndDuration.Round(time.Millisecond), res.EndToEnd)
+	if err := cleanup(ctx, rdb, prefix); err != nil {
+		fmt.Fprintf(out, "warning: cleanup of %s:* failed: %v\n", prefix, err)
+	}
+	return res, nil
+}
+
+// WriteTable prints res as the Markdown table BENCHMARKS.md holds.
+func (r Result) WriteTable(w io.Writer) {
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	fmt.Fprintf(w, "| measure (%d members, %d cores) | per second | ratio |\n|---|---|---|\n", r.Members, runtime.NumCPU())
+	fmt.Fprintf(w, "| reference: raw pipelined Redis SADD | %.0f | 1.00× (Redis ref) |\n", r.RawRedisSADD)
+	fmt.Fprintf(w, "| reference: raw kafka-go produce | %.0f | 1.00× (Kafka ref) |\n", r.RawKafkaProduce)
+	fmt.Fprintf(w, "| producer first sync (read, sort, diff, publish, acked) | %.0f | %s of Kafka ref |\n", r.ProducerSync, ratio(r.ProducerSync, r.RawKafkaProduce))
+	fmt.Fprintf(w, "| consumer apply (2 Redis commands per event, committed) | %.0f | %s of Redis ref |\n", r.ConsumerApply, ratio(r.ConsumerApply, r.RawRedisSADD))
+	fmt.Fprintf(w, "| **end to end: events applied per second** (%s) | **%.0f** | %s of Redis ref |\n", r.EndToEndDuration.Round(time.Millisecond), r.EndToEnd, ratio(r.EndToEnd, r.RawRedisSADD))
+	fmt.Fprintf(w, "\npeak RSS of the process (producer + consumer + references): %.0f MiB\n", r.PeakRSSMiB)
+}
+
+func writeCohort(path string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("amplitude_id,user_id,country\n")
+	var line []byte
+	for i := range n {
+		line = strconv.AppendInt(line[:0], int64(100000000+i), 10)
+		line = append(line, ",user-"...)
+		line = strconv.AppendInt(line, int64(i), 10)
+		line = append(line, "@example.com,US\n"...)
+		w.Write(line)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func rawRedis(ctx context.Context, rdb redis.UniversalClient, prefix string, n, batch int) (float64, error) {
+	ref := schema.Ref("bench-segment", 1)
+	start := time.Now()
+	for i := 0; i < n; i += batch {
+		p := rdb.Pipeline()
+		for j := i; j < min(i+batch, n); j++ {
+			p.SAdd(ctx, bigsegments.IncludeKey(prefix, "user-"+strconv.Itoa(j)+"@example.com"), ref)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return 0, err
+		}
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	return rate, cleanup(ctx, rdb, prefix)
+}
+
+func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer.Config, n int) (float64, error) {
+	if err := createTopics(ctx, brokers, pcfg.TopicPartitions, topic); err != nil {
+		return 0, err
+	}
+	compression := map[string]kafka.Compression{"gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd}[pcfg.Compression]
+	w := &kafka.Writer{
+		Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchSize: pcfg.BatchSize, BatchBytes: pcfg.BatchBytes,
+		BatchTimeout: pcfg.BatchTimeout, Compression: compression, WriteTimeout: pcfg.WriteTimeout,
+	}
+	defer w.Close()
+	now := time.Now()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		ev := schema.Event{Env: "bench", Segment: "bench-segment", Generation: 1, ContextKind: "user",
+			ContextKey: "user-" + strconv.Itoa(i) + "@example.com", Op: schema.OpAdd,
+			Run: "20261125T000000Z-00000000", Seq: uint64(i + 1), Source: "csv", Time: now}
+		msgs[i] = ev.Message()
+	}
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pcfg.InFlight)
+	for i := 0; i < n; i += pcfg.SendBatch {
+		part := msgs[i:min(i+pcfg.SendBatch, n)]
+		g.Go(func() error { return w.WriteMessages(gctx, part...) })
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func createTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1})
+	}
+	resp, err := c.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for t, e := range resp.Errors {
+		if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t, e)
+		}
+	}
+	return nil
+}
+
+// cleanup deletes the keys under prefix so repeated runs do not fill Redis.
+func cleanup(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+			if len(keys) == 1000 {
+				p := c.Pipeline()
+				for _, k := range keys {
+					p.Unlink(ctx, k)
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					return err
+				}
+				keys = keys[:0]
+			}
+		}
+		p := c.Pipeline()
+		for _, k := range keys {
+			p.Unlink(ctx, k)
+		}
+		if len(keys) > 0 {
+			if _, err := p.Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, del)
+	}
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return fmt.Errorf("unsupported client %T", rdb)
+	}
+	return del(ctx, c)
+}
+
+// peakRSSMiB reads VmHWM, the process's peak resident set, from /proc.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
