@@ -34,6 +34,7 @@ func BenchmarkApply(b *testing.B) {
 	for _, be := range testenv.RedisBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			prefix := testenv.Name(b)
+			dropPrefix(b, be.Client, prefix)
 			a := &applier{rdb: be.Client, prefix: func(string) string { return prefix }, now: time.Now}
 			evs := benchEvents(benchBatch*4, prefix)
 			ctx := context.Background()
@@ -58,6 +59,7 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 	for _, be := range testenv.RedisBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			prefix := testenv.Name(b)
+			dropPrefix(b, be.Client, prefix)
 			keys := make([]string, benchBatch*4)
 			for i := range keys {
 				keys[i] = bigsegments.IncludeKey(prefix, fmt.Sprintf("user-%d", i))

@@ -226,6 +226,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := w.Close(); err != nil {
 		closeErr = errors.Join(closeErr, fmt.Errorf("close dead-letter writer: %w", err))
 	}
+	s := c.Stats()
+	c.log.Info("stopped", "applied", s.Applied, "dead_lettered", s.DeadLettered, "batches", s.Batches, "lag", s.Lag)
 	if err := errors.Join(loopErr, fetchErr, metricsErr); err != nil {
 		return errors.Join(err, closeErr)
 	}
@@ -448,17 +450,27 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 // committed is only re-applied work, but one that is also committed is not.
 func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm committer, dlq messageWriter) error {
 	bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer bcancel()
-	stop := context.AfterFunc(ctx, func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
 		t := time.NewTimer(c.cfg.ShutdownTimeout)
 		defer t.Stop()
 		select {
 		case <-t.C:
 			bcancel()
-		case <-bctx.Done():
+		case <-done:
 		}
 	})
-	defer stop()
+	defer func() {
+		close(done)
+		wg.Wait()
+		bcancel()
+	}()
 	return c.process(ctx, bctx, batch, cm, dlq)
 }
 

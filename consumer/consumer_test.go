@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -215,6 +217,7 @@ func TestApplyTwiceIsIdempotent(t *testing.T) {
 	for _, b := range testenv.RedisBackends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			prefix := testenv.Name(t)
+			dropPrefix(t, b.Client, prefix)
 			a := &applier{rdb: b.Client, prefix: func(string) string { return prefix }, now: time.Now}
 			evs := churn(300)
 			ptrs := make([]*schema.Event, len(evs))
@@ -298,7 +301,9 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 
 		// The consumer is down and new events arrive: checks see the lag
 		// and leave synchronized_on where it was, however often they run.
-		time.Sleep(5 * time.Millisecond) // a later check would write a different millisecond
+		// A wrong write below must be visible: let the clock pass first's
+		// millisecond.
+		eventually(t, time.Second, "the next millisecond", func() bool { return time.Now().UnixMilli() > first.UnixMilli() })
 		ke.produce(t, messages(churn(15)[10:]...)...)
 		down, err := New(cfg, rdb)
 		if err != nil {
@@ -367,14 +372,17 @@ func TestRedisOutageCommitsNothingUntilApplied(t *testing.T) {
 
 		o.on.Store(true)
 		ke.produce(t, messages(evs[20:]...)...)
+		producedAt := time.Now() // the new events are in the log from here on
 		eventually(t, 20*time.Second, "the consumer to hit the outage twice", func() bool { return o.failed.Load() >= 2 })
-		// Let a few sync checks run during the outage.
-		time.Sleep(3 * cfg.SyncInterval)
+		// Sync checks keep running during the outage and see the lag.
+		eventually(t, 20*time.Second, "a lag check to see the 20 new events", func() bool { return c.Stats().Lag == 20 })
 		if got := ke.committed(t, cfg.GroupID); !mapsEqual(got, committedBefore) {
 			t.Errorf("offsets committed during the outage: %v, before %v", got, committedBefore)
 		}
-		if got, _, _ := segmentstore.SyncTime(ctx, rdb, cfg.RedisPrefix); got.After(syncBefore) {
-			t.Errorf("synchronized_on advanced from %v to %v with events unapplied", syncBefore, got)
+		// A check that started before the events were appended may write
+		// its start time; none may claim a later time.
+		if got, _, _ := segmentstore.SyncTime(ctx, rdb, cfg.RedisPrefix); got.UnixMilli() > producedAt.UnixMilli() || got.Before(syncBefore) {
+			t.Errorf("synchronized_on %v: after the unapplied events were produced (%v) or before %v", got, producedAt, syncBefore)
 		}
 		if s := c.Stats(); s.Applied != 20 || s.Retries == 0 || s.Lag != 20 {
 			t.Errorf("stats during outage = %+v, want 20 applied, retries, lag 20", s)
@@ -483,5 +491,104 @@ func TestRunTwiceIsAnError(t *testing.T) {
 	}
 	if err := c.WaitCaughtUp(testenv.Context(t, time.Second)); !errors.Is(err, ErrStopped) && err != nil {
 		t.Fatalf("WaitCaughtUp after stop = %v", err)
+	}
+}
+
+func TestShutdownDuringOutageReturnsNilAndCommitsNothing(t *testing.T) {
+	brokers, real := testenv.Kafka(t)
+	ke := newKafka(t, brokers, real, 2)
+	rdb := testenv.Redis(t).Client
+	o := &outage{}
+	rdb.AddHook(o)
+	cfg := testConfig(t, ke)
+	cfg.ShutdownTimeout = time.Second
+	c := start(t, cfg, rdb)
+	c.waitCaughtUp(t) // empty topic: caught up at once
+	o.on.Store(true)
+	ke.produce(t, messages(churn(10)...)...)
+	eventually(t, 20*time.Second, "the consumer to hit the outage", func() bool { return o.failed.Load() >= 1 })
+	began := time.Now()
+	if err := c.stop(); err != nil {
+		t.Fatalf("Run = %v after cancellation during an outage, want nil", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	for p, off := range ke.committed(t, cfg.GroupID) {
+		if off > 0 {
+			t.Errorf("partition %d committed at %d with nothing applied", p, off)
+		}
+	}
+	if s := c.Stats(); s.Applied != 0 {
+		t.Errorf("applied %d during the outage", s.Applied)
+	}
+}
+
+// TestRunFromConfig runs the entry point main uses: it opens Redis from the
+// URL, applies events, serves /healthz and /metrics, and returns nil when
+// cancelled.
+func TestRunFromConfig(t *testing.T) {
+	brokers, real := testenv.Kafka(t)
+	ke := newKafka(t, brokers, real, 2)
+	cfg := testConfig(t, ke)
+	cfg.Redis.URL = testenv.RedisURL(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MetricsAddr = ln.Addr().String()
+	ln.Close()
+	evs := churn(20)
+	ke.produce(t, messages(evs...)...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, cfg) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return within 20s of cancellation")
+		}
+	}()
+
+	rdb, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := redis.NewClient(rdb)
+	t.Cleanup(func() { _ = reader.Close() })
+	dropPrefix(t, reader, cfg.RedisPrefix)
+	rctx := testenv.Context(t, 30*time.Second)
+	eventually(t, 20*time.Second, "synchronized_on", func() bool {
+		_, ok, err := segmentstore.SyncTime(rctx, reader, cfg.RedisPrefix)
+		return ok && err == nil
+	})
+	assertModel(t, reader, cfg.RedisPrefix, evs)
+
+	get := func(path string) (int, string) {
+		res, err := http.Get("http://" + cfg.MetricsAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "cohortsync_consumer_applied_total 20\n") || !strings.Contains(body, "cohortsync_consumer_lag 0\n") {
+		t.Errorf("/metrics = %d\n%s", code, body)
+	}
+
+	bad := cfg
+	bad.Redis.URL = ""
+	if err := Run(ctx, bad); err == nil || err.Error() != "--redis-url, --redis-cluster-addrs: exactly one is required, got neither" {
+		t.Errorf("Run with no Redis = %v", err)
 	}
 }

@@ -3,11 +3,12 @@
 // against the segments cohortsync syncs.
 //
 // One Consumer is one member of a Kafka consumer group. A fetch goroutine
-// reads and decodes messages into a bounded queue; the apply loop takes a
-// batch (BatchSize messages, or whatever arrived within FlushInterval of the
-// first), writes it to Redis in one pipeline, sends undecodable or
-// unappliable messages to the dead-letter topic, and only then commits the
-// batch's offsets. A crash anywhere before the commit redelivers the batch;
+// reads messages into a bounded queue; a batch goroutine cuts batches
+// (BatchSize messages, or whatever arrived within FlushInterval of the
+// first) and decodes each on every core while the previous batch is being
+// applied; the apply loop writes a batch to Redis in one pipeline, sends
+// undecodable or unappliable messages to the dead-letter topic, and only
+// then commits the batch's offsets. A crash anywhere before the commit redelivers the batch;
 // every Redis write is idempotent (SADD, SREM, a max-only metadata update),
 // so redelivery and whole-topic replays converge on the same Redis content.
 //

@@ -217,6 +217,9 @@ func start(t testing.TB, cfg Config, rdb redis.UniversalClient) *running {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	for _, p := range c.prefixes {
+		dropPrefix(t, rdb, p)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Consumer: c, cancel: cancel, errc: make(chan error, 1)}
 	go func() { r.errc <- c.Run(ctx) }()
@@ -261,6 +264,53 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// dropPrefix deletes every key under prefix when the test ends, so runs
+// against a shared real Redis do not accumulate data (benchmarks write
+// millions of keys).
+func dropPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		drop := func(ctx context.Context, c *redis.Client) error {
+			iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
+			var keys []string
+			flush := func() error {
+				if len(keys) == 0 {
+					return nil
+				}
+				pipe := c.Pipeline()
+				for _, k := range keys {
+					pipe.Unlink(ctx, k) // one key per command: keys of a batch span slots
+				}
+				keys = keys[:0]
+				_, err := pipe.Exec(ctx)
+				return err
+			}
+			for iter.Next(ctx) {
+				if keys = append(keys, iter.Val()); len(keys) == 10000 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			}
+			if err := iter.Err(); err != nil {
+				return err
+			}
+			return flush()
+		}
+		var err error
+		switch c := rdb.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, drop)
+		case *redis.Client:
+			err = drop(ctx, c)
+		}
+		if err != nil {
+			t.Errorf("delete test keys under %s: %v", prefix, err)
+		}
+	})
+}
+
 // snapshot reads every key under prefix from every master, as a sorted,
 // printable map, so two states compare with ==.
 func snapshot(t testing.TB, rdb redis.UniversalClient, prefix string, skip ...string) map[string]string {
@@ -269,7 +319,7 @@ func snapshot(t testing.TB, rdb redis.UniversalClient, prefix string, skip ...st
 	var mu sync.Mutex
 	out := map[string]string{}
 	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
 		for iter.Next(ctx) {
 			k := iter.Val()
 			if slices.Contains(skip, k) {
