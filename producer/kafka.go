@@ -69,8 +69,10 @@ func classify(err error) error {
 	return err
 }
 
-// ensureTopic creates the topic if it does not exist; an existing topic is
-// used as it is.
+// ensureTopic creates the membership topic and its dead-letter topic
+// ("<topic>.dlq", the consumer's default) if they do not exist; existing
+// topics are used as they are. Creating the dead-letter topic here means one
+// producer run prepares everything a consumer with default settings needs.
 func ensureTopic(ctx context.Context, cfg Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: cfg.WriteTimeout}
 	tc := kafka.TopicConfig{
@@ -81,21 +83,34 @@ func ensureTopic(ctx context.Context, cfg Config) error {
 	if cfg.TopicCompact {
 		tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
 	}
+	// Dead letters are evidence, not state: never compacted, so each bad
+	// message is kept (for the broker's retention), not just the last per key.
+	dlq := kafka.TopicConfig{
+		Topic:             cfg.Topic + DeadLetterSuffix,
+		NumPartitions:     cfg.TopicPartitions,
+		ReplicationFactor: cfg.TopicReplicationFactor,
+	}
 	op := func() error {
-		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc, dlq}})
 		if err != nil {
 			return classify(err)
 		}
-		if err := resp.Errors[cfg.Topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return classify(err)
+		for _, t := range []string{tc.Topic, dlq.Topic} {
+			if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+				return classify(fmt.Errorf("topic %s: %w", t, err))
+			}
 		}
 		return nil
 	}
 	if err := backoff.Retry(op, newBackOff(ctx, cfg)); err != nil {
-		return fmt.Errorf("create topic %s: %w", cfg.Topic, err)
+		return fmt.Errorf("create topics: %w", err)
 	}
 	return nil
 }
+
+// DeadLetterSuffix names the dead-letter topic the producer creates beside
+// the membership topic; it matches the consumer's default --dead-letter-topic.
+const DeadLetterSuffix = ".dlq"
 
 // publisher publishes the changes of one phase (one run's snapshot) as
 // membership events through a shared Writer. Send encodes a batch and hands

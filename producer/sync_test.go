@@ -477,12 +477,17 @@ func TestSyncCreatesCompactedTopic(t *testing.T) {
 				t.Fatal(err)
 			}
 			client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
-			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic}})
+			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, cfg.Topic + DeadLetterSuffix}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(meta.Topics) != 1 || len(meta.Topics[0].Partitions) != cfg.TopicPartitions {
-				t.Fatalf("topic metadata %+v, want %d partitions", meta.Topics, cfg.TopicPartitions)
+			if len(meta.Topics) != 2 {
+				t.Fatalf("topic metadata %+v, want the topic and its dead-letter topic", meta.Topics)
+			}
+			for _, tm := range meta.Topics {
+				if tm.Error != nil || len(tm.Partitions) != cfg.TopicPartitions {
+					t.Fatalf("topic %s: err %v, %d partitions, want %d", tm.Name, tm.Error, len(tm.Partitions), cfg.TopicPartitions)
+				}
 			}
 			resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 				ResourceType: kafka.ResourceTypeTopic, ResourceName: cfg.Topic, ConfigNames: []string{"cleanup.policy"},

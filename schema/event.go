@@ -2,10 +2,10 @@ package schema
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -114,7 +114,7 @@ func (e *Event) Validate() error {
 		if err := CheckIdentifier(f.v); err != nil {
 			return &FieldError{Field: f.name, Err: err}
 		}
-		if !f.sepOK && bytes.IndexByte([]byte(f.v), keySep) >= 0 {
+		if !f.sepOK && strings.IndexByte(f.v, keySep) >= 0 {
 			return &FieldError{Field: f.name, Err: errors.New("contains the unit separator 0x1f")}
 		}
 	}
@@ -295,13 +295,11 @@ func Decode(m *kafka.Message) (Event, error) {
 		return ev, &DecodeError{Reason: "invalid_utf8", Err: errors.New("value is not valid UTF-8")}
 	}
 	var w wireEvent
-	dec := json.NewDecoder(bytes.NewReader(m.Value))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return ev, &DecodeError{Reason: "invalid_json", Err: err}
-	}
-	if dec.More() {
-		return ev, &DecodeError{Reason: "invalid_json", Err: errors.New("trailing data after the JSON object")}
+	if !parseFast(m.Value, &w) {
+		var err error
+		if w, err = unmarshalWire(m.Value); err != nil {
+			return ev, &DecodeError{Reason: "invalid_json", Err: err}
+		}
 	}
 	op, err := ParseOp(w.Op)
 	if err != nil {
@@ -325,7 +323,7 @@ func Decode(m *kafka.Message) (Event, error) {
 	if err := ev.Validate(); err != nil {
 		return Event{}, &DecodeError{Reason: "invalid_field", Err: err}
 	}
-	if !bytes.Equal(m.Key, ev.AppendKey(nil)) {
+	if !ev.keyEquals(m.Key) {
 		return Event{}, &DecodeError{Reason: "key_mismatch", Err: fmt.Errorf("message key %q does not identify the membership in the value", truncate(m.Key))}
 	}
 	return ev, nil
