@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	// whole cohort; the clock stops when every event is in Redis.
 	topic := "bench-" + runID
 	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = cfg.Brokers, topic, filepath.Join(dir, "state")
-	if err := createTopics(ctx, cfg.Brokers, pcfg.TopicPartitions, topic, topic+".dlq"); err != nil {
+	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
 		return res, err
 	}
 	cons, err := consumer.New(consumer.Config{
@@ -128,12 +128,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	var consErr error
 	wg.Add(1)
 	go func() { defer wg.Done(); consErr = cons.Run(cctx) }()
-	defer func() { stop(); wg.Wait() }()
+	stopConsumer := func() error { stop(); wg.Wait(); return consErr }
+	defer stopConsumer()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = cons.WaitCaughtUp(wctx) // joined the group, nothing to apply yet
 	cancel()
 	if err != nil {
-		return res, fmt.Errorf("consumer did not start: %w (run: %v)", err, consErr)
+		return res, errors.Join(fmt.Errorf("consumer did not start: %w", err), stopConsumer())
 	}
 
 	var firstApplied, lastApplied time.Time
@@ -181,7 +182,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	close(pollDone)
 	pollWG.Wait()
 	if err != nil {
-		return res, fmt.Errorf("consumer did not catch up: %w", err)
+		return res, errors.Join(fmt.Errorf("consumer did not catch up: %w", err), stopConsumer())
+	}
+	if err := stopConsumer(); err != nil {
+		return res, fmt.Errorf("consumer: %w", err)
 	}
 	res.EndToEnd = float64(cfg.Members) / res.EndToEndDuration.Seconds()
 	if !lastApplied.IsZero() && lastApplied.After(firstApplied) {
@@ -258,16 +262,15 @@ func rawRedis(ctx context.Context, rdb redis.UniversalClient, prefix string, n, 
 	return rate, cleanup(ctx, rdb, prefix)
 }
 
+// rawKafka writes n prepared messages with the producer's own Writer
+// settings and concurrency: the cost of Kafka alone, without reading,
+// sorting, diffing or encoding.
 func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer.Config, n int) (float64, error) {
-	if err := createTopics(ctx, brokers, pcfg.TopicPartitions, topic); err != nil {
+	pcfg.KafkaBrokers, pcfg.Topic = brokers, topic
+	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
 		return 0, err
 	}
-	compression := map[string]kafka.Compression{"gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd}[pcfg.Compression]
-	w := &kafka.Writer{
-		Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchSize: pcfg.BatchSize, BatchBytes: pcfg.BatchBytes,
-		BatchTimeout: pcfg.BatchTimeout, Compression: compression, WriteTimeout: pcfg.WriteTimeout,
-	}
+	w := producer.NewWriter(pcfg)
 	defer w.Close()
 	now := time.Now()
 	msgs := make([]kafka.Message, n)
@@ -288,24 +291,6 @@ func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer
 		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-func createTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	for _, t := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1})
-	}
-	resp, err := c.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for t, e := range resp.Errors {
-		if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", t, e)
-		}
-	}
-	return nil
 }
 
 // cleanup deletes the keys under prefix so repeated runs do not fill Redis.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/cohortsync/cohortsync/consumer"
@@ -135,7 +134,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	pcfg := producer.DefaultConfig()
 	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = brokers, topic, cfg.StateDir
 	pcfg.TopicPartitions = 3
-	if err := createTopics(ctx, brokers, topic, topic+".dlq"); err != nil {
+	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
 		return err
 	}
 
@@ -155,8 +154,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	defer func() {
 		stopConsumer()
 		wg.Wait()
-		if consErr != nil && err == nil {
-			err = fmt.Errorf("consumer: %w", consErr)
+		if consErr != nil {
+			err = errors.Join(err, fmt.Errorf("consumer: %w", consErr))
 		}
 	}()
 	fmt.Fprintf(out, "Consumer group %q applying topic %q to Redis\n", ccfg.GroupID, topic)
@@ -235,24 +234,6 @@ func show(ctx context.Context, out io.Writer, rdb redis.UniversalClient, redisUR
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", r.Key, set, r.Value, r.BigSegmentsStatus)
 	}
 	return tw.Flush()
-}
-
-func createTopics(ctx context.Context, brokers []string, topics ...string) error {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	for _, t := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: 3, ReplicationFactor: 1})
-	}
-	resp, err := c.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for t, e := range resp.Errors {
-		if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", t, e)
-		}
-	}
-	return nil
 }
 
 // startRedis starts redis-server on a free loopback port, or miniredis.

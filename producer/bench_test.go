@@ -31,10 +31,10 @@ func benchSetup(b *testing.B, compression string) (Config, *kafka.Writer) {
 	cfg.TopicPartitions = DefaultConfig().TopicPartitions
 	cfg.Compression = compression
 	ctx := testenv.Context(b, time.Minute)
-	if err := ensureTopic(ctx, cfg); err != nil {
+	if err := EnsureTopics(ctx, cfg); err != nil {
 		b.Fatal(err)
 	}
-	w := newWriter(cfg)
+	w := NewWriter(cfg)
 	b.Cleanup(func() { w.Close() })
 	return cfg, w
 }

@@ -1,6 +1,11 @@
 package producer
 
 import (
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"errors"
 	"flag"
@@ -94,6 +99,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup f
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, err)
 	}
+	if req.Generation == 0 { // the API reads 0 as the default; on the command line it is a mistake
+		problems = append(problems, errors.New("--generation: must be >= 1, got 0"))
+	}
 	// The request is validated without its input here; Sync checks again.
 	req.Input = strings.NewReader("")
 	if err := req.Validate(); err != nil {
@@ -112,14 +120,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup f
 	defer f.Close() // read-only
 	req.Input, req.InputName = f, csvPath
 
+	// The run's span is the parent of the trace context every event carries
+	// (a no-op unless a tracer provider is installed).
+	ctx, span := otel.Tracer("github.com/cohortsync/cohortsync/producer").Start(ctx, "sync",
+		trace.WithAttributes(attribute.String("cohortsync.env", req.Env), attribute.String("cohortsync.segment", req.Segment)))
+	defer span.End()
 	sum, err := Sync(ctx, cfg, req)
 	if err != nil {
 		// The partial summary is not printed: its counts are what the diff
 		// enumerated, not what Kafka acknowledged. The next sync of the
 		// segment republishes whatever was pending.
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "sync failed")
 		fmt.Fprintf(stderr, "producer: %v\n", err)
 		return ExitError
 	}
+	span.SetAttributes(attribute.Int64("cohortsync.added", sum.Added), attribute.Int64("cohortsync.removed", sum.Removed))
 	if _, err := sum.WriteTo(stdout); err != nil {
 		fmt.Fprintf(stderr, "producer: write summary: %v\n", err)
 		return ExitError

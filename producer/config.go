@@ -195,7 +195,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 type SyncRequest struct {
 	Env         string // environment (selects the Redis prefix downstream)
 	Segment     string // segment key, e.g. "amplitude-7khm89cz"
-	Generation  int    // segment generation, >= 1
+	Generation  int    // segment generation, >= 1; 0 means the default, 1
 	ContextKind string // default "user"
 	IDColumn    string // CSV column of the context key; default "user_id"
 	Source      string // recorded in every event; default "csv"
@@ -204,6 +204,9 @@ type SyncRequest struct {
 }
 
 func (r *SyncRequest) applyDefaults() {
+	if r.Generation == 0 {
+		r.Generation = 1
+	}
 	if r.ContextKind == "" {
 		r.ContextKind = "user"
 	}

@@ -69,7 +69,8 @@ func TestSyncRequestValidate(t *testing.T) {
 		{"segment with unit separator", func(r *SyncRequest) { r.Segment = "a\x1fb" }, "--segment: contains the unit separator 0x1f"},
 		{"segment too long", func(r *SyncRequest) { r.Segment = strings.Repeat("s", 1025) }, "--segment: longer than 1024 bytes"},
 		{"kind not UTF-8", func(r *SyncRequest) { r.ContextKind = "\xff" }, "--context-kind: not valid UTF-8"},
-		{"generation 0", func(r *SyncRequest) { r.Generation = 0 }, "--generation: must be >= 1, got 0"},
+		{"generation 0 takes the default", func(r *SyncRequest) { r.Generation = 0 }, ""},
+		{"negative generation", func(r *SyncRequest) { r.Generation = -2 }, "--generation: must be >= 1, got -2"},
 		{"no input", func(r *SyncRequest) { r.Input = nil }, "--csv: required"},
 		{"several problems", func(r *SyncRequest) { r.Env = ""; r.Generation = -1 }, "--env: empty\n--generation: must be >= 1, got -1"},
 	}
@@ -105,6 +106,8 @@ func TestMainCommandLine(t *testing.T) {
 		{name: "sync help names request twins", args: []string{"sync", "-h"}, code: ExitOK, wantStderr: "(env SYNC_ENV)"},
 		{name: "unknown command", args: []string{"push"}, code: ExitUsage, wantStderr: `unknown command "push"`},
 		{name: "unknown flag", args: []string{"sync", "--nope"}, code: ExitUsage, wantStderr: "flag provided but not defined: -nope"},
+		{name: "explicit generation 0 is an error", args: []string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv",
+			"--kafka-brokers", "127.0.0.1:9", "--generation", "0"}, code: ExitUsage, wantStderr: "--generation: must be >= 1, got 0"},
 		{name: "missing settings are all named", args: []string{"sync"}, code: ExitUsage,
 			wantStderr: "--csv: required\n  --kafka-brokers: required\n  --env: empty\n  --segment: empty"},
 		{name: "environment twins fill settings", args: []string{"sync", "--csv", "/nonexistent.csv"},

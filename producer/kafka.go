@@ -15,10 +15,10 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// newWriter returns the kafka-go Writer the producer publishes with. Every
+// NewWriter returns the kafka-go Writer the producer publishes with. Every
 // setting that matters is explicit: kafka-go's zero values mean no acks,
 // round-robin partitioning and one-second batches.
-func newWriter(cfg Config) *kafka.Writer {
+func NewWriter(cfg Config) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:         kafka.TCP(cfg.KafkaBrokers...),
 		Topic:        cfg.Topic,
@@ -69,11 +69,11 @@ func classify(err error) error {
 	return err
 }
 
-// ensureTopic creates the membership topic and its dead-letter topic
+// EnsureTopics creates the membership topic and its dead-letter topic
 // ("<topic>.dlq", the consumer's default) if they do not exist; existing
 // topics are used as they are. Creating the dead-letter topic here means one
 // producer run prepares everything a consumer with default settings needs.
-func ensureTopic(ctx context.Context, cfg Config) error {
+func EnsureTopics(ctx context.Context, cfg Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: cfg.WriteTimeout}
 	tc := kafka.TopicConfig{
 		Topic:             cfg.Topic,

@@ -59,10 +59,10 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	if err := ensureTopic(ctx, cfg); err != nil {
+	if err := EnsureTopics(ctx, cfg); err != nil {
 		return sum, err
 	}
-	w := newWriter(cfg)
+	w := NewWriter(cfg)
 	// Close waits for writes still in flight (after an error or a cancelled
 	// ctx), so nothing of this run is sent after Sync returns.
 	defer func() { err = errors.Join(err, closeWriter(w)) }()

@@ -1,6 +1,10 @@
 package producer
 
 import (
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"bytes"
 	"context"
 	"errors"
@@ -64,6 +68,14 @@ func csvRequest(keys ...string) SyncRequest {
 // that matters), decoding each with schema.Decode.
 func readTopic(t *testing.T, cfg Config) []schema.Event {
 	t.Helper()
+	events, _ := readTopicMessages(t, cfg)
+	return events
+}
+
+// readTopicMessages reads the whole topic, checking that every message
+// decodes and sits on the partition the hash balancer gives its key.
+func readTopicMessages(t *testing.T, cfg Config) ([]schema.Event, []kafka.Message) {
+	t.Helper()
 	ctx := testenv.Context(t, 30*time.Second)
 	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
 	var reqs []kafka.OffsetRequest
@@ -75,6 +87,7 @@ func readTopic(t *testing.T, cfg Config) []schema.Event {
 		t.Fatalf("list offsets: %v", err)
 	}
 	var events []schema.Event
+	var msgs []kafka.Message
 	for _, po := range resp.Topics[cfg.Topic] {
 		if po.Error != nil {
 			t.Fatalf("partition %d: %v", po.Partition, po.Error)
@@ -99,6 +112,7 @@ func readTopic(t *testing.T, cfg Config) []schema.Event {
 				t.Fatalf("event for %q on partition %d, the hash balancer gives %d", ev.ContextKey, po.Partition, want)
 			}
 			events = append(events, ev)
+			msgs = append(msgs, m)
 			if m.Offset >= po.LastOffset-1 {
 				break
 			}
@@ -107,7 +121,7 @@ func readTopic(t *testing.T, cfg Config) []schema.Event {
 			t.Fatal(err)
 		}
 	}
-	return events
+	return events, msgs
 }
 
 func partitionsOf(n int) []int {
@@ -538,5 +552,33 @@ func TestMainSync(t *testing.T) {
 	}
 	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"alice", "bob", "carol", "dave", "x"}) {
 		t.Fatalf("members %v", got)
+	}
+}
+
+// TestSyncPropagatesTraceContext: every event carries the W3C trace context
+// of the sync that produced it, so the consumer's spans link back to it.
+func TestSyncPropagatesTraceContext(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled, Remote: true})
+	ctx := trace.ContextWithRemoteSpanContext(testenv.Context(t, 60*time.Second), sc)
+
+	cfg := testConfig(t)
+	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
+		t.Fatal(err)
+	}
+	_, msgs := readTopicMessages(t, cfg)
+	if len(msgs) != 3 {
+		t.Fatalf("read %d messages, want 3", len(msgs))
+	}
+	for _, m := range msgs {
+		got := schema.ExtractTrace(context.Background(), &m)
+		if sc2 := trace.SpanContextFromContext(got); sc2.TraceID() != traceID || sc2.SpanID() != spanID {
+			t.Errorf("message %q carries trace %v/%v, want %v/%v", m.Key, sc2.TraceID(), sc2.SpanID(), traceID, spanID)
+		}
 	}
 }

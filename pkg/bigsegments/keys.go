@@ -28,13 +28,20 @@ func AppendIncludeKey(dst []byte, prefix, contextKey string) []byte {
 
 // IncludeKey is the set of segment refs a context is included in.
 func IncludeKey(prefix, contextKey string) string {
-	return prefix + ":big_segment_include:" + HashContextKey(contextKey)
+	return IncludeKeyForHash(prefix, HashContextKey(contextKey))
 }
+
+// IncludeKeyForHash and ExcludeKeyForHash name the sets from an already
+// hashed context key, which is what an SDK store is handed.
+func IncludeKeyForHash(prefix, hash string) string { return prefix + ":big_segment_include:" + hash }
+
+// ExcludeKeyForHash: see IncludeKeyForHash.
+func ExcludeKeyForHash(prefix, hash string) string { return prefix + ":big_segment_exclude:" + hash }
 
 // ExcludeKey is the set of segment refs a context is excluded from. cohortsync
 // never writes it (synced segments only include) but readers consult it.
 func ExcludeKey(prefix, contextKey string) string {
-	return prefix + ":big_segment_exclude:" + HashContextKey(contextKey)
+	return ExcludeKeyForHash(prefix, HashContextKey(contextKey))
 }
 
 // SyncTimeKey holds the unix time in milliseconds up to which the store is

@@ -123,7 +123,7 @@ func Name(t testing.TB) string {
 // Context returns a context cancelled when the test ends or after d.
 func Context(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), d) // not t.Context(): cleanups use it after the test body ends
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -63,7 +63,7 @@ func (s *Store) GetMetadata() (subsystems.BigSegmentStoreMetadata, error) {
 func (s *Store) GetMembership(contextHash string) (subsystems.BigSegmentMembership, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
-	incKey, excKey := includeKeyForHash(s.prefix, contextHash), excludeKeyForHash(s.prefix, contextHash)
+	incKey, excKey := bigsegments.IncludeKeyForHash(s.prefix, contextHash), bigsegments.ExcludeKeyForHash(s.prefix, contextHash)
 	var inc, exc *redis.StringSliceCmd
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		inc = p.SMembers(ctx, incKey)
@@ -78,11 +78,6 @@ func (s *Store) GetMembership(contextHash string) (subsystems.BigSegmentMembersh
 
 // Close does nothing: the client belongs to the caller.
 func (s *Store) Close() error { return nil }
-
-// The SDK hands stores the hash, not the key; pkg/bigsegments only builds
-// these names from the raw key.
-func includeKeyForHash(prefix, hash string) string { return prefix + ":big_segment_include:" + hash }
-func excludeKeyForHash(prefix, hash string) string { return prefix + ":big_segment_exclude:" + hash }
 
 // storeConfigurer hands the SDK an already built store.
 type storeConfigurer struct{ store subsystems.BigSegmentStore }
