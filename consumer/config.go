@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
@@ -47,8 +48,10 @@ type Config struct {
 	// FlushInterval is how long a batch waits for more messages after its
 	// first one. Default 20ms.
 	FlushInterval time.Duration
-	// SyncInterval is how often the synchronized-on time is refreshed while
-	// caught up. Default 5s; at most 60s, well under the SDKs' 120s staleness
+	// SyncInterval is how often the group's offsets are checked and the
+	// synchronized-on time moved to the newest watermark the group reached
+	// (see package doc); it is also about how far synchronized_on trails
+	// under a steady flow of events. Default 5s; at most 60s, well under the SDKs' 120s staleness
 	// threshold, so one missed refresh does not make evaluators STALE.
 	SyncInterval time.Duration
 	// RetryTimeout bounds the retries of one transient failure (Redis down,
@@ -137,7 +140,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*envflag.StringMap)(&c.EnvPrefixes), "env-prefix", "per-environment Redis prefixes, env=prefix,...")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most messages applied in one Redis pipeline and committed together")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "how long a batch waits for more messages after its first")
-	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often big_segments_synchronized_on is refreshed while caught up (max 60s)")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often the group's offsets are checked and big_segments_synchronized_on refreshed (max 60s)")
 	fs.DurationVar(&c.RetryTimeout, "retry-timeout", c.RetryTimeout, "give up on a transient Redis or Kafka failure after this long, leaving the batch uncommitted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time the in-flight batch gets to finish on shutdown")
 	fs.StringVar(&c.MetricsAddr, "metrics", c.MetricsAddr, "serve /metrics and /healthz on this host:port (default off)")
@@ -190,73 +193,81 @@ func ParseFlags(name string, args []string, lookup func(string) (string, bool), 
 	return c, err
 }
 
-// Validate checks every setting, Redis connection included; errors name the
-// flag. Zero fields are valid: they take their defaults.
+// Validate checks every setting, Redis connection included, and reports
+// every invalid one (joined with errors.Join), each naming its flag. Zero
+// fields are valid: they take their defaults.
 func (c Config) Validate() error {
-	if err := c.validateCore(); err != nil {
-		return err
-	}
-	return c.Redis.Validate()
+	return errors.Join(c.validateCore(), c.Redis.Validate())
 }
 
 // validateCore checks everything but the Redis connection settings, which
-// New does not use.
+// New does not use, and reports every invalid setting.
 func (c Config) validateCore() error {
+	dlqDefaulted := c.DeadLetterTopic == ""
 	c = c.withDefaults()
+	var errs []error
+	bad := func(flag string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flag, err)) }
 	if len(c.Brokers) == 0 {
-		return errors.New("--kafka-brokers: required")
+		bad("kafka-brokers", errors.New("required"))
 	}
 	for _, b := range c.Brokers {
 		if err := redisconn.CheckHostPort(b); err != nil {
-			return fmt.Errorf("--kafka-brokers: %w", err)
+			bad("kafka-brokers", err)
 		}
 	}
+	topicOK := true
 	if err := checkTopic(c.Topic); err != nil {
-		return fmt.Errorf("--topic: %w", err)
+		bad("topic", err)
+		topicOK = false
 	}
-	if err := checkTopic(c.DeadLetterTopic); err != nil {
-		return fmt.Errorf("--dead-letter-topic: %w", err)
-	}
-	if c.DeadLetterTopic == c.Topic {
-		return fmt.Errorf("--dead-letter-topic: must differ from --topic %q", c.Topic)
+	switch err := checkTopic(c.DeadLetterTopic); {
+	case dlqDefaulted && !topicOK:
+		// <topic>.dlq: the error is --topic's, already reported.
+	case err != nil:
+		bad("dead-letter-topic", err)
+	case c.DeadLetterTopic == c.Topic:
+		bad("dead-letter-topic", fmt.Errorf("must differ from --topic %q", c.Topic))
 	}
 	if err := checkName(c.GroupID); err != nil {
-		return fmt.Errorf("--group-id: %w", err)
+		bad("group-id", err)
 	}
 	if err := checkName(c.RedisPrefix); err != nil {
-		return fmt.Errorf("--redis-prefix: %w", err)
+		bad("redis-prefix", err)
 	}
 	envs := make([]string, 0, len(c.EnvPrefixes))
 	for env := range c.EnvPrefixes {
 		envs = append(envs, env)
 	}
-	slices.Sort(envs) // report the same error on every run
+	slices.Sort(envs) // report the same errors in the same order on every run
 	for _, env := range envs {
 		if err := checkName(env); err != nil {
-			return fmt.Errorf("--env-prefix: environment %q: %w", env, err)
+			bad("env-prefix", fmt.Errorf("environment %q: %w", env, err))
 		}
 		if err := checkName(c.EnvPrefixes[env]); err != nil {
-			return fmt.Errorf("--env-prefix: prefix of environment %q: %w", env, err)
+			bad("env-prefix", fmt.Errorf("prefix of environment %q: %w", env, err))
 		}
 	}
-	switch {
-	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
-		return fmt.Errorf("--batch-size: %d is not between 1 and %d", c.BatchSize, MaxBatchSize)
-	case c.FlushInterval < 0 || c.FlushInterval > 10*time.Second:
-		return fmt.Errorf("--flush-interval: %v is not between 0 and 10s", c.FlushInterval)
-	case c.SyncInterval < time.Millisecond || c.SyncInterval > MaxSyncInterval:
-		return fmt.Errorf("--sync-interval: %v is not between 1ms and %v (SDKs report STALE after 120s)", c.SyncInterval, MaxSyncInterval)
-	case c.RetryTimeout < 0:
-		return fmt.Errorf("--retry-timeout: %v is negative", c.RetryTimeout)
-	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("--shutdown-timeout: %v is negative", c.ShutdownTimeout)
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		bad("batch-size", fmt.Errorf("%d is not between 1 and %d", c.BatchSize, MaxBatchSize))
+	}
+	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
+		bad("flush-interval", fmt.Errorf("%v is not between 0 and 10s", c.FlushInterval))
+	}
+	if c.SyncInterval < time.Millisecond || c.SyncInterval > MaxSyncInterval {
+		bad("sync-interval", fmt.Errorf("%v is not between 1ms and %v (SDKs report STALE after 120s)", c.SyncInterval, MaxSyncInterval))
+	}
+	if c.RetryTimeout < 0 {
+		bad("retry-timeout", fmt.Errorf("%v is negative", c.RetryTimeout))
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown-timeout", fmt.Errorf("%v is negative", c.ShutdownTimeout))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := splitListenAddr(c.MetricsAddr); err != nil {
-			return fmt.Errorf("--metrics: %w", err)
+			bad("metrics", err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkTopic applies Kafka's topic name rules, so a typo fails at start
@@ -288,13 +299,11 @@ func checkName(s string) error {
 		return fmt.Errorf("%q is not valid UTF-8", s)
 	case len(s) > 1024:
 		return fmt.Errorf("%q... is longer than 1024 bytes", s[:32])
+	case strings.ContainsFunc(s, unicode.IsControl):
+		// Before the blanks: "\n" at the end is a control character first.
+		return fmt.Errorf("%q contains a control character", s)
 	case strings.TrimSpace(s) != s:
 		return fmt.Errorf("%q has leading or trailing blanks", s)
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%q has a control character", s)
-		}
 	}
 	return nil
 }

@@ -37,10 +37,14 @@ func TestConfigValidate(t *testing.T) {
 		{"topic too long", func(c *Config) { c.Topic = strings.Repeat("t", 250) }, `--topic: "` + strings.Repeat("t", 250) + `" is longer than 249 characters`},
 		{"topic dot", func(c *Config) { c.Topic = ".." }, `--topic: ".." is not a valid topic name`},
 		{"dead-letter topic invalid", func(c *Config) { c.DeadLetterTopic = "a/b" }, `--dead-letter-topic: "a/b" has '/'; topic names use only [a-zA-Z0-9._-]`},
+		{"invalid topic and dead-letter topic both reported", func(c *Config) { c.Topic, c.DeadLetterTopic = "a b", "c/d" },
+			`--topic: "a b" has ' '; topic names use only [a-zA-Z0-9._-]` + "\n" + `--dead-letter-topic: "c/d" has '/'; topic names use only [a-zA-Z0-9._-]`},
 		{"dead-letter topic is the topic", func(c *Config) { c.Topic, c.DeadLetterTopic = "t", "t" }, `--dead-letter-topic: must differ from --topic "t"`},
 		{"group with blanks", func(c *Config) { c.GroupID = " g" }, `--group-id: " g" has leading or trailing blanks`},
-		{"prefix with control character", func(c *Config) { c.RedisPrefix = "ld\n" }, `--redis-prefix: "ld\n" has leading or trailing blanks`},
-		{"prefix with tab inside", func(c *Config) { c.RedisPrefix = "l\td" }, `--redis-prefix: "l\td" has a control character`},
+		{"prefix ending in a newline is a control character, not a blank", func(c *Config) { c.RedisPrefix = "ld\n" }, `--redis-prefix: "ld\n" contains a control character`},
+		{"prefix with tab inside", func(c *Config) { c.RedisPrefix = "l\td" }, `--redis-prefix: "l\td" contains a control character`},
+		{"prefix with trailing space", func(c *Config) { c.RedisPrefix = "ld " }, `--redis-prefix: "ld " has leading or trailing blanks`},
+		{"environment name with a control character", func(c *Config) { c.EnvPrefixes = map[string]string{"prod\x00": "p"} }, `--env-prefix: environment "prod\x00": "prod\x00" contains a control character`},
 		{"prefix not utf-8", func(c *Config) { c.RedisPrefix = "\xff" }, `--redis-prefix: "\xff" is not valid UTF-8`},
 		{"env prefix empty", func(c *Config) { c.EnvPrefixes = map[string]string{"production": ""} }, `--env-prefix: prefix of environment "production": required`},
 		{"env name empty", func(c *Config) { c.EnvPrefixes = map[string]string{"": "p"} }, `--env-prefix: environment "": required`},
@@ -55,6 +59,25 @@ func TestConfigValidate(t *testing.T) {
 		{"metrics address without port", func(c *Config) { c.MetricsAddr = "localhost" }, `--metrics: "localhost" is not host:port`},
 		{"no redis", func(c *Config) { c.Redis = redisconn.Config{} }, "--redis-url, --redis-cluster-addrs: exactly one is required, got neither"},
 		{"both redis", func(c *Config) { c.Redis.ClusterAddrs = []string{"127.0.0.1:7000"} }, "--redis-url, --redis-cluster-addrs: exactly one is required, got both"},
+		{"every bad broker is reported", func(c *Config) { c.Brokers = []string{"kafka", "127.0.0.1:9092", "k:0"} },
+			`--kafka-brokers: "kafka" is not host:port` + "\n" + `--kafka-brokers: "k:0": port "0" is not a number in 1..65535`},
+		{"every invalid setting is reported, in flag order, with redis last", func(c *Config) {
+			c.Brokers, c.Topic, c.GroupID = nil, "my topic", " g"
+			c.EnvPrefixes = map[string]string{"staging": "", "production": "ld\t"}
+			c.BatchSize, c.SyncInterval, c.ShutdownTimeout = -1, time.Hour, -time.Second
+			c.MetricsAddr, c.Redis = "localhost", redisconn.Config{}
+		}, strings.Join([]string{
+			"--kafka-brokers: required",
+			`--topic: "my topic" has ' '; topic names use only [a-zA-Z0-9._-]`,
+			`--group-id: " g" has leading or trailing blanks`,
+			`--env-prefix: prefix of environment "production": "ld\t" contains a control character`,
+			`--env-prefix: prefix of environment "staging": required`,
+			"--batch-size: -1 is not between 1 and 100000",
+			"--sync-interval: 1h0m0s is not between 1ms and 1m0s (SDKs report STALE after 120s)",
+			"--shutdown-timeout: -1s is negative",
+			`--metrics: "localhost" is not host:port`,
+			"--redis-url, --redis-cluster-addrs: exactly one is required, got neither",
+		}, "\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()

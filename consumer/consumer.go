@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,10 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
@@ -31,7 +36,7 @@ type Consumer struct {
 	applier   applier
 	prefixes  []string // every configured prefix, sorted, for synchronized_on
 	transport *kafka.Transport
-	kc        *kafka.Client
+	kc        offsetsClient // a *kafka.Client
 	now       func() time.Time
 
 	stats     counters
@@ -42,10 +47,14 @@ type Consumer struct {
 
 	mu          sync.Mutex
 	checked     chan struct{} // closed and replaced after every check
-	caughtUpAt  time.Time     // start of the last check that found no lag and wrote synchronized_on
+	caughtUpAt  time.Time     // the newest watermark reached: everything produced before it is in Redis
 	lastCheckOK time.Time     // end of the last check that succeeded
-	lagBase     int64         // committed count when the last check started
-	lastLag     int64         // its result, -1 if none
+	wmBase      int64         // committed count when the last check started
+	wmLag       int64         // messages below the pending watermark not committed at that check
+
+	// Owned by syncOnce, which runs on one goroutine at a time.
+	pending     *watermark // the watermark the group has yet to reach; nil: the next check takes one
+	lastWritten time.Time  // the last synchronized_on written by this process
 
 	// Owned by the apply loop.
 	seen      map[int]int64 // per partition, the highest offset taken into a batch
@@ -92,7 +101,6 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 		done:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		checked:   make(chan struct{}),
-		lastLag:   -1,
 		seen:      map[int]int64{},
 	}
 	c.applier = applier{
@@ -137,9 +145,10 @@ func (c *Consumer) Stats() Stats { return c.stats.snapshot() }
 // ErrStopped is returned by WaitCaughtUp when Run has returned.
 var ErrStopped = errors.New("consumer stopped")
 
-// WaitCaughtUp blocks until a lag check that started after the call found
-// the group's committed offsets at the end of every partition and wrote
-// synchronized_on: every message produced before the call is then in Redis.
+// WaitCaughtUp blocks until the group has reached a watermark taken after
+// the call (its committed offsets reached the end offsets listed then) and
+// synchronized_on says so: every message produced before the call is then in
+// Redis.
 func (c *Consumer) WaitCaughtUp(ctx context.Context) error {
 	since := c.now()
 	c.kickSync()
@@ -436,7 +445,7 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 			}
 			batch = b
 		}
-		if err := c.processWithGrace(ctx, batch, cm, dlq); err != nil {
+		if err := c.applyBatch(ctx, batch, cm, dlq); err != nil {
 			if ctx.Err() != nil {
 				return nil // aborted by shutdown, uncommitted
 			}
@@ -445,10 +454,117 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 	}
 }
 
+// tracerName names the consumer's tracer.
+const tracerName = "github.com/cohortsync/cohortsync/consumer"
+
+// maxLinks caps the span links of one batch: a batch of events from many
+// sync runs should not make a span of thousands of links.
+const maxLinks = 32
+
+// applyBatch processes one batch in an "apply batch" span of the global
+// tracer, linked to the traces of the sync runs that produced its events
+// (their producers' span contexts travel in the message headers).
+func (c *Consumer) applyBatch(ctx context.Context, batch []item, cm committer, dlq messageWriter) error {
+	sctx, span := otel.Tracer(tracerName).Start(ctx, "apply batch",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.destination.name", c.cfg.Topic),
+			attribute.String("messaging.consumer.group.name", c.cfg.GroupID),
+			attribute.Int("messaging.batch.message_count", len(batch)),
+		))
+	defer span.End()
+	if span.IsRecording() { // extracting costs a little per message: only for a span kept
+		for _, l := range traceLinks(ctx, batch, maxLinks) {
+			span.AddLink(l)
+		}
+	}
+	res, err := c.processWithGrace(sctx, batch, cm, dlq)
+	span.SetAttributes(
+		attribute.Int("cohortsync.applied", res.applied),
+		attribute.Int("cohortsync.dead_lettered", res.deadLettered),
+		attribute.Int("cohortsync.stale", res.stale),
+	)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// traceLinks returns links to the distinct remote span contexts found in the
+// batch's headers by the global propagator, at most limit of them, in batch
+// order. Consecutive messages of one sync run carry the same headers: those
+// are compared as bytes rather than extracted again.
+func traceLinks(ctx context.Context, batch []item, limit int) []trace.Link {
+	fields := otel.GetTextMapPropagator().Fields()
+	if len(fields) == 0 {
+		return nil // no propagator configured
+	}
+	// Extract over an explicitly empty span context, so a message without
+	// trace headers cannot yield a span context of ctx.
+	base := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	type spanID struct {
+		trace.TraceID
+		trace.SpanID
+	}
+	seen := make(map[spanID]bool)
+	var links []trace.Link
+	var prev *kafka.Message
+	for i := range batch {
+		m := &batch[i].msg
+		if prev != nil && sameHeaders(prev.Headers, m.Headers, fields) {
+			continue
+		}
+		prev = m
+		sc := trace.SpanContextFromContext(schema.ExtractTrace(base, m))
+		if !sc.IsValid() || !sc.IsRemote() {
+			continue
+		}
+		k := spanID{sc.TraceID(), sc.SpanID()}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		links = append(links, trace.Link{SpanContext: sc})
+		if len(links) == limit {
+			break
+		}
+	}
+	return links
+}
+
+// sameHeaders reports whether a and b have the same first value (or none)
+// for every key.
+func sameHeaders(a, b []kafka.Header, keys []string) bool {
+	for _, k := range keys {
+		va, oka := firstHeader(a, k)
+		vb, okb := firstHeader(b, k)
+		if oka != okb || !bytes.Equal(va, vb) {
+			return false
+		}
+	}
+	return true
+}
+
+func firstHeader(hs []kafka.Header, key string) ([]byte, bool) {
+	for _, h := range hs {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// batchResult counts what became of one batch's messages.
+type batchResult struct {
+	applied, deadLettered, stale int
+}
+
 // processWithGrace gives the batch's Redis, Kafka and commit calls up to
 // ShutdownTimeout after ctx is cancelled: a batch written to Redis but not
 // committed is only re-applied work, but one that is also committed is not.
-func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm committer, dlq messageWriter) error {
+func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
 	bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -475,23 +591,25 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 }
 
 // process applies one batch and commits it. Retries stop when ctx ends; the
-// calls themselves run under bctx.
-func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer, dlq messageWriter) error {
+// calls themselves run under bctx. The result counts only a committed batch.
+func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
 	// Redelivered messages below what this process already took (kafka-go
 	// does not drain its queue on rebalance) are dropped, and not committed:
 	// committing them would move the group's offset backwards.
+	var res batchResult
 	live := make([]*item, 0, len(batch))
 	for i := range batch {
 		it := &batch[i]
 		if hi, ok := c.seen[it.msg.Partition]; ok && it.msg.Offset <= hi {
 			c.stats.stale.Add(1)
+			res.stale++
 			continue
 		}
 		c.seen[it.msg.Partition] = it.msg.Offset
 		live = append(live, it)
 	}
 	if len(live) == 0 {
-		return nil
+		return res, nil
 	}
 
 	evs := make([]*schema.Event, 0, len(live))
@@ -513,7 +631,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		return err
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 	for _, f := range failures {
 		it := evItem[f.index]
@@ -529,7 +647,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 			return err
 		})
 		if err != nil {
-			return err
+			return res, err
 		}
 	}
 
@@ -550,21 +668,25 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		return cm.CommitMessages(bctx, commits...)
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 
-	c.stats.applied.Add(int64(len(evs) - len(failures)))
-	c.stats.deadLettered.Add(int64(len(dead)))
+	res.applied, res.deadLettered = len(evs)-len(failures), len(dead)
+	c.stats.applied.Add(int64(res.applied))
+	c.stats.deadLettered.Add(int64(res.deadLettered))
 	c.stats.batches.Add(1)
 	c.stats.lastApplied.Store(c.now().UnixNano())
+	// Ask for a check as soon as the pending watermark may be reached (an
+	// estimate: other members commit other partitions, which the ticker's
+	// checks cover).
 	total := c.committed.Add(int64(len(live)))
 	c.mu.Lock()
-	maybeCaughtUp := c.lastLag < 0 || c.lastLag-(total-c.lagBase) <= 0
+	maybeReached := c.wmLag-(total-c.wmBase) <= 0
 	c.mu.Unlock()
-	if maybeCaughtUp {
+	if maybeReached {
 		c.kickSync()
 	}
-	return nil
+	return res, nil
 }
 
 func decodeReason(err error) string {
@@ -608,19 +730,47 @@ func (c *Consumer) syncLoop(ctx context.Context) {
 	}
 }
 
-// syncOnce checks the group's lag and, if there is none, sets every
-// prefix's big_segments_synchronized_on to the time the check started:
-// everything produced before that instant had an offset below the end
-// offsets the check then read, and the group had committed (so applied)
-// all of it.
+// syncOnce reads the group's offsets and moves every prefix's
+// big_segments_synchronized_on to the newest watermark the group has
+// reached (see watermark). A check that finds no lag reaches a watermark
+// of its own: its start. Otherwise it checks the pending watermark, taken
+// by an earlier check, and takes a new one when that is reached (or there
+// is none), so that under a steady flow of new events synchronized_on
+// still advances, one watermark behind, while it never claims an event
+// that is not yet applied. synchronized_on never moves backwards within
+// this process.
 func (c *Consumer) syncOnce(ctx context.Context) {
-	t0 := c.now()
+	t := c.now() // before the offsets are listed
 	base := c.committed.Load()
 	cctx, cancel := context.WithTimeout(ctx, max(c.cfg.SyncInterval, 10*time.Second))
 	defer cancel()
-	lag, err := groupLag(cctx, c.kc, c.cfg.Topic, c.cfg.GroupID)
-	if err == nil && lag == 0 {
-		err = c.writeSyncTime(cctx, t0)
+	var (
+		reached, next *watermark
+		lag, wmLag    int64
+	)
+	offs, err := groupOffsets(cctx, c.kc, c.cfg.Topic, c.cfg.GroupID)
+	if err == nil {
+		lag = totalLag(offs)
+		rem, ok := int64(0), false
+		if c.pending != nil {
+			rem, ok = c.pending.remaining(offs)
+		}
+		switch {
+		case lag == 0:
+			reached, next = newWatermark(t, offs), nil
+		case ok && rem == 0:
+			reached, next, wmLag = c.pending, newWatermark(t, offs), lag
+		case ok:
+			next, wmLag = c.pending, rem
+		default: // none pending, or the partitions changed under it
+			next, wmLag = newWatermark(t, offs), lag
+		}
+		if reached != nil && reached.t.UnixMilli() > c.lastWritten.UnixMilli() {
+			if err = c.writeSyncTime(cctx, reached.t); err == nil {
+				c.lastWritten = reached.t
+				c.stats.lastSync.Store(reached.t.UnixNano())
+			}
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -629,6 +779,7 @@ func (c *Consumer) syncOnce(ctx context.Context) {
 		c.checked = make(chan struct{})
 	}()
 	if err != nil {
+		// The pending watermark stays: the next check retries it.
 		if ctx.Err() == nil {
 			c.stats.syncErrors.Add(1)
 			c.log.Warn("lag check or synchronized_on update failed", "err", err)
@@ -636,11 +787,11 @@ func (c *Consumer) syncOnce(ctx context.Context) {
 		return
 	}
 	c.lastCheckOK = c.now()
-	c.lagBase, c.lastLag = base, lag
 	c.stats.lag.Store(lag)
-	if lag == 0 {
-		c.caughtUpAt = t0
-		c.stats.lastSync.Store(t0.UnixNano())
+	c.pending = next
+	c.wmBase, c.wmLag = base, wmLag
+	if reached != nil && reached.t.After(c.caughtUpAt) {
+		c.caughtUpAt = reached.t
 	}
 }
 

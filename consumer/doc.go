@@ -12,7 +12,11 @@
 // every Redis write is idempotent (SADD, SREM, a max-only metadata update),
 // so redelivery and whole-topic replays converge on the same Redis content.
 //
-// A syncer goroutine keeps <prefix>:big_segments_synchronized_on fresh while,
-// and only while, the group's committed offsets have reached the end of
-// every partition: a stopped or lagging consumer lets the SDKs report STALE.
+// A syncer goroutine keeps <prefix>:big_segments_synchronized_on fresh with
+// watermarks: a check records its start time and the end offsets of every
+// partition listed after it; once the group's committed offsets reach those
+// ends, everything produced before that time is in Redis, and that time is
+// written. A steady flow of new events therefore never starves the refresh,
+// while a stopped or lagging consumer (one that does not reach its
+// watermarks) lets the SDKs report STALE.
 package consumer

@@ -76,12 +76,12 @@ func (c *Consumer) healthy() error {
 	c.mu.Unlock()
 	limit := 3*c.cfg.SyncInterval + c.cfg.RetryTimeout/10
 	if last.IsZero() {
-		if time.Since(c.startedAt) > limit {
+		if c.now().Sub(c.startedAt) > limit {
 			return errors.New("no successful lag check since start")
 		}
 		return nil
 	}
-	if age := time.Since(last); age > limit {
+	if age := c.now().Sub(last); age > limit {
 		return fmt.Errorf("last successful lag check %v ago", age.Round(time.Millisecond))
 	}
 	return nil

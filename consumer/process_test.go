@@ -58,13 +58,13 @@ func TestStaleRedeliveryIsDroppedAndNotCommitted(t *testing.T) {
 	cm := &fakeCommitter{}
 	dlq := &fakeWriter{}
 
-	if err := c.process(ctx, ctx, items(0, 0, 1, 2, 3, 4), cm, dlq); err != nil {
+	if _, err := c.process(ctx, ctx, items(0, 0, 1, 2, 3, 4), cm, dlq); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.process(ctx, ctx, append(items(0, 2, 3, 4, 5, 6), items(1, 0)...), cm, dlq); err != nil {
+	if _, err := c.process(ctx, ctx, append(items(0, 2, 3, 4, 5, 6), items(1, 0)...), cm, dlq); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.process(ctx, ctx, items(0, 1, 6), cm, dlq); err != nil { // only stale
+	if _, err := c.process(ctx, ctx, items(0, 1, 6), cm, dlq); err != nil { // only stale
 		t.Fatal(err)
 	}
 	var got []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -47,63 +48,119 @@ func partitions(ctx context.Context, kc offsetsClient, topic string) ([]int, err
 	return nil, fmt.Errorf("topic %q %w", topic, errTopicMissing)
 }
 
-// groupLag returns how many messages of topic the group has not committed:
-// per partition, the end offset minus the committed offset (or the first
-// offset, where the group has committed nothing or less than what retention
-// kept). It is what kafka-go's Lag cannot tell in group mode. A partition
-// whose offsets cannot be read is an error, never "no lag".
-func groupLag(ctx context.Context, kc offsetsClient, topic, group string) (int64, error) {
+// partitionOffsets is what one lag check read of one partition.
+type partitionOffsets struct {
+	first, end int64 // the log's first offset and end offset (the next to be written)
+	committed  int64 // the group's committed offset (the next to read), -1 if none
+}
+
+// pos is where the group stands in the partition: its committed offset, or
+// the first offset where it has committed nothing or less than what
+// retention kept.
+func (o partitionOffsets) pos() int64 { return max(o.committed, o.first) }
+
+// lag is how many messages of the partition the group has not committed.
+func (o partitionOffsets) lag() int64 { return max(o.end-o.pos(), 0) }
+
+// totalLag sums the lag of every partition.
+func totalLag(offs map[int]partitionOffsets) int64 {
+	var lag int64
+	for _, o := range offs {
+		lag += o.lag()
+	}
+	return lag
+}
+
+// groupOffsets reads, per partition of topic, the first and end offsets
+// and then the group's committed offset: what kafka-go's Lag cannot tell in
+// group mode. The end offsets are listed before the committed offsets are
+// fetched, so a commit racing with the read can only make the group look
+// further behind, never ahead. A partition whose offsets cannot be read is
+// an error, never "no lag".
+func groupOffsets(ctx context.Context, kc offsetsClient, topic, group string) (map[int]partitionOffsets, error) {
 	ids, err := partitions(ctx, kc, topic)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	reqs := make([]kafka.OffsetRequest, 0, 2*len(ids))
 	for _, p := range ids {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	// End offsets first, committed offsets second: a commit racing with this
-	// check can only make the group look further behind, never ahead.
 	lo, err := kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return 0, fmt.Errorf("list offsets of topic %q: %w", topic, err)
+		return nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
 	}
 	of, err := kc.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
 	if err != nil {
-		return 0, fmt.Errorf("fetch committed offsets of group %q: %w", group, err)
+		return nil, fmt.Errorf("fetch committed offsets of group %q: %w", group, err)
 	}
 	if of.Error != nil && !errors.Is(of.Error, kafka.GroupIdNotFound) {
 		// (A group that never committed is "not found" on some brokers and
 		// has no offsets on others: both mean lag from the first offset.)
-		return 0, fmt.Errorf("fetch committed offsets of group %q: %w", group, of.Error)
+		return nil, fmt.Errorf("fetch committed offsets of group %q: %w", group, of.Error)
 	}
 	committed := make(map[int]int64, len(ids))
 	for _, p := range of.Topics[topic] {
 		if p.Error != nil {
-			return 0, fmt.Errorf("committed offset of group %q on %s/%d: %w", group, topic, p.Partition, p.Error)
+			return nil, fmt.Errorf("committed offset of group %q on %s/%d: %w", group, topic, p.Partition, p.Error)
 		}
 		committed[p.Partition] = p.CommittedOffset
 	}
-	ends := make(map[int]kafka.PartitionOffsets, len(ids))
+	listed := make(map[int]kafka.PartitionOffsets, len(ids))
 	for _, p := range lo.Topics[topic] {
 		if p.Error != nil {
-			return 0, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
 		}
-		ends[p.Partition] = p
+		listed[p.Partition] = p
 	}
-	var lag int64
+	out := make(map[int]partitionOffsets, len(ids))
 	for _, p := range ids {
-		po, ok := ends[p]
+		po, ok := listed[p]
 		if !ok {
-			return 0, fmt.Errorf("offsets of %s/%d: missing from the broker's answer", topic, p)
+			return nil, fmt.Errorf("offsets of %s/%d: missing from the broker's answer", topic, p)
 		}
 		c, ok := committed[p]
 		if !ok {
 			c = -1
 		}
-		pos := max(c, po.FirstOffset)
-		if d := po.LastOffset - pos; d > 0 {
-			lag += d
-		}
+		out[p] = partitionOffsets{first: po.FirstOffset, end: po.LastOffset, committed: c}
 	}
-	return lag, nil
+	return out, nil
+}
+
+// watermark is a point the syncer waits for the group to reach: the time
+// a check started and the end offset of every partition listed after it.
+// Every message produced before t has an offset below its partition's
+// recorded end, so once the group has committed up to every recorded end,
+// everything produced before t is in Redis, however many messages arrived
+// since.
+type watermark struct {
+	t    time.Time
+	ends map[int]int64
+}
+
+// newWatermark records the end offsets of offs, read after t.
+func newWatermark(t time.Time, offs map[int]partitionOffsets) *watermark {
+	ends := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		ends[p] = o.end
+	}
+	return &watermark{t: t, ends: ends}
+}
+
+// remaining is how many messages below the recorded ends the group has not
+// committed, per offs (read later); ok is false when the partitions differ
+// (partitions were added: the watermark cannot vouch for them).
+func (w *watermark) remaining(offs map[int]partitionOffsets) (n int64, ok bool) {
+	if len(offs) != len(w.ends) {
+		return 0, false
+	}
+	for p, end := range w.ends {
+		o, found := offs[p]
+		if !found {
+			return 0, false
+		}
+		n += max(end-o.pos(), 0)
+	}
+	return n, true
 }

@@ -1,5 +1,3 @@
-// Command consumer applies cohortsync membership events from Kafka to Redis
-// in the LaunchDarkly Big Segments layout. See package consumer.
 package main
 
 import (
@@ -13,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/pkg/envflag"
@@ -34,6 +34,9 @@ func run() int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Read the W3C trace context the producer writes into message headers,
+	// so each batch's span links to the sync runs it applies.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 	// go-redis logs every failed dial itself; the consumer already logs the
 	// error it acts on, so keep go-redis's detail at debug level.
 	redis.SetLogger(redisLogger{cfg.Logger})
