@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +55,7 @@ func TestEvaluateBigSegmentsLayout(t *testing.T) {
 // connection: the SDK must say STORE_ERROR, and Evaluate must not hang.
 func TestEvaluateStoreError(t *testing.T) {
 	t.Parallel()
-	addr := droppingListener(t)
+	addr := testenv.DroppingListener(t)
 	ctx := testenv.Context(t, time.Minute)
 	res, err := Evaluate(ctx, Request{
 		RedisURL:    "redis://" + addr + "/0",
@@ -74,31 +72,6 @@ func TestEvaluateStoreError(t *testing.T) {
 	}
 }
 
-// droppingListener accepts connections on loopback and closes them at once.
-func droppingListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by cleanup
-			}
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
 
 // fakeDir builds a node directory whose evaluate.js is testdata/fakenode/<script>
 // and whose node_modules only pretends the SDK is installed.

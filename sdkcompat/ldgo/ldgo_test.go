@@ -2,10 +2,8 @@ package ldgo
 
 import (
 	"context"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,7 +48,7 @@ func TestEvaluateBigSegmentsLayout(t *testing.T) {
 
 func TestEvaluateStoreError(t *testing.T) {
 	t.Parallel()
-	addr := droppingListener(t)
+	addr := testenv.DroppingListener(t)
 	res, err := Evaluate(testenv.Context(t, time.Minute), sdkcompat.Request{
 		RedisURL:    "redis://" + addr + "/0",
 		SegmentKey:  sdkcompat.CaseSegment,
@@ -167,31 +165,6 @@ func TestStoreStopsWithItsContext(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
-// droppingListener accepts connections on loopback and closes them at once.
-func droppingListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by cleanup
-			}
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
 
 // BenchmarkEvaluate measures one Evaluate call with the Go SDK (client start
 // from a file, Redis reads, close) for a few sizes of key list.
