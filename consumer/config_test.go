@@ -123,7 +123,7 @@ func TestParseFlags(t *testing.T) {
 			check: func(t *testing.T, c Config) {
 				c = c.withDefaults()
 				if c.Topic != DefaultTopic || c.GroupID != DefaultGroupID || c.DeadLetterTopic != DefaultTopic+".dlq" ||
-					c.RedisPrefix != "launchdarkly" || c.BatchSize != 5000 || c.FlushInterval != 20*time.Millisecond ||
+					c.RedisPrefix != "launchdarkly" || c.BatchSize != 20000 || c.FlushInterval != 20*time.Millisecond ||
 					c.SyncInterval != 5*time.Second || c.RetryTimeout != 5*time.Minute || c.ShutdownTimeout != 10*time.Second {
 					t.Errorf("defaults: %+v", c)
 				}
@@ -190,7 +190,7 @@ func TestHelpListsEverySettingWithItsEnvironmentVariable(t *testing.T) {
 	for _, want := range []string{
 		"-kafka-brokers", "(env KAFKA_BROKERS)", "-topic", "-group-id", "-dead-letter-topic", "-redis-url", "(env REDIS_URL)",
 		"-redis-cluster-addrs", "-redis-prefix", "-env-prefix", "-batch-size", "-flush-interval", "-sync-interval",
-		"-retry-timeout", "-shutdown-timeout", "-metrics", `(default "cohortsync.membership.v1")`, "(default 5000)",
+		"-retry-timeout", "-shutdown-timeout", "-metrics", `(default "cohortsync.membership.v1")`, "(default 20000)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %q:\n%s", want, out.String())

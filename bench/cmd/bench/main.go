@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/cohortsync/cohortsync/bench"
@@ -27,6 +28,8 @@ func run() int {
 	fs.StringVar(&cfg.Redis.URL, "redis-url", "", "standalone Redis URL (this or --redis-cluster-addrs)")
 	fs.Var(&cluster, "redis-cluster-addrs", "Redis Cluster masters, comma-separated host:port")
 	fs.IntVar(&cfg.Members, "members", 1_000_000, "members of the synthetic cohort")
+	fs.IntVar(&cfg.ConsumerBatch, "consumer-batch", 0, "the consumer's --batch-size (default its own)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := envflag.Parse(fs, os.Args[1:], "", envflag.OSLookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -41,6 +44,19 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: --cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: --cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := bench.Run(ctx, cfg, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
