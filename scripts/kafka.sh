@@ -78,7 +78,9 @@ num.network.threads=2
 num.io.threads=4
 PROPS
   # A cluster id is 16 random bytes, base64url without padding (as StorageTool random-uuid).
-  id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  # One starting with '-' would be parsed as an option (a 1-in-64 failure), so draw again.
+  id=-
+  while [[ $id == -* ]]; do id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); done
   java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
     -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
     { cat "$dir/format.log" >&2; die "formatting Kafka storage failed (log: $dir/format.log)"; }
