@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
@@ -44,8 +45,17 @@ type Config struct {
 	StateDir string
 	// ExclusionsFile is where the excluded rows of a run are listed. Default
 	// "": exclusions-<run>.csv in the segment's state directory. Written only
-	// when a row is excluded.
+	// when a row is excluded; a run with no exclusion removes a stale report
+	// left at a fixed path, so the file always describes the last run.
 	ExclusionsFile string
+	// ExclusionsKeep is how many per-run exclusion reports (the default
+	// path) are kept per segment; older ones are deleted after a successful
+	// run, so an hourly sync does not grow the state directory forever.
+	// Default 48.
+	ExclusionsKeep int
+	// Logger receives retries and other operational events. Default
+	// slog.Default().
+	Logger *slog.Logger
 	// BatchSize is the most messages in one produce batch per partition.
 	// Default 4000.
 	BatchSize int
@@ -91,6 +101,7 @@ func DefaultConfig() Config {
 		WriteTimeout:           10 * time.Second,
 		RetryMaxElapsed:        2 * time.Minute,
 		SortChunkBytes:         snapshot.DefaultChunkBytes,
+		ExclusionsKeep:         48,
 	}
 }
 
@@ -165,7 +176,18 @@ func (c Config) Validate() error {
 	if c.SortChunkBytes < snapshot.MinChunkBytes || c.SortChunkBytes > snapshot.MaxChunkBytes {
 		bad("sort-chunk-bytes", "must be between %d and %d, got %d", snapshot.MinChunkBytes, snapshot.MaxChunkBytes, c.SortChunkBytes)
 	}
+	if c.ExclusionsKeep < 1 {
+		bad("exclusions-keep", "must be >= 1, got %d", c.ExclusionsKeep)
+	}
 	return errors.Join(errs...)
+}
+
+// logger returns Logger or the default one.
+func (c Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
 }
 
 // RegisterFlags defines c's flags on fs, with c's current values as defaults.
@@ -179,7 +201,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TopicCompact, "topic-compact", c.TopicCompact, "create the topic with cleanup.policy=compact")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the committed snapshots and sync state")
 	fs.StringVar(&c.ExclusionsFile, "exclusions-file", c.ExclusionsFile,
-		"CSV report of excluded rows (default <state-dir>/<segment>/exclusions-<run>.csv)")
+		"CSV report of excluded rows (default exclusions-<run>.csv in the segment's directory under --state-dir)")
+	fs.IntVar(&c.ExclusionsKeep, "exclusions-keep", c.ExclusionsKeep, "per-run exclusion reports kept per segment (default path only)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most messages per produce batch and partition")
 	fs.Int64Var(&c.BatchBytes, "batch-bytes", c.BatchBytes, "most bytes per produce batch and partition, before compression")
 	fs.DurationVar(&c.BatchTimeout, "batch-timeout", c.BatchTimeout, "how long a partial produce batch waits for more messages")

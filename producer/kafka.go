@@ -50,6 +50,15 @@ func newBackOff(ctx context.Context, cfg Config) backoff.BackOff {
 	return backoff.WithContext(b, ctx)
 }
 
+// retryLogger reports each retry: a sync that is slow because Kafka keeps
+// failing should say so while it waits, not only when it gives up.
+func retryLogger(cfg Config, op string) backoff.Notify {
+	log := cfg.logger()
+	return func(err error, wait time.Duration) {
+		log.Warn("transient Kafka error, retrying", "op", op, "err", err, "backoff", wait)
+	}
+}
+
 // classify marks err permanent (backoff.Permanent) unless retrying the same
 // request may succeed: broker errors Kafka documents as retriable, network
 // errors and timeouts.
@@ -102,7 +111,7 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	}
-	if err := backoff.Retry(op, newBackOff(ctx, cfg)); err != nil {
+	if err := backoff.RetryNotify(op, newBackOff(ctx, cfg), retryLogger(cfg, "create topics")); err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
 	return nil
@@ -263,7 +272,7 @@ func (p *publisher) write(ctx context.Context, msgs []kafka.Message) error {
 		}
 		return fmt.Errorf("%d of the batch's messages failed: %w", len(failed), first)
 	}
-	if err := backoff.Retry(op, newBackOff(ctx, p.cfg)); err != nil {
+	if err := backoff.RetryNotify(op, newBackOff(ctx, p.cfg), retryLogger(p.cfg, "write to "+p.cfg.Topic)); err != nil {
 		return fmt.Errorf("write to topic %s: %w", p.cfg.Topic, err)
 	}
 	return nil

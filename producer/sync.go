@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -111,6 +114,12 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	report := &exclusionReport{path: exclPath}
 	st, err := cohortcsv.Read(ctx, req.Input, cohortcsv.Options{IDColumn: req.IDColumn}, sorter.Add, report.add)
 	err = errors.Join(err, report.close())
+	if err == nil && report.written() == "" && cfg.ExclusionsFile != "" {
+		// A fixed path must not keep describing an earlier run.
+		if rmErr := os.Remove(exclPath); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+			err = fmt.Errorf("remove stale exclusion report: %w", rmErr)
+		}
+	}
 	sum.Rows, sum.Excluded, sum.ExclusionsFile = st.Rows, st.Excluded, report.written()
 	if err != nil {
 		name := req.InputName
@@ -132,7 +141,37 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	if err != nil {
 		return sum, err
 	}
+	if cfg.ExclusionsFile == "" {
+		if err := pruneReports(store.Dir(), cfg.ExclusionsKeep, sum.ExclusionsFile); err != nil {
+			return sum, err
+		}
+	}
 	return sum, nil
+}
+
+// pruneReports keeps the newest keep per-run exclusion reports in dir, and
+// always current (this run's). Run ids start with their UTC time to the
+// second, so names sort by age except within one second, where the random
+// suffix decides: hence the explicit exception for the current report.
+func pruneReports(dir string, keep int, current string) error {
+	names, err := filepath.Glob(filepath.Join(dir, "exclusions-*.csv"))
+	if err != nil {
+		return fmt.Errorf("prune exclusion reports: %w", err)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == current })
+	if current != "" {
+		keep--
+	}
+	if len(names) <= keep {
+		return nil
+	}
+	sort.Strings(names)
+	for _, n := range names[:len(names)-keep] {
+		if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("prune exclusion reports: %w", err)
+		}
+	}
+	return nil
 }
 
 func closeWriter(w *kafka.Writer) error {

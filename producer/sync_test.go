@@ -582,3 +582,46 @@ func TestSyncPropagatesTraceContext(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusionReportsDoNotPileUp pins two review findings: per-run reports
+// were never deleted (an hourly sync grew the state dir forever), and a fixed
+// --exclusions-file kept an earlier run's report after a clean run.
+func TestExclusionReportsDoNotPileUp(t *testing.T) {
+	ctx := testenv.Context(t, 60*time.Second)
+	t.Run("per-run reports keep the newest", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.ExclusionsKeep = 2
+		var last string
+		for i := range 4 {
+			sum, err := Sync(ctx, cfg, csvRequest("a", "", fmt.Sprintf("k%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = sum.ExclusionsFile
+		}
+		reports, err := filepath.Glob(filepath.Join(filepath.Dir(last), "exclusions-*.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reports) != 2 || !slices.Contains(reports, last) {
+			t.Fatalf("reports %v, want 2 including this run's %s", reports, last)
+		}
+	})
+	t.Run("a clean run removes a fixed report", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.ExclusionsFile = filepath.Join(t.TempDir(), "excluded.csv")
+		if sum, err := Sync(ctx, cfg, csvRequest("a", "")); err != nil || sum.ExclusionsFile != cfg.ExclusionsFile {
+			t.Fatalf("first sync: %v, report %q", err, sum.ExclusionsFile)
+		}
+		if _, err := os.Stat(cfg.ExclusionsFile); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := Sync(ctx, cfg, csvRequest("a", "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(cfg.ExclusionsFile); !errors.Is(err, os.ErrNotExist) || sum.ExclusionsFile != "" {
+			t.Fatalf("after a clean run: stat err %v, summary report %q; want the stale report gone", err, sum.ExclusionsFile)
+		}
+	})
+}
