@@ -57,7 +57,7 @@ type Consumer struct {
 	lastWritten time.Time  // the last synchronized_on written by this process
 
 	// Owned by the apply loop.
-	seen      map[int]int64 // per partition, the highest offset taken into a batch
+	seen      map[int]int64 // per partition, the highest offset taken into a batch this generation
 	committed atomic.Int64  // messages committed, for the syncer's lag estimate
 }
 
@@ -178,10 +178,21 @@ func (c *Consumer) kickSync() {
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the
-// in-flight batch (see Config.ShutdownTimeout), closes the Kafka reader and
-// writer and returns nil. It returns an error, with the batch in flight
-// uncommitted, for a permanent failure or a transient one outlasting
+// in-flight batch (see Config.ShutdownTimeout), leaves the group, closes the
+// dead-letter writer and returns nil. It returns an error, with the batch in
+// flight uncommitted, for a permanent failure or a transient one outlasting
 // RetryTimeout. Run may be called once.
+//
+// Each generation of the consumer group (each assignment of partitions,
+// between two rebalances) runs its own pipeline: fetchers, batcher and apply
+// loop, with buffers of their own. The pipeline runs under the generation
+// (kafka.Generation.Start), so this member does not rejoin the group, and
+// the broker cannot give its partitions to another member, until the
+// pipeline has finished: when a rebalance starts, the batch being applied is
+// finished and committed (within ShutdownTimeout), every other buffered
+// message is dropped, and the next generation starts again from the
+// committed offsets. No message of a partition is applied after another
+// member may have taken it over.
 func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called twice")
@@ -203,19 +214,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return fmt.Errorf("--metrics: %w", err)
 		}
 	}
+	group, err := kafka.NewConsumerGroup(c.groupConfig())
+	if err != nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		return fmt.Errorf("consumer group %q: %w", c.cfg.GroupID, err)
+	}
 
-	r := kafka.NewReader(c.readerConfig())
 	w := c.deadLetterWriter()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fetched := make(chan kafka.Message, c.cfg.BatchSize)
-	batches := make(chan []item, 1) // one batch prepared while one is applied
 	var (
-		wg                   sync.WaitGroup
-		fetchErr, metricsErr error
+		wg         sync.WaitGroup
+		metricsErr error
 	)
-	wg.Go(func() { fetchErr = c.fetchLoop(runCtx, r, fetched) })
-	wg.Go(func() { c.batchLoop(runCtx, fetched, batches) })
+	// Closing the group ends the current generation (its pipeline finishes
+	// its batch), then leaves the group.
+	wg.Go(func() {
+		<-runCtx.Done()
+		_ = group.Close()
+	})
 	wg.Go(func() { c.syncLoop(runCtx) })
 	if ln != nil {
 		wg.Go(func() {
@@ -225,22 +244,138 @@ func (c *Consumer) Run(ctx context.Context) error {
 		})
 	}
 	c.log.Info("consuming", "brokers", c.cfg.Brokers, "dead_letter_topic", c.cfg.DeadLetterTopic, "prefixes", c.prefixes)
-	loopErr := c.applyLoop(runCtx, batches, r, w)
+	loopErr := c.consume(runCtx, group, w)
 	cancel()
 	wg.Wait()
 	var closeErr error
-	if err := r.Close(); err != nil {
-		closeErr = fmt.Errorf("close kafka reader: %w", err)
+	if err := group.Close(); err != nil { // already closed: returns at once
+		closeErr = fmt.Errorf("close consumer group: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		closeErr = errors.Join(closeErr, fmt.Errorf("close dead-letter writer: %w", err))
 	}
 	s := c.Stats()
 	c.log.Info("stopped", "applied", s.Applied, "dead_lettered", s.DeadLettered, "batches", s.Batches, "lag", s.Lag)
-	if err := errors.Join(loopErr, fetchErr, metricsErr); err != nil {
+	if err := errors.Join(loopErr, metricsErr); err != nil {
 		return errors.Join(err, closeErr)
 	}
 	return closeErr
+}
+
+// consume runs one pipeline per group generation until ctx ends (nil), a
+// pipeline fails, or joining the group fails for longer than RetryTimeout.
+func (c *Consumer) consume(ctx context.Context, group *kafka.ConsumerGroup, dlq messageWriter) error {
+	var failingSince time.Time
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			// Join or sync failed; the group retries on its own (after
+			// JoinGroupBackoff for most errors).
+			now := c.now()
+			if failingSince.IsZero() {
+				failingSince = now
+			}
+			if now.Sub(failingSince) > c.cfg.RetryTimeout {
+				return fmt.Errorf("consumer group %q: join: %w", c.cfg.GroupID, err)
+			}
+			c.stats.retries.Add(1)
+			c.log.Warn("joining the consumer group failed, retrying", "err", err)
+			continue
+		}
+		failingSince = time.Time{}
+		// The pipeline runs under the generation: the group does not rejoin
+		// (and the broker does not reassign this member's partitions) until
+		// it has returned. Start runs it even if the generation already
+		// ended (then with a done ctx); waiting for it here keeps one
+		// pipeline at a time and makes it owned by Run.
+		done := make(chan error, 1)
+		gen.Start(func(gctx context.Context) { done <- c.runGeneration(gctx, gen, dlq) })
+		if err := <-done; err != nil {
+			return err
+		}
+	}
+}
+
+// runGeneration consumes the partitions assigned to this member in gen until
+// ctx (the generation's) ends or a permanent error occurs. It reads every
+// assigned partition from the offset the group committed, and returns only
+// once every goroutine it started has.
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq messageWriter) error {
+	if ctx.Err() != nil {
+		return nil // the generation ended before it began
+	}
+	c.stats.generations.Add(1)
+	assigned := gen.Assignments[c.cfg.Topic]
+	ids := make([]int, len(assigned))
+	for i, a := range assigned {
+		ids[i] = a.ID
+	}
+	slices.Sort(ids)
+	c.log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
+	defer c.log.Info("generation ended", "generation", gen.ID)
+	if len(assigned) == 0 {
+		<-ctx.Done() // more members than partitions: wait for the next rebalance
+		return nil
+	}
+	// Offsets taken this generation; each partition is read once per
+	// generation, from its committed offset.
+	c.seen = make(map[int]int64, len(assigned))
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetched := make(chan kafka.Message, c.cfg.BatchSize)
+	batches := make(chan []item, 1) // one batch prepared while one is applied
+	var (
+		wg, fetchers sync.WaitGroup
+		errMu        sync.Mutex
+		fetchErr     error
+	)
+	readers := make([]*kafka.Reader, 0, len(assigned))
+	defer func() {
+		for _, r := range readers {
+			_ = r.Close() // a partition reader holds nothing to flush
+		}
+	}()
+	// Every reader is set up before any fetcher starts: an early return
+	// leaves no goroutine behind.
+	for _, a := range assigned {
+		r := kafka.NewReader(c.partitionReaderConfig(a.ID, len(assigned)))
+		readers = append(readers, r)
+		off := a.Offset
+		if off < 0 { // nothing committed: the group's StartOffset
+			off = kafka.FirstOffset
+		}
+		if err := r.SetOffset(off); err != nil {
+			return fmt.Errorf("topic %q partition %d: set offset %d: %w", c.cfg.Topic, a.ID, off, err)
+		}
+	}
+	for i, a := range assigned {
+		r := readers[i]
+		fetchers.Go(func() {
+			if err := c.fetchLoop(pctx, r, a.ID, fetched); err != nil {
+				errMu.Lock()
+				fetchErr = errors.Join(fetchErr, err)
+				errMu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() {
+		fetchers.Wait()
+		close(fetched)
+	})
+	wg.Go(func() { c.batchLoop(pctx, fetched, batches) })
+	loopErr := c.applyLoop(pctx, batches, gen, dlq)
+	// Whatever is still buffered belongs to this generation only: dropped,
+	// uncommitted, and read again by whoever owns its partition next.
+	cancel()
+	wg.Wait()
+	errMu.Lock()
+	defer errMu.Unlock()
+	return errors.Join(loopErr, fetchErr)
 }
 
 // preflight checks what would otherwise fail late or never: Redis answers,
@@ -275,31 +410,54 @@ func (c *Consumer) preflight(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) readerConfig() kafka.ReaderConfig {
-	return kafka.ReaderConfig{
+// groupConfig configures this member's consumer group.
+func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{
+		ID:      c.cfg.GroupID,
 		Brokers: c.cfg.Brokers,
-		GroupID: c.cfg.GroupID,
-		Topic:   c.cfg.Topic,
-		// The reader's own queue feeds FetchMessage; a batch's worth keeps
-		// the fetch goroutine from waiting on the broker between batches.
-		QueueCapacity: max(c.cfg.BatchSize, 100),
+		Topics:  []string{c.cfg.Topic},
+		// A new group reads the whole topic: the topic is the record of
+		// membership, and replaying it is idempotent.
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: 3 * time.Second,
+		SessionTimeout:    30 * time.Second,
+		// How long the broker waits for every member to rejoin once a
+		// rebalance starts. A member rejoins only after its pipeline has
+		// finished its batch (ShutdownTimeout after the heartbeat that
+		// noticed the rebalance, plus a commit): a member that took longer
+		// would be dropped from the group, and its partitions handed out,
+		// while it still writes.
+		RebalanceTimeout:       c.cfg.ShutdownTimeout + 30*time.Second,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		JoinGroupBackoff:       time.Second,
+		// kafka-go's default of 24h would let a group's offsets expire over a
+		// long weekend of downtime (harmless, a full replay, but slow).
+		RetentionTime: 7 * 24 * time.Hour,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Warn("kafka consumer group: " + fmt.Sprintf(msg, args...))
+		}),
+	}
+}
+
+// partitionReaderConfig configures the reader of one assigned partition, one
+// of n.
+func (c *Consumer) partitionReaderConfig(partition, n int) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:   c.cfg.Brokers,
+		Topic:     c.cfg.Topic,
+		Partition: partition,
+		// The readers' queues feed FetchMessage; together about a batch's
+		// worth keeps the fetch goroutines from waiting on the broker
+		// between batches.
+		QueueCapacity: max(c.cfg.BatchSize/n, 100),
 		MinBytes:      1,
 		MaxBytes:      16 << 20,
 		// MinBytes 1 answers as soon as anything arrives; MaxWait only
 		// bounds an idle long poll.
 		MaxWait: 500 * time.Millisecond,
-		// Commits are explicit and synchronous, after Redis holds the batch.
-		CommitInterval: 0,
-		// A new group reads the whole topic: the topic is the record of
-		// membership, and replaying it is idempotent.
-		StartOffset:           kafka.FirstOffset,
-		WatchPartitionChanges: true,
-		JoinGroupBackoff:      time.Second,
-		// kafka-go's default of 24h would let a group's offsets expire over a
-		// long weekend of downtime (harmless, a full replay, but slow).
-		RetentionTime: 7 * 24 * time.Hour,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			c.log.Warn("kafka reader: " + fmt.Sprintf(msg, args...))
+			c.log.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "partition", partition)
 		}),
 	}
 }
@@ -324,20 +482,33 @@ func (c *Consumer) deadLetterWriter() *kafka.Writer {
 	}
 }
 
-// fetcher is what the fetch goroutine needs from a kafka.Reader.
+// fetcher is what a fetch goroutine needs from a kafka.Reader.
 type fetcher interface {
 	FetchMessage(ctx context.Context) (kafka.Message, error)
 }
 
-// committer is what the apply loop needs from a kafka.Reader.
+// committer is what the apply loop needs from a kafka.Generation.
 type committer interface {
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	// CommitOffsets commits, per topic and partition, the next offset to
+	// read.
+	CommitOffsets(offsets map[string]map[int]int64) error
 }
 
-// fetchLoop fetches messages into out until ctx ends (nil) or fetching
-// fails for longer than RetryTimeout. It closes out.
-func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, out chan<- kafka.Message) error {
-	defer close(out)
+// errGenerationEnded marks a commit refused because this member's
+// generation is over: the batch is in Redis but uncommitted, and will be
+// applied again by the partition's next owner.
+var errGenerationEnded = errors.New("consumer group generation ended")
+
+// generationEnded reports whether a commit error means the generation is
+// over (a rebalance started, or this member was dropped from the group).
+func generationEnded(err error) bool {
+	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.FencedInstanceID)
+}
+
+// fetchLoop fetches the messages of one partition into out until ctx ends
+// (nil) or fetching fails for longer than RetryTimeout.
+func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out chan<- kafka.Message) error {
 	for {
 		var m kafka.Message
 		err := c.retry(ctx, "fetch", func() error {
@@ -352,7 +523,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, out chan<- kafka.Me
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("topic %q: %w", c.cfg.Topic, err)
+			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, err)
 		}
 		select {
 		case out <- m:
@@ -431,8 +602,10 @@ func decodeAll(batch []item) {
 	wg.Wait()
 }
 
-// applyLoop processes batches until ctx ends or in is closed (nil), or
-// processing fails.
+// applyLoop processes batches until ctx (the generation's) ends or in is
+// closed (nil), or processing fails. A batch is started only while the
+// generation lasts; the one in progress when it ends is finished within
+// ShutdownTimeout, the rest are dropped.
 func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer, dlq messageWriter) error {
 	for {
 		var batch []item
@@ -445,9 +618,16 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 			}
 			batch = b
 		}
+		if ctx.Err() != nil {
+			return nil // both were ready: never start a batch after the generation
+		}
 		if err := c.applyBatch(ctx, batch, cm, dlq); err != nil {
+			if errors.Is(err, errGenerationEnded) {
+				c.log.Info("batch applied but not committed: the generation ended; it will be redelivered", "err", err)
+				return nil
+			}
 			if ctx.Err() != nil {
-				return nil // aborted by shutdown, uncommitted
+				return nil // aborted by the end of the generation, uncommitted
 			}
 			return err
 		}
@@ -593,9 +773,10 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 // process applies one batch and commits it. Retries stop when ctx ends; the
 // calls themselves run under bctx. The result counts only a committed batch.
 func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
-	// Redelivered messages below what this process already took (kafka-go
-	// does not drain its queue on rebalance) are dropped, and not committed:
-	// committing them would move the group's offset backwards.
+	// A message at or below an offset already taken this generation (each
+	// partition is read once per generation, in order, so none is
+	// expected) is dropped, and not committed: committing it would move the
+	// group's offset backwards.
 	var res batchResult
 	live := make([]*item, 0, len(batch))
 	for i := range batch {
@@ -651,21 +832,22 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		}
 	}
 
-	// One message per partition, the last: kafka-go commits offset+1.
-	last := make(map[int]kafka.Message, 4)
+	// Per partition, the offset after the batch's last message: the next
+	// one to read.
+	next := make(map[int]int64, 4)
 	for _, it := range live {
-		if m, ok := last[it.msg.Partition]; !ok || it.msg.Offset > m.Offset {
-			last[it.msg.Partition] = it.msg
-		}
+		next[it.msg.Partition] = max(next[it.msg.Partition], it.msg.Offset+1)
 	}
-	commits := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		commits = append(commits, m)
-	}
+	offsets := map[string]map[int]int64{c.cfg.Topic: next}
 	err = c.retry(ctx, "commit offsets", func() error {
-		// Every commit error is worth retrying: the batch is in Redis, so
-		// the worst a failed commit costs is re-applying it.
-		return cm.CommitMessages(bctx, commits...)
+		// Every other commit error is worth retrying: the batch is in Redis,
+		// so the worst a failed commit costs is re-applying it. The call
+		// is bounded by the group's request timeout.
+		err := cm.CommitOffsets(offsets)
+		if generationEnded(err) {
+			return backoff.Permanent(fmt.Errorf("%w: %w", errGenerationEnded, err))
+		}
+		return err
 	})
 	if err != nil {
 		return res, err

@@ -2,15 +2,26 @@
 // LaunchDarkly Big Segments layout, so that unmodified SDKs evaluate flags
 // against the segments cohortsync syncs.
 //
-// One Consumer is one member of a Kafka consumer group. A fetch goroutine
-// reads messages into a bounded queue; a batch goroutine cuts batches
-// (BatchSize messages, or whatever arrived within FlushInterval of the
-// first) and decodes each on every core while the previous batch is being
-// applied; the apply loop writes a batch to Redis in one pipeline, sends
-// undecodable or unappliable messages to the dead-letter topic, and only
-// then commits the batch's offsets. A crash anywhere before the commit redelivers the batch;
-// every Redis write is idempotent (SADD, SREM, a max-only metadata update),
-// so redelivery and whole-topic replays converge on the same Redis content.
+// One Consumer is one member of a Kafka consumer group. For each generation
+// of the group (one assignment of partitions, between two rebalances) it
+// runs a pipeline of its own: a fetch goroutine per assigned partition,
+// reading from the group's committed offset, feeds a bounded queue; a batch
+// goroutine cuts batches (BatchSize messages, or whatever arrived within
+// FlushInterval of the first) and decodes each on every core while the
+// previous batch is being applied; the apply loop writes a batch to Redis in
+// one pipeline, sends undecodable or unappliable messages to the
+// dead-letter topic, and only then commits the batch's offsets. A crash
+// anywhere before the commit redelivers the batch; every Redis write is
+// idempotent (SADD, SREM, a max-only metadata update), so redelivery and
+// whole-topic replays converge on the same Redis content.
+//
+// The pipeline runs under its generation (kafka.Generation.Start): when a
+// rebalance starts, the batch being applied is finished and committed
+// (within ShutdownTimeout), everything else buffered is dropped, and only
+// then does the member rejoin the group, so the broker cannot hand its
+// partitions to another member while it may still write them. Without that
+// fence, an old "add" still buffered here could be applied after the new
+// owner applied a newer "remove" of the same membership.
 //
 // A syncer goroutine keeps <prefix>:big_segments_synchronized_on fresh with
 // watermarks: a check records its start time and the end offsets of every

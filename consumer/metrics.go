@@ -42,6 +42,7 @@ func (c *Consumer) metricsHandler() http.Handler {
 			{"cohortsync_consumer_batches_total", "counter", "Batches committed.", float64(s.Batches)},
 			{"cohortsync_consumer_stale_total", "counter", "Redelivered messages dropped.", float64(s.Stale)},
 			{"cohortsync_consumer_retries_total", "counter", "Retries after transient errors.", float64(s.Retries)},
+			{"cohortsync_consumer_generations_total", "counter", "Consumer group generations joined (rebalances).", float64(s.Generations)},
 			{"cohortsync_consumer_sync_errors_total", "counter", "Failed lag checks or synchronized_on writes.", float64(s.SyncErrors)},
 			{"cohortsync_consumer_lag", "gauge", "Uncommitted messages of the group on the topic (-1 unknown).", float64(s.Lag)},
 			{"cohortsync_consumer_last_applied_seconds", "gauge", "Unix time of the last committed batch.", unixSeconds(s.LastApplied)},

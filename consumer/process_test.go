@@ -21,12 +21,22 @@ import (
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// fakeCommitter records commits.
-type fakeCommitter struct{ commits [][]kafka.Message }
+// fakeCommitter records commits, as "partition@next offset" strings, sorted,
+// one per call.
+type fakeCommitter struct {
+	commits []string
+	err     error // returned by every call, if set
+}
 
-func (f *fakeCommitter) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
-	f.commits = append(f.commits, append([]kafka.Message(nil), msgs...))
-	return nil
+func (f *fakeCommitter) CommitOffsets(offsets map[string]map[int]int64) error {
+	var parts []string
+	for topic, ps := range offsets {
+		for p, o := range ps {
+			parts = append(parts, fmt.Sprintf("%s:%d@%d", topic, p, o))
+		}
+	}
+	f.commits = append(f.commits, strings.Join(sorted(parts), " "))
+	return f.err
 }
 
 // items makes a batch of decoded messages on one partition at the given
@@ -43,10 +53,10 @@ func items(partition int, offsets ...int64) []item {
 	return out
 }
 
-// TestStaleRedeliveryIsDroppedAndNotCommitted covers kafka-go's redelivery
-// of messages it already handed out (queue not drained on rebalance): they
-// must be neither re-applied nor committed, which would move the group's
-// offset backwards.
+// TestStaleRedeliveryIsDroppedAndNotCommitted covers the guard against a
+// message redelivered within a generation (none is expected: each partition
+// is read once per generation): it must be neither re-applied nor
+// committed, which would move the group's offset backwards.
 func TestStaleRedeliveryIsDroppedAndNotCommitted(t *testing.T) {
 	rdb := testenv.Redis(t).Client
 	cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
@@ -67,15 +77,9 @@ func TestStaleRedeliveryIsDroppedAndNotCommitted(t *testing.T) {
 	if _, err := c.process(ctx, ctx, items(0, 1, 6), cm, dlq); err != nil { // only stale
 		t.Fatal(err)
 	}
-	var got []string
-	for _, batch := range cm.commits {
-		var parts []string
-		for _, m := range batch {
-			parts = append(parts, fmt.Sprintf("%d@%d", m.Partition, m.Offset))
-		}
-		got = append(got, strings.Join(sorted(parts), " "))
-	}
-	if want := []string{"0@4", "0@6 1@0"}; strings.Join(got, "|") != strings.Join(want, "|") {
+	// The next offsets to read are committed, under the consumer's topic.
+	got, topic := cm.commits, c.cfg.Topic
+	if want := []string{topic + ":0@5", topic + ":0@7 " + topic + ":1@1"}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("commits %q, want %q (stale messages never committed)", got, want)
 	}
 	if s := c.Stats(); s.Stale != 5 || s.Applied != 8 || s.Batches != 2 {
@@ -196,5 +200,52 @@ func TestMetricsAndHealth(t *testing.T) {
 	c.mu.Unlock()
 	if code, body := get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "last successful lag check") {
 		t.Errorf("/healthz with an hour-old check = %d %s, want 503", code, body)
+	}
+}
+
+// TestCommitAfterGenerationEnded: a commit refused because the group's
+// generation is over leaves the batch applied but uncommitted and ends the
+// generation's apply loop without an error (the partition's next owner
+// applies the batch again); other commit errors are retried.
+func TestCommitAfterGenerationEnded(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	for _, tc := range []struct {
+		name      string
+		err       error
+		ended     bool
+		committed bool
+	}{
+		{"committed", nil, false, true},
+		{"rebalance in progress", kafka.RebalanceInProgress, true, false},
+		{"illegal generation", fmt.Errorf("offset commit: %w", kafka.IllegalGeneration), true, false},
+		{"unknown member", kafka.UnknownMemberId, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
+			dropPrefix(t, rdb, cfg.RedisPrefix)
+			c, err := New(cfg, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testenv.Context(t, 10*time.Second)
+			cm := &fakeCommitter{err: tc.err}
+			in := make(chan []item, 1)
+			in <- items(0, 0, 1, 2)
+			close(in)
+			err = c.applyLoop(ctx, in, cm, &fakeWriter{})
+			if err != nil {
+				t.Fatalf("applyLoop = %v, want nil", err)
+			}
+			if len(cm.commits) != 1 {
+				t.Errorf("%d commit attempts, want 1 (a generation-ended error is not retried)", len(cm.commits))
+			}
+			if s := c.Stats(); (s.Applied == 3 && s.Batches == 1) != tc.committed {
+				t.Errorf("stats = %+v, want the batch counted: %v", s, tc.committed)
+			}
+			info, err := segmentstore.Info(ctx, rdb, cfg.RedisPrefix, "seg.g1")
+			if err != nil || info.Members != 3 {
+				t.Errorf("segment info %+v %v, want 3 members: the batch is applied either way", info, err)
+			}
+		})
 	}
 }

@@ -10,8 +10,9 @@ type Stats struct {
 	Applied      int64 // events written to Redis (and committed)
 	DeadLettered int64 // messages written to the dead-letter topic
 	Batches      int64 // batches committed
-	Stale        int64 // redelivered messages dropped: at or below an offset this process already applied
+	Stale        int64 // redelivered messages dropped: at or below an offset already taken in the same group generation (a guard; none expected)
 	Retries      int64 // retried attempts after transient Redis or Kafka errors
+	Generations  int64 // consumer group generations joined (the first assignment, then one per rebalance)
 	SyncErrors   int64 // failed lag checks or synchronized_on writes
 
 	LastApplied time.Time // when the last batch was committed; zero if none
@@ -26,9 +27,9 @@ type Stats struct {
 
 // counters is the live, concurrently updated form of Stats.
 type counters struct {
-	applied, deadLettered, batches, stale, retries, syncErrors atomic.Int64
-	lastApplied, lastSync                                      atomic.Int64 // unix ns; 0 = never
-	lag                                                        atomic.Int64
+	applied, deadLettered, batches, stale, retries, syncErrors, generations atomic.Int64
+	lastApplied, lastSync                                                   atomic.Int64 // unix ns; 0 = never
+	lag                                                                     atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -38,6 +39,7 @@ func (c *counters) snapshot() Stats {
 		Batches:      c.batches.Load(),
 		Stale:        c.stale.Load(),
 		Retries:      c.retries.Load(),
+		Generations:  c.generations.Load(),
 		SyncErrors:   c.syncErrors.Load(),
 		Lag:          c.lag.Load(),
 	}

@@ -1,0 +1,106 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// TestRebalanceNeverResurrectsRemovedMembers is the regression test for
+// buffered messages of a partition applied after a rebalance gave the
+// partition to another member: an old "add X" applied after the new owner
+// applied the newer "remove X" leaves X in the segment for good. Members
+// join and leave during a backlog in which every membership is added and,
+// a little later in its partition, removed, with a slow apply so that every
+// member's buffers are full when a rebalance starts. At the end no
+// membership may be left.
+func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
+	brokers, real := testenv.Kafka(t)
+	rdb := testenv.Redis(t).Client
+	rdb.AddHook(slowApply(60 * time.Millisecond))
+	ke := newKafka(t, brokers, real, 4)
+
+	// Blocks of 25 memberships: their adds, then their removes, so that an
+	// add and its remove are often in different batches close together.
+	const blocks, block = 120, 25
+	var evs []schema.Event
+	var seq uint64
+	for b := range blocks {
+		for _, op := range []schema.Op{schema.OpAdd, schema.OpRemove} {
+			for i := range block {
+				seq++
+				evs = append(evs, ev("staging", fmt.Sprintf("seg-%d", i%3), 1, fmt.Sprintf("user-%d-%d", b, i), op, seq))
+			}
+		}
+	}
+	ke.produce(t, messages(evs...)...)
+
+	cfg := testConfig(t, ke)
+	cfg.BatchSize = 20
+	cfg.FlushInterval = time.Millisecond
+	// One process's consumers share the prefix and the group.
+	newMember := func() *running {
+		c, err := New(cfg, rdb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &running{Consumer: c, cancel: cancel, errc: make(chan error, 1)}
+		go func() { r.errc <- c.Run(ctx) }()
+		t.Cleanup(func() {
+			if err := r.stop(); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		return r
+	}
+	dropPrefix(t, rdb, cfg.RedisPrefix)
+
+	a := newMember()
+	eventually(t, 20*time.Second, "the first member to apply part of the backlog", func() bool { return a.Stats().Applied >= 200 })
+	b := newMember() // join: a rebalance while a's buffers are full
+	eventually(t, 20*time.Second, "the second member to apply", func() bool { return b.Stats().Applied >= 100 })
+	c := newMember() // another join
+	// The third member may get a partition the others have finished.
+	eventually(t, 20*time.Second, "the third member to join", func() bool { return c.Stats().Generations >= 1 })
+	if err := b.stop(); err != nil { // a leave
+		t.Fatalf("Run: %v", err)
+	}
+	a.waitCaughtUp(t)
+
+	ctx := testenv.Context(t, 30*time.Second)
+	var left []string
+	for _, e := range evs {
+		if e.Op != schema.OpRemove {
+			continue
+		}
+		inc, exc, err := segmentstore.Membership(ctx, rdb, cfg.RedisPrefix, e.ContextKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inc) != 0 || len(exc) != 0 {
+			left = append(left, fmt.Sprintf("%s in %q", e.ContextKey, inc))
+		}
+	}
+	for i := range 3 {
+		ref := fmt.Sprintf("seg-%d.g1", i)
+		if err := segmentstore.Members(ctx, rdb, cfg.RedisPrefix, ref, func(k string) error {
+			left = append(left, k+" in the members of "+ref)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("%d removed memberships are back after rebalances, e.g. %q", len(left), left[:min(len(left), 5)])
+	}
+	if got, want := ke.committed(t, cfg.GroupID), ke.ends(t); !mapsEqual(got, want) {
+		t.Errorf("committed offsets %v, want the end offsets %v", got, want)
+	}
+	t.Logf("applied a=%d b=%d c=%d of %d (redeliveries: the difference)", a.Stats().Applied, b.Stats().Applied, c.Stats().Applied, len(evs))
+}
