@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"io"
 	"log/slog"
 	"slices"
@@ -75,7 +76,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultTopic           = "cohortsync.membership.v1"
+	DefaultTopic           = kafkaconf.DefaultTopic
 	DefaultGroupID         = "cohortsync-consumer"
 	DefaultBatchSize       = 20000
 	DefaultFlushInterval   = 20 * time.Millisecond
@@ -99,7 +100,7 @@ func (c Config) withDefaults() Config {
 		c.GroupID = DefaultGroupID
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = c.Topic + ".dlq"
+		c.DeadLetterTopic = kafkaconf.DeadLetterTopic(c.Topic)
 	}
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = bigsegments.DefaultPrefix
@@ -210,20 +211,17 @@ func (c Config) validateCore() error {
 	c = c.withDefaults()
 	var errs []error
 	bad := func(flag string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flag, err)) }
-	if len(c.Brokers) == 0 {
-		bad("kafka-brokers", errors.New("required"))
-	}
-	for _, b := range c.Brokers {
-		if err := redisconn.CheckHostPort(b); err != nil {
-			bad("kafka-brokers", err)
+	if err := kafkaconf.CheckBrokers(c.Brokers); err != nil {
+		for _, e := range unjoin(err) {
+			bad("kafka-brokers", e)
 		}
 	}
 	topicOK := true
-	if err := checkTopic(c.Topic); err != nil {
+	if err := kafkaconf.CheckTopic(c.Topic); err != nil {
 		bad("topic", err)
 		topicOK = false
 	}
-	switch err := checkTopic(c.DeadLetterTopic); {
+	switch err := kafkaconf.CheckTopic(c.DeadLetterTopic); {
 	case dlqDefaulted && !topicOK:
 		// <topic>.dlq: the error is --topic's, already reported.
 	case err != nil:
@@ -273,25 +271,6 @@ func (c Config) validateCore() error {
 	return errors.Join(errs...)
 }
 
-// checkTopic applies Kafka's topic name rules, so a typo fails at start
-// rather than as an endless wait for a topic that cannot exist.
-func checkTopic(t string) error {
-	switch {
-	case t == "":
-		return errors.New("required")
-	case len(t) > 249:
-		return fmt.Errorf("%q is longer than 249 characters", t)
-	case t == "." || t == "..":
-		return fmt.Errorf("%q is not a valid topic name", t)
-	}
-	for _, r := range t {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("%q has %q; topic names use only [a-zA-Z0-9._-]", t, r)
-		}
-	}
-	return nil
-}
-
 // checkName accepts non-empty UTF-8 without control characters or spaces at
 // either end, the rules for group ids, environments and prefixes.
 func checkName(s string) error {
@@ -309,4 +288,12 @@ func checkName(s string) error {
 		return fmt.Errorf("%q has leading or trailing blanks", s)
 	}
 	return nil
+}
+
+// unjoin splits an errors.Join result so each part gets its flag's prefix.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"io"
 	"log/slog"
-	"net"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +18,7 @@ import (
 )
 
 // DefaultTopic is the membership topic.
-const DefaultTopic = "cohortsync.membership.v1"
+const DefaultTopic = kafkaconf.DefaultTopic
 
 // Config is the producer's deployment configuration: where to publish and
 // how. Start from DefaultConfig; every field is a flag (and environment
@@ -112,9 +110,6 @@ const (
 	maxInFlight   = 64
 )
 
-// topicName is Kafka's rule for topic names.
-var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
-
 var compressions = map[string]kafka.Compression{
 	"none": 0, "gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd,
 }
@@ -125,20 +120,15 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, a...)))
 	}
-	if len(c.KafkaBrokers) == 0 {
-		bad("kafka-brokers", "required")
-	}
-	for _, b := range c.KafkaBrokers {
-		host, port, err := net.SplitHostPort(b)
-		if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
-			bad("kafka-brokers", "%q is not host:port", b)
+	if err := kafkaconf.CheckBrokers(c.KafkaBrokers); err != nil {
+		for _, e := range unjoin(err) {
+			bad("kafka-brokers", "%v", e)
 		}
 	}
-	switch {
-	case c.Topic == "":
-		bad("topic", "required")
-	case !topicName.MatchString(c.Topic) || c.Topic == "." || c.Topic == "..":
-		bad("topic", "%q is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)", c.Topic)
+	if err := kafkaconf.CheckTopic(c.Topic); err != nil {
+		bad("topic", "%v", err)
+	} else if err := kafkaconf.CheckTopic(kafkaconf.DeadLetterTopic(c.Topic)); err != nil {
+		bad("topic", "its dead-letter topic: %v", err) // 246+ characters
 	}
 	if c.TopicPartitions < 1 {
 		bad("topic-partitions", "must be >= 1, got %d", c.TopicPartitions)
@@ -262,4 +252,12 @@ func (r SyncRequest) Validate() error {
 		errs = append(errs, errors.New("--csv: required"))
 	}
 	return errors.Join(errs...)
+}
+
+// unjoin splits an errors.Join result so each part gets its flag's prefix.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -95,7 +96,7 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	// Dead letters are evidence, not state: never compacted, so each bad
 	// message is kept (for the broker's retention), not just the last per key.
 	dlq := kafka.TopicConfig{
-		Topic:             cfg.Topic + DeadLetterSuffix,
+		Topic:             kafkaconf.DeadLetterTopic(cfg.Topic),
 		NumPartitions:     cfg.TopicPartitions,
 		ReplicationFactor: cfg.TopicReplicationFactor,
 	}
@@ -116,10 +117,6 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	}
 	return nil
 }
-
-// DeadLetterSuffix names the dead-letter topic the producer creates beside
-// the membership topic; it matches the consumer's default --dead-letter-topic.
-const DeadLetterSuffix = ".dlq"
 
 // publisher publishes the changes of one phase (one run's snapshot) as
 // membership events through a shared Writer. Send encodes a batch and hands

@@ -1,9 +1,12 @@
 package producer
 
 import (
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"io"
+	"log/slog"
 
 	"bytes"
 	"context"
@@ -40,6 +43,7 @@ func testConfig(t testing.TB) Config {
 	cfg.TopicPartitions = testPartitions
 	cfg.StateDir = t.TempDir()
 	cfg.RetryMaxElapsed = 20 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // kfake's leader elections cause expected retries
 	return cfg
 }
 
@@ -491,7 +495,7 @@ func TestSyncCreatesCompactedTopic(t *testing.T) {
 				t.Fatal(err)
 			}
 			client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
-			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, cfg.Topic + DeadLetterSuffix}})
+			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, kafkaconf.DeadLetterTopic(cfg.Topic)}})
 			if err != nil {
 				t.Fatal(err)
 			}

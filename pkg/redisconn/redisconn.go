@@ -5,9 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	neturl "net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +77,7 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("--redis-url: %w", redactURLError(err, c.URL))
 		}
-		if err := CheckHostPort(opts.Addr); err != nil {
+		if err := kafkaconf.CheckHostPort(opts.Addr); err != nil {
 			return fmt.Errorf("--redis-url: %w", err)
 		}
 		switch {
@@ -91,7 +90,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range c.ClusterAddrs {
-		if err := CheckHostPort(a); err != nil {
+		if err := kafkaconf.CheckHostPort(a); err != nil {
 			return fmt.Errorf("--redis-cluster-addrs: %w", err)
 		}
 	}
@@ -127,19 +126,6 @@ func redactURLError(err error, url string) error {
 		return err
 	}
 	return errors.New(msg)
-}
-
-// CheckHostPort accepts "host:port" with a non-empty host and a port in
-// 1..65535.
-func CheckHostPort(a string) error {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil || host == "" {
-		return fmt.Errorf("%q is not host:port", a)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number in 1..65535", a, port)
-	}
-	return nil
 }
 
 // Open validates cfg and returns a client for it: a *redis.Client for URL, a
