@@ -211,10 +211,8 @@ func (c Config) validateCore() error {
 	c = c.withDefaults()
 	var errs []error
 	bad := func(flag string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flag, err)) }
-	if err := kafkaconf.CheckBrokers(c.Brokers); err != nil {
-		for _, e := range unjoin(err) {
-			bad("kafka-brokers", e)
-		}
+	for _, e := range kafkaconf.CheckBrokers(c.Brokers) {
+		bad("kafka-brokers", e)
 	}
 	topicOK := true
 	if err := kafkaconf.CheckTopic(c.Topic); err != nil {
@@ -288,12 +286,4 @@ func checkName(s string) error {
 		return fmt.Errorf("%q has leading or trailing blanks", s)
 	}
 	return nil
-}
-
-// unjoin splits an errors.Join result so each part gets its flag's prefix.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

@@ -120,10 +120,8 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, a...)))
 	}
-	if err := kafkaconf.CheckBrokers(c.KafkaBrokers); err != nil {
-		for _, e := range unjoin(err) {
-			bad("kafka-brokers", "%v", e)
-		}
+	for _, e := range kafkaconf.CheckBrokers(c.KafkaBrokers) {
+		bad("kafka-brokers", "%v", e)
 	}
 	if err := kafkaconf.CheckTopic(c.Topic); err != nil {
 		bad("topic", "%v", err)
@@ -252,12 +250,4 @@ func (r SyncRequest) Validate() error {
 		errs = append(errs, errors.New("--csv: required"))
 	}
 	return errors.Join(errs...)
-}
-
-// unjoin splits an errors.Join result so each part gets its flag's prefix.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

@@ -31,11 +31,11 @@ func CheckHostPort(a string) error {
 	return nil
 }
 
-// CheckBrokers requires at least one broker and every one to be host:port;
-// it reports each bad address.
-func CheckBrokers(brokers []string) error {
+// CheckBrokers requires at least one broker and every one to be host:port.
+// It returns one error per problem, so a caller can prefix each with its flag.
+func CheckBrokers(brokers []string) []error {
 	if len(brokers) == 0 {
-		return errors.New("required")
+		return []error{errors.New("required")}
 	}
 	var errs []error
 	for _, b := range brokers {
@@ -43,7 +43,7 @@ func CheckBrokers(brokers []string) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // CheckTopic applies Kafka's topic name rules, so a typo fails at start

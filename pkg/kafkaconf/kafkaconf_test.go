@@ -1,6 +1,7 @@
 package kafkaconf
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -21,9 +22,8 @@ func TestCheckBrokers(t *testing.T) {
 		{"every bad one is named", []string{"a", "b:1", "c:x"}, `"a" is not host:port` + "\n" + `"c:x": port "x" is not a number in 1..65535`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckBrokers(tc.brokers)
 			got := ""
-			if err != nil {
+			if err := errors.Join(CheckBrokers(tc.brokers)...); err != nil {
 				got = err.Error()
 			}
 			if got != tc.want {
