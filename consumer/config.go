@@ -170,11 +170,11 @@ func ParseFlags(name string, args []string, lookup func(string) (string, bool), 
 	}
 	// In the struct a zero means "default"; given explicitly as a flag or
 	// in the environment it is a mistake, and must not pass as the default.
-	var err error
+	// Every problem is reported at once: the explicit zeros found here and
+	// whatever Validate finds in the other settings.
+	var errs []error
+	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
-		if err != nil {
-			return
-		}
 		g, ok := f.Value.(flag.Getter)
 		if !ok {
 			return // lists and maps: checked by Validate
@@ -182,19 +182,48 @@ func ParseFlags(name string, args []string, lookup func(string) (string, bool), 
 		switch v := g.Get().(type) {
 		case int:
 			if v <= 0 {
-				err = fmt.Errorf("--%s: %d is not > 0", f.Name, v)
+				errs = append(errs, fmt.Errorf("--%s: %d is not > 0", f.Name, v))
+				explicit[f.Name] = true
 			}
 		case time.Duration:
 			if v <= 0 {
-				err = fmt.Errorf("--%s: %v is not > 0", f.Name, v)
+				errs = append(errs, fmt.Errorf("--%s: %v is not > 0", f.Name, v))
+				explicit[f.Name] = true
 			}
 		case string:
 			if v == "" && f.Name != "redis-url" && f.Name != "redis-username" && f.Name != "redis-password" && f.Name != "metrics" {
-				err = fmt.Errorf("--%s: empty", f.Name)
+				errs = append(errs, fmt.Errorf("--%s: empty", f.Name))
+				explicit[f.Name] = true
 			}
 		}
 	})
-	return c, err
+	if len(errs) == 0 {
+		return c, nil
+	}
+	// Validate reads an explicit zero as "default"; keep only its reports
+	// about the other settings.
+	if verr := c.Validate(); verr != nil {
+		for _, e := range splitJoined(verr) {
+			name, _, _ := strings.Cut(strings.TrimPrefix(e.Error(), "--"), ":")
+			if !explicit[name] {
+				errs = append(errs, e)
+			}
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// splitJoined flattens (nested) errors.Join errors into their leaves.
+func splitJoined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, splitJoined(e)...)
+	}
+	return out
 }
 
 // Validate checks every setting, Redis connection included, and reports

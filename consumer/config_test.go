@@ -159,6 +159,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "explicit zero batch size", args: []string{"--batch-size", "0"}, wantErr: "--batch-size: 0 is not > 0"},
 		{name: "explicit zero interval from environment", env: map[string]string{"FLUSH_INTERVAL": "0s"}, wantErr: "--flush-interval: 0s is not > 0"},
 		{name: "explicit empty topic", args: []string{"--topic="}, wantErr: "--topic: empty"},
+		{name: "an explicit zero does not hide the other problems", args: []string{"--batch-size", "-1", "--kafka-brokers", "bad", "--redis-url", "redis://r:1/0"},
+			wantErr: "--batch-size: -1 is not > 0\n--kafka-brokers: \"bad\" is not host:port"},
 		{name: "malformed env prefix", args: []string{"--env-prefix", "production"}, wantErr: `invalid value "production" for flag -env-prefix: "production" is not key=value`},
 		{name: "bad environment value", env: map[string]string{"BATCH_SIZE": "many"}, wantErr: `environment variable BATCH_SIZE="many": parse error`},
 		{name: "stray argument", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
