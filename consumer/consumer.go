@@ -420,7 +420,11 @@ func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
 		// membership, and replaying it is idempotent.
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: 3 * time.Second,
-		SessionTimeout:    30 * time.Second,
+		// kafka-go stops heartbeating as soon as a rebalance starts, so the
+		// session clock, not only RebalanceTimeout, runs while this member
+		// finishes its batch: it must outlast ShutdownTimeout plus a
+		// heartbeat interval, a heartbeat timeout and a commit.
+		SessionTimeout: max(30*time.Second, c.cfg.ShutdownTimeout+20*time.Second),
 		// How long the broker waits for every member to rejoin once a
 		// rebalance starts. A member rejoins only after its pipeline has
 		// finished its batch (ShutdownTimeout after the heartbeat that

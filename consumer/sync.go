@@ -125,7 +125,43 @@ func groupOffsets(ctx context.Context, kc offsetsClient, topic, group string) (m
 		}
 		out[p] = partitionOffsets{first: po.FirstOffset, end: po.LastOffset, committed: c}
 	}
-	return out, nil
+	return out, checkCommittedWithinLog(ctx, kc, topic, group, out)
+}
+
+// ErrCommittedPastEnd means the group's committed offset lies beyond the end
+// of a partition's log: the topic was deleted and re-created under the same
+// name, or an unclean leader election truncated it. The group can read
+// nothing there, so the store must not be reported current; an operator
+// resets the group's offsets (the replay is idempotent).
+var ErrCommittedPastEnd = errors.New("committed offset past the end of the log")
+
+// checkCommittedWithinLog fails when a committed offset is past the end of
+// its partition. Ends are listed before commits are fetched, so a commit
+// racing with the read can pass the listed end; such a partition is listed
+// again before it counts as broken.
+func checkCommittedWithinLog(ctx context.Context, kc offsetsClient, topic, group string, offs map[int]partitionOffsets) error {
+	var suspect []kafka.OffsetRequest
+	for p, o := range offs {
+		if o.committed > o.end {
+			suspect = append(suspect, kafka.LastOffsetOf(p))
+		}
+	}
+	if len(suspect) == 0 {
+		return nil
+	}
+	lo, err := kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: suspect}})
+	if err != nil {
+		return fmt.Errorf("list offsets of topic %q: %w", topic, err)
+	}
+	for _, po := range lo.Topics[topic] {
+		if po.Error != nil {
+			return fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		if c := offs[po.Partition].committed; c > po.LastOffset {
+			return fmt.Errorf("group %q on %s/%d: committed %d, log ends at %d: %w", group, topic, po.Partition, c, po.LastOffset, ErrCommittedPastEnd)
+		}
+	}
+	return nil
 }
 
 // watermark is a point the syncer waits for the group to reach: the time
