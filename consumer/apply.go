@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -95,7 +96,10 @@ func classify(err error) errClass {
 	if err == nil {
 		return classOK
 	}
-	if redis.HasErrorPrefix(err, "WRONGTYPE") {
+	if redis.HasErrorPrefix(err, "WRONGTYPE") ||
+		// Redis 6 and older wrap an error raised inside a script:
+		// "ERR Error running script ... WRONGTYPE Operation against ...".
+		redis.HasErrorPrefix(err, "Error running script") && strings.Contains(err.Error(), "WRONGTYPE") {
 		return classEvent
 	}
 	if errors.Is(err, redis.ErrClosed) {

@@ -115,6 +115,8 @@ func TestClassify(t *testing.T) {
 		{"success", nil, classOK},
 		{"wrong type is the event's fault", srvErr("WRONGTYPE Operation against a key holding the wrong kind of value"), classEvent},
 		{"wrapped wrong type", fmt.Errorf("sadd k: %w", srvErr("WRONGTYPE x")), classEvent},
+		{"wrong type inside a script (Redis 6)", srvErr("ERR Error running script (call to f_1): @user_script:1: WRONGTYPE Operation against a key holding the wrong kind of value"), classEvent},
+		{"other script error stays fatal", srvErr("ERR Error running script (call to f_1): @user_script:1: attempt to compare nil"), classFatal},
 		{"loading", srvErr("LOADING Redis is loading the dataset in memory"), classTransient},
 		{"try again", srvErr("TRYAGAIN Multiple keys request during rehashing of slot"), classTransient},
 		{"cluster down", srvErr("CLUSTERDOWN The cluster is down"), classTransient},
