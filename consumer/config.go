@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"io"
 	"log/slog"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/envflag"
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 )
 

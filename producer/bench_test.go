@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
-	"github.com/segmentio/kafka-go"
 )
 
 const benchEvents = 200_000

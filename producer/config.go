@@ -4,17 +4,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
+
+	"github.com/segmentio/kafka-go"
+
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/envflag"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
-	"github.com/segmentio/kafka-go"
 )
 
 // DefaultTopic is the membership topic.

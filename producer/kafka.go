@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
+
 	"github.com/cenkalti/backoff/v4"
+	"github.com/segmentio/kafka-go"
+
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
-	"github.com/segmentio/kafka-go"
 )
 
 // NewWriter returns the kafka-go Writer the producer publishes with. Every

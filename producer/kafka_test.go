@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
-	"github.com/segmentio/kafka-go"
 )
 
 func TestClassify(t *testing.T) {

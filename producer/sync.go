@@ -15,9 +15,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
-	"github.com/segmentio/kafka-go"
 )
 
 // NewRunID returns a run id that sorts by start time (to the second) and is

@@ -1,12 +1,14 @@
 package producer
 
 import (
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
+	"io"
+	"log/slog"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"io"
-	"log/slog"
+
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 
 	"bytes"
 	"context"
@@ -22,10 +24,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
-	"github.com/segmentio/kafka-go"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

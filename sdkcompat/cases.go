@@ -6,8 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 )
 
 // CaseSegment is the segment key every Case uses.

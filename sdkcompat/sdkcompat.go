@@ -15,8 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 )
 
 // Defaults of Request.

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -71,7 +72,6 @@ func TestEvaluateStoreError(t *testing.T) {
 		t.Error(m)
 	}
 }
-
 
 // fakeDir builds a node directory whose evaluate.js is testdata/fakenode/<script>
 // and whose node_modules only pretends the SDK is installed.

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	neturl "net/url"
 	"strings"
 	"time"
+
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 
 	"github.com/redis/go-redis/v9"
 

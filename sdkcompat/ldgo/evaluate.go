@@ -7,13 +7,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cohortsync/cohortsync/sdkcompat"
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
 	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/sdkcompat"
 )
 
 // initTimeout matches evaluate.js: the file data source is local, so 10 s

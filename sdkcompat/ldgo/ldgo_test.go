@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/launchdarkly/go-sdk-common/v3/ldtime"
+
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/sdkcompat"
-	"github.com/launchdarkly/go-sdk-common/v3/ldtime"
 )
 
 // TestEvaluateBigSegmentsLayout runs the cases the Node SDK answers in package
@@ -164,7 +165,6 @@ func TestStoreStopsWithItsContext(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
-
 
 // BenchmarkEvaluate measures one Evaluate call with the Go SDK (client start
 // from a file, Redis reads, close) for a few sizes of key list.

@@ -7,11 +7,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/launchdarkly/go-sdk-common/v3/ldtime"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 )
 
 // DefaultStoreTimeout bounds each Redis read of Store.
