@@ -1,11 +1,6 @@
 package producer
 
 import (
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
-
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +8,11 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/envflag"

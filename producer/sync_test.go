@@ -1,20 +1,13 @@
 package producer
 
 import (
-	"io"
-	"log/slog"
-
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
-
 	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -25,7 +18,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
