@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -138,7 +139,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 
-	ccfg := consumer.Config{Brokers: brokers, Topic: topic, GroupID: "cohortsync-demo", SyncInterval: time.Second}
+	// Warnings only: the demo's own output tells the story.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ccfg := consumer.Config{Brokers: brokers, Topic: topic, GroupID: "cohortsync-demo", SyncInterval: time.Second, Logger: quiet}
 	cons, err := consumer.New(ccfg, rdb)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
