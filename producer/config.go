@@ -53,6 +53,12 @@ type Config struct {
 	// run, so an hourly sync does not grow the state directory forever.
 	// Default 48.
 	ExclusionsKeep int
+	// MaxShrink refuses a snapshot that has lost more than this fraction of
+	// the last synced snapshot's members (0.5: half), before anything is
+	// staged or published: a truncated export otherwise looks exactly like
+	// members leaving. 0 turns the guard off. Default 0; rerun with 0 to
+	// accept a real drop.
+	MaxShrink float64
 	// Logger receives retries and other operational events. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -166,6 +172,9 @@ func (c Config) Validate() error {
 	if c.SortChunkBytes < snapshot.MinChunkBytes || c.SortChunkBytes > snapshot.MaxChunkBytes {
 		bad("sort-chunk-bytes", "must be between %d and %d, got %d", snapshot.MinChunkBytes, snapshot.MaxChunkBytes, c.SortChunkBytes)
 	}
+	if c.MaxShrink < 0 || c.MaxShrink >= 1 {
+		bad("max-shrink", "must be in [0, 1), got %v", c.MaxShrink)
+	}
 	if c.ExclusionsKeep < 1 {
 		bad("exclusions-keep", "must be >= 1, got %d", c.ExclusionsKeep)
 	}
@@ -192,6 +201,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the committed snapshots and sync state")
 	fs.StringVar(&c.ExclusionsFile, "exclusions-file", c.ExclusionsFile,
 		"CSV report of excluded rows (default exclusions-<run>.csv in the segment's directory under --state-dir)")
+	fs.Float64Var(&c.MaxShrink, "max-shrink", c.MaxShrink,
+		"refuse a snapshot that lost more than this fraction of the last one's members, e.g. 0.5 (0: off)")
 	fs.IntVar(&c.ExclusionsKeep, "exclusions-keep", c.ExclusionsKeep, "per-run exclusion reports kept per segment (default path only)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most messages per produce batch and partition")
 	fs.Int64Var(&c.BatchBytes, "batch-bytes", c.BatchBytes, "most bytes per produce batch and partition, before compression")

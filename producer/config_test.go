@@ -39,6 +39,8 @@ func TestConfigValidate(t *testing.T) {
 		{"in flight 0", func(c *Config) { c.InFlight = 0 }, "--in-flight: must be between 1 and 64, got 0"},
 		{"write timeout too short", func(c *Config) { c.WriteTimeout = time.Millisecond }, "--write-timeout: must be >= 1s, got 1ms"},
 		{"retry budget too short", func(c *Config) { c.RetryMaxElapsed = 0 }, "--retry-max-elapsed: must be >= 1s, got 0s"},
+		{"max shrink of 1 would never refuse", func(c *Config) { c.MaxShrink = 1 }, "--max-shrink: must be in [0, 1), got 1"},
+		{"negative max shrink", func(c *Config) { c.MaxShrink = -0.1 }, "--max-shrink: must be in [0, 1), got -0.1"},
 		{"no exclusion report kept", func(c *Config) { c.ExclusionsKeep = 0 }, "--exclusions-keep: must be >= 1, got 0"},
 		{"sort chunk too small", func(c *Config) { c.SortChunkBytes = 1 }, "--sort-chunk-bytes: must be between 65536 and 2147483648, got 1"},
 		{"every problem is reported", func(c *Config) { c.KafkaBrokers = nil; c.Topic = "" }, "--kafka-brokers: required\n--topic: required"},

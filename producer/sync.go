@@ -130,7 +130,7 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 		return sum, fmt.Errorf("read %s: %w", name, err)
 	}
 
-	ph, sst, err := store.Stage(ctx, sum.Run, sorter)
+	ph, sst, err := store.StageIf(ctx, sum.Run, sorter, shrinkGuard(cfg.MaxShrink))
 	sum.Keys, sum.Duplicates = sst.Unique, sst.Duplicates
 	if err != nil {
 		return sum, err
@@ -148,6 +148,27 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 		}
 	}
 	return sum, nil
+}
+
+// ErrShrink is returned when a snapshot lost more members than --max-shrink
+// allows; nothing was published.
+var ErrShrink = errors.New("snapshot shrank more than --max-shrink allows")
+
+// shrinkGuard returns the Stage check of --max-shrink, nil when it is off.
+func shrinkGuard(maxShrink float64) func(committed, next int64) error {
+	if maxShrink == 0 {
+		return nil
+	}
+	return func(committed, next int64) error {
+		if committed == 0 || next >= committed {
+			return nil
+		}
+		if lost := float64(committed-next) / float64(committed); lost > maxShrink {
+			return fmt.Errorf("%w: %d members, %.1f%% fewer than the %d of the last sync (limit %.1f%%); nothing was published, rerun with --max-shrink 0 if the drop is real",
+				ErrShrink, next, 100*lost, committed, 100*maxShrink)
+		}
+		return nil
+	}
 }
 
 // pruneReports keeps the newest keep per-run exclusion reports in dir, and

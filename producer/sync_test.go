@@ -629,3 +629,36 @@ func TestExclusionReportsDoNotPileUp(t *testing.T) {
 		}
 	})
 }
+
+// TestMaxShrinkRefusesATruncatedSnapshot: with the guard on, a snapshot that
+// lost too many members publishes nothing and leaves nothing pending; the
+// next run (guard off) publishes the removals.
+func TestMaxShrinkRefusesATruncatedSnapshot(t *testing.T) {
+	ctx := testenv.Context(t, 60*time.Second)
+	cfg := testConfig(t)
+	cfg.MaxShrink = 0.5
+	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c", "d")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
+		t.Fatalf("a 25%% drop is within the limit: %v", err)
+	}
+	_, err := Sync(ctx, cfg, csvRequest("a"))
+	if !errors.Is(err, ErrShrink) || !strings.Contains(err.Error(), "1 members, 66.7% fewer than the 3 of the last sync (limit 50.0%)") {
+		t.Fatalf("Sync = %v, want ErrShrink naming the counts", err)
+	}
+	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("members after the refusal %v, want [a b c]: nothing may be published", got)
+	}
+	cfg.MaxShrink = 0
+	sum, err := Sync(ctx, cfg, csvRequest("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Recovered != nil || sum.Removed != 2 {
+		t.Fatalf("summary %+v, want 2 removals and no recovery of the refused run", sum)
+	}
+	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("members %v, want [a]", got)
+	}
+}

@@ -413,6 +413,14 @@ func (s *Store) phase() *Phase {
 // (step 1). It fails if a snapshot is already pending: Resume and Commit it
 // first. The sorter is finished (and closed) whatever the outcome.
 func (s *Store) Stage(ctx context.Context, run string, sorter *Sorter) (*Phase, SortStats, error) {
+	return s.StageIf(ctx, run, sorter, nil)
+}
+
+// StageIf is Stage with a last word for accept, which sees the committed
+// snapshot's size and the new one's once it is sorted, before anything is
+// staged: an error from accept leaves the store as it was (no pending run,
+// nothing to recover) and is returned. A nil accept accepts everything.
+func (s *Store) StageIf(ctx context.Context, run string, sorter *Sorter, accept func(committed, next int64) error) (*Phase, SortStats, error) {
 	if err := s.checkOpen(); err != nil {
 		sorter.Close()
 		return nil, SortStats{}, err
@@ -438,6 +446,12 @@ func (s *Store) Stage(ctx context.Context, run string, sorter *Sorter) (*Phase, 
 	st, err := sorter.Finish(ctx, tmp)
 	if err != nil {
 		return nil, st, fmt.Errorf("snapshot store: sort: %w", err)
+	}
+	if accept != nil {
+		if err := accept(s.CommittedCount(), st.Unique); err != nil {
+			// Only the temp file exists; Open's cleanup would remove it too.
+			return nil, st, errors.Join(err, os.Remove(tmp))
+		}
 	}
 	if err := s.crashPoint("stage:sorted"); err != nil {
 		return nil, st, err

@@ -511,3 +511,49 @@ func TestDirNameIsSafeAndDistinct(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// TestStageIfRefusalLeavesNothingPending: a snapshot refused by the accept
+// check (the producer's shrink guard) must not be recovered, i.e. published,
+// by the next run.
+func TestStageIfRefusalLeavesNothingPending(t *testing.T) {
+	dir := t.TempDir()
+	var log []event
+	syncRun(t, dir, "r00", history[0], &log, noCrash)
+	s, err := Open(dir, testID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sorter, err := s.NewSorter(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sorter.Add("only-one"); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("too small")
+	var sawCommitted, sawNext int64
+	_, _, err = s.StageIf(context.Background(), "r01", sorter, func(committed, next int64) error {
+		sawCommitted, sawNext = committed, next
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("StageIf = %v, want the accept error", err)
+	}
+	if sawCommitted != int64(len(history[0])) || sawNext != 1 {
+		t.Errorf("accept saw committed %d next %d, want %d and 1", sawCommitted, sawNext, len(history[0]))
+	}
+	if s.PendingRun() != "" {
+		t.Fatalf("pending run %q after a refusal", s.PendingRun())
+	}
+	if ph, err := s.Resume(); err != nil || ph != nil {
+		t.Fatalf("Resume = %+v, %v; want nothing to recover", ph, err)
+	}
+	entries, err := os.ReadDir(filepath.Join(s.Dir(), tmpDirName))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("temp files left: %v", entries)
+	}
+}
