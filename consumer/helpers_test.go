@@ -210,7 +210,8 @@ type running struct {
 	err    error
 }
 
-// start runs a new consumer until stop or the end of the test.
+// start runs a new consumer on a clean prefix until stop or the end of the
+// test.
 func start(t testing.TB, cfg Config, rdb redis.UniversalClient) *running {
 	t.Helper()
 	c, err := New(cfg, rdb)
@@ -220,6 +221,13 @@ func start(t testing.TB, cfg Config, rdb redis.UniversalClient) *running {
 	for _, p := range c.prefixes {
 		dropPrefix(t, rdb, p)
 	}
+	return launch(t, c)
+}
+
+// launch runs c until stop or the end of the test, leaving Redis as it is
+// (members joining a running group share its keys).
+func launch(t testing.TB, c *Consumer) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Consumer: c, cancel: cancel, errc: make(chan error, 1)}
 	go func() { r.errc <- c.Run(ctx) }()

@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -49,15 +48,7 @@ func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		r := &running{Consumer: c, cancel: cancel, errc: make(chan error, 1)}
-		go func() { r.errc <- c.Run(ctx) }()
-		t.Cleanup(func() {
-			if err := r.stop(); err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-		return r
+		return launch(t, c)
 	}
 	dropPrefix(t, rdb, cfg.RedisPrefix)
 
