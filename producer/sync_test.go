@@ -86,9 +86,24 @@ func readTopicMessages(t *testing.T, cfg Config) ([]schema.Event, []kafka.Messag
 	for p := range cfg.TopicPartitions {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{cfg.Topic: reqs}})
-	if err != nil {
-		t.Fatalf("list offsets: %v", err)
+	// A real broker may still be moving partition leadership right after the
+	// topic was created (NotLeaderForPartition, LeaderNotAvailable): those
+	// answers are retried until ctx's deadline, like any client would.
+	var resp *kafka.ListOffsetsResponse
+	for {
+		var err error
+		resp, err = client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{cfg.Topic: reqs}})
+		if err != nil {
+			t.Fatalf("list offsets: %v", err)
+		}
+		retriable := slices.ContainsFunc(resp.Topics[cfg.Topic], func(po kafka.PartitionOffsets) bool {
+			var ke kafka.Error
+			return po.Error != nil && errors.As(po.Error, &ke) && ke.Temporary()
+		})
+		if !retriable || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval, bounded by ctx
 	}
 	var events []schema.Event
 	var msgs []kafka.Message
