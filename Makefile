@@ -15,10 +15,9 @@ test:
 test-fast:
 	$(GO) test -race -count=1 ./...
 
-## build: the producer and consumer binaries into ./bin
+## build: the cohortsync binary into ./bin
 build:
-	$(GO) build -o bin/producer ./producer/cmd/producer
-	$(GO) build -o bin/consumer ./consumer/cmd/consumer
+	$(GO) build -o bin/cohortsync ./cmd/cohortsync
 
 ## bench: the end-to-end benchmark on real Kafka and Redis (see BENCHMARKS.md)
 bench:

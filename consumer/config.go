@@ -2,9 +2,6 @@ package consumer
 
 import (
 	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -12,8 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
-	"github.com/cohortsync/cohortsync/pkg/envflag"
 	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 )
@@ -126,106 +123,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// RegisterFlags registers every setting on fs, with c's current values as
-// defaults (zero fields get the package defaults first).
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	d := c.withDefaults()
-	d.DeadLetterTopic = c.DeadLetterTopic // its default follows --topic
-	*c = d
-	fs.Var((*envflag.StringList)(&c.Brokers), "kafka-brokers", "comma-separated Kafka bootstrap brokers, host:port (required)")
-	fs.StringVar(&c.Topic, "topic", c.Topic, "membership events `topic`")
-	fs.StringVar(&c.GroupID, "group-id", c.GroupID, "Kafka consumer `group`")
-	fs.StringVar(&c.DeadLetterTopic, "dead-letter-topic", c.DeadLetterTopic, "`topic` for messages that cannot be applied; must exist (default <topic>.dlq)")
-	c.Redis.RegisterFlags(fs)
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "Redis key `prefix` of every environment not in --env-prefix (the SDKs' default is launchdarkly)")
-	if c.EnvPrefixes == nil {
-		c.EnvPrefixes = map[string]string{}
-	}
-	fs.Var((*envflag.StringMap)(&c.EnvPrefixes), "env-prefix", "per-environment Redis prefixes, env=prefix,...")
-	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most messages applied in one Redis pipeline and committed together")
-	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "how long a batch waits for more messages after its first")
-	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often the group's offsets are checked and big_segments_synchronized_on refreshed (max 60s)")
-	fs.DurationVar(&c.RetryTimeout, "retry-timeout", c.RetryTimeout, "give up on a transient Redis or Kafka failure after this long, leaving the batch uncommitted")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time the in-flight batch gets to finish on shutdown")
-	fs.StringVar(&c.MetricsAddr, "metrics", c.MetricsAddr, "serve /metrics and /healthz on this host:port (default off)")
-}
-
-// ParseFlags builds a Config from command-line args and, for flags not given,
-// their environment twins (KAFKA_BROKERS for --kafka-brokers, ...) read with
-// lookup. It does not validate.
-func ParseFlags(name string, args []string, lookup func(string) (string, bool), output io.Writer) (Config, error) {
-	var c Config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(output)
-	c.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nApplies cohortsync membership events from Kafka to Redis in the LaunchDarkly Big Segments layout.\nEvery flag can also be set by the environment variable shown.\n\n", name)
-		fs.PrintDefaults()
-	}
-	if err := envflag.Parse(fs, args, "", lookup); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	// In the struct a zero means "default"; given explicitly as a flag or
-	// in the environment it is a mistake, and must not pass as the default.
-	// Every problem is reported at once: the explicit zeros found here and
-	// whatever Validate finds in the other settings.
-	var errs []error
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) {
-		g, ok := f.Value.(flag.Getter)
-		if !ok {
-			return // lists and maps: checked by Validate
-		}
-		switch v := g.Get().(type) {
-		case int:
-			if v <= 0 {
-				errs = append(errs, fmt.Errorf("--%s: %d is not > 0", f.Name, v))
-				explicit[f.Name] = true
-			}
-		case time.Duration:
-			if v <= 0 {
-				errs = append(errs, fmt.Errorf("--%s: %v is not > 0", f.Name, v))
-				explicit[f.Name] = true
-			}
-		case string:
-			if v == "" && f.Name != "redis-url" && f.Name != "redis-username" && f.Name != "redis-password" && f.Name != "metrics" {
-				errs = append(errs, fmt.Errorf("--%s: empty", f.Name))
-				explicit[f.Name] = true
-			}
-		}
-	})
-	if len(errs) == 0 {
-		return c, nil
-	}
-	// Validate reads an explicit zero as "default"; keep only its reports
-	// about the other settings.
-	if verr := c.Validate(); verr != nil {
-		for _, e := range splitJoined(verr) {
-			name, _, _ := strings.Cut(strings.TrimPrefix(e.Error(), "--"), ":")
-			if !explicit[name] {
-				errs = append(errs, e)
-			}
-		}
-	}
-	return c, errors.Join(errs...)
-}
-
-// splitJoined flattens (nested) errors.Join errors into their leaves.
-func splitJoined(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, splitJoined(e)...)
-	}
-	return out
-}
-
 // Validate checks every setting, Redis connection included, and reports
 // every invalid one (joined with errors.Join), each naming its flag. Zero
 // fields are valid: they take their defaults.
@@ -234,33 +131,32 @@ func (c Config) Validate() error {
 }
 
 // validateCore checks everything but the Redis connection settings, which
-// New does not use, and reports every invalid setting.
+// New does not use, and reports every invalid setting as a *setting.Error.
 func (c Config) validateCore() error {
 	dlqDefaulted := c.DeadLetterTopic == ""
 	c = c.withDefaults()
 	var errs []error
-	bad := func(flag string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flag, err)) }
-	for _, e := range kafkaconf.CheckBrokers(c.Brokers) {
-		bad("kafka-brokers", e)
+	bad := func(name string, v any, want string, a ...any) {
+		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	topicOK := true
-	if err := kafkaconf.CheckTopic(c.Topic); err != nil {
-		bad("topic", err)
-		topicOK = false
+	errs = append(errs, kafkaconf.CheckBrokers("kafka-brokers", c.Brokers)...)
+	topicOK := kafkaconf.ValidTopic(c.Topic)
+	if !topicOK {
+		bad("topic", c.Topic, "%s", kafkaconf.TopicForm)
 	}
-	switch err := kafkaconf.CheckTopic(c.DeadLetterTopic); {
+	switch {
 	case dlqDefaulted && !topicOK:
 		// <topic>.dlq: the error is --topic's, already reported.
-	case err != nil:
-		bad("dead-letter-topic", err)
+	case !kafkaconf.ValidTopic(c.DeadLetterTopic):
+		bad("dead-letter-topic", c.DeadLetterTopic, "%s", kafkaconf.TopicForm)
 	case c.DeadLetterTopic == c.Topic:
-		bad("dead-letter-topic", fmt.Errorf("must differ from --topic %q", c.Topic))
+		bad("dead-letter-topic", c.DeadLetterTopic, "a topic other than --topic")
 	}
-	if err := checkName(c.GroupID); err != nil {
-		bad("group-id", err)
+	if want := checkName(c.GroupID); want != "" {
+		bad("group-id", c.GroupID, "%s", want)
 	}
-	if err := checkName(c.RedisPrefix); err != nil {
-		bad("redis-prefix", err)
+	if want := checkName(c.RedisPrefix); want != "" {
+		bad("redis-prefix", c.RedisPrefix, "%s", want)
 	}
 	envs := make([]string, 0, len(c.EnvPrefixes))
 	for env := range c.EnvPrefixes {
@@ -268,51 +164,55 @@ func (c Config) validateCore() error {
 	}
 	slices.Sort(envs) // report the same errors in the same order on every run
 	for _, env := range envs {
-		if err := checkName(env); err != nil {
-			bad("env-prefix", fmt.Errorf("environment %q: %w", env, err))
+		pair := env + "=" + c.EnvPrefixes[env]
+		if want := checkName(env); want != "" {
+			bad("env-prefix", pair, "an environment name that is %s", want)
 		}
-		if err := checkName(c.EnvPrefixes[env]); err != nil {
-			bad("env-prefix", fmt.Errorf("prefix of environment %q: %w", env, err))
+		if want := checkName(c.EnvPrefixes[env]); want != "" {
+			bad("env-prefix", pair, "a prefix that is %s", want)
 		}
 	}
 	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
-		bad("batch-size", fmt.Errorf("%d is not between 1 and %d", c.BatchSize, MaxBatchSize))
+		bad("batch-size", c.BatchSize, "an integer between 1 and %d", MaxBatchSize)
 	}
 	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
-		bad("flush-interval", fmt.Errorf("%v is not between 0 and 10s", c.FlushInterval))
+		bad("flush-interval", c.FlushInterval, "a duration between 0 and 10s")
 	}
 	if c.SyncInterval < time.Millisecond || c.SyncInterval > MaxSyncInterval {
-		bad("sync-interval", fmt.Errorf("%v is not between 1ms and %v (SDKs report STALE after 120s)", c.SyncInterval, MaxSyncInterval))
+		bad("sync-interval", c.SyncInterval, "a duration between 1ms and %v (SDKs report STALE after 120s)", MaxSyncInterval)
 	}
 	if c.RetryTimeout < 0 {
-		bad("retry-timeout", fmt.Errorf("%v is negative", c.RetryTimeout))
+		bad("retry-timeout", c.RetryTimeout, "a positive duration")
 	}
 	if c.ShutdownTimeout < 0 {
-		bad("shutdown-timeout", fmt.Errorf("%v is negative", c.ShutdownTimeout))
+		bad("shutdown-timeout", c.ShutdownTimeout, "a positive duration")
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := splitListenAddr(c.MetricsAddr); err != nil {
-			bad("metrics", err)
+			bad("metrics", c.MetricsAddr, "host:port to listen on (host may be empty, port 0 picks one)")
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// nameForm is what checkName accepts.
+const nameForm = "non-empty UTF-8 of at most 1024 bytes, without control characters or blanks at either end"
+
 // checkName accepts non-empty UTF-8 without control characters or spaces at
-// either end, the rules for group ids, environments and prefixes.
-func checkName(s string) error {
-	switch {
-	case s == "":
-		return errors.New("required")
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%q is not valid UTF-8", s)
-	case len(s) > 1024:
-		return fmt.Errorf("%q... is longer than 1024 bytes", s[:32])
-	case strings.ContainsFunc(s, unicode.IsControl):
-		// Before the blanks: "\n" at the end is a control character first.
-		return fmt.Errorf("%q contains a control character", s)
-	case strings.TrimSpace(s) != s:
-		return fmt.Errorf("%q has leading or trailing blanks", s)
+// either end, the rules for group ids, environments and prefixes. It
+// returns "" or the expected form.
+func checkName(s string) string {
+	if s == "" || !utf8.ValidString(s) || len(s) > 1024 || strings.ContainsFunc(s, unicode.IsControl) || strings.TrimSpace(s) != s {
+		return nameForm
 	}
-	return nil
+	return ""
+}
+
+// DefaultConfig returns the defaults documented on Config's fields, with
+// DeadLetterTopic left empty so that it follows Topic.
+func DefaultConfig() Config {
+	c := Config{}.withDefaults()
+	c.DeadLetterTopic = ""
+	c.Logger = nil
+	return c
 }

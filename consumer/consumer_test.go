@@ -588,7 +588,7 @@ func TestRunFromConfig(t *testing.T) {
 
 	bad := cfg
 	bad.Redis.URL = ""
-	if err := Run(ctx, bad); err == nil || err.Error() != "--redis-url, --redis-cluster-addrs: exactly one is required, got neither" {
+	if err := Run(ctx, bad); err == nil || err.Error() != "--redis-url: required, want a redis:// or rediss:// URL, or --redis-cluster-addrs" {
 		t.Errorf("Run with no Redis = %v", err)
 	}
 }

@@ -2,8 +2,6 @@ package producer
 
 import (
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -13,8 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
-	"github.com/cohortsync/cohortsync/pkg/envflag"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -122,61 +120,59 @@ var compressions = map[string]kafka.Compression{
 	"none": 0, "gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd,
 }
 
-// Validate reports every invalid setting, each naming its flag.
+// Validate reports every invalid setting as a *setting.Error naming it.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(flag, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, a...)))
+	bad := func(name string, v any, want string, a ...any) {
+		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	for _, e := range kafkaconf.CheckBrokers(c.KafkaBrokers) {
-		bad("kafka-brokers", "%v", e)
-	}
-	if err := kafkaconf.CheckTopic(c.Topic); err != nil {
-		bad("topic", "%v", err)
-	} else if err := kafkaconf.CheckTopic(kafkaconf.DeadLetterTopic(c.Topic)); err != nil {
-		bad("topic", "its dead-letter topic: %v", err) // 246+ characters
+	errs = append(errs, kafkaconf.CheckBrokers("kafka-brokers", c.KafkaBrokers)...)
+	if !kafkaconf.ValidTopic(c.Topic) {
+		bad("topic", c.Topic, "%s", kafkaconf.TopicForm)
+	} else if !kafkaconf.ValidTopic(kafkaconf.DeadLetterTopic(c.Topic)) {
+		bad("topic", c.Topic, "at most 245 characters, so that its dead-letter topic %s fits Kafka's 249", kafkaconf.DeadLetterTopic("<topic>"))
 	}
 	if c.TopicPartitions < 1 {
-		bad("topic-partitions", "must be >= 1, got %d", c.TopicPartitions)
+		bad("topic-partitions", c.TopicPartitions, "an integer >= 1")
 	}
 	if c.TopicReplicationFactor < 1 || c.TopicReplicationFactor > 32767 {
-		bad("topic-replication-factor", "must be between 1 and 32767, got %d", c.TopicReplicationFactor)
+		bad("topic-replication-factor", c.TopicReplicationFactor, "an integer between 1 and 32767")
 	}
 	if c.StateDir == "" {
-		bad("state-dir", "required")
+		errs = append(errs, setting.Missing("state-dir", "a directory path"))
 	}
 	if c.BatchSize < 1 {
-		bad("batch-size", "must be >= 1, got %d", c.BatchSize)
+		bad("batch-size", c.BatchSize, "an integer >= 1")
 	}
 	if c.BatchBytes < minBatchBytes || c.BatchBytes > maxBatchBytes {
-		bad("batch-bytes", "must be between %d and %d, got %d", minBatchBytes, maxBatchBytes, c.BatchBytes)
+		bad("batch-bytes", c.BatchBytes, "an integer between %d and %d", minBatchBytes, maxBatchBytes)
 	}
 	if c.BatchTimeout < time.Millisecond || c.BatchTimeout > time.Second {
-		bad("batch-timeout", "must be between 1ms and 1s, got %v", c.BatchTimeout)
+		bad("batch-timeout", c.BatchTimeout, "a duration between 1ms and 1s")
 	}
 	if _, ok := compressions[c.Compression]; !ok {
-		bad("compression", "%q is not one of none, gzip, snappy, lz4, zstd", c.Compression)
+		bad("compression", c.Compression, "one of none, gzip, snappy, lz4, zstd")
 	}
 	if c.SendBatch < 1 {
-		bad("send-batch", "must be >= 1, got %d", c.SendBatch)
+		bad("send-batch", c.SendBatch, "an integer >= 1")
 	}
 	if c.InFlight < 1 || c.InFlight > maxInFlight {
-		bad("in-flight", "must be between 1 and %d, got %d", maxInFlight, c.InFlight)
+		bad("in-flight", c.InFlight, "an integer between 1 and %d", maxInFlight)
 	}
 	if c.WriteTimeout < time.Second {
-		bad("write-timeout", "must be >= 1s, got %v", c.WriteTimeout)
+		bad("write-timeout", c.WriteTimeout, "a duration >= 1s")
 	}
 	if c.RetryMaxElapsed < time.Second {
-		bad("retry-max-elapsed", "must be >= 1s, got %v", c.RetryMaxElapsed)
+		bad("retry-max-elapsed", c.RetryMaxElapsed, "a duration >= 1s")
 	}
 	if c.SortChunkBytes < snapshot.MinChunkBytes || c.SortChunkBytes > snapshot.MaxChunkBytes {
-		bad("sort-chunk-bytes", "must be between %d and %d, got %d", snapshot.MinChunkBytes, snapshot.MaxChunkBytes, c.SortChunkBytes)
+		bad("sort-chunk-bytes", c.SortChunkBytes, "an integer between %d and %d", snapshot.MinChunkBytes, snapshot.MaxChunkBytes)
 	}
 	if c.MaxShrink < 0 || c.MaxShrink >= 1 {
-		bad("max-shrink", "must be in [0, 1), got %v", c.MaxShrink)
+		bad("max-shrink", c.MaxShrink, "a fraction in [0, 1), 0 for off")
 	}
 	if c.ExclusionsKeep < 1 {
-		bad("exclusions-keep", "must be >= 1, got %d", c.ExclusionsKeep)
+		bad("exclusions-keep", c.ExclusionsKeep, "an integer >= 1")
 	}
 	return errors.Join(errs...)
 }
@@ -187,32 +183,6 @@ func (c Config) logger() *slog.Logger {
 		return c.Logger
 	}
 	return slog.Default()
-}
-
-// RegisterFlags defines c's flags on fs, with c's current values as defaults.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	brokers := (*envflag.StringList)(&c.KafkaBrokers)
-	fs.Var(brokers, "kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port (required)")
-	fs.StringVar(&c.Topic, "topic", c.Topic, "topic receiving the membership events")
-	fs.IntVar(&c.TopicPartitions, "topic-partitions", c.TopicPartitions, "partitions of the topic when it is created")
-	fs.IntVar(&c.TopicReplicationFactor, "topic-replication-factor", c.TopicReplicationFactor,
-		"replication factor of the topic when it is created (production: 3)")
-	fs.BoolVar(&c.TopicCompact, "topic-compact", c.TopicCompact, "create the topic with cleanup.policy=compact")
-	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the committed snapshots and sync state")
-	fs.StringVar(&c.ExclusionsFile, "exclusions-file", c.ExclusionsFile,
-		"CSV report of excluded rows (default exclusions-<run>.csv in the segment's directory under --state-dir)")
-	fs.Float64Var(&c.MaxShrink, "max-shrink", c.MaxShrink,
-		"refuse a snapshot that lost more than this fraction of the last one's members, e.g. 0.5 (0: off)")
-	fs.IntVar(&c.ExclusionsKeep, "exclusions-keep", c.ExclusionsKeep, "per-run exclusion reports kept per segment (default path only)")
-	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most messages per produce batch and partition")
-	fs.Int64Var(&c.BatchBytes, "batch-bytes", c.BatchBytes, "most bytes per produce batch and partition, before compression")
-	fs.DurationVar(&c.BatchTimeout, "batch-timeout", c.BatchTimeout, "how long a partial produce batch waits for more messages")
-	fs.StringVar(&c.Compression, "compression", c.Compression, "produce compression: none, gzip, snappy, lz4, zstd")
-	fs.IntVar(&c.SendBatch, "send-batch", c.SendBatch, "events per WriteMessages call")
-	fs.IntVar(&c.InFlight, "in-flight", c.InFlight, "concurrent WriteMessages calls")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "timeout of one produce request")
-	fs.DurationVar(&c.RetryMaxElapsed, "retry-max-elapsed", c.RetryMaxElapsed, "give up retrying a transient Kafka error after this long")
-	fs.Int64Var(&c.SortChunkBytes, "sort-chunk-bytes", c.SortChunkBytes, "memory budget of the snapshot sort, in bytes")
 }
 
 // SyncRequest is one snapshot to sync: which segment, and the CSV.
@@ -242,25 +212,28 @@ func (r *SyncRequest) applyDefaults() {
 	}
 }
 
-// Validate reports every invalid field, each naming its flag. Empty
-// ContextKind, IDColumn and Source take their defaults.
+// Validate reports every invalid field as a *setting.Error named after
+// its flag. Empty ContextKind, IDColumn and Source take their defaults.
 func (r SyncRequest) Validate() error {
 	r.applyDefaults()
 	var errs []error
-	for _, f := range [...]struct{ flag, v string }{
+	for _, f := range [...]struct{ name, v string }{
 		{"env", r.Env}, {"segment", r.Segment}, {"context-kind", r.ContextKind}, {"source", r.Source},
 	} {
-		if err := schema.CheckIdentifier(f.v); err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", f.flag, err))
-		} else if f.flag != "source" && strings.IndexByte(f.v, 0x1f) >= 0 {
-			errs = append(errs, fmt.Errorf("--%s: contains the unit separator 0x1f", f.flag))
+		switch {
+		case f.v == "":
+			errs = append(errs, setting.Missing(f.name, "%s", schema.IdentifierForm))
+		case schema.CheckIdentifier(f.v) != nil:
+			errs = append(errs, setting.Invalid(f.name, f.v, "%s (%v)", schema.IdentifierForm, schema.CheckIdentifier(f.v)))
+		case f.name != "source" && strings.IndexByte(f.v, 0x1f) >= 0:
+			errs = append(errs, setting.Invalid(f.name, f.v, "no unit separator 0x1f (it separates the message key's parts)"))
 		}
 	}
 	if r.Generation < 1 {
-		errs = append(errs, fmt.Errorf("--generation: must be >= 1, got %d", r.Generation))
+		errs = append(errs, setting.Invalid("generation", r.Generation, "an integer >= 1"))
 	}
 	if r.Input == nil {
-		errs = append(errs, errors.New("--csv: required"))
+		errs = append(errs, setting.Missing("csv", "a cohort CSV file, plain or gzip"))
 	}
 	return errors.Join(errs...)
 }

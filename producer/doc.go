@@ -11,6 +11,6 @@
 // recovery republishes keep the interrupted run's id, with fresh sequence
 // numbers.
 //
-// Sync runs a sync in-process (tests, the demo); Main is the command line
-// (producer sync ...) that cmd/producer wraps.
+// Sync runs a sync in-process; the command line ("cohortsync sync", in
+// internal/cli) binds its flags to Config and SyncRequest and calls it.
 package producer

@@ -80,65 +80,17 @@ func readTopic(t *testing.T, cfg Config) []schema.Event {
 // decodes and sits on the partition the hash balancer gives its key.
 func readTopicMessages(t *testing.T, cfg Config) ([]schema.Event, []kafka.Message) {
 	t.Helper()
-	ctx := testenv.Context(t, 30*time.Second)
-	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
-	var reqs []kafka.OffsetRequest
-	for p := range cfg.TopicPartitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	// A real broker may still be moving partition leadership right after the
-	// topic was created (NotLeaderForPartition, LeaderNotAvailable): those
-	// answers are retried until ctx's deadline, like any client would.
-	var resp *kafka.ListOffsetsResponse
-	for {
-		var err error
-		resp, err = client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{cfg.Topic: reqs}})
+	msgs := testenv.ReadTopic(t, cfg.KafkaBrokers, cfg.Topic, cfg.TopicPartitions)
+	events := make([]schema.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := schema.Decode(&m)
 		if err != nil {
-			t.Fatalf("list offsets: %v", err)
+			t.Fatalf("partition %d offset %d: %v", m.Partition, m.Offset, err)
 		}
-		retriable := slices.ContainsFunc(resp.Topics[cfg.Topic], func(po kafka.PartitionOffsets) bool {
-			var ke kafka.Error
-			return po.Error != nil && errors.As(po.Error, &ke) && ke.Temporary()
-		})
-		if !retriable || ctx.Err() != nil {
-			break
+		if want := (&kafka.Hash{}).Balance(m, partitionsOf(cfg.TopicPartitions)...); want != m.Partition {
+			t.Fatalf("event for %q on partition %d, the hash balancer gives %d", ev.ContextKey, m.Partition, want)
 		}
-		time.Sleep(100 * time.Millisecond) // poll interval, bounded by ctx
-	}
-	var events []schema.Event
-	var msgs []kafka.Message
-	for _, po := range resp.Topics[cfg.Topic] {
-		if po.Error != nil {
-			t.Fatalf("partition %d: %v", po.Partition, po.Error)
-		}
-		if po.LastOffset == 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partition: po.Partition,
-			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 50 * time.Millisecond})
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				r.Close()
-				t.Fatalf("read partition %d: %v", po.Partition, err)
-			}
-			ev, err := schema.Decode(&m)
-			if err != nil {
-				r.Close()
-				t.Fatalf("partition %d offset %d: %v", po.Partition, m.Offset, err)
-			}
-			if want := (&kafka.Hash{}).Balance(m, partitionsOf(cfg.TopicPartitions)...); want != po.Partition {
-				t.Fatalf("event for %q on partition %d, the hash balancer gives %d", ev.ContextKey, po.Partition, want)
-			}
-			events = append(events, ev)
-			msgs = append(msgs, m)
-			if m.Offset >= po.LastOffset-1 {
-				break
-			}
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
+		events = append(events, ev)
 	}
 	return events, msgs
 }
@@ -544,33 +496,6 @@ func TestSyncCreatesCompactedTopic(t *testing.T) {
 				t.Fatalf("cleanup.policy = %q, want %q", got, want)
 			}
 		})
-	}
-}
-
-func TestMainSync(t *testing.T) {
-	cfg := testConfig(t)
-	env := map[string]string{
-		"KAFKA_BROKERS":    strings.Join(cfg.KafkaBrokers, ","),
-		"TOPIC":            cfg.Topic,
-		"TOPIC_PARTITIONS": "3",
-		"STATE_DIR":        cfg.StateDir,
-		"SYNC_ENV":         "production",
-	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	var stdout, stderr bytes.Buffer
-	code := Main(testenv.Context(t, 60*time.Second), []string{"sync", "--segment", "amplitude-7khm89cz",
-		"--csv", filepath.Join("testdata", "cohort1.csv")}, &stdout, &stderr, lookup)
-	if code != ExitOK {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
-	}
-	for _, want := range []string{"sync run 20", "segment     amplitude-7khm89cz.g1 (env production, context kind user)",
-		"added       5\n", "events      5, seq 1..5\n", "exclusions  none\n"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
-		}
-	}
-	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"alice", "bob", "carol", "dave", "x"}) {
-		t.Fatalf("members %v", got)
 	}
 }
 

@@ -140,8 +140,12 @@ var (
 	ErrInvalidUTF8 = errors.New("not valid UTF-8")
 )
 
+// IdentifierForm describes what CheckIdentifier accepts, for setting errors.
+const IdentifierForm = "non-empty UTF-8 of at most 1024 bytes"
+
 // CheckIdentifier applies the rules every key and name in an event obeys:
 // non-empty, at most MaxKeyBytes, valid UTF-8.
+
 func CheckIdentifier(s string) error {
 	switch {
 	case s == "":

@@ -1,13 +1,13 @@
 package kafkaconf
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
-// DefaultTopic is the membership topic of both binaries.
+// DefaultTopic is the membership topic of every command.
 const DefaultTopic = "cohortsync.membership.v1"
 
 // DeadLetterSuffix makes the default dead-letter topic of a membership topic.
@@ -17,50 +17,49 @@ const DeadLetterSuffix = ".dlq"
 // producer creates beside it and the consumer writes to.
 func DeadLetterTopic(topic string) string { return topic + DeadLetterSuffix }
 
-// CheckHostPort accepts "host:port" with a non-empty host and a port in
-// 1..65535: the form of Kafka brokers, Redis Cluster masters and listen
+// Expected forms, for setting errors.
+const (
+	HostPortForm = "host:port with a port in 1..65535"
+	TopicForm    = "a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or .."
+)
+
+// ValidHostPort accepts "host:port" with a non-empty host and a port in
+// 1..65535: the form of Kafka brokers, Redis Cluster masters and Redis URLs'
 // addresses.
-func CheckHostPort(a string) error {
+func ValidHostPort(a string) bool {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil || host == "" {
-		return fmt.Errorf("%q is not host:port", a)
+		return false
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number in 1..65535", a, port)
-	}
-	return nil
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
-// CheckBrokers requires at least one broker and every one to be host:port.
-// It returns one error per problem, so a caller can prefix each with its flag.
-func CheckBrokers(brokers []string) []error {
+// CheckBrokers requires at least one broker and every one to be host:port;
+// it returns one *setting.Error per problem, for setting name.
+func CheckBrokers(name string, brokers []string) []error {
 	if len(brokers) == 0 {
-		return []error{errors.New("required")}
+		return []error{setting.Missing(name, "comma-separated %s", HostPortForm)}
 	}
 	var errs []error
 	for _, b := range brokers {
-		if err := CheckHostPort(b); err != nil {
-			errs = append(errs, err)
+		if !ValidHostPort(b) {
+			errs = append(errs, setting.Invalid(name, b, "%s", HostPortForm))
 		}
 	}
 	return errs
 }
 
-// CheckTopic applies Kafka's topic name rules, so a typo fails at start
+// ValidTopic applies Kafka's topic name rules, so a typo fails at start
 // rather than as a broker error later.
-func CheckTopic(t string) error {
-	switch {
-	case t == "":
-		return errors.New("required")
-	case len(t) > 249:
-		return fmt.Errorf("%q is longer than 249 characters", t)
-	case t == "." || t == "..":
-		return fmt.Errorf("%q is not a valid topic name", t)
+func ValidTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
 	}
 	for _, r := range t {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("%q has %q; topic names use only [a-zA-Z0-9._-]", t, r)
+			return false
 		}
 	}
-	return nil
+	return true
 }

@@ -3,7 +3,6 @@ package redisconn
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	neturl "net/url"
 	"strings"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cohortsync/cohortsync/pkg/envflag"
+	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
 // Config selects and tunes the Redis deployment. Exactly one of URL and
@@ -48,61 +47,60 @@ const (
 	DefaultTimeout  = 10 * time.Second
 )
 
-// RegisterFlags registers the Redis settings on fs with their defaults.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	if c.PoolSize == 0 {
-		c.PoolSize = DefaultPoolSize
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	fs.StringVar(&c.URL, "redis-url", c.URL, "standalone Redis `URL` (redis:// or rediss://); exactly one of --redis-url and --redis-cluster-addrs")
-	fs.Var((*envflag.StringList)(&c.ClusterAddrs), "redis-cluster-addrs", "comma-separated host:port of Redis Cluster masters")
-	fs.StringVar(&c.Username, "redis-username", c.Username, "Redis Cluster ACL user (standalone: put it in --redis-url)")
-	fs.StringVar(&c.Password, "redis-password", c.Password, "Redis Cluster password (standalone: put it in --redis-url)")
-	fs.BoolVar(&c.TLS, "redis-tls", c.TLS, "connect to the Redis Cluster with TLS (standalone: use rediss://)")
-	fs.IntVar(&c.PoolSize, "redis-pool-size", c.PoolSize, "connections per Redis server")
-	fs.DurationVar(&c.Timeout, "redis-timeout", c.Timeout, "Redis dial, read and write timeout")
-}
-
-// Validate checks the settings; errors name the flag.
+// Validate checks the settings and reports every invalid one as a
+// *setting.Error. Zero PoolSize and Timeout are valid: they take their
+// defaults.
 func (c *Config) Validate() error {
+	var errs []error
 	switch {
 	case c.URL == "" && len(c.ClusterAddrs) == 0:
-		return errors.New("--redis-url, --redis-cluster-addrs: exactly one is required, got neither")
+		errs = append(errs, setting.Missing("redis-url", "a redis:// or rediss:// URL, or --redis-cluster-addrs"))
 	case c.URL != "" && len(c.ClusterAddrs) > 0:
-		return errors.New("--redis-url, --redis-cluster-addrs: exactly one is required, got both")
+		errs = append(errs, setting.Invalid("redis-cluster-addrs", c.ClusterAddrs, "nothing when --redis-url is set (exactly one of the two)"))
 	}
 	if c.URL != "" {
-		opts, err := redis.ParseURL(c.URL)
-		if err != nil {
-			return fmt.Errorf("--redis-url: %w", redactURLError(err, c.URL))
+		if opts, err := redis.ParseURL(c.URL); err != nil {
+			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "redis://[user:password@]host:port[/db] or rediss://... (%v)", redactURLError(err, c.URL)))
+		} else if !kafkaconf.ValidHostPort(opts.Addr) {
+			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "a URL whose address is %s", kafkaconf.HostPortForm))
 		}
-		if err := kafkaconf.CheckHostPort(opts.Addr); err != nil {
-			return fmt.Errorf("--redis-url: %w", err)
+		if c.Username != "" {
+			errs = append(errs, setting.Invalid("redis-username", c.Username, "nothing with --redis-url (put the user in the URL)"))
 		}
-		switch {
-		case c.Username != "":
-			return errors.New("--redis-username: only with --redis-cluster-addrs (put it in --redis-url)")
-		case c.Password != "":
-			return errors.New("--redis-password: only with --redis-cluster-addrs (put it in --redis-url)")
-		case c.TLS:
-			return errors.New("--redis-tls: only with --redis-cluster-addrs (use a rediss:// URL)")
+		if c.Password != "" {
+			errs = append(errs, setting.Invalid("redis-password", "xxxxx", "nothing with --redis-url (put the password in the URL)"))
+		}
+		if c.TLS {
+			errs = append(errs, setting.Invalid("redis-tls", c.TLS, "false with --redis-url (use a rediss:// URL)"))
 		}
 	}
 	for _, a := range c.ClusterAddrs {
-		if err := kafkaconf.CheckHostPort(a); err != nil {
-			return fmt.Errorf("--redis-cluster-addrs: %w", err)
+		if !kafkaconf.ValidHostPort(a) {
+			errs = append(errs, setting.Invalid("redis-cluster-addrs", a, "comma-separated %s", kafkaconf.HostPortForm))
 		}
 	}
-	// Zero means the default (a Config built in code need not set them).
 	if c.PoolSize < 0 || c.PoolSize > 1000 {
-		return fmt.Errorf("--redis-pool-size: %d is not between 1 and 1000", c.PoolSize)
+		errs = append(errs, setting.Invalid("redis-pool-size", c.PoolSize, "an integer between 1 and 1000"))
 	}
 	if c.Timeout < 0 {
-		return fmt.Errorf("--redis-timeout: %v is negative", c.Timeout)
+		errs = append(errs, setting.Invalid("redis-timeout", c.Timeout, "a positive duration"))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// redactURL replaces a password in a Redis URL with xxxxx, parsable or
+// not: setting errors end up in logs.
+func redactURL(url string) string {
+	i := strings.Index(url, "://")
+	j := strings.LastIndexByte(url, '@')
+	if i < 0 || j <= i {
+		return url
+	}
+	k := strings.IndexByte(url[i+3:j], ':')
+	if k < 0 {
+		return url
+	}
+	return url[:i+3+k+1] + "xxxxx" + url[j:]
 }
 
 // redactURLError keeps a password given in the URL out of error messages,
@@ -144,8 +142,8 @@ func Open(cfg Config) (redis.UniversalClient, error) {
 	}
 	if cfg.URL != "" {
 		opts, err := redis.ParseURL(cfg.URL)
-		if err != nil {
-			return nil, fmt.Errorf("--redis-url: %w", redactURLError(err, cfg.URL))
+		if err != nil { // Validate accepted it: not expected
+			return nil, fmt.Errorf("redis url: %w", redactURLError(err, cfg.URL))
 		}
 		tune(&opts.PoolSize, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled, cfg)
 		return redis.NewClient(opts), nil

@@ -2,14 +2,12 @@ package redisconn
 
 import (
 	"context"
-	"flag"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cohortsync/cohortsync/pkg/envflag"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
@@ -22,18 +20,19 @@ func TestValidate(t *testing.T) {
 		{"standalone url", Config{URL: "redis://127.0.0.1:6379/0"}, ""},
 		{"tls url with credentials", Config{URL: "rediss://user:pw@redis.internal:6380/2"}, ""},
 		{"cluster", Config{ClusterAddrs: []string{"127.0.0.1:7000", "127.0.0.1:7001"}, Username: "u", Password: "p", TLS: true}, ""},
-		{"neither", Config{}, "--redis-url, --redis-cluster-addrs: exactly one is required, got neither"},
-		{"both", Config{URL: "redis://a:1", ClusterAddrs: []string{"b:2"}}, "--redis-url, --redis-cluster-addrs: exactly one is required, got both"},
-		{"wrong scheme", Config{URL: "http://a:1"}, "--redis-url: redis: invalid URL scheme: http"},
-		{"bad port", Config{URL: "redis://a:99999"}, `--redis-url: "a:99999": port "99999" is not a number in 1..65535`},
-		{"unparsable url keeps the password out of the error", Config{URL: "redis://u:s3cret@a:1x/"}, `--redis-url: invalid URL: invalid port ":1x" after host`},
-		{"password with url", Config{URL: "redis://a:1", Password: "p"}, "--redis-password: only with --redis-cluster-addrs (put it in --redis-url)"},
-		{"username with url", Config{URL: "redis://a:1", Username: "u"}, "--redis-username: only with --redis-cluster-addrs (put it in --redis-url)"},
-		{"tls with url", Config{URL: "redis://a:1", TLS: true}, "--redis-tls: only with --redis-cluster-addrs (use a rediss:// URL)"},
-		{"cluster addr without port", Config{ClusterAddrs: []string{"a:1", "b"}}, `--redis-cluster-addrs: "b" is not host:port`},
-		{"cluster addr without host", Config{ClusterAddrs: []string{":7000"}}, `--redis-cluster-addrs: ":7000" is not host:port`},
-		{"pool too large", Config{URL: "redis://a:1", PoolSize: 5000}, "--redis-pool-size: 5000 is not between 1 and 1000"},
-		{"negative timeout", Config{URL: "redis://a:1", Timeout: -time.Second}, "--redis-timeout: -1s is negative"},
+		{"neither", Config{}, "--redis-url: required, want a redis:// or rediss:// URL, or --redis-cluster-addrs"},
+		{"both", Config{URL: "redis://a:1", ClusterAddrs: []string{"b:2"}}, `--redis-cluster-addrs="b:2": want nothing when --redis-url is set (exactly one of the two)`},
+		{"wrong scheme", Config{URL: "http://a:1"}, `--redis-url="http://a:1": want redis://[user:password@]host:port[/db] or rediss://... (redis: invalid URL scheme: http)`},
+		{"bad port", Config{URL: "redis://a:99999"}, `--redis-url="redis://a:99999": want a URL whose address is host:port with a port in 1..65535`},
+		{"unparsable url keeps the password out of the error", Config{URL: "redis://u:s3cret@a:1x/"}, `--redis-url="redis://u:xxxxx@a:1x/": want redis://[user:password@]host:port[/db] or rediss://... (invalid URL: invalid port ":1x" after host)`},
+		{"password with url", Config{URL: "redis://a:1", Password: "s3cret"}, `--redis-password="xxxxx": want nothing with --redis-url (put the password in the URL)`},
+		{"username with url", Config{URL: "redis://a:1", Username: "u"}, `--redis-username="u": want nothing with --redis-url (put the user in the URL)`},
+		{"tls with url", Config{URL: "redis://a:1", TLS: true}, `--redis-tls="true": want false with --redis-url (use a rediss:// URL)`},
+		{"cluster addr without port", Config{ClusterAddrs: []string{"a:1", "b"}}, `--redis-cluster-addrs="b": want comma-separated host:port with a port in 1..65535`},
+		{"cluster addr without host", Config{ClusterAddrs: []string{":7000"}}, `--redis-cluster-addrs=":7000": want comma-separated host:port with a port in 1..65535`},
+		{"pool too large", Config{URL: "redis://a:1", PoolSize: 5000}, `--redis-pool-size="5000": want an integer between 1 and 1000`},
+		{"negative timeout", Config{URL: "redis://a:1", Timeout: -time.Second}, `--redis-timeout="-1s": want a positive duration`},
+		{"every problem at once", Config{URL: "redis://a:1", Username: "u", PoolSize: -1}, `--redis-username="u": want nothing with --redis-url (put the user in the URL)` + "\n" + `--redis-pool-size="-1": want an integer between 1 and 1000`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -114,21 +113,5 @@ func TestOpenConnects(t *testing.T) {
 	}
 	if v, err := c.Get(ctx, key).Result(); err != nil || v != "v" {
 		t.Fatalf("Get = %q, %v", v, err)
-	}
-}
-
-func TestRegisterFlags(t *testing.T) {
-	var c Config
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	c.RegisterFlags(fs)
-	env := map[string]string{"REDIS_CLUSTER_ADDRS": "a:1, b:2", "REDIS_PASSWORD": "pw"}
-	if err := envflag.Parse(fs, []string{"--redis-timeout", "2s"}, "", func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(c.ClusterAddrs, ",") != "a:1,b:2" || c.Password != "pw" || c.Timeout != 2*time.Second || c.PoolSize != DefaultPoolSize {
-		t.Errorf("parsed %+v", c)
-	}
-	if err := c.Validate(); err != nil {
-		t.Error(err)
 	}
 }

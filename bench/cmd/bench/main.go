@@ -6,46 +6,46 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/cohortsync/cohortsync/bench"
-	"github.com/cohortsync/cohortsync/pkg/envflag"
+	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	var cfg bench.Config
-	var brokers envflag.StringList
-	var cluster envflag.StringList
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.Var(&brokers, "kafka-brokers", "real Kafka brokers, comma-separated host:port (required)")
-	fs.StringVar(&cfg.Redis.URL, "redis-url", "", "standalone Redis URL (this or --redis-cluster-addrs)")
-	fs.Var(&cluster, "redis-cluster-addrs", "Redis Cluster masters, comma-separated host:port")
-	fs.IntVar(&cfg.Members, "members", 1_000_000, "members of the synthetic cohort")
-	fs.IntVar(&cfg.ConsumerBatch, "consumer-batch", 0, "the consumer's --batch-size (default its own)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	if err := envflag.Parse(fs, os.Args[1:], "", envflag.OSLookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	cfg := bench.Config{Members: 1_000_000}
+	var cpuProfile string
+	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	s := setting.NewSet(fs)
+	s.StringList(&cfg.Brokers, "kafka-brokers", "KAFKA_BROKERS", "real Kafka brokers, comma-separated host:port (required)")
+	s.String(&cfg.Redis.URL, "redis-url", "REDIS_URL", "standalone Redis URL (this or --redis-cluster-addrs)")
+	s.StringList(&cfg.Redis.ClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "Redis Cluster masters, comma-separated host:port")
+	s.Int(&cfg.Members, "members", "BENCH_MEMBERS", "members of the synthetic cohort")
+	s.Int(&cfg.ConsumerBatch, "consumer-batch", "BENCH_CONSUMER_BATCH", "the consumer's --batch-size (default its own)")
+	s.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, "bench:", setting.FlagError(err))
 		return 2
 	}
-	cfg.Brokers, cfg.Redis.ClusterAddrs = brokers, cluster
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(s.ApplyEnv(os.LookupEnv), s.Explain(cfg.Validate())); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: --cpuprofile:", err)
 			return 2

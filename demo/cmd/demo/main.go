@@ -5,33 +5,37 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/cohortsync/cohortsync/demo"
-	"github.com/cohortsync/cohortsync/pkg/envflag"
+	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	var cfg demo.Config
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	snapshots := fs.String("snapshots", "testdata/cohort-day1.csv,testdata/cohort-day2.csv", "cohort CSV exports synced in order, comma-separated")
-	fs.StringVar(&cfg.Redis, "redis", "auto", "auto (redis-server if installed, else embedded), server or embedded")
-	fs.BoolVar(&cfg.Keep, "keep", false, "keep Kafka, Redis and the consumer running after the syncs, until Ctrl-C")
-	if err := envflag.Parse(fs, os.Args[1:], "DEMO_", envflag.OSLookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	cfg := demo.Config{Redis: "auto", Snapshots: []string{"testdata/cohort-day1.csv", "testdata/cohort-day2.csv"}}
+	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
+	s := setting.NewSet(fs)
+	s.StringList(&cfg.Snapshots, "snapshots", "DEMO_SNAPSHOTS", "cohort CSV exports synced in order, comma-separated")
+	s.String(&cfg.Redis, "redis", "DEMO_REDIS", "auto (redis-server if installed, else embedded), server or embedded")
+	s.Bool(&cfg.Keep, "keep", "DEMO_KEEP", "keep Kafka, Redis and the consumer running after the syncs, until Ctrl-C")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(os.Stderr, "demo:", setting.FlagError(err))
+		return 2
+	}
+	if err := s.ApplyEnv(os.LookupEnv); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 2
 	}
-	cfg.Snapshots = strings.Split(*snapshots, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := demo.Run(ctx, cfg, os.Stdout); err != nil {

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/app"
+	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/producer"
+)
+
+func bindProcess(s *setting.Set, p *app.Process) {
+	s.String(&p.LogLevel, "log-level", "LOG_LEVEL", "least severe level logged: debug, info, warn, error")
+	s.String(&p.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
+}
+
+func bindKafka(s *setting.Set, brokers *[]string, topic *string, opts ...setting.Option) {
+	s.StringList(brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
+	s.String(topic, "topic", "TOPIC", "membership events topic", opts...)
+}
+
+func bindRedis(s *setting.Set, c *redisconn.Config) {
+	if c.PoolSize == 0 {
+		c.PoolSize = redisconn.DefaultPoolSize
+	}
+	if c.Timeout == 0 {
+		c.Timeout = redisconn.DefaultTimeout
+	}
+	s.String(&c.URL, "redis-url", "REDIS_URL", "standalone Redis URL (redis:// or rediss://); exactly one of --redis-url and --redis-cluster-addrs")
+	s.StringList(&c.ClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "Redis Cluster masters, comma-separated host:port")
+	s.String(&c.Username, "redis-username", "REDIS_USERNAME", "Redis Cluster ACL user (standalone: put it in --redis-url)")
+	s.String(&c.Password, "redis-password", "REDIS_PASSWORD", "Redis Cluster password (standalone: put it in --redis-url)")
+	s.Bool(&c.TLS, "redis-tls", "REDIS_TLS", "connect to the Redis Cluster with TLS (standalone: use rediss://)")
+	s.Int(&c.PoolSize, "redis-pool-size", "REDIS_POOL_SIZE", "connections per Redis server")
+	s.Duration(&c.Timeout, "redis-timeout", "REDIS_TIMEOUT", "Redis dial, read and write timeout")
+}
+
+func bindRequest(s *setting.Set, r *producer.SyncRequest, csv *string) {
+	s.String(&r.Env, "env", "SYNC_ENV", "environment of the segment; the consumer maps it to a Redis prefix (required)")
+	s.String(&r.Segment, "segment", "SYNC_SEGMENT", "segment key, e.g. amplitude-7khm89cz (required)")
+	s.String(csv, "csv", "SYNC_CSV", "cohort CSV export, plain or gzip (required)")
+	s.String(&r.IDColumn, "id-column", "SYNC_ID_COLUMN", "CSV column holding the context key")
+	s.String(&r.ContextKind, "context-kind", "SYNC_CONTEXT_KIND", "context kind of the members")
+	s.Int(&r.Generation, "generation", "SYNC_GENERATION", "segment generation, >= 1; Redis refs are <segment>.g<generation>", setting.NonZero)
+	s.String(&r.Source, "source", "SYNC_SOURCE", "source recorded in each event")
+}
+
+func bindProducer(s *setting.Set, c *producer.Config) {
+	const p = "PRODUCER_"
+	s.Int(&c.TopicPartitions, "topic-partitions", p+"TOPIC_PARTITIONS", "partitions of the topic when the producer creates it")
+	s.Int(&c.TopicReplicationFactor, "topic-replication-factor", p+"TOPIC_REPLICATION_FACTOR", "replication factor of the topic when created (production: 3)")
+	s.Bool(&c.TopicCompact, "topic-compact", p+"TOPIC_COMPACT", "create the topic with cleanup.policy=compact")
+	s.String(&c.StateDir, "state-dir", p+"STATE_DIR", "directory of the committed snapshots and sync state; keep it persistent")
+	s.String(&c.ExclusionsFile, "exclusions-file", p+"EXCLUSIONS_FILE", "CSV report of excluded rows (default exclusions-<run>.csv in the segment's directory under --state-dir)")
+	s.Int(&c.ExclusionsKeep, "exclusions-keep", p+"EXCLUSIONS_KEEP", "per-run exclusion reports kept per segment (default path only)")
+	s.Float64(&c.MaxShrink, "max-shrink", p+"MAX_SHRINK", "refuse, publishing nothing, a snapshot that lost more than this fraction of the last one's members, e.g. 0.5 (0: off)")
+	s.Int64(&c.SortChunkBytes, "sort-chunk-bytes", p+"SORT_CHUNK_BYTES", "memory budget of the snapshot sort, in bytes")
+	s.Int(&c.BatchSize, "batch-size", p+"BATCH_SIZE", "most messages per produce batch and partition")
+	s.Int64(&c.BatchBytes, "batch-bytes", p+"BATCH_BYTES", "most bytes per produce batch and partition, before compression")
+	s.Duration(&c.BatchTimeout, "batch-timeout", p+"BATCH_TIMEOUT", "how long a partial produce batch waits for more messages")
+	s.String(&c.Compression, "compression", p+"COMPRESSION", "produce compression: none, gzip, snappy, lz4, zstd")
+	s.Int(&c.SendBatch, "send-batch", p+"SEND_BATCH", "events per WriteMessages call")
+	s.Int(&c.InFlight, "in-flight", p+"IN_FLIGHT", "concurrent WriteMessages calls")
+	s.Duration(&c.WriteTimeout, "write-timeout", p+"WRITE_TIMEOUT", "timeout of one produce request")
+	s.Duration(&c.RetryMaxElapsed, "retry-max-elapsed", p+"RETRY_MAX_ELAPSED", "give up retrying a transient Kafka error after this long")
+}
+
+func bindConsumer(s *setting.Set, c *consumer.Config) {
+	const p = "CONSUMER_"
+	nz := setting.NonZero // in consumer.Config a zero means the default
+	s.String(&c.GroupID, "group-id", p+"GROUP_ID", "Kafka consumer group", nz)
+	s.String(&c.DeadLetterTopic, "dead-letter-topic", p+"DEAD_LETTER_TOPIC", "topic for messages that cannot be applied; must exist (default <topic>.dlq)")
+	s.String(&c.RedisPrefix, "redis-prefix", p+"REDIS_PREFIX", "Redis key prefix of every environment not in --env-prefix (the SDKs' default is launchdarkly)", nz)
+	s.StringMap(&c.EnvPrefixes, "env-prefix", p+"ENV_PREFIX", "per-environment Redis prefixes, env=prefix,...")
+	s.Int(&c.BatchSize, "batch-size", p+"BATCH_SIZE", "most messages applied in one Redis pipeline and committed together", nz)
+	s.Duration(&c.FlushInterval, "flush-interval", p+"FLUSH_INTERVAL", "how long a batch waits for more messages after its first", nz)
+	s.Duration(&c.SyncInterval, "sync-interval", p+"SYNC_INTERVAL", "how often the group's offsets are checked and big_segments_synchronized_on refreshed (max 60s)", nz)
+	s.Duration(&c.RetryTimeout, "retry-timeout", p+"RETRY_TIMEOUT", "give up on a transient Redis or Kafka failure after this long, leaving the batch uncommitted", nz)
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", p+"SHUTDOWN_TIMEOUT", "time the in-flight batch gets to finish on shutdown", nz)
+	s.String(&c.MetricsAddr, "metrics", "METRICS", "serve /metrics and /healthz on this host:port (default off)")
+}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/app"
+	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
+	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/producer"
+)
+
+// Exit codes of Main.
+const (
+	ExitOK    = 0
+	ExitError = 1 // the command ran and failed
+	ExitUsage = 2 // bad command line or configuration: nothing was done
+)
+
+// exitError carries a command's exit code to Main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usage marks err as a configuration problem. Every *setting.Error in it is
+// rewritten by s to name what the user set.
+func usage(s *setting.Set, err error) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(s.Explain(err).Error(), "\n", "\n  "))}
+}
+
+// failed classifies an error of a command's run: a setting found wrong
+// only when used (a CSV path that does not open) is still a usage error.
+func failed(s *setting.Set, err error) error {
+	if err == nil {
+		return nil
+	}
+	if len(setting.Errors(err)) > 0 {
+		return usage(s, err)
+	}
+	return &exitError{code: ExitError, err: err}
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit code. lookup reads the environment (os.LookupEnv); ctx is
+// cancelled on SIGINT/SIGTERM by main.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	root := newRoot(lookup)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	name := "cohortsync"
+	if cmd != nil {
+		name = cmd.CommandPath()
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitUsage // cobra's own: unknown command or flag, bad arguments
+}
+
+func newRoot(lookup func(string) (string, bool)) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cohortsync",
+		Short: "Keep LaunchDarkly Big Segments in sync with analytics cohorts, through Kafka",
+		Long: `cohortsync turns cohort snapshots into membership events on Kafka (sync) and
+applies them to Redis in the layout LaunchDarkly's server-side SDKs read for
+Big Segments (consume).
+
+Every flag has an environment twin, shown in its help as [env NAME]; a flag
+given on the command line wins over its variable.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return setting.FlagError(err) })
+	root.AddCommand(newSync(lookup), newConsume(lookup))
+	return root
+}
+
+// newSettings returns the settings of cmd, bound to its flags.
+func newSettings(cmd *cobra.Command) *setting.Set {
+	cmd.Flags().SortFlags = false // in declaration order: process, connections, the part's own
+	return setting.NewSet(cmd.Flags())
+}
+
+func newSync(lookup func(string) (string, bool)) *cobra.Command {
+	proc := app.DefaultProcess()
+	cfg := producer.DefaultConfig()
+	req := producer.SyncRequest{Generation: 1, ContextKind: "user", IDColumn: cohortcsv.DefaultIDColumn, Source: "csv"}
+	var csvPath string
+	cmd := &cobra.Command{
+		Use:   "sync --env ENV --segment SEGMENT --csv FILE",
+		Short: "Publish the changes between a segment's last snapshot and a cohort CSV",
+		Long: `Publishes the membership changes between the segment's last synced snapshot
+and the cohort CSV FILE (plain or gzip) to Kafka as add and remove events,
+then records FILE as the segment's snapshot. A run interrupted earlier is
+finished first. Prints the run's summary; excluded rows go to a CSV report.`,
+		Args: cobra.NoArgs,
+	}
+	s := newSettings(cmd)
+	bindRequest(s, &req, &csvPath)
+	bindKafka(s, &cfg.KafkaBrokers, &cfg.Topic)
+	bindProducer(s, &cfg)
+	bindProcess(s, &proc)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		envErr := s.ApplyEnv(lookup)
+		if csvPath != "" {
+			req.Input = strings.NewReader("") // validated now, opened by the run
+		}
+		// A value that did not parse left its default in place, so
+		// validating too adds only the other problems.
+		if err := errors.Join(envErr, req.Validate(), cfg.Validate(), proc.Validate()); err != nil {
+			return usage(s, err)
+		}
+		return failed(s, app.Sync(cmd.Context(), proc, cfg, req, csvPath, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+	}
+	return cmd
+}
+
+func newConsume(lookup func(string) (string, bool)) *cobra.Command {
+	proc := app.DefaultProcess()
+	cfg := consumer.DefaultConfig()
+	var rc redisconn.Config
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Apply membership events from Kafka to Redis, as one member of a consumer group",
+		Long: `Runs one member of a Kafka consumer group that applies membership events to
+Redis in LaunchDarkly's Big Segments layout, keeps big_segments_synchronized_on
+current, and dead-letters events it cannot apply. Runs until SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+	}
+	s := newSettings(cmd)
+	bindKafka(s, &cfg.Brokers, &cfg.Topic, setting.NonZero)
+	bindRedis(s, &rc)
+	bindConsumer(s, &cfg)
+	bindProcess(s, &proc)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		envErr := s.ApplyEnv(lookup)
+		cfg.Redis = rc
+		if err := errors.Join(envErr, cfg.Validate(), proc.Validate()); err != nil {
+			return usage(s, err)
+		}
+		return failed(s, app.Consume(cmd.Context(), proc, rc, cfg, cmd.ErrOrStderr()))
+	}
+	return cmd
+}
