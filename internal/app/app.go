@@ -54,7 +54,7 @@ func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.Sync
 		}
 		return setting.Invalid("csv", path, "a readable cohort CSV file (%v)", err)
 	}
-	defer f.Close() // read-only
+	defer func() { _ = f.Close() }() // read-only: a close error loses nothing
 	req.Input, req.InputName = f, path
 	sum, err := producer.Sync(ctx, cfg, req)
 	if err != nil {

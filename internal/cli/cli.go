@@ -67,7 +67,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup f
 	if cmd != nil {
 		name = cmd.CommandPath()
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	_, _ = fmt.Fprintf(stderr, "%s: %v\n", name, err) // stderr is the last resort
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
