@@ -18,6 +18,18 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
+// forEachBackend runs fn as a subtest on every Redis backend, with a
+// context and a fresh prefix whose keys are deleted when the test ends.
+func forEachBackend(t *testing.T, fn func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string)) {
+	for _, b := range testenv.RedisBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			prefix := testenv.Name(t)
+			testenv.DropPrefix(t, b.Client, prefix)
+			fn(t, testenv.Context(t, 30*time.Second), b, prefix)
+		})
+	}
+}
+
 // change builds a Change of context kind "user" in run "run-<seq/100>".
 func change(prefix, segment string, gen int, contextKey string, remove bool, seq uint64) Change {
 	return Change{Prefix: prefix, Segment: segment, Generation: gen, ContextKind: "user",
@@ -162,88 +174,78 @@ func stripField(v, field string) string {
 // fails every change of that segment in the batch (they are not fully
 // applied); the rest of the batch is applied.
 func TestApplyWrongTypeFailsOnlyThoseChanges(t *testing.T) {
-	for _, b := range testenv.RedisBackends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := testenv.Context(t, 30*time.Second)
-			prefix := testenv.Name(t)
-			testenv.DropPrefix(t, b.Client, prefix)
-			if err := b.Client.Set(ctx, bigsegments.IncludeKey(prefix, "bad"), "not a set", 0).Err(); err != nil {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		if err := b.Client.Set(ctx, bigsegments.IncludeKey(prefix, "bad"), "not a set", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		changes := []Change{
+			change(prefix, "seg", 1, "alice", false, 1),
+			change(prefix, "seg", 1, "bad", false, 2),
+			change(prefix, "broken", 1, "carol", false, 3),
+			change(prefix, "broken", 1, "dave", true, 4),
+			change(prefix, "seg", 1, "bob", false, 5),
+		}
+		want := []int{1, 2, 3}
+		// miniredis reports an error inside a script as a compile error
+		// ("ERR Error compiling script ... WRONGTYPE"), which no Redis
+		// does; the metadata case needs a real server.
+		if b.Name != "miniredis" {
+			if err := b.Client.Set(ctx, bigsegments.MetaKey(prefix, "broken.g1"), "not a hash", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			changes := []Change{
-				change(prefix, "seg", 1, "alice", false, 1),
-				change(prefix, "seg", 1, "bad", false, 2),
-				change(prefix, "broken", 1, "carol", false, 3),
-				change(prefix, "broken", 1, "dave", true, 4),
-				change(prefix, "seg", 1, "bob", false, 5),
+		} else {
+			want = []int{1}
+		}
+		w := NewWriter(b.Client, time.Now)
+		f, err := w.Apply(ctx, changes)
+		if err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		var got []int
+		for _, x := range f {
+			got = append(got, x.Index)
+			if x.Reason != ReasonWrongType || Classify(x.Err) != ClassEvent || !strings.Contains(x.Err.Error(), "WRONGTYPE") {
+				t.Errorf("failure %+v: want reason %s and a WRONGTYPE error", x, ReasonWrongType)
 			}
-			want := []int{1, 2, 3}
-			// miniredis reports an error inside a script as a compile error
-			// ("ERR Error compiling script ... WRONGTYPE"), which no Redis
-			// does; the metadata case needs a real server.
-			if b.Name != "miniredis" {
-				if err := b.Client.Set(ctx, bigsegments.MetaKey(prefix, "broken.g1"), "not a hash", 0).Err(); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				want = []int{1}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("failed changes %v, want %v", got, want)
+		}
+		for _, key := range []string{"alice", "bob"} {
+			inc, _, err := Membership(ctx, b.Client, prefix, key)
+			if err != nil || !slices.Equal(inc, []string{"seg.g1"}) {
+				t.Errorf("%s included in %q (%v), want seg.g1", key, inc, err)
 			}
-			w := NewWriter(b.Client, time.Now)
-			f, err := w.Apply(ctx, changes)
-			if err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			var got []int
-			for _, x := range f {
-				got = append(got, x.Index)
-				if x.Reason != ReasonWrongType || Classify(x.Err) != ClassEvent || !strings.Contains(x.Err.Error(), "WRONGTYPE") {
-					t.Errorf("failure %+v: want reason %s and a WRONGTYPE error", x, ReasonWrongType)
-				}
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				t.Errorf("failed changes %v, want %v", got, want)
-			}
-			for _, key := range []string{"alice", "bob"} {
-				inc, _, err := Membership(ctx, b.Client, prefix, key)
-				if err != nil || !slices.Equal(inc, []string{"seg.g1"}) {
-					t.Errorf("%s included in %q (%v), want seg.g1", key, inc, err)
-				}
-			}
-			if info, err := Info(ctx, b.Client, prefix, "seg.g1"); err != nil || info.LastSeq != 5 {
-				t.Errorf("Info(seg.g1) = %+v, %v; want last_seq 5", info, err)
-			}
-		})
-	}
+		}
+		if info, err := Info(ctx, b.Client, prefix, "seg.g1"); err != nil || info.LastSeq != 5 {
+			t.Errorf("Info(seg.g1) = %+v, %v; want last_seq 5", info, err)
+		}
+	})
 }
 
 // TestMetadataMovesForwardOnly: a batch of older changes (a replay, a
 // redelivery) leaves the metadata at the newest sequence number, compared
 // exactly even above 2^53 where Lua's doubles would round.
 func TestMetadataMovesForwardOnly(t *testing.T) {
-	for _, b := range testenv.RedisBackends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := testenv.Context(t, 30*time.Second)
-			prefix := testenv.Name(t)
-			testenv.DropPrefix(t, b.Client, prefix)
-			applied := time.UnixMilli(1_700_000_000_000)
-			w := NewWriter(b.Client, func() time.Time { return applied })
-			const big = 1<<53 + 1
-			for _, seq := range []uint64{10, 9, big, big - 1, 11} {
-				c := change(prefix, "seg", 1, "alice", false, seq)
-				c.Run = "run-" + strconv.FormatUint(seq, 10)
-				if f, err := w.Apply(ctx, []Change{c}); err != nil || len(f) != 0 {
-					t.Fatalf("Apply seq %d: %v %v", seq, f, err)
-				}
-				applied = applied.Add(time.Second)
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		applied := time.UnixMilli(1_700_000_000_000)
+		w := NewWriter(b.Client, func() time.Time { return applied })
+		const big = 1<<53 + 1
+		for _, seq := range []uint64{10, 9, big, big - 1, 11} {
+			c := change(prefix, "seg", 1, "alice", false, seq)
+			c.Run = "run-" + strconv.FormatUint(seq, 10)
+			if f, err := w.Apply(ctx, []Change{c}); err != nil || len(f) != 0 {
+				t.Fatalf("Apply seq %d: %v %v", seq, f, err)
 			}
-			info, err := Info(ctx, b.Client, prefix, "seg.g1")
-			want := SegmentInfo{Members: 1, LastRun: "run-9007199254740993", LastSeq: big, LastApplied: time.UnixMilli(1_700_000_002_000), ContextKind: "user"}
-			if err != nil || info != want {
-				t.Errorf("Info = %+v, %v; want %+v", info, err, want)
-			}
-		})
-	}
+			applied = applied.Add(time.Second)
+		}
+		info, err := Info(ctx, b.Client, prefix, "seg.g1")
+		want := SegmentInfo{Members: 1, LastRun: "run-9007199254740993", LastSeq: big, LastApplied: time.UnixMilli(1_700_000_002_000), ContextKind: "user"}
+		if err != nil || info != want {
+			t.Errorf("Info = %+v, %v; want %+v", info, err, want)
+		}
+	})
 }
 
 func TestSetSynchronizedOn(t *testing.T) {
