@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -29,13 +30,14 @@ func benchEvents(n int, salt string) []*schema.Event {
 }
 
 // BenchmarkApply measures the Redis apply path alone: one pipeline per
-// batch of benchBatch events.
+// batch of benchBatch events, converted to segmentstore changes and written
+// by segmentstore.Writer.
 func BenchmarkApply(b *testing.B) {
 	for _, be := range testenv.RedisBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			prefix := testenv.Name(b)
 			dropPrefix(b, be.Client, prefix)
-			a := &applier{rdb: be.Client, prefix: func(string) string { return prefix }, now: time.Now}
+			a := &applier{w: segmentstore.NewWriter(be.Client, time.Now), prefix: func(string) string { return prefix }}
 			evs := benchEvents(benchBatch*4, prefix)
 			ctx := context.Background()
 			b.ReportAllocs()

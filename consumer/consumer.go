@@ -22,8 +22,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -104,14 +104,13 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 		seen:      map[int]int64{},
 	}
 	c.applier = applier{
-		rdb: rdb,
+		w: segmentstore.NewWriter(rdb, c.now),
 		prefix: func(env string) string {
 			if p, ok := envs[env]; ok {
 				return p
 			}
 			return defaultPrefix
 		},
-		now: c.now,
 	}
 	c.stats.lag.Store(-1)
 	return c, nil
@@ -384,7 +383,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 func (c *Consumer) preflight(ctx context.Context) error {
 	err := c.retry(ctx, "redis: ping", func() error {
 		err := c.rdb.Ping(ctx).Err()
-		if classify(err) == classFatal {
+		if segmentstore.Classify(err) == segmentstore.ClassFatal {
 			return backoff.Permanent(err)
 		}
 		return err
@@ -809,7 +808,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		evItem = append(evItem, it)
 	}
 
-	var failures []failure
+	var failures []segmentstore.Failure
 	err := c.retry(ctx, "apply batch to redis", func() error {
 		f, err := c.applier.apply(bctx, evs)
 		failures = f
@@ -819,9 +818,9 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		return res, err
 	}
 	for _, f := range failures {
-		it := evItem[f.index]
-		c.log.Warn("event rejected by redis, dead-lettering", "partition", it.msg.Partition, "offset", it.msg.Offset, "err", f.err)
-		dead = append(dead, deadLetter(&it.msg, f.reason, f.err))
+		it := evItem[f.Index]
+		c.log.Warn("event rejected by redis, dead-lettering", "partition", it.msg.Partition, "offset", it.msg.Offset, "err", f.Err)
+		dead = append(dead, deadLetter(&it.msg, f.Reason, f.Err))
 	}
 
 	if len(dead) > 0 {
@@ -984,13 +983,5 @@ func (c *Consumer) syncOnce(ctx context.Context) {
 // writeSyncTime sets synchronized_on for every configured prefix in one
 // pipeline.
 func (c *Consumer) writeSyncTime(ctx context.Context, t0 time.Time) error {
-	v := bigsegments.UnixMillis(t0)
-	pipe := c.rdb.Pipeline()
-	for _, p := range c.prefixes {
-		pipe.Set(ctx, bigsegments.SyncTimeKey(p), v, 0)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("set synchronized_on: %w", err)
-	}
-	return nil
+	return c.applier.w.SetSynchronizedOn(ctx, c.prefixes, t0)
 }

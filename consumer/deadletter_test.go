@@ -66,7 +66,7 @@ func badMessages() (msgs []kafka.Message, reasons []string, wrongType string) {
 	add(m, "key_mismatch")
 
 	wrongType = "wrong-type@example.com"
-	add(msg(ev("staging", "amplitude-7khm89cz", 1, wrongType, schema.OpAdd, 9)), reasonRedisWrongType)
+	add(msg(ev("staging", "amplitude-7khm89cz", 1, wrongType, schema.OpAdd, 9)), segmentstore.ReasonWrongType)
 
 	add(msg(ev("staging", "amplitude-7khm89cz", 1, "bob", schema.OpAdd, 10)), "")
 	return msgs, reasons, wrongType

@@ -3,11 +3,8 @@ package consumer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,137 +269,22 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// dropPrefix deletes every key under prefix when the test ends, so runs
-// against a shared real Redis do not accumulate data (benchmarks write
-// millions of keys).
-func dropPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		drop := func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
-			var keys []string
-			flush := func() error {
-				if len(keys) == 0 {
-					return nil
-				}
-				pipe := c.Pipeline()
-				for _, k := range keys {
-					pipe.Unlink(ctx, k) // one key per command: keys of a batch span slots
-				}
-				keys = keys[:0]
-				_, err := pipe.Exec(ctx)
-				return err
-			}
-			for iter.Next(ctx) {
-				if keys = append(keys, iter.Val()); len(keys) == 10000 {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			}
-			if err := iter.Err(); err != nil {
-				return err
-			}
-			return flush()
-		}
-		var err error
-		switch c := rdb.(type) {
-		case *redis.ClusterClient:
-			err = c.ForEachMaster(ctx, drop)
-		case *redis.Client:
-			err = drop(ctx, c)
-		}
-		if err != nil {
-			t.Errorf("delete test keys under %s: %v", prefix, err)
-		}
-	})
-}
-
-// snapshot reads every key under prefix from every master, as a sorted,
-// printable map, so two states compare with ==.
-func snapshot(t testing.TB, rdb redis.UniversalClient, prefix string, skip ...string) map[string]string {
-	t.Helper()
-	ctx := testenv.Context(t, 30*time.Second)
-	var mu sync.Mutex
-	out := map[string]string{}
-	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
-		for iter.Next(ctx) {
-			k := iter.Val()
-			if slices.Contains(skip, k) {
-				continue
-			}
-			typ, err := c.Type(ctx, k).Result()
-			if err != nil {
-				return err
-			}
-			var v string
-			switch typ {
-			case "set":
-				ms, err := c.SMembers(ctx, k).Result()
-				if err != nil {
-					return err
-				}
-				slices.Sort(ms)
-				v = "set" + fmt.Sprint(ms)
-			case "hash":
-				h, err := c.HGetAll(ctx, k).Result()
-				if err != nil {
-					return err
-				}
-				v = "hash" + fmt.Sprint(h) // fmt sorts map keys
-			case "string":
-				s, err := c.Get(ctx, k).Result()
-				if err != nil {
-					return err
-				}
-				v = "string:" + s
-			default:
-				v = typ
-			}
-			mu.Lock()
-			out[k] = v
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		t.Fatalf("snapshot: unsupported client %T", rdb)
-	}
-	if err != nil {
-		t.Fatalf("snapshot %s: %v", prefix, err)
-	}
-	return out
-}
-
-func diffSnapshots(a, b map[string]string) string {
-	var d []string
-	for k, v := range a {
-		if w, ok := b[k]; !ok {
-			d = append(d, "only before: "+k+" = "+v)
-		} else if v != w {
-			d = append(d, "changed: "+k+": "+v+" -> "+w)
-		}
-	}
-	for k, v := range b {
-		if _, ok := a[k]; !ok {
-			d = append(d, "only after: "+k+" = "+v)
-		}
-	}
-	slices.Sort(d)
-	return strings.Join(d, "\n")
-}
-
 // dummyClient is a client for tests that never reach Redis.
 func dummyClient(t testing.TB) redis.UniversalClient {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:9"})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// dropPrefix, snapshot and diffSnapshots: see testenv.DropPrefix,
+// testenv.Snapshot and testenv.DiffSnapshots.
+func dropPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
+	testenv.DropPrefix(t, rdb, prefix)
+}
+
+func snapshot(t testing.TB, rdb redis.UniversalClient, prefix string, skip ...string) map[string]string {
+	t.Helper()
+	return testenv.Snapshot(t, rdb, prefix, skip...)
+}
+
+func diffSnapshots(a, b map[string]string) string { return testenv.DiffSnapshots(a, b) }

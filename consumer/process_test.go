@@ -1,11 +1,9 @@
 package consumer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -100,73 +98,19 @@ func sorted(s []string) []string {
 	return out
 }
 
-// srvErr is a Redis server error reply, as go-redis reports one.
-type srvErr string
-
-func (e srvErr) Error() string { return string(e) }
-func (srvErr) RedisError()     {}
-
-func TestClassify(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want errClass
-	}{
-		{"success", nil, classOK},
-		{"wrong type is the event's fault", srvErr("WRONGTYPE Operation against a key holding the wrong kind of value"), classEvent},
-		{"wrapped wrong type", fmt.Errorf("sadd k: %w", srvErr("WRONGTYPE x")), classEvent},
-		{"wrong type inside a script (Redis 6)", srvErr("ERR Error running script (call to f_1): @user_script:1: WRONGTYPE Operation against a key holding the wrong kind of value"), classEvent},
-		{"other script error stays fatal", srvErr("ERR Error running script (call to f_1): @user_script:1: attempt to compare nil"), classFatal},
-		{"loading", srvErr("LOADING Redis is loading the dataset in memory"), classTransient},
-		{"try again", srvErr("TRYAGAIN Multiple keys request during rehashing of slot"), classTransient},
-		{"cluster down", srvErr("CLUSTERDOWN The cluster is down"), classTransient},
-		{"master down", srvErr("MASTERDOWN Link with MASTER is down"), classTransient},
-		{"read only replica after failover", srvErr("READONLY You can't write against a read only replica."), classTransient},
-		{"busy script", srvErr("BUSY Redis is busy running a script."), classTransient},
-		{"out of memory", srvErr("OOM command not allowed when used memory > 'maxmemory'."), classTransient},
-		{"max clients", srvErr("ERR max number of clients reached"), classTransient},
-		{"moved not followed", srvErr("MOVED 3999 127.0.0.1:6381"), classTransient},
-		{"network", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, classTransient},
-		{"eof", io.EOF, classTransient},
-		{"timeout", context.DeadlineExceeded, classTransient},
-		{"pool timeout", redis.ErrPoolTimeout, classTransient},
-		{"client closed", redis.ErrClosed, classFatal},
-		{"no permission", srvErr("NOPERM User has no permissions to run the 'sadd' command"), classFatal},
-		{"no auth", srvErr("NOAUTH Authentication required."), classFatal},
-		{"unknown command", srvErr("ERR unknown command 'SADD'"), classFatal},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := classify(tc.err); got != tc.want {
-				t.Errorf("classify(%v) = %v, want %v", tc.err, got, tc.want)
-			}
-		})
-	}
-}
-
 // TestApplyStopsOnFatalRedisError: an error that would hit every event
-// (here: the command is refused) stops the consumer rather than
-// dead-lettering the stream.
+// (here: the client is closed) stops the consumer rather than
+// dead-lettering the stream: the applier turns the store's fatal errors
+// into permanent ones for the retry loop. The store's own tests cover which
+// errors are fatal.
 func TestApplyStopsOnFatalRedisError(t *testing.T) {
-	rdb := testenv.Redis(t).Client
-	rdb.AddHook(refuse{})
-	a := &applier{rdb: rdb, prefix: func(string) string { return "p" }, now: time.Now}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:9"})
+	_ = rdb.Close()
+	a := &applier{w: segmentstore.NewWriter(rdb, time.Now), prefix: func(string) string { return "p" }}
 	e := ev("staging", "seg", 1, "k", schema.OpAdd, 1)
-	f, err := a.apply(context.Background(), []*schema.Event{&e})
-	if !isPermanent(err) || len(f) != 0 || !strings.Contains(err.Error(), "NOPERM") {
-		t.Fatalf("apply = %v, %v; want a permanent NOPERM error", f, err)
-	}
-}
-
-type refuse struct{}
-
-func (refuse) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (refuse) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (refuse) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			c.SetErr(srvErr("NOPERM User has no permissions to run the '" + c.Name() + "' command"))
-		}
-		return cmds[0].Err()
+	f, err := a.apply(testenv.Context(t, 10*time.Second), []*schema.Event{&e})
+	if !isPermanent(err) || len(f) != 0 || !errors.Is(err, redis.ErrClosed) {
+		t.Fatalf("apply = %v, %v; want a permanent error: client is closed", f, err)
 	}
 }
 

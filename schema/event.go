@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 )
 
 // Version is the schema version this package writes and the only one it reads.
@@ -76,9 +78,9 @@ type Event struct {
 }
 
 // Ref is the segment reference stored in Redis include sets: "<segment>.g<generation>".
-func Ref(segment string, generation int) string {
-	return segment + ".g" + strconv.Itoa(generation)
-}
+// The format is the layout's (bigsegments.Ref), defined once for the producer
+// and the writer.
+func Ref(segment string, generation int) string { return bigsegments.Ref(segment, generation) }
 
 // Ref returns the event's segment reference.
 func (e *Event) Ref() string { return Ref(e.Segment, e.Generation) }

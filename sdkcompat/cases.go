@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 )
 
 // CaseSegment is the segment key every Case uses.
@@ -146,20 +146,12 @@ func Cases() []Case {
 // Write stores the case's Redis content under prefix in one pipeline, with
 // big_segments_synchronized_on at now minus SyncAge.
 func (c Case) Write(ctx context.Context, client redis.UniversalClient, prefix string, now time.Time) error {
-	_, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for key, refs := range c.Include {
-			p.SAdd(ctx, bigsegments.IncludeKey(prefix, key), toAny(refs)...)
-		}
-		for key, refs := range c.Exclude {
-			p.SAdd(ctx, bigsegments.ExcludeKey(prefix, key), toAny(refs)...)
-		}
-		if !c.NoSync {
-			p.Set(ctx, bigsegments.SyncTimeKey(prefix), bigsegments.UnixMillis(now.Add(-c.SyncAge)), 0)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("case %q: write Big Segments layout under %q: %w", c.Name, prefix, err)
+	f := segmentstore.Fixture{Include: c.Include, Exclude: c.Exclude}
+	if !c.NoSync {
+		f.SyncedOn = now.Add(-c.SyncAge)
+	}
+	if err := segmentstore.WriteFixture(ctx, client, prefix, f); err != nil {
+		return fmt.Errorf("case %q: %w", c.Name, err)
 	}
 	return nil
 }
@@ -190,12 +182,4 @@ func Mismatch(got Result, key string, want Answer) string {
 	}
 	return fmt.Sprintf("key %q: got key=%q value=%v status=%q reason=%+v, want value=%v status=%q reason.kind=%q",
 		key, got.Key, got.Value, got.BigSegmentsStatus, got.Reason, want.Value, want.Status, want.ReasonKind)
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }

@@ -3,7 +3,7 @@
 // beside them (member index and per-segment metadata).
 //
 // The layout facts (hash, key names, millisecond sync time) are LaunchDarkly's;
-// they live in one package so that the writer (consumer), the readers (demo,
+// they live in one package so that the writer (pkg/segmentstore), the readers (demo,
 // tests, status tools) and the SDK compatibility tests cannot drift apart.
 //
 // cohortsync's own keys sit under "<prefix>:cohortsync:", a name the SDKs never

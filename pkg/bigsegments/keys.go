@@ -26,6 +26,13 @@ func AppendIncludeKey(dst []byte, prefix, contextKey string) []byte {
 	return base64.StdEncoding.AppendEncode(dst, sum[:])
 }
 
+// Ref is the segment reference stored in include and exclude sets:
+// "<segmentKey>.g<generation>". Bumping the generation makes every old ref
+// stop matching at once.
+func Ref(segment string, generation int) string {
+	return segment + ".g" + strconv.Itoa(generation)
+}
+
 // IncludeKey is the set of segment refs a context is included in.
 func IncludeKey(prefix, contextKey string) string {
 	return IncludeKeyForHash(prefix, HashContextKey(contextKey))

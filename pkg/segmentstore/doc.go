@@ -1,9 +1,21 @@
-// Package segmentstore reads what the consumer writes into Redis: a context's
-// Big Segments membership as the LaunchDarkly SDKs see it, a segment's member
-// count and metadata, the raw member keys of a segment, and the store's
-// synchronized-on time.
+// Package segmentstore is the one place that reads and writes cohortsync's
+// Redis content in LaunchDarkly's Big Segments layout
+// (docs/bigsegments-redis.md): include sets, big_segments_synchronized_on,
+// and cohortsync's member index and per-segment metadata under
+// "<prefix>:cohortsync:{ref}:".
 //
-// Readers for the demo, tests and status tools live here, apart from the key
-// names in pkg/bigsegments, so that the writer and every reader agree on one
-// layout while the readers can grow without touching the writer.
+// Writer applies membership changes and sets the sync time; the consumer
+// hands it decoded events as Changes. Every write is idempotent (SADD and
+// SREM of set members, metadata that moves forward only by sequence number),
+// so that a batch redelivered after a crash, a retried pipeline or a replay
+// of the whole topic converges on the same content. Classify says what a
+// Redis error means for a batch: the event's fault (dead-letter it),
+// transient (retry the batch) or fatal (stop).
+//
+// The readers (Membership, Info, Members, SyncTime) serve the demo, tests
+// and status tools; WriteFixture writes raw layout content for tests and SDK
+// compatibility checks. Key names stay in pkg/bigsegments, so that the
+// writer, the readers and the SDK compatibility tests agree on one layout;
+// keeping every write here means a change to the layout or its semantics
+// has one place to be made and reviewed.
 package segmentstore

@@ -3,9 +3,7 @@
 // sdkcompat runs.
 //
 // LaunchDarkly's own Go Redis integration for Big Segments is not available
-// from the module proxy here, so Store is a small subsystems.BigSegmentStore
-// of ours over go-redis. It reads only what the documented layout says SDK
-// stores read (GET of the sync time, SMEMBERS of the include and exclude sets
-// under the hash the SDK computes); everything else — hashing, refs,
-// include-over-exclude, staleness, caching, evaluation — is the SDK's.
+// from the module proxy here, so the SDK reads Redis through pkg/ldstore, a
+// small subsystems.BigSegmentStore of ours over go-redis that reads only what
+// the documented layout says SDK stores read; everything else is the SDK's.
 package ldgo

@@ -14,6 +14,7 @@ import (
 	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cohortsync/cohortsync/pkg/ldstore"
 	"github.com/cohortsync/cohortsync/sdkcompat"
 )
 
@@ -69,7 +70,7 @@ func evaluate(ctx context.Context, rc redis.UniversalClient, req sdkcompat.Reque
 		return nil, fmt.Errorf("ldgo: write flag data: %w", err)
 	}
 
-	bigSegments := ldcomponents.BigSegments(storeConfigurer{NewStore(ctx, rc, req.Prefix)}).
+	bigSegments := ldcomponents.BigSegments(ldstore.NewStore(ctx, rc, req.Prefix).Configurer()).
 		StaleAfter(req.StaleAfter).
 		// One run evaluates each key once; a short cache keeps repeated
 		// runs in one process from reading old membership.

@@ -1,4 +1,4 @@
-package ldgo
+package ldstore
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 )
 
-// DefaultStoreTimeout bounds each Redis read of Store.
-const DefaultStoreTimeout = 5 * time.Second
+// DefaultTimeout bounds each Redis read of a Store.
+const DefaultTimeout = 5 * time.Second
 
 // Store is a subsystems.BigSegmentStore over go-redis, reading the layout
 // LaunchDarkly's Redis stores read.
@@ -34,7 +34,7 @@ var _ subsystems.BigSegmentStore = (*Store)(nil)
 // NewStore returns a store reading keys under prefix through client, which
 // the caller owns and closes. Reads stop when ctx is done.
 func NewStore(ctx context.Context, client redis.UniversalClient, prefix string) *Store {
-	return &Store{ctx: ctx, client: client, prefix: prefix, timeout: DefaultStoreTimeout}
+	return &Store{ctx: ctx, client: client, prefix: prefix, timeout: DefaultTimeout}
 }
 
 // GetMetadata reads big_segments_synchronized_on. A missing key is zero
@@ -49,11 +49,11 @@ func (s *Store) GetMetadata() (subsystems.BigSegmentStoreMetadata, error) {
 		return subsystems.BigSegmentStoreMetadata{}, nil
 	}
 	if err != nil {
-		return subsystems.BigSegmentStoreMetadata{}, fmt.Errorf("ldgo: GET %s: %w", key, err)
+		return subsystems.BigSegmentStoreMetadata{}, fmt.Errorf("ldstore: GET %s: %w", key, err)
 	}
 	ms, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return subsystems.BigSegmentStoreMetadata{}, fmt.Errorf("ldgo: %s = %q is not unix milliseconds: %w", key, v, err)
+		return subsystems.BigSegmentStoreMetadata{}, fmt.Errorf("ldstore: %s = %q is not unix milliseconds: %w", key, v, err)
 	}
 	return subsystems.BigSegmentStoreMetadata{LastUpToDate: ldtime.UnixMillisecondTime(ms)}, nil
 }
@@ -72,13 +72,20 @@ func (s *Store) GetMembership(contextHash string) (subsystems.BigSegmentMembersh
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ldgo: SMEMBERS %s, %s: %w", incKey, excKey, err)
+		return nil, fmt.Errorf("ldstore: SMEMBERS %s, %s: %w", incKey, excKey, err)
 	}
 	return ldstoreimpl.NewBigSegmentMembershipFromSegmentRefs(inc.Val(), exc.Val()), nil
 }
 
 // Close does nothing: the client belongs to the caller.
 func (s *Store) Close() error { return nil }
+
+// Configurer hands the SDK this already built store, for
+// ldcomponents.BigSegments. The SDK closes the store with the client; the
+// Redis client stays the caller's.
+func (s *Store) Configurer() subsystems.ComponentConfigurer[subsystems.BigSegmentStore] {
+	return storeConfigurer{s}
+}
 
 // storeConfigurer hands the SDK an already built store.
 type storeConfigurer struct{ store subsystems.BigSegmentStore }

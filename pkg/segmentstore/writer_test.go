@@ -1,0 +1,271 @@
+package segmentstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+)
+
+// forEachBackend runs fn as a subtest on every Redis backend, with a
+// context and a fresh prefix whose keys are deleted when the test ends.
+func forEachBackend(t *testing.T, fn func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string)) {
+	for _, b := range testenv.RedisBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			prefix := testenv.Name(t)
+			testenv.DropPrefix(t, b.Client, prefix)
+			fn(t, testenv.Context(t, 30*time.Second), b, prefix)
+		})
+	}
+}
+
+// change builds a Change of context kind "user" in run "run-<seq/100>".
+func change(prefix, segment string, gen int, contextKey string, remove bool, seq uint64) Change {
+	return Change{Prefix: prefix, Segment: segment, Generation: gen, ContextKind: "user",
+		ContextKey: contextKey, Remove: remove, Seq: seq, Run: "run-" + strconv.FormatUint(seq/100, 10)}
+}
+
+// churn returns n changes over 4 segments, 2 generations and 97 context
+// keys, every third one a removal, in sequence order.
+func churn(prefix string, n int) []Change {
+	out := make([]Change, n)
+	for i := range out {
+		out[i] = change(prefix, fmt.Sprintf("seg-%d", i%4), 1+i%2, fmt.Sprintf("user-%d", (i*7)%97), i%3 == 2, uint64(i+1))
+	}
+	return out
+}
+
+// srvErr is a Redis server error reply, as go-redis reports one.
+type srvErr string
+
+func (e srvErr) Error() string { return string(e) }
+func (srvErr) RedisError()     {}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want ErrorClass
+	}{
+		{"success", nil, ClassOK},
+		{"wrong type is the event's fault", srvErr("WRONGTYPE Operation against a key holding the wrong kind of value"), ClassEvent},
+		{"wrapped wrong type", fmt.Errorf("sadd k: %w", srvErr("WRONGTYPE x")), ClassEvent},
+		{"wrong type inside a script (Redis 6)", srvErr("ERR Error running script (call to f_1): @user_script:1: WRONGTYPE Operation against a key holding the wrong kind of value"), ClassEvent},
+		{"other script error stays fatal", srvErr("ERR Error running script (call to f_1): @user_script:1: attempt to compare nil"), ClassFatal},
+		{"loading", srvErr("LOADING Redis is loading the dataset in memory"), ClassTransient},
+		{"try again", srvErr("TRYAGAIN Multiple keys request during rehashing of slot"), ClassTransient},
+		{"cluster down", srvErr("CLUSTERDOWN The cluster is down"), ClassTransient},
+		{"master down", srvErr("MASTERDOWN Link with MASTER is down"), ClassTransient},
+		{"read only replica after failover", srvErr("READONLY You can't write against a read only replica."), ClassTransient},
+		{"busy script", srvErr("BUSY Redis is busy running a script."), ClassTransient},
+		{"out of memory", srvErr("OOM command not allowed when used memory > 'maxmemory'."), ClassTransient},
+		{"max clients", srvErr("ERR max number of clients reached"), ClassTransient},
+		{"moved not followed", srvErr("MOVED 3999 127.0.0.1:6381"), ClassTransient},
+		{"network", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, ClassTransient},
+		{"eof", io.EOF, ClassTransient},
+		{"timeout", context.DeadlineExceeded, ClassTransient},
+		{"pool timeout", redis.ErrPoolTimeout, ClassTransient},
+		{"client closed", redis.ErrClosed, ClassFatal},
+		{"no permission", srvErr("NOPERM User has no permissions to run the 'sadd' command"), ClassFatal},
+		{"no auth", srvErr("NOAUTH Authentication required."), ClassFatal},
+		{"unknown command", srvErr("ERR unknown command 'SADD'"), ClassFatal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Classify(tc.err); got != tc.want {
+				t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestApplyStopsOnFatalRedisError: an error that would hit every change
+// (here: the command is refused) is fatal, so that the consumer stops
+// rather than dead-lettering the stream.
+func TestApplyStopsOnFatalRedisError(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	rdb.AddHook(refuse{})
+	w := NewWriter(rdb, time.Now)
+	f, err := w.Apply(testenv.Context(t, 10*time.Second), []Change{change("p", "seg", 1, "k", false, 1)})
+	if !errors.Is(err, ErrFatal) || len(f) != 0 || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("Apply = %v, %v; want a fatal NOPERM error", f, err)
+	}
+	if Classify(err) != ClassFatal {
+		t.Errorf("Classify(%v) = %v, want the error to stay fatal when wrapped", err, Classify(err))
+	}
+}
+
+type refuse struct{}
+
+func (refuse) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (refuse) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (refuse) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			c.SetErr(srvErr("NOPERM User has no permissions to run the '" + c.Name() + "' command"))
+		}
+		return cmds[0].Err()
+	}
+}
+
+func TestApplyTwiceIsIdempotent(t *testing.T) {
+	for _, b := range testenv.RedisBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			prefix := testenv.Name(t)
+			testenv.DropPrefix(t, b.Client, prefix)
+			w := NewWriter(b.Client, time.Now)
+			ptrs := churn(prefix, 300)
+			ctx := testenv.Context(t, 30*time.Second)
+			if f, err := w.Apply(ctx, ptrs); err != nil || len(f) != 0 {
+				t.Fatalf("apply: %v %v", f, err)
+			}
+			once := testenv.Snapshot(t, b.Client, prefix)
+			// Every change delivered again, and the first half a third time.
+			if f, err := w.Apply(ctx, ptrs); err != nil || len(f) != 0 {
+				t.Fatalf("apply again: %v %v", f, err)
+			}
+			if f, err := w.Apply(ctx, ptrs[:150]); err != nil || len(f) != 0 {
+				t.Fatalf("apply half: %v %v", f, err)
+			}
+			// The half re-delivery re-applies old changes after newer ones: the
+			// membership may change (that is what ordering means), but the
+			// metadata must not move back. Re-apply the rest to restore order.
+			if f, err := w.Apply(ctx, ptrs[150:]); err != nil || len(f) != 0 {
+				t.Fatalf("apply rest: %v %v", f, err)
+			}
+			twice := testenv.Snapshot(t, b.Client, prefix)
+			// last_applied differs between runs by design; compare the rest.
+			for _, s := range []map[string]string{once, twice} {
+				for k, v := range s {
+					if strings.HasSuffix(k, ":meta") {
+						s[k] = stripField(v, "last_applied")
+					}
+				}
+			}
+			if d := testenv.DiffSnapshots(once, twice); d != "" {
+				t.Errorf("applying again changed Redis:\n%s", d)
+			}
+		})
+	}
+}
+
+// stripField removes "field:value" from a snapshot's printed hash.
+func stripField(v, field string) string {
+	i := strings.Index(v, field+":")
+	if i < 0 {
+		return v
+	}
+	j := strings.IndexAny(v[i:], " ]")
+	return v[:i] + v[i+j:]
+}
+
+// TestApplyWrongTypeFailsOnlyThoseChanges: a change whose include key holds
+// another type fails alone; a segment whose metadata key holds another type
+// fails every change of that segment in the batch (they are not fully
+// applied); the rest of the batch is applied.
+func TestApplyWrongTypeFailsOnlyThoseChanges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		if err := b.Client.Set(ctx, bigsegments.IncludeKey(prefix, "bad"), "not a set", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		changes := []Change{
+			change(prefix, "seg", 1, "alice", false, 1),
+			change(prefix, "seg", 1, "bad", false, 2),
+			change(prefix, "broken", 1, "carol", false, 3),
+			change(prefix, "broken", 1, "dave", true, 4),
+			change(prefix, "seg", 1, "bob", false, 5),
+		}
+		want := []int{1, 2, 3}
+		// miniredis reports an error inside a script as a compile error
+		// ("ERR Error compiling script ... WRONGTYPE"), which no Redis
+		// does; the metadata case needs a real server.
+		if b.Name != "miniredis" {
+			if err := b.Client.Set(ctx, bigsegments.MetaKey(prefix, "broken.g1"), "not a hash", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			want = []int{1}
+		}
+		w := NewWriter(b.Client, time.Now)
+		f, err := w.Apply(ctx, changes)
+		if err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		var got []int
+		for _, x := range f {
+			got = append(got, x.Index)
+			if x.Reason != ReasonWrongType || Classify(x.Err) != ClassEvent || !strings.Contains(x.Err.Error(), "WRONGTYPE") {
+				t.Errorf("failure %+v: want reason %s and a WRONGTYPE error", x, ReasonWrongType)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("failed changes %v, want %v", got, want)
+		}
+		for _, key := range []string{"alice", "bob"} {
+			inc, _, err := Membership(ctx, b.Client, prefix, key)
+			if err != nil || !slices.Equal(inc, []string{"seg.g1"}) {
+				t.Errorf("%s included in %q (%v), want seg.g1", key, inc, err)
+			}
+		}
+		if info, err := Info(ctx, b.Client, prefix, "seg.g1"); err != nil || info.LastSeq != 5 {
+			t.Errorf("Info(seg.g1) = %+v, %v; want last_seq 5", info, err)
+		}
+	})
+}
+
+// TestMetadataMovesForwardOnly: a batch of older changes (a replay, a
+// redelivery) leaves the metadata at the newest sequence number, compared
+// exactly even above 2^53 where Lua's doubles would round.
+func TestMetadataMovesForwardOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		applied := time.UnixMilli(1_700_000_000_000)
+		w := NewWriter(b.Client, func() time.Time { return applied })
+		const big = 1<<53 + 1
+		for _, seq := range []uint64{10, 9, big, big - 1, 11} {
+			c := change(prefix, "seg", 1, "alice", false, seq)
+			c.Run = "run-" + strconv.FormatUint(seq, 10)
+			if f, err := w.Apply(ctx, []Change{c}); err != nil || len(f) != 0 {
+				t.Fatalf("Apply seq %d: %v %v", seq, f, err)
+			}
+			applied = applied.Add(time.Second)
+		}
+		info, err := Info(ctx, b.Client, prefix, "seg.g1")
+		want := SegmentInfo{Members: 1, LastRun: "run-9007199254740993", LastSeq: big, LastApplied: time.UnixMilli(1_700_000_002_000), ContextKind: "user"}
+		if err != nil || info != want {
+			t.Errorf("Info = %+v, %v; want %+v", info, err, want)
+		}
+	})
+}
+
+func TestSetSynchronizedOn(t *testing.T) {
+	for _, b := range testenv.RedisBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := testenv.Context(t, 30*time.Second)
+			p1, p2 := testenv.Name(t), testenv.Name(t)
+			testenv.DropPrefix(t, b.Client, p1)
+			testenv.DropPrefix(t, b.Client, p2)
+			w := NewWriter(b.Client, nil)
+			at := time.UnixMilli(1_700_000_000_123)
+			if err := w.SetSynchronizedOn(ctx, []string{p1, p2}, at.Add(999*time.Microsecond)); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{p1, p2} {
+				got, ok, err := SyncTime(ctx, b.Client, p)
+				if err != nil || !ok || !got.Equal(at) {
+					t.Errorf("SyncTime(%s) = %v %v %v, want %v (milliseconds, truncated)", p, got, ok, err, at)
+				}
+			}
+		})
+	}
+}
