@@ -59,6 +59,11 @@ type Consumer struct {
 	// Owned by the apply loop.
 	seen      map[int]int64 // per partition, the highest offset taken into a batch this generation
 	committed atomic.Int64  // messages committed, for the syncer's lag estimate
+
+	// Per generation: messages fetched, and messages of batches the apply
+	// loop started. Their difference when the generation ends is what it
+	// dropped for the partitions' next owners to read again.
+	genFetched, genStarted atomic.Int64
 }
 
 // item is a fetched message and its decoding. The batch loop decodes a
@@ -314,7 +319,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 	}
 	slices.Sort(ids)
 	c.log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
-	defer c.log.Info("generation ended", "generation", gen.ID)
+	c.genFetched.Store(0)
+	c.genStarted.Store(0)
+	defer func() {
+		// Every fetcher and the apply loop have returned: the counts are final.
+		dropped := max(c.genFetched.Load()-c.genStarted.Load(), 0)
+		c.stats.dropped.Add(dropped)
+		c.log.Info("generation ended", "generation", gen.ID, "dropped", dropped)
+	}()
 	if len(assigned) == 0 {
 		<-ctx.Done() // more members than partitions: wait for the next rebalance
 		return nil
@@ -530,6 +542,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out 
 		}
 		select {
 		case out <- m:
+			c.genFetched.Add(1)
 		case <-ctx.Done():
 			return nil
 		}
@@ -624,6 +637,7 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 		if ctx.Err() != nil {
 			return nil // both were ready: never start a batch after the generation
 		}
+		c.genStarted.Add(int64(len(batch)))
 		if err := c.applyBatch(ctx, batch, cm, dlq); err != nil {
 			if errors.Is(err, errGenerationEnded) {
 				c.log.Info("batch applied but not committed: the generation ended; it will be redelivered", "err", err)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
@@ -15,13 +17,20 @@ import (
 // partition to another member: an old "add X" applied after the new owner
 // applied the newer "remove X" leaves X in the segment for good. Members
 // join and leave during a backlog in which every membership is added and,
-// a little later in its partition, removed, with a slow apply so that every
-// member's buffers are full when a rebalance starts. At the end no
-// membership may be left.
+// a little later in its partition, removed. The first member applies
+// slowly, so its buffers are full when the others join, and the others
+// apply fast, so a new owner has applied a partition's removes long before
+// a slow old owner, were it not fenced, would get to its buffered adds. At
+// the end no membership may be left, and the test checks that the race it
+// guards against really happened: buffered messages were dropped at a
+// rebalance and read again by the partitions' next owners. With the fence
+// taken out (the pipeline run beside its generation instead of under it,
+// applying its buffers after the generation ended), this test failed 5
+// runs out of 5 with removed memberships back in their segments.
 func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 	brokers, real := testenv.Kafka(t)
-	rdb := testenv.Redis(t).Client
-	rdb.AddHook(slowApply(60 * time.Millisecond))
+	backend := testenv.Redis(t)
+	rdb := backend.Client
 	ke := newKafka(t, brokers, real, 4)
 
 	// Blocks of 25 memberships: their adds, then their removes, so that an
@@ -42,9 +51,19 @@ func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 	cfg := testConfig(t, ke)
 	cfg.BatchSize = 20
 	cfg.FlushInterval = time.Millisecond
-	// One process's consumers share the prefix and the group.
-	newMember := func() *running {
-		c, err := New(cfg, rdb)
+	// One process's consumers share the prefix and the group; each member
+	// has a Redis client of its own, so that only the first one is slowed.
+	newMember := func(slow time.Duration) *running {
+		opts, err := redis.ParseURL(backend.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mrdb := redis.NewClient(opts)
+		t.Cleanup(func() { _ = mrdb.Close() })
+		if slow > 0 {
+			mrdb.AddHook(slowApply(slow))
+		}
+		c, err := New(cfg, mrdb)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,11 +71,11 @@ func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 	}
 	dropPrefix(t, rdb, cfg.RedisPrefix)
 
-	a := newMember()
+	a := newMember(200 * time.Millisecond)
 	eventually(t, 20*time.Second, "the first member to apply part of the backlog", func() bool { return a.Stats().Applied >= 200 })
-	b := newMember() // join: a rebalance while a's buffers are full
+	b := newMember(0) // join: a rebalance while a's buffers are full
 	eventually(t, 20*time.Second, "the second member to apply", func() bool { return b.Stats().Applied >= 100 })
-	c := newMember() // another join
+	c := newMember(0) // another join
 	// The third member may get a partition the others have finished.
 	eventually(t, 20*time.Second, "the third member to join", func() bool { return c.Stats().Generations >= 1 })
 	if err := b.stop(); err != nil { // a leave
@@ -93,5 +112,19 @@ func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 	if got, want := ke.committed(t, cfg.GroupID), ke.ends(t); !mapsEqual(got, want) {
 		t.Errorf("committed offsets %v, want the end offsets %v", got, want)
 	}
-	t.Logf("applied a=%d b=%d c=%d of %d (redeliveries: the difference)", a.Stats().Applied, b.Stats().Applied, c.Stats().Applied, len(evs))
+	// The race must have happened for the test to prove anything: some
+	// member held fetched, unapplied messages of its partitions when a
+	// rebalance ended its generation, and those were delivered again to the
+	// partitions' next owners (the total applied exceeds the events produced
+	// by at least what was redelivered after being applied but not committed;
+	// the dropped ones were applied once, by their next owner).
+	sa, sb, sc := a.Stats(), b.Stats(), c.Stats()
+	if dropped := sa.Dropped + sb.Dropped + sc.Dropped; dropped == 0 {
+		t.Errorf("no member dropped buffered messages at a rebalance (dropped a=%d b=%d c=%d): the test did not exercise the race", sa.Dropped, sb.Dropped, sc.Dropped)
+	}
+	if sa.Generations < 2 {
+		t.Errorf("the first member saw %d generations, want at least 2 (a rebalance while it consumed)", sa.Generations)
+	}
+	t.Logf("applied a=%d b=%d c=%d of %d (redeliveries: the difference); dropped at rebalances a=%d b=%d c=%d",
+		sa.Applied, sb.Applied, sc.Applied, len(evs), sa.Dropped, sb.Dropped, sc.Dropped)
 }

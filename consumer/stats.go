@@ -10,6 +10,7 @@ type Stats struct {
 	Applied      int64 // events written to Redis (and committed)
 	DeadLettered int64 // messages written to the dead-letter topic
 	Batches      int64 // batches committed
+	Dropped      int64 // fetched but left unapplied and uncommitted when a generation ended (rebalance or stop): the partition's next owner reads them again
 	Stale        int64 // redelivered messages dropped: at or below an offset already taken in the same group generation (a guard; none expected)
 	Retries      int64 // retried attempts after transient Redis or Kafka errors
 	Generations  int64 // consumer group generations joined (the first assignment, then one per rebalance)
@@ -27,9 +28,9 @@ type Stats struct {
 
 // counters is the live, concurrently updated form of Stats.
 type counters struct {
-	applied, deadLettered, batches, stale, retries, syncErrors, generations atomic.Int64
-	lastApplied, lastSync                                                   atomic.Int64 // unix ns; 0 = never
-	lag                                                                     atomic.Int64
+	applied, deadLettered, batches, dropped, stale, retries, syncErrors, generations atomic.Int64
+	lastApplied, lastSync                                                            atomic.Int64 // unix ns; 0 = never
+	lag                                                                              atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -37,6 +38,7 @@ func (c *counters) snapshot() Stats {
 		Applied:      c.applied.Load(),
 		DeadLettered: c.deadLettered.Load(),
 		Batches:      c.batches.Load(),
+		Dropped:      c.dropped.Load(),
 		Stale:        c.stale.Load(),
 		Retries:      c.retries.Load(),
 		Generations:  c.generations.Load(),
