@@ -288,7 +288,7 @@ func TestSyncCrashAndRerun(t *testing.T) {
 func TestSyncFailsFastWhenLocked(t *testing.T) {
 	cfg := testConfig(t)
 	req := csvRequest("a")
-	held, err := snapshot.Open(cfg.StateDir, snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: 1, ContextKind: "user"})
+	held, err := snapshot.Open(context.Background(), cfg.StateDir, snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: 1, ContextKind: "user"})
 	if err != nil {
 		t.Fatal(err)
 	}
