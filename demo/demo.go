@@ -24,6 +24,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/schema"
 	"github.com/cohortsync/cohortsync/sdkcompat"
 	"github.com/cohortsync/cohortsync/sdkcompat/ldgo"
@@ -135,7 +136,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	pcfg := producer.DefaultConfig()
 	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = brokers, topic, cfg.StateDir
 	pcfg.TopicPartitions = 3
-	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
+	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
 		return err
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/schema"
 	"github.com/cohortsync/cohortsync/sdkcompat"
 	"github.com/cohortsync/cohortsync/sdkcompat/ldgo"
@@ -49,7 +50,7 @@ func TestSyncToLaunchDarklySDK(t *testing.T) {
 
 			pcfg := producer.DefaultConfig()
 			pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = brokers, topic, t.TempDir(), 4
-			if err := producer.EnsureTopics(ctx, pcfg); err != nil {
+			if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
 				t.Fatal(err)
 			}
 			cons, err := consumer.New(consumer.Config{

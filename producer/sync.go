@@ -15,10 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/producer/publish"
 )
 
 // NewRunID returns a run id that sorts by start time (to the second) and is
@@ -63,16 +62,19 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	if err := EnsureTopics(ctx, cfg); err != nil {
+	if err := publish.EnsureTopics(ctx, cfg.Config); err != nil {
 		return sum, err
 	}
-	w := NewWriter(cfg)
+	pub, err := publish.New(cfg.Config)
+	if err != nil {
+		return sum, err
+	}
 	// Close waits for writes still in flight (after an error or a cancelled
 	// ctx), so nothing of this run is sent after Sync returns.
-	defer func() { err = errors.Join(err, closeWriter(w)) }()
+	defer func() { err = errors.Join(err, pub.Close()) }()
 
 	pubFor := func(ph *snapshot.Phase) (snapshot.Publisher, error) {
-		p, err := newPublisher(ctx, w, cfg, id, ph.Run, req.Source)
+		p, err := pub.Stream(ctx, publish.Origin{Segment: id, Run: ph.Run, Source: req.Source})
 		if err != nil {
 			return nil, err
 		}
@@ -173,13 +175,6 @@ func pruneReports(dir string, keep int, current string) error {
 		if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("prune exclusion reports: %w", err)
 		}
-	}
-	return nil
-}
-
-func closeWriter(w *kafka.Writer) error {
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("close kafka writer: %w", err)
 	}
 	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -25,6 +23,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -36,14 +35,10 @@ const testPartitions = 3
 // state dir of its own.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	brokers, _ := testenv.Kafka(t)
 	cfg := DefaultConfig()
-	cfg.KafkaBrokers = brokers
-	cfg.Topic = testenv.Name(t)
+	cfg.Config = publishtest.Config(t)
 	cfg.TopicPartitions = testPartitions
 	cfg.StateDir = t.TempDir()
-	cfg.RetryMaxElapsed = 20 * time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // kfake's leader elections cause expected retries
 	return cfg
 }
 
@@ -397,42 +392,6 @@ func TestSummaryWriteTo(t *testing.T) {
 		t.Fatalf("WriteTo = %d, %v", n, err)
 	}
 	golden(t, "summary.golden", b.Bytes())
-}
-
-// TestEncodeMatchesSchema pins the wire format: the publisher's arena
-// encoding must equal schema.Event.Message and decode back to the event.
-func TestEncodeMatchesSchema(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.KafkaBrokers = []string{"127.0.0.1:1"}
-	id := snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 3, ContextKind: "user"}
-	p, err := newPublisher(context.Background(), nil, cfg, id, "20261125T201500Z-1a2b3c4d", "csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch := []snapshot.Change{
-		{Op: schema.OpAdd, Key: []byte("alice@example.com"), Seq: 7},
-		{Op: schema.OpRemove, Key: []byte("quote\" <tag> \u2028 é"), Seq: 8},
-	}
-	msgs, err := p.encode(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range msgs {
-		ev, err := schema.Decode(&m)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if ev.ContextKey != string(batch[i].Key) || ev.Op != batch[i].Op || ev.Seq != batch[i].Seq || ev.Generation != 3 {
-			t.Fatalf("decoded %+v from change %+v", ev, batch[i])
-		}
-		want := ev.Message()
-		if !bytes.Equal(m.Key, want.Key) || !bytes.Equal(m.Value, want.Value) {
-			t.Fatalf("message %d differs from schema's encoding:\n%s\n%s", i, m.Value, want.Value)
-		}
-	}
-	if _, err := p.encode([]snapshot.Change{{Op: schema.OpAdd, Key: []byte("\xff"), Seq: 9}}); err == nil {
-		t.Fatal("invalid key encoded")
-	}
 }
 
 func golden(t *testing.T, name string, got []byte) {
