@@ -25,6 +25,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -166,12 +167,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	}()
 
 	start := time.Now()
-	f, err := os.Open(csvPath)
+	src, err := csvfile.Open(csvPath, csvfile.Options{})
 	if err != nil {
 		return res, err
 	}
-	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: f})
-	f.Close()
+	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: src})
+	src.Close()
 	if err != nil {
 		close(pollDone)
 		pollWG.Wait()

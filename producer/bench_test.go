@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
 const benchEvents = 200_000
@@ -28,7 +29,7 @@ func BenchmarkSync(b *testing.B) {
 	for b.Loop() {
 		gen++
 		sum, err := Sync(ctx, cfg, SyncRequest{Env: "production", Segment: "bench", Generation: gen,
-			Input: strings.NewReader(data)})
+			Input: csvfile.New(strings.NewReader(data), "bench.csv", csvfile.Options{})})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,13 +2,12 @@ package producer
 
 import (
 	"errors"
-	"io"
 	"strings"
 
 	"github.com/cohortsync/cohortsync/internal/setting"
-	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -77,16 +76,16 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// SyncRequest is one snapshot to sync: which segment, and the CSV.
+// SyncRequest is one snapshot to sync: which segment, and where its
+// members come from.
 type SyncRequest struct {
 	Env         string // environment (selects the Redis prefix downstream)
 	Segment     string // segment key, e.g. "amplitude-7khm89cz"
 	Generation  int    // segment generation, >= 1; 0 means the default, 1
 	ContextKind string // default "user"
-	IDColumn    string // CSV column of the context key; default "user_id"
 	Source      string // recorded in every event; default "csv"
-	Input       io.Reader
-	InputName   string // for messages, e.g. the file path
+	// Input yields the snapshot's members, e.g. a csvfile.Source. Required.
+	Input source.Source
 }
 
 func (r *SyncRequest) applyDefaults() {
@@ -96,16 +95,13 @@ func (r *SyncRequest) applyDefaults() {
 	if r.ContextKind == "" {
 		r.ContextKind = "user"
 	}
-	if r.IDColumn == "" {
-		r.IDColumn = cohortcsv.DefaultIDColumn
-	}
 	if r.Source == "" {
 		r.Source = "csv"
 	}
 }
 
 // Validate reports every invalid field as a *setting.Error named after
-// its flag. Empty ContextKind, IDColumn and Source take their defaults.
+// its flag. Empty ContextKind and Source take their defaults.
 func (r SyncRequest) Validate() error {
 	r.applyDefaults()
 	var errs []error

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
 // TestConfigValidate covers the producer's own settings; the publishing
@@ -29,7 +30,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestSyncRequestValidate(t *testing.T) {
 	valid := func() SyncRequest {
-		return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1, Input: strings.NewReader("")}
+		return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1, Input: csvfile.New(strings.NewReader(""), "", csvfile.Options{})}
 	}
 	testenv.RunValidate(t, valid, []testenv.ValidateCase[SyncRequest]{
 		{Name: "valid with defaults", Change: func(r *SyncRequest) {}, Want: ""},

@@ -15,9 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source"
 )
 
 // NewRunID returns a run id that sorts by start time (to the second) and is
@@ -29,7 +29,7 @@ func NewRunID(t time.Time) string {
 }
 
 // Sync publishes the changes between the segment's last committed snapshot
-// and the CSV in req, and commits the CSV as the new snapshot once every
+// and req's Input, and commits it as the new snapshot once every
 // event is acknowledged. If an earlier run was interrupted after it started
 // publishing, its snapshot is republished and committed first. The Summary
 // is filled as far as the run got, also on error.
@@ -91,7 +91,7 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	// Runs after the recovery of an interrupted run, if any.
 	fill := func(add func(string) error) error {
 		report := &exclusionReport{path: exclPath}
-		st, err := cohortcsv.Read(ctx, req.Input, cohortcsv.Options{IDColumn: req.IDColumn}, add, report.add)
+		st, err := req.Input.Read(ctx, add, report.add)
 		err = errors.Join(err, report.close())
 		if err == nil && report.written() == "" && cfg.ExclusionsFile != "" {
 			// A fixed path must not keep describing an earlier run.
@@ -101,11 +101,7 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 		}
 		sum.Rows, sum.Excluded, sum.ExclusionsFile = st.Rows, st.Excluded, report.written()
 		if err != nil {
-			name := req.InputName
-			if name == "" {
-				name = "input"
-			}
-			return fmt.Errorf("read %s: %w", name, err)
+			return fmt.Errorf("read %s: %w", req.Input.Name(), err)
 		}
 		return nil
 	}
@@ -188,7 +184,7 @@ type exclusionReport struct {
 	rec  [3]string
 }
 
-func (r *exclusionReport) add(e cohortcsv.Exclusion) error {
+func (r *exclusionReport) add(e source.Exclusion) error {
 	if r.cw == nil {
 		if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
 			return fmt.Errorf("exclusion report: %w", err)

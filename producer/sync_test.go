@@ -24,6 +24,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -49,7 +50,7 @@ func request(t testing.TB, csvFile string) SyncRequest {
 		t.Fatal(err)
 	}
 	return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1,
-		Input: bytes.NewReader(b), InputName: csvFile}
+		Input: csvfile.New(bytes.NewReader(b), csvFile, csvfile.Options{})}
 }
 
 func csvRequest(keys ...string) SyncRequest {
@@ -59,7 +60,7 @@ func csvRequest(keys ...string) SyncRequest {
 		fmt.Fprintf(&b, "%d,%s\n", i, k)
 	}
 	return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1,
-		Input: strings.NewReader(b.String()), InputName: "generated.csv"}
+		Input: csvfile.New(strings.NewReader(b.String()), "generated.csv", csvfile.Options{})}
 }
 
 // readTopic reads every event on the topic, partition by partition (each
@@ -365,7 +366,7 @@ func TestSyncBadInputPublishesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := csvRequest()
-			req.Input = strings.NewReader(tt.csv)
+			req.Input = csvfile.New(strings.NewReader(tt.csv), "generated.csv", csvfile.Options{})
 			_, err := Sync(ctx, cfg, req)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
