@@ -42,11 +42,13 @@ type publisherWrapper func(snapshot.Publisher) snapshot.Publisher
 
 func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWrapper) (sum Summary, err error) {
 	start := time.Now()
-	sum.Run = NewRunID(start)
+	sum.Run, sum.Started = NewRunID(start), start
 	defer func() {
 		sum.Duration = time.Since(start)
+		sum.Outcome = outcome(err)
 		if err != nil {
 			err = fmt.Errorf("sync run %s: %w", sum.Run, err)
+			sum.Error = err.Error()
 		}
 	}()
 	req.applyDefaults()
@@ -55,6 +57,7 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	}
 	id := snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: req.Generation, ContextKind: req.ContextKind}
 	sum.Env, sum.Segment, sum.Generation, sum.ContextKind, sum.Topic = id.Env, id.Segment, id.Generation, id.ContextKind, cfg.Topic
+	sum.Input, sum.Source = req.Input.Name(), req.Source
 
 	store, err := snapshot.Open(ctx, cfg.StateDir, id)
 	if err != nil {

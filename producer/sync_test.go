@@ -3,12 +3,14 @@ package producer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -140,7 +142,8 @@ func TestSyncEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum1.Added != 5 || sum1.Removed != 0 || sum1.Events != 5 || sum1.Keys != 5 || sum1.FirstSeq != 1 || sum1.LastSeq != 5 {
+	if sum1.Added != 5 || sum1.Removed != 0 || sum1.Events != 5 || sum1.Keys != 5 || sum1.FirstSeq != 1 || sum1.LastSeq != 5 ||
+		sum1.Outcome != Succeeded || sum1.Error != "" || sum1.Input != "cohort1.csv" || sum1.Source != "csv" || sum1.Started.IsZero() {
 		t.Fatalf("first sync summary %+v", sum1)
 	}
 	events := readTopic(t, cfg)
@@ -255,6 +258,9 @@ func TestSyncCrashAndRerun(t *testing.T) {
 			crashed, err := syncWith(ctx, cfg, csvRequest(s1...), failAfter(n))
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("crashed run: err = %v, want the injected failure", err)
+			}
+			if crashed.Outcome != Failed || crashed.Error != err.Error() {
+				t.Fatalf("crashed run: outcome %q, error %q; want failed with %q", crashed.Outcome, crashed.Error, err)
 			}
 			sum, err := Sync(ctx, cfg, csvRequest(s2...))
 			if err != nil {
@@ -378,21 +384,52 @@ func TestSyncBadInputPublishesNothing(t *testing.T) {
 	}
 }
 
-func TestSummaryWriteTo(t *testing.T) {
-	s := Summary{
+// sampleSummary has every field set.
+func sampleSummary() Summary {
+	return Summary{
 		Run: "20261125T201500Z-1a2b3c4d", Env: "production", Segment: "amplitude-7khm89cz", Generation: 2,
 		ContextKind: "user", Topic: DefaultTopic,
 		Recovered: &PhaseSummary{Run: "20261125T200000Z-00000000", Attempt: 2, Added: 10, Removed: 2, FirstSeq: 120, LastSeq: 131},
 		Rows:      1005, Keys: 990, Excluded: map[string]int64{"empty_id": 3, "invalid_utf8": 1}, Duplicates: 11,
 		Added: 40, Removed: 7, Unchanged: 950, Events: 59, FirstSeq: 2100, LastSeq: 2146,
 		Duration: 1500 * time.Millisecond, ExclusionsFile: "/state/x/exclusions-20261125T201500Z-1a2b3c4d.csv",
+		Input: "cohort.csv", Source: "csv", Outcome: Succeeded, Started: time.Date(2026, 11, 25, 20, 15, 0, 0, time.UTC),
 	}
+}
+
+func TestSummaryWriteTo(t *testing.T) {
+	s := sampleSummary()
 	var b bytes.Buffer
 	n, err := s.WriteTo(&b)
 	if err != nil || n != int64(b.Len()) {
 		t.Fatalf("WriteTo = %d, %v", n, err)
 	}
 	golden(t, "summary.golden", b.Bytes())
+}
+
+// TestSummaryJSON pins the summary's record, which a run history stores,
+// and that it reads back unchanged.
+func TestSummaryJSON(t *testing.T) {
+	s := sampleSummary()
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "summary.json.golden", append(b, '\n'))
+	var back Summary
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, s) {
+		t.Fatalf("read back %+v, want %+v", back, s)
+	}
+}
+
+func TestSummaryOrdersOtherReasonsAfterCSVs(t *testing.T) {
+	s := Summary{Excluded: map[string]int64{"zz_api": 1, "invalid_utf8": 2, "aa_api": 3, "empty_id": 4}}
+	if got, want := s.excludedDetail(), " (empty_id 4, invalid_utf8 2, aa_api 3, zz_api 1)"; got != want {
+		t.Fatalf("excludedDetail() = %q, want %q", got, want)
+	}
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -543,7 +580,10 @@ func TestMaxShrinkRefusesATruncatedSnapshot(t *testing.T) {
 	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
 		t.Fatalf("a 25%% drop is within the limit: %v", err)
 	}
-	_, err := Sync(ctx, cfg, csvRequest("a"))
+	refused, err := Sync(ctx, cfg, csvRequest("a"))
+	if refused.Outcome != Refused {
+		t.Errorf("outcome %q, want refused", refused.Outcome)
+	}
 	if !errors.Is(err, ErrShrink) || !strings.Contains(err.Error(), "1 members, 66.7% fewer than the 3 of the last sync (limit 50.0%)") {
 		t.Fatalf("Sync = %v, want ErrShrink naming the counts", err)
 	}
