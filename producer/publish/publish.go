@@ -84,7 +84,7 @@ func classify(err error) error {
 // EnsureTopics creates the membership topic and its dead-letter topic
 // ("<topic>.dlq", the consumer's default) if they do not exist; existing
 // topics are used as they are. Creating the dead-letter topic here means one
-// producer run prepares everything a consumer with default settings needs.
+// sync prepares everything a consumer with default settings needs.
 func EnsureTopics(ctx context.Context, cfg Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: cfg.WriteTimeout}
 	tc := kafka.TopicConfig{
