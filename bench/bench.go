@@ -24,6 +24,8 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -117,7 +119,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	// whole cohort; the clock stops when every event is in Redis.
 	topic := "bench-" + runID
 	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = cfg.Brokers, topic, filepath.Join(dir, "state")
-	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
+	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
 		return res, err
 	}
 	cons, err := consumer.New(consumer.Config{
@@ -165,12 +167,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	}()
 
 	start := time.Now()
-	f, err := os.Open(csvPath)
+	src, err := csvfile.Open(csvPath, csvfile.Options{})
 	if err != nil {
 		return res, err
 	}
-	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: f})
-	f.Close()
+	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: src})
+	src.Close()
 	if err != nil {
 		close(pollDone)
 		pollWG.Wait()
@@ -279,10 +281,10 @@ func rawRedis(ctx context.Context, rdb redis.UniversalClient, prefix string, n, 
 // sorting, diffing or encoding.
 func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer.Config, n int) (float64, error) {
 	pcfg.KafkaBrokers, pcfg.Topic = brokers, topic
-	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
+	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
 		return 0, err
 	}
-	w := producer.NewWriter(pcfg)
+	w := publish.NewWriter(pcfg.Config)
 	defer w.Close()
 	now := time.Now()
 	msgs := make([]kafka.Message, n)

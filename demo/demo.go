@@ -24,6 +24,8 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 	"github.com/cohortsync/cohortsync/sdkcompat"
 	"github.com/cohortsync/cohortsync/sdkcompat/ldgo"
@@ -135,7 +137,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	pcfg := producer.DefaultConfig()
 	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = brokers, topic, cfg.StateDir
 	pcfg.TopicPartitions = 3
-	if err := producer.EnsureTopics(ctx, pcfg); err != nil {
+	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
 		return err
 	}
 
@@ -165,14 +167,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 
 	for i, path := range cfg.Snapshots {
 		fmt.Fprintf(out, "\n=== Sync %d: %s\n", i+1, path)
-		f, err := os.Open(path)
+		src, err := csvfile.Open(path, csvfile.Options{})
 		if err != nil {
 			return err
 		}
 		sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{
-			Env: cfg.Env, Segment: cfg.Segment, Generation: 1, Input: f, InputName: path,
+			Env: cfg.Env, Segment: cfg.Segment, Generation: 1, Input: src,
 		})
-		_ = f.Close()
+		_ = src.Close()
 		if err != nil {
 			return fmt.Errorf("sync %s: %w", path, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 	"github.com/cohortsync/cohortsync/sdkcompat"
 	"github.com/cohortsync/cohortsync/sdkcompat/ldgo"
@@ -49,7 +50,7 @@ func TestSyncToLaunchDarklySDK(t *testing.T) {
 
 			pcfg := producer.DefaultConfig()
 			pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = brokers, topic, t.TempDir(), 4
-			if err := producer.EnsureTopics(ctx, pcfg); err != nil {
+			if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
 				t.Fatal(err)
 			}
 			cons, err := consumer.New(consumer.Config{
@@ -115,12 +116,12 @@ func TestSyncToLaunchDarklySDK(t *testing.T) {
 				{"../testdata/cohort-day1.csv", day1Members, 11, 0},
 				{"../testdata/cohort-day2.csv", day2Members, 2, 3},
 			} {
-				f, err := os.Open(snap.file)
+				src, err := csvfile.Open(snap.file, csvfile.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "production", Segment: segment, Generation: 1, Input: f})
-				f.Close()
+				sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "production", Segment: segment, Generation: 1, Input: src})
+				src.Close()
 				if err != nil {
 					t.Fatalf("sync %d: %v", i+1, err)
 				}

@@ -2,8 +2,11 @@ package producer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,41 +14,77 @@ import (
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// Summary reports a sync run.
+// Summary reports a sync run as plain data: what WriteTo prints for people,
+// and what a run history stores (the JSON names are that record's).
 type Summary struct {
-	Run         string
-	Env         string
-	Segment     string
-	Generation  int
-	ContextKind string
-	Topic       string
+	Run         string `json:"run"`
+	Env         string `json:"env"`
+	Segment     string `json:"segment"`
+	Generation  int    `json:"generation"`
+	ContextKind string `json:"context_kind"`
+	Topic       string `json:"topic"`
+	Input       string `json:"input"`  // the Source's name, e.g. the CSV path
+	Source      string `json:"source"` // recorded in every event, e.g. "csv"
+	// Outcome says how the run ended; Error is its error, "" on success.
+	Outcome Outcome `json:"outcome"`
+	Error   string  `json:"error,omitempty"`
 	// Recovered is set when the run first republished a snapshot an
 	// interrupted run had left pending.
-	Recovered *PhaseSummary
-	Rows      int64            // data rows in the CSV
-	Keys      int64            // distinct members of the new snapshot
-	Excluded  map[string]int64 // rows excluded, by cohortcsv reason
+	Recovered *PhaseSummary    `json:"recovered,omitempty"`
+	Rows      int64            `json:"rows"`     // records the source read
+	Keys      int64            `json:"members"`  // distinct members of the new snapshot
+	Excluded  map[string]int64 `json:"excluded"` // records excluded, by the source's reason
 	// Duplicates counts rows whose key an earlier row already had; they are
 	// counted, not listed in the exclusion report.
-	Duplicates int64
-	Added      int64
-	Removed    int64
-	Unchanged  int64
+	Duplicates int64 `json:"duplicates"`
+	Added      int64 `json:"added"`
+	Removed    int64 `json:"removed"`
+	Unchanged  int64 `json:"unchanged"`
 	// Events is the number of events published and acknowledged by this
 	// run, the recovery's included.
-	Events            int64
-	FirstSeq, LastSeq uint64 // of this run's own events (0, 0 if none)
-	Duration          time.Duration
+	Events   int64  `json:"events"`
+	FirstSeq uint64 `json:"first_seq"` // of this run's own events (0, 0 if none)
+	LastSeq  uint64 `json:"last_seq"`
+	// Started is when the run began; Duration how long it took.
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
 	// ExclusionsFile is the exclusion report, "" if no row was excluded.
-	ExclusionsFile string
+	ExclusionsFile string `json:"exclusions_file,omitempty"`
+}
+
+// Outcome is how a run ended.
+type Outcome string
+
+// Outcomes of a run.
+const (
+	Succeeded Outcome = "succeeded"
+	// Refused: the snapshot shrank more than Config.MaxShrink allows
+	// (ErrShrink); nothing was staged or published.
+	Refused Outcome = "refused"
+	// Failed: any other error. What was published is republished by the
+	// next sync of the segment.
+	Failed Outcome = "failed"
+)
+
+// outcome classifies a run's error.
+func outcome(err error) Outcome {
+	switch {
+	case err == nil:
+		return Succeeded
+	case errors.Is(err, ErrShrink):
+		return Refused
+	}
+	return Failed
 }
 
 // PhaseSummary reports the republication of an interrupted run.
 type PhaseSummary struct {
-	Run               string
-	Attempt           int // 2 for the first recovery of that run, ...
-	Added, Removed    int64
-	FirstSeq, LastSeq uint64
+	Run      string `json:"run"`
+	Attempt  int    `json:"attempt"` // 2 for the first recovery of that run, ...
+	Added    int64  `json:"added"`
+	Removed  int64  `json:"removed"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
 }
 
 // ExcludedTotal is the number of excluded rows.
@@ -95,10 +134,17 @@ func (s Summary) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
+// excludedDetail lists the counts by reason: cohortcsv's reasons in their
+// documented order, then any other source's, sorted.
 func (s Summary) excludedDetail() string {
 	var parts []string
 	for _, r := range cohortcsv.Reasons {
 		if c := s.Excluded[r]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r, c))
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(s.Excluded)) {
+		if c := s.Excluded[r]; c > 0 && !slices.Contains(cohortcsv.Reasons, r) {
 			parts = append(parts, fmt.Sprintf("%s %d", r, c))
 		}
 	}

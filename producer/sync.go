@@ -15,10 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
-	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source"
 )
 
 // NewRunID returns a run id that sorts by start time (to the second) and is
@@ -30,7 +29,7 @@ func NewRunID(t time.Time) string {
 }
 
 // Sync publishes the changes between the segment's last committed snapshot
-// and the CSV in req, and commits the CSV as the new snapshot once every
+// and req's Input, and commits it as the new snapshot once every
 // event is acknowledged. If an earlier run was interrupted after it started
 // publishing, its snapshot is republished and committed first. The Summary
 // is filled as far as the run got, also on error.
@@ -43,11 +42,13 @@ type publisherWrapper func(snapshot.Publisher) snapshot.Publisher
 
 func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWrapper) (sum Summary, err error) {
 	start := time.Now()
-	sum.Run = NewRunID(start)
+	sum.Run, sum.Started = NewRunID(start), start
 	defer func() {
 		sum.Duration = time.Since(start)
+		sum.Outcome = outcome(err)
 		if err != nil {
 			err = fmt.Errorf("sync run %s: %w", sum.Run, err)
+			sum.Error = err.Error()
 		}
 	}()
 	req.applyDefaults()
@@ -56,89 +57,70 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	}
 	id := snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: req.Generation, ContextKind: req.ContextKind}
 	sum.Env, sum.Segment, sum.Generation, sum.ContextKind, sum.Topic = id.Env, id.Segment, id.Generation, id.ContextKind, cfg.Topic
+	sum.Input, sum.Source = req.Input.Name(), req.Source
 
-	store, err := snapshot.Open(cfg.StateDir, id)
+	store, err := snapshot.Open(ctx, cfg.StateDir, id)
 	if err != nil {
 		return sum, err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	if err := EnsureTopics(ctx, cfg); err != nil {
+	if err := publish.EnsureTopics(ctx, cfg.Config); err != nil {
 		return sum, err
 	}
-	w := NewWriter(cfg)
+	pub, err := publish.New(cfg.Config)
+	if err != nil {
+		return sum, err
+	}
 	// Close waits for writes still in flight (after an error or a cancelled
 	// ctx), so nothing of this run is sent after Sync returns.
-	defer func() { err = errors.Join(err, closeWriter(w)) }()
+	defer func() { err = errors.Join(err, pub.Close()) }()
 
-	publish := func(ph *snapshot.Phase) (snapshot.PhaseResult, error) {
-		p, err := newPublisher(ctx, w, cfg, id, ph.Run, req.Source)
+	pubFor := func(ph *snapshot.Phase) (snapshot.Publisher, error) {
+		p, err := pub.Stream(ctx, publish.Origin{Segment: id, Run: ph.Run, Source: req.Source})
 		if err != nil {
-			return snapshot.PhaseResult{}, err
+			return nil, err
 		}
-		var pub snapshot.Publisher = p
 		if wrap != nil {
-			pub = wrap(pub)
+			return wrap(p), nil
 		}
-		res, err := store.Publish(ctx, ph, pub, cfg.SendBatch)
-		if err != nil {
-			return res, err
-		}
-		return res, store.Commit(ph)
+		return p, nil
 	}
 
-	// Step 3 of the protocol: finish what an interrupted run left pending,
-	// behind a full acknowledgement barrier, before anything of this run.
-	ph, err := store.Resume()
-	if err != nil {
-		return sum, err
-	}
-	if ph != nil {
-		res, err := publish(ph)
-		sum.Recovered = &PhaseSummary{Run: res.Run, Attempt: ph.Attempt, Added: res.Added, Removed: res.Removed,
-			FirstSeq: res.FirstSeq, LastSeq: res.LastSeq}
-		sum.Events += res.Changes()
-		if err != nil {
-			return sum, fmt.Errorf("recover interrupted run %s: %w", ph.Run, err)
-		}
-	}
-
-	sorter, err := store.NewSorter(cfg.SortChunkBytes)
-	if err != nil {
-		return sum, err
-	}
-	defer func() { err = errors.Join(err, sorter.Close()) }()
 	exclPath := cfg.ExclusionsFile
 	if exclPath == "" {
 		exclPath = filepath.Join(store.Dir(), "exclusions-"+sum.Run+".csv")
 	}
-	report := &exclusionReport{path: exclPath}
-	st, err := cohortcsv.Read(ctx, req.Input, cohortcsv.Options{IDColumn: req.IDColumn}, sorter.Add, report.add)
-	err = errors.Join(err, report.close())
-	if err == nil && report.written() == "" && cfg.ExclusionsFile != "" {
-		// A fixed path must not keep describing an earlier run.
-		if rmErr := os.Remove(exclPath); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-			err = fmt.Errorf("remove stale exclusion report: %w", rmErr)
+	// Runs after the recovery of an interrupted run, if any.
+	fill := func(add func(string) error) error {
+		report := &exclusionReport{path: exclPath}
+		st, err := req.Input.Read(ctx, add, report.add)
+		err = errors.Join(err, report.close())
+		if err == nil && report.written() == "" && cfg.ExclusionsFile != "" {
+			// A fixed path must not keep describing an earlier run.
+			if rmErr := os.Remove(exclPath); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+				err = fmt.Errorf("remove stale exclusion report: %w", rmErr)
+			}
 		}
-	}
-	sum.Rows, sum.Excluded, sum.ExclusionsFile = st.Rows, st.Excluded, report.written()
-	if err != nil {
-		name := req.InputName
-		if name == "" {
-			name = "input"
+		sum.Rows, sum.Excluded, sum.ExclusionsFile = st.Rows, st.Excluded, report.written()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", req.Input.Name(), err)
 		}
-		return sum, fmt.Errorf("read %s: %w", name, err)
+		return nil
 	}
 
-	ph, sst, err := store.StageIf(ctx, sum.Run, sorter, shrinkGuard(cfg.MaxShrink))
-	sum.Keys, sum.Duplicates = sst.Unique, sst.Duplicates
-	if err != nil {
-		return sum, err
+	res, err := store.Sync(ctx, sum.Run, fill, pubFor, snapshot.SyncOptions{
+		SendBatch: cfg.SendBatch, ChunkBytes: cfg.SortChunkBytes, Accept: shrinkGuard(cfg.MaxShrink),
+	})
+	if r := res.Recovered; r != nil {
+		sum.Recovered = &PhaseSummary{Run: r.Run, Attempt: r.Attempt, Added: r.Added, Removed: r.Removed,
+			FirstSeq: r.FirstSeq, LastSeq: r.LastSeq}
+		sum.Events += r.Changes()
 	}
-	res, err := publish(ph)
-	sum.Added, sum.Removed, sum.Unchanged = res.Added, res.Removed, res.Unchanged
-	sum.FirstSeq, sum.LastSeq = res.FirstSeq, res.LastSeq
-	sum.Events += res.Changes()
+	sum.Keys, sum.Duplicates = res.Sort.Unique, res.Sort.Duplicates
+	sum.Added, sum.Removed, sum.Unchanged = res.Phase.Added, res.Phase.Removed, res.Phase.Unchanged
+	sum.FirstSeq, sum.LastSeq = res.Phase.FirstSeq, res.Phase.LastSeq
+	sum.Events += res.Phase.Changes()
 	if err != nil {
 		return sum, err
 	}
@@ -196,13 +178,6 @@ func pruneReports(dir string, keep int, current string) error {
 	return nil
 }
 
-func closeWriter(w *kafka.Writer) error {
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("close kafka writer: %w", err)
-	}
-	return nil
-}
-
 // exclusionReport writes excluded rows as CSV (row,value,reason), creating
 // the file at the first exclusion only.
 type exclusionReport struct {
@@ -212,7 +187,7 @@ type exclusionReport struct {
 	rec  [3]string
 }
 
-func (r *exclusionReport) add(e cohortcsv.Exclusion) error {
+func (r *exclusionReport) add(e source.Exclusion) error {
 	if r.cw == nil {
 		if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
 			return fmt.Errorf("exclusion report: %w", err)

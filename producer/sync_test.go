@@ -3,14 +3,14 @@ package producer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +25,8 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -36,14 +38,10 @@ const testPartitions = 3
 // state dir of its own.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	brokers, _ := testenv.Kafka(t)
 	cfg := DefaultConfig()
-	cfg.KafkaBrokers = brokers
-	cfg.Topic = testenv.Name(t)
+	cfg.Config = publishtest.Config(t)
 	cfg.TopicPartitions = testPartitions
 	cfg.StateDir = t.TempDir()
-	cfg.RetryMaxElapsed = 20 * time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // kfake's leader elections cause expected retries
 	return cfg
 }
 
@@ -54,7 +52,7 @@ func request(t testing.TB, csvFile string) SyncRequest {
 		t.Fatal(err)
 	}
 	return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1,
-		Input: bytes.NewReader(b), InputName: csvFile}
+		Input: csvfile.New(bytes.NewReader(b), csvFile, csvfile.Options{})}
 }
 
 func csvRequest(keys ...string) SyncRequest {
@@ -64,7 +62,7 @@ func csvRequest(keys ...string) SyncRequest {
 		fmt.Fprintf(&b, "%d,%s\n", i, k)
 	}
 	return SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1,
-		Input: strings.NewReader(b.String()), InputName: "generated.csv"}
+		Input: csvfile.New(strings.NewReader(b.String()), "generated.csv", csvfile.Options{})}
 }
 
 // readTopic reads every event on the topic, partition by partition (each
@@ -144,7 +142,8 @@ func TestSyncEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum1.Added != 5 || sum1.Removed != 0 || sum1.Events != 5 || sum1.Keys != 5 || sum1.FirstSeq != 1 || sum1.LastSeq != 5 {
+	if sum1.Added != 5 || sum1.Removed != 0 || sum1.Events != 5 || sum1.Keys != 5 || sum1.FirstSeq != 1 || sum1.LastSeq != 5 ||
+		sum1.Outcome != Succeeded || sum1.Error != "" || sum1.Input != "cohort1.csv" || sum1.Source != "csv" || sum1.Started.IsZero() {
 		t.Fatalf("first sync summary %+v", sum1)
 	}
 	events := readTopic(t, cfg)
@@ -260,6 +259,9 @@ func TestSyncCrashAndRerun(t *testing.T) {
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("crashed run: err = %v, want the injected failure", err)
 			}
+			if crashed.Outcome != Failed || crashed.Error != err.Error() {
+				t.Fatalf("crashed run: outcome %q, error %q; want failed with %q", crashed.Outcome, crashed.Error, err)
+			}
 			sum, err := Sync(ctx, cfg, csvRequest(s2...))
 			if err != nil {
 				t.Fatal(err)
@@ -288,7 +290,7 @@ func TestSyncCrashAndRerun(t *testing.T) {
 func TestSyncFailsFastWhenLocked(t *testing.T) {
 	cfg := testConfig(t)
 	req := csvRequest("a")
-	held, err := snapshot.Open(cfg.StateDir, snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: 1, ContextKind: "user"})
+	held, err := snapshot.Open(context.Background(), cfg.StateDir, snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: 1, ContextKind: "user"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +372,7 @@ func TestSyncBadInputPublishesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := csvRequest()
-			req.Input = strings.NewReader(tt.csv)
+			req.Input = csvfile.New(strings.NewReader(tt.csv), "generated.csv", csvfile.Options{})
 			_, err := Sync(ctx, cfg, req)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
@@ -382,15 +384,21 @@ func TestSyncBadInputPublishesNothing(t *testing.T) {
 	}
 }
 
-func TestSummaryWriteTo(t *testing.T) {
-	s := Summary{
+// sampleSummary has every field set.
+func sampleSummary() Summary {
+	return Summary{
 		Run: "20261125T201500Z-1a2b3c4d", Env: "production", Segment: "amplitude-7khm89cz", Generation: 2,
 		ContextKind: "user", Topic: DefaultTopic,
 		Recovered: &PhaseSummary{Run: "20261125T200000Z-00000000", Attempt: 2, Added: 10, Removed: 2, FirstSeq: 120, LastSeq: 131},
 		Rows:      1005, Keys: 990, Excluded: map[string]int64{"empty_id": 3, "invalid_utf8": 1}, Duplicates: 11,
 		Added: 40, Removed: 7, Unchanged: 950, Events: 59, FirstSeq: 2100, LastSeq: 2146,
 		Duration: 1500 * time.Millisecond, ExclusionsFile: "/state/x/exclusions-20261125T201500Z-1a2b3c4d.csv",
+		Input: "cohort.csv", Source: "csv", Outcome: Succeeded, Started: time.Date(2026, 11, 25, 20, 15, 0, 0, time.UTC),
 	}
+}
+
+func TestSummaryWriteTo(t *testing.T) {
+	s := sampleSummary()
 	var b bytes.Buffer
 	n, err := s.WriteTo(&b)
 	if err != nil || n != int64(b.Len()) {
@@ -399,39 +407,28 @@ func TestSummaryWriteTo(t *testing.T) {
 	golden(t, "summary.golden", b.Bytes())
 }
 
-// TestEncodeMatchesSchema pins the wire format: the publisher's arena
-// encoding must equal schema.Event.Message and decode back to the event.
-func TestEncodeMatchesSchema(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.KafkaBrokers = []string{"127.0.0.1:1"}
-	id := snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 3, ContextKind: "user"}
-	p, err := newPublisher(context.Background(), nil, cfg, id, "20261125T201500Z-1a2b3c4d", "csv")
+// TestSummaryJSON pins the summary's record, which a run history stores,
+// and that it reads back unchanged.
+func TestSummaryJSON(t *testing.T) {
+	s := sampleSummary()
+	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch := []snapshot.Change{
-		{Op: schema.OpAdd, Key: []byte("alice@example.com"), Seq: 7},
-		{Op: schema.OpRemove, Key: []byte("quote\" <tag> \u2028 é"), Seq: 8},
-	}
-	msgs, err := p.encode(batch)
-	if err != nil {
+	golden(t, "summary.json.golden", append(b, '\n'))
+	var back Summary
+	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range msgs {
-		ev, err := schema.Decode(&m)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if ev.ContextKey != string(batch[i].Key) || ev.Op != batch[i].Op || ev.Seq != batch[i].Seq || ev.Generation != 3 {
-			t.Fatalf("decoded %+v from change %+v", ev, batch[i])
-		}
-		want := ev.Message()
-		if !bytes.Equal(m.Key, want.Key) || !bytes.Equal(m.Value, want.Value) {
-			t.Fatalf("message %d differs from schema's encoding:\n%s\n%s", i, m.Value, want.Value)
-		}
+	if !reflect.DeepEqual(back, s) {
+		t.Fatalf("read back %+v, want %+v", back, s)
 	}
-	if _, err := p.encode([]snapshot.Change{{Op: schema.OpAdd, Key: []byte("\xff"), Seq: 9}}); err == nil {
-		t.Fatal("invalid key encoded")
+}
+
+func TestSummaryOrdersOtherReasonsAfterCSVs(t *testing.T) {
+	s := Summary{Excluded: map[string]int64{"zz_api": 1, "invalid_utf8": 2, "aa_api": 3, "empty_id": 4}}
+	if got, want := s.excludedDetail(), " (empty_id 4, invalid_utf8 2, aa_api 3, zz_api 1)"; got != want {
+		t.Fatalf("excludedDetail() = %q, want %q", got, want)
 	}
 }
 
@@ -583,7 +580,10 @@ func TestMaxShrinkRefusesATruncatedSnapshot(t *testing.T) {
 	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
 		t.Fatalf("a 25%% drop is within the limit: %v", err)
 	}
-	_, err := Sync(ctx, cfg, csvRequest("a"))
+	refused, err := Sync(ctx, cfg, csvRequest("a"))
+	if refused.Outcome != Refused {
+		t.Errorf("outcome %q, want refused", refused.Outcome)
+	}
 	if !errors.Is(err, ErrShrink) || !strings.Contains(err.Error(), "1 members, 66.7% fewer than the 3 of the last sync (limit 50.0%)") {
 		t.Fatalf("Sync = %v, want ErrShrink naming the counts", err)
 	}

@@ -18,4 +18,4 @@ go test -run '^$' -bench 'Read' -benchmem ./pkg/cohortcsv
 go test -run '^$' -bench 'SortSnapshot$|Diff' -benchtime 3x ./pkg/snapshot
 go test -run '^$' -bench 'SortSnapshot10MPeakMemory' -benchtime 1x ./pkg/snapshot
 go test -run '^$' -bench 'Apply|RawPipelinedSADD|Consume' -benchtime 5x ./consumer
-go test -run '^$' -bench 'Publish|RawProduce|Sync' -benchtime 3x ./producer
+go test -run '^$' -bench 'Publish|RawProduce|Sync' -benchtime 3x ./producer/...

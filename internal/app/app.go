@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
@@ -17,6 +16,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
 // teardown runs cleanups in reverse order of registration: what was built
@@ -34,10 +34,10 @@ func (t *teardown) run() error {
 	return errors.Join(errs...)
 }
 
-// Sync runs one sync of the cohort CSV at path and writes its summary to
-// stdout; logs go to stderr. Settings were validated by the caller; a CSV
-// that cannot be opened is a *setting.Error of "csv".
-func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.SyncRequest, path string, stdout, stderr io.Writer) (err error) {
+// Sync runs one sync of the cohort CSV at path, read with opts, and writes
+// its summary to stdout; logs go to stderr. Settings were validated by the
+// caller; a CSV that cannot be opened is a *setting.Error of "csv".
+func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {
 		return err
@@ -46,7 +46,7 @@ func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.Sync
 	// Events carry W3C trace context, so a tracer provider installed here
 	// links each consumer batch to the sync that produced it.
 	otel.SetTextMapPropagator(propagation.TraceContext{})
-	f, err := os.Open(path)
+	src, err := csvfile.Open(path, opts)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -54,8 +54,8 @@ func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.Sync
 		}
 		return setting.Invalid("csv", path, "a readable cohort CSV file (%v)", err)
 	}
-	defer func() { _ = f.Close() }() // read-only: a close error loses nothing
-	req.Input, req.InputName = f, path
+	defer func() { _ = src.Close() }() // read-only: a close error loses nothing
+	req.Input = src
 	sum, err := producer.Sync(ctx, cfg, req)
 	if err != nil {
 		// The partial summary is not printed: its counts are what the diff

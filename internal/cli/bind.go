@@ -6,6 +6,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
 func bindProcess(s *setting.Set, p *app.Process) {
@@ -34,11 +35,11 @@ func bindRedis(s *setting.Set, c *redisconn.Config) {
 	s.Duration(&c.Timeout, "redis-timeout", "REDIS_TIMEOUT", "Redis dial, read and write timeout")
 }
 
-func bindRequest(s *setting.Set, r *producer.SyncRequest, csv *string) {
+func bindRequest(s *setting.Set, r *producer.SyncRequest, csv *string, csvOpts *csvfile.Options) {
 	s.String(&r.Env, "env", "SYNC_ENV", "environment of the segment; the consumer maps it to a Redis prefix (required)")
 	s.String(&r.Segment, "segment", "SYNC_SEGMENT", "segment key, e.g. amplitude-7khm89cz (required)")
 	s.String(csv, "csv", "SYNC_CSV", "cohort CSV export, plain or gzip (required)")
-	s.String(&r.IDColumn, "id-column", "SYNC_ID_COLUMN", "CSV column holding the context key")
+	s.String(&csvOpts.IDColumn, "id-column", "SYNC_ID_COLUMN", "CSV column holding the context key")
 	s.String(&r.ContextKind, "context-kind", "SYNC_CONTEXT_KIND", "context kind of the members")
 	s.Int(&r.Generation, "generation", "SYNC_GENERATION", "segment generation, >= 1; Redis refs are <segment>.g<generation>", setting.NonZero)
 	s.String(&r.Source, "source", "SYNC_SOURCE", "source recorded in each event")

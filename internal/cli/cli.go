@@ -15,6 +15,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
 // Exit codes of Main.
@@ -102,7 +103,8 @@ func newSettings(cmd *cobra.Command) *setting.Set {
 func newSync(lookup func(string) (string, bool)) *cobra.Command {
 	proc := app.DefaultProcess()
 	cfg := producer.DefaultConfig()
-	req := producer.SyncRequest{Generation: 1, ContextKind: "user", IDColumn: cohortcsv.DefaultIDColumn, Source: "csv"}
+	req := producer.SyncRequest{Generation: 1, ContextKind: "user", Source: "csv"}
+	csvOpts := csvfile.Options{IDColumn: cohortcsv.DefaultIDColumn}
 	var csvPath string
 	cmd := &cobra.Command{
 		Use:   "sync --env ENV --segment SEGMENT --csv FILE",
@@ -114,21 +116,21 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
-	bindRequest(s, &req, &csvPath)
+	bindRequest(s, &req, &csvPath, &csvOpts)
 	bindKafka(s, &cfg.KafkaBrokers, &cfg.Topic)
 	bindProducer(s, &cfg)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
 		if csvPath != "" {
-			req.Input = strings.NewReader("") // validated now, opened by the run
+			req.Input = csvfile.New(nil, csvPath, csvOpts) // validated now, opened by the run
 		}
 		// A value that did not parse left its default in place, so
 		// validating too adds only the other problems.
 		if err := errors.Join(envErr, req.Validate(), cfg.Validate(), proc.Validate()); err != nil {
 			return usage(s, err)
 		}
-		return failed(s, app.Sync(cmd.Context(), proc, cfg, req, csvPath, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		return failed(s, app.Sync(cmd.Context(), proc, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
 	return cmd
 }

@@ -30,6 +30,13 @@
 // acknowledgement barrier between phases, so the last event of every
 // membership is the right one. Sequence numbers only grow, even across crashes.
 //
-// A lock on the segment directory makes a second concurrent sync of the same
-// segment fail at once instead of interleaving with the first.
+// Store.Sync is the one driver of these steps; the steps themselves are not
+// exported, so no caller can skip a barrier or commit early.
+//
+// A lock on the segment makes a second concurrent sync of the same segment
+// fail at once instead of interleaving with the first. The lock and the
+// reservation of sequence numbers sit behind small interfaces, Locker and
+// SeqAllocator, so that replicas sharing segments can bring their own; the
+// defaults are local to one machine (flock on the segment directory, and
+// the state file as the sequence counter).
 package snapshot

@@ -3,21 +3,47 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
-// ErrLocked is wrapped by the error of Open when another process (or another
-// Store in this process) holds the segment.
-var ErrLocked = errors.New("segment is locked by another sync")
+// FileLocker locks a segment with flock on the file "lock" in the segment's
+// directory under StateDir (the directory Open uses), creating it if needed.
+// The kernel releases a flock when its holder dies, so a crash never leaves
+// a stale lock; the pid written into the file only serves the error message.
+type FileLocker struct {
+	StateDir string
+}
 
-// lockFile takes an exclusive flock on path without waiting. flock is
-// released by the kernel when the holder dies, so a crash never leaves a
-// stale lock; the pid written into the file only serves the error message.
+// Lock takes the segment's flock without waiting.
+func (l FileLocker) Lock(ctx context.Context, id SegmentID) (Unlock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	dir := filepath.Join(l.StateDir, id.dirName())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	f, err := lockFile(filepath.Join(dir, lockFileName))
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	var uerr error
+	return func() error {
+		once.Do(func() { uerr = unlockFile(f) })
+		return uerr
+	}, nil
+}
+
+// lockFile takes an exclusive flock on path without waiting.
 func lockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {

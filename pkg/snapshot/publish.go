@@ -31,17 +31,18 @@ const DefaultSendBatch = 10000
 type PhaseResult struct {
 	Run      string
 	Recovery bool
+	Attempt  int // 1 for the run's own publication, 2+ for recoveries
 	DiffStats
 	NewCount int64  // keys in the snapshot now committed
 	FirstSeq uint64 // first sequence number used; with LastSeq 0 if no change
 	LastSeq  uint64
 }
 
-// Publish streams the phase's diff to pub in batches of sendBatch changes
+// publish streams the phase's diff to pub in batches of sendBatch changes
 // (DefaultSendBatch if <= 0), numbering them from ph.FirstSeq, and waits for
 // all acknowledgements. It does not commit.
-func (s *Store) Publish(ctx context.Context, ph *Phase, pub Publisher, sendBatch int) (PhaseResult, error) {
-	res := PhaseResult{Run: ph.Run, Recovery: ph.Recovery, NewCount: ph.NewCount, FirstSeq: ph.FirstSeq}
+func (s *Store) publish(ctx context.Context, ph *Phase, pub Publisher, sendBatch int) (PhaseResult, error) {
+	res := PhaseResult{Run: ph.Run, Recovery: ph.Recovery, Attempt: ph.Attempt, NewCount: ph.NewCount, FirstSeq: ph.FirstSeq}
 	if err := s.checkOpen(); err != nil {
 		return res, err
 	}
@@ -109,36 +110,82 @@ func waitAbandoned(ctx context.Context, pub Publisher, err error) error {
 	return err
 }
 
-// Recover republishes and commits the snapshot an interrupted run left
-// pending (step 3). It returns nil, nil when nothing is pending.
-func (s *Store) Recover(ctx context.Context, pub Publisher, sendBatch int) (*PhaseResult, error) {
-	ph, err := s.Resume()
-	if err != nil || ph == nil {
-		return nil, err
-	}
-	res, err := s.Publish(ctx, ph, pub, sendBatch)
-	if err != nil {
-		return &res, fmt.Errorf("recover: %w", err)
-	}
-	if err := s.Commit(ph); err != nil {
-		return &res, fmt.Errorf("recover: %w", err)
-	}
-	return &res, nil
+// PublisherFor returns the Publisher of a phase's changes: events carry the
+// run of the snapshot they publish, which for a recovery is the interrupted
+// run's, not the current one.
+type PublisherFor func(ph *Phase) (Publisher, error)
+
+// SyncOptions tune Store.Sync.
+type SyncOptions struct {
+	// SendBatch is how many changes go to one Publisher.Send. Default
+	// DefaultSendBatch.
+	SendBatch int
+	// ChunkBytes is the memory budget of the snapshot sort (SortOptions).
+	// Default DefaultChunkBytes.
+	ChunkBytes int64
+	// Accept, unless nil, sees the committed snapshot's size and the new
+	// one's once it is sorted, before anything of the run is staged or
+	// published; an error from it ends the run with nothing pending (the
+	// producer's --max-shrink guard).
+	Accept func(committed, next int64) error
 }
 
-// Apply stages the sorted keys as run's snapshot, publishes the diff from
-// the committed snapshot and commits it (steps 1 and 2). Call Recover first.
-func (s *Store) Apply(ctx context.Context, run string, sorter *Sorter, pub Publisher, sendBatch int) (PhaseResult, SortStats, error) {
-	ph, sst, err := s.Stage(ctx, run, sorter)
+// SyncResult reports a Store.Sync, as far as it got.
+type SyncResult struct {
+	// Recovered is the republication of the snapshot an interrupted run had
+	// left pending; nil when nothing was pending.
+	Recovered *PhaseResult
+	// Phase is the run's own publication; Phase.Run is "" if the run did not
+	// get to staging.
+	Phase PhaseResult
+	Sort  SortStats // of the run's snapshot
+}
+
+// Sync is the protocol's one driver, a whole sync run: it first republishes
+// and commits what an interrupted run left pending (step 3), behind a full
+// acknowledgement barrier; then fill adds the run's keys to a sorter, and the
+// sorted snapshot is staged, published and committed as run's (steps 1 and
+// 2). Each phase is published through pubFor's Publisher for it. The result
+// is filled as far as the run got, also on error; after an error nothing of
+// the run is committed and the next Sync republishes what was staged.
+func (s *Store) Sync(ctx context.Context, run string, fill func(add func(key string) error) error, pubFor PublisherFor, opts SyncOptions) (res SyncResult, err error) {
+	ph, err := s.resume(ctx)
 	if err != nil {
-		return PhaseResult{Run: run}, sst, err
+		return res, err
 	}
-	res, err := s.Publish(ctx, ph, pub, sendBatch)
+	if ph != nil {
+		r, err := s.publishAndCommit(ctx, ph, pubFor, opts.SendBatch)
+		res.Recovered = &r
+		if err != nil {
+			return res, fmt.Errorf("recover interrupted run %s: %w", ph.Run, err)
+		}
+	}
+	sorter, err := s.NewSorter(opts.ChunkBytes)
 	if err != nil {
-		return res, sst, err
+		return res, err
 	}
-	if err := s.Commit(ph); err != nil {
-		return res, sst, err
+	defer func() { err = errors.Join(err, sorter.Close()) }()
+	if err := fill(sorter.Add); err != nil {
+		return res, err
 	}
-	return res, sst, nil
+	ph, res.Sort, err = s.stage(ctx, run, sorter, opts.Accept)
+	if err != nil {
+		return res, err
+	}
+	res.Phase, err = s.publishAndCommit(ctx, ph, pubFor, opts.SendBatch)
+	return res, err
+}
+
+// publishAndCommit publishes ph through pubFor's Publisher and commits it
+// once every change is acknowledged.
+func (s *Store) publishAndCommit(ctx context.Context, ph *Phase, pubFor PublisherFor, sendBatch int) (PhaseResult, error) {
+	pub, err := pubFor(ph)
+	if err != nil {
+		return PhaseResult{Run: ph.Run, Recovery: ph.Recovery, Attempt: ph.Attempt, FirstSeq: ph.FirstSeq}, err
+	}
+	res, err := s.publish(ctx, ph, pub, sendBatch)
+	if err != nil {
+		return res, err
+	}
+	return res, s.commit(ph)
 }

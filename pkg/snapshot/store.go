@@ -121,7 +121,8 @@ type pendingRef struct {
 type Store struct {
 	id     SegmentID
 	dir    string
-	lock   *os.File
+	unlock Unlock
+	seq    SeqAllocator
 	st     state
 	closed bool
 	// hook, set by tests, is called at each crash point of the protocol; an
@@ -129,31 +130,51 @@ type Store struct {
 	hook func(point string) error
 }
 
+// Option changes how Open builds a Store.
+type Option func(*options)
+
+type options struct {
+	locker Locker
+	seq    SeqAllocator
+}
+
+// WithLocker makes the store lock its segment with l instead of a
+// FileLocker on the state directory.
+func WithLocker(l Locker) Option { return func(o *options) { o.locker = l } }
+
+// WithSeqAllocator makes the store reserve sequence numbers from a instead
+// of StateSeq.
+func WithSeqAllocator(a SeqAllocator) Option { return func(o *options) { o.seq = a } }
+
 // Open locks and loads the store of id under stateDir, creating it if
 // needed, and removes files left by interrupted runs. It fails at once with
 // an error wrapping ErrLocked if another sync holds the segment.
-func Open(stateDir string, id SegmentID) (*Store, error) {
+func Open(ctx context.Context, stateDir string, id SegmentID, opts ...Option) (*Store, error) {
 	if err := id.Validate(); err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
 	if stateDir == "" {
 		return nil, errors.New("snapshot store: state dir required")
 	}
+	o := options{locker: FileLocker{StateDir: stateDir}, seq: StateSeq{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dir := filepath.Join(stateDir, id.dirName())
 	if err := os.MkdirAll(filepath.Join(dir, tmpDirName), 0o755); err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	lock, err := lockFile(filepath.Join(dir, lockFileName))
+	unlock, err := o.locker.Lock(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store of %s: %w", id, err)
 	}
-	s := &Store{id: id, dir: dir, lock: lock}
+	s := &Store{id: id, dir: dir, unlock: unlock, seq: o.seq}
 	if err := s.load(); err != nil {
-		_ = unlockFile(lock) // the load error is the one to report
+		_ = unlock() // the load error is the one to report
 		return nil, err
 	}
 	if err := s.removeGarbage(); err != nil {
-		_ = unlockFile(lock)
+		_ = unlock()
 		return nil, err
 	}
 	return s, nil
@@ -335,11 +356,11 @@ func (s *Store) crashPoint(point string) error {
 	return nil
 }
 
-// Resume returns the phase that republishes the pending snapshot left by an
+// resume returns the phase that republishes the pending snapshot left by an
 // interrupted run, with a fresh sequence range after the one that run
-// reserved; nil if nothing is pending. The new range is durable before Resume
+// reserved; nil if nothing is pending. The new range is durable before resume
 // returns.
-func (s *Store) Resume() (*Phase, error) {
+func (s *Store) resume(ctx context.Context) (*Phase, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -347,17 +368,20 @@ func (s *Store) Resume() (*Phase, error) {
 	if p == nil {
 		return nil, nil
 	}
-	next := s.st
-	np := *p
-	next.Pending = &np
-	next.NextSeq = p.ReservedUpto + 1
-	np.ReservedUpto = next.NextSeq + uint64(s.CommittedCount()+p.Count)
-	np.Attempts++
 	// Both files are read in full before anything is published: a damaged
 	// snapshot must stop the run before it sends a partial diff.
 	if err := s.verify(s.st.Committed, &p.snapshotRef); err != nil {
 		return nil, err
 	}
+	r, err := s.reserve(ctx, p.ReservedUpto+1, s.CommittedCount()+p.Count)
+	if err != nil {
+		return nil, err
+	}
+	next := s.st
+	np := *p
+	next.Pending = &np
+	next.NextSeq, np.ReservedUpto = r.First, r.Last
+	np.Attempts++
 	if err := s.crashPoint("resume:before-state"); err != nil {
 		return nil, err
 	}
@@ -408,19 +432,29 @@ func (s *Store) phase() *Phase {
 	return ph
 }
 
-// Stage turns the keys of sorter into the pending snapshot of run and
-// reserves its sequence range, durably, before anything is published
-// (step 1). It fails if a snapshot is already pending: Resume and Commit it
-// first. The sorter is finished (and closed) whatever the outcome.
-func (s *Store) Stage(ctx context.Context, run string, sorter *Sorter) (*Phase, SortStats, error) {
-	return s.StageIf(ctx, run, sorter, nil)
+// reserve reserves the sequence range of a phase diffing snapshots of
+// together keys: more numbers than the diff can use (see the package
+// comment), none below floor.
+func (s *Store) reserve(ctx context.Context, floor uint64, keys int64) (SeqRange, error) {
+	r, err := s.seq.Reserve(ctx, s.id, floor, uint64(keys)+1)
+	if err != nil {
+		return r, fmt.Errorf("snapshot store: %w", err)
+	}
+	if r.First < floor || r.Last-r.First != uint64(keys) {
+		return r, fmt.Errorf("snapshot store: sequence allocator returned %d..%d for %d numbers from %d", r.First, r.Last, keys+1, floor)
+	}
+	return r, nil
 }
 
-// StageIf is Stage with a last word for accept, which sees the committed
+// stage turns the keys of sorter into the pending snapshot of run and
+// reserves its sequence range, durably, before anything is published
+// (step 1). It fails if a snapshot is already pending: resume and commit it
+// first. accept, unless nil, has the last word: it sees the committed
 // snapshot's size and the new one's once it is sorted, before anything is
-// staged: an error from accept leaves the store as it was (no pending run,
-// nothing to recover) and is returned. A nil accept accepts everything.
-func (s *Store) StageIf(ctx context.Context, run string, sorter *Sorter, accept func(committed, next int64) error) (*Phase, SortStats, error) {
+// staged, and an error from it leaves the store as it was (no pending run,
+// nothing to recover) and is returned. The sorter is finished (and closed)
+// whatever the outcome.
+func (s *Store) stage(ctx context.Context, run string, sorter *Sorter, accept func(committed, next int64) error) (*Phase, SortStats, error) {
 	if err := s.checkOpen(); err != nil {
 		sorter.Close()
 		return nil, SortStats{}, err
@@ -465,10 +499,15 @@ func (s *Store) StageIf(ctx context.Context, run string, sorter *Sorter, accept 
 	if err := s.crashPoint("stage:renamed"); err != nil {
 		return nil, st, err
 	}
+	r, err := s.reserve(ctx, s.st.NextSeq, s.CommittedCount()+st.Unique)
+	if err != nil {
+		return nil, st, err
+	}
 	next := s.st
+	next.NextSeq = r.First
 	next.Pending = &pendingRef{
 		snapshotRef:  snapshotRef{File: name, Run: run, Count: st.Unique},
-		ReservedUpto: s.st.NextSeq + uint64(s.CommittedCount()+st.Unique),
+		ReservedUpto: r.Last,
 		Attempts:     1,
 	}
 	if err := s.writeState(next); err != nil {
@@ -477,11 +516,11 @@ func (s *Store) StageIf(ctx context.Context, run string, sorter *Sorter, accept 
 	return s.phase(), st, nil
 }
 
-// Commit makes the phase's pending snapshot the committed one and moves
+// commit makes the phase's pending snapshot the committed one and moves
 // next_seq past its reserved range (step 2's end). Call it only once every
 // change of the phase is acknowledged. The superseded snapshot file is then
 // removed; if that fails the commit stands and the error says so.
-func (s *Store) Commit(ph *Phase) error {
+func (s *Store) commit(ph *Phase) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -575,5 +614,5 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	return unlockFile(s.lock)
+	return s.unlock()
 }

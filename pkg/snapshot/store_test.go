@@ -83,7 +83,14 @@ var noCrash = crash{failAfter: -1}
 // whether the injected crash fired, and fails the test on any other error.
 func syncRun(t *testing.T, stateDir, run string, keys []string, log *[]event, c crash) (crashed bool) {
 	t.Helper()
-	s, err := Open(stateDir, testID)
+	return syncRunWith(t, stateDir, run, keys, log, c, nil)
+}
+
+// syncRunWith is syncRun with Open options, and onPhase (unless nil) called
+// with each phase before it is published.
+func syncRunWith(t *testing.T, stateDir, run string, keys []string, log *[]event, c crash, onPhase func(*Phase), opts ...Option) (crashed bool) {
+	t.Helper()
+	s, err := Open(context.Background(), stateDir, testID, opts...)
 	if err != nil {
 		t.Fatalf("run %s: open: %v", run, err)
 	}
@@ -110,20 +117,33 @@ func syncRun(t *testing.T, stateDir, run string, keys []string, log *[]event, c 
 		}
 		return true
 	}
-	if _, err := s.Recover(context.Background(), pub, 2); check(err) {
-		return true
-	}
-	sorter, err := s.NewSorter(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if err := sorter.Add(k); err != nil {
-			t.Fatal(err)
+	pubFor := func(ph *Phase) (Publisher, error) {
+		if onPhase != nil {
+			onPhase(ph)
 		}
+		return pub, nil
 	}
-	_, _, err = s.Apply(context.Background(), run, sorter, pub, 2)
+	_, err = s.Sync(context.Background(), run, addAll(keys), pubFor, SyncOptions{SendBatch: 2})
 	return check(err)
+}
+
+// addAll is a Sync fill adding keys.
+func addAll(keys ...[]string) func(add func(string) error) error {
+	return func(add func(string) error) error {
+		for _, ks := range keys {
+			for _, k := range ks {
+				if err := add(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// samePub publishes every phase through pub.
+func samePub(pub Publisher) PublisherFor {
+	return func(*Phase) (Publisher, error) { return pub, nil }
 }
 
 // membership replays the log in order, as the consumer applies it.
@@ -178,7 +198,7 @@ func checkFinal(t *testing.T, stateDir string, log []event, want []string, lastR
 			t.Fatalf("seq %d after %d: sequence numbers reused or going back\nlog: %v", log[i].seq, log[i-1].seq, log)
 		}
 	}
-	s, err := Open(stateDir, testID)
+	s, err := Open(context.Background(), stateDir, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +312,7 @@ func TestCrashPointsFire(t *testing.T) {
 	var log []event
 	syncRun(t, dir, "r00", history[0], &log, noCrash)
 	syncRun(t, dir, "r01", history[1], &log, crash{failAfter: 0})
-	s, err := Open(dir, testID)
+	s, err := Open(context.Background(), dir, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,12 +320,7 @@ func TestCrashPointsFire(t *testing.T) {
 	var points []string
 	s.hook = func(p string) error { points = append(points, p); return nil }
 	pub := &fakePub{log: &log, failAfter: -1}
-	if _, err := s.Recover(context.Background(), pub, 2); err != nil {
-		t.Fatal(err)
-	}
-	sorter, _ := s.NewSorter(0)
-	sorter.Add("z")
-	if _, _, err := s.Apply(context.Background(), "r02", sorter, pub, 2); err != nil {
+	if _, err := s.Sync(context.Background(), "r02", addAll([]string{"z"}), samePub(pub), SyncOptions{SendBatch: 2}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -326,15 +341,15 @@ func TestRecoveryUsesFreshSequenceRange(t *testing.T) {
 	dir := t.TempDir()
 	var log []event
 	syncRun(t, dir, "r00", history[0], &log, noCrash) // seq 1..3, reserved up to 1+0+3=4
-	s, _ := Open(dir, testID)
+	s, _ := Open(context.Background(), dir, testID)
 	if s.NextSeq() != 5 {
 		t.Fatalf("next seq %d after the first run, want 5", s.NextSeq())
 	}
 	s.Close()
 	syncRun(t, dir, "r01", history[1], &log, crash{failAfter: 1}) // reserves 5..5+3+4=12
-	s, _ = Open(dir, testID)
+	s, _ = Open(context.Background(), dir, testID)
 	defer s.Close()
-	ph, err := s.Resume()
+	ph, err := s.resume(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,17 +360,17 @@ func TestRecoveryUsesFreshSequenceRange(t *testing.T) {
 
 func TestOpenLock(t *testing.T) {
 	dir := t.TempDir()
-	s1, err := Open(dir, testID)
+	s1, err := Open(context.Background(), dir, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(dir, testID)
+	_, err = Open(context.Background(), dir, testID)
 	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("holder pid %d", os.Getpid())) {
 		t.Fatalf("second Open: %v, want ErrLocked naming pid %d", err, os.Getpid())
 	}
 	other := testID
 	other.Generation = 2
-	s2, err := Open(dir, other)
+	s2, err := Open(context.Background(), dir, other)
 	if err != nil {
 		t.Fatalf("another segment is not locked: %v", err)
 	}
@@ -366,7 +381,7 @@ func TestOpenLock(t *testing.T) {
 	if err := s1.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	s3, err := Open(dir, testID)
+	s3, err := Open(context.Background(), dir, testID)
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}
@@ -377,7 +392,7 @@ func TestOpenRemovesGarbage(t *testing.T) {
 	dir := t.TempDir()
 	var log []event
 	syncRun(t, dir, "r00", history[0], &log, noCrash)
-	s, _ := Open(dir, testID)
+	s, _ := Open(context.Background(), dir, testID)
 	sd := s.Dir()
 	// A crashed sort leaves runs; a crashed stage an unreferenced snapshot
 	// and a temp state file; the producer's own files must survive.
@@ -390,7 +405,7 @@ func TestOpenRemovesGarbage(t *testing.T) {
 		os.WriteFile(filepath.Join(sd, name), []byte("junk"), 0o644)
 	}
 	os.WriteFile(filepath.Join(sd, "exclusions-r00.csv"), []byte("row,value,reason\n"), 0o644)
-	s, err := Open(dir, testID)
+	s, err := Open(context.Background(), dir, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +453,7 @@ func TestCorruptStateIsReported(t *testing.T) {
 			var log []event
 			syncRun(t, dir, "r00", history[0], &log, noCrash)
 			tt.damage(t, filepath.Join(dir, testID.dirName()))
-			_, err := Open(dir, testID)
+			_, err := Open(context.Background(), dir, testID)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Open: %v, want %q", err, tt.want)
 			}
@@ -457,16 +472,14 @@ func TestCorruptSnapshotStopsBeforePublishing(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)-1], 0o644)
 	n := len(log)
-	s, err := Open(dir, testID)
+	s, err := Open(context.Background(), dir, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	sorter, _ := s.NewSorter(0)
-	sorter.Add("q")
-	_, _, err = s.Apply(context.Background(), "r01", sorter, &fakePub{log: &log, failAfter: -1}, 2)
+	_, err = s.Sync(context.Background(), "r01", addAll([]string{"q"}), samePub(&fakePub{log: &log, failAfter: -1}), SyncOptions{SendBatch: 2})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "snapshot of run r00") {
-		t.Fatalf("Apply: %v, want ErrCorrupt naming run r00", err)
+		t.Fatalf("Sync: %v, want ErrCorrupt naming run r00", err)
 	}
 	if len(log) != n || s.PendingRun() != "" {
 		t.Fatalf("published %d events / pending %q after detecting corruption", len(log)-n, s.PendingRun())
@@ -512,42 +525,38 @@ func TestDirNameIsSafeAndDistinct(t *testing.T) {
 	}
 }
 
-// TestStageIfRefusalLeavesNothingPending: a snapshot refused by the accept
+// TestAcceptRefusalLeavesNothingPending: a snapshot refused by the accept
 // check (the producer's shrink guard) must not be recovered, i.e. published,
 // by the next run.
-func TestStageIfRefusalLeavesNothingPending(t *testing.T) {
+func TestAcceptRefusalLeavesNothingPending(t *testing.T) {
 	dir := t.TempDir()
 	var log []event
 	syncRun(t, dir, "r00", history[0], &log, noCrash)
-	s, err := Open(dir, testID)
+	s, err := Open(context.Background(), dir, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	sorter, err := s.NewSorter(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sorter.Add("only-one"); err != nil {
-		t.Fatal(err)
-	}
 	refused := errors.New("too small")
 	var sawCommitted, sawNext int64
-	_, _, err = s.StageIf(context.Background(), "r01", sorter, func(committed, next int64) error {
-		sawCommitted, sawNext = committed, next
-		return refused
+	n := len(log)
+	_, err = s.Sync(context.Background(), "r01", addAll([]string{"only-one"}), samePub(&fakePub{log: &log, failAfter: -1}), SyncOptions{
+		Accept: func(committed, next int64) error {
+			sawCommitted, sawNext = committed, next
+			return refused
+		},
 	})
 	if !errors.Is(err, refused) {
-		t.Fatalf("StageIf = %v, want the accept error", err)
+		t.Fatalf("Sync = %v, want the accept error", err)
 	}
 	if sawCommitted != int64(len(history[0])) || sawNext != 1 {
 		t.Errorf("accept saw committed %d next %d, want %d and 1", sawCommitted, sawNext, len(history[0]))
 	}
-	if s.PendingRun() != "" {
-		t.Fatalf("pending run %q after a refusal", s.PendingRun())
+	if len(log) != n || s.PendingRun() != "" {
+		t.Fatalf("published %d events / pending run %q after a refusal", len(log)-n, s.PendingRun())
 	}
-	if ph, err := s.Resume(); err != nil || ph != nil {
-		t.Fatalf("Resume = %+v, %v; want nothing to recover", ph, err)
+	if ph, err := s.resume(context.Background()); err != nil || ph != nil {
+		t.Fatalf("resume = %+v, %v; want nothing to recover", ph, err)
 	}
 	entries, err := os.ReadDir(filepath.Join(s.Dir(), tmpDirName))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

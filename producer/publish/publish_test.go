@@ -1,6 +1,7 @@
-package producer
+package publish
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,47 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
 )
+
+var testOrigin = Origin{
+	Segment: snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1, ContextKind: "user"},
+	Run:     "r1", Source: "csv",
+}
+
+// TestEncodeMatchesSchema pins the wire format: the publisher's arena
+// encoding must equal schema.Event.Message and decode back to the event.
+func TestEncodeMatchesSchema(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.KafkaBrokers = []string{"127.0.0.1:1"}
+	id := snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 3, ContextKind: "user"}
+	p, err := newStream(context.Background(), nil, cfg, Origin{Segment: id, Run: "20261125T201500Z-1a2b3c4d", Source: "csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []snapshot.Change{
+		{Op: schema.OpAdd, Key: []byte("alice@example.com"), Seq: 7},
+		{Op: schema.OpRemove, Key: []byte("quote\" <tag> \u2028 é"), Seq: 8},
+	}
+	msgs, err := p.encode(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		ev, err := schema.Decode(&m)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if ev.ContextKey != string(batch[i].Key) || ev.Op != batch[i].Op || ev.Seq != batch[i].Seq || ev.Generation != 3 {
+			t.Fatalf("decoded %+v from change %+v", ev, batch[i])
+		}
+		want := ev.Message()
+		if !bytes.Equal(m.Key, want.Key) || !bytes.Equal(m.Value, want.Value) {
+			t.Fatalf("message %d differs from schema's encoding:\n%s\n%s", i, m.Value, want.Value)
+		}
+	}
+	if _, err := p.encode([]snapshot.Change{{Op: schema.OpAdd, Key: []byte("\xff"), Seq: 9}}); err == nil {
+		t.Fatal("invalid key encoded")
+	}
+}
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
@@ -121,7 +163,7 @@ func TestPublisherRetries(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.RetryMaxElapsed = 10 * time.Second
 			w := &scriptedWriter{answers: tt.answers}
-			p, err := newPublisher(context.Background(), w, cfg, benchID, "r1", "csv")
+			p, err := newStream(context.Background(), w, cfg, testOrigin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +197,7 @@ func TestPublisherRetriesAreBounded(t *testing.T) {
 	for range 1000 {
 		w.answers = append(w.answers, func([]kafka.Message) error { return kafka.LeaderNotAvailable })
 	}
-	p, err := newPublisher(context.Background(), w, cfg, benchID, "r1", "csv")
+	p, err := newStream(context.Background(), w, cfg, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +221,7 @@ func TestPublisherStopsOnCancel(t *testing.T) {
 		w.answers = append(w.answers, func([]kafka.Message) error { return kafka.LeaderNotAvailable })
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := newPublisher(ctx, w, cfg, benchID, "r1", "csv")
+	p, err := newStream(ctx, w, cfg, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package producer
+package publish
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// NewWriter returns the kafka-go Writer the producer publishes with. Every
+// NewWriter returns the kafka-go Writer a Publisher publishes with. Every
 // setting that matters is explicit: kafka-go's zero values mean no acks,
 // round-robin partitioning and one-second batches.
 func NewWriter(cfg Config) *kafka.Writer {
@@ -84,7 +84,7 @@ func classify(err error) error {
 // EnsureTopics creates the membership topic and its dead-letter topic
 // ("<topic>.dlq", the consumer's default) if they do not exist; existing
 // topics are used as they are. Creating the dead-letter topic here means one
-// producer run prepares everything a consumer with default settings needs.
+// sync prepares everything a consumer with default settings needs.
 func EnsureTopics(ctx context.Context, cfg Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: cfg.WriteTimeout}
 	tc := kafka.TopicConfig{
@@ -120,10 +120,58 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// publisher publishes the changes of one phase (one run's snapshot) as
-// membership events through a shared Writer. Send encodes a batch and hands
-// it to one of at most InFlight goroutines, which Wait waits for.
-type publisher struct {
+// Publisher publishes membership events through one kafka-go Writer, which
+// its Streams share. Close it when done.
+type Publisher struct {
+	cfg    Config
+	w      *kafka.Writer
+	closed sync.Once
+	err    error
+}
+
+// New returns a Publisher for cfg. It does not create the topics (see
+// EnsureTopics) or connect before the first send.
+func New(cfg Config) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Publisher{cfg: cfg, w: NewWriter(cfg)}, nil
+}
+
+// Origin is what the events of a Stream name besides the membership: its
+// segment, the run that published them and their source.
+type Origin struct {
+	Segment snapshot.SegmentID
+	Run     string // run of the snapshot (or delta) the events publish
+	Source  string // e.g. "csv"
+}
+
+// Stream returns a Stream of origin's events. ctx's trace context goes
+// into every message.
+func (p *Publisher) Stream(ctx context.Context, origin Origin) (*Stream, error) {
+	return newStream(ctx, p.w, p.cfg, origin)
+}
+
+// Close waits for writes still in flight (after an error or a cancelled
+// ctx of theirs), so nothing is sent after it returns, and releases the
+// Writer. It is idempotent.
+func (p *Publisher) Close() error {
+	p.closed.Do(func() { p.err = closeWriter(p.w) })
+	return p.err
+}
+
+func closeWriter(w *kafka.Writer) error {
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("close kafka writer: %w", err)
+	}
+	return nil
+}
+
+// Stream publishes changes of one origin as membership events through a
+// Publisher's Writer. Send encodes a batch and hands it to one of at most
+// InFlight goroutines, which Wait waits for. It implements
+// snapshot.Publisher.
+type Stream struct {
 	w        messageWriter
 	cfg      Config
 	template schema.Event
@@ -135,17 +183,16 @@ type publisher struct {
 	acked    atomic.Int64
 }
 
-// messageWriter is the part of kafka.Writer the publisher uses.
+// messageWriter is the part of kafka.Writer a Stream uses.
 type messageWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-// newPublisher returns a publisher of run's events for segment id. ctx's
-// trace context goes into every message.
-func newPublisher(ctx context.Context, w messageWriter, cfg Config, id snapshot.SegmentID, run, source string) (*publisher, error) {
+func newStream(ctx context.Context, w messageWriter, cfg Config, o Origin) (*Stream, error) {
+	id := o.Segment
 	ev := schema.Event{
 		Env: id.Env, Segment: id.Segment, Generation: id.Generation, ContextKind: id.ContextKind,
-		ContextKey: "template", Op: schema.OpAdd, Run: run, Seq: 1, Source: source, Time: time.Now(),
+		ContextKey: "template", Op: schema.OpAdd, Run: o.Run, Seq: 1, Source: o.Source, Time: time.Now(),
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("event: %w", err)
@@ -154,20 +201,20 @@ func newPublisher(ctx context.Context, w messageWriter, cfg Config, id snapshot.
 	// the run: build them once and share the slice, which kafka-go only reads.
 	m := ev.Message()
 	schema.InjectTrace(ctx, &m)
-	return &publisher{
+	return &Stream{
 		w: w, cfg: cfg, template: ev,
 		headers: m.Headers[:len(m.Headers):len(m.Headers)],
 		slots:   make(chan struct{}, cfg.InFlight),
 	}, nil
 }
 
-func (p *publisher) firstErr() error {
+func (p *Stream) firstErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
 }
 
-func (p *publisher) fail(err error) {
+func (p *Stream) fail(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err == nil {
@@ -176,7 +223,7 @@ func (p *publisher) fail(err error) {
 }
 
 // Send encodes batch (copying the keys) and starts writing it.
-func (p *publisher) Send(ctx context.Context, batch []snapshot.Change) error {
+func (p *Stream) Send(ctx context.Context, batch []snapshot.Change) error {
 	if err := p.firstErr(); err != nil {
 		return err
 	}
@@ -203,17 +250,17 @@ func (p *publisher) Send(ctx context.Context, batch []snapshot.Change) error {
 // Wait returns when every write started by Send has ended, with the first
 // error. Writes end on success, on a permanent error, when retries are
 // exhausted or when ctx is done, so Wait is bounded.
-func (p *publisher) Wait(ctx context.Context) error {
+func (p *Stream) Wait(ctx context.Context) error {
 	p.wg.Wait()
 	return p.firstErr()
 }
 
 // Acked is the number of events acknowledged so far.
-func (p *publisher) Acked() int64 { return p.acked.Load() }
+func (p *Stream) Acked() int64 { return p.acked.Load() }
 
 // encode builds the messages of batch in one arena: two allocations per
 // batch plus one per key (Event.ContextKey is a string).
-func (p *publisher) encode(batch []snapshot.Change) ([]kafka.Message, error) {
+func (p *Stream) encode(batch []snapshot.Change) ([]kafka.Message, error) {
 	msgs := make([]kafka.Message, len(batch))
 	arena := make([]byte, 0, len(batch)*(2*len(p.template.AppendKey(nil))+256))
 	ev := p.template
@@ -238,7 +285,7 @@ func (p *publisher) encode(batch []snapshot.Change) ([]kafka.Message, error) {
 
 // write writes msgs until every one is acknowledged, retrying only the
 // messages that failed, with bounded backoff on transient errors.
-func (p *publisher) write(ctx context.Context, msgs []kafka.Message) error {
+func (p *Stream) write(ctx context.Context, msgs []kafka.Message) error {
 	pending := msgs
 	op := func() error {
 		err := p.w.WriteMessages(ctx, pending...)

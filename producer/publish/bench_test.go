@@ -1,0 +1,135 @@
+package publish_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+const benchEvents = 200_000
+
+var benchOrigin = publish.Origin{
+	Segment: snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1, ContextKind: "user"},
+	Run:     "bench", Source: "csv",
+}
+
+func benchChanges() []snapshot.Change {
+	cs := make([]snapshot.Change, benchEvents)
+	for i := range cs {
+		cs[i] = snapshot.Change{Op: schema.OpAdd, Key: []byte(fmt.Sprintf("user-%08d@example.com", i)), Seq: uint64(i + 1)}
+	}
+	return cs
+}
+
+// benchSetup returns the config of a benchmark's topic, created.
+func benchSetup(b *testing.B, compression string) publish.Config {
+	cfg := publishtest.Config(b)
+	cfg.Compression = compression
+	ctx := testenv.Context(b, time.Minute)
+	if err := publish.EnsureTopics(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	return cfg
+}
+
+// benchMessages encodes changes as schema.Event.Message does, which the
+// Stream's own encoding matches byte for byte (TestEncodeMatchesSchema).
+func benchMessages(changes []snapshot.Change) []kafka.Message {
+	o := benchOrigin
+	now := time.Now()
+	msgs := make([]kafka.Message, len(changes))
+	for i, c := range changes {
+		ev := schema.Event{Env: o.Segment.Env, Segment: o.Segment.Segment, Generation: o.Segment.Generation,
+			ContextKind: o.Segment.ContextKind, ContextKey: string(c.Key), Op: c.Op, Run: o.Run, Seq: c.Seq, Source: o.Source, Time: now}
+		msgs[i] = ev.Message()
+	}
+	return msgs
+}
+
+var benchCompressions = []string{"none", "lz4", "snappy"}
+
+// BenchmarkRawProduce is the reference: kafka-go WriteMessages of
+// pre-encoded messages of the same size as the producer's, with the same
+// writer settings, SendBatch messages per call and InFlight calls at once.
+func BenchmarkRawProduce(b *testing.B) {
+	for _, comp := range benchCompressions {
+		b.Run("compression="+comp, func(b *testing.B) {
+			cfg := benchSetup(b, comp)
+			w := publish.NewWriter(cfg)
+			b.Cleanup(func() { w.Close() })
+			msgs := benchMessages(benchChanges())
+			ctx := testenv.Context(b, 10*time.Minute)
+			b.ResetTimer()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				var first error
+				slots := make(chan struct{}, cfg.InFlight)
+				for i := 0; i < len(msgs); i += cfg.SendBatch {
+					chunk := msgs[i:min(i+cfg.SendBatch, len(msgs))]
+					slots <- struct{}{}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						defer func() { <-slots }()
+						if err := w.WriteMessages(ctx, chunk...); err != nil {
+							mu.Lock()
+							first = err
+							mu.Unlock()
+						}
+					}()
+				}
+				wg.Wait()
+				if first != nil {
+					b.Fatal(first)
+				}
+			}
+			b.ReportMetric(float64(benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkPublish is the producer's publishing path for the same events:
+// encoding from snapshot changes, Send in SendBatch slices, Wait for acks.
+func BenchmarkPublish(b *testing.B) {
+	for _, comp := range benchCompressions {
+		b.Run("compression="+comp, func(b *testing.B) {
+			cfg := benchSetup(b, comp)
+			pub, err := publish.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { pub.Close() })
+			changes := benchChanges()
+			ctx := testenv.Context(b, 10*time.Minute)
+			b.ResetTimer()
+			for b.Loop() {
+				p, err := pub.Stream(ctx, benchOrigin)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < len(changes); i += cfg.SendBatch {
+					if err := p.Send(ctx, changes[i:min(i+cfg.SendBatch, len(changes))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := p.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if p.Acked() != benchEvents {
+					b.Fatalf("acked %d of %d", p.Acked(), benchEvents)
+				}
+			}
+			b.ReportMetric(float64(benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
