@@ -3,9 +3,6 @@ package consumer
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -111,41 +108,6 @@ func TestApplyStopsOnFatalRedisError(t *testing.T) {
 	f, err := a.apply(testenv.Context(t, 10*time.Second), []*schema.Event{&e})
 	if !isPermanent(err) || len(f) != 0 || !errors.Is(err, redis.ErrClosed) {
 		t.Fatalf("apply = %v, %v; want a permanent error: client is closed", f, err)
-	}
-}
-
-func TestMetricsAndHealth(t *testing.T) {
-	rdb := testenv.Redis(t).Client
-	c, err := New(Config{Brokers: []string{"127.0.0.1:9"}, SyncInterval: time.Second, Logger: testLogger(t)}, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.stats.applied.Add(12)
-	c.stats.lag.Store(3)
-	c.startedAt = time.Now()
-	srv := httptest.NewServer(c.metricsHandler())
-	defer srv.Close()
-	get := func(path string) (int, string) {
-		res, err := srv.Client().Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	code, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "cohortsync_consumer_applied_total 12\n") || !strings.Contains(body, "cohortsync_consumer_lag 3\n") {
-		t.Errorf("/metrics = %d:\n%s", code, body)
-	}
-	if code, body := get("/healthz"); code != 200 {
-		t.Errorf("/healthz just after start = %d %s, want 200", code, body)
-	}
-	c.mu.Lock()
-	c.lastCheckOK = time.Now().Add(-time.Hour)
-	c.mu.Unlock()
-	if code, body := get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "last successful lag check") {
-		t.Errorf("/healthz with an hour-old check = %d %s, want 503", code, body)
 	}
 }
 

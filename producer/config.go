@@ -10,6 +10,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
@@ -60,6 +61,11 @@ type Config struct {
 	// Logger receives retries and other operational events. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes each run's "sync" span. Default none (no-op).
+	TracerProvider trace.TracerProvider
+	// Propagator writes the run's trace context into every event's headers,
+	// so the consumer's spans link back to the run. Default none.
+	Propagator TraceInjector
 	// BatchSize is the most messages in one produce batch per partition.
 	// Default 4000.
 	BatchSize int

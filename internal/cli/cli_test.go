@@ -40,7 +40,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "consume help lists flags with env twins and defaults", args: []string{"consume", "-h"}, code: ExitOK,
 			wantStdout: []string{"[env KAFKA_BROKERS]", "[env REDIS_URL]", "[env REDIS_CLUSTER_ADDRS]", "[env CONSUMER_BATCH_SIZE] (default 20000)",
 				"[env CONSUMER_GROUP_ID] (default \"cohortsync-consumer\")", "[env CONSUMER_ENV_PREFIX]", "--sync-interval duration",
-				"[env CONSUMER_SHUTDOWN_TIMEOUT] (default 10s)", "--metrics string"}},
+				"[env CONSUMER_SHUTDOWN_TIMEOUT] (default 10s)", "--http-addr string", "[env HTTP_ADDR]"}},
 		{name: "shell completion is generated", args: []string{"completion", "bash"}, code: ExitOK, wantStdout: []string{"bash completion V2 for cohortsync"}},
 		{name: "unknown command", args: []string{"push"}, code: ExitUsage, wantStderr: []string{`unknown command "push" for "cohortsync"`}},
 		{name: "unknown flag", args: []string{"sync", "--nope"}, code: ExitUsage, wantStderr: []string{"cohortsync sync: unknown flag: --nope"}},
