@@ -157,3 +157,40 @@ func TestCommitAfterGenerationEnded(t *testing.T) {
 		})
 	}
 }
+
+// recordObserver records the reports of committed batches.
+type recordObserver struct{ reports []BatchReport }
+
+func (o *recordObserver) BatchCommitted(b BatchReport) { o.reports = append(o.reports, b) }
+
+// TestObserverSeesCommittedBatches: the Observer hears of each committed
+// batch, with its live messages and the produce time of its oldest one;
+// a batch of stale redeliveries only commits nothing and reports nothing.
+func TestObserverSeesCommittedBatches(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	obs := &recordObserver{}
+	cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t), Observer: obs}
+	dropPrefix(t, rdb, cfg.RedisPrefix)
+	c, err := New(cfg, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 10*time.Second)
+	batch := items(0, 0, 1, 2)
+	for i := range batch {
+		batch[i].msg.Time = testTime.Add(time.Duration(3-i) * time.Second) // the last is the oldest
+	}
+	if _, err := c.process(ctx, ctx, batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.process(ctx, ctx, items(0, 1, 2), &fakeCommitter{}, &fakeWriter{}); err != nil { // only stale
+		t.Fatal(err)
+	}
+	if len(obs.reports) != 1 {
+		t.Fatalf("%d reports, want 1 (none for a batch that committed nothing): %+v", len(obs.reports), obs.reports)
+	}
+	r := obs.reports[0]
+	if r.Messages != 3 || !r.OldestProduced.Equal(testTime.Add(time.Second)) || r.Took < 0 || r.Committed.IsZero() {
+		t.Errorf("report %+v, want 3 messages, oldest produced at %v", r, testTime.Add(time.Second))
+	}
+}

@@ -137,9 +137,9 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 		_, metrics = get("/metrics")
 		return strings.Contains(metrics, "cohortsync_consumer_applied_total 3\n") && strings.Contains(metrics, "cohortsync_consumer_lag 0\n")
 	})
-	for _, want := range []string{"cohortsync_consumer_batch_apply_seconds_count", "cohortsync_consumer_end_to_end_lag_seconds_count"} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s:\n%s", want, metrics)
+	for _, h := range []string{"cohortsync_consumer_batch_apply_seconds_count", "cohortsync_consumer_end_to_end_lag_seconds_count"} {
+		if !strings.Contains(metrics, h+" ") || strings.Contains(metrics, h+" 0\n") {
+			t.Errorf("/metrics: histogram %s observed nothing:\n%s", h, metrics)
 		}
 	}
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
