@@ -165,7 +165,7 @@ func checkCommittedWithinLog(ctx context.Context, kc Offsets, topic, group strin
 	return nil
 }
 
-// watermark is a point the syncer waits for the group to reach: the time
+// watermark is a point the tracker waits for the group to reach: the time
 // a check started and the end offset of every partition listed after it.
 // Every message produced before t has an offset below its partition's
 // recorded end, so once the group has committed up to every recorded end,
