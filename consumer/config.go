@@ -9,14 +9,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 )
 
-// Config configures a Consumer. Every field but Logger is a flag with an
-// environment twin (see RegisterFlags); the zero value of a field means its
+// Config configures a Consumer. Every field but Logger, TracerProvider,
+// Propagator and Observer (which the process wires) is a flag with an
+// environment twin (internal/cli); the zero value of a field means its
 // default, except where noted.
 type Config struct {
 	// Brokers are the Kafka bootstrap brokers, host:port. Required.
@@ -29,9 +31,6 @@ type Config struct {
 	// Default "<Topic>.dlq".
 	DeadLetterTopic string
 
-	// Redis selects the Redis deployment (exactly one of URL and cluster
-	// addresses). Unused by New, which takes a client.
-	Redis redisconn.Config
 	// RedisPrefix is the key prefix of every environment not in EnvPrefixes.
 	// Default "launchdarkly", the SDKs' default.
 	RedisPrefix string
@@ -63,12 +62,17 @@ type Config struct {
 	// (apply, dead-letter, commit) after the context is cancelled before it is
 	// abandoned uncommitted. Default 10s.
 	ShutdownTimeout time.Duration
-	// MetricsAddr, if set, serves /metrics (Prometheus text) and /healthz on
-	// this host:port. Default off.
-	MetricsAddr string
 
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the "apply batch" spans. Default none (no-op).
+	TracerProvider trace.TracerProvider
+	// Propagator reads the producers' trace context from message headers,
+	// to link each batch's span to the sync runs it applies. Default none:
+	// no links.
+	Propagator TraceExtractor
+	// Observer is told about every committed batch (metrics). Default none.
+	Observer Observer
 }
 
 // Defaults.
@@ -123,16 +127,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks every setting, Redis connection included, and reports
-// every invalid one (joined with errors.Join), each naming its flag. Zero
-// fields are valid: they take their defaults.
+// Validate checks every setting and reports every invalid one (joined with
+// errors.Join) as a *setting.Error naming its flag. Zero fields are valid:
+// they take their defaults.
 func (c Config) Validate() error {
-	return errors.Join(c.validateCore(), c.Redis.Validate())
-}
-
-// validateCore checks everything but the Redis connection settings, which
-// New does not use, and reports every invalid setting as a *setting.Error.
-func (c Config) validateCore() error {
 	dlqDefaulted := c.DeadLetterTopic == ""
 	c = c.withDefaults()
 	var errs []error
@@ -186,11 +184,6 @@ func (c Config) validateCore() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown-timeout", c.ShutdownTimeout, "a positive duration")
-	}
-	if c.MetricsAddr != "" {
-		if _, _, err := splitListenAddr(c.MetricsAddr); err != nil {
-			bad("metrics", c.MetricsAddr, "host:port to listen on (host may be empty, port 0 picks one)")
-		}
 	}
 	return errors.Join(errs...)
 }

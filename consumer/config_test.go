@@ -4,12 +4,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 )
 
 func validConfig() Config {
-	return Config{Brokers: []string{"127.0.0.1:9092"}, Redis: redisconn.Config{URL: "redis://127.0.0.1:6379/0"}}
+	return Config{Brokers: []string{"127.0.0.1:9092"}}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -19,14 +17,11 @@ func TestConfigValidate(t *testing.T) {
 		want   string // "" = valid
 	}{
 		{"minimal config takes defaults", func(*Config) {}, ""},
-		{"cluster instead of url", func(c *Config) {
-			c.Redis = redisconn.Config{ClusterAddrs: []string{"127.0.0.1:7000", "127.0.0.1:7001"}}
-		}, ""},
 		{"everything set", func(c *Config) {
 			c.Topic, c.GroupID, c.DeadLetterTopic = "t", "g", "t-dead"
 			c.RedisPrefix, c.EnvPrefixes = "ld", map[string]string{"production": "ld-prod", "staging": "ld-staging"}
 			c.BatchSize, c.FlushInterval, c.SyncInterval = 100, time.Millisecond, time.Second
-			c.RetryTimeout, c.ShutdownTimeout, c.MetricsAddr = time.Minute, time.Second, "127.0.0.1:0"
+			c.RetryTimeout, c.ShutdownTimeout = time.Minute, time.Second
 		}, ""},
 		{"no brokers", func(c *Config) { c.Brokers = nil }, "--kafka-brokers: required, want comma-separated host:port with a port in 1..65535"},
 		{"broker without port", func(c *Config) { c.Brokers = []string{"kafka"} }, `--kafka-brokers="kafka": want host:port with a port in 1..65535`},
@@ -54,16 +49,12 @@ func TestConfigValidate(t *testing.T) {
 		{"sync interval too short", func(c *Config) { c.SyncInterval = time.Microsecond }, `--sync-interval="1µs": want a duration between 1ms and 1m0s (SDKs report STALE after 120s)`},
 		{"retry timeout negative", func(c *Config) { c.RetryTimeout = -time.Second }, `--retry-timeout="-1s": want a positive duration`},
 		{"shutdown timeout negative", func(c *Config) { c.ShutdownTimeout = -time.Second }, `--shutdown-timeout="-1s": want a positive duration`},
-		{"metrics address without port", func(c *Config) { c.MetricsAddr = "localhost" }, `--metrics="localhost": want host:port to listen on (host may be empty, port 0 picks one)`},
-		{"no redis", func(c *Config) { c.Redis = redisconn.Config{} }, "--redis-url: required, want a redis:// or rediss:// URL, or --redis-cluster-addrs"},
-		{"both redis", func(c *Config) { c.Redis.ClusterAddrs = []string{"127.0.0.1:7000"} }, `--redis-cluster-addrs="127.0.0.1:7000": want nothing when --redis-url is set (exactly one of the two)`},
 		{"every bad broker is reported", func(c *Config) { c.Brokers = []string{"kafka", "127.0.0.1:9092", "k:0"} },
 			`--kafka-brokers="kafka": want host:port with a port in 1..65535` + "\n" + `--kafka-brokers="k:0": want host:port with a port in 1..65535`},
-		{"every invalid setting is reported, in flag order, with redis last", func(c *Config) {
+		{"every invalid setting is reported, in flag order", func(c *Config) {
 			c.Brokers, c.Topic, c.GroupID = nil, "my topic", " g"
 			c.EnvPrefixes = map[string]string{"staging": "", "production": "ld\t"}
 			c.BatchSize, c.SyncInterval, c.ShutdownTimeout = -1, time.Hour, -time.Second
-			c.MetricsAddr, c.Redis = "localhost", redisconn.Config{}
 		}, strings.Join([]string{
 			"--kafka-brokers: required, want comma-separated host:port with a port in 1..65535",
 			`--topic="my topic": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..`,
@@ -73,8 +64,6 @@ func TestConfigValidate(t *testing.T) {
 			`--batch-size="-1": want an integer between 1 and 100000`,
 			`--sync-interval="1h0m0s": want a duration between 1ms and 1m0s (SDKs report STALE after 120s)`,
 			`--shutdown-timeout="-1s": want a positive duration`,
-			`--metrics="localhost": want host:port to listen on (host may be empty, port 0 picks one)`,
-			"--redis-url: required, want a redis:// or rediss:// URL, or --redis-cluster-addrs",
 		}, "\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,18 +80,17 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestNewIgnoresRedisSettingsButValidatesTheRest(t *testing.T) {
+func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{Brokers: []string{"127.0.0.1:9092"}}, nil); err == nil {
 		t.Error("New with a nil client succeeded")
 	}
 	c := validConfig()
-	c.Redis = redisconn.Config{}
 	c.BatchSize = -1
 	if _, err := New(c, dummyClient(t)); err == nil || err.Error() != `--batch-size="-1": want an integer between 1 and 100000` {
 		t.Errorf("New = %v, want the batch size error", err)
 	}
 	c.BatchSize = 0
 	if _, err := New(c, dummyClient(t)); err != nil {
-		t.Errorf("New without Redis settings = %v, want nil (it takes a client)", err)
+		t.Errorf("New = %v, want nil", err)
 	}
 }

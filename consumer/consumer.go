@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
 	"slices"
 	"sync"
@@ -17,12 +16,12 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -36,29 +35,20 @@ type Consumer struct {
 	applier   applier
 	prefixes  []string // every configured prefix, sorted, for synchronized_on
 	transport *kafka.Transport
-	kc        offsetsClient // a *kafka.Client
+	kc        freshness.Offsets // a *kafka.Client
 	now       func() time.Time
+	fresh     *freshness.Tracker
+	tracer    trace.Tracer
+	traces    TraceExtractor // nil: no trace links
+	observer  Observer       // nil: none
 
-	stats     counters
-	running   atomic.Bool
-	startedAt time.Time
-	done      chan struct{} // closed when Run returns
-	kick      chan struct{} // asks the syncer for a check now (capacity 1)
-
-	mu          sync.Mutex
-	checked     chan struct{} // closed and replaced after every check
-	caughtUpAt  time.Time     // the newest watermark reached: everything produced before it is in Redis
-	lastCheckOK time.Time     // end of the last check that succeeded
-	wmBase      int64         // committed count when the last check started
-	wmLag       int64         // messages below the pending watermark not committed at that check
-
-	// Owned by syncOnce, which runs on one goroutine at a time.
-	pending     *watermark // the watermark the group has yet to reach; nil: the next check takes one
-	lastWritten time.Time  // the last synchronized_on written by this process
+	stats   counters
+	running atomic.Bool
+	ready   atomic.Bool   // preflight passed
+	done    chan struct{} // closed when Run returns
 
 	// Owned by the apply loop.
-	seen      map[int]int64 // per partition, the highest offset taken into a batch this generation
-	committed atomic.Int64  // messages committed, for the syncer's lag estimate
+	seen map[int]int64 // per partition, the highest offset taken into a batch this generation
 
 	// Per generation: messages fetched, and messages of batches the apply
 	// loop started. Their difference when the generation ends is what it
@@ -74,13 +64,13 @@ type item struct {
 	err error // a *schema.DecodeError
 }
 
-// New returns a consumer writing to rdb (standalone or Cluster). cfg.Redis is
-// not used. New validates cfg but touches no network; Run does.
+// New returns a consumer writing to rdb (standalone or Cluster). New
+// validates cfg but touches no network; Run does.
 func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 	if rdb == nil {
 		return nil, errors.New("consumer.New: nil Redis client")
 	}
-	if err := cfg.validateCore(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
@@ -95,6 +85,10 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 	slices.Sort(prefixes)
 	defaultPrefix := cfg.RedisPrefix
 	transport := &kafka.Transport{DialTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MetadataTTL: 5 * time.Second}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
 	c := &Consumer{
 		cfg:       cfg,
 		rdb:       rdb,
@@ -103,9 +97,10 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 		transport: transport,
 		kc:        &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport},
 		now:       time.Now,
+		tracer:    tp.Tracer(tracerName),
+		traces:    cfg.Propagator,
+		observer:  cfg.Observer,
 		done:      make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		checked:   make(chan struct{}),
 		seen:      map[int]int64{},
 	}
 	c.applier = applier{
@@ -117,68 +112,59 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 			return defaultPrefix
 		},
 	}
-	c.stats.lag.Store(-1)
+	fresh, err := freshness.New(freshness.Config{
+		Topic: cfg.Topic, GroupID: cfg.GroupID, SyncInterval: cfg.SyncInterval, RetryTimeout: cfg.RetryTimeout, Logger: c.log,
+	}, freshness.Deps{
+		Offsets:  c.kc,
+		SyncTime: syncTime{w: c.applier.w, prefixes: prefixes},
+		Now:      func() time.Time { return c.now() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.fresh = fresh
 	return c, nil
 }
 
-// Run validates cfg, opens Redis and runs a Consumer until ctx is cancelled
-// (then it returns nil) or a permanent error occurs. For main.
-func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	rdb, err := redisconn.Open(cfg.Redis)
-	if err != nil {
-		return err
-	}
-	c, err := New(cfg, rdb)
-	if err != nil {
-		_ = rdb.Close()
-		return err
-	}
-	runErr := c.Run(ctx)
-	if err := rdb.Close(); err != nil && runErr == nil {
-		return fmt.Errorf("close redis: %w", err)
-	}
-	return runErr
+// syncTime writes synchronized_on for every configured prefix in one
+// pipeline, for the freshness tracker.
+type syncTime struct {
+	w        *segmentstore.Writer
+	prefixes []string
+}
+
+func (s syncTime) SetSynchronizedOn(ctx context.Context, t time.Time) error {
+	return s.w.SetSynchronizedOn(ctx, s.prefixes, t)
 }
 
 // Stats returns a snapshot of the counters; safe to call concurrently.
-func (c *Consumer) Stats() Stats { return c.stats.snapshot() }
+func (c *Consumer) Stats() Stats {
+	s := c.stats.snapshot()
+	s.Lag, s.LastSync, s.SyncErrors = c.fresh.Lag(), c.fresh.LastSync(), c.fresh.SyncErrors()
+	s.CaughtUp = s.Lag == 0
+	return s
+}
 
 // ErrStopped is returned by WaitCaughtUp when Run has returned.
-var ErrStopped = errors.New("consumer stopped")
+var ErrStopped = freshness.ErrStopped
 
 // WaitCaughtUp blocks until the group has reached a watermark taken after
 // the call (its committed offsets reached the end offsets listed then) and
 // synchronized_on says so: every message produced before the call is then in
-// Redis.
-func (c *Consumer) WaitCaughtUp(ctx context.Context) error {
-	since := c.now()
-	c.kickSync()
-	for {
-		c.mu.Lock()
-		ok := !c.caughtUpAt.Before(since)
-		ch := c.checked
-		c.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.done:
-			return ErrStopped
-		case <-ch:
-		}
-	}
-}
+// Redis. See freshness.Tracker.WaitCaughtUp.
+func (c *Consumer) WaitCaughtUp(ctx context.Context) error { return c.fresh.WaitCaughtUp(ctx) }
 
-func (c *Consumer) kickSync() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
+// Health fails when the synchronized_on refresh has stopped working for
+// three sync intervals (see freshness.Tracker.Health): for a liveness probe.
+func (c *Consumer) Health() error { return c.fresh.Health() }
+
+// Ready fails until Run has passed its preflight (Redis answers, the topics
+// exist), and whenever Health fails: for a readiness probe.
+func (c *Consumer) Ready() error {
+	if !c.ready.Load() {
+		return errors.New("starting: preflight not finished")
 	}
+	return c.Health()
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the
@@ -203,50 +189,45 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer close(c.done)
 	defer c.transport.CloseIdleConnections()
-	c.startedAt = c.now()
-
-	if err := c.preflight(ctx); err != nil {
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	// The tracker's Run returns before Run does, so that WaitCaughtUp
+	// returns ErrStopped once Run has returned, also after a failed
+	// preflight (then the tracker's Run starts on a done context and
+	// returns at once); its checks start after the preflight.
+	preflightOK := make(chan struct{})
+	wg.Go(func() {
+		select {
+		case <-preflightOK:
+		case <-runCtx.Done():
+		}
+		_ = c.fresh.Run(runCtx) // only a second call fails, and this is the one
+	})
+	err := c.preflight(ctx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	var ln net.Listener
-	if c.cfg.MetricsAddr != "" {
-		var err error
-		if ln, err = net.Listen("tcp", c.cfg.MetricsAddr); err != nil {
-			return fmt.Errorf("--metrics: %w", err)
-		}
-	}
 	group, err := kafka.NewConsumerGroup(c.groupConfig())
 	if err != nil {
-		if ln != nil {
-			_ = ln.Close()
-		}
 		return fmt.Errorf("consumer group %q: %w", c.cfg.GroupID, err)
 	}
+	close(preflightOK)
+	c.ready.Store(true)
 
 	w := c.deadLetterWriter()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg         sync.WaitGroup
-		metricsErr error
-	)
 	// Closing the group ends the current generation (its pipeline finishes
 	// its batch), then leaves the group.
 	wg.Go(func() {
 		<-runCtx.Done()
 		_ = group.Close()
 	})
-	wg.Go(func() { c.syncLoop(runCtx) })
-	if ln != nil {
-		wg.Go(func() {
-			if metricsErr = c.serveMetrics(runCtx, ln); metricsErr != nil {
-				cancel()
-			}
-		})
-	}
 	c.log.Info("consuming", "brokers", c.cfg.Brokers, "dead_letter_topic", c.cfg.DeadLetterTopic, "prefixes", c.prefixes)
 	loopErr := c.consume(runCtx, group, w)
 	cancel()
@@ -260,8 +241,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	s := c.Stats()
 	c.log.Info("stopped", "applied", s.Applied, "dead_lettered", s.DeadLettered, "batches", s.Batches, "lag", s.Lag)
-	if err := errors.Join(loopErr, metricsErr); err != nil {
-		return errors.Join(err, closeErr)
+	if loopErr != nil {
+		return errors.Join(loopErr, closeErr)
 	}
 	return closeErr
 }
@@ -405,14 +386,14 @@ func (c *Consumer) preflight(ctx context.Context) error {
 	}
 	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
 		err := c.retry(ctx, "kafka metadata", func() error {
-			_, err := partitions(ctx, c.kc, t.topic)
-			if errors.Is(err, errTopicMissing) {
+			_, err := freshness.Partitions(ctx, c.kc, t.topic)
+			if errors.Is(err, freshness.ErrTopicMissing) {
 				return backoff.Permanent(err)
 			}
 			return err
 		})
-		if errors.Is(err, errTopicMissing) {
-			return fmt.Errorf("%s: topic %q %w", t.flag, t.topic, errTopicMissing)
+		if errors.Is(err, freshness.ErrTopicMissing) {
+			return fmt.Errorf("%s: topic %q %w", t.flag, t.topic, freshness.ErrTopicMissing)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.flag, err)
@@ -658,11 +639,11 @@ const tracerName = "github.com/cohortsync/cohortsync/consumer"
 // sync runs should not make a span of thousands of links.
 const maxLinks = 32
 
-// applyBatch processes one batch in an "apply batch" span of the global
-// tracer, linked to the traces of the sync runs that produced its events
-// (their producers' span contexts travel in the message headers).
+// applyBatch processes one batch in an "apply batch" span of
+// Config.TracerProvider, linked to the traces of the sync runs that produced
+// its events (their producers' span contexts travel in the message headers).
 func (c *Consumer) applyBatch(ctx context.Context, batch []item, cm committer, dlq messageWriter) error {
-	sctx, span := otel.Tracer(tracerName).Start(ctx, "apply batch",
+	sctx, span := c.tracer.Start(ctx, "apply batch",
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "kafka"),
@@ -672,7 +653,7 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []item, cm committer, d
 		))
 	defer span.End()
 	if span.IsRecording() { // extracting costs a little per message: only for a span kept
-		for _, l := range traceLinks(ctx, batch, maxLinks) {
+		for _, l := range traceLinks(ctx, c.traces, batch, maxLinks) {
 			span.AddLink(l)
 		}
 	}
@@ -690,13 +671,16 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []item, cm committer, d
 }
 
 // traceLinks returns links to the distinct remote span contexts found in the
-// batch's headers by the global propagator, at most limit of them, in batch
-// order. Consecutive messages of one sync run carry the same headers: those
-// are compared as bytes rather than extracted again.
-func traceLinks(ctx context.Context, batch []item, limit int) []trace.Link {
-	fields := otel.GetTextMapPropagator().Fields()
-	if len(fields) == 0 {
+// batch's headers by ex, at most limit of them, in batch order. Consecutive
+// messages of one sync run carry the same headers: those are compared as
+// bytes rather than extracted again.
+func traceLinks(ctx context.Context, ex TraceExtractor, batch []item, limit int) []trace.Link {
+	if ex == nil {
 		return nil // no propagator configured
+	}
+	fields := ex.Fields()
+	if len(fields) == 0 {
+		return nil // a propagator that reads nothing
 	}
 	// Extract over an explicitly empty span context, so a message without
 	// trace headers cannot yield a span context of ctx.
@@ -714,7 +698,7 @@ func traceLinks(ctx context.Context, batch []item, limit int) []trace.Link {
 			continue
 		}
 		prev = m
-		sc := trace.SpanContextFromContext(schema.ExtractTrace(base, m))
+		sc := trace.SpanContextFromContext(ex.Extract(base, m.Headers))
 		if !sc.IsValid() || !sc.IsRemote() {
 			continue
 		}
@@ -790,6 +774,7 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 // process applies one batch and commits it. Retries stop when ctx ends; the
 // calls themselves run under bctx. The result counts only a committed batch.
 func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
+	began := c.now()
 	// A message at or below an offset already taken this generation (each
 	// partition is read once per generation, in order, so none is
 	// expected) is dropped, and not committed: committing it would move the
@@ -852,8 +837,12 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	// Per partition, the offset after the batch's last message: the next
 	// one to read.
 	next := make(map[int]int64, 4)
+	var oldest time.Time // produce time of the batch's oldest message
 	for _, it := range live {
 		next[it.msg.Partition] = max(next[it.msg.Partition], it.msg.Offset+1)
+		if t := it.msg.Time; !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
 	}
 	offsets := map[string]map[int]int64{c.cfg.Topic: next}
 	err = c.retry(ctx, "commit offsets", func() error {
@@ -874,16 +863,11 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	c.stats.applied.Add(int64(res.applied))
 	c.stats.deadLettered.Add(int64(res.deadLettered))
 	c.stats.batches.Add(1)
-	c.stats.lastApplied.Store(c.now().UnixNano())
-	// Ask for a check as soon as the pending watermark may be reached (an
-	// estimate: other members commit other partitions, which the ticker's
-	// checks cover).
-	total := c.committed.Add(int64(len(live)))
-	c.mu.Lock()
-	maybeReached := c.wmLag-(total-c.wmBase) <= 0
-	c.mu.Unlock()
-	if maybeReached {
-		c.kickSync()
+	now := c.now()
+	c.stats.lastApplied.Store(now.UnixNano())
+	c.fresh.Committed(int64(len(live)))
+	if c.observer != nil {
+		c.observer.BatchCommitted(BatchReport{Messages: len(live), Took: now.Sub(began), OldestProduced: oldest, Committed: now})
 	}
 	return res, nil
 }
@@ -911,91 +895,4 @@ func (c *Consumer) retry(ctx context.Context, what string, op func() error) erro
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
-}
-
-// syncLoop runs a lag check every SyncInterval and whenever kicked, until
-// ctx ends.
-func (c *Consumer) syncLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		c.syncOnce(ctx)
-	}
-}
-
-// syncOnce reads the group's offsets and moves every prefix's
-// big_segments_synchronized_on to the newest watermark the group has
-// reached (see watermark). A check that finds no lag reaches a watermark
-// of its own: its start. Otherwise it checks the pending watermark, taken
-// by an earlier check, and takes a new one when that is reached (or there
-// is none), so that under a steady flow of new events synchronized_on
-// still advances, one watermark behind, while it never claims an event
-// that is not yet applied. synchronized_on never moves backwards within
-// this process.
-func (c *Consumer) syncOnce(ctx context.Context) {
-	t := c.now() // before the offsets are listed
-	base := c.committed.Load()
-	cctx, cancel := context.WithTimeout(ctx, max(c.cfg.SyncInterval, 10*time.Second))
-	defer cancel()
-	var (
-		reached, next *watermark
-		lag, wmLag    int64
-	)
-	offs, err := groupOffsets(cctx, c.kc, c.cfg.Topic, c.cfg.GroupID)
-	if err == nil {
-		lag = totalLag(offs)
-		rem, ok := int64(0), false
-		if c.pending != nil {
-			rem, ok = c.pending.remaining(offs)
-		}
-		switch {
-		case lag == 0:
-			reached, next = newWatermark(t, offs), nil
-		case ok && rem == 0:
-			reached, next, wmLag = c.pending, newWatermark(t, offs), lag
-		case ok:
-			next, wmLag = c.pending, rem
-		default: // none pending, or the partitions changed under it
-			next, wmLag = newWatermark(t, offs), lag
-		}
-		if reached != nil && reached.t.UnixMilli() > c.lastWritten.UnixMilli() {
-			if err = c.writeSyncTime(cctx, reached.t); err == nil {
-				c.lastWritten = reached.t
-				c.stats.lastSync.Store(reached.t.UnixNano())
-			}
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer func() {
-		close(c.checked)
-		c.checked = make(chan struct{})
-	}()
-	if err != nil {
-		// The pending watermark stays: the next check retries it.
-		if ctx.Err() == nil {
-			c.stats.syncErrors.Add(1)
-			c.log.Warn("lag check or synchronized_on update failed", "err", err)
-		}
-		return
-	}
-	c.lastCheckOK = c.now()
-	c.stats.lag.Store(lag)
-	c.pending = next
-	c.wmBase, c.wmLag = base, wmLag
-	if reached != nil && reached.t.After(c.caughtUpAt) {
-		c.caughtUpAt = reached.t
-	}
-}
-
-// writeSyncTime sets synchronized_on for every configured prefix in one
-// pipeline.
-func (c *Consumer) writeSyncTime(ctx context.Context, t0 time.Time) error {
-	return c.applier.w.SetSynchronizedOn(ctx, c.prefixes, t0)
 }

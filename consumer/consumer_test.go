@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -225,7 +223,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle.syncOnce(ctx)
+		idle.fresh.Check(ctx)
 		if s := idle.Stats(); s.Lag != 10 || s.CaughtUp || s.SyncErrors != 0 {
 			t.Errorf("idle stats = %+v, want lag 10", s)
 		}
@@ -255,7 +253,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			down.syncOnce(ctx)
+			down.fresh.Check(ctx)
 		}
 		if s := down.Stats(); s.Lag != 5 || s.CaughtUp {
 			t.Errorf("stats while down = %+v, want lag 5", s)
@@ -466,74 +464,5 @@ func TestShutdownDuringOutageReturnsNilAndCommitsNothing(t *testing.T) {
 	}
 	if s := c.Stats(); s.Applied != 0 {
 		t.Errorf("applied %d during the outage", s.Applied)
-	}
-}
-
-// TestRunFromConfig runs the entry point main uses: it opens Redis from the
-// URL, applies events, serves /healthz and /metrics, and returns nil when
-// cancelled.
-func TestRunFromConfig(t *testing.T) {
-	brokers, real := testenv.Kafka(t)
-	ke := newKafka(t, brokers, real, 2)
-	cfg := testConfig(t, ke)
-	cfg.Redis.URL = testenv.RedisURL(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MetricsAddr = ln.Addr().String()
-	ln.Close()
-	evs := churn(20)
-	ke.produce(t, messages(evs...)...)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run = %v, want nil", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return within 20s of cancellation")
-		}
-	}()
-
-	rdb, err := redis.ParseURL(cfg.Redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := redis.NewClient(rdb)
-	t.Cleanup(func() { _ = reader.Close() })
-	dropPrefix(t, reader, cfg.RedisPrefix)
-	rctx := testenv.Context(t, 30*time.Second)
-	eventually(t, 20*time.Second, "synchronized_on", func() bool {
-		_, ok, err := segmentstore.SyncTime(rctx, reader, cfg.RedisPrefix)
-		return ok && err == nil
-	})
-	assertModel(t, reader, cfg.RedisPrefix, evs)
-
-	get := func(path string) (int, string) {
-		res, err := http.Get("http://" + cfg.MetricsAddr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	if code, body := get("/healthz"); code != 200 {
-		t.Errorf("/healthz = %d %s", code, body)
-	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "cohortsync_consumer_applied_total 20\n") || !strings.Contains(body, "cohortsync_consumer_lag 0\n") {
-		t.Errorf("/metrics = %d\n%s", code, body)
-	}
-
-	bad := cfg
-	bad.Redis.URL = ""
-	if err := Run(ctx, bad); err == nil || err.Error() != "--redis-url: required, want a redis:// or rediss:// URL, or --redis-cluster-addrs" {
-		t.Errorf("Run with no Redis = %v", err)
 	}
 }

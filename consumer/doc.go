@@ -23,11 +23,13 @@
 // fence, an old "add" still buffered here could be applied after the new
 // owner applied a newer "remove" of the same membership.
 //
-// A syncer goroutine keeps <prefix>:big_segments_synchronized_on fresh with
-// watermarks: a check records its start time and the end offsets of every
-// partition listed after it; once the group's committed offsets reach those
-// ends, everything produced before that time is in Redis, and that time is
-// written. A steady flow of new events therefore never starves the refresh,
-// while a stopped or lagging consumer (one that does not reach its
-// watermarks) lets the SDKs report STALE.
+// A freshness.Tracker, run by Run for as long as it runs, keeps
+// <prefix>:big_segments_synchronized_on fresh with watermarks over the
+// group's committed offsets (see package freshness); the apply loop only
+// tells it how many messages each batch committed.
+//
+// The consumer serves nothing and imports no HTTP or metrics library: the
+// process (internal/app) mounts its Stats, Health and Ready on its one
+// HTTP server, and injects the tracer provider, the propagator reading the
+// producers' trace context, and an Observer of committed batches.
 package consumer

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -69,7 +70,7 @@ func newKafka(t testing.TB, brokers []string, real bool, nparts int) *kafkaEnv {
 	// knows the topic; wait until it does (bounded).
 	for _, name := range []string{ke.topic, ke.dlq} {
 		for i := 0; ; i++ {
-			ids, err := partitions(ctx, ke.client, name)
+			ids, err := freshness.Partitions(ctx, ke.client, name)
 			if err == nil && len(ids) > 0 {
 				break
 			}
@@ -116,7 +117,7 @@ func (ke *kafkaEnv) produce(t testing.TB, msgs ...kafka.Message) {
 func (ke *kafkaEnv) committed(t testing.TB, group string) map[int]int64 {
 	t.Helper()
 	ctx := testenv.Context(t, 10*time.Second)
-	ids, err := partitions(ctx, ke.client, ke.topic)
+	ids, err := freshness.Partitions(ctx, ke.client, ke.topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func (ke *kafkaEnv) committed(t testing.TB, group string) map[int]int64 {
 func (ke *kafkaEnv) ends(t testing.TB) map[int]int64 {
 	t.Helper()
 	ctx := testenv.Context(t, 10*time.Second)
-	ids, err := partitions(ctx, ke.client, ke.topic)
+	ids, err := freshness.Partitions(ctx, ke.client, ke.topic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,6 @@ package consumer
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -114,41 +111,6 @@ func TestApplyStopsOnFatalRedisError(t *testing.T) {
 	}
 }
 
-func TestMetricsAndHealth(t *testing.T) {
-	rdb := testenv.Redis(t).Client
-	c, err := New(Config{Brokers: []string{"127.0.0.1:9"}, SyncInterval: time.Second, Logger: testLogger(t)}, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.stats.applied.Add(12)
-	c.stats.lag.Store(3)
-	c.startedAt = time.Now()
-	srv := httptest.NewServer(c.metricsHandler())
-	defer srv.Close()
-	get := func(path string) (int, string) {
-		res, err := srv.Client().Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	code, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "cohortsync_consumer_applied_total 12\n") || !strings.Contains(body, "cohortsync_consumer_lag 3\n") {
-		t.Errorf("/metrics = %d:\n%s", code, body)
-	}
-	if code, body := get("/healthz"); code != 200 {
-		t.Errorf("/healthz just after start = %d %s, want 200", code, body)
-	}
-	c.mu.Lock()
-	c.lastCheckOK = time.Now().Add(-time.Hour)
-	c.mu.Unlock()
-	if code, body := get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "last successful lag check") {
-		t.Errorf("/healthz with an hour-old check = %d %s, want 503", code, body)
-	}
-}
-
 // TestCommitAfterGenerationEnded: a commit refused because the group's
 // generation is over leaves the batch applied but uncommitted and ends the
 // generation's apply loop without an error (the partition's next owner
@@ -193,5 +155,42 @@ func TestCommitAfterGenerationEnded(t *testing.T) {
 				t.Errorf("segment info %+v %v, want 3 members: the batch is applied either way", info, err)
 			}
 		})
+	}
+}
+
+// recordObserver records the reports of committed batches.
+type recordObserver struct{ reports []BatchReport }
+
+func (o *recordObserver) BatchCommitted(b BatchReport) { o.reports = append(o.reports, b) }
+
+// TestObserverSeesCommittedBatches: the Observer hears of each committed
+// batch, with its live messages and the produce time of its oldest one;
+// a batch of stale redeliveries only commits nothing and reports nothing.
+func TestObserverSeesCommittedBatches(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	obs := &recordObserver{}
+	cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t), Observer: obs}
+	dropPrefix(t, rdb, cfg.RedisPrefix)
+	c, err := New(cfg, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 10*time.Second)
+	batch := items(0, 0, 1, 2)
+	for i := range batch {
+		batch[i].msg.Time = testTime.Add(time.Duration(3-i) * time.Second) // the last is the oldest
+	}
+	if _, err := c.process(ctx, ctx, batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.process(ctx, ctx, items(0, 1, 2), &fakeCommitter{}, &fakeWriter{}); err != nil { // only stale
+		t.Fatal(err)
+	}
+	if len(obs.reports) != 1 {
+		t.Fatalf("%d reports, want 1 (none for a batch that committed nothing): %+v", len(obs.reports), obs.reports)
+	}
+	r := obs.reports[0]
+	if r.Messages != 3 || !r.OldestProduced.Equal(testTime.Add(time.Second)) || r.Took < 0 || r.Committed.IsZero() {
+		t.Errorf("report %+v, want 3 messages, oldest produced at %v", r, testTime.Add(time.Second))
 	}
 }

@@ -26,11 +26,11 @@ type Stats struct {
 	CaughtUp bool
 }
 
-// counters is the live, concurrently updated form of Stats.
+// counters is the live, concurrently updated form of the apply path's
+// Stats; the freshness tracker keeps Lag, LastSync and SyncErrors.
 type counters struct {
-	applied, deadLettered, batches, dropped, stale, retries, syncErrors, generations atomic.Int64
-	lastApplied, lastSync                                                            atomic.Int64 // unix ns; 0 = never
-	lag                                                                              atomic.Int64
+	applied, deadLettered, batches, dropped, stale, retries, generations atomic.Int64
+	lastApplied                                                          atomic.Int64 // unix ns; 0 = never
 }
 
 func (c *counters) snapshot() Stats {
@@ -42,15 +42,9 @@ func (c *counters) snapshot() Stats {
 		Stale:        c.stale.Load(),
 		Retries:      c.retries.Load(),
 		Generations:  c.generations.Load(),
-		SyncErrors:   c.syncErrors.Load(),
-		Lag:          c.lag.Load(),
 	}
 	if ns := c.lastApplied.Load(); ns != 0 {
 		s.LastApplied = time.Unix(0, ns)
 	}
-	if ns := c.lastSync.Load(); ns != 0 {
-		s.LastSync = time.Unix(0, ns)
-	}
-	s.CaughtUp = s.Lag == 0
 	return s
 }

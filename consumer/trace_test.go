@@ -9,40 +9,29 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// usePropagator installs p as the global propagator until the test ends.
-func usePropagator(t *testing.T, p propagation.TextMapPropagator) {
-	prev := otel.GetTextMapPropagator()
-	otel.SetTextMapPropagator(p)
-	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
-}
-
-// recordSpans installs a tracer provider recording every span, and the W3C
-// propagator, until the test ends; then it restores the previous ones.
-func recordSpans(t *testing.T) *tracetest.SpanRecorder {
+// recordSpans returns a tracer provider recording every span, shut down
+// when the test ends, and its recorder.
+func recordSpans(t *testing.T) (trace.TracerProvider, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	usePropagator(t, propagation.TraceContext{})
 	t.Cleanup(func() {
-		otel.SetTracerProvider(prev)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := tp.Shutdown(ctx); err != nil {
 			t.Errorf("shut down tracer provider: %v", err)
 		}
 	})
-	return rec
+	return tp, rec
 }
 
 // remote is a producer's span context, as a sync run would have.
@@ -56,8 +45,8 @@ func remote(traceByte, spanByte byte) trace.SpanContext {
 }
 
 // tracedMessage is an event message carrying sc in its headers as the
-// producer's schema.InjectTrace writes it with the W3C propagator, whatever
-// the global propagator is (no trace headers for an invalid sc).
+// producer writes it with the W3C propagator (no trace headers for an
+// invalid sc).
 func tracedMessage(t *testing.T, sc trace.SpanContext, key string) kafka.Message {
 	t.Helper()
 	e := ev("staging", "traced", 1, key, schema.OpAdd, 1)
@@ -66,7 +55,7 @@ func tracedMessage(t *testing.T, sc trace.SpanContext, key string) kafka.Message
 		ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
 		propagation.TraceContext{}.Inject(ctx, schema.HeaderCarrier{Headers: &m.Headers})
 		if (schema.HeaderCarrier{Headers: &m.Headers}).Get("traceparent") == "" {
-			t.Fatal("InjectTrace wrote no traceparent header")
+			t.Fatal("the propagator wrote no traceparent header")
 		}
 	}
 	return m
@@ -90,13 +79,15 @@ func TestTraceLinks(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		propagator propagation.TextMapPropagator
+		none       bool // no extractor at all
 		ctx        context.Context
 		msgs       []trace.SpanContext // invalid: no trace headers
 		limit      int
 		malformed  bool // the first message carries a malformed traceparent
 		want       []string
 	}{
-		{name: "no propagator configured: no links", propagator: propagation.NewCompositeTextMapPropagator(),
+		{name: "no propagator configured: no links", none: true, msgs: []trace.SpanContext{a, b}, want: nil},
+		{name: "a propagator reading no fields: no links", propagator: propagation.NewCompositeTextMapPropagator(),
 			msgs: []trace.SpanContext{a, b}, want: nil},
 		{name: "one sync run's messages: one link", msgs: []trace.SpanContext{a, a, a, a}, want: []string{id(a)}},
 		{name: "interleaved runs: each linked once, in batch order", msgs: []trace.SpanContext{b, a, b, a, c, a},
@@ -113,7 +104,10 @@ func TestTraceLinks(t *testing.T) {
 			if p == nil {
 				p = propagation.TraceContext{}
 			}
-			usePropagator(t, p)
+			var ex TraceExtractor = telemetry.NewPropagator(p)
+			if tc.none {
+				ex = nil
+			}
 			batch := make([]item, len(tc.msgs))
 			for i, sc := range tc.msgs {
 				batch[i].msg = tracedMessage(t, sc, fmt.Sprintf("user-%d", i))
@@ -128,7 +122,7 @@ func TestTraceLinks(t *testing.T) {
 			if limit == 0 {
 				limit = maxLinks
 			}
-			got := linkIDs(traceLinks(ctx, batch, limit))
+			got := linkIDs(traceLinks(ctx, ex, batch, limit))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("links %q, want %q", got, tc.want)
 			}
@@ -149,10 +143,11 @@ func spanAttr(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool
 // whose headers carry the producers' W3C trace context and checks the recorded "apply batch" spans link to exactly
 // those producer spans and count what they applied.
 func TestApplyBatchSpanLinksToProducerTraces(t *testing.T) {
-	rec := recordSpans(t)
+	tp, rec := recordSpans(t)
 	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
 		ke := newKafka(t, brokers, real, 2)
 		cfg := testConfig(t, ke)
+		cfg.TracerProvider, cfg.Propagator = tp, telemetry.NewPropagator(propagation.TraceContext{})
 		runA, runB := remote(0xa, 0xa), remote(0xb, 0xb)
 		var msgs []kafka.Message
 		for i := range 6 {

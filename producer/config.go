@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -40,6 +42,10 @@ type Config struct {
 	// members leaving. 0 turns the guard off. Default 0; rerun with 0 to
 	// accept a real drop.
 	MaxShrink float64
+	// TracerProvider makes each run's "sync" span; its context goes into
+	// every event (publish.Config.Propagator), so the consumer's spans link
+	// back to the run. Default none (no-op).
+	TracerProvider trace.TracerProvider
 	// SortChunkBytes is the memory budget of the snapshot sort (see
 	// snapshot.SortOptions). Default 64 MiB.
 	SortChunkBytes int64

@@ -34,7 +34,10 @@ func NewRunID(t time.Time) string {
 // publishing, its snapshot is republished and committed first. The Summary
 // is filled as far as the run got, also on error.
 func Sync(ctx context.Context, cfg Config, req SyncRequest) (Summary, error) {
-	return syncWith(ctx, cfg, req, nil)
+	ctx, end := startSyncSpan(ctx, cfg, req)
+	sum, err := syncWith(ctx, cfg, req, nil)
+	end(sum, err)
+	return sum, err
 }
 
 // publisherWrapper lets tests interpose on publishing (inject failures).

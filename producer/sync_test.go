@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
@@ -499,16 +499,14 @@ func TestSyncCreatesCompactedTopic(t *testing.T) {
 // TestSyncPropagatesTraceContext: every event carries the W3C trace context
 // of the sync that produced it, so the consumer's spans link back to it.
 func TestSyncPropagatesTraceContext(t *testing.T) {
-	prev := otel.GetTextMapPropagator()
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
-
+	prop := telemetry.NewPropagator(propagation.TraceContext{})
 	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled, Remote: true})
 	ctx := trace.ContextWithRemoteSpanContext(testenv.Context(t, 60*time.Second), sc)
 
 	cfg := testConfig(t)
+	cfg.Propagator = prop
 	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +515,7 @@ func TestSyncPropagatesTraceContext(t *testing.T) {
 		t.Fatalf("read %d messages, want 3", len(msgs))
 	}
 	for _, m := range msgs {
-		got := schema.ExtractTrace(context.Background(), &m)
+		got := prop.Extract(context.Background(), m.Headers)
 		if sc2 := trace.SpanContextFromContext(got); sc2.TraceID() != traceID || sc2.SpanID() != spanID {
 			t.Errorf("message %q carries trace %v/%v, want %v/%v", m.Key, sc2.TraceID(), sc2.SpanID(), traceID, spanID)
 		}

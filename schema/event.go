@@ -274,7 +274,7 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // Message returns the Kafka message for the event: membership key, JSON value,
-// version header. Callers add trace headers (see InjectTrace).
+// version header. Callers add trace headers (see HeaderCarrier).
 func (e *Event) Message() kafka.Message {
 	return kafka.Message{
 		Key:     e.AppendKey(nil),

@@ -1,18 +1,12 @@
 package schema
 
-import (
-	"context"
+import "github.com/segmentio/kafka-go"
 
-	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-)
-
-// HeaderCarrier adapts Kafka message headers to OpenTelemetry propagation, so
-// the trace of a sync run continues in the consumer that applies its events.
+// HeaderCarrier adapts Kafka message headers to OpenTelemetry propagation
+// (it is a propagation.TextMapCarrier, asserted in trace_test.go, without
+// importing the package: propagation imports net/http), so the trace of a
+// sync run continues in the consumer that applies its events.
 type HeaderCarrier struct{ Headers *[]kafka.Header }
-
-var _ propagation.TextMapCarrier = HeaderCarrier{}
 
 // Get returns the first value of key.
 func (c HeaderCarrier) Get(key string) string {
@@ -38,15 +32,4 @@ func (c HeaderCarrier) Keys() []string {
 		keys = append(keys, h.Key)
 	}
 	return keys
-}
-
-// InjectTrace writes ctx's trace context into m's headers with the global
-// propagator. With no propagator configured (the default) it writes nothing.
-func InjectTrace(ctx context.Context, m *kafka.Message) {
-	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier{Headers: &m.Headers})
-}
-
-// ExtractTrace returns ctx carrying the trace context found in m's headers.
-func ExtractTrace(ctx context.Context, m *kafka.Message) context.Context {
-	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier{Headers: &m.Headers})
 }

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/metrics"
 	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
@@ -34,18 +36,39 @@ func (t *teardown) run() error {
 	return errors.Join(errs...)
 }
 
+// serviceName is the telemetry resource's service.name.
+const serviceName = "cohortsync"
+
+// telemetryFromEnv builds the process's telemetry providers from the OTEL_*
+// variables env reads, and registers their shutdown (a flush of the spans).
+func telemetryFromEnv(ctx context.Context, env func(string) (string, bool), down *teardown) (*telemetry.Providers, error) {
+	tel, err := telemetry.FromEnv(ctx, env, serviceName)
+	if err != nil {
+		return nil, err
+	}
+	down.push(func() error { return tel.Shutdown(context.WithoutCancel(ctx)) })
+	return &tel, nil
+}
+
 // Sync runs one sync of the cohort CSV at path, read with opts, and writes
-// its summary to stdout; logs go to stderr. Settings were validated by the
-// caller; a CSV that cannot be opened is a *setting.Error of "csv".
-func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
+// its summary to stdout; logs go to stderr. Settings were validated by the caller; a CSV
+// that cannot be opened is a *setting.Error of "csv". env reads the OTEL_*
+// variables (see telemetry.FromEnv).
+func Sync(ctx context.Context, p Process, env func(string) (string, bool), cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {
 		return err
 	}
+	var down teardown
+	defer func() { err = errors.Join(err, down.run()) }()
 	cfg.Logger = log
-	// Events carry W3C trace context, so a tracer provider installed here
-	// links each consumer batch to the sync that produced it.
-	otel.SetTextMapPropagator(propagation.TraceContext{})
+	// The run's span context goes into every event (W3C trace context by
+	// default), so each consumer batch's span links to the sync.
+	tel, err := telemetryFromEnv(ctx, env, &down)
+	if err != nil {
+		return err
+	}
+	cfg.TracerProvider, cfg.Propagator = tel.TracerProvider, tel.Propagator
 	src, err := csvfile.Open(path, opts)
 	if err != nil {
 		var pe *fs.PathError
@@ -70,9 +93,11 @@ func Sync(ctx context.Context, p Process, cfg producer.Config, req producer.Sync
 }
 
 // Consume runs a consumer group member writing to the Redis of rc until
-// ctx is cancelled (nil) or it fails. Settings were validated by the
-// caller.
-func Consume(ctx context.Context, p Process, rc redisconn.Config, cfg consumer.Config, stderr io.Writer) (err error) {
+// ctx is cancelled (nil) or it fails, and, when httpAddr is set, the
+// process's HTTP server there (/metrics, /healthz, /readyz); either failing
+// stops both. Settings were validated by the caller. env reads the OTEL_*
+// variables (see telemetry.FromEnv).
+func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc redisconn.Config, httpAddr string, cfg consumer.Config, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {
 		return err
@@ -80,9 +105,13 @@ func Consume(ctx context.Context, p Process, rc redisconn.Config, cfg consumer.C
 	var down teardown
 	defer func() { err = errors.Join(err, down.run()) }()
 	cfg.Logger = log
-	// Read the W3C trace context the producer writes into message headers,
-	// so each batch's span links to the sync runs it applies.
-	otel.SetTextMapPropagator(propagation.TraceContext{})
+	// Each batch's span links to the sync runs it applies, through the
+	// trace context the producer writes into message headers.
+	tel, err := telemetryFromEnv(ctx, env, &down)
+	if err != nil {
+		return err
+	}
+	cfg.TracerProvider, cfg.Propagator = tel.TracerProvider, tel.Propagator
 	// go-redis logs every failed dial itself; the consumer already logs the
 	// error it acts on, so keep go-redis's detail at debug level.
 	redis.SetLogger(redisLogger{log})
@@ -96,11 +125,22 @@ func Consume(ctx context.Context, p Process, rc redisconn.Config, cfg consumer.C
 		}
 		return nil
 	})
-	c, err := consumer.New(cfg, rdb)
-	if err != nil {
+	var c *consumer.Consumer
+	m := metrics.NewConsumer(func() consumer.Stats { return c.Stats() }) // scraped only once c is set
+	cfg.Observer = m
+	if c, err = consumer.New(cfg, rdb); err != nil {
 		return err
 	}
-	return c.Run(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	if httpAddr != "" {
+		srv := httpserver.New(httpAddr, log)
+		srv.Handle("GET /metrics", m.Handler())
+		srv.Check("consumer", func(context.Context) error { return c.Health() })
+		srv.Ready("consumer", func(context.Context) error { return c.Ready() })
+		g.Go(func() error { return srv.Run(gctx) })
+	}
+	g.Go(func() error { return c.Run(gctx) })
+	return g.Wait()
 }
 
 type redisLogger struct{ log *slog.Logger }

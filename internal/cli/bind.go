@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
+	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
@@ -77,5 +78,9 @@ func bindConsumer(s *setting.Set, c *consumer.Config) {
 	s.Duration(&c.SyncInterval, "sync-interval", p+"SYNC_INTERVAL", "how often the group's offsets are checked and big_segments_synchronized_on refreshed (max 60s)", nz)
 	s.Duration(&c.RetryTimeout, "retry-timeout", p+"RETRY_TIMEOUT", "give up on a transient Redis or Kafka failure after this long, leaving the batch uncommitted", nz)
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", p+"SHUTDOWN_TIMEOUT", "time the in-flight batch gets to finish on shutdown", nz)
-	s.String(&c.MetricsAddr, "metrics", "METRICS", "serve /metrics and /healthz on this host:port (default off)")
+}
+
+// bindHTTP binds the process's HTTP server address (internal/httpserver).
+func bindHTTP(s *setting.Set, addr *string) {
+	s.String(addr, httpserver.AddrSetting, "HTTP_ADDR", "serve /metrics, /healthz and /readyz on this host:port (default off)")
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
+	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
@@ -127,10 +129,10 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 		}
 		// A value that did not parse left its default in place, so
 		// validating too adds only the other problems.
-		if err := errors.Join(envErr, req.Validate(), cfg.Validate(), proc.Validate()); err != nil {
+		if err := errors.Join(envErr, req.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}
-		return failed(s, app.Sync(cmd.Context(), proc, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		return failed(s, app.Sync(cmd.Context(), proc, lookup, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
 	return cmd
 }
@@ -138,7 +140,10 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 func newConsume(lookup func(string) (string, bool)) *cobra.Command {
 	proc := app.DefaultProcess()
 	cfg := consumer.DefaultConfig()
-	var rc redisconn.Config
+	var (
+		rc       redisconn.Config
+		httpAddr string
+	)
 	cmd := &cobra.Command{
 		Use:   "consume",
 		Short: "Apply membership events from Kafka to Redis, as one member of a consumer group",
@@ -151,14 +156,14 @@ current, and dead-letters events it cannot apply. Runs until SIGINT or SIGTERM.`
 	bindKafka(s, &cfg.Brokers, &cfg.Topic, setting.NonZero)
 	bindRedis(s, &rc)
 	bindConsumer(s, &cfg)
+	bindHTTP(s, &httpAddr)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
-		cfg.Redis = rc
-		if err := errors.Join(envErr, cfg.Validate(), proc.Validate()); err != nil {
+		if err := errors.Join(envErr, cfg.Validate(), rc.Validate(), httpserver.ValidateAddr(httpAddr), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}
-		return failed(s, app.Consume(cmd.Context(), proc, rc, cfg, cmd.ErrOrStderr()))
+		return failed(s, app.Consume(cmd.Context(), proc, lookup, rc, httpAddr, cfg, cmd.ErrOrStderr()))
 	}
 	return cmd
 }

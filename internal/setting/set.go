@@ -241,7 +241,9 @@ func (s *Set) Explain(err error) error {
 			continue
 		}
 		c := *se
-		c.Source = s.source(c.Name)
+		if c.Source == "" { // set: an environment-only setting, e.g. OTEL_TRACES_EXPORTER
+			c.Source = s.source(c.Name)
+		}
 		out = append(out, &c)
 	}
 	return errors.Join(out...)

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -22,6 +23,10 @@ type Config struct {
 	KafkaBrokers []string
 	// Topic receives the membership events. Default DefaultTopic.
 	Topic string
+	// Propagator writes the trace context of the ctx given to Stream into
+	// every event's headers, so the consumer's spans link back to the run
+	// that published them. Default none.
+	Propagator TraceInjector
 	// TopicPartitions is used when the topic is created. Default 12.
 	TopicPartitions int
 	// TopicReplicationFactor is used when the topic is created. Default 1,
@@ -139,4 +144,11 @@ func (c Config) logger() *slog.Logger {
 		return c.Logger
 	}
 	return slog.Default()
+}
+
+// TraceInjector writes a trace context into message headers;
+// internal/telemetry adapts an OpenTelemetry propagator. Declared here so
+// that publishing does not import the propagation package.
+type TraceInjector interface {
+	Inject(ctx context.Context, headers *[]kafka.Header)
 }

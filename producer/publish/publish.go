@@ -200,7 +200,9 @@ func newStream(ctx context.Context, w messageWriter, cfg Config, o Origin) (*Str
 	// The headers (version, trace context) are the same for every event of
 	// the run: build them once and share the slice, which kafka-go only reads.
 	m := ev.Message()
-	schema.InjectTrace(ctx, &m)
+	if cfg.Propagator != nil {
+		cfg.Propagator.Inject(ctx, &m.Headers)
+	}
 	return &Stream{
 		w: w, cfg: cfg, template: ev,
 		headers: m.Headers[:len(m.Headers):len(m.Headers)],

@@ -1,4 +1,4 @@
-package consumer
+package freshness
 
 import (
 	"context"
@@ -9,19 +9,20 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// offsetsClient is what the lag check needs from a kafka.Client.
-type offsetsClient interface {
+// Offsets is what the lag check needs from a *kafka.Client.
+type Offsets interface {
 	Metadata(ctx context.Context, req *kafka.MetadataRequest) (*kafka.MetadataResponse, error)
 	ListOffsets(ctx context.Context, req *kafka.ListOffsetsRequest) (*kafka.ListOffsetsResponse, error)
 	OffsetFetch(ctx context.Context, req *kafka.OffsetFetchRequest) (*kafka.OffsetFetchResponse, error)
 }
 
-// errTopicMissing is returned by partitions for a topic the cluster does not
+// ErrTopicMissing is returned by Partitions for a topic the cluster does not
 // have.
-var errTopicMissing = errors.New("does not exist")
+var ErrTopicMissing = errors.New("does not exist")
 
-// partitions lists the partition ids of topic.
-func partitions(ctx context.Context, kc offsetsClient, topic string) ([]int, error) {
+// Partitions lists the partition ids of topic; a topic the cluster does not
+// have is ErrTopicMissing.
+func Partitions(ctx context.Context, kc Offsets, topic string) ([]int, error) {
 	md, err := kc.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
@@ -31,13 +32,13 @@ func partitions(ctx context.Context, kc offsetsClient, topic string) ([]int, err
 			continue
 		}
 		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-			return nil, fmt.Errorf("topic %q %w", topic, errTopicMissing)
+			return nil, fmt.Errorf("topic %q %w", topic, ErrTopicMissing)
 		}
 		if t.Error != nil {
 			return nil, fmt.Errorf("metadata of topic %q: %w", topic, t.Error)
 		}
 		if len(t.Partitions) == 0 {
-			return nil, fmt.Errorf("topic %q %w", topic, errTopicMissing)
+			return nil, fmt.Errorf("topic %q %w", topic, ErrTopicMissing)
 		}
 		ids := make([]int, len(t.Partitions))
 		for i, p := range t.Partitions {
@@ -45,7 +46,7 @@ func partitions(ctx context.Context, kc offsetsClient, topic string) ([]int, err
 		}
 		return ids, nil
 	}
-	return nil, fmt.Errorf("topic %q %w", topic, errTopicMissing)
+	return nil, fmt.Errorf("topic %q %w", topic, ErrTopicMissing)
 }
 
 // partitionOffsets is what one lag check read of one partition.
@@ -77,8 +78,8 @@ func totalLag(offs map[int]partitionOffsets) int64 {
 // fetched, so a commit racing with the read can only make the group look
 // further behind, never ahead. A partition whose offsets cannot be read is
 // an error, never "no lag".
-func groupOffsets(ctx context.Context, kc offsetsClient, topic, group string) (map[int]partitionOffsets, error) {
-	ids, err := partitions(ctx, kc, topic)
+func groupOffsets(ctx context.Context, kc Offsets, topic, group string) (map[int]partitionOffsets, error) {
+	ids, err := Partitions(ctx, kc, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ var ErrCommittedPastEnd = errors.New("committed offset past the end of the log")
 // its partition. Ends are listed before commits are fetched, so a commit
 // racing with the read can pass the listed end; such a partition is listed
 // again before it counts as broken.
-func checkCommittedWithinLog(ctx context.Context, kc offsetsClient, topic, group string, offs map[int]partitionOffsets) error {
+func checkCommittedWithinLog(ctx context.Context, kc Offsets, topic, group string, offs map[int]partitionOffsets) error {
 	var suspect []kafka.OffsetRequest
 	for p, o := range offs {
 		if o.committed > o.end {
@@ -164,7 +165,7 @@ func checkCommittedWithinLog(ctx context.Context, kc offsetsClient, topic, group
 	return nil
 }
 
-// watermark is a point the syncer waits for the group to reach: the time
+// watermark is a point the tracker waits for the group to reach: the time
 // a check started and the end offset of every partition listed after it.
 // Every message produced before t has an offset below its partition's
 // recorded end, so once the group has committed up to every recorded end,

@@ -1,0 +1,156 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/telemetry"
+	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the exporters' goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freeAddr returns a loopback host:port nothing listens on (for a moment).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// TestSyncThenConsumeServesHTTP runs the two commands' wiring: a sync, then
+// a consumer with Redis opened from its settings and the HTTP server on
+// --http-addr, and telemetry from OTEL_* variables (the console exporter,
+// whose output shows that both parts got the provider). /readyz turns
+// ready, /metrics counts what was applied, and cancellation returns nil.
+func TestSyncThenConsumeServesHTTP(t *testing.T) {
+	spans := &lockedBuffer{}
+	prev := telemetry.ConsoleOutput
+	telemetry.ConsoleOutput = spans
+	t.Cleanup(func() { telemetry.ConsoleOutput = prev })
+	env := func(k string) (string, bool) {
+		if k == telemetry.EnvTracesExporter {
+			return "console", true
+		}
+		return "", false
+	}
+	brokers, _ := testenv.Kafka(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	proc := DefaultProcess()
+	proc.LogLevel = "warn"
+
+	pcfg := producer.DefaultConfig()
+	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = brokers, testenv.Name(t), t.TempDir(), 2
+	csv := filepath.Join(t.TempDir(), "cohort.csv")
+	if err := os.WriteFile(csv, []byte("user_id\na\nb\nc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := producer.SyncRequest{Env: "staging", Segment: "seg", Generation: 1, ContextKind: "user", Source: "csv"}
+	var summary bytes.Buffer
+	if err := Sync(ctx, proc, env, pcfg, req, csv, csvfile.Options{IDColumn: "user_id"}, &summary, io.Discard); err != nil {
+		t.Fatalf("Sync = %v", err)
+	}
+	if !strings.Contains(spans.String(), `"Name":"sync"`) {
+		t.Errorf("no sync span exported:\n%s", spans.String())
+	}
+
+	ccfg := consumer.Config{Brokers: brokers, Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
+	rc := redisconn.Config{URL: testenv.RedisURL(t), PoolSize: redisconn.DefaultPoolSize, Timeout: redisconn.DefaultTimeout}
+	addr := freeAddr(t)
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- Consume(cctx, proc, env, rc, addr, ccfg, io.Discard) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Consume = %v, want nil", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Consume did not return within 20s of cancellation")
+		}
+	}
+	defer stop()
+
+	get := func(path string) (int, string) {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	until("/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
+	var metrics string
+	until("every event applied and no lag", func() bool {
+		_, metrics = get("/metrics")
+		return strings.Contains(metrics, "cohortsync_consumer_applied_total 3\n") && strings.Contains(metrics, "cohortsync_consumer_lag 0\n")
+	})
+	for _, h := range []string{"cohortsync_consumer_batch_apply_seconds_count", "cohortsync_consumer_end_to_end_lag_seconds_count"} {
+		if !strings.Contains(metrics, h+" ") || strings.Contains(metrics, h+" 0\n") {
+			t.Errorf("/metrics: histogram %s observed nothing:\n%s", h, metrics)
+		}
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	stop()
+	if !strings.Contains(spans.String(), `"Name":"apply batch"`) {
+		t.Errorf("no apply batch span exported")
+	}
+	if code, _ := get("/healthz"); code != 0 {
+		t.Errorf("/healthz answered %d after Consume returned: the server outlived it", code)
+	}
+}

@@ -1,0 +1,68 @@
+package metrics
+
+import (
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/consumer"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
+
+// TestMetricsGolden pins the /metrics text for fixed Stats and batches:
+// today's names, types and help (dashboards and alerts use them) plus the
+// two histograms.
+func TestMetricsGolden(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := NewConsumer(func() consumer.Stats {
+		return consumer.Stats{
+			Applied: 12, DeadLettered: 2, Batches: 3, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
+			LastApplied: at.Add(1500 * time.Millisecond), LastSync: at, Lag: 3,
+		}
+	})
+	m.BatchCommitted(consumer.BatchReport{Messages: 10, Took: 3 * time.Millisecond, OldestProduced: at, Committed: at.Add(700 * time.Millisecond)})
+	m.BatchCommitted(consumer.BatchReport{Messages: 2, Took: 2 * time.Second, OldestProduced: at, Committed: at.Add(40 * time.Second)})
+	// No produce time: the lag is unknown, not zero.
+	m.BatchCommitted(consumer.BatchReport{Messages: 1, Took: 20 * time.Millisecond, Committed: at})
+	// A producer's clock ahead of ours counts as no lag, not a negative one.
+	m.BatchCommitted(consumer.BatchReport{Messages: 1, Took: time.Millisecond, OldestProduced: at.Add(time.Second), Committed: at})
+
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/plain") // the text format, whatever the client's defaults
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("/metrics = %d\n%s", res.StatusCode, body)
+	}
+	golden := filepath.Join("testdata", "metrics.golden")
+	if *update {
+		if err := os.WriteFile(golden, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(body) != string(want) {
+		t.Errorf("/metrics differs from %s (run with -update after checking):\n%s", golden, body)
+	}
+}
