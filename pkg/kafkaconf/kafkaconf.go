@@ -12,13 +12,15 @@ const DefaultTopic = kafkax.DefaultTopic
 // Deprecated: use kafkax.DeadLetterSuffix.
 const DeadLetterSuffix = kafkax.DeadLetterSuffix
 
-// Expected forms, for setting errors.
+// HostPortForm is the expected form of an address, for setting errors.
 //
-// Deprecated: use kafkax.HostPortForm and kafkax.TopicForm.
-const (
-	HostPortForm = kafkax.HostPortForm
-	TopicForm    = kafkax.TopicForm
-)
+// Deprecated: use kafkax.HostPortForm.
+const HostPortForm = kafkax.HostPortForm
+
+// TopicForm is the expected form of a topic name, for setting errors.
+//
+// Deprecated: use kafkax.TopicForm.
+const TopicForm = kafkax.TopicForm
 
 // DeadLetterTopic is the default dead-letter topic of topic.
 //
