@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`, CI via .ci/run):
 #   1. npm ci for sdkcompat/node (LaunchDarkly's Node SDK, used by tests);
-#   2. go vet + unit tests with -race on the fast in-process backends
-#      (kfake, miniredis): no COHORTSYNC_TEST_* variables set;
-#   3. the same tests again against real services (Kafka broker, Redis
-#      standalone + cluster) started by scripts/services.sh, stopped on exit.
+#   2. go vet, golangci-lint (scripts/lint.sh), then unit tests with -race on
+#      the fast in-process backends (kfake, miniredis): no COHORTSYNC_TEST_*
+#      variables set;
+#   3. the same tests again, with -race too, against real services (Kafka
+#      broker, Redis standalone + cluster) started by scripts/services.sh,
+#      stopped on exit.
 # Extra `go test` arguments: TEST_ARGS='-run TestX -v' scripts/test.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,7 +25,7 @@ finish() {
   if ((rc)); then
     echo "test.sh: FAIL (step: $step, exit $rc)${state:+; service logs in $state}"
   else
-    echo "test.sh: PASS (vet, unit tests with -race, integration tests on real Kafka and Redis)"
+    echo "test.sh: PASS (vet, lint, unit tests with -race, integration tests with -race on real Kafka and Redis)"
   fi
   exit "$rc"
 }
@@ -50,6 +52,8 @@ fi
 
 step="go vet"
 go vet ./...
+step="golangci-lint"
+bash scripts/lint.sh
 step="go test -race (in-process backends)"
 go test -race -count=1 "${test_args[@]}" ./...
 
@@ -59,5 +63,5 @@ bash scripts/services.sh start "$state"
 # shellcheck source=/dev/null
 . "$state/env"
 export COHORTSYNC_INTEGRATION=1
-step="go test (real Kafka and Redis)"
-go test -count=1 -p 1 -timeout 30m "${test_args[@]}" ./...
+step="go test -race (real Kafka and Redis)"
+go test -race -count=1 -p 1 -timeout 30m "${test_args[@]}" ./...
