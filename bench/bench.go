@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -307,12 +309,34 @@ func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer
 	g.SetLimit(pcfg.InFlight)
 	for i := 0; i < n; i += pcfg.SendBatch {
 		part := msgs[i:min(i+pcfg.SendBatch, n)]
-		g.Go(func() error { return w.WriteMessages(gctx, part...) })
+		g.Go(func() error { return writeAll(gctx, w, part) })
 	}
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// writeAll writes msgs, retrying the ones that failed transiently, as the
+// producer does: right after the topic is created a broker may still answer
+// NotLeaderForPartition for some partitions, and a reference that fails on
+// it measures nothing.
+func writeAll(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
+	pending := msgs
+	return retry.Do(ctx, retry.Policy{Timeout: time.Minute}, "raw write", func() error {
+		err := w.WriteMessages(ctx, pending...)
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(pending) {
+			failed := pending[:0:0]
+			for i, e := range werrs {
+				if e != nil {
+					failed = append(failed, pending[i])
+				}
+			}
+			pending = failed
+		}
+		return kafkax.Classify(err)
+	}, nil)
 }
 
 // cleanup deletes the keys under prefix so repeated runs do not fill Redis.
