@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test test-fast build bench services-start services-stop clean
+.PHONY: demo test test-fast lint build bench services-start services-stop clean
 
 ## demo: sync a sample cohort end to end on an in-process Kafka and a local or embedded Redis
 demo:
@@ -14,6 +14,10 @@ test:
 ## test-fast: only the fast backends (kfake, miniredis)
 test-fast:
 	$(GO) test -race -count=1 ./...
+
+## lint: golangci-lint with .golangci.yml (installs the pinned version on first use)
+lint:
+	bash scripts/lint.sh
 
 ## build: the cohortsync binary into ./bin
 build:

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -84,12 +86,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }() // the figures are taken: a close error changes none
 	dir, err := os.MkdirTemp("", "cohortsync-bench-")
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory: best effort
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	prefix := "bench-" + runID
 
@@ -97,7 +99,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err := writeCohort(csvPath, cfg.Members); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "cohort: %d members in %s\n", cfg.Members, csvPath)
+	progress(out, "cohort: %d members in %s\n", cfg.Members, csvPath)
 
 	// Reference 1: raw pipelined Redis writes of the same keys.
 	if res.RawRedisSADD, err = rawRedis(ctx, rdb, prefix+"-raw", cfg.Members, cfg.RedisPipeline, false); err != nil {
@@ -106,14 +108,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if res.RawRedisTwoSADD, err = rawRedis(ctx, rdb, prefix+"-raw2", cfg.Members, cfg.RedisPipeline, true); err != nil {
 		return res, fmt.Errorf("raw redis reference: %w", err)
 	}
-	fmt.Fprintf(out, "raw redis SADD (pipeline %d): %.0f/s; two SADDs per member: %.0f/s\n", cfg.RedisPipeline, res.RawRedisSADD, res.RawRedisTwoSADD)
+	progress(out, "raw redis SADD (pipeline %d): %.0f/s; two SADDs per member: %.0f/s\n", cfg.RedisPipeline, res.RawRedisSADD, res.RawRedisTwoSADD)
 
 	// Reference 2: raw kafka-go produce of messages shaped like ours.
 	pcfg := producer.DefaultConfig()
 	if res.RawKafkaProduce, err = rawKafka(ctx, cfg.Brokers, "bench-raw-"+runID, pcfg, cfg.Members); err != nil {
 		return res, fmt.Errorf("raw kafka reference: %w", err)
 	}
-	fmt.Fprintf(out, "raw kafka-go produce: %.0f/s\n", res.RawKafkaProduce)
+	progress(out, "raw kafka-go produce: %.0f/s\n", res.RawKafkaProduce)
 
 	// cohortsync: a consumer already in its group, then a first sync of the
 	// whole cohort; the clock stops when every event is in Redis.
@@ -137,7 +139,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	wg.Add(1)
 	go func() { defer wg.Done(); consErr = cons.Run(cctx) }()
 	stopConsumer := func() error { stop(); wg.Wait(); return consErr }
-	defer stopConsumer()
+	defer func() { _ = stopConsumer() }() // early returns; the others report its error themselves
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = cons.WaitCaughtUp(wctx) // joined the group, nothing to apply yet
 	cancel()
@@ -172,14 +174,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return res, err
 	}
 	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: src})
-	src.Close()
+	_ = src.Close() // read-only
 	if err != nil {
 		close(pollDone)
 		pollWG.Wait()
 		return res, fmt.Errorf("producer sync: %w", err)
 	}
 	res.ProducerSync = float64(sum.Events) / sum.Duration.Seconds()
-	fmt.Fprintf(out, "producer sync: %d events in %s: %.0f/s\n", sum.Events, sum.Duration.Round(time.Millisecond), res.ProducerSync)
+	progress(out, "producer sync: %d events in %s: %.0f/s\n", sum.Events, sum.Duration.Round(time.Millisecond), res.ProducerSync)
 	wctx, cancel = context.WithTimeout(ctx, 10*time.Minute)
 	err = cons.WaitCaughtUp(wctx)
 	cancel()
@@ -205,30 +207,39 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return res, fmt.Errorf("redis holds %d members after the sync, want %d", info.Members, cfg.Members)
 	}
 	res.PeakRSSMiB = peakRSSMiB()
-	fmt.Fprintf(out, "consumer apply: %.0f/s; end to end: %d members in %s: %.0f/s\n",
+	progress(out, "consumer apply: %.0f/s; end to end: %d members in %s: %.0f/s\n",
 		res.ConsumerApply, cfg.Members, res.EndToEndDuration.Round(time.Millisecond), res.EndToEnd)
 	if err := cleanup(ctx, rdb, prefix); err != nil {
-		fmt.Fprintf(out, "warning: cleanup of %s:* failed: %v\n", prefix, err)
+		progress(out, "warning: cleanup of %s:* failed: %v\n", prefix, err)
 	}
 	return res, nil
 }
 
+// progress prints a progress line: a terminal gone away must not fail a
+// benchmark half way, so its write error is ignored.
+func progress(out io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(out, format, args...)
+}
+
 // WriteTable prints res as the Markdown table BENCHMARKS.md holds.
-func (r Result) WriteTable(w io.Writer) {
+func (r Result) WriteTable(out io.Writer) error {
+	var w strings.Builder
 	ratio := func(a, b float64) string {
 		if b == 0 {
 			return "-"
 		}
 		return fmt.Sprintf("%.2f×", a/b)
 	}
-	fmt.Fprintf(w, "| measure (%d members, %d cores) | per second | ratio |\n|---|---|---|\n", r.Members, runtime.NumCPU())
-	fmt.Fprintf(w, "| reference: raw pipelined Redis SADD | %.0f | 1.00× (Redis ref) |\n", r.RawRedisSADD)
-	fmt.Fprintf(w, "| reference: raw pipelined Redis, two SADDs per member (our command count) | %.0f | %s of Redis ref |\n", r.RawRedisTwoSADD, ratio(r.RawRedisTwoSADD, r.RawRedisSADD))
-	fmt.Fprintf(w, "| reference: raw kafka-go produce (the producer's writer settings) | %.0f | 1.00× (Kafka ref) |\n", r.RawKafkaProduce)
-	fmt.Fprintf(w, "| producer first sync (read, sort, diff, publish, acked) | %.0f | %s of Kafka ref |\n", r.ProducerSync, ratio(r.ProducerSync, r.RawKafkaProduce))
-	fmt.Fprintf(w, "| consumer apply (fetch, decode, 2 SADDs per event, commit) | %.0f | %s of Redis ref, %s of two-SADD ref |\n", r.ConsumerApply, ratio(r.ConsumerApply, r.RawRedisSADD), ratio(r.ConsumerApply, r.RawRedisTwoSADD))
-	fmt.Fprintf(w, "| **end to end: events applied per second** (%s) | **%.0f** | %s of Redis ref |\n", r.EndToEndDuration.Round(time.Millisecond), r.EndToEnd, ratio(r.EndToEnd, r.RawRedisSADD))
-	fmt.Fprintf(w, "\npeak RSS of the process (producer + consumer + references): %.0f MiB\n", r.PeakRSSMiB)
+	fmt.Fprintf(&w, "| measure (%d members, %d cores) | per second | ratio |\n|---|---|---|\n", r.Members, runtime.NumCPU())
+	fmt.Fprintf(&w, "| reference: raw pipelined Redis SADD | %.0f | 1.00× (Redis ref) |\n", r.RawRedisSADD)
+	fmt.Fprintf(&w, "| reference: raw pipelined Redis, two SADDs per member (our command count) | %.0f | %s of Redis ref |\n", r.RawRedisTwoSADD, ratio(r.RawRedisTwoSADD, r.RawRedisSADD))
+	fmt.Fprintf(&w, "| reference: raw kafka-go produce (the producer's writer settings) | %.0f | 1.00× (Kafka ref) |\n", r.RawKafkaProduce)
+	fmt.Fprintf(&w, "| producer first sync (read, sort, diff, publish, acked) | %.0f | %s of Kafka ref |\n", r.ProducerSync, ratio(r.ProducerSync, r.RawKafkaProduce))
+	fmt.Fprintf(&w, "| consumer apply (fetch, decode, 2 SADDs per event, commit) | %.0f | %s of Redis ref, %s of two-SADD ref |\n", r.ConsumerApply, ratio(r.ConsumerApply, r.RawRedisSADD), ratio(r.ConsumerApply, r.RawRedisTwoSADD))
+	fmt.Fprintf(&w, "| **end to end: events applied per second** (%s) | **%.0f** | %s of Redis ref |\n", r.EndToEndDuration.Round(time.Millisecond), r.EndToEnd, ratio(r.EndToEnd, r.RawRedisSADD))
+	fmt.Fprintf(&w, "\npeak RSS of the process (producer + consumer + references): %.0f MiB\n", r.PeakRSSMiB)
+	_, err := io.WriteString(out, w.String())
+	return err
 }
 
 func writeCohort(path string, n int) error {
@@ -237,17 +248,18 @@ func writeCohort(path string, n int) error {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("amplitude_id,user_id,country\n")
+	// bufio.Writer keeps its first error, which Flush returns.
+	_, _ = w.WriteString("amplitude_id,user_id,country\n")
 	var line []byte
 	for i := range n {
 		line = strconv.AppendInt(line[:0], int64(100000000+i), 10)
 		line = append(line, ",user-"...)
 		line = strconv.AppendInt(line, int64(i), 10)
 		line = append(line, "@example.com,US\n"...)
-		w.Write(line)
+		_, _ = w.Write(line)
 	}
 	if err := w.Flush(); err != nil {
-		f.Close()
+		_ = f.Close() // the flush error is the one to report
 		return err
 	}
 	return f.Close()
@@ -285,7 +297,7 @@ func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer
 		return 0, err
 	}
 	w := publish.NewWriter(pcfg.Config)
-	defer w.Close()
+	defer func() { _ = w.Close() }() // WriteMessages is synchronous: nothing is left to flush
 	now := time.Now()
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
@@ -299,12 +311,34 @@ func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer
 	g.SetLimit(pcfg.InFlight)
 	for i := 0; i < n; i += pcfg.SendBatch {
 		part := msgs[i:min(i+pcfg.SendBatch, n)]
-		g.Go(func() error { return w.WriteMessages(gctx, part...) })
+		g.Go(func() error { return writeAll(gctx, w, part) })
 	}
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// writeAll writes msgs, retrying the ones that failed transiently, as the
+// producer does: right after the topic is created a broker may still answer
+// NotLeaderForPartition for some partitions, and a reference that fails on
+// it measures nothing.
+func writeAll(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
+	pending := msgs
+	return retry.Do(ctx, retry.Policy{Timeout: time.Minute}, "raw write", func() error {
+		err := w.WriteMessages(ctx, pending...)
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(pending) {
+			failed := pending[:0:0]
+			for i, e := range werrs {
+				if e != nil {
+					failed = append(failed, pending[i])
+				}
+			}
+			pending = failed
+		}
+		return kafkax.Classify(err)
+	}, nil)
 }
 
 // cleanup deletes the keys under prefix so repeated runs do not fill Redis.

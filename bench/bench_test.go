@@ -30,7 +30,9 @@ func TestRunSmall(t *testing.T) {
 		}
 	}
 	var table bytes.Buffer
-	res.WriteTable(&table)
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(table.String(), "| **end to end: events applied per second**") {
 		t.Errorf("table lacks the headline row:\n%s", table.String())
 	}

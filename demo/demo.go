@@ -97,6 +97,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	cfg = cfg.withDefaults()
+	con := &console{w: out}
+	defer func() {
+		if con.err != nil {
+			err = errors.Join(err, fmt.Errorf("write the demo's output: %w", con.err))
+		}
+	}()
 	var cleanups []func()
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -110,14 +116,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	}
 	cleanups = append(cleanups, kc.Close)
 	brokers := kc.ListenAddrs()
-	fmt.Fprintf(out, "Kafka   in-process (kfake) at %s\n", strings.Join(brokers, ","))
+	con.printf("Kafka   in-process (kfake) at %s\n", strings.Join(brokers, ","))
 
 	redisURL, stopRedis, kind, err := startRedis(ctx, cfg.Redis)
 	if err != nil {
 		return err
 	}
 	cleanups = append(cleanups, stopRedis)
-	fmt.Fprintf(out, "Redis   %s at %s (prefix %q)\n", kind, redisURL, bigsegments.DefaultPrefix)
+	con.printf("Redis   %s at %s (prefix %q)\n", kind, redisURL, bigsegments.DefaultPrefix)
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return err
@@ -163,10 +169,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			err = errors.Join(err, fmt.Errorf("consumer: %w", consErr))
 		}
 	}()
-	fmt.Fprintf(out, "Consumer group %q applying topic %q to Redis\n", ccfg.GroupID, topic)
+	con.printf("Consumer group %q applying topic %q to Redis\n", ccfg.GroupID, topic)
 
 	for i, path := range cfg.Snapshots {
-		fmt.Fprintf(out, "\n=== Sync %d: %s\n", i+1, path)
+		con.printf("\n=== Sync %d: %s\n", i+1, path)
 		src, err := csvfile.Open(path, csvfile.Options{})
 		if err != nil {
 			return err
@@ -178,7 +184,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		if err != nil {
 			return fmt.Errorf("sync %s: %w", path, err)
 		}
-		if _, err := sum.WriteTo(out); err != nil {
+		if _, err := sum.WriteTo(con); err != nil {
 			return err
 		}
 		if sum.ExclusionsFile != "" {
@@ -186,7 +192,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Left out of the segment (exclusion report):\n%s", indent(string(report)))
+			con.printf("Left out of the segment (exclusion report):\n%s", indent(string(report)))
 		}
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = cons.WaitCaughtUp(wctx)
@@ -194,16 +200,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		if err != nil {
 			return fmt.Errorf("waiting for the consumer to apply sync %d: %w", i+1, err)
 		}
-		if err := show(ctx, out, rdb, redisURL, cfg); err != nil {
+		if err := show(ctx, con, rdb, redisURL, cfg); err != nil {
 			return err
 		}
 	}
 	st := cons.Stats()
-	fmt.Fprintf(out, "\nConsumer: %d events applied in %d batches, %d dead-lettered, lag %d\n",
+	con.printf("\nConsumer: %d events applied in %d batches, %d dead-lettered, lag %d\n",
 		st.Applied, st.Batches, st.DeadLettered, st.Lag)
 
 	if cfg.Keep {
-		fmt.Fprintf(out, "\nKeeping it running (Ctrl-C to stop). Kafka %s, Redis %s, prefix %q, segment %q generation 1.\n",
+		con.printf("\nKeeping it running (Ctrl-C to stop). Kafka %s, Redis %s, prefix %q, segment %q generation 1.\n",
 			strings.Join(brokers, ","), redisURL, bigsegments.DefaultPrefix, cfg.Segment)
 		<-ctx.Done()
 	}
@@ -212,21 +218,21 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 
 // show prints the segment's metadata and, for each key, what Redis holds and
 // what LaunchDarkly's Go SDK evaluates for a flag targeting the segment.
-func show(ctx context.Context, out io.Writer, rdb redis.UniversalClient, redisURL string, cfg Config) error {
+func show(ctx context.Context, con *console, rdb redis.UniversalClient, redisURL string, cfg Config) error {
 	ref := schema.Ref(cfg.Segment, 1)
 	info, err := segmentstore.Info(ctx, rdb, bigsegments.DefaultPrefix, ref)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nSegment %s: %d members (last run %s, seq %d)\n", ref, info.Members, info.LastRun, info.LastSeq)
+	con.printf("\nSegment %s: %d members (last run %s, seq %d)\n", ref, info.Members, info.LastRun, info.LastSeq)
 	results, err := ldgo.Evaluate(ctx, sdkcompat.Request{
 		RedisURL: redisURL, SegmentKey: cfg.Segment, Generation: 1, ContextKeys: cfg.ShowKeys,
 	})
 	if err != nil {
 		return fmt.Errorf("evaluate with the LaunchDarkly Go SDK: %w", err)
 	}
-	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "context key\tRedis include set\tflag value (LaunchDarkly Go SDK)\tbig segments status")
+	tw := tabwriter.NewWriter(con, 2, 4, 2, ' ', 0) // con keeps the first write error
+	_, _ = fmt.Fprintln(tw, "context key\tRedis include set\tflag value (LaunchDarkly Go SDK)\tbig segments status")
 	for _, r := range results {
 		inc, _, err := segmentstore.Membership(ctx, rdb, bigsegments.DefaultPrefix, r.Key)
 		if err != nil {
@@ -236,10 +242,30 @@ func show(ctx context.Context, out io.Writer, rdb redis.UniversalClient, redisUR
 		if len(inc) > 0 {
 			set = strings.Join(inc, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", r.Key, set, r.Value, r.BigSegmentsStatus)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", r.Key, set, r.Value, r.BigSegmentsStatus)
 	}
 	return tw.Flush()
 }
+
+// console is the demo's output. It keeps the first write error, which Run
+// returns, and writes nothing after it: the story is told whole or the
+// user is told why not.
+type console struct {
+	w   io.Writer
+	err error
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.err = err
+	return n, err
+}
+
+// printf writes to c; the error is kept in c.err.
+func (c *console) printf(format string, args ...any) { _, _ = fmt.Fprintf(c, format, args...) }
 
 // startRedis starts redis-server on a free loopback port, or miniredis.
 func startRedis(ctx context.Context, mode string) (url string, stop func(), kind string, err error) {
@@ -282,7 +308,7 @@ func startRedis(ctx context.Context, mode string) (url string, stop func(), kind
 	}
 	url = "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the probe's client only
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if err := c.Ping(ctx).Err(); err == nil {
@@ -309,7 +335,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

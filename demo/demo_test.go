@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,5 +74,37 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// brokenOutput accepts limit bytes, then fails every write, counting them.
+type brokenOutput struct {
+	limit, written, failed int
+}
+
+var errBrokenOutput = errors.New("broken pipe")
+
+func (b *brokenOutput) Write(p []byte) (int, error) {
+	if b.written+len(p) > b.limit {
+		b.failed++
+		return 0, errBrokenOutput
+	}
+	b.written += len(p)
+	return len(p), nil
+}
+
+// TestDemoReportsItsOutputFailing: a demo whose output is lost must not
+// claim success, and stops writing after the first failure.
+func TestDemoReportsItsOutputFailing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := &brokenOutput{limit: 100} // past the Kafka line, inside the Redis one
+	cfg := Config{Snapshots: []string{"../testdata/cohort-day1.csv"}, Redis: "embedded"}
+	err := Run(ctx, cfg, out)
+	if !errors.Is(err, errBrokenOutput) {
+		t.Fatalf("Run = %v, want the output's error", err)
+	}
+	if out.failed != 1 {
+		t.Fatalf("%d writes failed, want 1: nothing is written after the first failure", out.failed)
 	}
 }

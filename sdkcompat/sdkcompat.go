@@ -122,7 +122,7 @@ func (r Request) Validate() error {
 	case r.SegmentKey == "":
 		return errors.New("SegmentKey: required")
 	case r.Generation < 0:
-		return fmt.Errorf("Generation: must be >= 0, got %d", r.Generation)
+		return fmt.Errorf("Generation: must be >= 0, got %d", r.Generation) //nolint:staticcheck // ST1005: starts with the field's name, as every message here
 	case !kindPattern.MatchString(r.ContextKind) || r.ContextKind == "kind" || r.ContextKind == "multi":
 		return fmt.Errorf("ContextKind: %q is not a valid context kind", r.ContextKind)
 	case len(r.ContextKeys) == 0:
@@ -132,7 +132,7 @@ func (r Request) Validate() error {
 	case r.StatusPollInterval != 0 && r.StatusPollInterval < time.Millisecond:
 		return fmt.Errorf("StatusPollInterval: must be >= 1ms or 0 for the SDK default, got %s", r.StatusPollInterval)
 	case r.Timeout < 0:
-		return fmt.Errorf("Timeout: must be > 0 or 0 for the default, got %s", r.Timeout)
+		return fmt.Errorf("Timeout: must be > 0 or 0 for the default, got %s", r.Timeout) //nolint:staticcheck // ST1005: starts with the field's name, as every message here
 	}
 	u, err := url.Parse(r.RedisURL)
 	if err != nil {
@@ -312,9 +312,9 @@ func parseResults(out []byte, keys []string) ([]Result, error) {
 }
 
 func truncate(b []byte) string {
-	const max = 200
-	if len(b) > max {
-		return string(b[:max]) + "..."
+	const maxLen = 200
+	if len(b) > maxLen {
+		return string(b[:maxLen]) + "..."
 	}
 	return string(b)
 }

@@ -42,7 +42,8 @@ func IncludeKey(prefix, contextKey string) string {
 // hashed context key, which is what an SDK store is handed.
 func IncludeKeyForHash(prefix, hash string) string { return prefix + ":big_segment_include:" + hash }
 
-// ExcludeKeyForHash: see IncludeKeyForHash.
+// ExcludeKeyForHash is the exclude set of an already hashed context key;
+// see IncludeKeyForHash.
 func ExcludeKeyForHash(prefix, hash string) string { return prefix + ":big_segment_exclude:" + hash }
 
 // ExcludeKey is the set of segment refs a context is excluded from. cohortsync

@@ -1,5 +1,6 @@
-// Package kafkaconf holds the Kafka settings the producer and the consumer
-// must agree on — the default topic, the dead-letter topic's name — and the
-// validation of broker addresses and topic names, so both binaries accept and
-// reject the same settings with the same messages.
+// Package kafkaconf is where the shared Kafka settings lived before
+// internal/kafkax; it forwards to kafkax so that importers keep building
+// while they switch, and goes away once none is left.
+//
+// Deprecated: use internal/kafkax.
 package kafkaconf

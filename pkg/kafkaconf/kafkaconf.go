@@ -1,66 +1,44 @@
 package kafkaconf
 
-import (
-	"net"
-	"strconv"
-
-	"github.com/cohortsync/cohortsync/internal/setting"
-)
+import "github.com/cohortsync/cohortsync/internal/kafkax"
 
 // DefaultTopic is the membership topic of every command.
-const DefaultTopic = "cohortsync.membership.v1"
+//
+// Deprecated: use kafkax.DefaultTopic.
+const DefaultTopic = kafkax.DefaultTopic
 
 // DeadLetterSuffix makes the default dead-letter topic of a membership topic.
-const DeadLetterSuffix = ".dlq"
+//
+// Deprecated: use kafkax.DeadLetterSuffix.
+const DeadLetterSuffix = kafkax.DeadLetterSuffix
 
-// DeadLetterTopic is the default dead-letter topic of topic: the one the
-// producer creates beside it and the consumer writes to.
-func DeadLetterTopic(topic string) string { return topic + DeadLetterSuffix }
+// HostPortForm is the expected form of an address, for setting errors.
+//
+// Deprecated: use kafkax.HostPortForm.
+const HostPortForm = kafkax.HostPortForm
 
-// Expected forms, for setting errors.
-const (
-	HostPortForm = "host:port with a port in 1..65535"
-	TopicForm    = "a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or .."
-)
+// TopicForm is the expected form of a topic name, for setting errors.
+//
+// Deprecated: use kafkax.TopicForm.
+const TopicForm = kafkax.TopicForm
+
+// DeadLetterTopic is the default dead-letter topic of topic.
+//
+// Deprecated: use kafkax.DeadLetterTopic.
+func DeadLetterTopic(topic string) string { return kafkax.DeadLetterTopic(topic) }
 
 // ValidHostPort accepts "host:port" with a non-empty host and a port in
-// 1..65535: the form of Kafka brokers, Redis Cluster masters and Redis URLs'
-// addresses.
-func ValidHostPort(a string) bool {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil || host == "" {
-		return false
-	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n >= 1 && n <= 65535
-}
+// 1..65535.
+//
+// Deprecated: use kafkax.ValidHostPort.
+func ValidHostPort(a string) bool { return kafkax.ValidHostPort(a) }
 
-// CheckBrokers requires at least one broker and every one to be host:port;
-// it returns one *setting.Error per problem, for setting name.
-func CheckBrokers(name string, brokers []string) []error {
-	if len(brokers) == 0 {
-		return []error{setting.Missing(name, "comma-separated %s", HostPortForm)}
-	}
-	var errs []error
-	for _, b := range brokers {
-		if !ValidHostPort(b) {
-			errs = append(errs, setting.Invalid(name, b, "%s", HostPortForm))
-		}
-	}
-	return errs
-}
+// CheckBrokers requires at least one broker and every one to be host:port.
+//
+// Deprecated: use kafkax.CheckBrokers.
+func CheckBrokers(name string, brokers []string) []error { return kafkax.CheckBrokers(name, brokers) }
 
-// ValidTopic applies Kafka's topic name rules, so a typo fails at start
-// rather than as a broker error later.
-func ValidTopic(t string) bool {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
-		return false
-	}
-	for _, r := range t {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+// ValidTopic applies Kafka's topic name rules.
+//
+// Deprecated: use kafkax.ValidTopic.
+func ValidTopic(t string) bool { return kafkax.ValidTopic(t) }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 
 	"github.com/redis/go-redis/v9"
 
@@ -61,8 +61,8 @@ func (c *Config) Validate() error {
 	if c.URL != "" {
 		if opts, err := redis.ParseURL(c.URL); err != nil {
 			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "redis://[user:password@]host:port[/db] or rediss://... (%v)", redactURLError(err, c.URL)))
-		} else if !kafkaconf.ValidHostPort(opts.Addr) {
-			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "a URL whose address is %s", kafkaconf.HostPortForm))
+		} else if !kafkax.ValidHostPort(opts.Addr) {
+			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "a URL whose address is %s", kafkax.HostPortForm))
 		}
 		if c.Username != "" {
 			errs = append(errs, setting.Invalid("redis-username", c.Username, "nothing with --redis-url (put the user in the URL)"))
@@ -75,8 +75,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range c.ClusterAddrs {
-		if !kafkaconf.ValidHostPort(a) {
-			errs = append(errs, setting.Invalid("redis-cluster-addrs", a, "comma-separated %s", kafkaconf.HostPortForm))
+		if !kafkax.ValidHostPort(a) {
+			errs = append(errs, setting.Invalid("redis-cluster-addrs", a, "comma-separated %s", kafkax.HostPortForm))
 		}
 	}
 	if c.PoolSize < 0 || c.PoolSize > 1000 {

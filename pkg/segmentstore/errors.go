@@ -12,16 +12,16 @@ import (
 type ErrorClass int
 
 const (
-	// ClassOK: no error.
+	// ClassOK means no error.
 	ClassOK ErrorClass = iota
-	// ClassEvent: the change's keys are unusable (they hold another type);
+	// ClassEvent means the change's keys are unusable (they hold another type);
 	// the change cannot be applied, the rest of the batch can. The consumer
 	// dead-letters the event.
 	ClassEvent
-	// ClassTransient: the server may be fine a moment later; retry the
+	// ClassTransient means the server may be fine a moment later; retry the
 	// whole batch, which is idempotent.
 	ClassTransient
-	// ClassFatal: a configuration or programming error that would hit
+	// ClassFatal means a configuration or programming error that would hit
 	// every change alike; retrying cannot help, stop.
 	ClassFatal
 )

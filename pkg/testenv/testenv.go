@@ -39,7 +39,7 @@ func lookup(t testing.TB, name string) string {
 
 // Kafka returns the bootstrap brokers of the backend under test and whether it
 // is the real broker. A kfake cluster is closed when the test ends.
-func Kafka(t testing.TB) (brokers []string, real bool) {
+func Kafka(t testing.TB) (brokers []string, realBroker bool) {
 	t.Helper()
 	if v := lookup(t, EnvKafkaBrokers); v != "" {
 		return strings.Split(v, ","), true

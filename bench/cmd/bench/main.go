@@ -50,18 +50,27 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "bench: --cpuprofile:", err)
 			return 2
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close() // nothing was written
 			fmt.Fprintln(os.Stderr, "bench: --cpuprofile:", err)
 			return 2
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			// The profile is only complete once closed: say if it is not.
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: --cpuprofile:", err)
+			}
+		}()
 	}
 	res, err := bench.Run(ctx, cfg, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	res.WriteTable(os.Stdout)
+	if err := res.WriteTable(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: write the table:", err)
+		return 1
+	}
 	return 0
 }

@@ -1,4 +1,4 @@
-package kafkaconf
+package kafkax
 
 import (
 	"errors"
