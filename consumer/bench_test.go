@@ -89,8 +89,8 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 // all of them. One iteration is one full catch-up of benchConsumeEvents.
 func BenchmarkConsume(b *testing.B) {
 	const benchConsumeEvents = 100_000
-	brokers, real := testenv.Kafka(b)
-	ke := newKafka(b, brokers, real, 3)
+	brokers, onBroker := testenv.Kafka(b)
+	ke := newKafka(b, brokers, onBroker, 3)
 	evs := benchEvents(benchConsumeEvents, "consume")
 	ms := make([]schema.Event, len(evs))
 	for i, e := range evs {

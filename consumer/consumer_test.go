@@ -23,16 +23,16 @@ import (
 
 // forEachBackend runs fn as a subtest on every Redis backend, all sharing
 // one Kafka backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient)) {
-	brokers, real := testenv.Kafka(t)
+func forEachBackend(t *testing.T, fn func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient)) {
+	brokers, onBroker := testenv.Kafka(t)
 	for _, b := range testenv.RedisBackends(t) {
-		t.Run(b.Name, func(t *testing.T) { fn(t, brokers, real, b.Client) })
+		t.Run(b.Name, func(t *testing.T) { fn(t, brokers, onBroker, b.Client) })
 	}
 }
 
 func TestConsumerAppliesAddsAndRemoves(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 3)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 3)
 		cfg := testConfig(t, ke)
 		prodPrefix := testenv.Name(t)
 		cfg.EnvPrefixes = map[string]string{"production": prodPrefix}
@@ -153,8 +153,8 @@ func churn(n int) []schema.Event {
 }
 
 func TestReplayAndDuplicatesLeaveRedisUnchanged(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 3)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 3)
 		evs := churn(600)
 		// Every message twice in a row, as a producer retry leaves it.
 		var msgs []kafka.Message
@@ -212,8 +212,8 @@ func TestReplayAndDuplicatesLeaveRedisUnchanged(t *testing.T) {
 }
 
 func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 3)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 3)
 		cfg := testConfig(t, ke)
 		ctx := testenv.Context(t, 60*time.Second)
 		ke.produce(t, messages(churn(10)...)...)
@@ -300,8 +300,8 @@ func (o *outage) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 }
 
 func TestRedisOutageCommitsNothingUntilApplied(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 3)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 3)
 		cfg := testConfig(t, ke)
 		o := &outage{}
 		rdb.AddHook(o)
@@ -366,8 +366,8 @@ func assertModel(t *testing.T, rdb redis.UniversalClient, prefix string, evs []s
 // consumer, which needs a server this test owns: it is miniredis whatever
 // the environment says.
 func TestRedisKilledMidRun(t *testing.T) {
-	brokers, real := testenv.Kafka(t)
-	ke := newKafka(t, brokers, real, 2)
+	brokers, onBroker := testenv.Kafka(t)
+	ke := newKafka(t, brokers, onBroker, 2)
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -395,8 +395,8 @@ func TestRedisKilledMidRun(t *testing.T) {
 }
 
 func TestRunFailsFastOnMissingTopics(t *testing.T) {
-	brokers, real := testenv.Kafka(t)
-	ke := newKafka(t, brokers, real, 1)
+	brokers, onBroker := testenv.Kafka(t)
+	ke := newKafka(t, brokers, onBroker, 1)
 	rdb := testenv.Redis(t).Client
 	for _, tc := range []struct {
 		name       string
@@ -422,8 +422,8 @@ func TestRunFailsFastOnMissingTopics(t *testing.T) {
 }
 
 func TestRunTwiceIsAnError(t *testing.T) {
-	brokers, real := testenv.Kafka(t)
-	ke := newKafka(t, brokers, real, 1)
+	brokers, onBroker := testenv.Kafka(t)
+	ke := newKafka(t, brokers, onBroker, 1)
 	c := start(t, testConfig(t, ke), testenv.Redis(t).Client)
 	c.waitCaughtUp(t)
 	if err := c.Run(testenv.Context(t, time.Second)); err == nil || !strings.Contains(err.Error(), "Run called twice") {
@@ -438,8 +438,8 @@ func TestRunTwiceIsAnError(t *testing.T) {
 }
 
 func TestShutdownDuringOutageReturnsNilAndCommitsNothing(t *testing.T) {
-	brokers, real := testenv.Kafka(t)
-	ke := newKafka(t, brokers, real, 2)
+	brokers, onBroker := testenv.Kafka(t)
+	ke := newKafka(t, brokers, onBroker, 2)
 	rdb := testenv.Redis(t).Client
 	o := &outage{}
 	rdb.AddHook(o)

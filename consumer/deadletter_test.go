@@ -73,8 +73,8 @@ func badMessages() (msgs []kafka.Message, reasons []string, wrongType string) {
 }
 
 func TestDeadLetters(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 1)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 1)
 		cfg := testConfig(t, ke)
 		msgs, reasons, wrongType := badMessages()
 		ctx := testenv.Context(t, 60*time.Second)

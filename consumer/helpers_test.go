@@ -48,9 +48,9 @@ type kafkaEnv struct {
 
 // newKafka creates a topic with the given partitions and a one-partition
 // dead-letter topic (one partition keeps dead letters in test order).
-func newKafka(t testing.TB, brokers []string, real bool, nparts int) *kafkaEnv {
+func newKafka(t testing.TB, brokers []string, onBroker bool, nparts int) *kafkaEnv {
 	t.Helper()
-	ke := &kafkaEnv{brokers: brokers, real: real, client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}}
+	ke := &kafkaEnv{brokers: brokers, real: onBroker, client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}}
 	ke.topic = testenv.Name(t)
 	ke.dlq = ke.topic + ".dlq"
 	ctx := testenv.Context(t, 30*time.Second)

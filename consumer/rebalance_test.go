@@ -28,10 +28,10 @@ import (
 // applying its buffers after the generation ended), this test failed 5
 // runs out of 5 with removed memberships back in their segments.
 func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
-	brokers, real := testenv.Kafka(t)
+	brokers, onBroker := testenv.Kafka(t)
 	backend := testenv.Redis(t)
 	rdb := backend.Client
-	ke := newKafka(t, brokers, real, 4)
+	ke := newKafka(t, brokers, onBroker, 4)
 
 	// Blocks of 25 memberships: their adds, then their removes, so that an
 	// add and its remove are often in different batches close together.

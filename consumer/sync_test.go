@@ -52,8 +52,8 @@ type acked struct {
 // advance while the trickle runs, and every value written must be true:
 // each event acknowledged before it is in Redis when the value is read.
 func TestSynchronizedOnAdvancesUnderSteadyTrickle(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 3)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 3)
 		cfg := testConfig(t, ke)
 		cfg.SyncInterval = 150 * time.Millisecond
 		// Every apply takes a realistic 20ms (a loaded or distant Redis), so

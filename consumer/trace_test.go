@@ -144,8 +144,8 @@ func spanAttr(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool
 // those producer spans and count what they applied.
 func TestApplyBatchSpanLinksToProducerTraces(t *testing.T) {
 	tp, rec := recordSpans(t)
-	forEachBackend(t, func(t *testing.T, brokers []string, real bool, rdb redis.UniversalClient) {
-		ke := newKafka(t, brokers, real, 2)
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 2)
 		cfg := testConfig(t, ke)
 		cfg.TracerProvider, cfg.Propagator = tp, telemetry.NewPropagator(propagation.TraceContext{})
 		runA, runB := remote(0xa, 0xa), remote(0xb, 0xb)

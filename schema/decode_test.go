@@ -140,11 +140,11 @@ func trickyValues() []string {
 	rm.Op, rm.ContextKey, rm.Seq = OpRemove, "bob \"the <builder>\"\n\u2028ü", 18446744073709551615
 	escaped := string(rm.AppendValue(nil))
 	// with replaces the first occurrence of old in the good value.
-	with := func(old, new string) string {
+	with := func(old, repl string) string {
 		if !strings.Contains(good, old) {
 			panic(old)
 		}
-		return strings.Replace(good, old, new, 1)
+		return strings.Replace(good, old, repl, 1)
 	}
 	return []string{
 		good,

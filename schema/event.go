@@ -147,7 +147,6 @@ const IdentifierForm = "non-empty UTF-8 of at most 1024 bytes"
 
 // CheckIdentifier applies the rules every key and name in an event obeys:
 // non-empty, at most MaxKeyBytes, valid UTF-8.
-
 func CheckIdentifier(s string) error {
 	switch {
 	case s == "":
@@ -351,9 +350,9 @@ func header(hs []kafka.Header, key string) ([]byte, bool) {
 
 // truncate keeps error messages bounded when a message carries garbage.
 func truncate(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return string(b[:max]) + "..."
+	const limit = 64
+	if len(b) > limit {
+		return string(b[:limit]) + "..."
 	}
 	return string(b)
 }

@@ -34,7 +34,7 @@ func Diff(ctx context.Context, oldPath, newPath string, fn func(op schema.Op, ke
 		if err != nil {
 			return st, fmt.Errorf("diff: old snapshot: %w", err)
 		}
-		defer r.Close() // read-only: a close error loses nothing
+		defer func() { _ = r.Close() }() // read-only: a close error loses nothing
 		oldR = r
 		next = (*KeyReader).Next
 	}
@@ -42,7 +42,7 @@ func Diff(ctx context.Context, oldPath, newPath string, fn func(op schema.Op, ke
 	if err != nil {
 		return st, fmt.Errorf("diff: new snapshot: %w", err)
 	}
-	defer newR.Close()
+	defer func() { _ = newR.Close() }() // read-only
 
 	o, err := next(oldR)
 	if err != nil && err != io.EOF {

@@ -185,14 +185,14 @@ func OpenKeyFile(path string) (*KeyReader, error) {
 	r := &KeyReader{f: f, r: bufio.NewReaderSize(f, ioBufferLen), path: path}
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
-		f.Close()
+		_ = f.Close() // read-only: the read error is what matters
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, &CorruptError{Path: path, Reason: "shorter than the header"}
 		}
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if string(hdr[:len(keyMagic)]) != keyMagic {
-		f.Close()
+		_ = f.Close() // read-only
 		return nil, &CorruptError{Path: path, Reason: fmt.Sprintf("bad magic %q (want %q)", hdr[:len(keyMagic)], keyMagic)}
 	}
 	r.count = binary.BigEndian.Uint64(hdr[len(keyMagic):])

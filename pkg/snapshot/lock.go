@@ -51,7 +51,7 @@ func lockFile(path string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path) // best effort, for the message only
-		f.Close()
+		_ = f.Close()                  // not locked: nothing to release
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			pid := strings.TrimSpace(string(holder))
 			if pid == "" {
@@ -61,12 +61,13 @@ func lockFile(path string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	// Closing releases the lock; the write error is the one to report.
 	if err := f.Truncate(0); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("write lock file: %w", err)
 	}
 	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("write lock file: %w", err)
 	}
 	return f, nil

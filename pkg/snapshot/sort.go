@@ -285,7 +285,7 @@ func (s *Sorter) merge(ctx context.Context, runs []string, out string, sync bool
 	h := make(runHeap, 0, len(runs))
 	defer func() {
 		for _, c := range h {
-			c.r.Close() // read-only: a close error loses nothing
+			_ = c.r.Close() // read-only: a close error loses nothing
 		}
 	}()
 	for _, p := range runs {

@@ -406,7 +406,7 @@ func (s *Store) verify(refs ...*snapshotRef) error {
 		for err == nil {
 			_, err = r.Next()
 		}
-		r.Close() // read-only: a close error loses nothing
+		_ = r.Close() // read-only: a close error loses nothing
 		if err != io.EOF {
 			return fmt.Errorf("snapshot store: snapshot of run %s: %w", ref.Run, err)
 		}
@@ -455,26 +455,26 @@ func (s *Store) reserve(ctx context.Context, floor uint64, keys int64) (SeqRange
 // nothing to recover) and is returned. The sorter is finished (and closed)
 // whatever the outcome.
 func (s *Store) stage(ctx context.Context, run string, sorter *Sorter, accept func(committed, next int64) error) (*Phase, SortStats, error) {
+	// Before the sort is finished, a refusal closes the sorter (removing
+	// its spilled runs) and reports both errors.
+	refuse := func(err error) (*Phase, SortStats, error) {
+		return nil, SortStats{}, errors.Join(err, sorter.Close())
+	}
 	if err := s.checkOpen(); err != nil {
-		sorter.Close()
-		return nil, SortStats{}, err
+		return refuse(err)
 	}
 	if !validRun.MatchString(run) {
-		sorter.Close()
-		return nil, SortStats{}, fmt.Errorf("snapshot store: run id %q must match %s", run, validRun)
+		return refuse(fmt.Errorf("snapshot store: run id %q must match %s", run, validRun))
 	}
 	if s.st.Pending != nil {
-		sorter.Close()
-		return nil, SortStats{}, fmt.Errorf("snapshot store: run %s is still pending; recover it first", s.st.Pending.Run)
+		return refuse(fmt.Errorf("snapshot store: run %s is still pending; recover it first", s.st.Pending.Run))
 	}
 	name := snapPrefix + run + snapSuffix
 	if s.st.Committed != nil && s.st.Committed.File == name {
-		sorter.Close()
-		return nil, SortStats{}, fmt.Errorf("snapshot store: run %s is already committed", run)
+		return refuse(fmt.Errorf("snapshot store: run %s is already committed", run))
 	}
 	if err := s.verify(s.st.Committed); err != nil {
-		sorter.Close()
-		return nil, SortStats{}, err
+		return refuse(err)
 	}
 	tmp := filepath.Join(s.dir, tmpDirName, name)
 	st, err := sorter.Finish(ctx, tmp)
@@ -580,12 +580,14 @@ func writeFileSync(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
+	// On a failed write or sync that error is the one to report; the
+	// file is rewritten from scratch next time.
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()
@@ -598,7 +600,7 @@ func syncDir(dir string) error {
 		return fmt.Errorf("snapshot store: sync dir: %w", err)
 	}
 	if err := d.Sync(); err != nil {
-		d.Close()
+		_ = d.Close() // read-only handle: the sync error is what matters
 		return fmt.Errorf("snapshot store: sync dir: %w", err)
 	}
 	if err := d.Close(); err != nil {
