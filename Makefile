@@ -11,8 +11,9 @@ demo:
 test:
 	bash scripts/test.sh
 
-## test-fast: only the fast backends (kfake, miniredis)
+## test-fast: only the fast backends (kfake, miniredis); installs the Node SDK the sdkcompat tests use
 test-fast:
+	bash scripts/node-deps.sh
 	$(GO) test -race -count=1 ./...
 
 ## lint: golangci-lint with .golangci.yml (installs the pinned version on first use)

@@ -44,19 +44,8 @@ trap 'exit 143' TERM
 # The unit run must not see real services, whatever the caller's environment holds.
 while IFS='=' read -r name _; do unset "$name"; done < <(env | grep -E '^COHORTSYNC_(TEST_[A-Z0-9_]*|INTEGRATION)=' || true)
 
-if [[ -f sdkcompat/node/package.json ]]; then
-  begin "npm ci (sdkcompat/node)"
-  # Skip when node_modules already holds exactly what the lockfile pins
-  # (npm's own record of it: node_modules/.package-lock.json).
-  if ! node -e '
-    const d = process.argv[1], want = require(d + "/package-lock.json").packages,
-      have = require(d + "/node_modules/.package-lock.json").packages;
-    delete want[""];
-    process.exit(JSON.stringify(want) === JSON.stringify(have) ? 0 : 1);
-  ' "$root/sdkcompat/node" 2>/dev/null; then
-    npm ci --no-audit --no-fund --prefix sdkcompat/node >/dev/null
-  fi
-fi
+begin "npm ci (sdkcompat/node)"
+bash scripts/node-deps.sh
 
 begin "go vet"
 go vet ./...
