@@ -21,9 +21,9 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -33,9 +33,9 @@ import (
 
 // Config of a benchmark run.
 type Config struct {
-	Brokers []string         // real Kafka brokers; required
-	Redis   redisconn.Config // the Redis under test; required
-	Members int              // members of the synthetic cohort; default 1,000,000
+	Brokers []string      // real Kafka brokers; required
+	Redis   redisx.Config // the Redis under test; required
+	Members int           // members of the synthetic cohort; default 1,000,000
 	// RedisPipeline is the batch of the raw Redis reference; default the
 	// consumer's batch size, so both do the same number of round trips.
 	RedisPipeline int
@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Members: cfg.Members}
-	rdb, err := redisconn.Open(cfg.Redis)
+	rdb, err := redisx.Open(cfg.Redis)
 	if err != nil {
 		return res, err
 	}

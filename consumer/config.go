@@ -11,9 +11,9 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 )
 
 // Config configures a Consumer. Every field but Logger, TracerProvider,
@@ -77,7 +77,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultTopic           = kafkaconf.DefaultTopic
+	DefaultTopic           = kafkax.DefaultTopic
 	DefaultGroupID         = "cohortsync-consumer"
 	DefaultBatchSize       = 20000
 	DefaultFlushInterval   = 20 * time.Millisecond
@@ -101,7 +101,7 @@ func (c Config) withDefaults() Config {
 		c.GroupID = DefaultGroupID
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = kafkaconf.DeadLetterTopic(c.Topic)
+		c.DeadLetterTopic = kafkax.DeadLetterTopic(c.Topic)
 	}
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = bigsegments.DefaultPrefix
@@ -137,16 +137,16 @@ func (c Config) Validate() error {
 	bad := func(name string, v any, want string, a ...any) {
 		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	errs = append(errs, kafkaconf.CheckBrokers("kafka-brokers", c.Brokers)...)
-	topicOK := kafkaconf.ValidTopic(c.Topic)
+	errs = append(errs, kafkax.CheckBrokers("kafka-brokers", c.Brokers)...)
+	topicOK := kafkax.ValidTopic(c.Topic)
 	if !topicOK {
-		bad("topic", c.Topic, "%s", kafkaconf.TopicForm)
+		bad("topic", c.Topic, "%s", kafkax.TopicForm)
 	}
 	switch {
 	case dlqDefaulted && !topicOK:
 		// <topic>.dlq: the error is --topic's, already reported.
-	case !kafkaconf.ValidTopic(c.DeadLetterTopic):
-		bad("dead-letter-topic", c.DeadLetterTopic, "%s", kafkaconf.TopicForm)
+	case !kafkax.ValidTopic(c.DeadLetterTopic):
+		bad("dead-letter-topic", c.DeadLetterTopic, "%s", kafkax.TopicForm)
 	case c.DeadLetterTopic == c.Topic:
 		bad("dead-letter-topic", c.DeadLetterTopic, "a topic other than --topic")
 	}

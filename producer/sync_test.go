@@ -21,8 +21,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
@@ -459,7 +459,7 @@ func TestSyncCreatesCompactedTopic(t *testing.T) {
 				t.Fatal(err)
 			}
 			client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
-			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, kafkaconf.DeadLetterTopic(cfg.Topic)}})
+			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, kafkax.DeadLetterTopic(cfg.Topic)}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,9 +14,9 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/metrics"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
@@ -97,7 +97,7 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), cfg p
 // process's HTTP server there (/metrics, /healthz, /readyz); either failing
 // stops both. Settings were validated by the caller. env reads the OTEL_*
 // variables (see telemetry.FromEnv).
-func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc redisconn.Config, httpAddr string, cfg consumer.Config, stderr io.Writer) (err error) {
+func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc redisx.Config, httpAddr string, cfg consumer.Config, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {
 		return err
@@ -115,7 +115,7 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc
 	// go-redis logs every failed dial itself; the consumer already logs the
 	// error it acts on, so keep go-redis's detail at debug level.
 	redis.SetLogger(redisLogger{log})
-	rdb, err := redisconn.Open(rc)
+	rdb, err := redisx.Open(rc)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
@@ -90,7 +90,7 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 	}
 
 	ccfg := consumer.Config{Brokers: brokers, Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
-	rc := redisconn.Config{URL: testenv.RedisURL(t), PoolSize: redisconn.DefaultPoolSize, Timeout: redisconn.DefaultTimeout}
+	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
 	addr := freeAddr(t)
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)

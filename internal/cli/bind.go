@@ -4,8 +4,8 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
@@ -20,12 +20,12 @@ func bindKafka(s *setting.Set, brokers *[]string, topic *string, opts ...setting
 	s.String(topic, "topic", "TOPIC", "membership events topic", opts...)
 }
 
-func bindRedis(s *setting.Set, c *redisconn.Config) {
+func bindRedis(s *setting.Set, c *redisx.Config) {
 	if c.PoolSize == 0 {
-		c.PoolSize = redisconn.DefaultPoolSize
+		c.PoolSize = redisx.DefaultPoolSize
 	}
 	if c.Timeout == 0 {
-		c.Timeout = redisconn.DefaultTimeout
+		c.Timeout = redisx.DefaultTimeout
 	}
 	s.String(&c.URL, "redis-url", "REDIS_URL", "standalone Redis URL (redis:// or rediss://); exactly one of --redis-url and --redis-cluster-addrs")
 	s.StringList(&c.ClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "Redis Cluster masters, comma-separated host:port")

@@ -12,10 +12,10 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
@@ -141,7 +141,7 @@ func newConsume(lookup func(string) (string, bool)) *cobra.Command {
 	proc := app.DefaultProcess()
 	cfg := consumer.DefaultConfig()
 	var (
-		rc       redisconn.Config
+		rc       redisx.Config
 		httpAddr string
 	)
 	cmd := &cobra.Command{

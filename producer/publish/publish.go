@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
@@ -98,7 +98,7 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	// Dead letters are evidence, not state: never compacted, so each bad
 	// message is kept (for the broker's retention), not just the last per key.
 	dlq := kafka.TopicConfig{
-		Topic:             kafkaconf.DeadLetterTopic(cfg.Topic),
+		Topic:             kafkax.DeadLetterTopic(cfg.Topic),
 		NumPartitions:     cfg.TopicPartitions,
 		ReplicationFactor: cfg.TopicReplicationFactor,
 	}
