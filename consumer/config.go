@@ -19,10 +19,9 @@ import (
 // Config configures a Consumer. Every field but Logger, TracerProvider,
 // Propagator and Observer (which the process wires) is a flag with an
 // environment twin (internal/cli); the zero value of a field means its
-// default, except where noted.
+// default, except where noted. The brokers and how to reach them are the
+// kafkax.Factory's that New takes.
 type Config struct {
-	// Brokers are the Kafka bootstrap brokers, host:port. Required.
-	Brokers []string
 	// Topic is the membership topic. Default "cohortsync.membership.v1".
 	Topic string
 	// GroupID is the Kafka consumer group. Default "cohortsync-consumer".
@@ -137,7 +136,6 @@ func (c Config) Validate() error {
 	bad := func(name string, v any, want string, a ...any) {
 		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	errs = append(errs, kafkax.CheckBrokers("kafka-brokers", c.Brokers)...)
 	topicOK := kafkax.ValidTopic(c.Topic)
 	if !topicOK {
 		bad("topic", c.Topic, "%s", kafkax.TopicForm)

@@ -4,6 +4,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/producer"
@@ -15,9 +16,12 @@ func bindProcess(s *setting.Set, p *app.Process) {
 	s.String(&p.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
 }
 
-func bindKafka(s *setting.Set, brokers *[]string, topic *string, opts ...setting.Option) {
-	s.StringList(brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
-	s.String(topic, "topic", "TOPIC", "membership events topic", opts...)
+// bindKafka binds the connection to Kafka (internal/kafkax, shared by every
+// part of the process) and the membership topic; topicOpts apply to the
+// topic.
+func bindKafka(s *setting.Set, c *kafkax.Config, topic *string, topicOpts ...setting.Option) {
+	s.StringList(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
+	s.String(topic, "topic", "TOPIC", "membership events topic", topicOpts...)
 }
 
 func bindRedis(s *setting.Set, c *redisx.Config) {

@@ -17,10 +17,9 @@ const DefaultTopic = kafkax.DefaultTopic
 
 // Config says where events are published and how. Start from
 // DefaultConfig. The names in Validate's errors are the flags of the sync
-// command.
+// command. The brokers and how to reach them are the kafkax.Factory's that
+// New takes.
 type Config struct {
-	// KafkaBrokers are the bootstrap brokers (host:port). Required.
-	KafkaBrokers []string
 	// Topic receives the membership events. Default DefaultTopic.
 	Topic string
 	// Propagator writes the trace context of the ctx given to Stream into
@@ -99,7 +98,6 @@ func (c Config) Validate() error {
 	bad := func(name string, v any, want string, a ...any) {
 		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	errs = append(errs, kafkax.CheckBrokers("kafka-brokers", c.KafkaBrokers)...)
 	if !kafkax.ValidTopic(c.Topic) {
 		bad("topic", c.Topic, "%s", kafkax.TopicForm)
 	} else if !kafkax.ValidTopic(kafkax.DeadLetterTopic(c.Topic)) {
