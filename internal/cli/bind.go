@@ -20,8 +20,22 @@ func bindProcess(s *setting.Set, p *app.Process) {
 // part of the process) and the membership topic; topicOpts apply to the
 // topic.
 func bindKafka(s *setting.Set, c *kafkax.Config, topic *string, topicOpts ...setting.Option) {
+	if c.DialTimeout == 0 {
+		c.DialTimeout = kafkax.DefaultDialTimeout
+	}
 	s.StringList(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
 	s.String(topic, "topic", "TOPIC", "membership events topic", topicOpts...)
+	s.String(&c.ClientID, "kafka-client-id", "KAFKA_CLIENT_ID", "client id in the brokers' logs and quotas (default kafka-go's <program>@<host>)")
+	s.Duration(&c.DialTimeout, "kafka-dial-timeout", "KAFKA_DIAL_TIMEOUT", "bound on opening a Kafka connection, TLS and SASL handshakes included")
+	s.Bool(&c.TLS.Enabled, "kafka-tls", "KAFKA_TLS", "connect to the brokers with TLS")
+	s.String(&c.TLS.CAFile, "kafka-tls-ca-file", "KAFKA_TLS_CA_FILE", "PEM file of the CAs the brokers' certificates are checked against (default the system's roots)")
+	s.String(&c.TLS.CertFile, "kafka-tls-cert-file", "KAFKA_TLS_CERT_FILE", "PEM client certificate, for brokers requiring mutual TLS (with --kafka-tls-key-file)")
+	s.String(&c.TLS.KeyFile, "kafka-tls-key-file", "KAFKA_TLS_KEY_FILE", "PEM private key of --kafka-tls-cert-file")
+	s.String(&c.TLS.ServerName, "kafka-tls-server-name", "KAFKA_TLS_SERVER_NAME", "name the brokers' certificates must carry (default each broker's host name)")
+	s.Bool(&c.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", "KAFKA_TLS_INSECURE_SKIP_VERIFY", "accept any broker certificate: for tests only")
+	s.String(&c.SASL.Mechanism, "kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM", "SASL mechanism: PLAIN (with --kafka-tls), SCRAM-SHA-256 or SCRAM-SHA-512 (default none)")
+	s.String(&c.SASL.Username, "kafka-sasl-username", "KAFKA_SASL_USERNAME", "SASL user name")
+	s.String(&c.SASL.Password, "kafka-sasl-password", "KAFKA_SASL_PASSWORD", "SASL password (prefer the variable: flags show in process lists)")
 }
 
 func bindRedis(s *setting.Set, c *redisx.Config) {
