@@ -21,9 +21,9 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -33,9 +33,9 @@ import (
 
 // Config of a benchmark run.
 type Config struct {
-	Brokers []string         // real Kafka brokers; required
-	Redis   redisconn.Config // the Redis under test; required
-	Members int              // members of the synthetic cohort; default 1,000,000
+	Brokers []string      // real Kafka brokers; required
+	Redis   redisx.Config // the Redis under test; required
+	Members int           // members of the synthetic cohort; default 1,000,000
 	// RedisPipeline is the batch of the raw Redis reference; default the
 	// consumer's batch size, so both do the same number of round trips.
 	RedisPipeline int
@@ -82,11 +82,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Members: cfg.Members}
-	rdb, err := redisconn.Open(cfg.Redis)
+	rdb, err := redisx.Open(cfg.Redis)
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = rdb.Close() }() // the figures are taken: a close error changes none
+	// One client factory for the references, the producer and the
+	// consumer, as internal/app builds one per process.
+	kf, err := kafkax.New(kafkax.Config{Brokers: cfg.Brokers})
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = kf.Close() }() // Close never fails
 	dir, err := os.MkdirTemp("", "cohortsync-bench-")
 	if err != nil {
 		return res, err
@@ -112,7 +119,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 
 	// Reference 2: raw kafka-go produce of messages shaped like ours.
 	pcfg := producer.DefaultConfig()
-	if res.RawKafkaProduce, err = rawKafka(ctx, cfg.Brokers, "bench-raw-"+runID, pcfg, cfg.Members); err != nil {
+	if res.RawKafkaProduce, err = rawKafka(ctx, kf, "bench-raw-"+runID, pcfg, cfg.Members); err != nil {
 		return res, fmt.Errorf("raw kafka reference: %w", err)
 	}
 	progress(out, "raw kafka-go produce: %.0f/s\n", res.RawKafkaProduce)
@@ -120,15 +127,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	// cohortsync: a consumer already in its group, then a first sync of the
 	// whole cohort; the clock stops when every event is in Redis.
 	topic := "bench-" + runID
-	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = cfg.Brokers, topic, filepath.Join(dir, "state")
-	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
+	pcfg.Topic, pcfg.StateDir = topic, filepath.Join(dir, "state")
+	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
 		return res, err
 	}
 	cons, err := consumer.New(consumer.Config{
-		Brokers: cfg.Brokers, Topic: topic, GroupID: topic, RedisPrefix: prefix, BatchSize: cfg.ConsumerBatch,
+		Topic: topic, GroupID: topic, RedisPrefix: prefix, BatchSize: cfg.ConsumerBatch,
 		SyncInterval: 100 * time.Millisecond,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, rdb)
+	}, rdb, kf)
 	if err != nil {
 		return res, err
 	}
@@ -173,7 +180,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: src})
+	sum, err := producer.Sync(ctx, pcfg, kf, producer.SyncRequest{Env: "bench", Segment: "bench-segment", Generation: 1, Input: src})
 	_ = src.Close() // read-only
 	if err != nil {
 		close(pollDone)
@@ -291,12 +298,12 @@ func rawRedis(ctx context.Context, rdb redis.UniversalClient, prefix string, n, 
 // rawKafka writes n prepared messages with the producer's own Writer
 // settings and concurrency: the cost of Kafka alone, without reading,
 // sorting, diffing or encoding.
-func rawKafka(ctx context.Context, brokers []string, topic string, pcfg producer.Config, n int) (float64, error) {
-	pcfg.KafkaBrokers, pcfg.Topic = brokers, topic
-	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
+func rawKafka(ctx context.Context, kf *kafkax.Factory, topic string, pcfg producer.Config, n int) (float64, error) {
+	pcfg.Topic = topic
+	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
 		return 0, err
 	}
-	w := publish.NewWriter(pcfg.Config)
+	w := publish.NewWriter(pcfg.Config, kf)
 	defer func() { _ = w.Close() }() // WriteMessages is synchronous: nothing is left to flush
 	now := time.Now()
 	msgs := make([]kafka.Message, n)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
@@ -17,7 +17,7 @@ func TestRunSmall(t *testing.T) {
 	rb := testenv.Redis(t)
 	var log bytes.Buffer
 	res, err := Run(testenv.Context(t, 2*time.Minute), Config{
-		Brokers: brokers, Redis: redisconn.Config{URL: rb.URL}, Members: 3000, RedisPipeline: 500,
+		Brokers: brokers, Redis: redisx.Config{URL: rb.URL}, Members: 3000, RedisPipeline: 500,
 	}, &log)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
@@ -44,8 +44,8 @@ func TestConfigValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no brokers", Config{Redis: redisconn.Config{URL: "redis://127.0.0.1:6379/0"}}, "--kafka-brokers: required"},
-		{"negative members", Config{Brokers: []string{"127.0.0.1:9092"}, Redis: redisconn.Config{URL: "redis://127.0.0.1:6379/0"}, Members: -1}, "--members: must be > 0, got -1"},
+		{"no brokers", Config{Redis: redisx.Config{URL: "redis://127.0.0.1:6379/0"}}, "--kafka-brokers: required"},
+		{"negative members", Config{Brokers: []string{"127.0.0.1:9092"}, Redis: redisx.Config{URL: "redis://127.0.0.1:6379/0"}, Members: -1}, "--members: must be > 0, got -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.cfg.Validate(); err == nil || err.Error() != tc.want {

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -22,7 +21,7 @@ type applier struct {
 
 // apply runs one attempt at writing evs. It returns the events Redis
 // rejected permanently (Failure.Index indexes evs), or an error that is
-// transient (retry the batch) or a *backoff.PermanentError (retrying cannot
+// transient (retry the batch) or marked retry.Permanent (retrying cannot
 // help: stop).
 func (a *applier) apply(ctx context.Context, evs []*schema.Event) ([]segmentstore.Failure, error) {
 	a.changes = slices.Grow(a.changes[:0], len(evs))
@@ -40,7 +39,7 @@ func (a *applier) apply(ctx context.Context, evs []*schema.Event) ([]segmentstor
 	}
 	f, err := a.w.Apply(ctx, a.changes)
 	if errors.Is(err, segmentstore.ErrFatal) {
-		return nil, backoff.Permanent(err)
+		return nil, retry.Permanent(err)
 	}
 	return f, err
 }

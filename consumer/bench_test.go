@@ -105,7 +105,7 @@ func BenchmarkConsume(b *testing.B) {
 				cfg.BatchSize = DefaultBatchSize
 				cfg.FlushInterval = DefaultFlushInterval
 				cfg.SyncInterval = time.Second
-				c := start(b, cfg, be.Client)
+				c := start(b, ke.kf, cfg, be.Client)
 				ctx := testenv.Context(b, 5*time.Minute)
 				for c.Stats().Applied < benchConsumeEvents {
 					if ctx.Err() != nil {

@@ -11,18 +11,17 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 )
 
 // Config configures a Consumer. Every field but Logger, TracerProvider,
 // Propagator and Observer (which the process wires) is a flag with an
 // environment twin (internal/cli); the zero value of a field means its
-// default, except where noted.
+// default, except where noted. The brokers and how to reach them are the
+// kafkax.Factory's that New takes.
 type Config struct {
-	// Brokers are the Kafka bootstrap brokers, host:port. Required.
-	Brokers []string
 	// Topic is the membership topic. Default "cohortsync.membership.v1".
 	Topic string
 	// GroupID is the Kafka consumer group. Default "cohortsync-consumer".
@@ -77,7 +76,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultTopic           = kafkaconf.DefaultTopic
+	DefaultTopic           = kafkax.DefaultTopic
 	DefaultGroupID         = "cohortsync-consumer"
 	DefaultBatchSize       = 20000
 	DefaultFlushInterval   = 20 * time.Millisecond
@@ -101,7 +100,7 @@ func (c Config) withDefaults() Config {
 		c.GroupID = DefaultGroupID
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = kafkaconf.DeadLetterTopic(c.Topic)
+		c.DeadLetterTopic = kafkax.DeadLetterTopic(c.Topic)
 	}
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = bigsegments.DefaultPrefix
@@ -137,16 +136,15 @@ func (c Config) Validate() error {
 	bad := func(name string, v any, want string, a ...any) {
 		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	errs = append(errs, kafkaconf.CheckBrokers("kafka-brokers", c.Brokers)...)
-	topicOK := kafkaconf.ValidTopic(c.Topic)
+	topicOK := kafkax.ValidTopic(c.Topic)
 	if !topicOK {
-		bad("topic", c.Topic, "%s", kafkaconf.TopicForm)
+		bad("topic", c.Topic, "%s", kafkax.TopicForm)
 	}
 	switch {
 	case dlqDefaulted && !topicOK:
 		// <topic>.dlq: the error is --topic's, already reported.
-	case !kafkaconf.ValidTopic(c.DeadLetterTopic):
-		bad("dead-letter-topic", c.DeadLetterTopic, "%s", kafkaconf.TopicForm)
+	case !kafkax.ValidTopic(c.DeadLetterTopic):
+		bad("dead-letter-topic", c.DeadLetterTopic, "%s", kafkax.TopicForm)
 	case c.DeadLetterTopic == c.Topic:
 		bad("dead-letter-topic", c.DeadLetterTopic, "a topic other than --topic")
 	}

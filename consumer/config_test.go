@@ -4,10 +4,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 )
 
+// validConfig is the zero Config: every field takes its default. The
+// brokers are kafkax.Config's, validated (and tested) there.
 func validConfig() Config {
-	return Config{Brokers: []string{"127.0.0.1:9092"}}
+	return Config{}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -23,9 +27,6 @@ func TestConfigValidate(t *testing.T) {
 			c.BatchSize, c.FlushInterval, c.SyncInterval = 100, time.Millisecond, time.Second
 			c.RetryTimeout, c.ShutdownTimeout = time.Minute, time.Second
 		}, ""},
-		{"no brokers", func(c *Config) { c.Brokers = nil }, "--kafka-brokers: required, want comma-separated host:port with a port in 1..65535"},
-		{"broker without port", func(c *Config) { c.Brokers = []string{"kafka"} }, `--kafka-brokers="kafka": want host:port with a port in 1..65535`},
-		{"broker with bad port", func(c *Config) { c.Brokers = []string{"kafka:http"} }, `--kafka-brokers="kafka:http": want host:port with a port in 1..65535`},
 		{"topic with a space", func(c *Config) { c.Topic = "my topic" }, `--topic="my topic": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..`},
 		{"topic too long", func(c *Config) { c.Topic = strings.Repeat("t", 250) }, `--topic="` + strings.Repeat("t", 128) + `...": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..`},
 		{"topic dot", func(c *Config) { c.Topic = ".." }, `--topic="..": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..`},
@@ -49,14 +50,11 @@ func TestConfigValidate(t *testing.T) {
 		{"sync interval too short", func(c *Config) { c.SyncInterval = time.Microsecond }, `--sync-interval="1µs": want a duration between 1ms and 1m0s (SDKs report STALE after 120s)`},
 		{"retry timeout negative", func(c *Config) { c.RetryTimeout = -time.Second }, `--retry-timeout="-1s": want a positive duration`},
 		{"shutdown timeout negative", func(c *Config) { c.ShutdownTimeout = -time.Second }, `--shutdown-timeout="-1s": want a positive duration`},
-		{"every bad broker is reported", func(c *Config) { c.Brokers = []string{"kafka", "127.0.0.1:9092", "k:0"} },
-			`--kafka-brokers="kafka": want host:port with a port in 1..65535` + "\n" + `--kafka-brokers="k:0": want host:port with a port in 1..65535`},
 		{"every invalid setting is reported, in flag order", func(c *Config) {
-			c.Brokers, c.Topic, c.GroupID = nil, "my topic", " g"
+			c.Topic, c.GroupID = "my topic", " g"
 			c.EnvPrefixes = map[string]string{"staging": "", "production": "ld\t"}
 			c.BatchSize, c.SyncInterval, c.ShutdownTimeout = -1, time.Hour, -time.Second
 		}, strings.Join([]string{
-			"--kafka-brokers: required, want comma-separated host:port with a port in 1..65535",
 			`--topic="my topic": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..`,
 			`--group-id=" g": want non-empty UTF-8 of at most 1024 bytes, without control characters or blanks at either end`,
 			`--env-prefix="production=ld\t": want a prefix that is non-empty UTF-8 of at most 1024 bytes, without control characters or blanks at either end`,
@@ -81,16 +79,20 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	if _, err := New(Config{Brokers: []string{"127.0.0.1:9092"}}, nil); err == nil {
+	kf := kafkaxtest.Factory(t, "127.0.0.1:9092")
+	if _, err := New(validConfig(), nil, kf); err == nil {
 		t.Error("New with a nil client succeeded")
+	}
+	if _, err := New(validConfig(), dummyClient(t), nil); err == nil {
+		t.Error("New with a nil client factory succeeded")
 	}
 	c := validConfig()
 	c.BatchSize = -1
-	if _, err := New(c, dummyClient(t)); err == nil || err.Error() != `--batch-size="-1": want an integer between 1 and 100000` {
+	if _, err := New(c, dummyClient(t), kf); err == nil || err.Error() != `--batch-size="-1": want an integer between 1 and 100000` {
 		t.Errorf("New = %v, want the batch size error", err)
 	}
 	c.BatchSize = 0
-	if _, err := New(c, dummyClient(t)); err != nil {
+	if _, err := New(c, dummyClient(t), kf); err != nil {
 		t.Errorf("New = %v, want nil", err)
 	}
 }

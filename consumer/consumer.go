@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -22,6 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/cohortsync/cohortsync/consumer/freshness"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -29,18 +30,18 @@ import (
 // Consumer is one member of the consumer group. Create it with New, run it
 // once with Run.
 type Consumer struct {
-	cfg       Config
-	rdb       redis.UniversalClient
-	log       *slog.Logger
-	applier   applier
-	prefixes  []string // every configured prefix, sorted, for synchronized_on
-	transport *kafka.Transport
-	kc        freshness.Offsets // a *kafka.Client
-	now       func() time.Time
-	fresh     *freshness.Tracker
-	tracer    trace.Tracer
-	traces    TraceExtractor // nil: no trace links
-	observer  Observer       // nil: none
+	cfg      Config
+	rdb      redis.UniversalClient
+	kf       *kafkax.Factory
+	log      *slog.Logger
+	applier  applier
+	prefixes []string          // every configured prefix, sorted, for synchronized_on
+	kc       freshness.Offsets // a *kafka.Client
+	now      func() time.Time
+	fresh    *freshness.Tracker
+	tracer   trace.Tracer
+	traces   TraceExtractor // nil: no trace links
+	observer Observer       // nil: none
 
 	stats   counters
 	running atomic.Bool
@@ -64,11 +65,16 @@ type item struct {
 	err error // a *schema.DecodeError
 }
 
-// New returns a consumer writing to rdb (standalone or Cluster). New
-// validates cfg but touches no network; Run does.
-func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
+// New returns a consumer reading from the Kafka of kf and writing to rdb
+// (standalone or Cluster). Its Kafka clients are kf's; the caller closes
+// kf, and rdb, after Run has returned. New validates cfg but touches no
+// network; Run does.
+func New(cfg Config, rdb redis.UniversalClient, kf *kafkax.Factory) (*Consumer, error) {
 	if rdb == nil {
 		return nil, errors.New("consumer.New: nil Redis client")
+	}
+	if kf == nil {
+		return nil, errors.New("consumer.New: nil Kafka client factory")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -84,24 +90,23 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 	}
 	slices.Sort(prefixes)
 	defaultPrefix := cfg.RedisPrefix
-	transport := &kafka.Transport{DialTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MetadataTTL: 5 * time.Second}
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
 	c := &Consumer{
-		cfg:       cfg,
-		rdb:       rdb,
-		log:       cfg.Logger.With("component", "consumer", "topic", cfg.Topic, "group", cfg.GroupID),
-		prefixes:  prefixes,
-		transport: transport,
-		kc:        &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport},
-		now:       time.Now,
-		tracer:    tp.Tracer(tracerName),
-		traces:    cfg.Propagator,
-		observer:  cfg.Observer,
-		done:      make(chan struct{}),
-		seen:      map[int]int64{},
+		cfg:      cfg,
+		rdb:      rdb,
+		kf:       kf,
+		log:      cfg.Logger.With("component", "consumer", "topic", cfg.Topic, "group", cfg.GroupID),
+		prefixes: prefixes,
+		kc:       kf.Client(10 * time.Second),
+		now:      time.Now,
+		tracer:   tp.Tracer(tracerName),
+		traces:   cfg.Propagator,
+		observer: cfg.Observer,
+		done:     make(chan struct{}),
+		seen:     map[int]int64{},
 	}
 	c.applier = applier{
 		w: segmentstore.NewWriter(rdb, c.now),
@@ -188,7 +193,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return errors.New("consumer: Run called twice")
 	}
 	defer close(c.done)
-	defer c.transport.CloseIdleConnections()
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -228,7 +232,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		<-runCtx.Done()
 		_ = group.Close()
 	})
-	c.log.Info("consuming", "brokers", c.cfg.Brokers, "dead_letter_topic", c.cfg.DeadLetterTopic, "prefixes", c.prefixes)
+	c.log.Info("consuming", "brokers", c.kf.Brokers(), "dead_letter_topic", c.cfg.DeadLetterTopic, "prefixes", c.prefixes)
 	loopErr := c.consume(runCtx, group, w)
 	cancel()
 	wg.Wait()
@@ -377,7 +381,7 @@ func (c *Consumer) preflight(ctx context.Context) error {
 	err := c.retry(ctx, "redis: ping", func() error {
 		err := c.rdb.Ping(ctx).Err()
 		if segmentstore.Classify(err) == segmentstore.ClassFatal {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		return err
 	})
@@ -388,7 +392,7 @@ func (c *Consumer) preflight(ctx context.Context) error {
 		err := c.retry(ctx, "kafka metadata", func() error {
 			_, err := freshness.Partitions(ctx, c.kc, t.topic)
 			if errors.Is(err, freshness.ErrTopicMissing) {
-				return backoff.Permanent(err)
+				return retry.Permanent(err)
 			}
 			return err
 		})
@@ -406,7 +410,8 @@ func (c *Consumer) preflight(ctx context.Context) error {
 func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
 	return kafka.ConsumerGroupConfig{
 		ID:      c.cfg.GroupID,
-		Brokers: c.cfg.Brokers,
+		Brokers: c.kf.Brokers(),
+		Dialer:  c.kf.Dialer(),
 		Topics:  []string{c.cfg.Topic},
 		// A new group reads the whole topic: the topic is the record of
 		// membership, and replaying it is idempotent.
@@ -440,7 +445,8 @@ func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
 // of n.
 func (c *Consumer) partitionReaderConfig(partition, n int) kafka.ReaderConfig {
 	return kafka.ReaderConfig{
-		Brokers:   c.cfg.Brokers,
+		Brokers:   c.kf.Brokers(),
+		Dialer:    c.kf.Dialer(),
 		Topic:     c.cfg.Topic,
 		Partition: partition,
 		// The readers' queues feed FetchMessage; together about a batch's
@@ -458,24 +464,22 @@ func (c *Consumer) partitionReaderConfig(partition, n int) kafka.ReaderConfig {
 	}
 }
 
+// deadLetterWriter writes dead letters with kf's settings for every writer:
+// acknowledged by every in-sync replica, as a dead letter must be durable
+// before the offsets that skip the original are committed, and partitioned
+// by the original key, which keeps a membership's dead letters in order.
 func (c *Consumer) deadLetterWriter() *kafka.Writer {
-	return &kafka.Writer{
-		Addr:     kafka.TCP(c.cfg.Brokers...),
-		Topic:    c.cfg.DeadLetterTopic,
-		Balancer: &kafka.Hash{}, // the original key keeps a membership's dead letters in order
-		// A dead letter must be durable before the offsets that skip the
-		// original are committed.
-		RequiredAcks: kafka.RequireAll,
+	return c.kf.Writer(kafkax.WriterOptions{
+		Topic:        c.cfg.DeadLetterTopic,
 		BatchSize:    c.cfg.BatchSize,
 		BatchTimeout: time.Millisecond, // writes are synchronous: never wait for company
 		BatchBytes:   1 << 20,          // the broker's default message.max.bytes
 		MaxAttempts:  3,
 		WriteTimeout: 10 * time.Second,
-		Transport:    c.transport,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			c.log.Warn("dead-letter writer: " + fmt.Sprintf(msg, args...))
 		}),
-	}
+	})
 }
 
 // fetcher is what a fetch goroutine needs from a kafka.Reader.
@@ -495,13 +499,6 @@ type committer interface {
 // applied again by the partition's next owner.
 var errGenerationEnded = errors.New("consumer group generation ended")
 
-// generationEnded reports whether a commit error means the generation is
-// over (a rebalance started, or this member was dropped from the group).
-func generationEnded(err error) bool {
-	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
-		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.FencedInstanceID)
-}
-
 // fetchLoop fetches the messages of one partition into out until ctx ends
 // (nil) or fetching fails for longer than RetryTimeout.
 func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out chan<- kafka.Message) error {
@@ -511,7 +508,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out 
 			var err error
 			m, err = r.FetchMessage(ctx)
 			if errors.Is(err, io.EOF) {
-				return backoff.Permanent(err) // the reader was closed
+				return retry.Permanent(err) // the reader was closed
 			}
 			return err
 		})
@@ -850,8 +847,8 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		// so the worst a failed commit costs is re-applying it. The call
 		// is bounded by the group's request timeout.
 		err := cm.CommitOffsets(offsets)
-		if generationEnded(err) {
-			return backoff.Permanent(fmt.Errorf("%w: %w", errGenerationEnded, err))
+		if kafkax.GenerationEnded(err) {
+			return retry.Permanent(fmt.Errorf("%w: %w", errGenerationEnded, err))
 		}
 		return err
 	})
@@ -881,18 +878,13 @@ func decodeReason(err error) string {
 }
 
 // retry runs op until it succeeds, returns a permanent error, ctx ends, or
-// RetryTimeout passes, with exponential backoff between attempts.
+// RetryTimeout passes, counting and logging each retry. The first wait is
+// short (20ms): a batch waiting on a blip of Redis holds up the whole
+// pipeline.
 func (c *Consumer) retry(ctx context.Context, what string, op func() error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 20 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
-	b.MaxElapsedTime = c.cfg.RetryTimeout
-	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+	p := retry.Policy{Initial: 20 * time.Millisecond, Max: 5 * time.Second, Timeout: c.cfg.RetryTimeout}
+	return retry.Do(ctx, p, what, op, func(err error, d time.Duration) {
 		c.stats.retries.Add(1)
 		c.log.Warn("transient error, retrying", "op", what, "err", err, "backoff", d)
 	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
 }

@@ -48,7 +48,7 @@ func TestConsumerAppliesAddsAndRemoves(t *testing.T) {
 		}
 		before := time.Now()
 		ke.produce(t, messages(evs...)...)
-		c := start(t, cfg, rdb)
+		c := start(t, ke.kf, cfg, rdb)
 		c.waitCaughtUp(t)
 		ctx := testenv.Context(t, 10*time.Second)
 
@@ -165,7 +165,7 @@ func TestReplayAndDuplicatesLeaveRedisUnchanged(t *testing.T) {
 
 		cfg := testConfig(t, ke)
 		cfg.BatchSize = 64 // many batches, duplicates straddling batch boundaries
-		first := start(t, cfg, rdb)
+		first := start(t, ke.kf, cfg, rdb)
 		first.waitCaughtUp(t)
 		if err := first.stop(); err != nil {
 			t.Fatal(err)
@@ -193,7 +193,7 @@ func TestReplayAndDuplicatesLeaveRedisUnchanged(t *testing.T) {
 		// metadata included (its last_seq does not move backwards).
 		cfg.GroupID = testenv.Name(t)
 		cfg.BatchSize = 1000
-		replay := start(t, cfg, rdb)
+		replay := start(t, ke.kf, cfg, rdb)
 		replay.waitCaughtUp(t)
 		if err := replay.stop(); err != nil {
 			t.Fatal(err)
@@ -219,7 +219,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 		ke.produce(t, messages(churn(10)...)...)
 
 		// Nobody consumes: lag is 10 and synchronized_on is never written.
-		idle, err := New(cfg, rdb)
+		idle, err := New(cfg, rdb, ke.kf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 		}
 
 		// A consumer catches up and writes it.
-		c := start(t, cfg, rdb)
+		c := start(t, ke.kf, cfg, rdb)
 		c.waitCaughtUp(t)
 		if err := c.stop(); err != nil {
 			t.Fatal(err)
@@ -248,7 +248,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 		// millisecond.
 		eventually(t, time.Second, "the next millisecond", func() bool { return time.Now().UnixMilli() > first.UnixMilli() })
 		ke.produce(t, messages(churn(15)[10:]...)...)
-		down, err := New(cfg, rdb)
+		down, err := New(cfg, rdb, ke.kf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +263,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 		}
 
 		// Back up: caught up again, synchronized_on moves forward.
-		again := start(t, cfg, rdb)
+		again := start(t, ke.kf, cfg, rdb)
 		again.waitCaughtUp(t)
 		if got, _, _ := segmentstore.SyncTime(ctx, rdb, cfg.RedisPrefix); !got.After(first) {
 			t.Errorf("synchronized_on %v did not advance past %v after catching up", got, first)
@@ -307,7 +307,7 @@ func TestRedisOutageCommitsNothingUntilApplied(t *testing.T) {
 		rdb.AddHook(o)
 		evs := churn(40)
 		ke.produce(t, messages(evs[:20]...)...)
-		c := start(t, cfg, rdb)
+		c := start(t, ke.kf, cfg, rdb)
 		c.waitCaughtUp(t)
 		committedBefore := ke.committed(t, cfg.GroupID)
 		ctx := testenv.Context(t, 60*time.Second)
@@ -374,7 +374,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 	cfg := testConfig(t, ke)
 	evs := churn(30)
 	ke.produce(t, messages(evs[:10]...)...)
-	c := start(t, cfg, rdb)
+	c := start(t, ke.kf, cfg, rdb)
 	c.waitCaughtUp(t)
 	committedBefore := ke.committed(t, cfg.GroupID)
 
@@ -409,7 +409,7 @@ func TestRunFailsFastOnMissingTopics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, ke)
 			cfg.Topic, cfg.DeadLetterTopic = tc.topic, tc.dlq
-			c, err := New(cfg, rdb)
+			c, err := New(cfg, rdb, ke.kf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -424,7 +424,7 @@ func TestRunFailsFastOnMissingTopics(t *testing.T) {
 func TestRunTwiceIsAnError(t *testing.T) {
 	brokers, onBroker := testenv.Kafka(t)
 	ke := newKafka(t, brokers, onBroker, 1)
-	c := start(t, testConfig(t, ke), testenv.Redis(t).Client)
+	c := start(t, ke.kf, testConfig(t, ke), testenv.Redis(t).Client)
 	c.waitCaughtUp(t)
 	if err := c.Run(testenv.Context(t, time.Second)); err == nil || !strings.Contains(err.Error(), "Run called twice") {
 		t.Fatalf("second Run = %v, want an error", err)
@@ -445,7 +445,7 @@ func TestShutdownDuringOutageReturnsNilAndCommitsNothing(t *testing.T) {
 	rdb.AddHook(o)
 	cfg := testConfig(t, ke)
 	cfg.ShutdownTimeout = time.Second
-	c := start(t, cfg, rdb)
+	c := start(t, ke.kf, cfg, rdb)
 	c.waitCaughtUp(t) // empty topic: caught up at once
 	o.on.Store(true)
 	ke.produce(t, messages(churn(10)...)...)

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -89,7 +89,7 @@ func writeAttempt(ctx context.Context, w messageWriter, pending []kafka.Message)
 	}
 	var werrs kafka.WriteErrors
 	if !errors.As(err, &werrs) || len(werrs) != len(pending) {
-		return pending, classifyKafka(err)
+		return pending, kafkax.Classify(err)
 	}
 	var (
 		retry []kafka.Message
@@ -101,8 +101,8 @@ func writeAttempt(ctx context.Context, w messageWriter, pending []kafka.Message)
 		}
 		if errors.Is(e, kafka.MessageSizeTooLarge) {
 			retry = append(retry, truncated(pending[i]))
-		} else if cerr := classifyKafka(e); isPermanent(cerr) {
-			return nil, cerr
+		} else if !kafkax.Retryable(e) {
+			return nil, kafkax.Classify(e)
 		} else {
 			retry = append(retry, pending[i])
 		}
@@ -111,20 +111,4 @@ func writeAttempt(ctx context.Context, w messageWriter, pending []kafka.Message)
 		}
 	}
 	return retry, fmt.Errorf("%d of %d dead letters not written: %w", len(retry), len(pending), first)
-}
-
-// classifyKafka wraps errors that retrying cannot fix in backoff.Permanent.
-// Broker errors carry their own verdict; anything else (network, timeouts)
-// is transient.
-func classifyKafka(err error) error {
-	var kerr kafka.Error
-	if errors.As(err, &kerr) && !kerr.Temporary() {
-		return backoff.Permanent(err)
-	}
-	return err
-}
-
-func isPermanent(err error) bool {
-	var p *backoff.PermanentError
-	return errors.As(err, &p)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
@@ -83,7 +84,7 @@ func TestDeadLetters(t *testing.T) {
 			t.Fatal(err)
 		}
 		ke.produce(t, msgs...)
-		c := start(t, cfg, rdb)
+		c := start(t, ke.kf, cfg, rdb)
 		c.waitCaughtUp(t)
 
 		var wantDead int
@@ -202,8 +203,8 @@ func TestWriteAttempt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &fakeWriter{results: []error{tc.err}}
 			pending, err := writeAttempt(context.Background(), w, msgs)
-			if (err != nil) != tc.wantErr || isPermanent(err) != tc.wantPermanent {
-				t.Fatalf("err = %v (permanent %v), want error %v permanent %v", err, isPermanent(err), tc.wantErr, tc.wantPermanent)
+			if (err != nil) != tc.wantErr || retry.IsPermanent(err) != tc.wantPermanent {
+				t.Fatalf("err = %v (permanent %v), want error %v permanent %v", err, retry.IsPermanent(err), tc.wantErr, tc.wantPermanent)
 			}
 			if tc.wantPermanent {
 				return

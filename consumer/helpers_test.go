@@ -13,6 +13,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cohortsync/cohortsync/consumer/freshness"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -44,6 +46,7 @@ type kafkaEnv struct {
 	real       bool
 	topic, dlq string
 	client     *kafka.Client
+	kf         *kafkax.Factory // the consumers' clients, as internal/app builds them
 }
 
 // newKafka creates a topic with the given partitions and a one-partition
@@ -51,6 +54,7 @@ type kafkaEnv struct {
 func newKafka(t testing.TB, brokers []string, onBroker bool, nparts int) *kafkaEnv {
 	t.Helper()
 	ke := &kafkaEnv{brokers: brokers, real: onBroker, client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}}
+	ke.kf = kafkaxtest.Factory(t, brokers...)
 	ke.topic = testenv.Name(t)
 	ke.dlq = ke.topic + ".dlq"
 	ctx := testenv.Context(t, 30*time.Second)
@@ -181,7 +185,6 @@ func (ke *kafkaEnv) readDLQ(t testing.TB, n int) []kafka.Message {
 // testConfig is a consumer config for ke with names unique to the test.
 func testConfig(t testing.TB, ke *kafkaEnv) Config {
 	return Config{
-		Brokers:         ke.brokers,
 		Topic:           ke.topic,
 		DeadLetterTopic: ke.dlq,
 		GroupID:         testenv.Name(t),
@@ -210,9 +213,9 @@ type running struct {
 
 // start runs a new consumer on a clean prefix until stop or the end of the
 // test.
-func start(t testing.TB, cfg Config, rdb redis.UniversalClient) *running {
+func start(t testing.TB, kf *kafkax.Factory, cfg Config, rdb redis.UniversalClient) *running {
 	t.Helper()
-	c, err := New(cfg, rdb)
+	c, err := New(cfg, rdb, kf)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
@@ -54,8 +56,8 @@ func items(partition int, offsets ...int64) []item {
 // committed, which would move the group's offset backwards.
 func TestStaleRedeliveryIsDroppedAndNotCommitted(t *testing.T) {
 	rdb := testenv.Redis(t).Client
-	cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
-	c, err := New(cfg, rdb)
+	cfg := Config{RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
+	c, err := New(cfg, rdb, kafkaxtest.Factory(t, "127.0.0.1:9"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestApplyStopsOnFatalRedisError(t *testing.T) {
 	a := &applier{w: segmentstore.NewWriter(rdb, time.Now), prefix: func(string) string { return "p" }}
 	e := ev("staging", "seg", 1, "k", schema.OpAdd, 1)
 	f, err := a.apply(testenv.Context(t, 10*time.Second), []*schema.Event{&e})
-	if !isPermanent(err) || len(f) != 0 || !errors.Is(err, redis.ErrClosed) {
+	if !retry.IsPermanent(err) || len(f) != 0 || !errors.Is(err, redis.ErrClosed) {
 		t.Fatalf("apply = %v, %v; want a permanent error: client is closed", f, err)
 	}
 }
@@ -129,9 +131,9 @@ func TestCommitAfterGenerationEnded(t *testing.T) {
 		{"unknown member", kafka.UnknownMemberId, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
+			cfg := Config{RedisPrefix: testenv.Name(t), Logger: testLogger(t)}
 			dropPrefix(t, rdb, cfg.RedisPrefix)
-			c, err := New(cfg, rdb)
+			c, err := New(cfg, rdb, kafkaxtest.Factory(t, "127.0.0.1:9"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,9 +171,9 @@ func (o *recordObserver) BatchCommitted(b BatchReport) { o.reports = append(o.re
 func TestObserverSeesCommittedBatches(t *testing.T) {
 	rdb := testenv.Redis(t).Client
 	obs := &recordObserver{}
-	cfg := Config{Brokers: []string{"127.0.0.1:9"}, RedisPrefix: testenv.Name(t), Logger: testLogger(t), Observer: obs}
+	cfg := Config{RedisPrefix: testenv.Name(t), Logger: testLogger(t), Observer: obs}
 	dropPrefix(t, rdb, cfg.RedisPrefix)
-	c, err := New(cfg, rdb)
+	c, err := New(cfg, rdb, kafkaxtest.Factory(t, "127.0.0.1:9"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 		if slow > 0 {
 			mrdb.AddHook(slowApply(slow))
 		}
-		c, err := New(cfg, mrdb)
+		c, err := New(cfg, mrdb, ke.kf)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func TestSynchronizedOnAdvancesUnderSteadyTrickle(t *testing.T) {
 		// events keep arriving while a batch is applied and the check after
 		// its commit, like any other, rarely finds the lag at 0.
 		rdb.AddHook(slowApply(20 * time.Millisecond))
-		c := start(t, cfg, rdb)
+		c := start(t, ke.kf, cfg, rdb)
 		c.waitCaughtUp(t) // an empty topic: synchronized_on is written once
 		ctx := testenv.Context(t, 60*time.Second)
 

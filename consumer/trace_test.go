@@ -159,7 +159,7 @@ func TestApplyBatchSpanLinksToProducerTraces(t *testing.T) {
 		msgs = append(msgs, tracedMessage(t, trace.SpanContext{}, "untraced"))
 		ke.produce(t, msgs...)
 
-		c := start(t, cfg, rdb)
+		c := start(t, ke.kf, cfg, rdb)
 		c.waitCaughtUp(t)
 		if err := c.stop(); err != nil { // every batch span has ended
 			t.Fatal(err)

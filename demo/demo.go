@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
@@ -117,6 +118,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	cleanups = append(cleanups, kc.Close)
 	brokers := kc.ListenAddrs()
 	con.printf("Kafka   in-process (kfake) at %s\n", strings.Join(brokers, ","))
+	// One client factory for the producer and the consumer, as in
+	// cohortsync's process wiring (internal/app); closed after both.
+	kf, err := kafkax.New(kafkax.Config{Brokers: brokers})
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = kf.Close() }) // Close never fails
 
 	redisURL, stopRedis, kind, err := startRedis(ctx, cfg.Redis)
 	if err != nil {
@@ -141,16 +149,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	}
 
 	pcfg := producer.DefaultConfig()
-	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir = brokers, topic, cfg.StateDir
+	pcfg.Topic, pcfg.StateDir = topic, cfg.StateDir
 	pcfg.TopicPartitions = 3
-	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
+	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
 		return err
 	}
 
 	// Warnings only: the demo's own output tells the story.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ccfg := consumer.Config{Brokers: brokers, Topic: topic, GroupID: "cohortsync-demo", SyncInterval: time.Second, Logger: quiet}
-	cons, err := consumer.New(ccfg, rdb)
+	ccfg := consumer.Config{Topic: topic, GroupID: "cohortsync-demo", SyncInterval: time.Second, Logger: quiet}
+	cons, err := consumer.New(ccfg, rdb, kf)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -177,7 +185,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{
+		sum, err := producer.Sync(ctx, pcfg, kf, producer.SyncRequest{
 			Env: cfg.Env, Segment: cfg.Segment, Generation: 1, Input: src,
 		})
 		_ = src.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
@@ -42,23 +43,23 @@ var (
 // non-members, HEALTHY while the consumer runs, STALE once it has stopped for
 // longer than staleAfter.
 func TestSyncToLaunchDarklySDK(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
+	kf := kafkaxtest.Kafka(t)
 	for _, rb := range testenv.RedisBackends(t) {
 		t.Run(rb.Name, func(t *testing.T) {
 			ctx := testenv.Context(t, 3*time.Minute)
 			topic, prefix := testenv.Name(t), testenv.Name(t)
 
 			pcfg := producer.DefaultConfig()
-			pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = brokers, topic, t.TempDir(), 4
-			if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
+			pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = topic, t.TempDir(), 4
+			if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
 				t.Fatal(err)
 			}
 			cons, err := consumer.New(consumer.Config{
-				Brokers: brokers, Topic: topic, GroupID: testenv.Name(t),
+				Topic: topic, GroupID: testenv.Name(t),
 				EnvPrefixes:  map[string]string{"production": prefix},
 				SyncInterval: 200 * time.Millisecond,
 				Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-			}, rb.Client)
+			}, rb.Client, kf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +121,7 @@ func TestSyncToLaunchDarklySDK(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "production", Segment: segment, Generation: 1, Input: src})
+				sum, err := producer.Sync(ctx, pcfg, kf, producer.SyncRequest{Env: "production", Segment: segment, Generation: 1, Input: src})
 				src.Close()
 				if err != nil {
 					t.Fatalf("sync %d: %v", i+1, err)

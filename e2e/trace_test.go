@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
@@ -27,7 +28,7 @@ import (
 // batch of the run's events links to the sync's span (not a parent: a
 // batch mixes runs).
 func TestSyncSpanLinkedFromConsumerSpan(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
+	kf := kafkaxtest.Kafka(t)
 	rb := testenv.Redis(t)
 	ctx := testenv.Context(t, 2*time.Minute)
 	exp := tracetest.NewInMemoryExporter()
@@ -38,9 +39,9 @@ func TestSyncSpanLinkedFromConsumerSpan(t *testing.T) {
 
 	topic, prefix := testenv.Name(t), testenv.Name(t)
 	pcfg := producer.DefaultConfig()
-	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = brokers, topic, t.TempDir(), 2
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = topic, t.TempDir(), 2
 	pcfg.Logger, pcfg.TracerProvider, pcfg.Propagator = quiet, tp, prop
-	if err := publish.EnsureTopics(ctx, pcfg.Config); err != nil {
+	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
 		t.Fatal(err)
 	}
 	src, err := csvfile.Open("../testdata/cohort-day1.csv", csvfile.Options{})
@@ -48,15 +49,15 @@ func TestSyncSpanLinkedFromConsumerSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	sum, err := producer.Sync(ctx, pcfg, producer.SyncRequest{Env: "production", Segment: segment, Generation: 1, Input: src})
+	sum, err := producer.Sync(ctx, pcfg, kf, producer.SyncRequest{Env: "production", Segment: segment, Generation: 1, Input: src})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	cons, err := consumer.New(consumer.Config{
-		Brokers: brokers, Topic: topic, GroupID: testenv.Name(t), RedisPrefix: prefix,
+		Topic: topic, GroupID: testenv.Name(t), RedisPrefix: prefix,
 		SyncInterval: 100 * time.Millisecond, Logger: quiet, TracerProvider: tp, Propagator: prop,
-	}, rb.Client)
+	}, rb.Client, kf)
 	if err != nil {
 		t.Fatal(err)
 	}

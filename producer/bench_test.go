@@ -15,7 +15,7 @@ const benchEvents = 200_000
 // BenchmarkSync is a whole sync of a 200k-row CSV into a new segment
 // generation (all adds): CSV parsing, sort, diff, publish, commit.
 func BenchmarkSync(b *testing.B) {
-	cfg := testConfig(b)
+	cfg, kf := testConfig(b)
 	cfg.TopicPartitions = DefaultConfig().TopicPartitions
 	var csv strings.Builder
 	csv.WriteString("amplitude_id,user_id,country\n")
@@ -28,7 +28,7 @@ func BenchmarkSync(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		gen++
-		sum, err := Sync(ctx, cfg, SyncRequest{Env: "production", Segment: "bench", Generation: gen,
+		sum, err := Sync(ctx, cfg, kf, SyncRequest{Env: "production", Segment: "bench", Generation: gen,
 			Input: csvfile.New(strings.NewReader(data), "bench.csv", csvfile.Options{})})
 		if err != nil {
 			b.Fatal(err)

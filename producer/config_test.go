@@ -12,19 +12,15 @@ import (
 // TestConfigValidate covers the producer's own settings; the publishing
 // ones have their table in package publish, and are only shown included.
 func TestConfigValidate(t *testing.T) {
-	testenv.RunValidate(t, func() Config {
-		c := DefaultConfig()
-		c.KafkaBrokers = []string{"kafka-1:9092"}
-		return c
-	}, []testenv.ValidateCase[Config]{
-		{Name: "defaults with brokers are valid", Change: func(*Config) {}, Want: ""},
-		{Name: "publishing settings are validated", Change: func(c *Config) { c.KafkaBrokers = nil }, Want: "--kafka-brokers: required, want comma-separated host:port with a port in 1..65535"},
+	testenv.RunValidate(t, DefaultConfig, []testenv.ValidateCase[Config]{
+		{Name: "defaults are valid", Change: func(*Config) {}, Want: ""},
+		{Name: "publishing settings are validated", Change: func(c *Config) { c.Topic = "" }, Want: `--topic="": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..`},
 		{Name: "state dir empty", Change: func(c *Config) { c.StateDir = "" }, Want: "--state-dir: required, want a directory path"},
 		{Name: "max shrink of 1 would never refuse", Change: func(c *Config) { c.MaxShrink = 1 }, Want: `--max-shrink="1": want a fraction in [0, 1), 0 for off`},
 		{Name: "negative max shrink", Change: func(c *Config) { c.MaxShrink = -0.1 }, Want: `--max-shrink="-0.1": want a fraction in [0, 1), 0 for off`},
 		{Name: "no exclusion report kept", Change: func(c *Config) { c.ExclusionsKeep = 0 }, Want: `--exclusions-keep="0": want an integer >= 1`},
 		{Name: "sort chunk too small", Change: func(c *Config) { c.SortChunkBytes = 1 }, Want: `--sort-chunk-bytes="1": want an integer between 65536 and 2147483648`},
-		{Name: "every problem is reported", Change: func(c *Config) { c.KafkaBrokers = nil; c.StateDir = "" }, Want: "--kafka-brokers: required, want comma-separated host:port with a port in 1..65535\n--state-dir: required, want a directory path"},
+		{Name: "every problem is reported", Change: func(c *Config) { c.Topic = ""; c.StateDir = "" }, Want: "--topic=\"\": want a topic name of 1 to 249 characters from [a-zA-Z0-9._-], not . or ..\n--state-dir: required, want a directory path"},
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/producer/source"
@@ -29,13 +30,13 @@ func NewRunID(t time.Time) string {
 }
 
 // Sync publishes the changes between the segment's last committed snapshot
-// and req's Input, and commits it as the new snapshot once every
-// event is acknowledged. If an earlier run was interrupted after it started
+// and req's Input through kf's clients, and commits it as the new snapshot
+// once every event is acknowledged. If an earlier run was interrupted after it started
 // publishing, its snapshot is republished and committed first. The Summary
 // is filled as far as the run got, also on error.
-func Sync(ctx context.Context, cfg Config, req SyncRequest) (Summary, error) {
+func Sync(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncRequest) (Summary, error) {
 	ctx, end := startSyncSpan(ctx, cfg, req)
-	sum, err := syncWith(ctx, cfg, req, nil)
+	sum, err := syncWith(ctx, cfg, kf, req, nil)
 	end(sum, err)
 	return sum, err
 }
@@ -43,7 +44,7 @@ func Sync(ctx context.Context, cfg Config, req SyncRequest) (Summary, error) {
 // publisherWrapper lets tests interpose on publishing (inject failures).
 type publisherWrapper func(snapshot.Publisher) snapshot.Publisher
 
-func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWrapper) (sum Summary, err error) {
+func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncRequest, wrap publisherWrapper) (sum Summary, err error) {
 	start := time.Now()
 	sum.Run, sum.Started = NewRunID(start), start
 	defer func() {
@@ -68,16 +69,16 @@ func syncWith(ctx context.Context, cfg Config, req SyncRequest, wrap publisherWr
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	if err := publish.EnsureTopics(ctx, cfg.Config); err != nil {
-		return sum, err
-	}
-	pub, err := publish.New(cfg.Config)
+	pub, err := publish.New(cfg.Config, kf)
 	if err != nil {
 		return sum, err
 	}
 	// Close waits for writes still in flight (after an error or a cancelled
 	// ctx), so nothing of this run is sent after Sync returns.
 	defer func() { err = errors.Join(err, pub.Close()) }()
+	if err := publish.EnsureTopics(ctx, cfg.Config, kf); err != nil {
+		return sum, err
+	}
 
 	pubFor := func(ph *snapshot.Phase) (snapshot.Publisher, error) {
 		p, err := pub.Stream(ctx, publish.Origin{Segment: id, Run: ph.Run, Source: req.Source})

@@ -21,8 +21,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
@@ -35,14 +35,15 @@ var update = flag.Bool("update", false, "rewrite golden files")
 const testPartitions = 3
 
 // testConfig returns a config for the test's Kafka backend, with a topic and
-// state dir of its own.
-func testConfig(t testing.TB) Config {
+// state dir of its own, and the backend's client factory.
+func testConfig(t testing.TB) (Config, *kafkax.Factory) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Config = publishtest.Config(t)
+	var kf *kafkax.Factory
+	cfg.Config, kf = publishtest.Config(t)
 	cfg.TopicPartitions = testPartitions
 	cfg.StateDir = t.TempDir()
-	return cfg
+	return cfg, kf
 }
 
 func request(t testing.TB, csvFile string) SyncRequest {
@@ -68,17 +69,17 @@ func csvRequest(keys ...string) SyncRequest {
 // readTopic reads every event on the topic, partition by partition (each
 // membership lives on one partition, so per-partition order is the order
 // that matters), decoding each with schema.Decode.
-func readTopic(t *testing.T, cfg Config) []schema.Event {
+func readTopic(t *testing.T, cfg Config, kf *kafkax.Factory) []schema.Event {
 	t.Helper()
-	events, _ := readTopicMessages(t, cfg)
+	events, _ := readTopicMessages(t, cfg, kf)
 	return events
 }
 
 // readTopicMessages reads the whole topic, checking that every message
 // decodes and sits on the partition the hash balancer gives its key.
-func readTopicMessages(t *testing.T, cfg Config) ([]schema.Event, []kafka.Message) {
+func readTopicMessages(t *testing.T, cfg Config, kf *kafkax.Factory) ([]schema.Event, []kafka.Message) {
 	t.Helper()
-	msgs := testenv.ReadTopic(t, cfg.KafkaBrokers, cfg.Topic, cfg.TopicPartitions)
+	msgs := testenv.ReadTopic(t, kf.Brokers(), cfg.Topic, cfg.TopicPartitions)
 	events := make([]schema.Event, 0, len(msgs))
 	for _, m := range msgs {
 		ev, err := schema.Decode(&m)
@@ -135,10 +136,10 @@ func opsByKey(events []schema.Event) map[string]string {
 }
 
 func TestSyncEndToEnd(t *testing.T) {
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	ctx := testenv.Context(t, 60*time.Second)
 
-	sum1, err := Sync(ctx, cfg, request(t, "cohort1.csv"))
+	sum1, err := Sync(ctx, cfg, kf, request(t, "cohort1.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestSyncEndToEnd(t *testing.T) {
 		sum1.Outcome != Succeeded || sum1.Error != "" || sum1.Input != "cohort1.csv" || sum1.Source != "csv" || sum1.Started.IsZero() {
 		t.Fatalf("first sync summary %+v", sum1)
 	}
-	events := readTopic(t, cfg)
+	events := readTopic(t, cfg, kf)
 	if got := opsByKey(events); !maps.Equal(got, map[string]string{"alice": "add", "bob": "add", "carol": "add", "x": "add", "dave": "add"}) {
 		t.Fatalf("first sync events %v", got)
 	}
@@ -157,14 +158,14 @@ func TestSyncEndToEnd(t *testing.T) {
 		}
 	}
 
-	sum2, err := Sync(ctx, cfg, request(t, "cohort2.csv"))
+	sum2, err := Sync(ctx, cfg, kf, request(t, "cohort2.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum2.Added != 2 || sum2.Removed != 3 || sum2.Unchanged != 2 || sum2.Events != 5 || sum2.FirstSeq <= sum1.LastSeq {
 		t.Fatalf("second sync summary %+v", sum2)
 	}
-	events = readTopic(t, cfg)
+	events = readTopic(t, cfg, kf)
 	second := eventsOfRun(events, sum2.Run)
 	want := map[string]string{"erin": "add", "frank": "add", "bob": "remove", "x": "remove", "dave": "remove"}
 	if got := opsByKey(second); !maps.Equal(got, want) {
@@ -175,7 +176,7 @@ func TestSyncEndToEnd(t *testing.T) {
 	}
 
 	// The same snapshot again publishes nothing.
-	sum3, err := Sync(ctx, cfg, request(t, "cohort2.csv"))
+	sum3, err := Sync(ctx, cfg, kf, request(t, "cohort2.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,20 +250,20 @@ func TestSyncCrashAndRerun(t *testing.T) {
 			name = "crash after all 3 events were acknowledged"
 		}
 		t.Run(name, func(t *testing.T) {
-			cfg := testConfig(t)
+			cfg, kf := testConfig(t)
 			cfg.SendBatch = 1 // one event per call, so the failure point is exact
 			ctx := testenv.Context(t, 60*time.Second)
-			if _, err := Sync(ctx, cfg, csvRequest(s0...)); err != nil {
+			if _, err := Sync(ctx, cfg, kf, csvRequest(s0...)); err != nil {
 				t.Fatal(err)
 			}
-			crashed, err := syncWith(ctx, cfg, csvRequest(s1...), failAfter(n))
+			crashed, err := syncWith(ctx, cfg, kf, csvRequest(s1...), failAfter(n))
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("crashed run: err = %v, want the injected failure", err)
 			}
 			if crashed.Outcome != Failed || crashed.Error != err.Error() {
 				t.Fatalf("crashed run: outcome %q, error %q; want failed with %q", crashed.Outcome, crashed.Error, err)
 			}
-			sum, err := Sync(ctx, cfg, csvRequest(s2...))
+			sum, err := Sync(ctx, cfg, kf, csvRequest(s2...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -272,7 +273,7 @@ func TestSyncCrashAndRerun(t *testing.T) {
 			if sum.Recovered.FirstSeq <= crashed.FirstSeq+3+4 {
 				t.Fatalf("recovery seq %d inside the crashed run's reserved range", sum.Recovered.FirstSeq)
 			}
-			events := readTopic(t, cfg)
+			events := readTopic(t, cfg, kf)
 			if got := keysOf(replay(events)); !slices.Equal(got, s2) {
 				t.Fatalf("membership %v, want %v", got, s2)
 			}
@@ -288,7 +289,7 @@ func TestSyncCrashAndRerun(t *testing.T) {
 }
 
 func TestSyncFailsFastWhenLocked(t *testing.T) {
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	req := csvRequest("a")
 	held, err := snapshot.Open(context.Background(), cfg.StateDir, snapshot.SegmentID{Env: req.Env, Segment: req.Segment, Generation: 1, ContextKind: "user"})
 	if err != nil {
@@ -296,7 +297,7 @@ func TestSyncFailsFastWhenLocked(t *testing.T) {
 	}
 	defer held.Close()
 	start := time.Now()
-	_, err = Sync(testenv.Context(t, 30*time.Second), cfg, req)
+	_, err = Sync(testenv.Context(t, 30*time.Second), cfg, kf, req)
 	if !errors.Is(err, snapshot.ErrLocked) {
 		t.Fatalf("err = %v, want ErrLocked", err)
 	}
@@ -306,7 +307,7 @@ func TestSyncFailsFastWhenLocked(t *testing.T) {
 }
 
 func TestSyncConcurrentSameSegment(t *testing.T) {
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	ctx := testenv.Context(t, 60*time.Second)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -314,7 +315,7 @@ func TestSyncConcurrentSameSegment(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = Sync(ctx, cfg, csvRequest("a", "b"))
+			_, errs[i] = Sync(ctx, cfg, kf, csvRequest("a", "b"))
 		}()
 	}
 	wg.Wait()
@@ -327,15 +328,15 @@ func TestSyncConcurrentSameSegment(t *testing.T) {
 		// Both may succeed one after the other; then the second published nothing.
 		t.Log("the syncs did not overlap")
 	}
-	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a", "b"}) {
+	if got := keysOf(replay(readTopic(t, cfg, kf))); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("membership %v", got)
 	}
 }
 
 func TestSyncExclusions(t *testing.T) {
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	sum, err := Sync(ctx, cfg, request(t, "with_exclusions.csv"))
+	sum, err := Sync(ctx, cfg, kf, request(t, "with_exclusions.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,15 +352,15 @@ func TestSyncExclusions(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "with_exclusions.report.golden", got)
-	if keys := keysOf(replay(readTopic(t, cfg))); !slices.Equal(keys, []string{"alice", "quoted, id"}) {
+	if keys := keysOf(replay(readTopic(t, cfg, kf))); !slices.Equal(keys, []string{"alice", "quoted, id"}) {
 		t.Fatalf("members %v", keys)
 	}
 }
 
 func TestSyncBadInputPublishesNothing(t *testing.T) {
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	if _, err := Sync(ctx, cfg, csvRequest("a", "b")); err != nil {
+	if _, err := Sync(ctx, cfg, kf, csvRequest("a", "b")); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -373,13 +374,13 @@ func TestSyncBadInputPublishesNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := csvRequest()
 			req.Input = csvfile.New(strings.NewReader(tt.csv), "generated.csv", csvfile.Options{})
-			_, err := Sync(ctx, cfg, req)
+			_, err := Sync(ctx, cfg, kf, req)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
 	}
-	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a", "b"}) {
+	if got := keysOf(replay(readTopic(t, cfg, kf))); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("membership changed by bad input: %v", got)
 	}
 }
@@ -452,14 +453,14 @@ func golden(t *testing.T, name string, got []byte) {
 func TestSyncCreatesCompactedTopic(t *testing.T) {
 	for _, compact := range []bool{true, false} {
 		t.Run(fmt.Sprintf("compact=%v", compact), func(t *testing.T) {
-			cfg := testConfig(t)
+			cfg, kf := testConfig(t)
 			cfg.TopicCompact = compact
 			ctx := testenv.Context(t, 60*time.Second)
-			if _, err := Sync(ctx, cfg, csvRequest("a")); err != nil {
+			if _, err := Sync(ctx, cfg, kf, csvRequest("a")); err != nil {
 				t.Fatal(err)
 			}
-			client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 10 * time.Second}
-			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, kafkaconf.DeadLetterTopic(cfg.Topic)}})
+			client := kf.Client(10 * time.Second)
+			meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topic, kafkax.DeadLetterTopic(cfg.Topic)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -505,12 +506,12 @@ func TestSyncPropagatesTraceContext(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled, Remote: true})
 	ctx := trace.ContextWithRemoteSpanContext(testenv.Context(t, 60*time.Second), sc)
 
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	cfg.Propagator = prop
-	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
+	if _, err := Sync(ctx, cfg, kf, csvRequest("a", "b", "c")); err != nil {
 		t.Fatal(err)
 	}
-	_, msgs := readTopicMessages(t, cfg)
+	_, msgs := readTopicMessages(t, cfg, kf)
 	if len(msgs) != 3 {
 		t.Fatalf("read %d messages, want 3", len(msgs))
 	}
@@ -528,11 +529,11 @@ func TestSyncPropagatesTraceContext(t *testing.T) {
 func TestExclusionReportsDoNotPileUp(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
 	t.Run("per-run reports keep the newest", func(t *testing.T) {
-		cfg := testConfig(t)
+		cfg, kf := testConfig(t)
 		cfg.ExclusionsKeep = 2
 		var last string
 		for i := range 4 {
-			sum, err := Sync(ctx, cfg, csvRequest("a", "", fmt.Sprintf("k%d", i)))
+			sum, err := Sync(ctx, cfg, kf, csvRequest("a", "", fmt.Sprintf("k%d", i)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -547,15 +548,15 @@ func TestExclusionReportsDoNotPileUp(t *testing.T) {
 		}
 	})
 	t.Run("a clean run removes a fixed report", func(t *testing.T) {
-		cfg := testConfig(t)
+		cfg, kf := testConfig(t)
 		cfg.ExclusionsFile = filepath.Join(t.TempDir(), "excluded.csv")
-		if sum, err := Sync(ctx, cfg, csvRequest("a", "")); err != nil || sum.ExclusionsFile != cfg.ExclusionsFile {
+		if sum, err := Sync(ctx, cfg, kf, csvRequest("a", "")); err != nil || sum.ExclusionsFile != cfg.ExclusionsFile {
 			t.Fatalf("first sync: %v, report %q", err, sum.ExclusionsFile)
 		}
 		if _, err := os.Stat(cfg.ExclusionsFile); err != nil {
 			t.Fatal(err)
 		}
-		sum, err := Sync(ctx, cfg, csvRequest("a", "b"))
+		sum, err := Sync(ctx, cfg, kf, csvRequest("a", "b"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -570,33 +571,33 @@ func TestExclusionReportsDoNotPileUp(t *testing.T) {
 // next run (guard off) publishes the removals.
 func TestMaxShrinkRefusesATruncatedSnapshot(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
-	cfg := testConfig(t)
+	cfg, kf := testConfig(t)
 	cfg.MaxShrink = 0.5
-	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c", "d")); err != nil {
+	if _, err := Sync(ctx, cfg, kf, csvRequest("a", "b", "c", "d")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Sync(ctx, cfg, csvRequest("a", "b", "c")); err != nil {
+	if _, err := Sync(ctx, cfg, kf, csvRequest("a", "b", "c")); err != nil {
 		t.Fatalf("a 25%% drop is within the limit: %v", err)
 	}
-	refused, err := Sync(ctx, cfg, csvRequest("a"))
+	refused, err := Sync(ctx, cfg, kf, csvRequest("a"))
 	if refused.Outcome != Refused {
 		t.Errorf("outcome %q, want refused", refused.Outcome)
 	}
 	if !errors.Is(err, ErrShrink) || !strings.Contains(err.Error(), "1 members, 66.7% fewer than the 3 of the last sync (limit 50.0%)") {
 		t.Fatalf("Sync = %v, want ErrShrink naming the counts", err)
 	}
-	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a", "b", "c"}) {
+	if got := keysOf(replay(readTopic(t, cfg, kf))); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("members after the refusal %v, want [a b c]: nothing may be published", got)
 	}
 	cfg.MaxShrink = 0
-	sum, err := Sync(ctx, cfg, csvRequest("a"))
+	sum, err := Sync(ctx, cfg, kf, csvRequest("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Recovered != nil || sum.Removed != 2 {
 		t.Fatalf("summary %+v, want 2 removals and no recovery of the refused run", sum)
 	}
-	if got := keysOf(replay(readTopic(t, cfg))); !slices.Equal(got, []string{"a"}) {
+	if got := keysOf(replay(readTopic(t, cfg, kf))); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("members %v, want [a]", got)
 	}
 }

@@ -13,10 +13,11 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/metrics"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
@@ -54,7 +55,7 @@ func telemetryFromEnv(ctx context.Context, env func(string) (string, bool), down
 // its summary to stdout; logs go to stderr. Settings were validated by the caller; a CSV
 // that cannot be opened is a *setting.Error of "csv". env reads the OTEL_*
 // variables (see telemetry.FromEnv).
-func Sync(ctx context.Context, p Process, env func(string) (string, bool), cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
+func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {
 		return err
@@ -69,6 +70,10 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), cfg p
 		return err
 	}
 	cfg.TracerProvider, cfg.Propagator = tel.TracerProvider, tel.Propagator
+	kf, err := openKafka(kc, &down)
+	if err != nil {
+		return err
+	}
 	src, err := csvfile.Open(path, opts)
 	if err != nil {
 		var pe *fs.PathError
@@ -79,7 +84,7 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), cfg p
 	}
 	defer func() { _ = src.Close() }() // read-only: a close error loses nothing
 	req.Input = src
-	sum, err := producer.Sync(ctx, cfg, req)
+	sum, err := producer.Sync(ctx, cfg, kf, req)
 	if err != nil {
 		// The partial summary is not printed: its counts are what the diff
 		// enumerated, not what Kafka acknowledged. The next sync of the
@@ -97,7 +102,7 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), cfg p
 // process's HTTP server there (/metrics, /healthz, /readyz); either failing
 // stops both. Settings were validated by the caller. env reads the OTEL_*
 // variables (see telemetry.FromEnv).
-func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc redisconn.Config, httpAddr string, cfg consumer.Config, stderr io.Writer) (err error) {
+func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config, httpAddr string, cfg consumer.Config, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {
 		return err
@@ -112,10 +117,14 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc
 		return err
 	}
 	cfg.TracerProvider, cfg.Propagator = tel.TracerProvider, tel.Propagator
+	kf, err := openKafka(kc, &down)
+	if err != nil {
+		return err
+	}
 	// go-redis logs every failed dial itself; the consumer already logs the
 	// error it acts on, so keep go-redis's detail at debug level.
 	redis.SetLogger(redisLogger{log})
-	rdb, err := redisconn.Open(rc)
+	rdb, err := redisx.Open(rc)
 	if err != nil {
 		return err
 	}
@@ -128,7 +137,7 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc
 	var c *consumer.Consumer
 	m := metrics.NewConsumer(func() consumer.Stats { return c.Stats() }) // scraped only once c is set
 	cfg.Observer = m
-	if c, err = consumer.New(cfg, rdb); err != nil {
+	if c, err = consumer.New(cfg, rdb, kf); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -141,6 +150,18 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), rc
 	}
 	g.Go(func() error { return c.Run(gctx) })
 	return g.Wait()
+}
+
+// openKafka builds the process's one Kafka client factory, whose clients
+// every part shares, and registers its close: after the parts', which were
+// built later.
+func openKafka(kc kafkax.Config, down *teardown) (*kafkax.Factory, error) {
+	kf, err := kafkax.New(kc)
+	if err != nil {
+		return nil, err
+	}
+	down.push(kf.Close)
+	return kf, nil
 }
 
 type redisLogger struct{ log *slog.Logger }

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
@@ -75,26 +76,27 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 	proc.LogLevel = "warn"
 
 	pcfg := producer.DefaultConfig()
-	pcfg.KafkaBrokers, pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = brokers, testenv.Name(t), t.TempDir(), 2
+	kc := kafkax.Config{Brokers: brokers}
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 2
 	csv := filepath.Join(t.TempDir(), "cohort.csv")
 	if err := os.WriteFile(csv, []byte("user_id\na\nb\nc\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	req := producer.SyncRequest{Env: "staging", Segment: "seg", Generation: 1, ContextKind: "user", Source: "csv"}
 	var summary bytes.Buffer
-	if err := Sync(ctx, proc, env, pcfg, req, csv, csvfile.Options{IDColumn: "user_id"}, &summary, io.Discard); err != nil {
+	if err := Sync(ctx, proc, env, kc, pcfg, req, csv, csvfile.Options{IDColumn: "user_id"}, &summary, io.Discard); err != nil {
 		t.Fatalf("Sync = %v", err)
 	}
 	if !strings.Contains(spans.String(), `"Name":"sync"`) {
 		t.Errorf("no sync span exported:\n%s", spans.String())
 	}
 
-	ccfg := consumer.Config{Brokers: brokers, Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
-	rc := redisconn.Config{URL: testenv.RedisURL(t), PoolSize: redisconn.DefaultPoolSize, Timeout: redisconn.DefaultTimeout}
+	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
+	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
 	addr := freeAddr(t)
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- Consume(cctx, proc, env, rc, addr, ccfg, io.Discard) }()
+	go func() { errc <- Consume(cctx, proc, env, kc, rc, addr, ccfg, io.Discard) }()
 	stopped := false
 	stop := func() {
 		if stopped {

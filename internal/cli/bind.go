@@ -4,8 +4,9 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
@@ -15,17 +16,34 @@ func bindProcess(s *setting.Set, p *app.Process) {
 	s.String(&p.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
 }
 
-func bindKafka(s *setting.Set, brokers *[]string, topic *string, opts ...setting.Option) {
-	s.StringList(brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
-	s.String(topic, "topic", "TOPIC", "membership events topic", opts...)
+// bindKafka binds the connection to Kafka (internal/kafkax, shared by every
+// part of the process) and the membership topic; topicOpts apply to the
+// topic.
+func bindKafka(s *setting.Set, c *kafkax.Config, topic *string, topicOpts ...setting.Option) {
+	if c.DialTimeout == 0 {
+		c.DialTimeout = kafkax.DefaultDialTimeout
+	}
+	s.StringList(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
+	s.String(topic, "topic", "TOPIC", "membership events topic", topicOpts...)
+	s.String(&c.ClientID, "kafka-client-id", "KAFKA_CLIENT_ID", "client id in the brokers' logs and quotas (default kafka-go's <program>@<host>)")
+	s.Duration(&c.DialTimeout, "kafka-dial-timeout", "KAFKA_DIAL_TIMEOUT", "bound on opening a Kafka connection, TLS and SASL handshakes included")
+	s.Bool(&c.TLS.Enabled, "kafka-tls", "KAFKA_TLS", "connect to the brokers with TLS")
+	s.String(&c.TLS.CAFile, "kafka-tls-ca-file", "KAFKA_TLS_CA_FILE", "PEM file of the CAs the brokers' certificates are checked against (default the system's roots)")
+	s.String(&c.TLS.CertFile, "kafka-tls-cert-file", "KAFKA_TLS_CERT_FILE", "PEM client certificate, for brokers requiring mutual TLS (with --kafka-tls-key-file)")
+	s.String(&c.TLS.KeyFile, "kafka-tls-key-file", "KAFKA_TLS_KEY_FILE", "PEM private key of --kafka-tls-cert-file")
+	s.String(&c.TLS.ServerName, "kafka-tls-server-name", "KAFKA_TLS_SERVER_NAME", "name the brokers' certificates must carry (default each broker's host name)")
+	s.Bool(&c.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", "KAFKA_TLS_INSECURE_SKIP_VERIFY", "accept any broker certificate: for tests only")
+	s.String(&c.SASL.Mechanism, "kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM", "SASL mechanism: PLAIN (with --kafka-tls), SCRAM-SHA-256 or SCRAM-SHA-512 (default none)")
+	s.String(&c.SASL.Username, "kafka-sasl-username", "KAFKA_SASL_USERNAME", "SASL user name")
+	s.String(&c.SASL.Password, "kafka-sasl-password", "KAFKA_SASL_PASSWORD", "SASL password (prefer the variable: flags show in process lists)")
 }
 
-func bindRedis(s *setting.Set, c *redisconn.Config) {
+func bindRedis(s *setting.Set, c *redisx.Config) {
 	if c.PoolSize == 0 {
-		c.PoolSize = redisconn.DefaultPoolSize
+		c.PoolSize = redisx.DefaultPoolSize
 	}
 	if c.Timeout == 0 {
-		c.Timeout = redisconn.DefaultTimeout
+		c.Timeout = redisx.DefaultTimeout
 	}
 	s.String(&c.URL, "redis-url", "REDIS_URL", "standalone Redis URL (redis:// or rediss://); exactly one of --redis-url and --redis-cluster-addrs")
 	s.StringList(&c.ClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "Redis Cluster masters, comma-separated host:port")

@@ -12,10 +12,11 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/pkg/cohortcsv"
-	"github.com/cohortsync/cohortsync/pkg/redisconn"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
@@ -104,6 +105,7 @@ func newSettings(cmd *cobra.Command) *setting.Set {
 
 func newSync(lookup func(string) (string, bool)) *cobra.Command {
 	proc := app.DefaultProcess()
+	var kc kafkax.Config
 	cfg := producer.DefaultConfig()
 	req := producer.SyncRequest{Generation: 1, ContextKind: "user", Source: "csv"}
 	csvOpts := csvfile.Options{IDColumn: cohortcsv.DefaultIDColumn}
@@ -119,7 +121,7 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 	}
 	s := newSettings(cmd)
 	bindRequest(s, &req, &csvPath, &csvOpts)
-	bindKafka(s, &cfg.KafkaBrokers, &cfg.Topic)
+	bindKafka(s, &kc, &cfg.Topic)
 	bindProducer(s, &cfg)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -129,10 +131,10 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 		}
 		// A value that did not parse left its default in place, so
 		// validating too adds only the other problems.
-		if err := errors.Join(envErr, req.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
+		if err := errors.Join(envErr, req.Validate(), kc.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}
-		return failed(s, app.Sync(cmd.Context(), proc, lookup, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		return failed(s, app.Sync(cmd.Context(), proc, lookup, kc, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
 	return cmd
 }
@@ -141,7 +143,8 @@ func newConsume(lookup func(string) (string, bool)) *cobra.Command {
 	proc := app.DefaultProcess()
 	cfg := consumer.DefaultConfig()
 	var (
-		rc       redisconn.Config
+		kc       kafkax.Config
+		rc       redisx.Config
 		httpAddr string
 	)
 	cmd := &cobra.Command{
@@ -153,17 +156,17 @@ current, and dead-letters events it cannot apply. Runs until SIGINT or SIGTERM.`
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
-	bindKafka(s, &cfg.Brokers, &cfg.Topic, setting.NonZero)
+	bindKafka(s, &kc, &cfg.Topic, setting.NonZero)
 	bindRedis(s, &rc)
 	bindConsumer(s, &cfg)
 	bindHTTP(s, &httpAddr)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
-		if err := errors.Join(envErr, cfg.Validate(), rc.Validate(), httpserver.ValidateAddr(httpAddr), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
+		if err := errors.Join(envErr, kc.Validate(), cfg.Validate(), rc.Validate(), httpserver.ValidateAddr(httpAddr), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}
-		return failed(s, app.Consume(cmd.Context(), proc, lookup, rc, httpAddr, cfg, cmd.ErrOrStderr()))
+		return failed(s, app.Consume(cmd.Context(), proc, lookup, kc, rc, httpAddr, cfg, cmd.ErrOrStderr()))
 	}
 	return cmd
 }

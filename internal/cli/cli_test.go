@@ -23,6 +23,11 @@ func run(t *testing.T, ctx context.Context, args []string, env map[string]string
 
 func TestCommandLine(t *testing.T) {
 	const hp = "want comma-separated host:port with a port in 1..65535"
+	// The Kafka connection settings (internal/kafkax) of both commands.
+	kafkaFlags := []string{"[env KAFKA_CLIENT_ID]", "[env KAFKA_DIAL_TIMEOUT] (default 10s)", "--kafka-tls[=true|false]", "[env KAFKA_TLS]",
+		"--kafka-tls-ca-file string", "[env KAFKA_TLS_CA_FILE]", "[env KAFKA_TLS_CERT_FILE]", "[env KAFKA_TLS_KEY_FILE]",
+		"[env KAFKA_TLS_SERVER_NAME]", "[env KAFKA_TLS_INSECURE_SKIP_VERIFY]", "--kafka-sasl-mechanism string", "[env KAFKA_SASL_MECHANISM]",
+		"[env KAFKA_SASL_USERNAME]", "[env KAFKA_SASL_PASSWORD]"}
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -41,6 +46,28 @@ func TestCommandLine(t *testing.T) {
 			wantStdout: []string{"[env KAFKA_BROKERS]", "[env REDIS_URL]", "[env REDIS_CLUSTER_ADDRS]", "[env CONSUMER_BATCH_SIZE] (default 20000)",
 				"[env CONSUMER_GROUP_ID] (default \"cohortsync-consumer\")", "[env CONSUMER_ENV_PREFIX]", "--sync-interval duration",
 				"[env CONSUMER_SHUTDOWN_TIMEOUT] (default 10s)", "--http-addr string", "[env HTTP_ADDR]"}},
+		{name: "sync help lists the Kafka connection settings", args: []string{"sync", "--help"}, code: ExitOK,
+			wantStdout: kafkaFlags},
+		{name: "consume help lists the Kafka connection settings", args: []string{"consume", "--help"}, code: ExitOK,
+			wantStdout: kafkaFlags},
+		{name: "a bad SASL mechanism names its variable and keeps the password out", args: []string{"consume", "--kafka-brokers", "k:9092", "--redis-url", "redis://r:1"},
+			env:  map[string]string{"KAFKA_SASL_MECHANISM": "GSSAPI", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret"},
+			code: ExitUsage, wantStderr: []string{`KAFKA_SASL_MECHANISM="GSSAPI": want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)`}, notStderr: "s3cret"},
+		{name: "SASL credentials without a mechanism", args: []string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv", "--kafka-brokers", "127.0.0.1:9",
+			"--kafka-sasl-username", "u"}, code: ExitUsage,
+			wantStderr: []string{"--kafka-sasl-mechanism or KAFKA_SASL_MECHANISM: required, want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL) when a SASL user name or password is set"}},
+		{name: "a client certificate without its key", args: []string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv", "--kafka-brokers", "127.0.0.1:9",
+			"--kafka-tls", "--kafka-tls-cert-file", "client.pem"}, code: ExitUsage,
+			wantStderr: []string{"--kafka-tls-key-file or KAFKA_TLS_KEY_FILE: required, want the PEM private key of --kafka-tls-cert-file client.pem"}},
+		{name: "a TLS file without --kafka-tls is refused, not ignored", args: []string{"consume", "--kafka-brokers", "k:9092", "--redis-url", "redis://r:1"},
+			env: map[string]string{"KAFKA_TLS_CA_FILE": "ca.pem"}, code: ExitUsage,
+			wantStderr: []string{`KAFKA_TLS_CA_FILE="ca.pem": want nothing unless --kafka-tls is set`}},
+		{name: "an unreadable CA file names the flag", args: []string{"consume", "--kafka-brokers", "k:9092", "--redis-url", "redis://r:1",
+			"--kafka-tls", "--kafka-tls-ca-file", "/nonexistent.pem"}, code: ExitUsage,
+			wantStderr: []string{`--kafka-tls-ca-file="/nonexistent.pem": want a readable PEM file of CA certificates`}},
+		{name: "a bad dial timeout names its variable", args: []string{"consume", "--kafka-brokers", "k:9092", "--redis-url", "redis://r:1"},
+			env: map[string]string{"KAFKA_DIAL_TIMEOUT": "-1s"}, code: ExitUsage,
+			wantStderr: []string{`KAFKA_DIAL_TIMEOUT="-1s": want a positive duration (0: the default 10s)`}},
 		{name: "shell completion is generated", args: []string{"completion", "bash"}, code: ExitOK, wantStdout: []string{"bash completion V2 for cohortsync"}},
 		{name: "unknown command", args: []string{"push"}, code: ExitUsage, wantStderr: []string{`unknown command "push" for "cohortsync"`}},
 		{name: "unknown flag", args: []string{"sync", "--nope"}, code: ExitUsage, wantStderr: []string{"cohortsync sync: unknown flag: --nope"}},

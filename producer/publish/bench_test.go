@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -31,14 +32,14 @@ func benchChanges() []snapshot.Change {
 }
 
 // benchSetup returns the config of a benchmark's topic, created.
-func benchSetup(b *testing.B, compression string) publish.Config {
-	cfg := publishtest.Config(b)
+func benchSetup(b *testing.B, compression string) (publish.Config, *kafkax.Factory) {
+	cfg, kf := publishtest.Config(b)
 	cfg.Compression = compression
 	ctx := testenv.Context(b, time.Minute)
-	if err := publish.EnsureTopics(ctx, cfg); err != nil {
+	if err := publish.EnsureTopics(ctx, cfg, kf); err != nil {
 		b.Fatal(err)
 	}
-	return cfg
+	return cfg, kf
 }
 
 // benchMessages encodes changes as schema.Event.Message does, which the
@@ -63,8 +64,8 @@ var benchCompressions = []string{"none", "lz4", "snappy"}
 func BenchmarkRawProduce(b *testing.B) {
 	for _, comp := range benchCompressions {
 		b.Run("compression="+comp, func(b *testing.B) {
-			cfg := benchSetup(b, comp)
-			w := publish.NewWriter(cfg)
+			cfg, kf := benchSetup(b, comp)
+			w := publish.NewWriter(cfg, kf)
 			b.Cleanup(func() { w.Close() })
 			msgs := benchMessages(benchChanges())
 			ctx := testenv.Context(b, 10*time.Minute)
@@ -103,8 +104,8 @@ func BenchmarkRawProduce(b *testing.B) {
 func BenchmarkPublish(b *testing.B) {
 	for _, comp := range benchCompressions {
 		b.Run("compression="+comp, func(b *testing.B) {
-			cfg := benchSetup(b, comp)
-			pub, err := publish.New(cfg)
+			cfg, kf := benchSetup(b, comp)
+			pub, err := publish.New(cfg, kf)
 			if err != nil {
 				b.Fatal(err)
 			}

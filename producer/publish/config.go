@@ -8,19 +8,18 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/setting"
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
 )
 
 // DefaultTopic is the membership topic.
-const DefaultTopic = kafkaconf.DefaultTopic
+const DefaultTopic = kafkax.DefaultTopic
 
 // Config says where events are published and how. Start from
 // DefaultConfig. The names in Validate's errors are the flags of the sync
-// command.
+// command. The brokers and how to reach them are the kafkax.Factory's that
+// New takes.
 type Config struct {
-	// KafkaBrokers are the bootstrap brokers (host:port). Required.
-	KafkaBrokers []string
 	// Topic receives the membership events. Default DefaultTopic.
 	Topic string
 	// Propagator writes the trace context of the ctx given to Stream into
@@ -99,11 +98,10 @@ func (c Config) Validate() error {
 	bad := func(name string, v any, want string, a ...any) {
 		errs = append(errs, setting.Invalid(name, v, want, a...))
 	}
-	errs = append(errs, kafkaconf.CheckBrokers("kafka-brokers", c.KafkaBrokers)...)
-	if !kafkaconf.ValidTopic(c.Topic) {
-		bad("topic", c.Topic, "%s", kafkaconf.TopicForm)
-	} else if !kafkaconf.ValidTopic(kafkaconf.DeadLetterTopic(c.Topic)) {
-		bad("topic", c.Topic, "at most 245 characters, so that its dead-letter topic %s fits Kafka's 249", kafkaconf.DeadLetterTopic("<topic>"))
+	if !kafkax.ValidTopic(c.Topic) {
+		bad("topic", c.Topic, "%s", kafkax.TopicForm)
+	} else if !kafkax.ValidTopic(kafkax.DeadLetterTopic(c.Topic)) {
+		bad("topic", c.Topic, "at most 245 characters, so that its dead-letter topic %s fits Kafka's 249", kafkax.DeadLetterTopic("<topic>"))
 	}
 	if c.TopicPartitions < 1 {
 		bad("topic-partitions", c.TopicPartitions, "an integer >= 1")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -17,13 +18,13 @@ import (
 // Publisher, as a sync recovering an interrupted run does, and reads them
 // back: every event names its origin and keeps its op and sequence number.
 func TestPublisherStreams(t *testing.T) {
-	cfg := publishtest.Config(t)
+	cfg, kf := publishtest.Config(t)
 	cfg.TopicPartitions = 3
 	ctx := testenv.Context(t, 60*time.Second)
-	if err := publish.EnsureTopics(ctx, cfg); err != nil {
+	if err := publish.EnsureTopics(ctx, cfg, kf); err != nil {
 		t.Fatal(err)
 	}
-	p, err := publish.New(cfg)
+	p, err := publish.New(cfg, kf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestPublisherStreams(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	got := map[string]string{}
-	for _, m := range testenv.ReadTopic(t, cfg.KafkaBrokers, cfg.Topic, cfg.TopicPartitions) {
+	for _, m := range testenv.ReadTopic(t, kf.Brokers(), cfg.Topic, cfg.TopicPartitions) {
 		ev, err := schema.Decode(&m)
 		if err != nil {
 			t.Fatal(err)
@@ -75,7 +76,13 @@ func TestPublisherStreams(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	if _, err := publish.New(publish.DefaultConfig()); err == nil {
-		t.Fatal("New accepted a config without brokers")
+	kf := kafkaxtest.Factory(t, "127.0.0.1:9")
+	bad := publish.DefaultConfig()
+	bad.Topic = ""
+	if _, err := publish.New(bad, kf); err == nil {
+		t.Fatal("New accepted a config without a topic")
+	}
+	if _, err := publish.New(publish.DefaultConfig(), nil); err == nil {
+		t.Fatal("New accepted a nil client factory")
 	}
 }

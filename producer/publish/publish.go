@@ -4,89 +4,57 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cohortsync/cohortsync/pkg/kafkaconf"
-
-	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// NewWriter returns the kafka-go Writer a Publisher publishes with. Every
-// setting that matters is explicit: kafka-go's zero values mean no acks,
-// round-robin partitioning and one-second batches.
-func NewWriter(cfg Config) *kafka.Writer {
-	return &kafka.Writer{
-		Addr:         kafka.TCP(cfg.KafkaBrokers...),
-		Topic:        cfg.Topic,
-		Balancer:     &kafka.Hash{}, // one membership, one partition: per-key order
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    cfg.BatchSize,
-		BatchBytes:   cfg.BatchBytes,
-		BatchTimeout: cfg.BatchTimeout,
-		Compression:  compressions[cfg.Compression],
-		WriteTimeout: cfg.WriteTimeout,
-		ReadTimeout:  cfg.WriteTimeout,
-		// kafka-go's own retries sleep without watching ctx; keep them few
-		// and short, and let writeWithRetry do the bounded, ctx-aware part.
-		MaxAttempts:            3,
-		WriteBackoffMin:        50 * time.Millisecond,
-		WriteBackoffMax:        500 * time.Millisecond,
-		AllowAutoTopicCreation: false,
-	}
+// NewWriter returns the kafka-go Writer a Publisher publishes with, from
+// kf (brokers, TLS, SASL and the shared transport) and cfg's batching.
+// kafka-go's own retries sleep without watching ctx: they are kept few and
+// short, and write does the bounded, ctx-aware part.
+func NewWriter(cfg Config, kf *kafkax.Factory) *kafka.Writer {
+	return kf.Writer(kafkax.WriterOptions{
+		Topic:           cfg.Topic,
+		BatchSize:       cfg.BatchSize,
+		BatchBytes:      cfg.BatchBytes,
+		BatchTimeout:    cfg.BatchTimeout,
+		Compression:     compressions[cfg.Compression],
+		WriteTimeout:    cfg.WriteTimeout,
+		MaxAttempts:     3,
+		WriteBackoffMin: 50 * time.Millisecond,
+		WriteBackoffMax: 500 * time.Millisecond,
+	})
 }
 
-// newBackOff is the retry policy of Kafka calls: exponential, bounded by
-// cfg.RetryMaxElapsed and by ctx.
-func newBackOff(ctx context.Context, cfg Config) backoff.BackOff {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second),
-		backoff.WithMaxElapsedTime(cfg.RetryMaxElapsed),
-	)
-	return backoff.WithContext(b, ctx)
+// retryPolicy is the retry policy of Kafka calls, bounded by
+// cfg.RetryMaxElapsed (and by ctx).
+func retryPolicy(cfg Config) retry.Policy {
+	return retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Timeout: cfg.RetryMaxElapsed}
 }
 
 // retryLogger reports each retry: a sync that is slow because Kafka keeps
 // failing should say so while it waits, not only when it gives up.
-func retryLogger(cfg Config, op string) backoff.Notify {
+func retryLogger(cfg Config, op string) func(error, time.Duration) {
 	log := cfg.logger()
 	return func(err error, wait time.Duration) {
 		log.Warn("transient Kafka error, retrying", "op", op, "err", err, "backoff", wait)
 	}
 }
 
-// classify marks err permanent (backoff.Permanent) unless retrying the same
-// request may succeed: broker errors Kafka documents as retriable, network
-// errors and timeouts.
-func classify(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, io.ErrClosedPipe) {
-		return backoff.Permanent(err)
-	}
-	var tooLarge kafka.MessageTooLargeError
-	if errors.As(err, &tooLarge) {
-		return backoff.Permanent(err)
-	}
-	var kerr kafka.Error
-	if errors.As(err, &kerr) && !kerr.Temporary() && !kerr.Timeout() {
-		return backoff.Permanent(err) // MessageSizeTooLarge, TopicAuthorizationFailed, InvalidTopic, ...
-	}
-	return err
-}
-
 // EnsureTopics creates the membership topic and its dead-letter topic
 // ("<topic>.dlq", the consumer's default) if they do not exist; existing
 // topics are used as they are. Creating the dead-letter topic here means one
 // sync prepares everything a consumer with default settings needs.
-func EnsureTopics(ctx context.Context, cfg Config) error {
-	client := &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: cfg.WriteTimeout}
+func EnsureTopics(ctx context.Context, cfg Config, kf *kafkax.Factory) error {
+	client := kf.Client(cfg.WriteTimeout)
 	tc := kafka.TopicConfig{
 		Topic:             cfg.Topic,
 		NumPartitions:     cfg.TopicPartitions,
@@ -98,26 +66,24 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	// Dead letters are evidence, not state: never compacted, so each bad
 	// message is kept (for the broker's retention), not just the last per key.
 	dlq := kafka.TopicConfig{
-		Topic:             kafkaconf.DeadLetterTopic(cfg.Topic),
+		Topic:             kafkax.DeadLetterTopic(cfg.Topic),
 		NumPartitions:     cfg.TopicPartitions,
 		ReplicationFactor: cfg.TopicReplicationFactor,
 	}
 	op := func() error {
 		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc, dlq}})
 		if err != nil {
-			return classify(err)
+			return kafkax.Classify(err)
 		}
 		for _, t := range []string{tc.Topic, dlq.Topic} {
 			if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-				return classify(fmt.Errorf("topic %s: %w", t, err))
+				return kafkax.Classify(fmt.Errorf("topic %s: %w", t, err))
 			}
 		}
 		return nil
 	}
-	if err := backoff.RetryNotify(op, newBackOff(ctx, cfg), retryLogger(cfg, "create topics")); err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	return nil
+	const what = "create topics"
+	return retry.Do(ctx, retryPolicy(cfg), what, op, retryLogger(cfg, what))
 }
 
 // Publisher publishes membership events through one kafka-go Writer, which
@@ -129,13 +95,16 @@ type Publisher struct {
 	err    error
 }
 
-// New returns a Publisher for cfg. It does not create the topics (see
-// EnsureTopics) or connect before the first send.
-func New(cfg Config) (*Publisher, error) {
+// New returns a Publisher for cfg writing through kf's clients. It does not
+// create the topics (see EnsureTopics) or connect before the first send.
+func New(cfg Config, kf *kafkax.Factory) (*Publisher, error) {
+	if kf == nil {
+		return nil, errors.New("publish.New: nil Kafka client factory")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, w: NewWriter(cfg)}, nil
+	return &Publisher{cfg: cfg, w: NewWriter(cfg, kf)}, nil
 }
 
 // Origin is what the events of a Stream name besides the membership: its
@@ -297,7 +266,7 @@ func (p *Stream) write(ctx context.Context, msgs []kafka.Message) error {
 		}
 		var werrs kafka.WriteErrors
 		if !errors.As(err, &werrs) || len(werrs) != len(pending) {
-			return classify(err)
+			return kafkax.Classify(err)
 		}
 		var failed []kafka.Message
 		var first, permanent error
@@ -305,7 +274,7 @@ func (p *Stream) write(ctx context.Context, msgs []kafka.Message) error {
 			if e == nil {
 				continue
 			}
-			if c := classify(e); permanent == nil && isPermanent(c) {
+			if c := kafkax.Classify(e); permanent == nil && retry.IsPermanent(c) {
 				permanent = c
 			}
 			if first == nil {
@@ -320,13 +289,6 @@ func (p *Stream) write(ctx context.Context, msgs []kafka.Message) error {
 		}
 		return fmt.Errorf("%d of the batch's messages failed: %w", len(failed), first)
 	}
-	if err := backoff.RetryNotify(op, newBackOff(ctx, p.cfg), retryLogger(p.cfg, "write to "+p.cfg.Topic)); err != nil {
-		return fmt.Errorf("write to topic %s: %w", p.cfg.Topic, err)
-	}
-	return nil
-}
-
-func isPermanent(err error) bool {
-	var pe *backoff.PermanentError
-	return errors.As(err, &pe)
+	what := "write to topic " + p.cfg.Topic
+	return retry.Do(ctx, retryPolicy(p.cfg), what, op, retryLogger(p.cfg, what))
 }

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +25,6 @@ var testOrigin = Origin{
 // encoding must equal schema.Event.Message and decode back to the event.
 func TestEncodeMatchesSchema(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.KafkaBrokers = []string{"127.0.0.1:1"}
 	id := snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 3, ContextKind: "user"}
 	p, err := newStream(context.Background(), nil, cfg, Origin{Segment: id, Run: "20261125T201500Z-1a2b3c4d", Source: "csv"})
 	if err != nil {
@@ -56,40 +53,6 @@ func TestEncodeMatchesSchema(t *testing.T) {
 	}
 	if _, err := p.encode([]snapshot.Change{{Op: schema.OpAdd, Key: []byte("\xff"), Seq: 9}}); err == nil {
 		t.Fatal("invalid key encoded")
-	}
-}
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		name      string
-		err       error
-		permanent bool
-	}{
-		{"leader moving is retried", kafka.LeaderNotAvailable, false},
-		{"not enough replicas is retried", kafka.NotEnoughReplicas, false},
-		{"unknown partition (topic just created) is retried", kafka.UnknownTopicOrPartition, false},
-		{"request timeout is retried", kafka.RequestTimedOut, false},
-		{"connection refused is retried", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, false},
-		{"unexpected EOF is retried", io.ErrUnexpectedEOF, false},
-		{"wrapped retriable is retried", fmt.Errorf("x: %w", kafka.NotLeaderForPartition), false},
-		{"message too large is permanent", kafka.MessageSizeTooLarge, true},
-		{"client-side message too large is permanent", kafka.MessageTooLargeError{}, true},
-		{"authorization is permanent", kafka.TopicAuthorizationFailed, true},
-		{"invalid topic is permanent", kafka.InvalidTopic, true},
-		{"cancelled is permanent", context.Canceled, true},
-		{"deadline is permanent", fmt.Errorf("w: %w", context.DeadlineExceeded), true},
-		{"closed writer is permanent", io.ErrClosedPipe, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := classify(tt.err)
-			if isPermanent(got) != tt.permanent {
-				t.Fatalf("classify(%v) permanent = %v, want %v", tt.err, isPermanent(got), tt.permanent)
-			}
-			if !errors.Is(got, tt.err) && !errors.As(got, new(kafka.MessageTooLargeError)) {
-				t.Fatalf("classify lost the error: %v", got)
-			}
-		})
 	}
 }
 

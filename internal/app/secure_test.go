@@ -1,0 +1,97 @@
+package app
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
+)
+
+// TestSyncThenConsumeOverSASL: the Kafka settings reach every client of both
+// commands. A cluster that refuses unauthenticated clients serves a sync
+// (admin client, writer) and a consumer (metadata client, group, partition
+// readers) built from one kafkax.Config with SCRAM credentials; with a wrong
+// password the sync fails.
+func TestSyncThenConsumeOverSASL(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
+		kfake.Superuser(kafkax.MechanismScramSHA256, "alice", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	kc := kafkax.Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second,
+		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA256, Username: "alice", Password: "pw"}}
+	noEnv := func(string) (string, bool) { return "", false }
+	ctx := testenv.Context(t, 2*time.Minute)
+	proc := DefaultProcess()
+	proc.LogLevel = "error" // kfake's leader elections cause expected retries
+
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 2
+	pcfg.RetryMaxElapsed = 5 * time.Second
+	csv := filepath.Join(t.TempDir(), "cohort.csv")
+	if err := os.WriteFile(csv, []byte("user_id\na\nb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := producer.SyncRequest{Env: "staging", Segment: "seg", Generation: 1, ContextKind: "user", Source: "csv"}
+	opts := csvfile.Options{IDColumn: "user_id"}
+
+	wrong := kc
+	wrong.SASL.Password = "wrong"
+	if err := Sync(ctx, proc, noEnv, wrong, pcfg, req, csv, opts, io.Discard, io.Discard); err == nil {
+		t.Fatal("Sync with a wrong SASL password succeeded")
+	}
+	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, io.Discard, io.Discard); err != nil {
+		t.Fatalf("Sync = %v", err)
+	}
+
+	rb := testenv.Redis(t)
+	prefix := testenv.Name(t)
+	testenv.DropPrefix(t, rb.Client, prefix)
+	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: prefix, SyncInterval: 100 * time.Millisecond}
+	rc := redisx.Config{URL: rb.URL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- Consume(cctx, proc, noEnv, kc, rc, "", ccfg, io.Discard) }()
+	returned := false
+	defer func() {
+		cancel()
+		if returned {
+			return
+		}
+		if err := <-errc; err != nil {
+			t.Errorf("Consume = %v, want nil", err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, key := range []string{"a", "b"} {
+		for {
+			included, _, err := segmentstore.Membership(ctx, rb.Client, prefix, key)
+			if err == nil && slices.Contains(included, "seg.g1") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never became a member (last error %v)", key, err)
+			}
+			select {
+			case err := <-errc:
+				returned = true
+				t.Fatalf("Consume returned early: %v", err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
