@@ -45,8 +45,7 @@ type Consumer struct {
 
 	stats   counters
 	running atomic.Bool
-	ready   atomic.Bool   // preflight passed
-	done    chan struct{} // closed when Run returns
+	ready   atomic.Bool // preflight passed
 
 	// Owned by the apply loop.
 	seen map[int]int64 // per partition, the highest offset taken into a batch this generation
@@ -105,7 +104,6 @@ func New(cfg Config, rdb redis.UniversalClient, kf *kafkax.Factory) (*Consumer, 
 		tracer:   tp.Tracer(tracerName),
 		traces:   cfg.Propagator,
 		observer: cfg.Observer,
-		done:     make(chan struct{}),
 		seen:     map[int]int64{},
 	}
 	c.applier = applier{
@@ -164,12 +162,13 @@ func (c *Consumer) WaitCaughtUp(ctx context.Context) error { return c.fresh.Wait
 func (c *Consumer) Health() error { return c.fresh.Health() }
 
 // Ready fails until Run has passed its preflight (Redis answers, the topics
-// exist), and whenever Health fails: for a readiness probe.
+// exist). A readiness probe wants Health too: the HTTP server adds every
+// liveness check to /readyz.
 func (c *Consumer) Ready() error {
 	if !c.ready.Load() {
 		return errors.New("starting: preflight not finished")
 	}
-	return c.Health()
+	return nil
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the
@@ -192,7 +191,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called twice")
 	}
-	defer close(c.done)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {

@@ -72,12 +72,11 @@ var ErrStopped = errors.New("consumer stopped")
 // synchronized_on to the newest watermark the group has reached. Create it
 // with New; Run it once.
 type Tracker struct {
-	cfg       Config
-	log       *slog.Logger
-	kc        Offsets
-	sync      SyncTime
-	now       func() time.Time
-	startedAt time.Time
+	cfg  Config
+	log  *slog.Logger
+	kc   Offsets
+	sync SyncTime
+	now  func() time.Time
 
 	running atomic.Bool
 	done    chan struct{} // closed when Run returns
@@ -89,6 +88,7 @@ type Tracker struct {
 	lastSync   atomic.Int64 // unix ns of the last synchronized_on written; 0 none
 
 	mu          sync.Mutex
+	startedAt   time.Time     // when Run started; zero before
 	checked     chan struct{} // closed and replaced after every check
 	caughtUpAt  time.Time     // the newest watermark reached: everything produced before it is in Redis
 	lastCheckOK time.Time     // end of the last check that succeeded
@@ -101,8 +101,7 @@ type Tracker struct {
 	lastWritten time.Time  // the last synchronized_on written by this process
 }
 
-// New returns a Tracker; it touches no network until Run or Check. The
-// health limit (see Health) counts from New.
+// New returns a Tracker; it touches no network until Run or Check.
 func New(cfg Config, deps Deps) (*Tracker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -117,15 +116,14 @@ func New(cfg Config, deps Deps) (*Tracker, error) {
 		cfg.Logger = slog.Default()
 	}
 	t := &Tracker{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		kc:        deps.Offsets,
-		sync:      deps.SyncTime,
-		now:       deps.Now,
-		startedAt: deps.Now(),
-		done:      make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		checked:   make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		kc:      deps.Offsets,
+		sync:    deps.SyncTime,
+		now:     deps.Now,
+		done:    make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		checked: make(chan struct{}),
 	}
 	t.lag.Store(-1)
 	return t, nil
@@ -139,6 +137,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 		return errors.New("freshness: Run called twice")
 	}
 	defer close(t.done)
+	t.mu.Lock()
+	t.startedAt = t.now()
+	t.mu.Unlock()
 	tick := time.NewTicker(t.cfg.SyncInterval)
 	defer tick.Stop()
 	for ctx.Err() == nil {
@@ -271,14 +272,17 @@ func (t *Tracker) Check(ctx context.Context) {
 // Health fails when the last successful lag check is older than three sync
 // intervals (plus a tenth of RetryTimeout): Kafka or Redis unreachable for
 // that long, which is what an evaluator would notice. Lag itself is not
-// unhealthy: a consumer catching up is working.
+// unhealthy: a consumer catching up is working, and so is one whose Run
+// has not started yet (the consumer starts it after its preflight, which
+// has retries of its own: a liveness probe must not restart a process that
+// waits for Redis or Kafka to come up).
 func (t *Tracker) Health() error {
 	t.mu.Lock()
-	last := t.lastCheckOK
+	last, started := t.lastCheckOK, t.startedAt
 	t.mu.Unlock()
 	limit := 3*t.cfg.SyncInterval + t.cfg.RetryTimeout/10
 	if last.IsZero() {
-		if t.now().Sub(t.startedAt) > limit {
+		if !started.IsZero() && t.now().Sub(started) > limit {
 			return errors.New("no successful lag check since start")
 		}
 		return nil

@@ -216,9 +216,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestHealth: healthy just after start and after a recent check; unhealthy
-// when no check has succeeded within 3 intervals plus a tenth of the retry
-// timeout.
+// TestHealth: healthy before Run (the consumer's preflight, with retries of
+// its own, runs first: a liveness probe must not restart it), just after
+// Run started and after a recent check; unhealthy when no check has
+// succeeded within 3 intervals plus a tenth of the retry timeout of Run's
+// start or of the last success.
 func TestHealth(t *testing.T) {
 	rdb := testenv.Redis(t).Client
 	prefix := testenv.Name(t)
@@ -226,6 +228,15 @@ func TestHealth(t *testing.T) {
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	fake := &fakeOffsets{topic: "membership", ends: map[int]int64{0: 0}}
 	c := newTracker(t, fake, rdb, prefix, func() time.Time { return clock })
+	clock = clock.Add(time.Hour)
+	if err := c.Health(); err != nil {
+		t.Errorf("Health an hour after New, before Run = %v", err)
+	}
+	stopped, cancel := context.WithCancel(testenv.Context(t, 10*time.Second))
+	cancel()
+	if err := c.Run(stopped); err != nil { // starts the health clock, checks nothing
+		t.Fatal(err)
+	}
 	if err := c.Health(); err != nil {
 		t.Errorf("Health just after start = %v", err)
 	}
