@@ -73,7 +73,7 @@ var stats = []stat{
 	counter("cohortsync_consumer_dead_lettered_total", "Messages written to the dead-letter topic.", func(s consumer.Stats) int64 { return s.DeadLettered }),
 	counter("cohortsync_consumer_batches_total", "Batches committed.", func(s consumer.Stats) int64 { return s.Batches }),
 	counter("cohortsync_consumer_stale_total", "Redelivered messages dropped.", func(s consumer.Stats) int64 { return s.Stale }),
-	counter("cohortsync_consumer_rebalance_dropped_total", "Fetched messages left unapplied when a generation ended; the partition's next owner reads them again.", func(s consumer.Stats) int64 { return s.Dropped }),
+	counter("cohortsync_consumer_dropped_total", "Fetched messages left unapplied when a generation ended (rebalance or stop); the partition's next owner reads them again.", func(s consumer.Stats) int64 { return s.Dropped }),
 	counter("cohortsync_consumer_retries_total", "Retries after transient errors.", func(s consumer.Stats) int64 { return s.Retries }),
 	counter("cohortsync_consumer_generations_total", "Consumer group generations joined (rebalances).", func(s consumer.Stats) int64 { return s.Generations }),
 	counter("cohortsync_consumer_sync_errors_total", "Failed lag checks or synchronized_on writes.", func(s consumer.Stats) int64 { return s.SyncErrors }),
