@@ -452,29 +452,24 @@ func (s *Store) reserve(ctx context.Context, floor uint64, keys int64) (SeqRange
 // first. accept, unless nil, has the last word: it sees the committed
 // snapshot's size and the new one's once it is sorted, before anything is
 // staged, and an error from it leaves the store as it was (no pending run,
-// nothing to recover) and is returned. The sorter is finished (and closed)
-// whatever the outcome.
+// nothing to recover) and is returned. The caller (Sync) owns the sorter
+// and closes it.
 func (s *Store) stage(ctx context.Context, run string, sorter *Sorter, accept func(committed, next int64) error) (*Phase, SortStats, error) {
-	// Before the sort is finished, a refusal closes the sorter (removing
-	// its spilled runs) and reports both errors.
-	refuse := func(err error) (*Phase, SortStats, error) {
-		return nil, SortStats{}, errors.Join(err, sorter.Close())
-	}
 	if err := s.checkOpen(); err != nil {
-		return refuse(err)
+		return nil, SortStats{}, err
 	}
 	if !validRun.MatchString(run) {
-		return refuse(fmt.Errorf("snapshot store: run id %q must match %s", run, validRun))
+		return nil, SortStats{}, fmt.Errorf("snapshot store: run id %q must match %s", run, validRun)
 	}
 	if s.st.Pending != nil {
-		return refuse(fmt.Errorf("snapshot store: run %s is still pending; recover it first", s.st.Pending.Run))
+		return nil, SortStats{}, fmt.Errorf("snapshot store: run %s is still pending; recover it first", s.st.Pending.Run)
 	}
 	name := snapPrefix + run + snapSuffix
 	if s.st.Committed != nil && s.st.Committed.File == name {
-		return refuse(fmt.Errorf("snapshot store: run %s is already committed", run))
+		return nil, SortStats{}, fmt.Errorf("snapshot store: run %s is already committed", run)
 	}
 	if err := s.verify(s.st.Committed); err != nil {
-		return refuse(err)
+		return nil, SortStats{}, err
 	}
 	tmp := filepath.Join(s.dir, tmpDirName, name)
 	st, err := sorter.Finish(ctx, tmp)
