@@ -272,17 +272,20 @@ func writeCohort(path string, n int) error {
 	return f.Close()
 }
 
-// rawRedis writes n members with plain pipelined SADDs: the include set
-// only, or (members) also the member index, as the consumer does.
+// rawRedis writes n members with plain pipelined SADDs: one per member to
+// a set named like an include set (the same prefix, a hashed context key,
+// the same length), or (members) also one to a member index, as the
+// consumer does. The keys stand outside the LaunchDarkly layout on purpose:
+// segmentstore.Writer is the only code that writes that layout.
 func rawRedis(ctx context.Context, rdb redis.UniversalClient, prefix string, n, batch int, members bool) (float64, error) {
 	ref := schema.Ref("bench-segment", 1)
-	membersKey := bigsegments.MembersKey(prefix, ref)
+	membersKey := prefix + ":raw_reference:{" + ref + "}:members"
 	start := time.Now()
 	for i := 0; i < n; i += batch {
 		p := rdb.Pipeline()
 		for j := i; j < min(i+batch, n); j++ {
 			key := "user-" + strconv.Itoa(j) + "@example.com"
-			p.SAdd(ctx, bigsegments.IncludeKey(prefix, key), ref)
+			p.SAdd(ctx, prefix+":raw_reference_incl:"+bigsegments.HashContextKey(key), ref)
 			if members {
 				p.SAdd(ctx, membersKey, key)
 			}
