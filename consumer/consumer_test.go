@@ -246,7 +246,7 @@ func TestSynchronizedOnOnlyWhileCaughtUp(t *testing.T) {
 		// and leave synchronized_on where it was, however often they run.
 		// A wrong write below must be visible: let the clock pass first's
 		// millisecond.
-		eventually(t, time.Second, "the next millisecond", func() bool { return time.Now().UnixMilli() > first.UnixMilli() })
+		testenv.Eventually(t, time.Second, "the next millisecond", func() bool { return time.Now().UnixMilli() > first.UnixMilli() })
 		ke.produce(t, messages(churn(15)[10:]...)...)
 		down, err := New(cfg, rdb, ke.kf)
 		if err != nil {
@@ -316,9 +316,9 @@ func TestRedisOutageCommitsNothingUntilApplied(t *testing.T) {
 		o.on.Store(true)
 		ke.produce(t, messages(evs[20:]...)...)
 		producedAt := time.Now() // the new events are in the log from here on
-		eventually(t, 20*time.Second, "the consumer to hit the outage twice", func() bool { return o.failed.Load() >= 2 })
+		testenv.Eventually(t, 20*time.Second, "the consumer to hit the outage twice", func() bool { return o.failed.Load() >= 2 })
 		// Sync checks keep running during the outage and see the lag.
-		eventually(t, 20*time.Second, "a lag check to see the 20 new events", func() bool { return c.Stats().Lag == 20 })
+		testenv.Eventually(t, 20*time.Second, "a lag check to see the 20 new events", func() bool { return c.Stats().Lag == 20 })
 		if got := ke.committed(t, cfg.GroupID); !mapsEqual(got, committedBefore) {
 			t.Errorf("offsets committed during the outage: %v, before %v", got, committedBefore)
 		}
@@ -380,7 +380,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 
 	m.Close()
 	ke.produce(t, messages(evs[10:]...)...)
-	eventually(t, 20*time.Second, "retries against the dead server", func() bool { return c.Stats().Retries >= 2 })
+	testenv.Eventually(t, 20*time.Second, "retries against the dead server", func() bool { return c.Stats().Retries >= 2 })
 	if got := ke.committed(t, cfg.GroupID); !mapsEqual(got, committedBefore) {
 		t.Errorf("offsets committed with Redis down: %v, before %v", got, committedBefore)
 	}
@@ -449,7 +449,7 @@ func TestShutdownDuringOutageReturnsNilAndCommitsNothing(t *testing.T) {
 	c.waitCaughtUp(t) // empty topic: caught up at once
 	o.on.Store(true)
 	ke.produce(t, messages(churn(10)...)...)
-	eventually(t, 20*time.Second, "the consumer to hit the outage", func() bool { return o.failed.Load() >= 1 })
+	testenv.Eventually(t, 20*time.Second, "the consumer to hit the outage", func() bool { return o.failed.Load() >= 1 })
 	began := time.Now()
 	if err := c.stop(); err != nil {
 		t.Fatalf("Run = %v after cancellation during an outage, want nil", err)

@@ -261,18 +261,6 @@ func (r *running) waitCaughtUp(t testing.TB) {
 	}
 }
 
-// eventually polls cond every 10ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // dummyClient is a client for tests that never reach Redis.
 func dummyClient(t testing.TB) redis.UniversalClient {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:9"})

@@ -72,12 +72,12 @@ func TestRebalanceNeverResurrectsRemovedMembers(t *testing.T) {
 	dropPrefix(t, rdb, cfg.RedisPrefix)
 
 	a := newMember(200 * time.Millisecond)
-	eventually(t, 20*time.Second, "the first member to apply part of the backlog", func() bool { return a.Stats().Applied >= 200 })
+	testenv.Eventually(t, 20*time.Second, "the first member to apply part of the backlog", func() bool { return a.Stats().Applied >= 200 })
 	b := newMember(0) // join: a rebalance while a's buffers are full
-	eventually(t, 20*time.Second, "the second member to apply", func() bool { return b.Stats().Applied >= 100 })
+	testenv.Eventually(t, 20*time.Second, "the second member to apply", func() bool { return b.Stats().Applied >= 100 })
 	c := newMember(0) // another join
 	// The third member may get a partition the others have finished.
-	eventually(t, 20*time.Second, "the third member to join", func() bool { return c.Stats().Generations >= 1 })
+	testenv.Eventually(t, 20*time.Second, "the third member to join", func() bool { return c.Stats().Generations >= 1 })
 	if err := b.stop(); err != nil { // a leave
 		t.Fatalf("Run: %v", err)
 	}

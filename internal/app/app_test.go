@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
@@ -124,19 +127,9 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	until := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	until("/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
+	testenv.Eventually(t, 30*time.Second, "/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
 	var metrics string
-	until("every event applied and no lag", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every event applied and no lag", func() bool {
 		_, metrics = get("/metrics")
 		return strings.Contains(metrics, "cohortsync_consumer_applied_total 3\n") && strings.Contains(metrics, "cohortsync_consumer_lag 0\n")
 	})
@@ -144,6 +137,27 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 		if !strings.Contains(metrics, h+" ") || strings.Contains(metrics, h+" 0\n") {
 			t.Errorf("/metrics: histogram %s observed nothing:\n%s", h, metrics)
 		}
+	}
+	// What the settings opened is the Redis the sync's members reached, with
+	// synchronized_on set once the group caught up.
+	rdb, err := redisx.Open(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rdb.Close() }()
+	var members []string
+	if err := segmentstore.Members(ctx, rdb, ccfg.RedisPrefix, bigsegments.Ref(req.Segment, req.Generation), func(k string) error {
+		members = append(members, k)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(members)
+	if want := []string{"a", "b", "c"}; !slices.Equal(members, want) {
+		t.Errorf("members in Redis = %q, want %q", members, want)
+	}
+	if _, ok, err := segmentstore.SyncTime(ctx, rdb, ccfg.RedisPrefix); err != nil || !ok {
+		t.Errorf("synchronized_on = set %v, %v; want set once caught up", ok, err)
 	}
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)

@@ -157,3 +157,16 @@ func DroppingListener(t testing.TB) string {
 	})
 	return ln.Addr().String()
 }
+
+// Eventually polls cond every 10ms until it holds, failing the test with
+// what it waited for once d has passed.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
