@@ -299,13 +299,7 @@ func TestWaitCaughtUp(t *testing.T) {
 		t.Fatalf("synchronized_on written at %v before the apply path reported enough commits", c.LastSync())
 	}
 	c.Committed(1)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.LastSync().IsZero() {
-		if time.Now().After(deadline) {
-			t.Fatal("no check after the apply path reported the watermark's messages")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "a check after the apply path reported the watermark's messages", func() bool { return !c.LastSync().IsZero() })
 	if _, ok, err := segmentstore.SyncTime(ctx, rdb, prefix); !ok || err != nil {
 		t.Errorf("synchronized_on not written (%v)", err)
 	}
