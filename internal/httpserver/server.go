@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cohortsync/cohortsync/internal/setting"
@@ -61,6 +62,7 @@ type Server struct {
 	ready     []check
 	bound     net.Addr
 	listening chan struct{} // closed once listening, or when Run failed to
+	running   atomic.Bool   // Run was called: listening can be closed only once
 }
 
 // New returns a server for addr (host:port, see ValidateAddr) logging to
@@ -131,8 +133,12 @@ func (s *Server) Addr() string {
 
 // Run listens and serves until ctx ends, then shuts down within
 // ShutdownTimeout and returns nil. A listen or serve failure is returned at
-// once, naming --http-addr.
+// once, naming --http-addr. A server runs once: a second call returns an
+// error.
 func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("httpserver: Run called twice")
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.addr)
 	if err != nil {

@@ -180,3 +180,29 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// TestRunTwice: a second Run, while the first serves or after it failed,
+// returns an error and leaves the first one serving.
+func TestRunTwice(t *testing.T) {
+	s := New("127.0.0.1:0", quiet())
+	base := serve(t, s)
+	if err := s.Run(t.Context()); err == nil || err.Error() != "httpserver: Run called twice" {
+		t.Fatalf("second Run = %v, want httpserver: Run called twice", err)
+	}
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz after the second Run = %d, want 200 from the first", code)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	failed := New(ln.Addr().String(), quiet())
+	if err := failed.Run(t.Context()); err == nil {
+		t.Fatal("Run on a taken port succeeded")
+	}
+	if err := failed.Run(t.Context()); err == nil || err.Error() != "httpserver: Run called twice" {
+		t.Fatalf("Run after a failed Run = %v, want httpserver: Run called twice", err)
+	}
+}

@@ -1,7 +1,7 @@
 // Package telemetry builds the process's OpenTelemetry providers once, from
 // the standard OTEL_* environment variables, so that the parts (producer,
 // consumer) get them injected and no library touches otel's globals. Traces
-// are off unless OTEL_TRACES_EXPORTER says otherwise.
+// are off unless OTEL_TRACES_EXPORTER or an OTLP endpoint says otherwise.
 //
 // It also adapts a propagator to Kafka message headers: the producer
 // injects a sync run's trace context into every event, the consumer
