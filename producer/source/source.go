@@ -14,6 +14,10 @@ import "context"
 type Source interface {
 	// Name says which snapshot this is in messages, e.g. the file path.
 	Name() string
+	// Kind names what kind of source this is, e.g. "csv": the source
+	// label a sync records in its events unless told another. A schema
+	// identifier.
+	Kind() string
 	Read(ctx context.Context, emit func(key string) error, exclude func(Exclusion) error) (Stats, error)
 }
 

@@ -51,6 +51,12 @@ func New(r io.Reader, name string, opts Options) *Source {
 // Name is the path or the name given to New.
 func (s *Source) Name() string { return s.name }
 
+// Kind is the source label of a CSV snapshot's events.
+const Kind = "csv"
+
+// Kind is Kind: every CSV source is a "csv" one.
+func (s *Source) Kind() string { return Kind }
+
 // Read parses the CSV (cohortcsv.Read), passing its exclusions on with
 // cohortcsv's reasons.
 func (s *Source) Read(ctx context.Context, emit func(key string) error, exclude func(source.Exclusion) error) (source.Stats, error) {
