@@ -89,7 +89,8 @@ type SyncRequest struct {
 	Segment     string // segment key, e.g. "amplitude-7khm89cz"
 	Generation  int    // segment generation, >= 1; 0 means the default, 1
 	ContextKind string // default "user"
-	Source      string // recorded in every event; default "csv"
+	// Source is recorded in every event. Default Input's Kind, e.g. "csv".
+	Source string
 	// Input yields the snapshot's members, e.g. a csvfile.Source. Required.
 	Input source.Source
 }
@@ -101,20 +102,37 @@ func (r *SyncRequest) applyDefaults() {
 	if r.ContextKind == "" {
 		r.ContextKind = "user"
 	}
-	if r.Source == "" {
-		r.Source = "csv"
+	if r.Source == "" && r.Input != nil {
+		r.Source = r.Input.Kind()
 	}
 }
 
 // Validate reports every invalid field as a *setting.Error named after
 // its flag. Empty ContextKind and Source take their defaults.
 func (r SyncRequest) Validate() error {
+	var errs []error
+	if err := r.ValidateWithoutInput(); err != nil {
+		errs = append(errs, err)
+	}
+	if r.Input == nil {
+		errs = append(errs, setting.Missing("input", "a snapshot source"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateWithoutInput is Validate for a caller that opens the Input only
+// once the rest is known valid, such as a command that validates its flags
+// before it touches a file: a missing Input is not reported, and an empty
+// Source is left to Input's Kind.
+func (r SyncRequest) ValidateWithoutInput() error {
 	r.applyDefaults()
 	var errs []error
 	for _, f := range [...]struct{ name, v string }{
 		{"env", r.Env}, {"segment", r.Segment}, {"context-kind", r.ContextKind}, {"source", r.Source},
 	} {
 		switch {
+		case f.v == "" && f.name == "source":
+			// Only without an Input: Validate reports that.
 		case f.v == "":
 			errs = append(errs, setting.Missing(f.name, "%s", schema.IdentifierForm))
 		case schema.CheckIdentifier(f.v) != nil:
@@ -125,9 +143,6 @@ func (r SyncRequest) Validate() error {
 	}
 	if r.Generation < 1 {
 		errs = append(errs, setting.Invalid("generation", r.Generation, "an integer >= 1"))
-	}
-	if r.Input == nil {
-		errs = append(errs, setting.Missing("csv", "a cohort CSV file, plain or gzip"))
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/source"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
@@ -36,8 +37,38 @@ func TestSyncRequestValidate(t *testing.T) {
 		{Name: "kind not UTF-8", Change: func(r *SyncRequest) { r.ContextKind = "\xff" }, Want: `--context-kind="\xff": want non-empty UTF-8 of at most 1024 bytes (not valid UTF-8)`},
 		{Name: "generation 0 takes the default", Change: func(r *SyncRequest) { r.Generation = 0 }, Want: ""},
 		{Name: "negative generation", Change: func(r *SyncRequest) { r.Generation = -2 }, Want: `--generation="-2": want an integer >= 1`},
-		{Name: "no input", Change: func(r *SyncRequest) { r.Input = nil }, Want: "--csv: required, want a cohort CSV file, plain or gzip"},
+		{Name: "no input", Change: func(r *SyncRequest) { r.Input = nil }, Want: "--input: required, want a snapshot source"},
+		{Name: "no input and no source: only the input is missing", Change: func(r *SyncRequest) { r.Input, r.Source = nil, "" }, Want: "--input: required, want a snapshot source"},
+		{Name: "source defaults to the input's kind, which must be an identifier", Change: func(r *SyncRequest) { r.Input = kindSource{r.Input, "\xff"} },
+			Want: `--source="\xff": want non-empty UTF-8 of at most 1024 bytes (not valid UTF-8)`},
+		{Name: "an explicit source wins over the input's kind", Change: func(r *SyncRequest) { r.Input, r.Source = kindSource{r.Input, "\xff"}, "amplitude" }, Want: ""},
 		{Name: "several problems", Change: func(r *SyncRequest) { r.Env = ""; r.Generation = -1 }, Want: "--env: required, want non-empty UTF-8 of at most 1024 bytes\n--generation=\"-1\": want an integer >= 1"},
+	})
+}
+
+// kindSource is a Source of another kind.
+type kindSource struct {
+	source.Source
+	kind string
+}
+
+func (s kindSource) Kind() string { return s.kind }
+
+// withoutInput validates with ValidateWithoutInput.
+type withoutInput struct{ SyncRequest }
+
+func (r withoutInput) Validate() error { return r.ValidateWithoutInput() }
+
+func TestSyncRequestValidateWithoutInput(t *testing.T) {
+	valid := func() withoutInput {
+		return withoutInput{SyncRequest{Env: "production", Segment: "amplitude-7khm89cz", Generation: 1}}
+	}
+	testenv.RunValidate(t, valid, []testenv.ValidateCase[withoutInput]{
+		{Name: "no input and no source are valid", Change: func(*withoutInput) {}, Want: ""},
+		{Name: "an explicit source is validated", Change: func(r *withoutInput) { r.Source = "\xff" },
+			Want: `--source="\xff": want non-empty UTF-8 of at most 1024 bytes (not valid UTF-8)`},
+		{Name: "the other fields are validated", Change: func(r *withoutInput) { r.Env = ""; r.Generation = -1 },
+			Want: "--env: required, want non-empty UTF-8 of at most 1024 bytes\n--generation=\"-1\": want an integer >= 1"},
 	})
 }
 

@@ -73,8 +73,9 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	if err != nil {
 		return sum, err
 	}
-	// Close waits for writes still in flight (after an error or a cancelled
-	// ctx), so nothing of this run is sent after Sync returns.
+	// Close ends the writes still in flight (after an error or a cancelled
+	// ctx, when no Stream's Wait was reached) and waits for them, so nothing
+	// of this run is sent after Sync returns.
 	defer func() { err = errors.Join(err, pub.Close()) }()
 	if err := publish.EnsureTopics(ctx, cfg.Config, kf); err != nil {
 		return sum, err

@@ -51,10 +51,11 @@ func telemetryFromEnv(ctx context.Context, env func(string) (string, bool), down
 	return &tel, nil
 }
 
-// Sync runs one sync of the cohort CSV at path, read with opts, and writes
-// its summary to stdout; logs go to stderr. Settings were validated by the caller; a CSV
-// that cannot be opened is a *setting.Error of "csv". env reads the OTEL_*
-// variables (see telemetry.FromEnv).
+// Sync runs one sync of the cohort CSV at path, read with opts, as req's
+// Input, and writes its summary to stdout; logs go to stderr. Settings
+// were validated by the caller (req without its Input); a CSV that cannot
+// be opened is a *setting.Error of "csv". env reads the OTEL_* variables
+// (see telemetry.FromEnv).
 func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
 	log, err := p.Logger(stderr)
 	if err != nil {

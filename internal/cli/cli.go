@@ -107,7 +107,7 @@ func newSync(lookup func(string) (string, bool)) *cobra.Command {
 	proc := app.DefaultProcess()
 	var kc kafkax.Config
 	cfg := producer.DefaultConfig()
-	req := producer.SyncRequest{Generation: 1, ContextKind: "user", Source: "csv"}
+	req := producer.SyncRequest{Generation: 1, ContextKind: "user", Source: csvfile.Kind}
 	csvOpts := csvfile.Options{IDColumn: cohortcsv.DefaultIDColumn}
 	var csvPath string
 	cmd := &cobra.Command{
@@ -126,12 +126,14 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
-		if csvPath != "" {
-			req.Input = csvfile.New(nil, csvPath, csvOpts) // validated now, opened by the run
+		// The CSV is opened by the run, once every setting is known valid.
+		var csvErr error
+		if csvPath == "" {
+			csvErr = setting.Missing("csv", "a cohort CSV file, plain or gzip")
 		}
 		// A value that did not parse left its default in place, so
 		// validating too adds only the other problems.
-		if err := errors.Join(envErr, req.Validate(), kc.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
+		if err := errors.Join(envErr, req.ValidateWithoutInput(), csvErr, kc.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}
 		return failed(s, app.Sync(cmd.Context(), proc, lookup, kc, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))

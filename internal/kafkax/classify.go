@@ -5,23 +5,23 @@ import (
 	"errors"
 	"io"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/internal/retry"
 )
 
-// Classify returns err wrapped in backoff.Permanent (see retry.Permanent)
-// unless retrying the same request may succeed, and nil for nil. Permanent:
-// an ended context (the caller gave up), a closed writer
-// (io.ErrClosedPipe), a message the writer refuses as too large, and broker
-// errors Kafka does not document as retriable (MessageSizeTooLarge,
-// TopicAuthorizationFailed, InvalidTopic, ...). Everything else, network
-// errors and timeouts above all, is worth retrying.
+// Classify returns err marked retry.Permanent unless retrying the same
+// request may succeed, and nil for nil. Permanent: an ended context (the
+// caller gave up), a closed writer (io.ErrClosedPipe), a message the writer
+// refuses as too large, and broker errors Kafka does not document as
+// retriable (MessageSizeTooLarge, TopicAuthorizationFailed, InvalidTopic,
+// ...). Everything else, network errors and timeouts above all, is worth
+// retrying.
 func Classify(err error) error {
-	var perm *backoff.PermanentError
-	if err == nil || Retryable(err) || errors.As(err, &perm) {
+	if err == nil || Retryable(err) || retry.IsPermanent(err) {
 		return err
 	}
-	return backoff.Permanent(err)
+	return retry.Permanent(err)
 }
 
 // Retryable reports whether retrying the request that failed with err may
@@ -30,8 +30,7 @@ func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var perm *backoff.PermanentError
-	if errors.As(err, &perm) {
+	if retry.IsPermanent(err) {
 		return false // judged already, where it happened
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||

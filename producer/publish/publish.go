@@ -87,13 +87,19 @@ func EnsureTopics(ctx context.Context, cfg Config, kf *kafkax.Factory) error {
 }
 
 // Publisher publishes membership events through one kafka-go Writer, which
-// its Streams share. Close it when done.
+// its Streams share. It owns the write goroutines of every Stream, so Close
+// ends them even for a Stream nobody waits for. Close it when done.
 type Publisher struct {
 	cfg    Config
 	w      *kafka.Writer
+	writes writes
 	closed sync.Once
 	err    error
 }
+
+// ErrClosed is returned by a Publisher, and by its Streams, once Close was
+// called.
+var ErrClosed = errors.New("publisher closed")
 
 // New returns a Publisher for cfg writing through kf's clients. It does not
 // create the topics (see EnsureTopics) or connect before the first send.
@@ -118,14 +124,23 @@ type Origin struct {
 // Stream returns a Stream of origin's events. ctx's trace context goes
 // into every message.
 func (p *Publisher) Stream(ctx context.Context, origin Origin) (*Stream, error) {
-	return newStream(ctx, p.w, p.cfg, origin)
+	if p.writes.isClosed() {
+		return nil, fmt.Errorf("stream: %w", ErrClosed)
+	}
+	return newStream(ctx, p.w, &p.writes, p.cfg, origin)
 }
 
-// Close waits for writes still in flight (after an error or a cancelled
-// ctx of theirs), so nothing is sent after it returns, and releases the
-// Writer. It is idempotent.
+// Close cancels the writes still in flight of every Stream (a caller that
+// wants them acknowledged calls the Stream's Wait first), waits for them to
+// end, so nothing is sent after it returns, and releases the Writer. It is
+// bounded: a cancelled write ends within its current request, which
+// WriteTimeout bounds. Sends after Close fail with ErrClosed. It is
+// idempotent.
 func (p *Publisher) Close() error {
-	p.closed.Do(func() { p.err = closeWriter(p.w) })
+	p.closed.Do(func() {
+		p.writes.close()
+		p.err = closeWriter(p.w)
+	})
 	return p.err
 }
 
@@ -136,12 +151,75 @@ func closeWriter(w *kafka.Writer) error {
 	return nil
 }
 
+// writes runs and tracks the write goroutines of a Publisher's Streams, so
+// that Close can cancel them and wait for them whether or not each
+// Stream's Wait was called.
+type writes struct {
+	mu      sync.Mutex
+	closed  bool
+	next    uint64
+	cancels map[uint64]context.CancelCauseFunc
+	wg      sync.WaitGroup
+}
+
+// Go runs f in a goroutine with a ctx that close cancels (cause
+// ErrClosed), or returns ErrClosed once close was called.
+func (g *writes) Go(ctx context.Context, f func(ctx context.Context)) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	id := g.next
+	g.next++
+	if g.cancels == nil {
+		g.cancels = make(map[uint64]context.CancelCauseFunc)
+	}
+	g.cancels[id] = cancel
+	// Added under mu, which close takes before it waits: no Add can race
+	// with the Wait.
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer g.forget(id)
+		f(ctx)
+	}()
+	return nil
+}
+
+func (g *writes) forget(id uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cancels[id](nil)
+	delete(g.cancels, id)
+}
+
+func (g *writes) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+// close refuses new goroutines, cancels the running ones and waits for
+// them.
+func (g *writes) close() {
+	g.mu.Lock()
+	g.closed = true
+	for _, cancel := range g.cancels {
+		cancel(ErrClosed)
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
 // Stream publishes changes of one origin as membership events through a
 // Publisher's Writer. Send encodes a batch and hands it to one of at most
-// InFlight goroutines, which Wait waits for. It implements
-// snapshot.Publisher.
+// InFlight goroutines, which Wait waits for (and the Publisher's Close, if
+// Wait was not called). It implements snapshot.Publisher.
 type Stream struct {
 	w        messageWriter
+	writes   *writes // of the Publisher, which owns the goroutines
 	cfg      Config
 	template schema.Event
 	headers  []kafka.Header
@@ -157,7 +235,7 @@ type messageWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-func newStream(ctx context.Context, w messageWriter, cfg Config, o Origin) (*Stream, error) {
+func newStream(ctx context.Context, w messageWriter, g *writes, cfg Config, o Origin) (*Stream, error) {
 	id := o.Segment
 	ev := schema.Event{
 		Env: id.Env, Segment: id.Segment, Generation: id.Generation, ContextKind: id.ContextKind,
@@ -173,7 +251,7 @@ func newStream(ctx context.Context, w messageWriter, cfg Config, o Origin) (*Str
 		cfg.Propagator.Inject(ctx, &m.Headers)
 	}
 	return &Stream{
-		w: w, cfg: cfg, template: ev,
+		w: w, writes: g, cfg: cfg, template: ev,
 		headers: m.Headers[:len(m.Headers):len(m.Headers)],
 		slots:   make(chan struct{}, cfg.InFlight),
 	}, nil
@@ -208,19 +286,28 @@ func (p *Stream) Send(ctx context.Context, batch []snapshot.Change) error {
 		return fmt.Errorf("send: %w", ctx.Err())
 	}
 	p.wg.Add(1)
-	go func() {
+	err = p.writes.Go(ctx, func(ctx context.Context) {
 		defer p.wg.Done()
 		defer func() { <-p.slots }()
 		if err := p.write(ctx, msgs); err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrClosed) {
+				err = fmt.Errorf("%w: %w", cause, err)
+			}
 			p.fail(err)
 		}
-	}()
+	})
+	if err != nil {
+		p.wg.Done()
+		<-p.slots
+		return fmt.Errorf("send: %w", err)
+	}
 	return nil
 }
 
 // Wait returns when every write started by Send has ended, with the first
 // error. Writes end on success, on a permanent error, when retries are
-// exhausted or when ctx is done, so Wait is bounded.
+// exhausted, when Send's ctx is done or when the Publisher is closed, so
+// Wait is bounded.
 func (p *Stream) Wait(ctx context.Context) error {
 	p.wg.Wait()
 	return p.firstErr()

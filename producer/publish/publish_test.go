@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -26,7 +30,7 @@ var testOrigin = Origin{
 func TestEncodeMatchesSchema(t *testing.T) {
 	cfg := DefaultConfig()
 	id := snapshot.SegmentID{Env: "production", Segment: "amplitude-7khm89cz", Generation: 3, ContextKind: "user"}
-	p, err := newStream(context.Background(), nil, cfg, Origin{Segment: id, Run: "20261125T201500Z-1a2b3c4d", Source: "csv"})
+	p, err := newStream(context.Background(), nil, &writes{}, cfg, Origin{Segment: id, Run: "20261125T201500Z-1a2b3c4d", Source: "csv"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +130,7 @@ func TestPublisherRetries(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.RetryMaxElapsed = 10 * time.Second
 			w := &scriptedWriter{answers: tt.answers}
-			p, err := newStream(context.Background(), w, cfg, testOrigin)
+			p, err := newStream(context.Background(), w, &writes{}, cfg, testOrigin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +164,7 @@ func TestPublisherRetriesAreBounded(t *testing.T) {
 	for range 1000 {
 		w.answers = append(w.answers, func([]kafka.Message) error { return kafka.LeaderNotAvailable })
 	}
-	p, err := newStream(context.Background(), w, cfg, testOrigin)
+	p, err := newStream(context.Background(), w, &writes{}, cfg, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +188,7 @@ func TestPublisherStopsOnCancel(t *testing.T) {
 		w.answers = append(w.answers, func([]kafka.Message) error { return kafka.LeaderNotAvailable })
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := newStream(ctx, w, cfg, testOrigin)
+	p, err := newStream(ctx, w, &writes{}, cfg, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +202,83 @@ func TestPublisherStopsOnCancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Wait took %v after cancel", d)
+	}
+}
+
+// lingeringWriter blocks every write until its ctx ends, then takes a
+// while to return, as a produce request does that is already on the wire.
+type lingeringWriter struct {
+	started chan struct{} // receives once per write
+	linger  time.Duration
+	running atomic.Int32
+	ended   atomic.Int32
+}
+
+func (w *lingeringWriter) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+	w.running.Add(1)
+	defer w.running.Add(-1)
+	w.started <- struct{}{}
+	<-ctx.Done()
+	time.Sleep(w.linger)
+	w.ended.Add(1)
+	return ctx.Err()
+}
+
+// TestCloseEndsStreamsNotWaitedFor: a Stream sent to and never waited for
+// (as a push receiver shutting down leaves one) has its writes cancelled by
+// Close, which returns only once they ended; afterwards nothing starts.
+func TestCloseEndsStreamsNotWaitedFor(t *testing.T) {
+	kf, err := kafkax.New(kafkax.Config{Brokers: []string{testenv.DroppingListener(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.InFlight = 2
+	pub, err := New(cfg, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &lingeringWriter{started: make(chan struct{}, 2), linger: 200 * time.Millisecond}
+	ctx := testenv.Context(t, 30*time.Second)
+	st, err := newStream(ctx, w, &pub.writes, cfg, testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := st.Send(ctx, []snapshot.Change{{Op: schema.OpAdd, Key: []byte("a"), Seq: uint64(i + 1)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		select {
+		case <-w.started:
+		case <-ctx.Done():
+			t.Fatal("writes did not start")
+		}
+	}
+
+	start := time.Now()
+	if err := pub.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if n, r := w.ended.Load(), w.running.Load(); n != 2 || r != 0 {
+		t.Fatalf("Close returned with %d of 2 writes ended, %d running", n, r)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v, want it to cancel the writes", d)
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+
+	err = st.Send(ctx, []snapshot.Change{{Op: schema.OpAdd, Key: []byte("b"), Seq: 3}})
+	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "publisher closed") {
+		t.Fatalf("Send after Close = %v, want ErrClosed", err)
+	}
+	if err := st.Wait(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait after Close = %v, want the writes' ErrClosed", err)
+	}
+	if _, err := pub.Stream(ctx, testOrigin); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Stream after Close = %v, want ErrClosed", err)
 	}
 }

@@ -1,7 +1,3 @@
-// Package source declares what a sync reads a snapshot from: a Source
-// yields the member keys of one cohort snapshot, and the records it had to
-// leave out, with a reason each. The sync does not know where the members
-// come from: a CSV export (package csvfile) today, the Amplitude API next.
 package source
 
 import "context"
@@ -18,6 +14,10 @@ import "context"
 type Source interface {
 	// Name says which snapshot this is in messages, e.g. the file path.
 	Name() string
+	// Kind names what kind of source this is, e.g. "csv": the source
+	// label a sync records in its events unless told another. A schema
+	// identifier.
+	Kind() string
 	Read(ctx context.Context, emit func(key string) error, exclude func(Exclusion) error) (Stats, error)
 }
 

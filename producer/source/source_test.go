@@ -9,6 +9,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/producer/source"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
+	"github.com/cohortsync/cohortsync/schema"
 )
 
 // sources are the implementations the conformance test runs against, each
@@ -74,6 +75,11 @@ func TestSourceConformance(t *testing.T) {
 		{"it has a name for messages", func(t *testing.T, src source.Source) {
 			if src.Name() == "" {
 				t.Fatal("empty Name")
+			}
+		}},
+		{"its kind is an event source label", func(t *testing.T, src source.Source) {
+			if err := schema.CheckIdentifier(src.Kind()); err != nil {
+				t.Fatalf("Kind %q: %v", src.Kind(), err)
 			}
 		}},
 	}

@@ -1,6 +1,3 @@
-// Package csvfile is the Source of a cohort CSV export (pkg/cohortcsv: plain
-// or gzip, Amplitude's layout and files shaped like it), read from a file
-// or from any reader.
 package csvfile
 
 import (
@@ -53,6 +50,12 @@ func New(r io.Reader, name string, opts Options) *Source {
 
 // Name is the path or the name given to New.
 func (s *Source) Name() string { return s.name }
+
+// Kind is the source label of a CSV snapshot's events.
+const Kind = "csv"
+
+// Kind is Kind: every CSV source is a "csv" one.
+func (s *Source) Kind() string { return Kind }
 
 // Read parses the CSV (cohortcsv.Read), passing its exclusions on with
 // cohortcsv's reasons.
