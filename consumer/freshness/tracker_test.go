@@ -206,7 +206,7 @@ func TestConfigValidate(t *testing.T) {
 			c := valid
 			tc.modify(&c)
 			err := c.Validate()
-			if got := errText(err); got != tc.want {
+			if got := testenv.ErrText(err); got != tc.want {
 				t.Fatalf("%s = %q\nwant %q", `c.Validate()`, got, tc.want)
 			}
 		})
@@ -347,12 +347,4 @@ func (l *lockedOffsets) OffsetFetch(ctx context.Context, req *kafka.OffsetFetchR
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.OffsetFetch(ctx, req)
-}
-
-// errText is err's message, "" for nil.
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -29,7 +31,7 @@ func TestValidateAddr(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := ValidateAddr(tc.addr)
-			if got := errText(err); got != tc.want {
+			if got := testenv.ErrText(err); got != tc.want {
 				t.Fatalf("%s = %q\nwant %q", `ValidateAddr(tc.addr)`, got, tc.want)
 			}
 		})
@@ -171,14 +173,6 @@ func TestShutdownIsBounded(t *testing.T) {
 	if d := time.Since(began); d < ShutdownTimeout {
 		t.Errorf("Run returned after %v, before the grace of %v: in-flight requests were cut short", d, ShutdownTimeout)
 	}
-}
-
-// errText is err's message, "" for nil.
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // TestRunTwice: a second Run, while the first serves or after it failed,

@@ -29,3 +29,12 @@ func RunValidate[T interface{ Validate() error }](t *testing.T, valid func() T, 
 		})
 	}
 }
+
+// ErrText is err's message, "" for nil: what a table of exact error texts
+// compares.
+func ErrText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
