@@ -40,15 +40,40 @@ func (t *teardown) run() error {
 // serviceName is the telemetry resource's service.name.
 const serviceName = "cohortsync"
 
-// telemetryFromEnv builds the process's telemetry providers from the OTEL_*
-// variables env reads, and registers their shutdown (a flush of the spans).
-func telemetryFromEnv(ctx context.Context, env func(string) (string, bool), down *teardown) (*telemetry.Providers, error) {
-	tel, err := telemetry.FromEnv(ctx, env, serviceName)
+// base is what every command builds first, once per process: the logger,
+// the telemetry providers and the Kafka client factory. down tears them
+// (and whatever the command adds) down in reverse order.
+type base struct {
+	log  *slog.Logger
+	tel  telemetry.Providers
+	kf   *kafkax.Factory
+	down teardown
+}
+
+// start builds the base of a command: the logger writes to stderr, the
+// telemetry comes from the OTEL_* variables env reads (see
+// telemetry.FromEnv), the Kafka clients from kc. On error, what was built
+// is torn down.
+func start(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, stderr io.Writer) (_ *base, err error) {
+	log, err := p.Logger(stderr)
 	if err != nil {
 		return nil, err
 	}
-	down.push(func() error { return tel.Shutdown(context.WithoutCancel(ctx)) })
-	return &tel, nil
+	b := &base{log: log}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.down.run())
+		}
+	}()
+	if b.tel, err = telemetry.FromEnv(ctx, env, serviceName); err != nil {
+		return nil, err
+	}
+	b.down.push(func() error { return b.tel.Shutdown(context.WithoutCancel(ctx)) })
+	if b.kf, err = kafkax.New(kc); err != nil {
+		return nil, err
+	}
+	b.down.push(b.kf.Close)
+	return b, nil
 }
 
 // Sync runs one sync of the cohort CSV at path, read with opts, as req's
@@ -57,24 +82,14 @@ func telemetryFromEnv(ctx context.Context, env func(string) (string, bool), down
 // be opened is a *setting.Error of "csv". env reads the OTEL_* variables
 // (see telemetry.FromEnv).
 func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
-	log, err := p.Logger(stderr)
+	b, err := start(ctx, p, env, kc, stderr)
 	if err != nil {
 		return err
 	}
-	var down teardown
-	defer func() { err = errors.Join(err, down.run()) }()
-	cfg.Logger = log
+	defer func() { err = errors.Join(err, b.down.run()) }()
 	// The run's span context goes into every event (W3C trace context by
 	// default), so each consumer batch's span links to the sync.
-	tel, err := telemetryFromEnv(ctx, env, &down)
-	if err != nil {
-		return err
-	}
-	cfg.TracerProvider, cfg.Propagator = tel.TracerProvider, tel.Propagator
-	kf, err := openKafka(kc, &down)
-	if err != nil {
-		return err
-	}
+	cfg.Logger, cfg.TracerProvider, cfg.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
 	src, err := csvfile.Open(path, opts)
 	if err != nil {
 		var pe *fs.PathError
@@ -85,7 +100,7 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc ka
 	}
 	defer func() { _ = src.Close() }() // read-only: a close error loses nothing
 	req.Input = src
-	sum, err := producer.Sync(ctx, cfg, kf, req)
+	sum, err := producer.Sync(ctx, cfg, b.kf, req)
 	if err != nil {
 		// The partial summary is not printed: its counts are what the diff
 		// enumerated, not what Kafka acknowledged. The next sync of the
@@ -104,32 +119,22 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc ka
 // stops both. Settings were validated by the caller. env reads the OTEL_*
 // variables (see telemetry.FromEnv).
 func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config, httpAddr string, cfg consumer.Config, stderr io.Writer) (err error) {
-	log, err := p.Logger(stderr)
+	b, err := start(ctx, p, env, kc, stderr)
 	if err != nil {
 		return err
 	}
-	var down teardown
-	defer func() { err = errors.Join(err, down.run()) }()
-	cfg.Logger = log
+	defer func() { err = errors.Join(err, b.down.run()) }()
 	// Each batch's span links to the sync runs it applies, through the
 	// trace context the producer writes into message headers.
-	tel, err := telemetryFromEnv(ctx, env, &down)
-	if err != nil {
-		return err
-	}
-	cfg.TracerProvider, cfg.Propagator = tel.TracerProvider, tel.Propagator
-	kf, err := openKafka(kc, &down)
-	if err != nil {
-		return err
-	}
+	cfg.Logger, cfg.TracerProvider, cfg.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
 	// go-redis logs every failed dial itself; the consumer already logs the
 	// error it acts on, so keep go-redis's detail at debug level.
-	redis.SetLogger(redisLogger{log})
+	redis.SetLogger(redisLogger{b.log})
 	rdb, err := redisx.Open(rc)
 	if err != nil {
 		return err
 	}
-	down.push(func() error {
+	b.down.push(func() error {
 		if err := rdb.Close(); err != nil {
 			return fmt.Errorf("close redis: %w", err)
 		}
@@ -138,12 +143,12 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc
 	var c *consumer.Consumer
 	m := metrics.NewConsumer(func() consumer.Stats { return c.Stats() }) // scraped only once c is set
 	cfg.Observer = m
-	if c, err = consumer.New(cfg, rdb, kf); err != nil {
+	if c, err = consumer.New(cfg, rdb, b.kf); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if httpAddr != "" {
-		srv := httpserver.New(httpAddr, log)
+		srv := httpserver.New(httpAddr, b.log)
 		srv.Handle("GET /metrics", m.Handler())
 		srv.Check("consumer", func(context.Context) error { return c.Health() })
 		srv.Ready("consumer", func(context.Context) error { return c.Ready() })
@@ -151,18 +156,6 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc
 	}
 	g.Go(func() error { return c.Run(gctx) })
 	return g.Wait()
-}
-
-// openKafka builds the process's one Kafka client factory, whose clients
-// every part shares, and registers its close: after the parts', which were
-// built later.
-func openKafka(kc kafkax.Config, down *teardown) (*kafkax.Factory, error) {
-	kf, err := kafkax.New(kc)
-	if err != nil {
-		return nil, err
-	}
-	down.push(kf.Close)
-	return kf, nil
 }
 
 type redisLogger struct{ log *slog.Logger }
