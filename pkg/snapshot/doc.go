@@ -34,7 +34,10 @@
 // exported, so no caller can skip a barrier or commit early.
 //
 // A lock on the segment makes a second concurrent sync of the same segment
-// fail at once instead of interleaving with the first. The lock and the
+// fail at once instead of interleaving with the first. A lock shared by
+// replicas can be lost (it expires when its holder stalls), so the Store
+// checks its Lease before each commit and leaves the phase pending, for the
+// next holder to recover, when it is no longer held. The lock and the
 // reservation of sequence numbers sit behind small interfaces, Locker and
 // SeqAllocator, so that replicas sharing segments can bring their own; the
 // defaults are local to one machine (flock on the segment directory, and

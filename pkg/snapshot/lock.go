@@ -23,7 +23,7 @@ type FileLocker struct {
 }
 
 // Lock takes the segment's flock without waiting.
-func (l FileLocker) Lock(ctx context.Context, id SegmentID) (Unlock, error) {
+func (l FileLocker) Lock(ctx context.Context, id SegmentID) (Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
@@ -35,12 +35,23 @@ func (l FileLocker) Lock(ctx context.Context, id SegmentID) (Unlock, error) {
 	if err != nil {
 		return nil, err
 	}
-	var once sync.Once
-	var uerr error
-	return func() error {
-		once.Do(func() { uerr = unlockFile(f) })
-		return uerr
-	}, nil
+	return &fileLease{f: f}, nil
+}
+
+// fileLease is a held flock.
+type fileLease struct {
+	f    *os.File
+	once sync.Once
+	err  error
+}
+
+// Check returns nil: a flock is held until its file is closed, so it cannot
+// be lost while the process lives.
+func (*fileLease) Check(context.Context) error { return nil }
+
+func (l *fileLease) Unlock() error {
+	l.once.Do(func() { l.err = unlockFile(l.f) })
+	return l.err
 }
 
 // lockFile takes an exclusive flock on path without waiting.

@@ -187,5 +187,5 @@ func (s *Store) publishAndCommit(ctx context.Context, ph *Phase, pubFor Publishe
 	if err != nil {
 		return res, err
 	}
-	return res, s.commit(ph)
+	return res, s.commit(ctx, ph)
 }

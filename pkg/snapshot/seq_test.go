@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -37,39 +36,12 @@ var seqAllocators = []struct {
 	{"counter (test double of a shared one)", func() SeqAllocator { return &counterSeq{} }},
 }
 
-// TestSeqAllocatorReserve pins the contract of one Reserve call.
-func TestSeqAllocatorReserve(t *testing.T) {
-	for _, impl := range seqAllocators {
-		for _, tt := range []struct {
-			name     string
-			floor, n uint64
-		}{
-			{"one number from 1", 1, 1},
-			{"a range from a high floor", 1 << 40, 1000},
-		} {
-			t.Run(impl.name+"/"+tt.name, func(t *testing.T) {
-				r, err := impl.new().Reserve(context.Background(), testID, tt.floor, tt.n)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if r.First < tt.floor || r.Last-r.First+1 != tt.n {
-					t.Fatalf("Reserve(floor %d, n %d) = %d..%d", tt.floor, tt.n, r.First, r.Last)
-				}
-			})
-		}
+// TestStateSeqRefusesWrapAround: the state file's counter never wraps.
+// The contract every allocator meets is in snapshottest (conformance_test.go).
+func TestStateSeqRefusesWrapAround(t *testing.T) {
+	if _, err := (StateSeq{}).Reserve(context.Background(), testID, math.MaxUint64-1, 3); err == nil {
+		t.Fatal("Reserve wrapped around")
 	}
-	t.Run("state/a range past the last number is refused", func(t *testing.T) {
-		if _, err := (StateSeq{}).Reserve(context.Background(), testID, math.MaxUint64-1, 3); err == nil {
-			t.Fatal("Reserve wrapped around")
-		}
-	})
-	t.Run("state/a cancelled context reserves nothing", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if _, err := (StateSeq{}).Reserve(ctx, testID, 1, 1); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Reserve = %v, want context.Canceled", err)
-		}
-	})
 }
 
 // TestSeqRangesNeverOverlapNorGoBack runs histories of syncs through Open

@@ -121,7 +121,7 @@ type pendingRef struct {
 type Store struct {
 	id     SegmentID
 	dir    string
-	unlock Unlock
+	lease  Lease
 	seq    SeqAllocator
 	st     state
 	closed bool
@@ -164,17 +164,17 @@ func Open(ctx context.Context, stateDir string, id SegmentID, opts ...Option) (*
 	if err := os.MkdirAll(filepath.Join(dir, tmpDirName), 0o755); err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	unlock, err := o.locker.Lock(ctx, id)
+	lease, err := o.locker.Lock(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store of %s: %w", id, err)
 	}
-	s := &Store{id: id, dir: dir, unlock: unlock, seq: o.seq}
+	s := &Store{id: id, dir: dir, lease: lease, seq: o.seq}
 	if err := s.load(); err != nil {
-		_ = unlock() // the load error is the one to report
+		_ = lease.Unlock() // the load error is the one to report
 		return nil, err
 	}
 	if err := s.removeGarbage(); err != nil {
-		_ = unlock()
+		_ = lease.Unlock()
 		return nil, err
 	}
 	return s, nil
@@ -514,14 +514,19 @@ func (s *Store) stage(ctx context.Context, run string, sorter *Sorter, accept fu
 // commit makes the phase's pending snapshot the committed one and moves
 // next_seq past its reserved range (step 2's end). Call it only once every
 // change of the phase is acknowledged. The superseded snapshot file is then
-// removed; if that fails the commit stands and the error says so.
-func (s *Store) commit(ph *Phase) error {
+// removed; if that fails the commit stands and the error says so. The
+// lease is checked first: a store that lost its segment to another holder
+// leaves its phase pending, for that holder to recover.
+func (s *Store) commit(ctx context.Context, ph *Phase) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
 	p := s.st.Pending
 	if p == nil || p.Run != ph.Run || s.st.NextSeq != ph.FirstSeq || p.ReservedUpto != ph.ReservedUpto {
 		return fmt.Errorf("snapshot store: commit of run %s (seq %d..%d) does not match the pending state", ph.Run, ph.FirstSeq, ph.ReservedUpto)
+	}
+	if err := s.lease.Check(ctx); err != nil {
+		return fmt.Errorf("snapshot store: commit of run %s: %w", ph.Run, err)
 	}
 	if err := s.crashPoint("commit:before-state"); err != nil {
 		return err
@@ -611,5 +616,5 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.unlock()
+	return s.lease.Unlock()
 }
