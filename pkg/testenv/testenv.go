@@ -60,6 +60,9 @@ type RedisBackend struct {
 	// Cluster, whose masters are listed in Addrs.
 	URL   string
 	Addrs []string
+	// Miniredis is the in-process server behind Client, nil for real ones:
+	// its keys expire only when a test calls FastForward.
+	Miniredis *miniredis.Miniredis
 }
 
 // Redis returns a standalone Redis: the real one when configured, else a
@@ -78,7 +81,7 @@ func Redis(t testing.TB) RedisBackend {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	return RedisBackend{Name: "miniredis", Client: c, URL: "redis://" + m.Addr() + "/0"}
+	return RedisBackend{Name: "miniredis", Client: c, URL: "redis://" + m.Addr() + "/0", Miniredis: m}
 }
 
 // RedisBackends returns every Redis deployment available: the standalone one
