@@ -104,14 +104,15 @@ func kindName(n *yaml.Node) string {
 }
 
 // fields calls f with each key of mapping n and its value, in file order,
-// refusing keys that are not known and keys given twice.
-func (d *decoder) fields(n *yaml.Node, e Entry, path string, known []string, f func(key string, v *yaml.Node)) {
+// refusing keys that are not known and keys given twice. It returns the
+// line of each key, for the checks that follow.
+func (d *decoder) fields(n *yaml.Node, e Entry, path string, known []string, f func(key string, v *yaml.Node)) map[string]int {
 	n = resolve(n)
+	seen := map[string]int{}
 	if n.Kind != yaml.MappingNode {
 		d.add(n.Line, e, strings.TrimSuffix(path, "."), "want a mapping of %s, not %s", strings.Join(known, ", "), kindName(n))
-		return
+		return seen
 	}
-	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
 		switch {
@@ -124,6 +125,7 @@ func (d *decoder) fields(n *yaml.Node, e Entry, path string, known []string, f f
 			f(k.Value, v)
 		}
 	}
+	return seen
 }
 
 // list calls f with each item of list n, named kind in errors.

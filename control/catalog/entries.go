@@ -45,21 +45,12 @@ var (
 	sourceFields      = []string{"csv", "amplitude_cohort", "push"}
 )
 
-// entry decodes the fields of a destination or a mapping, recording the
-// line of each for the checks across entries.
-func (d *decoder) entry(n *yaml.Node, e Entry, known []string, lines map[string]int, f func(key string, v *yaml.Node)) {
-	d.fields(n, e, "", known, func(key string, v *yaml.Node) {
-		lines[key] = v.Line
-		f(key, v)
-	})
-}
-
 func isKey(s string) bool { return keyPattern.MatchString(s) }
 
 func (d *decoder) destination(n *yaml.Node, e Entry) *destEntry {
-	de := &destEntry{entry: e, line: n.Line, lines: map[string]int{}}
+	de := &destEntry{entry: e, line: n.Line}
 	var redisNode *yaml.Node
-	d.entry(n, e, destinationFields, de.lines, func(key string, v *yaml.Node) {
+	de.lines = d.fields(n, e, "", destinationFields, func(key string, v *yaml.Node) {
 		switch key {
 		case "name":
 			de.Name = d.text(v, e, key, isKey, keyForm)
@@ -109,9 +100,8 @@ func validPrefix(s string) bool {
 // redis decodes a destination's redis settings and checks them with
 // redisx's own rules, renamed to the file's fields.
 func (d *decoder) redis(n *yaml.Node, de *destEntry) {
-	e, cfg, lines := de.entry, &de.Redis, map[string]int{}
-	d.fields(n, e, "redis.", redisFields, func(key string, v *yaml.Node) {
-		lines[key] = v.Line
+	e, cfg := de.entry, &de.Redis
+	lines := d.fields(n, e, "redis.", redisFields, func(key string, v *yaml.Node) {
 		field := "redis." + key
 		switch key {
 		case "url":
@@ -168,10 +158,10 @@ func storage(cfg redisx.Config) []string {
 }
 
 func (d *decoder) mapping(n *yaml.Node, e Entry) *mapEntry {
-	me := &mapEntry{entry: e, line: n.Line, lines: map[string]int{}}
+	me := &mapEntry{entry: e, line: n.Line}
 	me.Enabled = true
 	var schedule string
-	d.entry(n, e, mappingFields, me.lines, func(key string, v *yaml.Node) {
+	me.lines = d.fields(n, e, "", mappingFields, func(key string, v *yaml.Node) {
 		switch key {
 		case "name":
 			me.Name = d.text(v, e, key, isKey, keyForm)
