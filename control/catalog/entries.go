@@ -119,7 +119,8 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 	if n.Kind != yaml.MappingNode {
 		return
 	}
-	for _, se := range setting.Errors(cfg.Validate()) {
+	errs := setting.Errors(cfg.Validate())
+	for _, se := range errs {
 		key := strings.ReplaceAll(strings.TrimPrefix(se.Name, "redis-"), "-", "_")
 		line, ok := lines[key]
 		if !ok {
@@ -131,7 +132,7 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 		}
 		d.add(line, e, "redis."+key, "%s", invalid(se.Value, "%s", redisWords.Replace(se.Want)))
 	}
-	if len(setting.Errors(cfg.Validate())) == 0 {
+	if len(errs) == 0 {
 		de.storage = storage(*cfg)
 	}
 }
