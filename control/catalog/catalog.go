@@ -1,0 +1,216 @@
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+)
+
+// Catalog is every destination and mapping of one deployment, normalised:
+// defaults applied and both lists sorted by name, so two equal catalogs are
+// equal value by value whatever the order of the file they came from.
+type Catalog struct {
+	Destinations []Destination
+	Mappings     []Mapping
+}
+
+// Destination returns the destination called name.
+func (c *Catalog) Destination(name string) (Destination, bool) {
+	i, ok := slices.BinarySearchFunc(c.Destinations, name, func(d Destination, n string) int { return strings.Compare(d.Name, n) })
+	if !ok {
+		return Destination{}, false
+	}
+	return c.Destinations[i], true
+}
+
+// ForEnvironment returns the destination serving environment env: the
+// consumer's way from an event to the Redis and prefix it is written to. An
+// environment with no destination has none (no default prefix), so that
+// its events are refused rather than written where another environment
+// reads.
+func (c *Catalog) ForEnvironment(env string) (Destination, bool) {
+	for _, d := range c.Destinations {
+		if d.Environment == env {
+			return d, true
+		}
+	}
+	return Destination{}, false
+}
+
+// PrefixMode says where a destination's key prefix comes from.
+type PrefixMode string
+
+// Prefix modes.
+const (
+	// PrefixDefault is "launchdarkly", the SDKs' prefix when none is
+	// configured.
+	PrefixDefault PrefixMode = "default"
+	// PrefixCustom is a prefix the team chose.
+	PrefixCustom PrefixMode = "custom"
+	// PrefixClientSideID is the environment's client-side ID: the prefix
+	// LaunchDarkly's own persistent store integration writes under, so a
+	// team can swap that writer for cohortsync without touching SDK
+	// configuration.
+	PrefixClientSideID PrefixMode = "client-side-id"
+)
+
+// Destination is one place membership is written to: a Redis and a key
+// prefix, serving one LaunchDarkly environment.
+type Destination struct {
+	// Name identifies the destination in mappings. Required.
+	Name string
+	// Environment is the environment whose events the destination receives
+	// (the env of every event). Default Name: a destination is named by the
+	// environment it serves. At most one destination per environment.
+	Environment string
+	// Redis is the server or Cluster written to; see redisx.Config.
+	Redis redisx.Config
+	// PrefixMode selects the key prefix: PrefixCustom with CustomPrefix,
+	// PrefixClientSideID with ClientSideID, otherwise PrefixDefault.
+	// Default PrefixDefault.
+	PrefixMode PrefixMode
+	// CustomPrefix is the prefix of PrefixCustom.
+	CustomPrefix string
+	// ClientSideID is the environment's client-side ID (24 hexadecimal
+	// digits), the prefix of PrefixClientSideID.
+	ClientSideID string
+	// FanIn declares that the destination deliberately shares its Redis and
+	// prefix with other destinations (several environments reading one set
+	// of segments). Sharing is refused unless every destination sharing
+	// sets it. Default false.
+	FanIn bool
+}
+
+// Prefix is the key prefix the destination's segments are written under.
+func (d Destination) Prefix() string {
+	switch d.PrefixMode {
+	case PrefixCustom:
+		return d.CustomPrefix
+	case PrefixClientSideID:
+		// LaunchDarkly's documented rule for its persistent store
+		// integrations: the prefix is the client-side ID itself, nothing
+		// added.
+		return d.ClientSideID
+	}
+	return bigsegments.DefaultPrefix
+}
+
+// SourceKind is where a mapping's cohort comes from.
+type SourceKind string
+
+// Source kinds.
+const (
+	// SourceCSV reads a CSV file from a path or an http(s) URL.
+	SourceCSV SourceKind = "csv"
+	// SourceAmplitude exports an Amplitude cohort by id.
+	SourceAmplitude SourceKind = "amplitude"
+	// SourcePush receives the cohort from a partner's push (the receiver);
+	// it has no schedule.
+	SourcePush SourceKind = "push"
+)
+
+// Source is a mapping's cohort.
+type Source struct {
+	Kind SourceKind
+	// Location is the CSV path or URL, or the Amplitude cohort id; empty
+	// for SourcePush.
+	Location string
+}
+
+// Defaults of a mapping.
+const (
+	DefaultIDProperty  = "user_id"
+	DefaultContextKind = "user"
+	DefaultGeneration  = 1
+)
+
+// Mapping is one cohort kept in sync with one segment in one or more
+// destinations.
+type Mapping struct {
+	// Name identifies the mapping (sync --mapping NAME). Required.
+	Name string
+	// Source is the cohort. Required.
+	Source Source
+	// Segment is the segment key. Required.
+	Segment string
+	// Destinations are the names of the destinations written to, sorted;
+	// several fan one cohort out to several environments. At least one.
+	Destinations []string
+	// IDProperty is the cohort property whose value becomes the context
+	// key. Default DefaultIDProperty.
+	IDProperty string
+	// ContextKind is the kind of the contexts (the segment's
+	// unboundedContextKind). Default DefaultContextKind.
+	ContextKind string
+	// Schedule says when the mapping runs. Required, except for a push
+	// source, which runs when a push arrives.
+	Schedule Schedule
+	// Generation is the segment's generation, >= 1. Default 1.
+	Generation int
+	// MaxShrink refuses a run whose cohort lost more than this fraction of
+	// the last synced members, in [0, 1); 0 turns the guard off (the
+	// producer's --max-shrink). Default 0.
+	MaxShrink float64
+	// Enabled is false for a paused mapping. Default true.
+	Enabled bool
+}
+
+// Hash is a digest of the mapping's whole content (hex SHA-256): equal
+// mappings have equal hashes, and any change of any field changes it, so a
+// store can tell "unchanged" from "changed" without comparing fields. It is
+// stable across releases as long as the fields are.
+func (m Mapping) Hash() string {
+	b, err := json.Marshal(hashed{
+		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location,
+		Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
+		ContextKind: m.ContextKind, Schedule: m.Schedule.String(), Generation: m.Generation,
+		MaxShrink: m.MaxShrink, Enabled: m.Enabled,
+	})
+	if err != nil {
+		// Strings, ints, a finite float and a bool always marshal.
+		panic("catalog: hashing a mapping: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// hashed fixes the encoding the hash covers, independent of how Mapping's
+// fields are named or ordered in Go.
+type hashed struct {
+	Name           string   `json:"name"`
+	SourceKind     string   `json:"source_kind"`
+	SourceLocation string   `json:"source_location"`
+	Segment        string   `json:"segment"`
+	Destinations   []string `json:"destinations"`
+	IDProperty     string   `json:"id_property"`
+	ContextKind    string   `json:"context_kind"`
+	Schedule       string   `json:"schedule"`
+	Generation     int      `json:"generation"`
+	MaxShrink      float64  `json:"max_shrink"`
+	Enabled        bool     `json:"enabled"`
+}
+
+// keyPattern is LaunchDarkly's rule for keys (segments, and so names a
+// user types on the command line) and for context kinds.
+var keyPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+const keyForm = "letters, digits, '.', '_' or '-'"
+
+// clientSideIDPattern is the form of LaunchDarkly client-side IDs.
+var clientSideIDPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+// validText accepts what may go in an event or a Redis key: non-empty
+// UTF-8, no control characters, no blanks at either end, at most 1024 bytes.
+func validText(s string) bool {
+	return s != "" && len(s) <= 1024 && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) && strings.TrimSpace(s) == s
+}
+
+const textForm = "non-empty UTF-8 of at most 1024 bytes, without control characters or blanks at either end"

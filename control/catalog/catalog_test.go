@@ -1,0 +1,289 @@
+package catalog
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cohortsync/cohortsync/internal/redisx"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata")
+
+func mustSchedule(t *testing.T, s string) Schedule {
+	t.Helper()
+	sc, err := ParseSchedule(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func TestLoadCompleteExampleNormalisesWithDefaults(t *testing.T) {
+	c, err := Load("testdata/mappings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Catalog{
+		Destinations: []Destination{
+			{Name: "production", Environment: "production", Redis: redisx.Config{URL: "redis://redis.internal:6379/0"}, PrefixMode: PrefixClientSideID, ClientSideID: "5f3c2a1b9d8e7f6a5b4c3d2e"},
+			{Name: "qa", Environment: "test", Redis: redisx.Config{URL: "redis://redis.internal:6379/1"}, PrefixMode: PrefixDefault},
+			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}}, PrefixMode: PrefixCustom, CustomPrefix: "staging"},
+		},
+		Mappings: []Mapping{
+			{Name: "beta-testers", Source: Source{Kind: SourceCSV, Location: "https://exports.example.com/beta-testers.csv"}, Segment: "beta-testers", Destinations: []string{"staging"},
+				IDProperty: "email", ContextKind: "account", Schedule: mustSchedule(t, "30 6 * * 1-5"), Generation: 2, Enabled: true},
+			{Name: "launch-list", Source: Source{Kind: SourceCSV, Location: "./cohorts/launch.csv"}, Segment: "launch-list", Destinations: []string{"production"},
+				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOneTime}, Generation: 1, Enabled: true},
+			{Name: "partner-push", Source: Source{Kind: SourcePush}, Segment: "partner-audience", Destinations: []string{"qa"},
+				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOnPush}, Generation: 1, Enabled: false},
+			{Name: "power-users", Source: Source{Kind: SourceAmplitude, Location: "7khm89cz"}, Segment: "power-users", Destinations: []string{"production", "staging"},
+				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleHourly}, Generation: 1, MaxShrink: 0.5, Enabled: true},
+		},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", c, want)
+	}
+	if d, ok := c.ForEnvironment("test"); !ok || d.Name != "qa" {
+		t.Errorf("ForEnvironment(test) = %q, %v; want qa", d.Name, ok)
+	}
+	if _, ok := c.ForEnvironment("qa"); ok {
+		t.Error("ForEnvironment(qa): a destination's name is not its environment when environment is set")
+	}
+	if d, ok := c.Destination("staging"); !ok || d.Prefix() != "staging" {
+		t.Errorf("Destination(staging) = %+v, %v", d, ok)
+	}
+	if _, ok := c.Destination("nope"); ok {
+		t.Error("Destination(nope) found")
+	}
+}
+
+func TestLoadBadFileReportsEveryProblemGolden(t *testing.T) {
+	_, err := Load("testdata/bad.yaml")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := err.Error() + "\n"
+	const golden = "testdata/bad.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, rerr := os.ReadFile(golden)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if got != string(want) {
+		t.Errorf("errors differ from %s (go test -update to rewrite):\n%s", golden, got)
+	}
+	for _, e := range Errors(err) {
+		if e.File != "testdata/bad.yaml" || e.Line == 0 {
+			t.Errorf("%v: want File and Line set", e)
+		}
+	}
+}
+
+func TestLoadMissingFileWrapsTheOSError(t *testing.T) {
+	_, err := Load("testdata/absent.yaml")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v, want os.ErrNotExist", err)
+	}
+}
+
+const okDest = `
+  - name: prod
+    redis: {url: "redis://localhost:6379"}
+`
+
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       []string // every error, in order; none: valid
+	}{
+		{"empty file is an empty catalog", ``, nil},
+		{"malformed YAML names its line", "destinations: []\nmappings:\n  - name: a\n    schedule: a: b\n", []string{`f.yaml:4: malformed YAML: mapping values are not allowed in this context`}},
+		{"a second document is refused", "destinations: []\n---\nmappings: []\n", []string{`f.yaml:2: a second YAML document: want one`}},
+		{"unknown top-level field", "destination: []\n", []string{`f.yaml:1: destination: unknown field, want one of destinations, mappings`}},
+		{"top level that is a list", "- a\n", []string{`f.yaml:1: want a mapping of destinations, mappings, not a list`}},
+		{"destinations that are not a list", "destinations: {a: 1}\n", []string{`f.yaml:1: destinations: want a list, not a mapping`}},
+		{"a field given twice", "destinations:" + okDest + "    name: again\n", []string{`f.yaml:4: destination "prod": name: given twice (also at line 2)`}},
+		{"missing redis", "destinations:\n  - name: a\n", []string{`f.yaml:2: destination "a": redis: required, want url or cluster_addrs`}},
+		{"redis with neither url nor cluster", "destinations:\n  - name: a\n    redis: {tls: true}\n", []string{`f.yaml:3: destination "a": redis: want url or cluster_addrs`}},
+		{"redis url and cluster both", "destinations:\n  - name: a\n    redis: {url: \"redis://h:1\", cluster_addrs: [\"h:2\"]}\n",
+			[]string{`f.yaml:3: destination "a": redis.cluster_addrs: "h:2": want nothing when url is set (exactly one of the two)`}},
+		{"redis url password redacted", "destinations:\n  - name: a\n    redis: {url: \"redis://u:secret@h:99999\"}\n",
+			[]string{`f.yaml:3: destination "a": redis.url: "redis://u:xxxxx@h:99999": want a URL whose address is host:port with a port in 1..65535`}},
+		{"two environments on one destination's prefix", "destinations:" + okDest + "  - name: other\n    redis: {url: \"redis://LOCALHOST:6379/0\"}\n",
+			[]string{`f.yaml:5: destination "other": writes under prefix "launchdarkly" of Redis localhost:6379/0 like destination "prod" (line 2): want a prefix of its own, or fan_in: true on both to share it deliberately`}},
+		{"a URL and a Cluster naming the same server", "destinations:" + okDest + "  - name: c\n    redis: {cluster_addrs: [\"other:1\", \"localhost:6379\"]}\n",
+			[]string{`f.yaml:5: destination "c": writes under prefix "launchdarkly" of Redis localhost:6379/0 like destination "prod" (line 2): want a prefix of its own, or fan_in: true on both to share it deliberately`}},
+		{"fan-in declared on one side only", "destinations:" + okDest + "  - name: b\n    redis: {url: \"redis://localhost:6379\"}\n    fan_in: true\n",
+			[]string{`f.yaml:5: destination "b": writes under prefix "launchdarkly" of Redis localhost:6379/0 like destination "prod" (line 2): want a prefix of its own, or fan_in: true on both to share it deliberately`}},
+		{"fan-in declared on both is accepted", "destinations:\n  - {name: a, redis: {url: \"redis://h:1\"}, fan_in: true}\n  - {name: b, redis: {url: \"redis://h:1\"}, fan_in: true}\n", nil},
+		{"same server, other database", "destinations:" + okDest + "  - name: b\n    redis: {url: \"redis://localhost:6379/1\"}\n", nil},
+		{"same server, client-side ID prefix", "destinations:" + okDest + "  - name: b\n    redis: {url: \"redis://localhost:6379\"}\n    client_side_id: 0123456789abcdef01234567\n", nil},
+		{"one environment, two destinations", "destinations:" + okDest + "  - name: b\n    environment: prod\n    redis: {url: \"redis://localhost:6379/1\"}\n",
+			[]string{`f.yaml:5: destination "b": environment: "prod": want an environment no other destination serves (destination "prod" does)`}},
+		{"client-side ID upper case", "destinations:\n  - {name: a, redis: {url: \"redis://h:1\"}, client_side_id: 0123456789ABCDEF01234567}\n",
+			[]string{`f.yaml:2: destination "a": client_side_id: "0123456789ABCDEF01234567": want an environment's client-side ID, 24 hexadecimal digits`}},
+		{"custom prefix with a hash tag", "destinations:\n  - {name: a, redis: {url: \"redis://h:1\"}, prefix: \"{x}\"}\n",
+			[]string{`f.yaml:2: destination "a": prefix: "{x}": want non-empty UTF-8 of at most 1024 bytes, without control characters or blanks at either end, without ':', '{' or '}'`}},
+		{"mapping naming no declared destination", "mappings:\n  - {name: m, source: {csv: a.csv}, segment: s, destinations: [prod], schedule: daily}\n",
+			[]string{`f.yaml:2: mapping "m": destinations: "prod": want a declared destination (none declared)`}},
+		{"mapping missing everything", "mappings:\n  - {}\n", []string{
+			`f.yaml:2: mapping #1: name: required, want letters, digits, '.', '_' or '-'`,
+			`f.yaml:2: mapping #1: source: required, want one of csv, amplitude_cohort, push`,
+			`f.yaml:2: mapping #1: segment: required, want a segment key: letters, digits, '.', '_' or '-'`,
+			`f.yaml:2: mapping #1: destinations: required, want a list of destination names`,
+			`f.yaml:2: mapping #1: schedule: required, want one-time, hourly, daily or a 5-field cron expression`}},
+		{"mapping that is a single value", "mappings:\n  - power-users\n",
+			[]string{`f.yaml:2: mapping #1: want a mapping of name, source, segment, destinations, id_property, context_kind, schedule, generation, max_shrink, enabled, not a single value`}},
+		{"cron descriptor refused", "destinations:" + okDest + "mappings:\n  - {name: m, source: {csv: a.csv}, segment: s, destinations: [prod], schedule: \"@every 1h\"}\n",
+			[]string{`f.yaml:5: mapping "m": schedule: "@every 1h": want one-time, hourly, daily or a 5-field cron expression (parser does not accept descriptors: @every 1h)`}},
+		{"push source false", "destinations:" + okDest + "mappings:\n  - {name: m, source: {push: false}, segment: s, destinations: [prod]}\n",
+			[]string{`f.yaml:5: mapping "m": source.push: "false": want true (or another source)`}},
+		{"empty csv location", "destinations:" + okDest + "mappings:\n  - {name: m, source: {csv: \"\"}, segment: s, destinations: [prod], schedule: daily}\n",
+			[]string{`f.yaml:5: mapping "m": source.csv: required, want a CSV path or http(s) URL`}},
+		{"negative max shrink", "destinations:" + okDest + "mappings:\n  - {name: m, source: {csv: a}, segment: s, destinations: [prod], schedule: daily, max_shrink: -0.1}\n",
+			[]string{`f.yaml:5: mapping "m": max_shrink: "-0.1": want a fraction in [0, 1), 0 for off`}},
+		{"same segment, other generation, is another segment", "destinations:" + okDest + "mappings:\n" +
+			"  - {name: m, source: {csv: a}, segment: s, destinations: [prod], schedule: daily}\n" +
+			"  - {name: n, source: {csv: b}, segment: s, destinations: [prod], schedule: daily, generation: 2}\n", nil},
+		{"aliases are followed", "destinations:\n  - &d {name: a, redis: {url: \"redis://h:1\"}}\nmappings:\n  - {name: m, source: {csv: a}, segment: s, destinations: [a], schedule: daily}\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Decode("f.yaml", []byte(tc.file))
+			var got []string
+			for _, e := range Errors(err) {
+				got = append(got, e.Error())
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got errors\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if (c == nil) != (err != nil) {
+				t.Errorf("catalog %v with error %v: want exactly one", c, err)
+			}
+		})
+	}
+}
+
+func TestErrorsAreTyped(t *testing.T) {
+	_, err := Decode("f.yaml", []byte("destinations:"+okDest+"mappings:\n  - name: m\n    source: {csv: a}\n    segment: s\n    destinations: [prod]\n    schedule: every hour\n"))
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("%v: not an *Error", err)
+	}
+	want := Error{File: "f.yaml", Line: 9, Entry: Entry{Kind: "mapping", Name: "m", Index: 1}, Field: "schedule",
+		Problem: `"every hour": want one-time, hourly, daily or a 5-field cron expression (expected exactly 5 fields, found 2: [every hour])`}
+	if *e != want {
+		t.Errorf("got %+v\nwant %+v", *e, want)
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    Destination
+		want string
+	}{
+		{"default mode is launchdarkly", Destination{PrefixMode: PrefixDefault}, "launchdarkly"},
+		{"zero mode is launchdarkly", Destination{}, "launchdarkly"},
+		{"custom mode is the custom prefix", Destination{PrefixMode: PrefixCustom, CustomPrefix: "acc"}, "acc"},
+		{"client-side ID mode is the ID as is", Destination{PrefixMode: PrefixClientSideID, ClientSideID: "0123456789abcdef01234567", CustomPrefix: "ignored"}, "0123456789abcdef01234567"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.d.Prefix(); got != tc.want {
+				t.Errorf("Prefix() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+		kind           ScheduleKind
+		cron           bool
+	}{
+		{"one-time", "one-time", "one-time", ScheduleOneTime, false},
+		{"hourly", "hourly", "hourly", ScheduleHourly, false},
+		{"daily", "daily", "daily", ScheduleDaily, false},
+		{"cron with blanks collapsed", " 30  6 * *\t1-5 ", "30 6 * * 1-5", ScheduleCron, true},
+		{"cron names", "0 0 1 jan mon", "0 0 1 jan mon", ScheduleCron, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSchedule(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Kind != tc.kind || s.String() != tc.want || (s.Cron() != nil) != tc.cron {
+				t.Errorf("got %v %q cron=%v; want %v %q cron=%v", s.Kind, s.String(), s.Cron() != nil, tc.kind, tc.want, tc.cron)
+			}
+		})
+	}
+	for _, bad := range []string{"", "Hourly", "every hour", "* * * *", "0 0 * * * *", "61 * * * *", "@daily", "@every 1h"} {
+		t.Run("refuses "+bad, func(t *testing.T) {
+			if _, err := ParseSchedule(bad); err == nil {
+				t.Errorf("ParseSchedule(%q) accepted", bad)
+			}
+		})
+	}
+}
+
+func TestDecodeIsIndependentOfFileOrder(t *testing.T) {
+	a := "destinations:\n  - {name: a, redis: {url: \"redis://h:1\"}}\n  - {name: b, redis: {url: \"redis://h:2\"}}\n" +
+		"mappings:\n  - {name: m, source: {csv: x}, segment: s, destinations: [a, b], schedule: daily}\n  - {name: n, source: {csv: y}, segment: t, destinations: [b], schedule: hourly}\n"
+	b := "mappings:\n  - {schedule: hourly, destinations: [b], segment: t, source: {csv: y}, name: n}\n  - {name: m, source: {csv: x}, segment: s, destinations: [b, a], schedule: daily}\n" +
+		"destinations:\n  - {name: b, redis: {url: \"redis://h:2\"}}\n  - {redis: {url: \"redis://h:1\"}, name: a}\n"
+	ca, err := Decode("a.yaml", []byte(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := Decode("b.yaml", []byte(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ca, cb) {
+		t.Errorf("reordered file decodes differently:\n%+v\n%+v", ca, cb)
+	}
+}
+
+func TestMappingHash(t *testing.T) {
+	base := Mapping{Name: "m", Source: Source{Kind: SourceCSV, Location: "a.csv"}, Segment: "s", Destinations: []string{"a", "b"},
+		IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleHourly}, Generation: 1, MaxShrink: 0.5, Enabled: true}
+	// Pinned: a store compares hashes written by an older release.
+	if got, want := base.Hash(), pinnedHash; got != want {
+		t.Errorf("Hash() = %s, want the pinned %s: changing the encoding makes every stored mapping look changed", got, want)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Mapping)
+	}{
+		{"name", func(m *Mapping) { m.Name = "n" }},
+		{"source kind", func(m *Mapping) { m.Source.Kind = SourceAmplitude }},
+		{"source location", func(m *Mapping) { m.Source.Location = "b.csv" }},
+		{"segment", func(m *Mapping) { m.Segment = "t" }},
+		{"destinations", func(m *Mapping) { m.Destinations = []string{"a"} }},
+		{"id property", func(m *Mapping) { m.IDProperty = "email" }},
+		{"context kind", func(m *Mapping) { m.ContextKind = "account" }},
+		{"schedule", func(m *Mapping) { m.Schedule = mustSchedule(t, "0 * * * *") }},
+		{"generation", func(m *Mapping) { m.Generation = 2 }},
+		{"max shrink", func(m *Mapping) { m.MaxShrink = 0.25 }},
+		{"enabled", func(m *Mapping) { m.Enabled = false }},
+	} {
+		t.Run("changes with "+tc.name, func(t *testing.T) {
+			m := base
+			m.Destinations = append([]string(nil), base.Destinations...)
+			tc.change(&m)
+			if m.Hash() == base.Hash() {
+				t.Error("hash unchanged")
+			}
+		})
+	}
+}
+
+const pinnedHash = "2d1c6cd076575f4a00295786ced08a5ccb6e1b83357a2f702352e383ca16867a"
