@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -168,12 +169,7 @@ type Mapping struct {
 // store can tell "unchanged" from "changed" without comparing fields. It is
 // stable across releases as long as the fields are.
 func (m Mapping) Hash() string {
-	b, err := json.Marshal(hashed{
-		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location,
-		Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
-		ContextKind: m.ContextKind, Schedule: m.Schedule.String(), Generation: m.Generation,
-		MaxShrink: m.MaxShrink, Enabled: m.Enabled,
-	})
+	b, err := json.Marshal(m.Encode())
 	if err != nil {
 		// Strings, ints, a finite float and a bool always marshal.
 		panic("catalog: hashing a mapping: " + err.Error())
@@ -182,9 +178,10 @@ func (m Mapping) Hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// hashed fixes the encoding the hash covers, independent of how Mapping's
-// fields are named or ordered in Go.
-type hashed struct {
+// Encoded is a mapping's stable JSON form: what Hash covers and what a
+// store keeps, independent of how Mapping's fields are named or ordered in
+// Go. Renaming its JSON names changes every hash and stored record.
+type Encoded struct {
 	Name           string   `json:"name"`
 	SourceKind     string   `json:"source_kind"`
 	SourceLocation string   `json:"source_location"`
@@ -196,6 +193,37 @@ type hashed struct {
 	Generation     int      `json:"generation"`
 	MaxShrink      float64  `json:"max_shrink"`
 	Enabled        bool     `json:"enabled"`
+}
+
+// Encode is m's Encoded form.
+func (m Mapping) Encode() Encoded {
+	return Encoded{
+		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location,
+		Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
+		ContextKind: m.ContextKind, Schedule: m.Schedule.String(), Generation: m.Generation,
+		MaxShrink: m.MaxShrink, Enabled: m.Enabled,
+	}
+}
+
+// Mapping is the mapping e encodes. It fails only on a schedule that does
+// not parse; e is trusted otherwise (it was validated when decoded from a
+// file, and a store checks it against its Hash).
+func (e Encoded) Mapping() (Mapping, error) {
+	m := Mapping{
+		Name: e.Name, Source: Source{Kind: SourceKind(e.SourceKind), Location: e.SourceLocation},
+		Segment: e.Segment, Destinations: e.Destinations, IDProperty: e.IDProperty,
+		ContextKind: e.ContextKind, Generation: e.Generation, MaxShrink: e.MaxShrink, Enabled: e.Enabled,
+	}
+	if e.Schedule == string(ScheduleOnPush) {
+		m.Schedule = Schedule{Kind: ScheduleOnPush}
+		return m, nil
+	}
+	s, err := ParseSchedule(e.Schedule)
+	if err != nil {
+		return Mapping{}, fmt.Errorf("schedule %q: %w", e.Schedule, err)
+	}
+	m.Schedule = s
+	return m, nil
 }
 
 // keyPattern is LaunchDarkly's rule for keys (segments, and so names a
