@@ -49,6 +49,10 @@ func failed(s *setting.Set, err error) error {
 	if err == nil {
 		return nil
 	}
+	var ee *exitError
+	if errors.As(err, &ee) { // classified where it happened
+		return err
+	}
 	if len(setting.Errors(err)) > 0 {
 		return usage(s, err)
 	}
@@ -93,7 +97,7 @@ given on the command line wins over its variable.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return setting.FlagError(err) })
-	root.AddCommand(newSync(lookup), newConsume(lookup))
+	root.AddCommand(newSync(lookup), newConsume(lookup), newMappings(lookup))
 	return root
 }
 

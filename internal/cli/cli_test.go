@@ -28,15 +28,7 @@ func TestCommandLine(t *testing.T) {
 		"--kafka-tls-ca-file string", "[env KAFKA_TLS_CA_FILE]", "[env KAFKA_TLS_CERT_FILE]", "[env KAFKA_TLS_KEY_FILE]",
 		"[env KAFKA_TLS_SERVER_NAME]", "[env KAFKA_TLS_INSECURE_SKIP_VERIFY]", "--kafka-sasl-mechanism string", "[env KAFKA_SASL_MECHANISM]",
 		"[env KAFKA_SASL_USERNAME]", "[env KAFKA_SASL_PASSWORD]"}
-	for _, tc := range []struct {
-		name       string
-		args       []string
-		env        map[string]string
-		code       int
-		wantStdout []string
-		wantStderr []string
-		notStderr  string
-	}{
+	runCases(t, []commandCase{
 		{name: "no command prints the commands", args: nil, code: ExitOK, wantStdout: []string{"Available Commands:", "sync", "consume", "completion"}},
 		{name: "help", args: []string{"--help"}, code: ExitOK, wantStdout: []string{"Usage:", "cohortsync [command]"}},
 		{name: "sync help lists flags with env twins and defaults", args: []string{"sync", "--help"}, code: ExitOK,
@@ -122,7 +114,23 @@ func TestCommandLine(t *testing.T) {
 			wantStderr: []string{`OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318": want an http:// or https:// URL of an OTLP/HTTP collector`}},
 		{name: "consume: bad log level", args: []string{"consume", "--kafka-brokers", "k:9092", "--redis-url", "redis://r:1"},
 			env: map[string]string{"LOG_LEVEL": "loud"}, code: ExitUsage, wantStderr: []string{`LOG_LEVEL="loud": want one of debug, info, warn, error`}},
-	} {
+	})
+}
+
+// commandCase is one command line and what it must do.
+type commandCase struct {
+	name       string
+	args       []string
+	env        map[string]string
+	code       int
+	wantStdout []string
+	wantStderr []string
+	notStderr  string
+}
+
+func runCases(t *testing.T, cases []commandCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := run(t, t.Context(), tc.args, tc.env)
 			if code != tc.code {

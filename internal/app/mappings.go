@@ -1,0 +1,180 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/internal/setting"
+)
+
+// LoadMappings reads and decodes the mappings file at path. A file that
+// cannot be read is a *setting.Error of "file"; a file with problems
+// returns catalog.Decode's error, every problem at once (catalog.Errors).
+func LoadMappings(path string) (*catalog.Catalog, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, setting.Invalid("file", path, "a readable mappings file (%v)", err)
+	}
+	return catalog.Decode(path, data)
+}
+
+// withStore runs f on the mapping store in the Redis of rc, closing the
+// connection after.
+func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.Store) error) (err error) {
+	// go-redis logs every failed dial itself; the command reports the
+	// error it ends with, once.
+	redis.SetLogger(quietRedis{})
+	rdb, err := redisx.Open(rc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := rdb.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close redis: %w", cerr))
+		}
+	}()
+	s, err := catalogstore.New(rdb, sc)
+	if err != nil {
+		return err
+	}
+	return f(s)
+}
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+// MappingsApply stores the mappings of c (LoadMappings) in the store in the
+// Redis of rc and writes what changed for each to stdout. Settings were
+// validated by the caller.
+func MappingsApply(ctx context.Context, rc redisx.Config, sc catalogstore.Config, c *catalog.Catalog, stdout io.Writer) error {
+	return withStore(rc, sc, func(s *catalogstore.Store) error {
+		res, err := s.Apply(ctx, c)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, r := range res {
+			note := ""
+			if r.Change == catalogstore.NotInFile {
+				// Deleting is a decision, not what a shorter file implies.
+				note = "\tkept: not in the file"
+			}
+			_, _ = fmt.Fprintf(w, "%s\t%s%s\n", r.Change, r.Name, note)
+		}
+		return flush(w)
+	})
+}
+
+// MappingsList writes a table of every stored mapping to stdout.
+func MappingsList(ctx context.Context, rc redisx.Config, sc catalogstore.Config, stdout io.Writer) error {
+	return withStore(rc, sc, func(s *catalogstore.Store) error {
+		ms, err := s.List(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		_, _ = fmt.Fprintln(w, "NAME\tSEGMENT\tDESTINATIONS\tSCHEDULE\tENABLED")
+		for _, m := range ms {
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\n", m.Name, m.Segment, strings.Join(m.Destinations, ","), m.Schedule, m.Enabled)
+		}
+		return flush(w)
+	})
+}
+
+func flush(w *tabwriter.Writer) error {
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// Output formats of MappingsShow.
+const (
+	FormatYAML = "yaml"
+	FormatJSON = "json"
+)
+
+// ValidateFormat reports a format MappingsShow does not write as a
+// *setting.Error of "output".
+func ValidateFormat(format string) error {
+	if format != FormatYAML && format != FormatJSON {
+		return setting.Invalid("output", format, "%s or %s", FormatYAML, FormatJSON)
+	}
+	return nil
+}
+
+// MappingsShow writes the stored mapping called name to stdout in the
+// mappings file's form, normalised (every default written out), as YAML or
+// JSON: an entry that can be pasted back into the file.
+func MappingsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, name, format string, stdout io.Writer) error {
+	return withStore(rc, sc, func(s *catalogstore.Store) error {
+		m, err := s.Get(ctx, name)
+		if err != nil {
+			return err
+		}
+		var out []byte
+		if format == FormatJSON {
+			out, err = json.MarshalIndent(fileForm(m), "", "  ")
+			out = append(out, '\n')
+		} else {
+			out, err = yaml.Marshal(fileForm(m))
+		}
+		if err != nil {
+			return fmt.Errorf("encode mapping %q: %w", name, err)
+		}
+		if _, err := stdout.Write(out); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	})
+}
+
+// fileMapping is a mapping as the mappings file spells it.
+type fileMapping struct {
+	Name         string         `yaml:"name" json:"name"`
+	Source       map[string]any `yaml:"source" json:"source"`
+	Segment      string         `yaml:"segment" json:"segment"`
+	Destinations []string       `yaml:"destinations,flow" json:"destinations"`
+	IDProperty   string         `yaml:"id_property" json:"id_property"`
+	ContextKind  string         `yaml:"context_kind" json:"context_kind"`
+	// Schedule is absent for a push source, which declares none.
+	Schedule   string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Generation int     `yaml:"generation" json:"generation"`
+	MaxShrink  float64 `yaml:"max_shrink" json:"max_shrink"`
+	Enabled    bool    `yaml:"enabled" json:"enabled"`
+}
+
+func fileForm(m catalog.Mapping) fileMapping {
+	f := fileMapping{Name: m.Name, Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
+		ContextKind: m.ContextKind, Generation: m.Generation, MaxShrink: m.MaxShrink, Enabled: m.Enabled}
+	switch m.Source.Kind {
+	case catalog.SourcePush:
+		f.Source = map[string]any{"push": true}
+	case catalog.SourceAmplitude:
+		f.Source = map[string]any{"amplitude_cohort": m.Source.Location}
+	default:
+		f.Source = map[string]any{string(m.Source.Kind): m.Source.Location}
+	}
+	if m.Schedule.Kind != catalog.ScheduleOnPush {
+		f.Schedule = m.Schedule.String()
+	}
+	return f
+}
