@@ -435,19 +435,7 @@ func TestSummaryOrdersOtherReasonsAfterCSVs(t *testing.T) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs:\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	testenv.Golden(t, *update, filepath.Join("testdata", name), got)
 }
 
 func TestSyncCreatesCompactedTopic(t *testing.T) {

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -50,19 +51,7 @@ func TestGolden(t *testing.T) {
 				got.WriteString("\nheader " + h.Key + ": " + string(h.Value))
 			}
 			got.WriteString("\n")
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./schema -update to create)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("wire format changed:\n got: %s\nwant: %s", got.Bytes(), want)
-			}
+			testenv.Golden(t, *update, filepath.Join("testdata", tc.name+".golden"), got.Bytes())
 			back, err := Decode(&m)
 			if err != nil {
 				t.Fatalf("decode golden message: %v", err)

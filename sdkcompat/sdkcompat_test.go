@@ -234,19 +234,7 @@ func TestRequestWireGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	golden := filepath.Join("testdata", "request.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wantBytes, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./sdkcompat -run TestRequestWireGolden -update to create it)", err)
-	}
-	if string(got) != string(wantBytes) {
-		t.Errorf("wire request differs from %s:\ngot:\n%s\nwant:\n%s", golden, got, wantBytes)
-	}
+	testenv.Golden(t, *update, filepath.Join("testdata", "request.golden.json"), got)
 }
 
 func TestParseResults(t *testing.T) {
@@ -386,19 +374,7 @@ func TestFlagDataGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "flagdata.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wantBytes, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./sdkcompat -run TestFlagDataGolden -update to create it)", err)
-	}
-	if string(got) != string(wantBytes) {
-		t.Errorf("flag data differs from %s:\ngot:\n%s\nwant:\n%s", golden, got, wantBytes)
-	}
+	testenv.Golden(t, *update, filepath.Join("testdata", "flagdata.golden.json"), got)
 }
 
 // TestFlagDataMatchesNode checks that evaluate.js gives the Node SDK the

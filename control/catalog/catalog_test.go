@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cohortsync/cohortsync/internal/redisx"
+
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
@@ -67,19 +69,7 @@ func TestLoadBadFileReportsEveryProblemGolden(t *testing.T) {
 		t.Fatal("no error")
 	}
 	got := err.Error() + "\n"
-	const golden = "testdata/bad.golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, rerr := os.ReadFile(golden)
-	if rerr != nil {
-		t.Fatal(rerr)
-	}
-	if got != string(want) {
-		t.Errorf("errors differ from %s (go test -update to rewrite):\n%s", golden, got)
-	}
+	testenv.Golden(t, *update, "testdata/bad.golden", []byte(got))
 	for _, e := range Errors(err) {
 		if e.File != "testdata/bad.yaml" || e.Line == 0 {
 			t.Errorf("%v: want File and Line set", e)

@@ -5,12 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
+
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
@@ -52,17 +53,5 @@ func TestMetricsGolden(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("/metrics = %d\n%s", res.StatusCode, body)
 	}
-	golden := filepath.Join("testdata", "metrics.golden")
-	if *update {
-		if err := os.WriteFile(golden, body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(body) != string(want) {
-		t.Errorf("/metrics differs from %s (run with -update after checking):\n%s", golden, body)
-	}
+	testenv.Golden(t, *update, filepath.Join("testdata", "metrics.golden"), body)
 }
