@@ -2,6 +2,7 @@ package segmentlease
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -64,3 +65,20 @@ func (a *SeqAllocator) Reserve(ctx context.Context, id snapshot.SegmentID, floor
 	}
 	return snapshot.SeqRange{First: uint64(res[0]), Last: uint64(res[1])}, nil
 }
+
+// High is the last number reserved for id by any replica, 0 if none: with
+// Reserve it makes SeqAllocator a snapshot.SharedSeq.
+func (a *SeqAllocator) High(ctx context.Context, id snapshot.SegmentID) (uint64, error) {
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	v, err := a.rdb.Get(rctx, a.cfg.key(id, "seq")).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the sequence counter of %s: %w", id, err)
+	}
+	return v, nil
+}
+
+var _ snapshot.SharedSeq = (*SeqAllocator)(nil)

@@ -104,3 +104,21 @@ func TestConcurrentAllocatorsNeverOverlap(t *testing.T) {
 		}
 	})
 }
+
+// TestSeqAllocatorHigh: High reads the shared counter, whichever allocator
+// moved it, and is 0 for a segment never reserved.
+func TestSeqAllocatorHigh(t *testing.T) {
+	eachRedis(t, func(t *testing.T, b testenv.RedisBackend) {
+		prefix := testenv.Name(t) + ":"
+		a, other := newSeq(t, b, prefix), newSeq(t, b, prefix)
+		if h, err := a.High(t.Context(), snapshottest.ID); err != nil || h != 0 {
+			t.Fatalf("High of a new segment = %d, %v; want 0", h, err)
+		}
+		if _, err := other.Reserve(t.Context(), snapshottest.ID, 40, 3); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := a.High(t.Context(), snapshottest.ID); err != nil || h != 42 {
+			t.Fatalf("High after another replica reserved 40..42 = %d, %v; want 42", h, err)
+		}
+	})
+}

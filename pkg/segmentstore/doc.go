@@ -13,7 +13,8 @@
 // transient (retry the batch) or fatal (stop).
 //
 // The readers (Membership, Info, Members, SyncTime) serve the demo, tests
-// and status tools; WriteFixture writes raw layout content for tests and SDK
+// and status tools; Rebuilder reads a segment back for the producer when
+// its local snapshot state is missing or stale (snapshot.WithSharedState); WriteFixture writes raw layout content for tests and SDK
 // compatibility checks. Key names stay in pkg/bigsegments, so that the
 // writer, the readers and the SDK compatibility tests agree on one layout;
 // keeping every write here means a change to the layout or its semantics

@@ -42,4 +42,15 @@
 // SeqAllocator, so that replicas sharing segments can bring their own; the
 // defaults are local to one machine (flock on the segment directory, and
 // the state file as the sequence counter).
+//
+// Replicas that take turns syncing a segment, or a replica whose directory
+// was lost, must not diff against a stale or missing committed snapshot:
+// that would resurrect members another run removed, or never remove members
+// that left. WithSharedState makes the directory a cache. Before each run the
+// store compares the last sequence number its state records as reserved
+// with the shared counter (SharedSeq) and with what the destination applied
+// (Rebuilder.LastSeq); unless all three agree, the committed snapshot is
+// rebuilt from the destination's members, read once the consumer has
+// applied everything published before, and a pending snapshot is dropped
+// (what of it was published is in the destination already).
 package snapshot

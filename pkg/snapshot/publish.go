@@ -132,6 +132,10 @@ type SyncOptions struct {
 
 // SyncResult reports a Store.Sync, as far as it got.
 type SyncResult struct {
+	// Rebuilt says why the committed snapshot was rebuilt from the
+	// destination before the run (WithSharedState); nil when the local
+	// state was current.
+	Rebuilt *RebuildResult
 	// Recovered is the republication of the snapshot an interrupted run had
 	// left pending; nil when nothing was pending.
 	Recovered *PhaseResult
@@ -148,7 +152,21 @@ type SyncResult struct {
 // 2). Each phase is published through pubFor's Publisher for it. The result
 // is filled as far as the run got, also on error; after an error nothing of
 // the run is committed and the next Sync republishes what was staged.
+//
+// With WithSharedState the local state is first checked against what the
+// replicas share, and the committed snapshot rebuilt from the destination
+// when it is stale (SyncResult.Rebuilt). A lease that announces its loss
+// (as segmentlease's does) stops the run at once, with an error wrapping
+// ErrLockLost.
 func (s *Store) Sync(ctx context.Context, run string, fill func(add func(key string) error) error, pubFor PublisherFor, opts SyncOptions) (res SyncResult, err error) {
+	ctx, stop := s.leaseContext(ctx)
+	defer func() {
+		err = leaseError(ctx, err)
+		stop()
+	}()
+	if res.Rebuilt, err = s.reconcile(ctx, opts.ChunkBytes); err != nil {
+		return res, err
+	}
 	ph, err := s.resume(ctx)
 	if err != nil {
 		return res, err

@@ -86,7 +86,7 @@ func TestSeqRangesNeverOverlapNorGoBack(t *testing.T) {
 					phaseStart = append(phaseStart, len(log))
 				}
 				for i, st := range sc.steps {
-					syncRunWith(t, dir, fmt.Sprintf("r%02d", i), st.keys, &log, st.c, onPhase, WithSeqAllocator(alloc))
+					_, _ = syncRunWith(t, dir, fmt.Sprintf("r%02d", i), st.keys, &log, st.c, onPhase, WithSeqAllocator(alloc))
 				}
 				for i := 1; i < len(phases); i++ {
 					if phases[i].First <= phases[i-1].Last {

@@ -119,12 +119,15 @@ type pendingRef struct {
 // Store is the snapshot state of one segment, locked for the life of the
 // Store. It is not safe for concurrent use.
 type Store struct {
-	id     SegmentID
-	dir    string
-	lease  Lease
-	seq    SeqAllocator
-	st     state
-	closed bool
+	id    SegmentID
+	dir   string
+	lease Lease
+	seq   SeqAllocator
+	// shared and rebuilder are set by WithSharedState; nil otherwise.
+	shared    SharedSeq
+	rebuilder Rebuilder
+	st        state
+	closed    bool
 	// hook, set by tests, is called at each crash point of the protocol; an
 	// error from it aborts the step there, as a crash would.
 	hook func(point string) error
@@ -134,8 +137,10 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	locker Locker
-	seq    SeqAllocator
+	locker    Locker
+	seq       SeqAllocator
+	shared    SharedSeq
+	rebuilder Rebuilder
 }
 
 // WithLocker makes the store lock its segment with l instead of a
@@ -168,7 +173,7 @@ func Open(ctx context.Context, stateDir string, id SegmentID, opts ...Option) (*
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store of %s: %w", id, err)
 	}
-	s := &Store{id: id, dir: dir, lease: lease, seq: o.seq}
+	s := &Store{id: id, dir: dir, lease: lease, seq: o.seq, shared: o.shared, rebuilder: o.rebuilder}
 	if err := s.load(); err != nil {
 		_ = lease.Unlock() // the load error is the one to report
 		return nil, err

@@ -83,12 +83,13 @@ var noCrash = crash{failAfter: -1}
 // whether the injected crash fired, and fails the test on any other error.
 func syncRun(t *testing.T, stateDir, run string, keys []string, log *[]event, c crash) (crashed bool) {
 	t.Helper()
-	return syncRunWith(t, stateDir, run, keys, log, c, nil)
+	_, crashed = syncRunWith(t, stateDir, run, keys, log, c, nil)
+	return crashed
 }
 
 // syncRunWith is syncRun with Open options, and onPhase (unless nil) called
-// with each phase before it is published.
-func syncRunWith(t *testing.T, stateDir, run string, keys []string, log *[]event, c crash, onPhase func(*Phase), opts ...Option) (crashed bool) {
+// with each phase before it is published. It returns Sync's result too.
+func syncRunWith(t *testing.T, stateDir, run string, keys []string, log *[]event, c crash, onPhase func(*Phase), opts ...Option) (res SyncResult, crashed bool) {
 	t.Helper()
 	s, err := Open(context.Background(), stateDir, testID, opts...)
 	if err != nil {
@@ -123,8 +124,8 @@ func syncRunWith(t *testing.T, stateDir, run string, keys []string, log *[]event
 		}
 		return pub, nil
 	}
-	_, err = s.Sync(context.Background(), run, addAll(keys), pubFor, SyncOptions{SendBatch: 2})
-	return check(err)
+	res, err = s.Sync(context.Background(), run, addAll(keys), pubFor, SyncOptions{SendBatch: 2})
+	return res, check(err)
 }
 
 // addAll is a Sync fill adding keys.
