@@ -93,6 +93,10 @@ type SyncRequest struct {
 	Source string
 	// Input yields the snapshot's members, e.g. a csvfile.Source. Required.
 	Input source.Source
+	// StateOptions are passed to snapshot.Open: a shared Locker and
+	// WithSharedState for a segment several replicas sync. Default none:
+	// the state directory is the truth, locked with a file lock.
+	StateOptions []snapshot.Option
 }
 
 func (r *SyncRequest) applyDefaults() {

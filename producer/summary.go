@@ -28,6 +28,10 @@ type Summary struct {
 	// Outcome says how the run ended; Error is its error, "" on success.
 	Outcome Outcome `json:"outcome"`
 	Error   string  `json:"error,omitempty"`
+	// Rebuilt is set when the segment's last snapshot was read back from
+	// the destination because the local state was missing or stale
+	// (another replica synced since, or the state directory was lost).
+	Rebuilt *RebuildSummary `json:"rebuilt,omitempty"`
 	// Recovered is set when the run first republished a snapshot an
 	// interrupted run had left pending.
 	Recovered *PhaseSummary    `json:"recovered,omitempty"`
@@ -77,6 +81,15 @@ func outcome(err error) Outcome {
 	return Failed
 }
 
+// RebuildSummary reports a snapshot read back from the destination.
+type RebuildSummary struct {
+	Reason  string `json:"reason"`
+	Members int64  `json:"members"`
+	// DroppedPending is the run whose pending snapshot was dropped rather
+	// than recovered, "" if none.
+	DroppedPending string `json:"dropped_pending,omitempty"`
+}
+
 // PhaseSummary reports the republication of an interrupted run.
 type PhaseSummary struct {
 	Run      string `json:"run"`
@@ -113,6 +126,13 @@ func (s Summary) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(&b, "sync run %s\n", s.Run)
 	line("segment", "%s (env %s, context kind %s)", schema.Ref(s.Segment, s.Generation), s.Env, s.ContextKind)
 	line("topic", "%s", s.Topic)
+	if r := s.Rebuilt; r != nil {
+		dropped := ""
+		if r.DroppedPending != "" {
+			dropped = "; dropped pending run " + r.DroppedPending
+		}
+		line("rebuilt", "%d members read back from the destination: %s%s", r.Members, r.Reason, dropped)
+	}
 	if r := s.Recovered; r != nil {
 		line("recovered", "run %s (attempt %d): +%d -%d, %s", r.Run, r.Attempt, r.Added, r.Removed, seqRange(r.FirstSeq, r.LastSeq))
 	}

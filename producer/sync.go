@@ -63,7 +63,7 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	sum.Env, sum.Segment, sum.Generation, sum.ContextKind, sum.Topic = id.Env, id.Segment, id.Generation, id.ContextKind, cfg.Topic
 	sum.Input, sum.Source = req.Input.Name(), req.Source
 
-	store, err := snapshot.Open(ctx, cfg.StateDir, id)
+	store, err := snapshot.Open(ctx, cfg.StateDir, id, req.StateOptions...)
 	if err != nil {
 		return sum, err
 	}
@@ -117,6 +117,9 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	res, err := store.Sync(ctx, sum.Run, fill, pubFor, snapshot.SyncOptions{
 		SendBatch: cfg.SendBatch, ChunkBytes: cfg.SortChunkBytes, Accept: shrinkGuard(cfg.MaxShrink),
 	})
+	if r := res.Rebuilt; r != nil {
+		sum.Rebuilt = &RebuildSummary{Reason: r.Reason, Members: r.Members, DroppedPending: r.DroppedPending}
+	}
 	if r := res.Recovered; r != nil {
 		sum.Recovered = &PhaseSummary{Run: r.Run, Attempt: r.Attempt, Added: r.Added, Removed: r.Removed,
 			FirstSeq: r.FirstSeq, LastSeq: r.LastSeq}
