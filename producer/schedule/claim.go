@@ -19,7 +19,7 @@ import (
 // ({'done', done}: for mode periodic, done is that slot or a later one) or
 // it failed and waits until past ARGV[5], the time in ms ({'backoff',
 // retry_at}). Mode manual claims whenever nobody holds the claim. Returns
-// {'ok', ''} when claimed.
+// {'ok', ”} when claimed.
 var claimScript = redis.NewScript(`
 local holder = redis.call('GET', KEYS[2])
 if holder then return {'claimed', holder} end
@@ -159,11 +159,9 @@ func parseState(hash *redis.SliceCmd, cl *redis.StringCmd) (state, error) {
 		}
 	}
 	if r := str(3); r != "" {
-		ms, err := strconv.ParseInt(r, 10, 64)
-		if err != nil {
-			return state{}, fmt.Errorf("retry_at %q: %w", r, err)
+		if st.retryAt, err = millis(r); err != nil {
+			return state{}, fmt.Errorf("retry_at: %w", err)
 		}
-		st.retryAt = time.UnixMilli(ms)
 	}
 	return st, nil
 }
@@ -262,4 +260,13 @@ func (s *Scheduler) finish(ctx context.Context, name string, cl claimed, how str
 		return o, nil
 	}
 	return "", fmt.Errorf("schedule: record the run of %q: unexpected reply %v", name, res)
+}
+
+// millis reads a time recorded as Unix milliseconds.
+func millis(s string) (time.Time, error) {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }

@@ -174,7 +174,7 @@ func refused(d Decision, detail string, err error) Decision {
 		d = Decision{Action: ActionUpToDate}
 	case errors.Is(err, errClaimBackoff):
 		d.Action = ActionBackoff
-		if ms, perr := parseMillis(detail); perr == nil {
+		if ms, perr := millis(detail); perr == nil {
 			d.Next = ms
 		}
 	default:
@@ -279,12 +279,4 @@ func (s *Scheduler) observe(m catalog.Mapping, d Decision) {
 	if s.cfg.OnDecision != nil {
 		s.cfg.OnDecision(m, d)
 	}
-}
-
-func parseMillis(s string) (time.Time, error) {
-	var ms int64
-	if _, err := fmt.Sscan(s, &ms); err != nil {
-		return time.Time{}, err
-	}
-	return time.UnixMilli(ms), nil
 }
