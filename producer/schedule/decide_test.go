@@ -98,9 +98,8 @@ func TestDecide(t *testing.T) {
 			if d.Action != tt.action || d.Trigger != tt.trigger {
 				t.Fatalf("decide = %s %+v, want %s %+v", d.Action, d.Trigger, tt.action, tt.trigger)
 			}
-			if want := (time.Time{}); tt.next != "" {
-				want = at(tt.next)
-				if !d.Next.Equal(want) {
+			if tt.next != "" {
+				if want := at(tt.next); !d.Next.Equal(want) {
 					t.Fatalf("Next = %v, want %v", d.Next, want)
 				}
 			} else if !d.Next.IsZero() {
