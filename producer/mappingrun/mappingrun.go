@@ -1,0 +1,206 @@
+package mappingrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/retry"
+	"github.com/cohortsync/cohortsync/internal/segmentlease"
+	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/source"
+	"github.com/cohortsync/cohortsync/producer/source/csvfile"
+	"github.com/cohortsync/cohortsync/producer/source/csvhttp"
+)
+
+// Config tunes mapping runs.
+type Config struct {
+	// Producer is where and how to publish, and the state directory (a
+	// cache with shared state). Its MaxShrink is replaced by each
+	// mapping's, and its ExclusionsFile must be empty: each segment keeps
+	// its reports in its own state directory.
+	Producer producer.Config
+	// Lease places the control keys (leases, sequence counters) and sets
+	// the lease TTL; see segmentlease.Config.
+	Lease segmentlease.Config
+	// RebuildWait bounds how long a rebuild waits for the consumer to apply
+	// what was published before it. Default segmentstore.DefaultRebuildWait.
+	RebuildWait time.Duration
+	// Fetch is the retry policy of a CSV URL. Default retry's defaults.
+	Fetch retry.Policy
+}
+
+// Validate reports every invalid setting as a *setting.Error.
+func (c Config) Validate() error {
+	errs := []error{c.Producer.Validate(), c.Lease.Validate()}
+	if c.Producer.ExclusionsFile != "" {
+		errs = append(errs, setting.Invalid("exclusions-file", c.Producer.ExclusionsFile, "nothing with a mapping: each segment keeps its reports in its state directory"))
+	}
+	if c.RebuildWait < 0 {
+		errs = append(errs, setting.Invalid("rebuild-wait", c.RebuildWait, "a positive duration"))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNotRunnable is wrapped by Run's error for a mapping that cannot be
+// run now: paused, fed by pushes, or of a source this build cannot pull.
+var ErrNotRunnable = errors.New("mapping cannot be run")
+
+// Destinations finds a destination by name (catalogstore.Store does).
+type Destinations interface {
+	Destination(ctx context.Context, name string) (catalog.Destination, error)
+}
+
+// Connector returns the client of a destination's Redis. The Runner does
+// not close it: the Connector's owner caches and closes clients.
+type Connector func(ctx context.Context, d catalog.Destination) (redis.UniversalClient, error)
+
+// Runner runs mappings. It is safe for concurrent use; runs of one
+// segment exclude each other through its lease (the second gets an error
+// wrapping snapshot.ErrLocked).
+type Runner struct {
+	cfg     Config
+	kf      *kafkax.Factory
+	locker  *segmentlease.Locker
+	seq     *segmentlease.SeqAllocator
+	dests   Destinations
+	connect Connector
+	http    *http.Client
+	log     *slog.Logger
+}
+
+// New returns a Runner publishing through kf, keeping leases and sequence
+// counters in control (standalone or Cluster), finding destinations in
+// dests and their clients through connect, and fetching CSV URLs with
+// httpc (http.DefaultClient if nil).
+func New(cfg Config, kf *kafkax.Factory, control redis.UniversalClient, dests Destinations, connect Connector, httpc *http.Client, log *slog.Logger) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	locker, err := segmentlease.NewLocker(control, cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := segmentlease.NewSeqAllocator(control, cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	if httpc == nil {
+		httpc = http.DefaultClient
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, dests: dests, connect: connect, http: httpc, log: log}, nil
+}
+
+// Result is one destination's sync.
+type Result struct {
+	Destination string
+	Summary     producer.Summary
+	// Err is the destination's error, nil if it synced.
+	Err error
+}
+
+// Run syncs m into each of its destinations, one after the other, and
+// returns a Result per destination it got to. A destination that fails
+// does not stop the others (its environment's segment keeps its last
+// state); the error joins every destination's.
+func (r *Runner) Run(ctx context.Context, m catalog.Mapping) ([]Result, error) {
+	if err := runnable(m); err != nil {
+		return nil, err
+	}
+	var results []Result
+	var errs []error
+	for _, name := range m.Destinations {
+		sum, err := r.runDestination(ctx, m, name)
+		if err != nil {
+			err = fmt.Errorf("mapping %q, destination %q: %w", m.Name, name, err)
+			errs = append(errs, err)
+		}
+		results = append(results, Result{Destination: name, Summary: sum, Err: err})
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+func runnable(m catalog.Mapping) error {
+	switch {
+	case !m.Enabled:
+		return fmt.Errorf("mapping %q is paused (cohortsync mappings resume %s): %w", m.Name, m.Name, ErrNotRunnable)
+	case m.Source.Kind == catalog.SourcePush:
+		return fmt.Errorf("mapping %q is fed by pushes, it has nothing to pull: %w", m.Name, ErrNotRunnable)
+	case m.Source.Kind == catalog.SourceAmplitude:
+		return fmt.Errorf("mapping %q: pulling Amplitude cohorts is not built yet: %w", m.Name, ErrNotRunnable)
+	case m.Source.Kind != catalog.SourceCSV:
+		return fmt.Errorf("mapping %q: source kind %q: %w", m.Name, m.Source.Kind, ErrNotRunnable)
+	}
+	return nil
+}
+
+func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name string) (producer.Summary, error) {
+	d, err := r.dests.Destination(ctx, name)
+	if err != nil {
+		return producer.Summary{}, err
+	}
+	client, err := r.connect(ctx, d)
+	if err != nil {
+		return producer.Summary{}, err
+	}
+	in, closeIn, err := r.open(m)
+	if err != nil {
+		return producer.Summary{}, err
+	}
+	cfg := r.cfg.Producer
+	cfg.MaxShrink = m.MaxShrink
+	rebuilder := segmentstore.Rebuilder{Client: client, Prefix: d.Prefix(), Wait: r.cfg.RebuildWait}
+	sum, err := producer.Sync(ctx, cfg, r.kf, producer.SyncRequest{
+		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
+		Input:        in,
+		StateOptions: []snapshot.Option{snapshot.WithLocker(r.locker), snapshot.WithSharedState(r.seq, rebuilder)},
+	})
+	err = errors.Join(err, closeIn())
+	attrs := []any{"mapping", m.Name, "destination", name, "run", sum.Run, "outcome", sum.Outcome,
+		"added", sum.Added, "removed", sum.Removed, "members", sum.Keys}
+	if sum.Rebuilt != nil {
+		attrs = append(attrs, "rebuilt", sum.Rebuilt.Reason)
+	}
+	if err != nil {
+		r.log.WarnContext(ctx, "mapping run failed", append(attrs, "error", err)...)
+	} else {
+		r.log.InfoContext(ctx, "mapping run", attrs...)
+	}
+	return sum, err
+}
+
+// open returns the mapping's source, opened anew for each destination.
+func (r *Runner) open(m catalog.Mapping) (source.Source, func() error, error) {
+	loc := m.Source.Location
+	if isURL(loc) {
+		s, err := csvhttp.New(r.http, loc, csvhttp.Options{IDColumn: m.IDProperty, Retry: r.cfg.Fetch})
+		return s, func() error { return nil }, err
+	}
+	s, err := csvfile.Open(loc, csvfile.Options{IDColumn: m.IDProperty})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
+}
+
+func isURL(loc string) bool {
+	l := strings.ToLower(loc)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
