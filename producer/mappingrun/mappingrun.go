@@ -121,10 +121,27 @@ func (r *Runner) Run(ctx context.Context, m catalog.Mapping) ([]Result, error) {
 	if err := runnable(m); err != nil {
 		return nil, err
 	}
+	return r.each(ctx, m, func() (source.Source, func() error, error) { return r.open(m) })
+}
+
+// Purge removes every member of m's segment from each of its destinations
+// through the normal event path: a sync of an empty cohort, diffed against
+// what each destination holds, so replicas, the consumer and a replay of
+// the topic all see the removals. It runs whatever m's state (a paused
+// mapping is purged too) and ignores its max-shrink guard; the caller
+// pauses m first so that no scheduled run adds members back.
+func (r *Runner) Purge(ctx context.Context, m catalog.Mapping) ([]Result, error) {
+	m.MaxShrink = 0
+	return r.each(ctx, m, func() (source.Source, func() error, error) {
+		return emptySource{name: "purge of mapping " + m.Name}, func() error { return nil }, nil
+	})
+}
+
+func (r *Runner) each(ctx context.Context, m catalog.Mapping, open func() (source.Source, func() error, error)) ([]Result, error) {
 	var results []Result
 	var errs []error
 	for _, name := range m.Destinations {
-		sum, err := r.runDestination(ctx, m, name)
+		sum, err := r.runDestination(ctx, m, name, open)
 		if err != nil {
 			err = fmt.Errorf("mapping %q, destination %q: %w", m.Name, name, err)
 			errs = append(errs, err)
@@ -135,6 +152,18 @@ func (r *Runner) Run(ctx context.Context, m catalog.Mapping) ([]Result, error) {
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// PurgeSource is the source label of a purge's events.
+const PurgeSource = "purge"
+
+// emptySource is the cohort of a purge: nobody.
+type emptySource struct{ name string }
+
+func (e emptySource) Name() string { return e.name }
+func (emptySource) Kind() string   { return PurgeSource }
+func (emptySource) Read(ctx context.Context, _ func(string) error, _ func(source.Exclusion) error) (source.Stats, error) {
+	return source.Stats{}, ctx.Err()
 }
 
 func runnable(m catalog.Mapping) error {
@@ -151,7 +180,7 @@ func runnable(m catalog.Mapping) error {
 	return nil
 }
 
-func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name string) (producer.Summary, error) {
+func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name string, open func() (source.Source, func() error, error)) (producer.Summary, error) {
 	d, err := r.dests.Destination(ctx, name)
 	if err != nil {
 		return producer.Summary{}, err
@@ -160,7 +189,7 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	if err != nil {
 		return producer.Summary{}, err
 	}
-	in, closeIn, err := r.open(m)
+	in, closeIn, err := open()
 	if err != nil {
 		return producer.Summary{}, err
 	}

@@ -303,3 +303,30 @@ func TestConfigValidate(t *testing.T) {
 			Want: "--state-dir: required, want a directory path"},
 	})
 }
+
+// TestPurgeRemovesEveryMember: a purge (mappings delete --purge) removes
+// the segment's members from every destination through events, from a
+// replica that never ran the mapping, and even when the mapping is paused.
+func TestPurgeRemovesEveryMember(t *testing.T) {
+	w := newWorld(t, testenv.Redis(t))
+	m := mapping(csvFile(t, "a", "b", "c"), "production", "staging")
+	w.run(w.runner(t.TempDir()), m)
+	w.wantMembers("staging", "a", "b", "c")
+	m.Enabled = false
+	m.MaxShrink = 0.1 // a purge is meant to empty the segment: no guard
+	res, err := w.runner(t.TempDir()).Purge(w.ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Summary.Removed != 3 || r.Summary.Source != PurgeSource || r.Summary.Keys != 0 {
+			t.Fatalf("%s: purge removed %d (source %q, %d members left in the snapshot), want 3 removed by %q",
+				r.Destination, r.Summary.Removed, r.Summary.Source, r.Summary.Keys, PurgeSource)
+		}
+	}
+	if err := w.cons.WaitCaughtUp(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.wantMembers("production")
+	w.wantMembers("staging")
+}
