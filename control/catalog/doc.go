@@ -19,6 +19,6 @@
 //
 // The decoded Catalog is normalised (defaults applied, entries sorted by
 // name) and each Mapping and Destination has a stable encoded form and a
-// content hash, so that storing the catalog
-// can be idempotent: applying an unchanged file changes nothing.
+// content hash, so that storing the catalog can be idempotent: applying an
+// unchanged file changes nothing.
 package catalog

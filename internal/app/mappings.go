@@ -61,9 +61,10 @@ type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-// MappingsApply stores the mappings of c (LoadMappings) in the store in the
-// Redis of rc and writes what changed for each to stdout. Settings were
-// validated by the caller.
+// MappingsApply stores the destinations and mappings of c (LoadMappings) in
+// the store in the Redis of rc and writes what changed for each to stdout,
+// one line per entry: change, kind, name. Settings were validated by the
+// caller.
 func MappingsApply(ctx context.Context, rc redisx.Config, sc catalogstore.Config, c *catalog.Catalog, stdout io.Writer) error {
 	return withStore(rc, sc, func(s *catalogstore.Store) error {
 		res, err := s.Apply(ctx, c)
@@ -77,7 +78,7 @@ func MappingsApply(ctx context.Context, rc redisx.Config, sc catalogstore.Config
 				// Deleting is a decision, not what a shorter file implies.
 				note = "\tkept: not in the file"
 			}
-			_, _ = fmt.Fprintf(w, "%s\t%s%s\n", r.Change, r.Name, note)
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s%s\n", r.Change, r.Kind, r.Name, note)
 		}
 		return flush(w)
 	})

@@ -26,8 +26,11 @@ func TestMappingsCommands(t *testing.T) {
 	}
 	lines := func(change string) string {
 		var b strings.Builder
+		for _, n := range []string{"production", "qa", "staging"} {
+			b.WriteString(change + "  destination  " + n + "\n")
+		}
 		for _, n := range names {
-			b.WriteString(change + "  " + n + "\n")
+			b.WriteString(change + "  mapping      " + n + "\n")
 		}
 		return b.String()
 	}
@@ -75,7 +78,7 @@ enabled: true
 	if strings.Contains(out, "schedule") {
 		t.Errorf("a push mapping shows a schedule:\n%s", out)
 	}
-	if _, stderr := step(t, []string{"mappings", "show", "nope"}, ExitError); !strings.Contains(stderr, `mapping "nope": no such mapping`) {
+	if _, stderr := step(t, []string{"mappings", "show", "nope"}, ExitError); !strings.Contains(stderr, `mapping "nope": not found`) {
 		t.Errorf("show nope: %s", stderr)
 	}
 
