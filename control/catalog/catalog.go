@@ -72,8 +72,14 @@ type Destination struct {
 	// (the env of every event). Default Name: a destination is named by the
 	// environment it serves. At most one destination per environment.
 	Environment string
-	// Redis is the server or Cluster written to; see redisx.Config.
+	// Redis is the server or Cluster written to; see redisx.Config. Its
+	// password is not in it (neither in URL nor in Password): Password
+	// says where to read it, and RedisConfig adds it when connecting.
 	Redis redisx.Config
+	// Password is where the Redis password is read when connecting, so
+	// that neither the file nor the store holds the secret itself. Zero:
+	// no password.
+	Password SecretRef
 	// PrefixMode selects the key prefix: PrefixCustom with CustomPrefix,
 	// PrefixClientSideID with ClientSideID, otherwise PrefixDefault.
 	// Default PrefixDefault.
@@ -168,11 +174,15 @@ type Mapping struct {
 // mappings have equal hashes, and any change of any field changes it, so a
 // store can tell "unchanged" from "changed" without comparing fields. It is
 // stable across releases as long as the fields are.
-func (m Mapping) Hash() string {
-	b, err := json.Marshal(m.Encode())
+func (m Mapping) Hash() string { return hashJSON(m.Encode()) }
+
+// hashJSON is the hex SHA-256 of v's JSON, an Encoded form.
+func hashJSON(v any) string {
+	b, err := json.Marshal(v)
 	if err != nil {
-		// Strings, ints, a finite float and a bool always marshal.
-		panic("catalog: hashing a mapping: " + err.Error())
+		// The encoded forms hold strings, ints, a finite float and bools,
+		// which always marshal.
+		panic("catalog: hashing: " + err.Error())
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -224,6 +234,48 @@ func (e Encoded) Mapping() (Mapping, error) {
 	}
 	m.Schedule = s
 	return m, nil
+}
+
+// Hash is a digest of the destination's whole content, like Mapping.Hash.
+func (d Destination) Hash() string { return hashJSON(d.Encode()) }
+
+// EncodedDestination is a destination's stable JSON form: what Hash covers
+// and what a store keeps. It holds where the Redis password is read, never
+// the password: a Destination's Redis.Password (set by no file) is not
+// encoded. Renaming its JSON names changes every hash and stored record.
+type EncodedDestination struct {
+	Name              string   `json:"name"`
+	Environment       string   `json:"environment"`
+	RedisURL          string   `json:"redis_url"`
+	RedisClusterAddrs []string `json:"redis_cluster_addrs"`
+	RedisUsername     string   `json:"redis_username"`
+	RedisTLS          bool     `json:"redis_tls"`
+	PasswordEnv       string   `json:"password_env"`
+	PasswordFile      string   `json:"password_file"`
+	PrefixMode        string   `json:"prefix_mode"`
+	CustomPrefix      string   `json:"custom_prefix"`
+	ClientSideID      string   `json:"client_side_id"`
+	FanIn             bool     `json:"fan_in"`
+}
+
+// Encode is d's EncodedDestination form.
+func (d Destination) Encode() EncodedDestination {
+	return EncodedDestination{
+		Name: d.Name, Environment: d.Environment, RedisURL: d.Redis.URL, RedisClusterAddrs: d.Redis.ClusterAddrs,
+		RedisUsername: d.Redis.Username, RedisTLS: d.Redis.TLS, PasswordEnv: d.Password.Env, PasswordFile: d.Password.File,
+		PrefixMode: string(d.PrefixMode), CustomPrefix: d.CustomPrefix, ClientSideID: d.ClientSideID, FanIn: d.FanIn,
+	}
+}
+
+// Destination is the destination e encodes; e is trusted (validated when
+// decoded from a file, and a store checks it against its Hash).
+func (e EncodedDestination) Destination() Destination {
+	return Destination{
+		Name: e.Name, Environment: e.Environment,
+		Redis:      redisx.Config{URL: e.RedisURL, ClusterAddrs: e.RedisClusterAddrs, Username: e.RedisUsername, TLS: e.RedisTLS},
+		Password:   SecretRef{Env: e.PasswordEnv, File: e.PasswordFile},
+		PrefixMode: PrefixMode(e.PrefixMode), CustomPrefix: e.CustomPrefix, ClientSideID: e.ClientSideID, FanIn: e.FanIn,
+	}
 }
 
 // keyPattern is LaunchDarkly's rule for keys (segments, and so names a

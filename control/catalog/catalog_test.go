@@ -31,9 +31,10 @@ func TestLoadCompleteExampleNormalisesWithDefaults(t *testing.T) {
 	}
 	want := &Catalog{
 		Destinations: []Destination{
-			{Name: "production", Environment: "production", Redis: redisx.Config{URL: "redis://redis.internal:6379/0"}, PrefixMode: PrefixClientSideID, ClientSideID: "5f3c2a1b9d8e7f6a5b4c3d2e"},
+			{Name: "production", Environment: "production", Redis: redisx.Config{URL: "redis://redis.internal:6379/0"}, Password: SecretRef{Env: "PRODUCTION_REDIS_PASSWORD"}, PrefixMode: PrefixClientSideID, ClientSideID: "5f3c2a1b9d8e7f6a5b4c3d2e"},
 			{Name: "qa", Environment: "test", Redis: redisx.Config{URL: "redis://redis.internal:6379/1"}, PrefixMode: PrefixDefault},
-			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}}, PrefixMode: PrefixCustom, CustomPrefix: "staging"},
+			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}, Username: "cohortsync"},
+				Password: SecretRef{File: "/run/secrets/staging-redis-password"}, PrefixMode: PrefixCustom, CustomPrefix: "staging"},
 		},
 		Mappings: []Mapping{
 			{Name: "beta-testers", Source: Source{Kind: SourceCSV, Location: "https://exports.example.com/beta-testers.csv"}, Segment: "beta-testers", Destinations: []string{"staging"},
@@ -70,6 +71,9 @@ func TestLoadBadFileReportsEveryProblemGolden(t *testing.T) {
 	}
 	got := err.Error() + "\n"
 	testenv.Golden(t, *update, "testdata/bad.golden", []byte(got))
+	if strings.Contains(got, "hunter2") {
+		t.Error("an error shows a password given in the file")
+	}
 	for _, e := range Errors(err) {
 		if e.File != "testdata/bad.yaml" || e.Line == 0 {
 			t.Errorf("%v: want File and Line set", e)
@@ -83,6 +87,8 @@ func TestLoadMissingFileWrapsTheOSError(t *testing.T) {
 		t.Errorf("err = %v, want os.ErrNotExist", err)
 	}
 }
+
+const advice = "password_env (an environment variable) or password_file (a file) naming where the password is read"
 
 const okDest = `
   - name: prod
@@ -105,8 +111,23 @@ func TestDecodeErrors(t *testing.T) {
 		{"redis with neither url nor cluster", "destinations:\n  - name: a\n    redis: {tls: true}\n", []string{`f.yaml:3: destination "a": redis: want url or cluster_addrs`}},
 		{"redis url and cluster both", "destinations:\n  - name: a\n    redis: {url: \"redis://h:1\", cluster_addrs: [\"h:2\"]}\n",
 			[]string{`f.yaml:3: destination "a": redis.cluster_addrs: "h:2": want nothing when url is set (exactly one of the two)`}},
-		{"redis url password redacted", "destinations:\n  - name: a\n    redis: {url: \"redis://u:secret@h:99999\"}\n",
-			[]string{`f.yaml:3: destination "a": redis.url: "redis://u:xxxxx@h:99999": want a URL whose address is host:port with a port in 1..65535`}},
+		{"redis url password refused and redacted", "destinations:\n  - name: a\n    redis: {url: \"redis://u:secret@h:99999\"}\n",
+			[]string{`f.yaml:3: destination "a": redis.url: "redis://u:xxxxx@h:99999": want a URL without a password: give ` + advice,
+				`f.yaml:3: destination "a": redis.url: "redis://u:xxxxx@h:99999": want a URL whose address is host:port with a port in 1..65535`}},
+		{"a password-only URL is refused", "destinations:\n  - name: a\n    redis: {url: \"redis://:secret@h:1\"}\n",
+			[]string{`f.yaml:3: destination "a": redis.url: "redis://:xxxxx@h:1": want a URL without a password: give ` + advice}},
+		{"an inline password is refused with advice", "destinations:\n  - name: a\n    redis:\n      cluster_addrs: [\"h:1\"]\n      password: secret\n",
+			[]string{`f.yaml:5: destination "a": redis.password: a password in the file is refused: give ` + advice}},
+		{"a password from the environment", "destinations:\n  - name: a\n    redis: {url: \"redis://u@h:1\", password_env: A_PW}\n", nil},
+		{"a password from a file, for a Cluster", "destinations:\n  - name: a\n    redis: {cluster_addrs: [\"h:1\"], username: u, password_file: /run/secrets/pw}\n", nil},
+		{"a password from both", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      password_env: A_PW\n      password_file: pw.txt\n",
+			[]string{`f.yaml:6: destination "a": redis.password_file: not with password_env: want one place to read the password from`}},
+		{"a variable name that is no name", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      password_env: 1PW\n",
+			[]string{`f.yaml:5: destination "a": redis.password_env: "1PW": want an environment variable name: letters, digits or '_', not starting with a digit`}},
+		{"an empty password file", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      password_file: \"\"\n",
+			[]string{`f.yaml:5: destination "a": redis.password_file: required, want a file path`}},
+		{"an unknown redis field offers the password references, not password", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      pasword: x\n",
+			[]string{`f.yaml:5: destination "a": redis.pasword: unknown field, want one of url, cluster_addrs, username, password_env, password_file, tls`}},
 		{"two environments on one destination's prefix", "destinations:" + okDest + "  - name: other\n    redis: {url: \"redis://LOCALHOST:6379/0\"}\n",
 			[]string{`f.yaml:5: destination "other": writes under prefix "launchdarkly" of Redis localhost:6379/0 like destination "prod" (line 2): want a prefix of its own, or fan_in: true on both to share it deliberately`}},
 		{"a URL and a Cluster naming the same server", "destinations:" + okDest + "  - name: c\n    redis: {cluster_addrs: [\"other:1\", \"localhost:6379\"]}\n",

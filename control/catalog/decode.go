@@ -103,6 +103,22 @@ func kindName(n *yaml.Node) string {
 	return "a single value"
 }
 
+// refused are fields that are known only to be refused with advice (a
+// password in the file, see decoder.redis): fields passes them to its
+// caller, and never offers them in "want one of".
+var refused = map[string]bool{"redis.password": true}
+
+// offered is known without the refused fields, for messages.
+func offered(path string, known []string) string {
+	var out []string
+	for _, k := range known {
+		if !refused[path+k] {
+			out = append(out, k)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // fields calls f with each key of mapping n and its value, in file order,
 // refusing keys that are not known and keys given twice. It returns the
 // line of each key, for the checks that follow.
@@ -110,14 +126,14 @@ func (d *decoder) fields(n *yaml.Node, e Entry, path string, known []string, f f
 	n = resolve(n)
 	seen := map[string]int{}
 	if n.Kind != yaml.MappingNode {
-		d.add(n.Line, e, strings.TrimSuffix(path, "."), "want a mapping of %s, not %s", strings.Join(known, ", "), kindName(n))
+		d.add(n.Line, e, strings.TrimSuffix(path, "."), "want a mapping of %s, not %s", offered(path, known), kindName(n))
 		return seen
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
 		switch {
 		case !slices.Contains(known, k.Value):
-			d.add(k.Line, e, path+k.Value, "unknown field, want one of %s", strings.Join(known, ", "))
+			d.add(k.Line, e, path+k.Value, "unknown field, want one of %s", offered(path, known))
 		case seen[k.Value] > 0:
 			d.add(k.Line, e, path+k.Value, "given twice (also at line %d)", seen[k.Value])
 		default:

@@ -13,7 +13,12 @@
 // both declare the sharing deliberate: two environments silently sharing a
 // prefix remove each other's members.
 //
+// A destination's Redis password is never in the file (nor in the store it
+// is copied to): the file names the environment variable or file it is read
+// from (a SecretRef), and Destination.RedisConfig reads it when connecting.
+//
 // The decoded Catalog is normalised (defaults applied, entries sorted by
-// name) and each Mapping has a content hash, so that storing the catalog
-// can be idempotent: applying an unchanged file changes nothing.
+// name) and each Mapping and Destination has a stable encoded form and a
+// content hash, so that storing the catalog can be idempotent: applying an
+// unchanged file changes nothing.
 package catalog

@@ -40,7 +40,7 @@ type mapEntry struct {
 
 var (
 	destinationFields = []string{"name", "environment", "redis", "prefix", "client_side_id", "fan_in"}
-	redisFields       = []string{"url", "cluster_addrs", "username", "password", "tls"}
+	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "password"}
 	mappingFields     = []string{"name", "source", "segment", "destinations", "id_property", "context_kind", "schedule", "generation", "max_shrink", "enabled"}
 	sourceFields      = []string{"csv", "amplitude_cohort", "push"}
 )
@@ -97,8 +97,13 @@ func validPrefix(s string) bool {
 	return validText(s) && !strings.ContainsAny(s, ":{}")
 }
 
+// secretAdvice is how a file gives a Redis password.
+const secretAdvice = "password_env (an environment variable) or password_file (a file) naming where the password is read"
+
 // redis decodes a destination's redis settings and checks them with
-// redisx's own rules, renamed to the file's fields.
+// redisx's own rules, renamed to the file's fields. A password itself is
+// refused: the file is reviewed like code and copied into the store, so it
+// names where the password is instead.
 func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 	e, cfg := de.entry, &de.Redis
 	lines := d.fields(n, e, "redis.", redisFields, func(key string, v *yaml.Node) {
@@ -106,18 +111,37 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 		switch key {
 		case "url":
 			cfg.URL, _ = d.scalar(v, e, field, "a redis:// or rediss:// URL")
+			if cfg.URL != "" && urlPassword(cfg.URL) {
+				d.add(v.Line, e, field, "%s", invalid(redisx.RedactURL(cfg.URL), "a URL without a password: give %s", secretAdvice))
+			}
 		case "cluster_addrs":
 			cfg.ClusterAddrs, _ = d.texts(v, e, field, func(string) bool { return true }, "host:port")
 		case "username":
 			cfg.Username, _ = d.scalar(v, e, field, "a user name")
 		case "password":
-			cfg.Password, _ = d.scalar(v, e, field, "a password")
+			d.add(v.Line, e, field, "a password in the file is refused: give %s", secretAdvice)
+		case "password_env":
+			de.Password.Env = d.text(v, e, field, envNamePattern.MatchString, envNameForm)
+		case "password_file":
+			de.Password.File = d.text(v, e, field, validText, "a file path: "+textForm)
 		case "tls":
 			d.value(v, e, field, &cfg.TLS, "true or false")
 		}
 	})
 	if n.Kind != yaml.MappingNode {
 		return
+	}
+	if fl, ok := lines["password_file"]; ok {
+		if _, ok := lines["password_env"]; ok {
+			d.add(fl, e, "redis.password_file", "not with password_env: want one place to read the password from")
+		}
+	}
+	// An empty reference is a mistake, not "no password".
+	if l, ok := lines["password_env"]; ok && de.Password.Env == "" && !d.reported(l) {
+		d.add(l, e, "redis.password_env", "required, want %s", envNameForm)
+	}
+	if l, ok := lines["password_file"]; ok && de.Password.File == "" && !d.reported(l) {
+		d.add(l, e, "redis.password_file", "required, want a file path")
 	}
 	errs := setting.Errors(cfg.Validate())
 	for _, se := range errs {

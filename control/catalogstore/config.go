@@ -45,3 +45,9 @@ func (c Config) withDefaults() (Config, error) {
 
 // mappingsKey is the hash of every mapping's record.
 func (c Config) mappingsKey() string { return c.Prefix + "{catalog}:mappings" }
+
+// destinationsKey is the hash of every destination's record.
+func (c Config) destinationsKey() string { return c.Prefix + "{catalog}:destinations" }
+
+// versionKey is the catalog's version counter.
+func (c Config) versionKey() string { return c.Prefix + "{catalog}:version" }

@@ -46,8 +46,15 @@ func TestDefaultsAndKeyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.cfg.mappingsKey(), "cohortsync:control:{catalog}:mappings"; got != want {
-		t.Errorf("key = %q, want %q", got, want)
+	// One hash tag, so that one script can write them all on a Cluster.
+	for got, want := range map[string]string{
+		s.cfg.mappingsKey():     "cohortsync:control:{catalog}:mappings",
+		s.cfg.destinationsKey(): "cohortsync:control:{catalog}:destinations",
+		s.cfg.versionKey():      "cohortsync:control:{catalog}:version",
+	} {
+		if got != want {
+			t.Errorf("key = %q, want %q", got, want)
+		}
 	}
 	if s.cfg.Timeout != DefaultTimeout {
 		t.Errorf("timeout = %v, want %v", s.cfg.Timeout, DefaultTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -12,10 +13,11 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalog"
 )
 
-// ErrNotFound is returned for a mapping the store does not hold.
-var ErrNotFound = errors.New("no such mapping")
+// ErrNotFound is wrapped by the error for a mapping or a destination the
+// store does not hold; the error's message names which.
+var ErrNotFound = errors.New("not found")
 
-// Change is what Apply did, or would report, for one mapping.
+// Change is what Apply did, or would report, for one entry.
 type Change string
 
 // Changes.
@@ -23,56 +25,122 @@ const (
 	Created   Change = "created"
 	Updated   Change = "updated"
 	Unchanged Change = "unchanged"
-	// NotInFile is a stored mapping the applied catalog does not have: it
-	// is kept, and reported so the user can Delete it if that was meant.
+	// NotInFile is a stored entry the applied catalog does not have: it is
+	// kept, and reported so the user can delete it if that was meant.
 	NotInFile Change = "not-in-file"
 )
 
-// Result is one mapping's Change.
+// Kind is what an entry of the catalog is.
+type Kind string
+
+// Kinds.
+const (
+	KindDestination Kind = kindDestination
+	KindMapping     Kind = kindMapping
+)
+
+// Result is one entry's Change.
 type Result struct {
+	Kind   Kind
 	Name   string
 	Change Change
 }
 
-// apply writes every record of ARGV (name, record pairs) into the hash
-// KEYS[1] whose stored record differs, and returns the status of each (0
-// created, 1 updated, 2 unchanged) followed by the stored names the
-// catalog lacks. One script, so the apply is all or nothing to a reader.
+// apply stores a catalog. KEYS: the destinations hash, the mappings hash,
+// the version counter. ARGV: the number of destinations and of mappings;
+// each destination's name and record; each mapping's name, record, number
+// of destinations and their names.
+//
+// It first checks that every destination a mapping names is applied or
+// stored, and if not returns {"missing", mapping, destination, ...} having
+// written nothing. Otherwise it writes every record that differs from the
+// stored one, increments the version if it wrote any, and returns {"ok",
+// version, the destinations' statuses (0 created, 1 updated, 2
+// unchanged), the number of stored destinations not applied and their
+// names, the same for mappings}. One script, so an apply is all or nothing
+// to a reader.
 var apply = redis.NewScript(`
-local out = {}
-local given = {}
-for i = 1, #ARGV, 2 do
-  local name, rec = ARGV[i], ARGV[i+1]
-  given[name] = true
-  local cur = redis.call('HGET', KEYS[1], name)
-  if not cur then
-    redis.call('HSET', KEYS[1], name, rec)
-    out[#out+1] = 0
-  elseif cur ~= rec then
-    redis.call('HSET', KEYS[1], name, rec)
-    out[#out+1] = 1
-  else
-    out[#out+1] = 2
-  end
+local nd, nm = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i = 3
+local dests, destGiven = {}, {}
+for _ = 1, nd do
+  dests[#dests+1] = {ARGV[i], ARGV[i+1]}
+  destGiven[ARGV[i]] = true
+  i = i + 2
 end
-for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if not given[name] then out[#out+1] = name end
+local maps, mapGiven, missing = {}, {}, {}
+for _ = 1, nm do
+  local name, k = ARGV[i], tonumber(ARGV[i+2])
+  for j = 1, k do
+    local d = ARGV[i+2+j]
+    if not destGiven[d] and redis.call('HEXISTS', KEYS[1], d) == 0 then
+      missing[#missing+1] = name
+      missing[#missing+1] = d
+    end
+  end
+  maps[#maps+1] = {name, ARGV[i+1]}
+  mapGiven[name] = true
+  i = i + 3 + k
+end
+if #missing > 0 then
+  table.insert(missing, 1, 'missing')
+  return missing
+end
+local out, changed = {'ok', 0}, false
+local function put(key, entries, given)
+  for _, e in ipairs(entries) do
+    local cur = redis.call('HGET', key, e[1])
+    if not cur then
+      redis.call('HSET', key, e[1], e[2])
+      out[#out+1] = 0
+      changed = true
+    elseif cur ~= e[2] then
+      redis.call('HSET', key, e[1], e[2])
+      out[#out+1] = 1
+      changed = true
+    else
+      out[#out+1] = 2
+    end
+  end
+  local extra = {}
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    if not given[name] then extra[#extra+1] = name end
+  end
+  out[#out+1] = #extra
+  for _, name in ipairs(extra) do out[#out+1] = name end
+end
+put(KEYS[1], dests, destGiven)
+put(KEYS[2], maps, mapGiven)
+if changed then
+  out[2] = redis.call('INCR', KEYS[3])
+else
+  out[2] = tonumber(redis.call('GET', KEYS[3]) or '0')
 end
 return out
 `)
 
 // swap sets field ARGV[1] of hash KEYS[1] to ARGV[3] only if it still holds
-// ARGV[2]: 1 if set, 0 if someone changed it meanwhile, -1 if it is gone.
+// ARGV[2], and then increments the version KEYS[2]: 1 if set, 0 if someone
+// changed it meanwhile, -1 if it is gone.
 var swap = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return -1 end
 if cur ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
 return 1
 `)
 
-// Store is the mappings of a catalog in Redis, shared by every replica
-// using the same Redis and Prefix.
+// remove deletes field ARGV[1] of hash KEYS[1] and, if it was there,
+// increments the version KEYS[2]: 1 if deleted, 0 if it was not there.
+var remove = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('INCR', KEYS[2])
+return 1
+`)
+
+// Store is the catalog (destinations and mappings) in Redis, shared by
+// every replica using the same Redis and Prefix.
 type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
@@ -88,65 +156,225 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	return &Store{rdb: rdb, cfg: cfg}, nil
 }
 
-// Apply stores every mapping of c and returns what changed for each, then
-// the stored mappings c lacks (NotInFile), each group sorted by name. c is
-// a decoded, normalised catalog (catalog.Decode); its destinations are not
-// stored.
+// MissingDestinationError refuses an Apply, which wrote nothing: mappings
+// name destinations that are neither in the applied catalog nor stored.
+type MissingDestinationError struct {
+	// Missing maps each such mapping's name to the destinations it names
+	// that do not exist, in the mapping's order.
+	Missing map[string][]string
+}
+
+func (e *MissingDestinationError) Error() string {
+	var b strings.Builder
+	b.WriteString("catalogstore: apply refused, nothing stored:")
+	for i, m := range slices.Sorted(maps.Keys(e.Missing)) {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " mapping %q names destination %s, neither applied nor stored", m, quoteAll(e.Missing[m]))
+	}
+	return b.String()
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Apply stores every destination and mapping of c and returns what changed
+// for each: the destinations, then the stored destinations c lacks
+// (NotInFile), then the same for the mappings, each group sorted by name.
+// c is a decoded, normalised catalog (catalog.Decode).
+//
+// A mapping naming a destination that is neither in c nor stored refuses
+// the whole apply with a *MissingDestinationError: nothing is written. If
+// anything changed, the catalog's Version grows by one.
 func (s *Store) Apply(ctx context.Context, c *catalog.Catalog) ([]Result, error) {
-	args := make([]any, 0, 2*len(c.Mappings))
+	args := []any{len(c.Destinations), len(c.Mappings)}
+	for _, d := range c.Destinations {
+		args = append(args, d.Name, encodeDestination(d))
+	}
 	for _, m := range c.Mappings {
-		args = append(args, m.Name, encode(m))
+		args = append(args, m.Name, encode(m), len(m.Destinations))
+		for _, d := range m.Destinations {
+			args = append(args, d)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	res, err := apply.Run(ctx, s.rdb, []string{s.cfg.mappingsKey()}, args...).Slice()
+	keys := []string{s.cfg.destinationsKey(), s.cfg.mappingsKey(), s.cfg.versionKey()}
+	res, err := apply.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("catalogstore: apply: %w", err)
 	}
-	if len(res) < len(c.Mappings) {
-		return nil, fmt.Errorf("catalogstore: apply: %d results for %d mappings", len(res), len(c.Mappings))
-	}
-	out := make([]Result, 0, len(res))
-	for i, m := range c.Mappings {
-		code, ok := res[i].(int64)
-		if !ok || code < 0 || code > 2 {
-			return nil, fmt.Errorf("catalogstore: apply: status %v of %q: want 0, 1 or 2", res[i], m.Name)
+	r := reply{res: res}
+	switch r.text() {
+	case "missing":
+		e := &MissingDestinationError{Missing: map[string][]string{}}
+		for !r.done() {
+			m, d := r.text(), r.text()
+			e.Missing[m] = append(e.Missing[m], d)
 		}
-		out = append(out, Result{Name: m.Name, Change: [...]Change{Created, Updated, Unchanged}[code]})
+		if r.err != nil {
+			return nil, r.err
+		}
+		return nil, e
+	case "ok":
+	default:
+		return nil, fmt.Errorf("catalogstore: apply: reply %v: want ok or missing", res)
 	}
-	var extra []string
-	for _, v := range res[len(c.Mappings):] {
-		name, _ := v.(string)
-		extra = append(extra, name)
+	r.int() // the version
+	out := make([]Result, 0, len(c.Destinations)+len(c.Mappings))
+	for _, d := range c.Destinations {
+		out = append(out, Result{Kind: KindDestination, Name: d.Name, Change: r.change()})
 	}
-	slices.Sort(extra)
-	for _, name := range extra {
-		out = append(out, Result{Name: name, Change: NotInFile})
+	out = append(out, r.notInFile(KindDestination)...)
+	for _, m := range c.Mappings {
+		out = append(out, Result{Kind: KindMapping, Name: m.Name, Change: r.change()})
+	}
+	out = append(out, r.notInFile(KindMapping)...)
+	if r.err == nil && !r.done() {
+		r.err = fmt.Errorf("catalogstore: apply: reply %v: %d values left over", res, len(r.res))
+	}
+	if r.err != nil {
+		return nil, r.err
 	}
 	return out, nil
+}
+
+// reply reads apply's reply value by value; the first value of an
+// unexpected type stops it with err set.
+type reply struct {
+	res []any
+	err error
+}
+
+func (r *reply) done() bool { return r.err != nil || len(r.res) == 0 }
+
+// take reads the next value of r, of type T, described by want in errors.
+func take[T any](r *reply, want string) T {
+	var zero T
+	if r.err != nil {
+		return zero
+	}
+	if len(r.res) == 0 {
+		r.err = fmt.Errorf("catalogstore: apply: reply too short, want %s", want)
+		return zero
+	}
+	v, ok := r.res[0].(T)
+	if !ok {
+		r.err = fmt.Errorf("catalogstore: apply: reply value %v: want %s", r.res[0], want)
+	}
+	r.res = r.res[1:]
+	return v
+}
+
+func (r *reply) text() string { return take[string](r, "a name") }
+func (r *reply) int() int64   { return take[int64](r, "an integer") }
+
+func (r *reply) change() Change {
+	n := r.int()
+	if n < 0 || n > 2 {
+		if r.err == nil {
+			r.err = fmt.Errorf("catalogstore: apply: status %d: want 0, 1 or 2", n)
+		}
+		return ""
+	}
+	return [...]Change{Created, Updated, Unchanged}[n]
+}
+
+// notInFile reads a count and as many names, sorted into NotInFile results.
+func (r *reply) notInFile(kind Kind) []Result {
+	n := r.int()
+	var names []string
+	for range n {
+		if r.err != nil {
+			break
+		}
+		names = append(names, r.text())
+	}
+	slices.Sort(names)
+	out := make([]Result, 0, len(names))
+	for _, name := range names {
+		out = append(out, Result{Kind: kind, Name: name, Change: NotInFile})
+	}
+	return out
+}
+
+// Version is the catalog's version: 0 for a store never written, then one
+// more for every Apply, SetEnabled, Delete or DeleteDestination that
+// changed something. It is one small key, so a long-running reader can
+// poll it cheaply and read the Catalog again only when it grew; reading
+// Version before Catalog, a change made between the two shows as a newer
+// version at the next poll.
+func (s *Store) Version(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	key := s.cfg.versionKey()
+	v, err := s.rdb.Get(ctx, key).Uint64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("catalogstore: version %s: %w", key, err)
+	}
+	return v, nil
 }
 
 // List returns every stored mapping, sorted by name. A record that does
 // not decode fails the whole list with a *CorruptError naming it: a partial
 // list would look like a deleted mapping.
 func (s *Store) List(ctx context.Context) ([]catalog.Mapping, error) {
+	return list(ctx, s, s.cfg.mappingsKey(), "list", decode, mappingName)
+}
+
+// Destinations returns every stored destination, sorted by name; like
+// List, one record that does not decode fails them all.
+func (s *Store) Destinations(ctx context.Context) ([]catalog.Destination, error) {
+	return list(ctx, s, s.cfg.destinationsKey(), "list destinations", decodeDestination, destinationName)
+}
+
+// list reads and decodes every record of the hash key; op names the
+// operation in errors.
+func list[T any](ctx context.Context, s *Store, key, op string, decode func(key, field, data string) (T, error), name func(T) string) ([]T, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	key := s.cfg.mappingsKey()
 	all, err := s.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
-		return nil, fmt.Errorf("catalogstore: list: %w", err)
+		return nil, fmt.Errorf("catalogstore: %s: %w", op, err)
 	}
-	out := make([]catalog.Mapping, 0, len(all))
-	for name, data := range all {
-		m, err := decode(key, name, data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
+	return decodeAll(key, all, decode, name)
+}
+
+func mappingName(m catalog.Mapping) string         { return m.Name }
+func destinationName(d catalog.Destination) string { return d.Name }
+
+// Catalog returns every stored destination and mapping, read together in
+// one transaction: never the mappings of one apply with the destinations
+// of another.
+func (s *Store) Catalog(ctx context.Context) (*catalog.Catalog, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	dkey, mkey := s.cfg.destinationsKey(), s.cfg.mappingsKey()
+	var dests, maps *redis.MapStringStringCmd
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		dests, maps = p.HGetAll(ctx, dkey), p.HGetAll(ctx, mkey)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("catalogstore: read catalog: %w", err)
 	}
-	slices.SortFunc(out, func(a, b catalog.Mapping) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	ds, err := decodeAll(dkey, dests.Val(), decodeDestination, destinationName)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := decodeAll(mkey, maps.Val(), decode, mappingName)
+	if err != nil {
+		return nil, err
+	}
+	return &catalog.Catalog{Destinations: ds, Mappings: ms}, nil
 }
 
 // Get returns the mapping called name, or an error wrapping ErrNotFound.
@@ -159,15 +387,41 @@ func (s *Store) Get(ctx context.Context, name string) (catalog.Mapping, error) {
 
 func (s *Store) get(ctx context.Context, name string) (catalog.Mapping, string, error) {
 	key := s.cfg.mappingsKey()
-	data, err := s.rdb.HGet(ctx, key, name).Result()
-	if errors.Is(err, redis.Nil) {
-		return catalog.Mapping{}, "", fmt.Errorf("catalogstore: mapping %q: %w", name, ErrNotFound)
-	}
+	data, err := s.hget(ctx, key, kindMapping, name)
 	if err != nil {
-		return catalog.Mapping{}, "", fmt.Errorf("catalogstore: get %q: %w", name, err)
+		return catalog.Mapping{}, "", err
 	}
 	m, err := decode(key, name, data)
 	return m, data, err
+}
+
+// hget reads field name of hash key, holding entries of kind.
+func (s *Store) hget(ctx context.Context, key, kind, name string) (string, error) {
+	data, err := s.rdb.HGet(ctx, key, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", notFound(kind, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("catalogstore: get %s %q: %w", kind, name, err)
+	}
+	return data, nil
+}
+
+func notFound(kind, name string) error {
+	return fmt.Errorf("catalogstore: %s %q: %w", kind, name, ErrNotFound)
+}
+
+// Destination returns the destination called name, or an error wrapping
+// ErrNotFound.
+func (s *Store) Destination(ctx context.Context, name string) (catalog.Destination, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	key := s.cfg.destinationsKey()
+	data, err := s.hget(ctx, key, kindDestination, name)
+	if err != nil {
+		return catalog.Destination{}, err
+	}
+	return decodeDestination(key, name, data)
 }
 
 // Pause disables the mapping called name; see SetEnabled.
@@ -181,8 +435,9 @@ func (s *Store) Resume(ctx context.Context, name string) (Change, error) {
 }
 
 // SetEnabled sets the enabled flag of the mapping called name and nothing
-// else: Updated, or Unchanged if it already had that flag. A later Apply of
-// a file saying otherwise sets it back: the file is the declaration.
+// else: Updated (and the Version grows), or Unchanged if it already had
+// that flag. A later Apply of a file saying otherwise sets it back: the
+// file is the declaration.
 func (s *Store) SetEnabled(ctx context.Context, name string, enabled bool) (Change, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -195,17 +450,18 @@ func (s *Store) SetEnabled(ctx context.Context, name string, enabled bool) (Chan
 			return Unchanged, nil
 		}
 		m.Enabled = enabled
-		n, err := swap.Run(ctx, s.rdb, []string{s.cfg.mappingsKey()}, name, old, encode(m)).Int()
+		n, err := swap.Run(ctx, s.rdb, []string{s.cfg.mappingsKey(), s.cfg.versionKey()}, name, old, encode(m)).Int()
 		switch {
 		case err != nil:
 			return "", fmt.Errorf("catalogstore: set enabled of %q: %w", name, err)
 		case n == 1:
 			return Updated, nil
 		case n < 0:
-			return "", fmt.Errorf("catalogstore: mapping %q: %w", name, ErrNotFound)
+			return "", notFound(kindMapping, name)
 		}
 		// Changed by someone else since we read it: read it again, so
-		// their change is kept and only the flag is ours.
+		// their change is kept and only the flag is ours. The loop ends
+		// with ctx's timeout at the latest.
 	}
 }
 
@@ -215,12 +471,100 @@ func (s *Store) SetEnabled(ctx context.Context, name string, enabled bool) (Chan
 func (s *Store) Delete(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	n, err := s.rdb.HDel(ctx, s.cfg.mappingsKey(), name).Result()
+	n, err := remove.Run(ctx, s.rdb, []string{s.cfg.mappingsKey(), s.cfg.versionKey()}, name).Int()
 	if err != nil {
 		return fmt.Errorf("catalogstore: delete %q: %w", name, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("catalogstore: mapping %q: %w", name, ErrNotFound)
+		return notFound(kindMapping, name)
+	}
+	return nil
+}
+
+// InUseError refuses to delete a destination that stored mappings name.
+type InUseError struct {
+	// Destination is the destination's name; Mappings the names of the
+	// mappings naming it, sorted.
+	Destination string
+	Mappings    []string
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("catalogstore: destination %q is used by mapping %s: delete them or change their destinations first",
+		e.Destination, quoteAll(e.Mappings))
+}
+
+// maxDeleteAttempts bounds DeleteDestination's retries when the catalog
+// changes while it checks.
+const maxDeleteAttempts = 16
+
+// DeleteDestination removes the destination called name from the store,
+// or returns an error wrapping ErrNotFound, or an *InUseError while a
+// stored mapping names it: a mapping must never be left pointing at
+// nothing. Every stored mapping is decoded for the check, so a corrupt
+// one fails it (*CorruptError).
+func (s *Store) DeleteDestination(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	dkey, mkey := s.cfg.destinationsKey(), s.cfg.mappingsKey()
+	// checkErr is check's own error, already saying what failed.
+	var checkErr error
+	check := func(tx *redis.Tx) error {
+		checkErr = s.checkUnused(ctx, tx, name)
+		if checkErr == nil {
+			// Applied only if neither hash changed since WATCH: a mapping
+			// applied meanwhile is seen by the next attempt.
+			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HDel(ctx, dkey, name)
+				p.Incr(ctx, s.cfg.versionKey())
+				return nil
+			}); err != nil {
+				checkErr = fmt.Errorf("catalogstore: delete destination %q: %w", name, err)
+			}
+		}
+		return checkErr
+	}
+	for range maxDeleteAttempts {
+		checkErr = nil
+		err := s.rdb.Watch(ctx, check, dkey, mkey)
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			continue // changed while checked: check again
+		case err != nil && err != checkErr:
+			return fmt.Errorf("catalogstore: delete destination %q: %w", name, err) // WATCH's own
+		}
+		return err
+	}
+	return fmt.Errorf("catalogstore: delete destination %q: the catalog changed during each of %d attempts", name, maxDeleteAttempts)
+}
+
+// checkUnused checks, in the transaction tx, that the destination called
+// name is stored and that no stored mapping names it.
+func (s *Store) checkUnused(ctx context.Context, tx *redis.Tx, name string) error {
+	dkey, mkey := s.cfg.destinationsKey(), s.cfg.mappingsKey()
+	found, err := tx.HExists(ctx, dkey, name).Result()
+	if err != nil {
+		return fmt.Errorf("catalogstore: delete destination %q: %w", name, err)
+	}
+	if !found {
+		return notFound(kindDestination, name)
+	}
+	all, err := tx.HGetAll(ctx, mkey).Result()
+	if err != nil {
+		return fmt.Errorf("catalogstore: delete destination %q: %w", name, err)
+	}
+	ms, err := decodeAll(mkey, all, decode, mappingName)
+	if err != nil {
+		return err
+	}
+	var users []string
+	for _, m := range ms {
+		if slices.Contains(m.Destinations, name) {
+			users = append(users, m.Name)
+		}
+	}
+	if len(users) > 0 {
+		return &InUseError{Destination: name, Mappings: users}
 	}
 	return nil
 }

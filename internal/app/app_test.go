@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,20 +40,6 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// freeAddr returns a loopback host:port nothing listens on (for a moment).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // TestSyncThenConsumeServesHTTP runs the two commands' wiring: a sync, then
@@ -96,7 +81,7 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 
 	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
 	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	addr := freeAddr(t)
+	addr := testenv.ClosedAddr(t)
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- Consume(cctx, proc, env, kc, rc, addr, ccfg, io.Discard) }()

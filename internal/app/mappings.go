@@ -35,12 +35,23 @@ func LoadMappings(path string) (*catalog.Catalog, error) {
 	return catalog.Decode(path, data)
 }
 
-// withStore runs f on the mapping store in the Redis of rc, closing the
+// withStore runs f on the catalog store in the Redis of rc, closing the
 // connection after.
-func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.Store) error) (err error) {
+func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.Store) error) error {
 	// go-redis logs every failed dial itself; the command reports the
 	// error it ends with, once.
 	redis.SetLogger(quietRedis{})
+	return withRedis(rc, func(rdb redis.UniversalClient) error {
+		s, err := catalogstore.New(rdb, sc)
+		if err != nil {
+			return err
+		}
+		return f(s)
+	})
+}
+
+// withRedis runs f on a client of the Redis of rc, closed after.
+func withRedis(rc redisx.Config, f func(redis.UniversalClient) error) (err error) {
 	rdb, err := redisx.Open(rc)
 	if err != nil {
 		return err
@@ -50,20 +61,17 @@ func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.St
 			err = errors.Join(err, fmt.Errorf("close redis: %w", cerr))
 		}
 	}()
-	s, err := catalogstore.New(rdb, sc)
-	if err != nil {
-		return err
-	}
-	return f(s)
+	return f(rdb)
 }
 
 type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-// MappingsApply stores the mappings of c (LoadMappings) in the store in the
-// Redis of rc and writes what changed for each to stdout. Settings were
-// validated by the caller.
+// MappingsApply stores the destinations and mappings of c (LoadMappings) in
+// the store in the Redis of rc and writes what changed for each to stdout,
+// one line per entry: change, kind, name. Settings were validated by the
+// caller.
 func MappingsApply(ctx context.Context, rc redisx.Config, sc catalogstore.Config, c *catalog.Catalog, stdout io.Writer) error {
 	return withStore(rc, sc, func(s *catalogstore.Store) error {
 		res, err := s.Apply(ctx, c)
@@ -77,7 +85,7 @@ func MappingsApply(ctx context.Context, rc redisx.Config, sc catalogstore.Config
 				// Deleting is a decision, not what a shorter file implies.
 				note = "\tkept: not in the file"
 			}
-			_, _ = fmt.Fprintf(w, "%s\t%s%s\n", r.Change, r.Name, note)
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s%s\n", r.Change, r.Kind, r.Name, note)
 		}
 		return flush(w)
 	})
@@ -97,6 +105,14 @@ func MappingsList(ctx context.Context, rc redisx.Config, sc catalogstore.Config,
 		}
 		return flush(w)
 	})
+}
+
+// say writes one message to stdout.
+func say(stdout io.Writer, format string, args ...any) error {
+	if _, err := fmt.Fprintf(stdout, format, args...); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }
 
 func flush(w *tabwriter.Writer) error {
@@ -121,6 +137,33 @@ func ValidateFormat(format string) error {
 	return nil
 }
 
+// MappingsSetEnabled pauses (enabled false) or resumes the stored mapping
+// called name and says which, or that it already was, on stdout.
+func MappingsSetEnabled(ctx context.Context, rc redisx.Config, sc catalogstore.Config, name string, enabled bool, stdout io.Writer) error {
+	return withStore(rc, sc, func(s *catalogstore.Store) error {
+		ch, err := s.SetEnabled(ctx, name, enabled)
+		if err != nil {
+			return err
+		}
+		state := map[bool]string{false: "paused", true: "resumed"}[enabled]
+		if ch == catalogstore.Unchanged {
+			state = map[bool]string{false: "already paused", true: "already enabled"}[enabled]
+		}
+		return say(stdout, "mapping %s: %s\n", name, state)
+	})
+}
+
+// MappingsDelete deletes the stored mapping called name. Its segment's
+// members stay in Redis, and stdout says so.
+func MappingsDelete(ctx context.Context, rc redisx.Config, sc catalogstore.Config, name string, stdout io.Writer) error {
+	return withStore(rc, sc, func(s *catalogstore.Store) error {
+		if err := s.Delete(ctx, name); err != nil {
+			return err
+		}
+		return say(stdout, "mapping %s: deleted; its segment's members stay in Redis\n", name)
+	})
+}
+
 // MappingsShow writes the stored mapping called name to stdout in the
 // mappings file's form, normalised (every default written out), as YAML or
 // JSON: an entry that can be pasted back into the file.
@@ -130,21 +173,30 @@ func MappingsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config,
 		if err != nil {
 			return err
 		}
-		var out []byte
-		if format == FormatJSON {
-			out, err = json.MarshalIndent(fileForm(m), "", "  ")
-			out = append(out, '\n')
-		} else {
-			out, err = yaml.Marshal(fileForm(m))
-		}
-		if err != nil {
-			return fmt.Errorf("encode mapping %q: %w", name, err)
-		}
-		if _, err := stdout.Write(out); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
-		return nil
+		return writeFormatted(stdout, format, fileForm(m), "mapping "+name)
 	})
+}
+
+// writeFormatted writes v, an entry in the mappings file's form, to stdout
+// as YAML or JSON; what names it in errors.
+func writeFormatted(stdout io.Writer, format string, v any, what string) error {
+	var (
+		out []byte
+		err error
+	)
+	if format == FormatJSON {
+		out, err = json.MarshalIndent(v, "", "  ")
+		out = append(out, '\n')
+	} else {
+		out, err = yaml.Marshal(v)
+	}
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", what, err)
+	}
+	if _, err := stdout.Write(out); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }
 
 // fileMapping is a mapping as the mappings file spells it.

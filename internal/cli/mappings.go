@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,28 +16,32 @@ import (
 	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
-// storeHelp says where every mappings command keeps the mappings.
-const storeHelp = `Mappings are stored in the Redis given by the --redis-* settings (the same
-ones as consume), under the control prefix --control-prefix, apart from the
-Big Segments keys; point --redis-url at a separate control Redis to keep
-them there. Every replica reading that Redis sees the same mappings.`
+// storeHelp says where every mappings and destinations command keeps the
+// catalog.
+const storeHelp = `Mappings and destinations are stored in the Redis given by the --redis-*
+settings (the same ones as consume), under the control prefix
+--control-prefix, apart from the Big Segments keys; point --redis-url at a
+separate control Redis to keep them there. Every replica reading that Redis
+sees the same catalog.`
 
 func newMappings(lookup func(string) (string, bool)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mappings",
-		Short: "Store and inspect the mappings every replica shares (preview)",
-		Long: `Stores the mappings of a mappings file and shows what is stored.
+		Short: "Store, inspect, pause and delete the mappings every replica shares (preview)",
+		Long: `Stores the destinations and mappings of a mappings file, shows what is
+stored, pauses, resumes and deletes mappings.
 
 ` + storeHelp + `
 
 Preview: nothing runs the stored mappings yet.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newMappingsApply(lookup), newMappingsList(lookup), newMappingsShow(lookup))
+	cmd.AddCommand(newMappingsApply(lookup), newMappingsList(lookup), newMappingsShow(lookup),
+		newMappingsSetEnabled(lookup, false), newMappingsSetEnabled(lookup, true), newMappingsDelete(lookup))
 	return cmd
 }
 
-// storeCommand builds a mappings subcommand whose run gets the validated
+// storeCommand builds a mappings or destinations subcommand whose run gets the validated
 // control Redis and store settings; more validates its own settings.
 func storeCommand(lookup func(string) (string, bool), cmd *cobra.Command, bind func(*setting.Set), more func() error,
 	run func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error) *cobra.Command {
@@ -66,13 +72,15 @@ func newMappingsApply(lookup func(string) (string, bool)) *cobra.Command {
 		Use:   "apply -f FILE",
 		Short: "Validate a mappings file and store its mappings",
 		Long: `Validates every entry of the mappings file FILE and, only if all are valid,
-stores its mappings, printing for each whether it was created, updated or
-unchanged. Applying an unchanged file writes nothing. A stored mapping the
-file lacks is kept and reported ("not-in-file"): removing one is a separate
-decision. Every problem of the file is printed at once, with its line, entry
-and field; then nothing is stored and the exit code is 2.
+stores its destinations and mappings in one atomic write, printing for each
+whether it was created, updated or unchanged. Applying an unchanged file
+writes nothing. A stored entry the file lacks is kept and reported
+("not-in-file"): removing one is a separate decision. Every problem of the
+file is printed at once, with its line, entry and field; then nothing is
+stored and the exit code is 2.
 
-The file's destinations are validated but not stored yet.`,
+A destination's Redis password is never in the file nor stored: the file
+names the variable (password_env) or file (password_file) it is read from.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVarP(&path, "file", "f", "", "mappings file, YAML (required)")
@@ -106,18 +114,57 @@ func newMappingsList(lookup func(string) (string, bool)) *cobra.Command {
 	})
 }
 
-func newMappingsShow(lookup func(string) (string, bool)) *cobra.Command {
-	format := app.FormatYAML
+func newMappingsSetEnabled(lookup func(string) (string, bool), enabled bool) *cobra.Command {
 	cmd := &cobra.Command{
+		Use:   "pause NAME",
+		Short: "Pause a stored mapping",
+		Long: `Marks the stored mapping NAME paused (enabled: false), changing nothing else.
+Applying a file that says enabled: true (the default) resumes it: the file
+is the declaration.`,
+		Args: cobra.ExactArgs(1),
+	}
+	if enabled {
+		cmd.Use, cmd.Short = "resume NAME", "Resume a paused mapping"
+		cmd.Long = `Marks the stored mapping NAME enabled, changing nothing else. Applying a
+file that says enabled: false pauses it again: the file is the declaration.`
+	}
+	return storeCommand(lookup, cmd, nil, func() error { return nil }, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.MappingsSetEnabled(cmd.Context(), rc, sc, args[0], enabled, cmd.OutOrStdout())
+	})
+}
+
+func newMappingsDelete(lookup func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a stored mapping, leaving its segment's members in Redis",
+		Long: `Deletes the stored mapping NAME. Its segment's members stay in Redis, as the
+SDKs read them now. Applying a file that still has the mapping stores it
+again.`,
+		Args: cobra.ExactArgs(1),
+	}
+	return storeCommand(lookup, cmd, nil, func() error { return nil }, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.MappingsDelete(cmd.Context(), rc, sc, args[0], cmd.OutOrStdout())
+	})
+}
+
+func newMappingsShow(lookup func(string) (string, bool)) *cobra.Command {
+	return showCommand(lookup, &cobra.Command{
 		Use:   "show NAME",
 		Short: "Print one stored mapping",
 		Long: `Prints the stored mapping NAME as an entry of the mappings file, normalised:
 every default written out.`,
 		Args: cobra.ExactArgs(1),
-	}
+	}, app.MappingsShow)
+}
+
+// showCommand builds a show NAME subcommand printing one stored entry with
+// show, in the format of its --output setting.
+func showCommand(lookup func(string) (string, bool), cmd *cobra.Command,
+	show func(ctx context.Context, rc redisx.Config, sc catalogstore.Config, name, format string, stdout io.Writer) error) *cobra.Command {
+	format := app.FormatYAML
 	return storeCommand(lookup, cmd, func(s *setting.Set) {
 		s.String(&format, "output", "", "output format: yaml or json")
 	}, func() error { return app.ValidateFormat(format) }, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
-		return app.MappingsShow(cmd.Context(), rc, sc, args[0], format, cmd.OutOrStdout())
+		return show(cmd.Context(), rc, sc, args[0], format, cmd.OutOrStdout())
 	})
 }

@@ -26,8 +26,11 @@ func TestMappingsCommands(t *testing.T) {
 	}
 	lines := func(change string) string {
 		var b strings.Builder
+		for _, n := range []string{"production", "qa", "staging"} {
+			b.WriteString(change + "  destination  " + n + "\n")
+		}
 		for _, n := range names {
-			b.WriteString(change + "  " + n + "\n")
+			b.WriteString(change + "  mapping      " + n + "\n")
 		}
 		return b.String()
 	}
@@ -75,7 +78,7 @@ enabled: true
 	if strings.Contains(out, "schedule") {
 		t.Errorf("a push mapping shows a schedule:\n%s", out)
 	}
-	if _, stderr := step(t, []string{"mappings", "show", "nope"}, ExitError); !strings.Contains(stderr, `mapping "nope": no such mapping`) {
+	if _, stderr := step(t, []string{"mappings", "show", "nope"}, ExitError); !strings.Contains(stderr, `mapping "nope": not found`) {
 		t.Errorf("show nope: %s", stderr)
 	}
 
@@ -104,18 +107,59 @@ enabled: true
 	}
 }
 
+// TestMappingsPauseResumeDelete pauses, resumes and deletes a mapping of the
+// complete example file, against the test's Redis.
+func TestMappingsPauseResumeDelete(t *testing.T) {
+	env := map[string]string{"REDIS_URL": testenv.RedisURL(t), "CONTROL_PREFIX": testenv.Name(t) + ":"}
+	example := filepath.Join("..", "..", "control", "catalog", "testdata", "mappings.yaml")
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{args: []string{"mappings", "apply", "-f", example}},
+		{args: []string{"mappings", "pause", "power-users"}, stdout: "mapping power-users: paused\n"},
+		{args: []string{"mappings", "pause", "power-users"}, stdout: "mapping power-users: already paused\n"},
+		{args: []string{"mappings", "list"}, stdout: "power-users   power-users       production,staging  hourly        false\n"},
+		{args: []string{"mappings", "resume", "power-users"}, stdout: "mapping power-users: resumed\n"},
+		{args: []string{"mappings", "resume", "power-users"}, stdout: "mapping power-users: already enabled\n"},
+		{args: []string{"mappings", "resume", "nope"}, code: ExitError, stderr: "cohortsync mappings resume: catalogstore: mapping \"nope\": not found\n"},
+		{args: []string{"mappings", "delete", "launch-list"}, stdout: "mapping launch-list: deleted; its segment's members stay in Redis\n"},
+		{args: []string{"mappings", "delete", "launch-list"}, code: ExitError, stderr: "cohortsync mappings delete: catalogstore: mapping \"launch-list\": not found\n"},
+		{args: []string{"mappings", "show", "launch-list"}, code: ExitError, stderr: "cohortsync mappings show: catalogstore: mapping \"launch-list\": not found\n"},
+	} {
+		code, stdout, stderr := run(t, t.Context(), tc.args, env)
+		if code != tc.code {
+			t.Fatalf("%v: exit %d, want %d; stderr:\n%s", tc.args, code, tc.code, stderr)
+		}
+		if tc.stdout != "" && !strings.HasSuffix(stdout, tc.stdout) {
+			t.Errorf("%v: stdout\n%s\nwant it to end with\n%s", tc.args, stdout, tc.stdout)
+		}
+		if stderr != tc.stderr {
+			t.Errorf("%v: stderr %q, want %q", tc.args, stderr, tc.stderr)
+		}
+	}
+}
+
 func TestMappingsCommandLine(t *testing.T) {
 	runCases(t, []commandCase{
 		{name: "help names where mappings are stored", args: []string{"mappings", "--help"}, code: ExitOK,
-			wantStdout: []string{"apply", "list", "show", "Redis given by the --redis-* settings", "nothing runs the stored mappings yet"}},
+			wantStdout: []string{"apply", "list", "show", "pause", "resume", "delete", "Redis given by the --redis-*", "nothing runs the stored mappings yet"}},
 		{name: "apply help lists its settings", args: []string{"mappings", "apply", "--help"}, code: ExitOK,
-			wantStdout: []string{"-f, --file string", "[env REDIS_URL]", "[env CONTROL_PREFIX]", "not stored yet"}},
+			wantStdout: []string{"-f, --file string", "[env REDIS_URL]", "[env CONTROL_PREFIX]", "never in the file nor stored"}},
 		{name: "apply without a file or a Redis names both", args: []string{"mappings", "apply"}, code: ExitUsage,
 			wantStderr: []string{"--file: required, want a mappings file", "--redis-url or REDIS_URL: required"}},
 		{name: "an unreadable file is a usage error", args: []string{"mappings", "apply", "-f", "/nonexistent.yaml", "--redis-url", "redis://127.0.0.1:1"}, code: ExitUsage,
 			wantStderr: []string{`--file="/nonexistent.yaml": want a readable mappings file (no such file or directory)`}},
 		{name: "a control prefix with a brace is refused", args: []string{"mappings", "list", "--redis-url", "redis://127.0.0.1:1"},
 			env: map[string]string{"CONTROL_PREFIX": "a{b"}, code: ExitUsage, wantStderr: []string{`CONTROL_PREFIX="a{b": want a key prefix without '{' or '}'`}},
+		{name: "pause needs a name", args: []string{"mappings", "pause", "--redis-url", "redis://127.0.0.1:1"}, code: ExitUsage,
+			wantStderr: []string{"accepts 1 arg(s), received 0"}},
+		{name: "delete takes one name only", args: []string{"mappings", "delete", "a", "b", "--redis-url", "redis://127.0.0.1:1"}, code: ExitUsage,
+			wantStderr: []string{"accepts 1 arg(s), received 2"}},
+		{name: "delete has no --purge yet", args: []string{"mappings", "delete", "a", "--purge", "--redis-url", "redis://127.0.0.1:1"}, code: ExitUsage,
+			wantStderr: []string{"unknown flag: --purge"}},
 		{name: "show needs a name", args: []string{"mappings", "show", "--redis-url", "redis://127.0.0.1:1"}, code: ExitUsage,
 			wantStderr: []string{"accepts 1 arg(s), received 0"}},
 		{name: "show refuses an unknown format", args: []string{"mappings", "show", "m", "--redis-url", "redis://127.0.0.1:1", "--output", "xml"}, code: ExitUsage,

@@ -60,9 +60,9 @@ func (c *Config) Validate() error {
 	}
 	if c.URL != "" {
 		if opts, err := redis.ParseURL(c.URL); err != nil {
-			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "redis://[user:password@]host:port[/db] or rediss://... (%v)", redactURLError(err, c.URL)))
+			errs = append(errs, setting.Invalid("redis-url", RedactURL(c.URL), "redis://[user:password@]host:port[/db] or rediss://... (%v)", redactURLError(err, c.URL)))
 		} else if !kafkax.ValidHostPort(opts.Addr) {
-			errs = append(errs, setting.Invalid("redis-url", redactURL(c.URL), "a URL whose address is %s", kafkax.HostPortForm))
+			errs = append(errs, setting.Invalid("redis-url", RedactURL(c.URL), "a URL whose address is %s", kafkax.HostPortForm))
 		}
 		if c.Username != "" {
 			errs = append(errs, setting.Invalid("redis-username", c.Username, "nothing with --redis-url (put the user in the URL)"))
@@ -88,9 +88,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// redactURL replaces a password in a Redis URL with xxxxx, parsable or
-// not: setting errors end up in logs.
-func redactURL(url string) string {
+// RedactURL replaces a password in a Redis URL with xxxxx, parsable or
+// not, for what is printed or logged (setting errors, a destination shown
+// to a user).
+func RedactURL(url string) string {
 	i := strings.Index(url, "://")
 	j := strings.LastIndexByte(url, '@')
 	if i < 0 || j <= i {

@@ -115,3 +115,18 @@ func TestOpenConnects(t *testing.T) {
 		t.Fatalf("Get = %q, %v", v, err)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://h:1/0":               "redis://h:1/0",
+		"redis://user@h:1/0":          "redis://user@h:1/0",
+		"redis://user:s3cret@h:1/0":   "redis://user:xxxxx@h:1/0",
+		"rediss://:s3cret@h:1":        "rediss://:xxxxx@h:1",
+		"redis://u:p@ss@h:1":          "redis://u:xxxxx@h:1",
+		"not a url with user:pw@host": "not a url with user:pw@host",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -133,6 +133,22 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// ClosedAddr returns a loopback host:port nothing listens on (for a
+// moment: the port was free when it returned), for tests of how clients
+// report a refused connection.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 // DroppingListener returns the address of a loopback listener that accepts
 // connections and closes them at once: a server that is up but broken, for
 // tests of how clients report store errors. It is closed when the test ends.

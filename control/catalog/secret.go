@@ -1,0 +1,146 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	neturl "net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/cohortsync/cohortsync/internal/redisx"
+)
+
+// SecretRef says where a secret is read when it is needed: an environment
+// variable or a file, at most one of the two. Only the reference is in the
+// mappings file and the store; the secret stays where the deployment keeps
+// its secrets (a Kubernetes Secret mounted as a file or an environment
+// variable), so nobody reading the file or the store learns it.
+type SecretRef struct {
+	// Env is the name of the environment variable holding the secret.
+	Env string
+	// File is the path of the file holding the secret; a final newline is
+	// not part of it.
+	File string
+}
+
+// IsZero tells whether r names no secret.
+func (r SecretRef) IsZero() bool { return r == SecretRef{} }
+
+// String says where the secret is read, for display: "env NAME", "file
+// PATH", or "none".
+func (r SecretRef) String() string {
+	switch {
+	case r.Env != "":
+		return "env " + r.Env
+	case r.File != "":
+		return "file " + r.File
+	}
+	return "none"
+}
+
+// envNamePattern is the portable form of an environment variable's name.
+var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+const envNameForm = "an environment variable name: letters, digits or '_', not starting with a digit"
+
+// Errors of a secret that cannot be read; a SecretError wraps one of them
+// or the error of reading the file.
+var (
+	ErrSecretUnset = errors.New("not set")
+	ErrSecretEmpty = errors.New("empty")
+)
+
+// SecretError is a destination's Redis password that cannot be read. It
+// names the destination and the variable or file, never the secret.
+type SecretError struct {
+	// Destination is the destination's name.
+	Destination string
+	// Ref is where the password was to be read.
+	Ref SecretRef
+	// Err is ErrSecretUnset, ErrSecretEmpty, or the file's read error.
+	Err error
+}
+
+func (e *SecretError) Error() string {
+	where := "environment variable " + e.Ref.Env
+	if e.Ref.Env == "" {
+		where = "file " + e.Ref.File
+	}
+	err := e.Err
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == e.Ref.File {
+		err = pe.Err // the path is named already
+	}
+	return fmt.Sprintf("destination %q: redis password: %s: %v", e.Destination, where, err)
+}
+
+func (e *SecretError) Unwrap() error { return e.Err }
+
+// RedisConfig is the configuration to connect to d's Redis, with its
+// password read from where d.Password says: lookupEnv reads the
+// environment (os.LookupEnv) and readFile reads files (os.ReadFile). A
+// password that cannot be read, or is empty, is a *SecretError. Without a
+// password reference it is d.Redis as is.
+func (d Destination) RedisConfig(lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (redisx.Config, error) {
+	cfg := d.Redis
+	cfg.ClusterAddrs = slices.Clone(cfg.ClusterAddrs)
+	if d.Password.IsZero() {
+		return cfg, nil
+	}
+	secretErr := func(err error) error { return &SecretError{Destination: d.Name, Ref: d.Password, Err: err} }
+	var password string
+	if d.Password.Env != "" {
+		v, ok := lookupEnv(d.Password.Env)
+		if !ok {
+			return redisx.Config{}, secretErr(ErrSecretUnset)
+		}
+		password = v
+	} else {
+		b, err := readFile(d.Password.File)
+		if err != nil {
+			return redisx.Config{}, secretErr(err)
+		}
+		// Files written by editors and echo end with a newline that is
+		// not part of the password.
+		password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	}
+	if password == "" {
+		return redisx.Config{}, secretErr(ErrSecretEmpty)
+	}
+	if cfg.URL == "" {
+		cfg.Password = password
+		return cfg, nil
+	}
+	u, err := neturl.Parse(cfg.URL)
+	if err != nil {
+		// The decoder accepted the URL; a Destination built otherwise may
+		// not be. The URL holds no password yet, so the error is safe.
+		return redisx.Config{}, fmt.Errorf("destination %q: redis url: %w", d.Name, err)
+	}
+	u.User = neturl.UserPassword(u.User.Username(), password)
+	cfg.URL = u.String()
+	return cfg, nil
+}
+
+// Redacted is d's Redis as shown to users: the URL with any password
+// masked, or "cluster " and the Cluster's addresses.
+func (d Destination) Redacted() string {
+	if d.Redis.URL != "" {
+		return redisx.RedactURL(d.Redis.URL)
+	}
+	return "cluster " + strings.Join(d.Redis.ClusterAddrs, ",")
+}
+
+// urlPassword tells whether a Redis URL carries a password.
+func urlPassword(url string) bool {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		// Unparsable: redisx's checks report it; a password in it still
+		// must not pass, so look for user:password@ by hand.
+		return redisx.RedactURL(url) != url
+	}
+	_, ok := u.User.Password()
+	return ok
+}
