@@ -113,23 +113,44 @@ func newSync(lookup func(string) (string, bool)) *cobra.Command {
 	cfg := producer.DefaultConfig()
 	req := producer.SyncRequest{Generation: 1, ContextKind: "user", Source: csvfile.Kind}
 	csvOpts := csvfile.Options{IDColumn: cohortcsv.DefaultIDColumn}
-	var csvPath string
+	var csvPath, mapping string
+	var mc mappingControl
 	cmd := &cobra.Command{
-		Use:   "sync --env ENV --segment SEGMENT --csv FILE",
-		Short: "Publish the changes between a segment's last snapshot and a cohort CSV",
+		Use:   "sync (--env ENV --segment SEGMENT --csv FILE | --mapping NAME)",
+		Short: "Publish the changes between a segment's last snapshot and a cohort",
 		Long: `Publishes the membership changes between the segment's last synced snapshot
 and the cohort CSV FILE (plain or gzip) to Kafka as add and remove events,
 then records FILE as the segment's snapshot. A run interrupted earlier is
-finished first. Prints the run's summary; excluded rows go to a CSV report.`,
+finished first. Prints the run's summary; excluded rows go to a CSV report.
+
+With --mapping NAME it runs the stored mapping NAME now instead (see
+cohortsync mappings): its source, into its segment in each of its
+destinations, with the state every replica shares in the control Redis
+(--redis-*, --control-prefix): a lease per segment, shared sequence
+numbers, and the last snapshot read back from the destination when
+--state-dir does not have it (lost, or another replica synced since). It
+fails if a run of the mapping is in progress on any replica.`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
 	bindRequest(s, &req, &csvPath, &csvOpts)
+	s.String(&mapping, "mapping", "SYNC_MAPPING", "run the stored mapping NAME instead of --env, --segment and --csv")
 	bindKafka(s, &kc, &cfg.Topic)
 	bindProducer(s, &cfg)
+	bindMappingControl(s, &mc)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
+		if mapping != "" {
+			mcfg := mc.runConfig(cfg)
+			err := errors.Join(envErr, refuseFlags(cmd, "nothing with --mapping (the mapping says it)", requestSettings...),
+				refuseFlags(cmd, "nothing with --mapping (the mapping says it, and each segment keeps its reports in its state directory)", "exclusions-file", "max-shrink"),
+				kc.Validate(), mcfg.Validate(), mc.validate(), proc.Validate(), telemetry.CheckEnv(lookup))
+			if err != nil {
+				return usage(s, err)
+			}
+			return failed(s, app.SyncMapping(cmd.Context(), proc, lookup, kc, mc.redis, mc.store, mcfg, mapping, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		}
 		// The CSV is opened by the run, once every setting is known valid.
 		var csvErr error
 		if csvPath == "" {
@@ -137,7 +158,8 @@ finished first. Prints the run's summary; excluded rows go to a CSV report.`,
 		}
 		// A value that did not parse left its default in place, so
 		// validating too adds only the other problems.
-		if err := errors.Join(envErr, req.ValidateWithoutInput(), csvErr, kc.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
+		if err := errors.Join(envErr, req.ValidateWithoutInput(), csvErr, refuseFlags(cmd, "nothing without --mapping (the control Redis serves mapping runs)", mappingControlSettings...),
+			kc.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}
 		return failed(s, app.Sync(cmd.Context(), proc, lookup, kc, cfg, req, csvPath, csvOpts, cmd.OutOrStdout(), cmd.ErrOrStderr()))

@@ -12,8 +12,10 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/internal/app"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/producer"
 )
 
 // storeHelp says where every mappings and destinations command keeps the
@@ -135,15 +137,49 @@ file that says enabled: false pauses it again: the file is the declaration.`
 
 func newMappingsDelete(lookup func(string) (string, bool)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a stored mapping, leaving its segment's members in Redis",
+		Use:   "delete NAME [--purge --kafka-brokers ...]",
+		Short: "Delete a stored mapping, leaving its segment's members in Redis unless --purge",
 		Long: `Deletes the stored mapping NAME. Its segment's members stay in Redis, as the
 SDKs read them now. Applying a file that still has the mapping stores it
-again.`,
+again.
+
+With --purge the members are removed first, through the normal event path
+(Kafka, then the consumer), from every destination of the mapping: the
+mapping is paused, a sync of an empty cohort removes what each destination
+holds, and only then is the mapping deleted. If the purge fails the mapping
+is kept, paused, and the command can be run again. --purge takes the Kafka
+settings of sync.`,
 		Args: cobra.ExactArgs(1),
 	}
-	return storeCommand(lookup, cmd, nil, func() error { return nil }, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
-		return app.MappingsDelete(cmd.Context(), rc, sc, args[0], cmd.OutOrStdout())
+	var (
+		purge bool
+		kc    kafkax.Config
+		mc    mappingControl
+		proc  = app.DefaultProcess()
+	)
+	pcfg := producer.DefaultConfig()
+	return storeCommand(lookup, cmd, func(s *setting.Set) {
+		s.Bool(&purge, "purge", "", "remove the segment's members from every destination before deleting the mapping")
+		bindKafka(s, &kc, &pcfg.Topic)
+		s.String(&pcfg.StateDir, "state-dir", "PRODUCER_STATE_DIR", "directory of the segments' snapshot state (with --purge)")
+		s.Duration(&mc.leaseTTL, "lease-ttl", "CONTROL_LEASE_TTL", "a segment's lease outlives a stalled or killed holder by this long (default 30s)")
+		s.Duration(&mc.rebuildWait, "rebuild-wait", "PRODUCER_REBUILD_WAIT", "how long the purge waits for the consumer before reading a segment back (default 2m)")
+		bindProcess(s, &proc)
+	}, func() error {
+		if !purge {
+			return refuseFlags(cmd, "nothing without --purge", "kafka-brokers", "topic", "state-dir", "lease-ttl", "rebuild-wait")
+		}
+		return errors.Join(kc.Validate(), proc.Validate())
+	}, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
+		if !purge {
+			return app.MappingsDelete(cmd.Context(), rc, sc, args[0], cmd.OutOrStdout())
+		}
+		mc.store = sc
+		mcfg := mc.runConfig(pcfg)
+		if err := mcfg.Validate(); err != nil {
+			return err
+		}
+		return app.MappingsPurge(cmd.Context(), proc, lookup, kc, rc, sc, mcfg, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 	})
 }
 

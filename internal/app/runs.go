@@ -1,0 +1,232 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/producer/mappingrun"
+	"github.com/cohortsync/cohortsync/producer/schedule"
+)
+
+// destClients opens the Redis of destinations, once per distinct
+// configuration (two destinations on one Redis share a client), for the
+// runs and the consumer of one process; Close closes them all.
+type destClients struct {
+	lookupEnv func(string) (string, bool)
+	readFile  func(string) ([]byte, error)
+
+	mu      sync.Mutex
+	clients map[string]redis.UniversalClient // by digest of the resolved config
+	closed  bool
+}
+
+func newDestClients(lookupEnv func(string) (string, bool)) *destClients {
+	return &destClients{lookupEnv: lookupEnv, readFile: os.ReadFile, clients: map[string]redis.UniversalClient{}}
+}
+
+// connect returns the client of d's Redis, its password read now (a
+// rotated password gets a new client; the old one is closed with the
+// others).
+func (c *destClients) connect(_ context.Context, d catalog.Destination) (redis.UniversalClient, error) {
+	cfg, err := d.RedisConfig(c.lookupEnv, c.readFile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PoolSize == 0 {
+		cfg.PoolSize = redisx.DefaultPoolSize
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = redisx.DefaultTimeout
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+	}
+	sum := sha256.Sum256(b)
+	key := hex.EncodeToString(sum[:])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("destination clients: closed")
+	}
+	if rdb, ok := c.clients[key]; ok {
+		return rdb, nil
+	}
+	rdb, err := redisx.Open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+	}
+	c.clients[key] = rdb
+	return rdb, nil
+}
+
+// Close closes every client; it is idempotent.
+func (c *destClients) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	for _, rdb := range c.clients {
+		if err := rdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close destination redis: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runs is what a command running mappings builds: the base, the control
+// Redis with the catalog store, the destinations' clients and the runner.
+type runs struct {
+	*base
+	control redis.UniversalClient
+	store   *catalogstore.Store
+	dests   *destClients
+	runner  *mappingrun.Runner
+}
+
+// startRuns builds runs; on error, what was built is torn down. The
+// leases and sequence counters share the catalog's control prefix.
+func startRuns(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
+	sc catalogstore.Config, cfg mappingrun.Config, stderr io.Writer) (_ *runs, err error) {
+	b, err := start(ctx, p, env, kc, stderr)
+	if err != nil {
+		return nil, err
+	}
+	r := &runs{base: b}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.down.run())
+		}
+	}()
+	redis.SetLogger(redisLogger{b.log})
+	if r.control, err = redisx.Open(rc); err != nil {
+		return nil, err
+	}
+	b.down.push(func() error {
+		if err := r.control.Close(); err != nil {
+			return fmt.Errorf("close control redis: %w", err)
+		}
+		return nil
+	})
+	if r.store, err = catalogstore.New(r.control, sc); err != nil {
+		return nil, err
+	}
+	r.dests = newDestClients(env)
+	b.down.push(r.dests.Close)
+	cfg.Lease.Prefix = sc.Prefix
+	cfg.Producer.Logger, cfg.Producer.TracerProvider, cfg.Producer.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
+	if r.runner, err = mappingrun.New(cfg, b.kf, r.control, r.store, r.dests.connect, nil, b.log); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// runAdapter is the scheduler's Runner: a mapping run whose results the
+// command that started it (sync --mapping) may keep.
+type runAdapter struct {
+	runner *mappingrun.Runner
+	// done, unless nil, gets each run's results.
+	done func([]mappingrun.Result)
+}
+
+func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, _ schedule.Trigger) error {
+	res, err := a.runner.Run(ctx, m)
+	if a.done != nil {
+		a.done(res)
+	}
+	return err
+}
+
+// SyncMapping runs the stored mapping called name now (sync --mapping),
+// through the scheduler's claim so that it never overlaps a scheduled run
+// of the mapping on any replica, and writes the summary of each
+// destination that synced to stdout. Settings were validated by the
+// caller; sc's prefix is also the leases'.
+func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
+	sc catalogstore.Config, cfg mappingrun.Config, name string, stdout, stderr io.Writer) error {
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	return errors.Join(syncMapping(ctx, r, sc, name, stdout), r.down.run())
+}
+
+func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, name string, stdout io.Writer) error {
+	var results []mappingrun.Result
+	sched, err := schedule.New(schedule.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}, r.control, r.store,
+		runAdapter{runner: r.runner, done: func(res []mappingrun.Result) { results = res }}, r.log)
+	if err != nil {
+		return err
+	}
+	err = sched.SyncNow(ctx, name)
+	return errors.Join(err, writeResults(stdout, name, results))
+}
+
+// writeResults prints the summary of each destination that synced; a
+// failed destination's partial summary is not printed (its counts are what
+// the diff enumerated, not what Kafka acknowledged), its error is returned.
+func writeResults(stdout io.Writer, name string, results []mappingrun.Result) error {
+	for _, res := range results {
+		if res.Err != nil {
+			continue
+		}
+		if err := say(stdout, "mapping %s, destination %s:\n", name, res.Destination); err != nil {
+			return err
+		}
+		if _, err := res.Summary.WriteTo(stdout); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+	}
+	return nil
+}
+
+// MappingsPurge deletes the stored mapping called name after removing its
+// segment's members from every destination through the event path
+// (mappings delete --purge). The mapping is paused first, so that no
+// scheduled run adds members back; if the purge fails it stays stored,
+// paused, for the command to be run again.
+func MappingsPurge(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
+	sc catalogstore.Config, cfg mappingrun.Config, name string, stdout, stderr io.Writer) error {
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	return errors.Join(purge(ctx, r, name, stdout), r.down.run())
+}
+
+func purge(ctx context.Context, r *runs, name string, stdout io.Writer) error {
+	if _, err := r.store.Pause(ctx, name); err != nil {
+		return err
+	}
+	m, err := r.store.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	results, err := r.runner.Purge(ctx, m)
+	if werr := writeResults(stdout, name, results); werr != nil {
+		return errors.Join(err, werr)
+	}
+	if err != nil {
+		return fmt.Errorf("purge of mapping %q failed; it is kept, paused, run delete --purge again: %w", name, err)
+	}
+	if err := r.store.Delete(ctx, name); err != nil {
+		return err
+	}
+	return say(stdout, "mapping %s: members removed from every destination; mapping deleted\n", name)
+}

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/internal/segmentlease"
+	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/mappingrun"
+)
+
+// mappingControl is the control plane of a command that runs stored
+// mappings: the Redis holding the catalog, the leases and the sequence
+// counters, and how runs share them.
+type mappingControl struct {
+	redis       redisx.Config
+	store       catalogstore.Config
+	leaseTTL    time.Duration
+	rebuildWait time.Duration
+}
+
+// mappingControlSettings are the settings bindMappingControl binds.
+var mappingControlSettings = []string{"redis-url", "redis-cluster-addrs", "redis-username", "redis-password", "redis-tls",
+	"redis-pool-size", "redis-timeout", "control-prefix", "lease-ttl", "rebuild-wait"}
+
+// requestSettings are the settings of a sync of one segment from a CSV,
+// which a mapping replaces.
+var requestSettings = []string{"env", "segment", "csv", "id-column", "context-kind", "generation", "source"}
+
+func bindMappingControl(s *setting.Set, c *mappingControl) {
+	bindRedis(s, &c.redis)
+	s.String(&c.store.Prefix, "control-prefix", "CONTROL_PREFIX", "key prefix of the control-plane keys: mappings, leases, sequence counters (default \"cohortsync:control:\")")
+	s.Duration(&c.leaseTTL, "lease-ttl", "CONTROL_LEASE_TTL", "a segment's lease outlives a stalled or killed holder by this long (default 30s)")
+	s.Duration(&c.rebuildWait, "rebuild-wait", "PRODUCER_REBUILD_WAIT", "how long a run waits for the consumer before reading a segment back from its destination (default 2m)")
+}
+
+// runConfig is the mapping runs' configuration on top of the producer's.
+func (c *mappingControl) runConfig(p producer.Config) mappingrun.Config {
+	return mappingrun.Config{Producer: p, Lease: segmentlease.Config{Prefix: c.store.Prefix, TTL: c.leaseTTL}, RebuildWait: c.rebuildWait}
+}
+
+func (c *mappingControl) validate() error {
+	return errors.Join(c.redis.Validate(), c.store.Validate())
+}
+
+// refuseFlags reports each of names given on the command line although
+// the command's mode excludes it; want says what the mode wants instead. Their variables are not refused: one
+// environment commonly serves several commands and modes.
+func refuseFlags(cmd *cobra.Command, want string, names ...string) error {
+	var errs []error
+	for _, n := range names {
+		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
+			errs = append(errs, setting.Invalid(n, f.Value.String(), "%s", want))
+		}
+	}
+	return errors.Join(errs...)
+}
