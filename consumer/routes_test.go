@@ -43,7 +43,7 @@ func TestRouteTableRejectsInvalidRoutes(t *testing.T) {
 		{"control character in environment", map[string]Route{"a\x00": {Client: rdb, Prefix: "a"}}, "an environment name that is " + nameForm},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rt, err := NewRouteTable(tc.routes, RouteTableOptions{})
+			_, err := NewRouteTable(tc.routes, RouteTableOptions{})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("NewRouteTable = %v, want valid", err)
@@ -55,7 +55,7 @@ func TestRouteTableRejectsInvalidRoutes(t *testing.T) {
 				t.Fatalf("NewRouteTable = %v, want a *setting.Error wanting %q", err, tc.want)
 			}
 			// Set refuses the same routes and keeps the table it had.
-			rt, err = NewRouteTable(map[string]Route{"keep": {Client: rdb, Prefix: "k"}}, RouteTableOptions{})
+			rt, err := NewRouteTable(map[string]Route{"keep": {Client: rdb, Prefix: "k"}}, RouteTableOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
