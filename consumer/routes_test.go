@@ -541,3 +541,47 @@ func TestSwappingClientsWhileConsuming(t *testing.T) {
 		t.Errorf("closing dropped clients: %v", closeEr)
 	}
 }
+
+// TestRoutedPreflightChecksEveryDestination: Run pings every route's
+// client before consuming, and its error names the destination that does
+// not answer, whether it failed for good or for longer than RetryTimeout.
+func TestRoutedPreflightChecksEveryDestination(t *testing.T) {
+	brokers, onBroker := testenv.Kafka(t)
+	ke := newKafka(t, brokers, onBroker, 1)
+	good := testenv.Redis(t).Client
+	closed := redis.NewClient(&redis.Options{Addr: "127.0.0.1:9"})
+	_ = closed.Close()
+	broken := redis.NewClient(&redis.Options{Addr: testenv.DroppingListener(t), MaxRetries: -1})
+	t.Cleanup(func() { _ = broken.Close() })
+	for _, tc := range []struct {
+		name string
+		bad  redis.UniversalClient
+		want string
+	}{
+		{"closed client", closed, "destination prod-eu: redis: client is closed"},
+		{"server dropping connections", broken, "destination prod-eu: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt, err := NewRouteTable(map[string]Route{
+				"acc":  {Client: good, Prefix: testenv.Name(t)},
+				"prod": {Name: "prod-eu", Client: tc.bad, Prefix: testenv.Name(t)},
+			}, RouteTableOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(t, ke)
+			cfg.RetryTimeout = 300 * time.Millisecond
+			c, err := NewWithRoutes(cfg, rt, ke.kf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Run(testenv.Context(t, 30*time.Second))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "destination acc") {
+				t.Fatalf("Run = %v, want an error naming prod-eu alone (%q)", err, tc.want)
+			}
+			if c.Ready() == nil {
+				t.Error("Ready after a failed preflight")
+			}
+		})
+	}
+}
