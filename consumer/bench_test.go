@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
-	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -37,15 +36,16 @@ func BenchmarkApply(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			prefix := testenv.Name(b)
 			dropPrefix(b, be.Client, prefix)
-			a := &applier{w: segmentstore.NewWriter(be.Client, time.Now), prefix: func(string) string { return prefix }}
+			a := newApplier(time.Now)
+			routes := staticRoutes(be.Client, prefix, nil).cur
 			evs := benchEvents(benchBatch*4, prefix)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				off := (i % 4) * benchBatch
-				if f, err := a.apply(ctx, evs[off:off+benchBatch]); err != nil || len(f) != 0 {
-					b.Fatal(f, err)
+				if f, u, err := a.apply(ctx, routes, evs[off:off+benchBatch]); err != nil || len(f)+len(u) != 0 {
+					b.Fatal(f, u, err)
 				}
 			}
 			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")

@@ -31,11 +31,12 @@ type Config struct {
 	DeadLetterTopic string
 
 	// RedisPrefix is the key prefix of every environment not in EnvPrefixes.
-	// Default "launchdarkly", the SDKs' default.
+	// Default "launchdarkly", the SDKs' default. Not used by NewWithRoutes,
+	// whose routes name every prefix.
 	RedisPrefix string
 	// EnvPrefixes maps an event's environment to its own prefix, for a
 	// deployment whose environments are read by SDKs with different
-	// prefixes. Default none.
+	// prefixes. Default none; must be none for NewWithRoutes.
 	EnvPrefixes map[string]string
 
 	// BatchSize is the most messages applied in one Redis pipeline and

@@ -23,6 +23,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/retry"
+	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -31,11 +32,10 @@ import (
 // once with Run.
 type Consumer struct {
 	cfg      Config
-	rdb      redis.UniversalClient
+	routes   *RouteTable // New's single Redis, or NewWithRoutes' table
 	kf       *kafkax.Factory
 	log      *slog.Logger
-	applier  applier
-	prefixes []string          // every configured prefix, sorted, for synchronized_on
+	applier  *applier
 	kc       freshness.Offsets // a *kafka.Client
 	now      func() time.Time
 	fresh    *freshness.Tracker
@@ -65,40 +65,59 @@ type item struct {
 }
 
 // New returns a consumer reading from the Kafka of kf and writing to rdb
-// (standalone or Cluster). Its Kafka clients are kf's; the caller closes
-// kf, and rdb, after Run has returned. New validates cfg but touches no
-// network; Run does.
+// (standalone or Cluster), under Config.RedisPrefix or the event's
+// environment's Config.EnvPrefixes. Its Kafka clients are kf's; the caller
+// closes kf, and rdb, after Run has returned. New validates cfg but touches
+// no network; Run does.
 func New(cfg Config, rdb redis.UniversalClient, kf *kafkax.Factory) (*Consumer, error) {
 	if rdb == nil {
 		return nil, errors.New("consumer.New: nil Redis client")
-	}
-	if kf == nil {
-		return nil, errors.New("consumer.New: nil Kafka client factory")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	envs := make(map[string]string, len(cfg.EnvPrefixes))
-	prefixes := []string{cfg.RedisPrefix}
-	for env, p := range cfg.EnvPrefixes {
-		envs[env] = p
-		if !slices.Contains(prefixes, p) {
-			prefixes = append(prefixes, p)
-		}
+	return newConsumer(cfg, staticRoutes(rdb, cfg.RedisPrefix, cfg.EnvPrefixes), kf)
+}
+
+// NewWithRoutes returns a consumer reading from the Kafka of kf and writing
+// each event through its environment's route in routes, which the caller
+// may replace while Run runs (RouteTable.Set). An event whose environment
+// has no route is dead-lettered with ReasonUnknownEnvironment. Config's
+// RedisPrefix is not used, and EnvPrefixes must be empty: routes name every
+// prefix. The caller closes kf, and routes (RouteTable.Close) and with it
+// its clients, after Run has returned.
+func NewWithRoutes(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer, error) {
+	if routes == nil {
+		return nil, errors.New("consumer.NewWithRoutes: nil route table")
 	}
-	slices.Sort(prefixes)
-	defaultPrefix := cfg.RedisPrefix
+	var errs []error
+	if len(cfg.EnvPrefixes) > 0 {
+		errs = append(errs, setting.Invalid("env-prefix", len(cfg.EnvPrefixes), "none with a route table: its routes give every prefix"))
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return newConsumer(cfg.withDefaults(), routes, kf)
+}
+
+// newConsumer builds a consumer on a valid cfg with its defaults.
+func newConsumer(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer, error) {
+	if kf == nil {
+		return nil, errors.New("consumer.New: nil Kafka client factory")
+	}
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
 	c := &Consumer{
 		cfg:      cfg,
-		rdb:      rdb,
+		routes:   routes,
 		kf:       kf,
 		log:      cfg.Logger.With("component", "consumer", "topic", cfg.Topic, "group", cfg.GroupID),
-		prefixes: prefixes,
 		kc:       kf.Client(10 * time.Second),
 		now:      time.Now,
 		tracer:   tp.Tracer(tracerName),
@@ -106,20 +125,12 @@ func New(cfg Config, rdb redis.UniversalClient, kf *kafkax.Factory) (*Consumer, 
 		observer: cfg.Observer,
 		seen:     map[int]int64{},
 	}
-	c.applier = applier{
-		w: segmentstore.NewWriter(rdb, c.now),
-		prefix: func(env string) string {
-			if p, ok := envs[env]; ok {
-				return p
-			}
-			return defaultPrefix
-		},
-	}
+	c.applier = newApplier(func() time.Time { return c.now() })
 	fresh, err := freshness.New(freshness.Config{
 		Topic: cfg.Topic, GroupID: cfg.GroupID, SyncInterval: cfg.SyncInterval, RetryTimeout: cfg.RetryTimeout, Logger: c.log,
 	}, freshness.Deps{
 		Offsets:  c.kc,
-		SyncTime: syncTime{w: c.applier.w, prefixes: prefixes},
+		SyncTime: syncTime{routes: routes},
 		Now:      func() time.Time { return c.now() },
 	})
 	if err != nil {
@@ -127,17 +138,6 @@ func New(cfg Config, rdb redis.UniversalClient, kf *kafkax.Factory) (*Consumer, 
 	}
 	c.fresh = fresh
 	return c, nil
-}
-
-// syncTime writes synchronized_on for every configured prefix in one
-// pipeline, for the freshness tracker.
-type syncTime struct {
-	w        *segmentstore.Writer
-	prefixes []string
-}
-
-func (s syncTime) SetSynchronizedOn(ctx context.Context, t time.Time) error {
-	return s.w.SetSynchronizedOn(ctx, s.prefixes, t)
 }
 
 // Stats returns a snapshot of the counters; safe to call concurrently.
@@ -230,7 +230,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		<-runCtx.Done()
 		_ = group.Close()
 	})
-	c.log.Info("consuming", "brokers", c.kf.Brokers(), "dead_letter_topic", c.cfg.DeadLetterTopic, "prefixes", c.prefixes)
+	c.log.Info("consuming", "brokers", c.kf.Brokers(), "dead_letter_topic", c.cfg.DeadLetterTopic, "routes", c.routes.describe())
 	loopErr := c.consume(runCtx, group, w)
 	cancel()
 	wg.Wait()
@@ -377,14 +377,17 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 // errors name the setting to fix.
 func (c *Consumer) preflight(ctx context.Context) error {
 	err := c.retry(ctx, "redis: ping", func() error {
-		err := c.rdb.Ping(ctx).Err()
-		if segmentstore.Classify(err) == segmentstore.ClassFatal {
-			return retry.Permanent(err)
-		}
-		return err
+		// Each attempt pings the current table's clients: a destination
+		// fixed by a new table meanwhile counts.
+		s := c.routes.acquire()
+		defer c.routes.release(s)
+		return pingAll(ctx, s)
 	})
 	if err != nil {
-		return fmt.Errorf("--redis-url/--redis-cluster-addrs: %w", err)
+		if c.routes.static() {
+			return fmt.Errorf("--redis-url/--redis-cluster-addrs: %w", err)
+		}
+		return err
 	}
 	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
 		err := c.retry(ctx, "kafka metadata", func() error {
@@ -802,14 +805,31 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		evItem = append(evItem, it)
 	}
 
-	var failures []segmentstore.Failure
+	var (
+		failures []segmentstore.Failure
+		unknown  []int
+	)
 	err := c.retry(ctx, "apply batch to redis", func() error {
-		f, err := c.applier.apply(bctx, evs)
-		failures = f
+		// Each attempt resolves the batch against the table current when
+		// it starts, so a destination replaced while a batch retries (one
+		// that is down, say) is left behind, and holds that table until
+		// its writes have returned (see RouteTable).
+		s := c.routes.acquire()
+		defer c.routes.release(s)
+		var err error
+		failures, unknown, err = c.applier.apply(bctx, s, evs)
 		return err
 	})
 	if err != nil {
 		return res, err
+	}
+	for _, i := range unknown {
+		it := evItem[i]
+		dead = append(dead, deadLetter(&it.msg, ReasonUnknownEnvironment, fmt.Errorf("environment %q has no destination", it.ev.Env)))
+	}
+	if len(unknown) > 0 {
+		c.stats.unrouted.Add(int64(len(unknown)))
+		c.log.Warn("events of environments without a destination dead-lettered", "count", len(unknown), "first_env", evItem[unknown[0]].ev.Env)
 	}
 	for _, f := range failures {
 		it := evItem[f.Index]
@@ -854,7 +874,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		return res, err
 	}
 
-	res.applied, res.deadLettered = len(evs)-len(failures), len(dead)
+	res.applied, res.deadLettered = len(evs)-len(failures)-len(unknown), len(dead)
 	c.stats.applied.Add(int64(res.applied))
 	c.stats.deadLettered.Add(int64(res.deadLettered))
 	c.stats.batches.Add(1)

@@ -9,7 +9,7 @@
 // goroutine cuts batches (BatchSize messages, or whatever arrived within
 // FlushInterval of the first) and decodes each on every core while the
 // previous batch is being applied; the apply loop writes a batch to Redis in
-// one pipeline, sends undecodable or unappliable messages to the
+// one pipeline per Redis client, sends undecodable or unappliable messages to the
 // dead-letter topic, and only then commits the batch's offsets. A crash
 // anywhere before the commit redelivers the batch; every Redis write is
 // idempotent (SADD, SREM, a max-only metadata update), so redelivery and
@@ -27,6 +27,32 @@
 // <prefix>:big_segments_synchronized_on fresh with watermarks over the
 // group's committed offsets (see package freshness); the apply loop only
 // tells it how many messages each batch committed.
+//
+// Where an event is written depends on its environment. New writes every
+// event to one Redis, under Config.RedisPrefix or the environment's
+// Config.EnvPrefixes entry. NewWithRoutes takes a RouteTable instead, from
+// environment to Route (a destination's Redis, standalone or Cluster, and
+// key prefix), which the destinations store's poller replaces whole with
+// RouteTable.Set while the consumer runs; the table knows nothing of the
+// store, the caller builds it. Each write attempt of a batch resolves its
+// events against the table current when it starts and splits them per
+// client: routes sharing a client share its pipeline, distinct clients are
+// written concurrently, and the offsets are committed only once every
+// client's writes succeeded (a failure of one retries the batch, whose
+// writes are idempotent, against the then current table, so a destination
+// replaced while it is down stops holding the partitions up). An event
+// whose environment has no route is dead-lettered as
+// ReasonUnknownEnvironment, never written under a default prefix; the
+// events around it are applied. synchronized_on is written under every
+// prefix of the current table. A new route receives only the events
+// consumed after the swap: earlier ones went to the old destination or to
+// the dead-letter topic, and a full sync of its segments fills it.
+//
+// The table, not the consumer, decides when a client it was given is no
+// longer used: each write attempt and synchronized_on write holds the table
+// it resolved against, and a client that no live table names is passed to
+// RouteTableOptions.Dropped, where the caller closes it. Closing a client
+// while it is still in a table fails the consumer.
 //
 // The consumer serves nothing and imports no HTTP or metrics library: the
 // process (internal/app) mounts its Stats, Health and Ready on its one

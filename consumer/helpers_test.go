@@ -219,8 +219,10 @@ func start(t testing.TB, kf *kafkax.Factory, cfg Config, rdb redis.UniversalClie
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	for _, p := range c.prefixes {
-		dropPrefix(t, rdb, p)
+	for _, tg := range c.routes.cur.targets {
+		for _, p := range tg.prefixes {
+			dropPrefix(t, rdb, p)
+		}
 	}
 	return launch(t, c)
 }

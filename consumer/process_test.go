@@ -105,11 +105,11 @@ func sorted(s []string) []string {
 func TestApplyStopsOnFatalRedisError(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:9"})
 	_ = rdb.Close()
-	a := &applier{w: segmentstore.NewWriter(rdb, time.Now), prefix: func(string) string { return "p" }}
+	a := newApplier(time.Now)
 	e := ev("staging", "seg", 1, "k", schema.OpAdd, 1)
-	f, err := a.apply(testenv.Context(t, 10*time.Second), []*schema.Event{&e})
-	if !retry.IsPermanent(err) || len(f) != 0 || !errors.Is(err, redis.ErrClosed) {
-		t.Fatalf("apply = %v, %v; want a permanent error: client is closed", f, err)
+	f, u, err := a.apply(testenv.Context(t, 10*time.Second), staticRoutes(rdb, "p", nil).cur, []*schema.Event{&e})
+	if !retry.IsPermanent(err) || len(f)+len(u) != 0 || !errors.Is(err, redis.ErrClosed) {
+		t.Fatalf("apply = %v, %v, %v; want a permanent error: client is closed", f, u, err)
 	}
 }
 
