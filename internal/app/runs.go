@@ -2,9 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,18 +42,8 @@ func (c *destClients) connect(_ context.Context, d catalog.Destination) (redis.U
 	if err != nil {
 		return nil, err
 	}
-	if cfg.PoolSize == 0 {
-		cfg.PoolSize = redisx.DefaultPoolSize
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = redisx.DefaultTimeout
-	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("destination %q: %w", d.Name, err)
-	}
-	sum := sha256.Sum256(b)
-	key := hex.EncodeToString(sum[:])
+	cfg = withRedisDefaults(cfg)
+	key := configKey(cfg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -64,7 +64,10 @@ func bindRequest(s *setting.Set, r *producer.SyncRequest, csv *string, csvOpts *
 	s.String(&r.Source, "source", "SYNC_SOURCE", "source recorded in each event")
 }
 
-func bindProducer(s *setting.Set, c *producer.Config) {
+// bindProducer binds the producer's settings; batchSize names the produce
+// batch size flag ("batch-size", or "producer-batch-size" beside the
+// consumer's in serve).
+func bindProducer(s *setting.Set, c *producer.Config, batchSize string) {
 	const p = "PRODUCER_"
 	s.Int(&c.TopicPartitions, "topic-partitions", p+"TOPIC_PARTITIONS", "partitions of the topic when the producer creates it")
 	s.Int(&c.TopicReplicationFactor, "topic-replication-factor", p+"TOPIC_REPLICATION_FACTOR", "replication factor of the topic when created (production: 3)")
@@ -74,7 +77,7 @@ func bindProducer(s *setting.Set, c *producer.Config) {
 	s.Int(&c.ExclusionsKeep, "exclusions-keep", p+"EXCLUSIONS_KEEP", "per-run exclusion reports kept per segment (default path only)")
 	s.Float64(&c.MaxShrink, "max-shrink", p+"MAX_SHRINK", "refuse, publishing nothing, a snapshot that lost more than this fraction of the last one's members, e.g. 0.5 (0: off)")
 	s.Int64(&c.SortChunkBytes, "sort-chunk-bytes", p+"SORT_CHUNK_BYTES", "memory budget of the snapshot sort, in bytes")
-	s.Int(&c.BatchSize, "batch-size", p+"BATCH_SIZE", "most messages per produce batch and partition")
+	s.Int(&c.BatchSize, batchSize, p+"BATCH_SIZE", "most messages per produce batch and partition")
 	s.Int64(&c.BatchBytes, "batch-bytes", p+"BATCH_BYTES", "most bytes per produce batch and partition, before compression")
 	s.Duration(&c.BatchTimeout, "batch-timeout", p+"BATCH_TIMEOUT", "how long a partial produce batch waits for more messages")
 	s.String(&c.Compression, "compression", p+"COMPRESSION", "produce compression: none, gzip, snappy, lz4, zstd")
@@ -84,14 +87,16 @@ func bindProducer(s *setting.Set, c *producer.Config) {
 	s.Duration(&c.RetryMaxElapsed, "retry-max-elapsed", p+"RETRY_MAX_ELAPSED", "give up retrying a transient Kafka error after this long")
 }
 
-func bindConsumer(s *setting.Set, c *consumer.Config) {
+// bindConsumer binds the consumer's settings; batchSize names the batch
+// size flag ("batch-size", or "consumer-batch-size" in serve).
+func bindConsumer(s *setting.Set, c *consumer.Config, batchSize string) {
 	const p = "CONSUMER_"
 	nz := setting.NonZero // in consumer.Config a zero means the default
 	s.String(&c.GroupID, "group-id", p+"GROUP_ID", "Kafka consumer group", nz)
 	s.String(&c.DeadLetterTopic, "dead-letter-topic", p+"DEAD_LETTER_TOPIC", "topic for messages that cannot be applied; must exist (default <topic>.dlq)")
 	s.String(&c.RedisPrefix, "redis-prefix", p+"REDIS_PREFIX", "Redis key prefix of every environment not in --env-prefix (the SDKs' default is launchdarkly)", nz)
 	s.StringMap(&c.EnvPrefixes, "env-prefix", p+"ENV_PREFIX", "per-environment Redis prefixes, env=prefix,...")
-	s.Int(&c.BatchSize, "batch-size", p+"BATCH_SIZE", "most messages applied in one Redis pipeline and committed together", nz)
+	s.Int(&c.BatchSize, batchSize, p+"BATCH_SIZE", "most messages applied in one Redis pipeline and committed together", nz)
 	s.Duration(&c.FlushInterval, "flush-interval", p+"FLUSH_INTERVAL", "how long a batch waits for more messages after its first", nz)
 	s.Duration(&c.SyncInterval, "sync-interval", p+"SYNC_INTERVAL", "how often the group's offsets are checked and big_segments_synchronized_on refreshed (max 60s)", nz)
 	s.Duration(&c.RetryTimeout, "retry-timeout", p+"RETRY_TIMEOUT", "give up on a transient Redis or Kafka failure after this long, leaving the batch uncommitted", nz)

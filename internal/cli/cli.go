@@ -97,7 +97,7 @@ given on the command line wins over its variable.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return setting.FlagError(err) })
-	root.AddCommand(newSync(lookup), newConsume(lookup), newMappings(lookup), newDestinations(lookup))
+	root.AddCommand(newSync(lookup), newConsume(lookup), newServe(lookup), newMappings(lookup), newDestinations(lookup))
 	return root
 }
 
@@ -114,7 +114,7 @@ func newSync(lookup func(string) (string, bool)) *cobra.Command {
 	req := producer.SyncRequest{Generation: 1, ContextKind: "user", Source: csvfile.Kind}
 	csvOpts := csvfile.Options{IDColumn: cohortcsv.DefaultIDColumn}
 	var csvPath, mapping string
-	var mc mappingControl
+	mc := newMappingControl()
 	cmd := &cobra.Command{
 		Use:   "sync (--env ENV --segment SEGMENT --csv FILE | --mapping NAME)",
 		Short: "Publish the changes between a segment's last snapshot and a cohort",
@@ -136,7 +136,7 @@ fails if a run of the mapping is in progress on any replica.`,
 	bindRequest(s, &req, &csvPath, &csvOpts)
 	s.String(&mapping, "mapping", "SYNC_MAPPING", "run the stored mapping NAME instead of --env, --segment and --csv")
 	bindKafka(s, &kc, &cfg.Topic)
-	bindProducer(s, &cfg)
+	bindProducer(s, &cfg, "batch-size")
 	bindMappingControl(s, &mc)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -186,7 +186,7 @@ current, and dead-letters events it cannot apply. Runs until SIGINT or SIGTERM.`
 	s := newSettings(cmd)
 	bindKafka(s, &kc, &cfg.Topic, setting.NonZero)
 	bindRedis(s, &rc)
-	bindConsumer(s, &cfg)
+	bindConsumer(s, &cfg, "batch-size")
 	bindHTTP(s, &httpAddr)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 )
@@ -35,8 +36,18 @@ var requestSettings = []string{"env", "segment", "csv", "id-column", "context-ki
 func bindMappingControl(s *setting.Set, c *mappingControl) {
 	bindRedis(s, &c.redis)
 	s.String(&c.store.Prefix, "control-prefix", "CONTROL_PREFIX", "key prefix of the control-plane keys: mappings, leases, sequence counters (default \"cohortsync:control:\")")
-	s.Duration(&c.leaseTTL, "lease-ttl", "CONTROL_LEASE_TTL", "a segment's lease outlives a stalled or killed holder by this long (default 30s)")
-	s.Duration(&c.rebuildWait, "rebuild-wait", "PRODUCER_REBUILD_WAIT", "how long a run waits for the consumer before reading a segment back from its destination (default 2m)")
+	bindLease(s, c, "a run")
+}
+
+// newMappingControl returns the defaults, shown as such in --help.
+func newMappingControl() mappingControl {
+	return mappingControl{leaseTTL: segmentlease.DefaultTTL, rebuildWait: segmentstore.DefaultRebuildWait}
+}
+
+// bindLease binds how the runs of who (a run, the purge) share segments.
+func bindLease(s *setting.Set, c *mappingControl, who string) {
+	s.Duration(&c.leaseTTL, "lease-ttl", "CONTROL_LEASE_TTL", "a segment's lease outlives a stalled or killed holder by this long")
+	s.Duration(&c.rebuildWait, "rebuild-wait", "PRODUCER_REBUILD_WAIT", "how long "+who+" waits for the consumer before reading a segment back from its destination")
 }
 
 // runConfig is the mapping runs' configuration on top of the producer's.

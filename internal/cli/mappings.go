@@ -154,7 +154,7 @@ settings of sync.`,
 	var (
 		purge bool
 		kc    kafkax.Config
-		mc    mappingControl
+		mc    = newMappingControl()
 		proc  = app.DefaultProcess()
 	)
 	pcfg := producer.DefaultConfig()
@@ -162,8 +162,7 @@ settings of sync.`,
 		s.Bool(&purge, "purge", "", "remove the segment's members from every destination before deleting the mapping")
 		bindKafka(s, &kc, &pcfg.Topic)
 		s.String(&pcfg.StateDir, "state-dir", "PRODUCER_STATE_DIR", "directory of the segments' snapshot state (with --purge)")
-		s.Duration(&mc.leaseTTL, "lease-ttl", "CONTROL_LEASE_TTL", "a segment's lease outlives a stalled or killed holder by this long (default 30s)")
-		s.Duration(&mc.rebuildWait, "rebuild-wait", "PRODUCER_REBUILD_WAIT", "how long the purge waits for the consumer before reading a segment back (default 2m)")
+		bindLease(s, &mc, "the purge")
 		bindProcess(s, &proc)
 	}, func() error {
 		if !purge {

@@ -1,0 +1,308 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/metrics"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/producer/mappingrun"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/schedule"
+)
+
+// Parts of serve.
+const (
+	PartScheduler = "scheduler"
+	PartConsumer  = "consumer"
+)
+
+// Parts lists every part serve can run, in the order they start.
+var Parts = []string{PartScheduler, PartConsumer}
+
+// DefaultCatalogPoll is ServeConfig.CatalogPoll's default.
+const DefaultCatalogPoll = 5 * time.Second
+
+// ServeConfig is what cohortsync serve runs.
+type ServeConfig struct {
+	// Parts to run, a subset of Parts. Default all.
+	Parts []string
+	// Runs configures the scheduler's mapping runs.
+	Runs mappingrun.Config
+	// Schedule configures the scheduler; its Prefix and Timeout are the
+	// catalog store's.
+	Schedule schedule.Config
+	// Consumer configures the consumer; its routes come from the
+	// destinations in the catalog store.
+	Consumer consumer.Config
+	// CatalogPoll is how often the consumer checks the catalog's version
+	// for changed destinations. Default DefaultCatalogPoll.
+	CatalogPoll time.Duration
+	// HTTPAddr serves /metrics, /healthz and /readyz; "" for none.
+	HTTPAddr string
+}
+
+// Validate reports every invalid setting as a *setting.Error.
+func (c ServeConfig) Validate() error {
+	var errs []error
+	for _, p := range c.Parts {
+		if !slices.Contains(Parts, p) {
+			errs = append(errs, setting.Invalid("parts", strings.Join(c.Parts, ","), "a comma-separated subset of %s", strings.Join(Parts, ", ")))
+			break
+		}
+	}
+	if c.CatalogPoll < 0 {
+		errs = append(errs, setting.Invalid("catalog-poll", c.CatalogPoll, "a positive duration"))
+	}
+	if c.runs(PartScheduler) {
+		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate())
+	}
+	if c.runs(PartConsumer) {
+		errs = append(errs, c.Consumer.Validate())
+	}
+	return errors.Join(append(errs, httpserver.ValidateAddr(c.HTTPAddr))...)
+}
+
+func (c ServeConfig) runs(part string) bool {
+	return len(c.Parts) == 0 || slices.Contains(c.Parts, part)
+}
+
+// Serve runs the parts of cfg in one process until ctx is cancelled (nil)
+// or one of them fails, which stops the others: the scheduler runs the
+// stored mappings on their schedules, the consumer applies the topic to
+// the stored destinations (following changes of the catalog without a
+// restart). Every replica pointing at the same control Redis (rc, sc) and
+// Kafka shares the work: each scheduled run happens once.
+func Serve(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
+	sc catalogstore.Config, cfg ServeConfig, stderr io.Writer) error {
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg.Runs, stderr)
+	if err != nil {
+		return err
+	}
+	return errors.Join(serve(ctx, r, env, sc, cfg), r.down.run())
+}
+
+func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc catalogstore.Config, cfg ServeConfig) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var srv *httpserver.Server
+	if cfg.HTTPAddr != "" {
+		srv = httpserver.New(cfg.HTTPAddr, r.log)
+	}
+	if cfg.runs(PartScheduler) {
+		scfg := cfg.Schedule
+		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
+		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner}, r.log)
+		if err != nil {
+			return err
+		}
+		if srv != nil {
+			srv.Check("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
+		}
+		g.Go(func() error { return sched.Run(gctx) })
+	}
+	if cfg.runs(PartScheduler) && cfg.runs(PartConsumer) {
+		// The scheduler's runs would create the topics at their first
+		// publish; the consumer needs them to start.
+		if err := publish.EnsureTopics(ctx, cfg.Runs.Producer.Config, r.kf); err != nil {
+			return err
+		}
+	}
+	if cfg.runs(PartConsumer) {
+		rt := &routeFollower{store: r.store, env: env, log: r.log, poll: orDefault(cfg.CatalogPoll, DefaultCatalogPoll)}
+		table, err := rt.start(ctx)
+		if err != nil {
+			return err
+		}
+		defer table.Close() // after the consumer has returned (g.Wait below)
+		var c *consumer.Consumer
+		m := metrics.NewConsumer(func() consumer.Stats { return c.Stats() }) // scraped only once c is set
+		ccfg := cfg.Consumer
+		ccfg.Logger, ccfg.TracerProvider, ccfg.Propagator, ccfg.Observer = r.log, r.tel.TracerProvider, r.tel.Propagator, m
+		if c, err = consumer.NewWithRoutes(ccfg, table, r.kf); err != nil {
+			return err
+		}
+		if srv != nil {
+			srv.Handle("GET /metrics", m.Handler())
+			srv.Check("consumer", func(context.Context) error { return c.Health() })
+			srv.Ready("consumer", func(context.Context) error { return c.Ready() })
+		}
+		g.Go(func() error { return c.Run(gctx) })
+		g.Go(func() error { return rt.follow(gctx, table) })
+	}
+	if srv != nil {
+		g.Go(func() error { return srv.Run(gctx) })
+	}
+	return g.Wait()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// routeFollower keeps the consumer's routes equal to the stored
+// destinations: it polls the catalog's version and rebuilds the table
+// when it moves. A catalog it cannot read leaves the last good table in
+// place (an empty table would dead-letter every event).
+type routeFollower struct {
+	store *catalogstore.Store
+	env   func(string) (string, bool)
+	log   *slog.Logger
+	poll  time.Duration
+
+	version uint64
+}
+
+// start reads the catalog once and returns the first table; a catalog
+// that cannot be read or a destination that cannot be opened fails the
+// start, so a misconfigured replica does not start consuming.
+func (f *routeFollower) start(ctx context.Context) (*consumer.RouteTable, error) {
+	v, routes, err := f.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := consumer.NewRouteTable(routes, consumer.RouteTableOptions{Dropped: f.dropped})
+	if err != nil {
+		closeRoutes(routes)
+		return nil, err
+	}
+	f.version = v
+	return t, nil
+}
+
+func (f *routeFollower) dropped(c redis.UniversalClient) {
+	if err := c.Close(); err != nil {
+		f.log.Warn("close a destination's redis", "error", err)
+	}
+}
+
+// follow polls until ctx ends. Its errors are logged, not returned: the
+// consumer goes on with the last table.
+func (f *routeFollower) follow(ctx context.Context, t *consumer.RouteTable) error {
+	tick := time.NewTicker(f.poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		v, err := f.store.Version(ctx)
+		if err != nil {
+			f.log.WarnContext(ctx, "read the catalog version; keeping the current destinations", "error", err)
+			continue
+		}
+		if v == f.version {
+			continue
+		}
+		v, routes, err := f.read(ctx)
+		if err == nil {
+			if err = t.Set(routes); err != nil {
+				closeRoutes(routes)
+			}
+		}
+		if err != nil {
+			f.log.WarnContext(ctx, "follow the catalog's destinations; keeping the current ones", "version", v, "error", err)
+			continue
+		}
+		f.version = v
+		f.log.InfoContext(ctx, "destinations changed", "version", v, "environments", len(routes))
+	}
+}
+
+// read returns the catalog's version and a route per stored destination,
+// with new clients (one per distinct Redis): a table must never get back a
+// client it dropped, so clients are not reused across tables.
+func (f *routeFollower) read(ctx context.Context) (uint64, map[string]consumer.Route, error) {
+	// The version is read first: a change after it makes the next poll
+	// read again, never miss it.
+	v, err := f.store.Version(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	ds, err := f.store.Destinations(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	routes := make(map[string]consumer.Route, len(ds))
+	clients := map[string]redis.UniversalClient{}
+	for _, d := range ds {
+		c, err := f.client(d, clients)
+		if err != nil {
+			closeRoutes(routes)
+			return 0, nil, err
+		}
+		routes[d.Environment] = consumer.Route{Name: d.Name, Client: c, Prefix: d.Prefix()}
+	}
+	return v, routes, nil
+}
+
+func (f *routeFollower) client(d catalog.Destination, clients map[string]redis.UniversalClient) (redis.UniversalClient, error) {
+	cfg, err := d.RedisConfig(f.env, os.ReadFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg = withRedisDefaults(cfg)
+	key := configKey(cfg)
+	if c, ok := clients[key]; ok {
+		return c, nil
+	}
+	c, err := redisx.Open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+	}
+	clients[key] = c
+	return c, nil
+}
+
+// closeRoutes closes the clients of routes no table took.
+func closeRoutes(routes map[string]consumer.Route) {
+	seen := map[redis.UniversalClient]bool{}
+	for _, r := range routes {
+		if !seen[r.Client] {
+			seen[r.Client] = true
+			_ = r.Client.Close() // never used: nothing to lose
+		}
+	}
+}
+
+// configKey identifies a resolved Redis configuration: equal configs
+// share a client.
+func configKey(cfg redisx.Config) string {
+	b, _ := json.Marshal(cfg) // strings, a bool, ints and a duration always marshal
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// withRedisDefaults fills what a destination's Redis settings leave to
+// the process: pool size and timeout.
+func withRedisDefaults(cfg redisx.Config) redisx.Config {
+	if cfg.PoolSize == 0 {
+		cfg.PoolSize = redisx.DefaultPoolSize
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = redisx.DefaultTimeout
+	}
+	return cfg
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/app"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/internal/telemetry"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/schedule"
+)
+
+// serveRefused are settings of sync and consume that serve takes from the
+// catalog instead.
+var serveRefused = []string{"max-shrink", "exclusions-file", "redis-prefix", "env-prefix"}
+
+func newServe(lookup func(string) (string, bool)) *cobra.Command {
+	proc := app.DefaultProcess()
+	var (
+		kc       kafkax.Config
+		timeZone string
+	)
+	mc := newMappingControl()
+	pcfg := producer.DefaultConfig()
+	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.Parts, CatalogPoll: app.DefaultCatalogPoll,
+		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
+			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff}}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the stored mappings on their schedules and apply their events to Redis, as one replica",
+		Long: `Runs, in one process, the parts named by --parts (default all):
+
+  scheduler  runs each stored mapping on its schedule (with jitter; after
+             downtime a missed schedule runs once), into each of its
+             destinations;
+  consumer   one member of the Kafka consumer group applying the membership
+             events to the stored destinations, following changes of the
+             catalog without a restart.
+
+Replicas pointing at the same control Redis (--redis-*, --control-prefix)
+and Kafka share the work: each scheduled run happens once, a run never
+overlaps another run of its segment, and a replica killed mid-run leaves its
+run to another one once its lease (--lease-ttl) expires. Runs until SIGINT
+or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
+		Args: cobra.NoArgs,
+	}
+	s := newSettings(cmd)
+	s.StringList(&cfg.Parts, "parts", "SERVE_PARTS", "parts to run, comma-separated: "+strings.Join(app.Parts, ","))
+	bindKafka(s, &kc, &pcfg.Topic, setting.NonZero)
+	bindMappingControl(s, &mc)
+	s.Duration(&cfg.CatalogPoll, "catalog-poll", "SERVE_CATALOG_POLL", "how often the consumer checks the catalog for changed destinations")
+	s.Duration(&cfg.Schedule.Tick, "schedule-tick", "SCHEDULE_TICK", "how often the scheduler looks for due mappings")
+	s.Duration(&cfg.Schedule.MaxJitter, "schedule-max-jitter", "SCHEDULE_MAX_JITTER", "most delay of a run after its scheduled time, the same on every replica (0: none)")
+	s.Int(&cfg.Schedule.MaxConcurrent, "schedule-max-concurrent", "SCHEDULE_MAX_CONCURRENT", "most mapping runs in progress in this replica")
+	s.Int(&cfg.Schedule.MaxAttempts, "schedule-max-attempts", "SCHEDULE_MAX_ATTEMPTS", "runs of a failing scheduled slot before it waits for the next slot")
+	s.Duration(&cfg.Schedule.RetryBackoff, "schedule-retry-backoff", "SCHEDULE_RETRY_BACKOFF", "wait after a slot's first failure, doubling after each")
+	s.String(&timeZone, "schedule-time-zone", "SCHEDULE_TIME_ZONE", "IANA time zone of daily and cron schedules (default UTC)")
+	bindProducer(s, &pcfg, "producer-batch-size")
+	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
+	bindHTTP(s, &cfg.HTTPAddr)
+	bindProcess(s, &proc)
+	// Bound with their groups, refused in serve: not in its help.
+	for _, name := range serveRefused {
+		_ = cmd.Flags().MarkHidden(name) // each is bound above
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		envErr := s.ApplyEnv(lookup)
+		cfg.Consumer.Topic = pcfg.Topic
+		if cfg.Schedule.MaxJitter == 0 {
+			cfg.Schedule.MaxJitter = schedule.NoJitter
+		}
+		cfg.Runs = mc.runConfig(pcfg)
+		var tzErr error
+		if timeZone != "" {
+			loc, err := time.LoadLocation(timeZone)
+			if err != nil {
+				tzErr = setting.Invalid("schedule-time-zone", timeZone, "an IANA time zone such as Europe/Paris")
+			}
+			cfg.Schedule.Location = loc
+		}
+		err := errors.Join(envErr, tzErr,
+			refuseFlags(cmd, "nothing with serve (each mapping says it)", serveRefused[:2]...),
+			refuseFlags(cmd, "nothing with serve (the stored destinations give every prefix)", serveRefused[2:]...),
+			kc.Validate(), mc.validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup))
+		if err != nil {
+			return usage(s, err)
+		}
+		return failed(s, app.Serve(cmd.Context(), proc, lookup, kc, mc.redis, mc.store, cfg, cmd.ErrOrStderr()))
+	}
+	return cmd
+}
