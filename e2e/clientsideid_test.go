@@ -54,7 +54,9 @@ import (
 // big_segment_include:<hash>, big_segment_exclude:<hash> or
 // big_segments_synchronized_on (@launchdarkly/node-server-sdk-redis, the
 // version pinned by sdkcompat/node/package-lock.json). So such an SDK is
-// configured below with prefix = the client-side ID, nothing added.
+// configured below with prefix = the client-side ID, nothing added. The Go
+// SDK reads through pkg/ldstore (go-redis, so that it also reaches a
+// Cluster), which is given the same prefix and builds the same keys.
 func TestClientSideIDPrefixReadBySDKs(t *testing.T) {
 	kf := kafkaxtest.Kafka(t)
 	for _, rb := range testenv.RedisBackends(t) {
@@ -99,8 +101,9 @@ mappings:
 			if err != nil {
 				t.Fatal(err)
 			}
-			// What each environment's SDKs are configured with, by destination:
-			// taken from the settings, not from cohortsync's Prefix.
+			// The prefix each environment's SDKs are configured with, by
+			// destination: what the team has (its own prefix, the client-side
+			// ID LaunchDarkly shows), not what Destination.Prefix computes.
 			sdkPrefix := map[string]string{"production": custom, "staging": clientSideID}
 			written := map[string]string{}
 			for _, d := range dests {
@@ -110,8 +113,8 @@ mappings:
 				t.Errorf("stored destinations write under %v, want %v", written, sdkPrefix)
 			}
 
-			// Each destination gets its own client from its stored settings,
-			// shared by the runner and the consumer's routes (as in serve).
+			// Each destination gets a client from its stored settings; the
+			// runner and the consumer's routes share it.
 			clients := map[string]redis.UniversalClient{}
 			routes := map[string]consumer.Route{}
 			for _, d := range dests {
