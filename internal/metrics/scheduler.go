@@ -17,8 +17,7 @@ import (
 const outcomeUnrecorded = "unrecorded"
 
 // Scheduler holds the metrics of a schedule.Scheduler, fed by its observer
-// hooks: set Decision as schedule.Config.OnDecision and RunDone as
-// schedule.Config.OnRunDone.
+// hooks: Decision and RunDone, set by Attach.
 //
 // Series are labelled by mapping name. Their number is bounded by the
 // catalog (one mapping, one name) times the fixed sets of actions,
@@ -74,6 +73,23 @@ func NewScheduler(now func() time.Time) *Scheduler {
 	}, func() float64 { return float64(max(m.started.Load()-m.ended.Load(), 0)) })
 	m.reg.MustRegister(m.decisions, m.runs, m.took, m.lastSuccess, inProgress)
 	return m
+}
+
+// Attach sets m's Decision and RunDone as cfg's hooks, after the hooks
+// cfg already has (which are still called, first).
+func (m *Scheduler) Attach(cfg *schedule.Config) {
+	cfg.OnDecision = chain(cfg.OnDecision, m.Decision)
+	cfg.OnRunDone = chain(cfg.OnRunDone, m.RunDone)
+}
+
+func chain[T any](first, then func(catalog.Mapping, T)) func(catalog.Mapping, T) {
+	if first == nil {
+		return then
+	}
+	return func(mp catalog.Mapping, v T) {
+		first(mp, v)
+		then(mp, v)
+	}
 }
 
 // Decision records what the scheduler decided about m

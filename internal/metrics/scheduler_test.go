@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,5 +160,36 @@ func TestHandlerServesEverySet(t *testing.T) {
 		if !strings.Contains(body, line) {
 			t.Errorf("/metrics lacks %q:\n%s", line, body)
 		}
+	}
+}
+
+// TestSchedulerAttach: Attach feeds the metrics from a schedule.Config's
+// hooks and keeps the hooks it already had, called first.
+func TestSchedulerAttach(t *testing.T) {
+	var calls []string
+	cfg := schedule.Config{
+		OnDecision: func(mp catalog.Mapping, d schedule.Decision) {
+			calls = append(calls, "decision "+mp.Name+" "+string(d.Action))
+		},
+	}
+	m := NewScheduler(nil)
+	m.Attach(&cfg)
+	cfg.OnDecision(mapA, schedule.Decision{Action: schedule.ActionRun, Trigger: scheduled(1)})
+	cfg.OnRunDone(mapA, schedule.Result{Trigger: scheduled(1), Outcome: schedule.OutcomeDone, Took: time.Second})
+
+	if want := []string{"decision a run"}; !slices.Equal(calls, want) {
+		t.Errorf("existing hook calls = %q, want %q", calls, want)
+	}
+	const want = `
+# HELP cohortsync_schedule_decisions_total Decisions of the scheduler about a mapping, one per mapping per tick (and per manual sync), by action.
+# TYPE cohortsync_schedule_decisions_total counter
+cohortsync_schedule_decisions_total{action="run",mapping="a"} 1
+# HELP cohortsync_schedule_runs_total Runs started by this replica that ended, by trigger and recorded outcome.
+# TYPE cohortsync_schedule_runs_total counter
+cohortsync_schedule_runs_total{mapping="a",outcome="done",trigger="scheduled"} 1
+`
+	if err := testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want),
+		"cohortsync_schedule_decisions_total", "cohortsync_schedule_runs_total"); err != nil {
+		t.Error(err)
 	}
 }
