@@ -82,25 +82,9 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
 	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
 	addr := testenv.ClosedAddr(t)
-	cctx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- Consume(cctx, proc, env, kc, rc, addr, ccfg, io.Discard) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Consume = %v, want nil", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Consume did not return within 20s of cancellation")
-		}
-	}
+	stop := runUntilCancelled(t, ctx, "Consume", func(ctx context.Context) error {
+		return Consume(ctx, proc, env, kc, rc, addr, ccfg, io.Discard)
+	})
 	defer stop()
 
 	get := func(path string) (int, string) {

@@ -107,9 +107,13 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 	if cfg.HTTPAddr != "" {
 		srv = httpserver.New(cfg.HTTPAddr, r.log)
 	}
+	var sets []metrics.Set // served together on /metrics
 	if cfg.runs(PartScheduler) {
 		scfg := cfg.Schedule
 		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
+		sm := metrics.NewScheduler(scfg.Clock)
+		sm.Attach(&scfg)
+		sets = append(sets, sm)
 		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner}, r.log)
 		if err != nil {
 			return err
@@ -140,8 +144,8 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		if c, err = consumer.NewWithRoutes(ccfg, table, r.kf); err != nil {
 			return err
 		}
+		sets = append(sets, m)
 		if srv != nil {
-			srv.Handle("GET /metrics", m.Handler())
 			srv.Check("consumer", func(context.Context) error { return c.Health() })
 			srv.Ready("consumer", func(context.Context) error { return c.Ready() })
 		}
@@ -149,6 +153,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		g.Go(func() error { return rt.follow(gctx, table) })
 	}
 	if srv != nil {
+		srv.Handle("GET /metrics", metrics.Handler(sets...))
 		g.Go(func() error { return srv.Run(gctx) })
 	}
 	return g.Wait()

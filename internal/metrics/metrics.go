@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cohortsync/cohortsync/consumer"
 )
@@ -54,10 +53,11 @@ func (m *Consumer) BatchCommitted(b consumer.BatchReport) {
 	}
 }
 
+// Gatherer returns the consumer's metrics, for Handler.
+func (m *Consumer) Gatherer() prometheus.Gatherer { return m.reg }
+
 // Handler serves the metrics in the Prometheus text format.
-func (m *Consumer) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
+func (m *Consumer) Handler() http.Handler { return Handler(m) }
 
 // stat is one metric read from Stats.
 type stat struct {
@@ -71,6 +71,7 @@ type stat struct {
 var stats = []stat{
 	counter("cohortsync_consumer_applied_total", "Events applied to Redis.", func(s consumer.Stats) int64 { return s.Applied }),
 	counter("cohortsync_consumer_dead_lettered_total", "Messages written to the dead-letter topic.", func(s consumer.Stats) int64 { return s.DeadLettered }),
+	counter("cohortsync_consumer_unrouted_total", "Events dead-lettered because no destination serves their environment (counted in dead_lettered too).", func(s consumer.Stats) int64 { return s.Unrouted }),
 	counter("cohortsync_consumer_batches_total", "Batches committed.", func(s consumer.Stats) int64 { return s.Batches }),
 	counter("cohortsync_consumer_stale_total", "Redelivered messages dropped.", func(s consumer.Stats) int64 { return s.Stale }),
 	counter("cohortsync_consumer_dropped_total", "Fetched messages left unapplied when a generation ended (rebalance or stop); the partition's next owner reads them again.", func(s consumer.Stats) int64 { return s.Dropped }),

@@ -14,7 +14,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // TestMetricsGolden pins the /metrics text for fixed Stats and batches:
 // today's names, types and help (dashboards and alerts use them) plus the
@@ -23,7 +23,7 @@ func TestMetricsGolden(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	m := NewConsumer(func() consumer.Stats {
 		return consumer.Stats{
-			Applied: 12, DeadLettered: 2, Batches: 3, Dropped: 7, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
+			Applied: 12, DeadLettered: 2, Unrouted: 1, Batches: 3, Dropped: 7, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
 			LastApplied: at.Add(1500 * time.Millisecond), LastSync: at, Lag: 3,
 		}
 	})
@@ -34,7 +34,13 @@ func TestMetricsGolden(t *testing.T) {
 	// A producer's clock ahead of ours counts as no lag, not a negative one.
 	m.BatchCommitted(consumer.BatchReport{Messages: 1, Took: time.Millisecond, OldestProduced: at.Add(time.Second), Committed: at})
 
-	srv := httptest.NewServer(m.Handler())
+	testenv.Golden(t, *update, filepath.Join("testdata", "metrics.golden"), []byte(scrape(t, m.Handler())))
+}
+
+// scrape GETs h in the text format and returns the body of its 200.
+func scrape(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
 	if err != nil {
@@ -50,8 +56,8 @@ func TestMetricsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.StatusCode != 200 {
+	if res.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics = %d\n%s", res.StatusCode, body)
 	}
-	testenv.Golden(t, *update, filepath.Join("testdata", "metrics.golden"), body)
+	return string(body)
 }

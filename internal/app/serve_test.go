@@ -1,0 +1,155 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/mappingrun"
+	"github.com/cohortsync/cohortsync/producer/schedule"
+)
+
+// TestServeExposesSchedulerAndConsumerMetrics runs serve with both parts
+// on a stored hourly mapping: the scheduler runs it (its first slot is a
+// catch-up), the consumer applies its events, and the one /metrics shows
+// both: the scheduler's decisions and run, and the consumer's counts.
+// Cancellation returns nil.
+func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	name := testenv.Name(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	cohort := filepath.Join(t.TempDir(), "beta.csv")
+	if err := os.WriteFile(cohort, []byte("user_id\na\nb\nc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`destinations:
+  - name: staging
+    redis: {url: %q}
+    prefix: %s-dst
+mappings:
+  - name: beta
+    source: {csv: %q}
+    segment: beta-users
+    destinations: [staging]
+    schedule: hourly
+`, testenv.RedisURL(t), name, cohort)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
+	ccfg := consumer.DefaultConfig()
+	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	addr := testenv.ClosedAddr(t)
+	cfg := ServeConfig{
+		Runs:        mappingrun.Config{Producer: pcfg},
+		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
+		Consumer:    ccfg,
+		CatalogPoll: 100 * time.Millisecond,
+		HTTPAddr:    addr,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	noEnv := func(string) (string, bool) { return "", false }
+	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
+	})
+	defer stop()
+
+	var metrics string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /metrics:\n%s", metrics)
+		}
+	}()
+	want := []string{
+		`cohortsync_schedule_decisions_total{action="run",mapping="beta"} 1` + "\n",
+		`cohortsync_schedule_decisions_total{action="up-to-date",mapping="beta"} `,
+		`cohortsync_schedule_runs_total{mapping="beta",outcome="done",trigger="catch-up"} 1` + "\n",
+		`cohortsync_schedule_run_duration_seconds_count{mapping="beta",outcome="done"} 1` + "\n",
+		`cohortsync_schedule_last_success_timestamp_seconds{mapping="beta"} `,
+		"cohortsync_schedule_runs_in_progress 0\n",
+		"cohortsync_consumer_applied_total 3\n",
+		"cohortsync_consumer_unrouted_total 0\n",
+	}
+	testenv.Eventually(t, 60*time.Second, "the run done and its events applied, on /metrics", func() bool {
+		metrics = get(t, "http://"+addr+"/metrics")
+		for _, w := range want {
+			if !strings.Contains(metrics, w) {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+}
+
+// runUntilCancelled starts run(ctx) in a goroutine and returns stop, which
+// cancels it and checks that it returns nil within 20s; stop is idempotent
+// (deferred, and called where the test wants the shutdown checked).
+func runUntilCancelled(t *testing.T, ctx context.Context, what string, run func(context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx) }()
+	stopped := false
+	return func() {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("%s = %v, want nil", what, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s did not return within 20s of cancellation", what)
+		}
+	}
+}
+
+// get returns the body of a GET of url, "" if it fails (the server may
+// not be listening yet).
+func get(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(b)
+}
