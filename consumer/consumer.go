@@ -809,16 +809,32 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		failures []segmentstore.Failure
 		unknown  []int
 	)
+	refreshed := false
 	err := c.retry(ctx, "apply batch to redis", func() error {
-		// Each attempt resolves the batch against the table current when
-		// it starts, so a destination replaced while a batch retries (one
-		// that is down, say) is left behind, and holds that table until
-		// its writes have returned (see RouteTable).
-		s := c.routes.acquire()
-		defer c.routes.release(s)
-		var err error
-		failures, unknown, err = c.applier.apply(bctx, s, evs)
-		return err
+		for {
+			// Each attempt resolves the batch against the table current
+			// when it starts, so a destination replaced while a batch
+			// retries (one that is down, say) is left behind, and holds
+			// that table until its writes have returned (see RouteTable).
+			s := c.routes.acquire()
+			var err error
+			failures, unknown, err = c.applier.apply(bctx, s, evs)
+			c.routes.release(s)
+			if err != nil || len(unknown) == 0 || refreshed {
+				return err
+			}
+			// An environment without a route may be a destination added
+			// since the table was set: look once before dead-lettering,
+			// and apply again (idempotent) if the table changed.
+			changed, err := c.routes.refreshed(bctx, s)
+			if err != nil {
+				return err // retried, refreshing again
+			}
+			refreshed = true
+			if !changed {
+				return nil
+			}
+		}
 	})
 	if err != nil {
 		return res, err

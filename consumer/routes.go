@@ -49,6 +49,16 @@ type RouteTableOptions struct {
 	// go of the last table naming it: it must not block for long. Default
 	// none: the caller tracks its clients itself.
 	Dropped func(redis.UniversalClient)
+	// Refresh, when set, is called by the consumer before it dead-letters
+	// events whose environment has no route (once per batch): it brings
+	// the table up to date with its source (Set) if that changed. The
+	// writer of a new destination and its first events does not wait for
+	// every consumer's poller, so an unknown environment is first taken
+	// for a table behind its source. An error from it is retried like a
+	// Redis error of the batch: dead-lettering then could lose the events
+	// of a destination just added. Default none: unknown environments are
+	// dead-lettered at once.
+	Refresh func(ctx context.Context) error
 }
 
 // RouteTable maps each event's environment to its Route. A poller (the
@@ -67,6 +77,7 @@ type RouteTableOptions struct {
 // consumer stops).
 type RouteTable struct {
 	dropped func(redis.UniversalClient)
+	refresh func(ctx context.Context) error
 
 	mu     sync.Mutex
 	cur    *routeSet
@@ -105,7 +116,7 @@ func NewRouteTable(routes map[string]Route, opts RouteTableOptions) (*RouteTable
 	if err != nil {
 		return nil, err
 	}
-	t := &RouteTable{dropped: opts.Dropped, uses: map[redis.UniversalClient]int{}}
+	t := &RouteTable{dropped: opts.Dropped, refresh: opts.Refresh, uses: map[redis.UniversalClient]int{}}
 	t.cur = s
 	t.adopt(s)
 	return t, nil
@@ -256,6 +267,20 @@ func (t *RouteTable) Close() {
 	drop := t.retire(old)
 	t.mu.Unlock()
 	t.drop(drop)
+}
+
+// refreshed calls the Refresh option and tells whether the table is now
+// another than s; false without a Refresh option.
+func (t *RouteTable) refreshed(ctx context.Context, s *routeSet) (bool, error) {
+	if t.refresh == nil {
+		return false, nil
+	}
+	if err := t.refresh(ctx); err != nil {
+		return false, fmt.Errorf("refresh the routes: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cur != s, nil
 }
 
 // acquire returns the current table, held until release: its clients stay

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strconv"
@@ -583,5 +584,70 @@ func TestRoutedPreflightChecksEveryDestination(t *testing.T) {
 				t.Error("Ready after a failed preflight")
 			}
 		})
+	}
+}
+
+// TestUnknownEnvironmentRefreshesTheTableFirst pins the race TestServeReplicas
+// found: a new destination and its mapping were applied together, a
+// replica's scheduler ran the mapping at once, and another replica's
+// consumer, whose poller had not yet seen the destination, dead-lettered
+// its events. The consumer now asks the table's source once before
+// dead-lettering; a refresh error is retried, not taken for "unknown".
+func TestUnknownEnvironmentRefreshesTheTableFirst(t *testing.T) {
+	ds := twoDestinations(t)
+	pa, pb := testenv.Name(t)+"-a", testenv.Name(t)+"-b"
+	dropPrefix(t, ds[0].rdb, pa)
+	dropPrefix(t, ds[0].rdb, pb)
+	var rt *RouteTable
+	refreshes, failFirst := 0, true
+	rt, err := NewRouteTable(map[string]Route{"prod": {Client: ds[0].rdb, Prefix: pa}}, RouteTableOptions{
+		Refresh: func(context.Context) error {
+			refreshes++
+			if failFirst {
+				failFirst = false
+				return errors.New("catalog unreachable")
+			}
+			// The source now has the new environment.
+			return rt.Set(map[string]Route{"prod": {Client: ds[0].rdb, Prefix: pa}, "staging": {Client: ds[0].rdb, Prefix: pb}})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewWithRoutes(Config{Logger: testLogger(t), RetryTimeout: 10 * time.Second}, rt, kafkaxtest.Factory(t, "127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset := int64(0)
+	batch := func(evs ...schema.Event) []item {
+		var out []item
+		for _, e := range evs {
+			m := e.Message()
+			m.Topic, m.Partition, m.Offset = "membership", 0, offset
+			offset++
+			it := item{msg: m}
+			it.ev, it.err = schema.Decode(&m)
+			out = append(out, it)
+		}
+		return out
+	}
+	ctx := testenv.Context(t, 20*time.Second)
+	cm, dlq := &fakeCommitter{}, &fakeWriter{}
+	res, err := c.process(ctx, ctx, batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.applied != 2 || res.deadLettered != 0 || refreshes != 2 {
+		t.Fatalf("result %+v after %d refreshes, want both applied after a failed then a good refresh", res, refreshes)
+	}
+	if got := sortedMembers(t, ds[0].rdb, pb, "seg.g1"); !slices.Equal(got, []string{"bob"}) {
+		t.Fatalf("staging holds %q, want bob", got)
+	}
+
+	// An environment the source does not have either is dead-lettered,
+	// after one refresh.
+	res, err = c.process(ctx, ctx, batch(ev("ghost", "seg", 1, "gus", schema.OpAdd, 3)), cm, dlq)
+	if err != nil || res.deadLettered != 1 || refreshes != 3 {
+		t.Fatalf("ghost: result %+v, %v after %d refreshes; want dead-lettered after one more refresh", res, err, refreshes)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -150,7 +151,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 			srv.Ready("consumer", func(context.Context) error { return c.Ready() })
 		}
 		g.Go(func() error { return c.Run(gctx) })
-		g.Go(func() error { return rt.follow(gctx, table) })
+		g.Go(func() error { return rt.follow(gctx) })
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))
@@ -176,7 +177,9 @@ type routeFollower struct {
 	log   *slog.Logger
 	poll  time.Duration
 
-	version uint64
+	mu      sync.Mutex
+	table   *consumer.RouteTable
+	version uint64 // of the catalog the table was read from
 }
 
 // start reads the catalog once and returns the first table; a catalog
@@ -187,12 +190,12 @@ func (f *routeFollower) start(ctx context.Context) (*consumer.RouteTable, error)
 	if err != nil {
 		return nil, err
 	}
-	t, err := consumer.NewRouteTable(routes, consumer.RouteTableOptions{Dropped: f.dropped})
+	t, err := consumer.NewRouteTable(routes, consumer.RouteTableOptions{Dropped: f.dropped, Refresh: f.refresh})
 	if err != nil {
 		closeRoutes(routes)
 		return nil, err
 	}
-	f.version = v
+	f.table, f.version = t, v
 	return t, nil
 }
 
@@ -204,7 +207,7 @@ func (f *routeFollower) dropped(c redis.UniversalClient) {
 
 // follow polls until ctx ends. Its errors are logged, not returned: the
 // consumer goes on with the last table.
-func (f *routeFollower) follow(ctx context.Context, t *consumer.RouteTable) error {
+func (f *routeFollower) follow(ctx context.Context) error {
 	tick := time.NewTicker(f.poll)
 	defer tick.Stop()
 	for {
@@ -213,27 +216,36 @@ func (f *routeFollower) follow(ctx context.Context, t *consumer.RouteTable) erro
 			return nil
 		case <-tick.C:
 		}
-		v, err := f.store.Version(ctx)
-		if err != nil {
-			f.log.WarnContext(ctx, "read the catalog version; keeping the current destinations", "error", err)
-			continue
+		if err := f.refresh(ctx); err != nil {
+			f.log.WarnContext(ctx, "follow the catalog's destinations; keeping the current ones", "error", err)
 		}
-		if v == f.version {
-			continue
-		}
-		v, routes, err := f.read(ctx)
-		if err == nil {
-			if err = t.Set(routes); err != nil {
-				closeRoutes(routes)
-			}
-		}
-		if err != nil {
-			f.log.WarnContext(ctx, "follow the catalog's destinations; keeping the current ones", "version", v, "error", err)
-			continue
-		}
-		f.version = v
-		f.log.InfoContext(ctx, "destinations changed", "version", v, "environments", len(routes))
 	}
+}
+
+// refresh sets the table anew if the catalog's version moved. The poller
+// calls it, and the consumer before it dead-letters an environment it has
+// no route for (RouteTableOptions.Refresh): both may at once.
+func (f *routeFollower) refresh(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, err := f.store.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if v == f.version {
+		return nil
+	}
+	v, routes, err := f.read(ctx)
+	if err != nil {
+		return err
+	}
+	if err := f.table.Set(routes); err != nil {
+		closeRoutes(routes)
+		return err
+	}
+	f.version = v
+	f.log.InfoContext(ctx, "destinations changed", "version", v, "environments", len(routes))
+	return nil
 }
 
 // read returns the catalog's version and a route per stored destination,

@@ -30,7 +30,7 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	pcfg := producer.DefaultConfig()
 	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.Parts, CatalogPoll: app.DefaultCatalogPoll,
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
-			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff}}
+			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stored mappings on their schedules and apply their events to Redis, as one replica",
@@ -60,6 +60,7 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	s.Int(&cfg.Schedule.MaxConcurrent, "schedule-max-concurrent", "SCHEDULE_MAX_CONCURRENT", "most mapping runs in progress in this replica")
 	s.Int(&cfg.Schedule.MaxAttempts, "schedule-max-attempts", "SCHEDULE_MAX_ATTEMPTS", "runs of a failing scheduled slot before it waits for the next slot")
 	s.Duration(&cfg.Schedule.RetryBackoff, "schedule-retry-backoff", "SCHEDULE_RETRY_BACKOFF", "wait after a slot's first failure, doubling after each")
+	s.Duration(&cfg.Schedule.ClaimTTL, "schedule-claim-ttl", "SCHEDULE_CLAIM_TTL", "a replica killed mid-run leaves its scheduled slot to another one this long after")
 	s.String(&timeZone, "schedule-time-zone", "SCHEDULE_TIME_ZONE", "IANA time zone of daily and cron schedules (default UTC)")
 	bindProducer(s, &pcfg, "producer-batch-size")
 	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
