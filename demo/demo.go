@@ -52,6 +52,10 @@ type Config struct {
 	// StateDir holds the producer's snapshots. Default a temporary directory
 	// removed at the end.
 	StateDir string
+	// Mappings is the mapping file applied and run at the end, as
+	// cohortsync serve runs it; its destinations are pointed at the demo's
+	// Redis. Default demo/testdata/mappings.yaml; "none" skips that part.
+	Mappings string
 }
 
 const topic = "cohortsync.membership.v1"
@@ -67,6 +71,11 @@ func (c Config) Validate() error {
 	for _, p := range c.Snapshots {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("--snapshots: %w", err)
+		}
+	}
+	if c.Mappings != "none" {
+		if _, err := os.Stat(c.Mappings); err != nil {
+			return fmt.Errorf("--mappings: %w", err)
 		}
 	}
 	return nil
@@ -88,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Redis == "" {
 		c.Redis = "auto"
+	}
+	if c.Mappings == "" {
+		c.Mappings = "demo/testdata/mappings.yaml"
 	}
 	return c
 }
@@ -215,6 +227,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	st := cons.Stats()
 	con.printf("\nConsumer: %d events applied in %d batches, %d dead-lettered, lag %d\n",
 		st.Applied, st.Batches, st.DeadLettered, st.Lag)
+
+	if cfg.Mappings != "none" {
+		if err := runMapping(ctx, con, cfg, brokers, redisURL, rdb); err != nil {
+			return fmt.Errorf("mapping: %w", err)
+		}
+	}
 
 	if cfg.Keep {
 		con.printf("\nKeeping it running (Ctrl-C to stop). Kafka %s, Redis %s, prefix %q, segment %q generation 1.\n",

@@ -16,14 +16,16 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	cfg := Config{
-		Snapshots: []string{"../testdata/cohort-day1.csv", "../testdata/cohort-day2.csv"},
-		Redis:     "embedded",
-	}
+	t.Chdir("..") // the defaults' paths, the mapping file's included, are the repo root's (make demo)
+	cfg := Config{Redis: "embedded"}
 	if err := Run(ctx, cfg, &out); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	got := out.String()
+	got, mapping, ok := strings.Cut(got, "=== Mappings: ")
+	if !ok {
+		t.Fatalf("want the mapping part in the output:\n%s", got)
+	}
 	syncs := strings.Split(got, "=== Sync ")
 	if len(syncs) != 3 {
 		t.Fatalf("want two syncs in the output:\n%s", got)
@@ -49,6 +51,13 @@ func TestDemo(t *testing.T) {
 			`nobody@example.com\s+-\s+false\s+HEALTHY`,
 			`Consumer: 16 events applied`,
 		}},
+		{"the mapping file is applied and serve's scheduler runs it once", mapping, []string{
+			`created destination production\n`, `created mapping power-users\n`,
+			`scheduled run \(catch-up, slot [0-9T:-]+Z\): done in `,
+			`Segment power-users.g1: 10 members`,
+			`user-001@example.com\s+-\s+false\s+HEALTHY`,
+			`user-011@example.com\s+amplitude-demo.g1,power-users.g1\s+true\s+HEALTHY`,
+		}},
 	} {
 		for _, w := range tc.want {
 			if !regexp.MustCompile(w).MatchString(tc.section) {
@@ -66,7 +75,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"unknown redis mode", Config{Redis: "cloud", Snapshots: []string{"../testdata/cohort-day1.csv"}}, `--redis: "cloud" is not auto, server or embedded`},
 		{"missing snapshot", Config{Snapshots: []string{"nope.csv"}}, "--snapshots: stat nope.csv: no such file or directory"},
-		{"defaults from the repo root", Config{Snapshots: []string{"../testdata/cohort-day1.csv"}}, ""},
+		{"missing mapping file", Config{Snapshots: []string{"../testdata/cohort-day1.csv"}, Mappings: "nope.yaml"}, "--mappings: stat nope.yaml: no such file or directory"},
+		{"no mapping file", Config{Snapshots: []string{"../testdata/cohort-day1.csv"}, Mappings: "none"}, ""},
+		{"the mapping file of make demo", Config{Snapshots: []string{"../testdata/cohort-day1.csv"}, Mappings: "testdata/mappings.yaml"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -99,7 +110,7 @@ func TestDemoReportsItsOutputFailing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out := &brokenOutput{limit: 100} // past the Kafka line, inside the Redis one
-	cfg := Config{Snapshots: []string{"../testdata/cohort-day1.csv"}, Redis: "embedded"}
+	cfg := Config{Snapshots: []string{"../testdata/cohort-day1.csv"}, Redis: "embedded", Mappings: "none"}
 	err := Run(ctx, cfg, out)
 	if !errors.Is(err, errBrokenOutput) {
 		t.Fatalf("Run = %v, want the output's error", err)

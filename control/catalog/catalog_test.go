@@ -298,3 +298,28 @@ func TestMappingHash(t *testing.T) {
 }
 
 const pinnedHash = "2d1c6cd076575f4a00295786ced08a5ccb6e1b83357a2f702352e383ca16867a"
+
+// TestREADMEExampleIsTheTestdataFile: the README shows the complete mapping
+// file; it must be the example the decoder tests read, so it cannot drift
+// from the format.
+func TestREADMEExampleIsTheTestdataFile(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- mappings-example -->\n```yaml\n")
+	if !ok {
+		t.Fatal("README.md has no mappings-example block")
+	}
+	block, _, ok := strings.Cut(after, "```\n")
+	if !ok {
+		t.Fatal("README.md's mappings-example block is not closed")
+	}
+	want, err := os.ReadFile("testdata/mappings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if block != string(want) {
+		t.Fatalf("README.md's example differs from testdata/mappings.yaml: copy the file into the README")
+	}
+}
