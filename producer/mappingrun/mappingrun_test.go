@@ -22,6 +22,7 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -110,7 +111,12 @@ func (w *world) runner(stateDir string) *Runner {
 	w.t.Helper()
 	r, err := New(Config{Producer: w.producerConfig(stateDir), Lease: segmentlease.Config{Prefix: w.control}, RebuildWait: 30 * time.Second},
 		w.kf, w.rdb, w.dests,
-		func(context.Context, catalog.Destination) (redis.UniversalClient, error) { return w.rdb, nil },
+		func(_ context.Context, d catalog.Destination) (redis.UniversalClient, error) {
+			if d.Redis.URL != "" { // a destination of its own (down, in TestUnreachableDestination)
+				return redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(d.Redis.URL, "redis://"), MaxRetries: -1}), nil
+			}
+			return w.rdb, nil
+		},
 		nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		w.t.Fatal(err)
@@ -329,4 +335,24 @@ func TestPurgeRemovesEveryMember(t *testing.T) {
 	}
 	w.wantMembers("production")
 	w.wantMembers("staging")
+}
+
+// TestUnreachableDestination: a destination whose Redis cannot be reached
+// fails its part of the run before anything is published for it, with an
+// error naming it; the mapping's other destinations sync.
+func TestUnreachableDestination(t *testing.T) {
+	w := newWorld(t, testenv.Redis(t))
+	w.dests["down"] = catalog.Destination{Name: "down", Environment: "down", PrefixMode: catalog.PrefixDefault,
+		Redis: redisx.Config{URL: "redis://" + testenv.ClosedAddr(t)}}
+	res, err := w.runner(t.TempDir()).Run(w.ctx, mapping(csvFile(t, "a", "b"), "down", "production"))
+	if err == nil || !strings.Contains(err.Error(), `mapping "beta", destination "down": `) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Run = %v, want the unreachable destination named with its error", err)
+	}
+	if len(res) != 2 || res[0].Err == nil || res[0].Summary.Events != 0 || res[1].Err != nil {
+		t.Fatalf("results %+v: want down failed with nothing published, production synced", res)
+	}
+	if err := w.cons.WaitCaughtUp(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.wantMembers("production", "a", "b")
 }
