@@ -516,6 +516,7 @@ func (s *Store) DeleteDestination(ctx context.Context, name string) error {
 			// applied meanwhile is seen by the next attempt.
 			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.HDel(ctx, dkey, name)
+				p.HDel(ctx, s.cfg.tokensKey(), name) // its push token goes with it
 				p.Incr(ctx, s.cfg.versionKey())
 				return nil
 			}); err != nil {

@@ -129,3 +129,17 @@ func checkDestination(ctx context.Context, d catalog.Destination, timeout time.D
 		return nil
 	})
 }
+
+// DestinationsToken creates or rotates the push token of the destination
+// called name and writes it to stdout, the only time it is shown: the
+// store keeps its SHA-256.
+func DestinationsToken(ctx context.Context, rc redisx.Config, sc catalogstore.Config, name string, stdout io.Writer) error {
+	return withStore(rc, sc, func(s *catalogstore.Store) error {
+		token, err := s.RotateToken(ctx, name)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, token)
+		return err
+	})
+}

@@ -22,7 +22,7 @@ serving one LaunchDarkly environment.
 ` + storeHelp,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newDestinationsList(lookup), newDestinationsShow(lookup), newDestinationsTest(lookup))
+	cmd.AddCommand(newDestinationsList(lookup), newDestinationsShow(lookup), newDestinationsTest(lookup), newDestinationsToken(lookup))
 	return cmd
 }
 
@@ -76,5 +76,20 @@ and exits 1.`,
 		return nil
 	}, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
 		return app.DestinationsTest(cmd.Context(), rc, sc, args[0], timeout, lookup, cmd.OutOrStdout())
+	})
+}
+
+func newDestinationsToken(lookup func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token NAME",
+		Short: "Create or rotate the push token of a stored destination",
+		Long: `Creates a new token for partners pushing to the destination NAME through
+serve's receiver (Authorization: <token>), replacing the previous one,
+which stops working at once. The token is printed once, here: the store
+keeps only its SHA-256.`,
+		Args: cobra.ExactArgs(1),
+	}
+	return storeCommand(lookup, cmd, nil, func() error { return nil }, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.DestinationsToken(cmd.Context(), rc, sc, args[0], cmd.OutOrStdout())
 	})
 }

@@ -80,6 +80,16 @@ func TestDestinationsCommands(t *testing.T) {
 		t.Errorf("list shows a password:\n%s", out)
 	}
 
+	// A push token is printed once; rotating makes another.
+	tok1, _ := step(t, []string{"destinations", "token", "up"}, env, ExitOK)
+	tok2, _ := step(t, []string{"destinations", "token", "up"}, env, ExitOK)
+	if !strings.HasPrefix(tok1, "cst_") || !strings.HasSuffix(tok1, "\n") || tok1 == tok2 {
+		t.Errorf("tokens %q %q: want two different cst_ tokens, one line each", tok1, tok2)
+	}
+	if _, stderr := step(t, []string{"destinations", "token", "nope"}, env, ExitError); !strings.Contains(stderr, `destination "nope": not found`) {
+		t.Errorf("token of an unknown destination: %s", stderr)
+	}
+
 	out, _ = step(t, []string{"destinations", "show", "up"}, env, ExitOK)
 	if want := fmt.Sprintf("name: up\nenvironment: production\nredis:\n    url: %s\nprefix: %s\nfan_in: false\n", up, prefix); out != want {
 		t.Errorf("show up:\n%s\nwant\n%s", out, want)
