@@ -73,7 +73,7 @@ func TestParseActions(t *testing.T) {
 	}{
 		{"amplitude", []string{"user-1234", "4242"}, []string{"user-5678"}},
 		{"segment-audience", []string{"acct-2"}, []string{"acct-1"}}, // last occurrence in the array wins
-		{"rudderstack", []string{"u1"}, []string{"u3", "u2"}},         // between the arrays, remove wins (keys in first-seen order)
+		{"rudderstack", []string{"u1"}, []string{"u3", "u2"}},        // between the arrays, remove wins (keys in first-seen order)
 		{"hightouch-add", []string{"u1", "u2"}, nil},
 		{"hightouch-remove", nil, []string{"u2"}},
 		{"tealium-add", []string{"m1", "m2"}, nil},

@@ -1,0 +1,416 @@
+package receiver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/internal/retry"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// Paths the receiver serves (http.ServeMux patterns).
+const (
+	PathSegmentTargets = "POST /api/v2/segment-targets/{integrationKey}"
+	PathAmplitudeHook  = "POST /api/v2/amplitude-cohort-webhooks/{environment}"
+)
+
+// Source is the source every pushed event names.
+const Source = "push"
+
+// Catalog is what the receiver reads of the control plane: the
+// destinations (environments) and who owns a token. catalogstore.Store
+// implements it.
+type Catalog interface {
+	Version(ctx context.Context) (uint64, error)
+	Destinations(ctx context.Context) ([]catalog.Destination, error)
+	TokenOwner(ctx context.Context, token string) (string, error)
+}
+
+// Streams opens a publishing stream per batch; *publish.Publisher
+// implements it.
+type Streams interface {
+	Stream(ctx context.Context, origin publish.Origin) (*publish.Stream, error)
+}
+
+// Receiver answers partner pushes: it parses, authorises, numbers the
+// changes from the segment's shared sequence allocator and publishes them,
+// answering 204 once Kafka acknowledged them. See the package doc.
+type Receiver struct {
+	cfg     Config
+	parsers *Parsers
+	cat     Catalog
+	seq     snapshot.SeqAllocator
+	streams Streams
+	dedup   redis.UniversalClient // control Redis for webhook message ids; nil: no de-duplication
+	prefix  string
+	slots   chan struct{}
+	runs    atomic.Uint64
+
+	mu      sync.Mutex
+	version uint64
+	envs    map[string]catalog.Destination // by client_side_id and by name
+	loaded  bool
+
+	stats Stats
+}
+
+// Stats counts what the receiver did since it started.
+type Stats struct {
+	Batches  atomic.Int64 // batches published and acknowledged
+	Members  atomic.Int64 // changes published and acknowledged
+	Excluded atomic.Int64 // members without a usable key
+	Refused  atomic.Int64 // requests answered 4xx or 5xx
+	Dups     atomic.Int64 // webhook deliveries answered 204 as already applied
+}
+
+// Deps are a Receiver's collaborators. Control is the control Redis,
+// where webhook message ids are remembered under Prefix; nil disables the
+// de-duplication.
+type Deps struct {
+	Parsers *Parsers
+	Catalog Catalog
+	Seq     snapshot.SeqAllocator
+	Streams Streams
+	Control redis.UniversalClient
+	Prefix  string
+}
+
+// New returns a Receiver; it fails with *setting.Error values for an
+// invalid cfg.
+func New(cfg Config, d Deps) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Parsers == nil || d.Catalog == nil || d.Seq == nil || d.Streams == nil {
+		return nil, errors.New("receiver.New: Parsers, Catalog, Seq and Streams are required")
+	}
+	cfg = cfg.withDefaults()
+	return &Receiver{
+		cfg: cfg, parsers: d.Parsers, cat: d.Catalog, seq: d.Seq, streams: d.Streams,
+		dedup: d.Control, prefix: d.Prefix, slots: make(chan struct{}, cfg.MaxInFlight),
+	}, nil
+}
+
+// Stats returns the receiver's counters.
+func (r *Receiver) Stats() *Stats { return &r.stats }
+
+// Register adds the receiver's routes to mux.
+func (r *Receiver) Register(mux interface {
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}) {
+	mux.HandleFunc(PathSegmentTargets, r.serveSegmentTargets)
+	mux.HandleFunc(PathAmplitudeHook, r.serveAmplitudeHook)
+}
+
+// Handler is a mux with the receiver's routes.
+func (r *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	r.Register(mux)
+	return mux
+}
+
+func (r *Receiver) serveSegmentTargets(w http.ResponseWriter, req *http.Request) {
+	key := req.PathValue("integrationKey")
+	p, ok := r.parsers.byKey[key]
+	if !ok {
+		r.refuse(w, http.StatusNotFound, "unknown_integration", fmt.Sprintf("unknown integration %q (known: %s)", key, strings.Join(r.parsers.Integrations(), ", ")), "integrationKey")
+		return
+	}
+	r.serve(w, req, p.env.String(), func(body []byte) (*Batch, error) {
+		doc, err := decode(body)
+		if err != nil {
+			return nil, err
+		}
+		return p.parse(doc)
+	})
+}
+
+func (r *Receiver) serveAmplitudeHook(w http.ResponseWriter, req *http.Request) {
+	env := req.PathValue("environment")
+	r.serve(w, req, "environment", func(body []byte) (*Batch, error) { return ParseAmplitudeWebhook(env, body) })
+}
+
+// serve runs one request: the checks that need no body, the body within
+// its bound, the parse, the environment and token, then the publish.
+func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField string, parse func([]byte) (*Batch, error)) {
+	if !jsonContent(req.Header.Get("Content-Type")) {
+		r.refuse(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json", "Content-Type")
+		return
+	}
+	token := bearer(req.Header.Get("Authorization"))
+	if token == "" {
+		r.refuse(w, http.StatusUnauthorized, "unauthorized", "missing Authorization token", "Authorization")
+		return
+	}
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	default:
+		r.busy(w, fmt.Sprintf("%d requests in flight; retry later", r.cfg.MaxInFlight))
+		return
+	}
+	if req.ContentLength > r.cfg.MaxBodyBytes {
+		r.tooLarge(w)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			r.tooLarge(w)
+			return
+		}
+		r.refuse(w, http.StatusBadRequest, "invalid_request", "read body: "+err.Error(), "body")
+		return
+	}
+	b, err := parse(body)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			r.refuse(w, http.StatusBadRequest, "invalid_request", fe.Error(), fe.Field)
+			return
+		}
+		r.refuse(w, http.StatusBadRequest, "invalid_request", err.Error(), "body")
+		return
+	}
+	ctx := req.Context()
+	owner, err := r.cat.TokenOwner(ctx, token)
+	if err != nil {
+		r.failed(ctx, w, "check the token", err)
+		return
+	}
+	if owner == "" {
+		r.refuse(w, http.StatusUnauthorized, "unauthorized", "the token is not valid for any destination", "Authorization")
+		return
+	}
+	dest, ok, err := r.destination(ctx, b.Env)
+	if err != nil {
+		r.failed(ctx, w, "read the destinations", err)
+		return
+	}
+	if !ok {
+		r.refuse(w, http.StatusBadRequest, "unknown_environment", fmt.Sprintf("no destination has client_side_id or name %q", b.Env), envField)
+		return
+	}
+	if owner != dest.Name {
+		r.refuse(w, http.StatusForbidden, "forbidden", fmt.Sprintf("the token is not valid for environment %q", b.Env), "Authorization")
+		return
+	}
+	if err := r.apply(ctx, dest, b); err != nil {
+		r.failed(ctx, w, "publish "+b.Segment(), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// apply publishes b to dest's environment and returns once Kafka
+// acknowledged every event.
+func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch) error {
+	r.recordExclusions(ctx, b)
+	if b.Members() == 0 {
+		return nil
+	}
+	var seen string
+	if b.MessageID != "" && r.dedup != nil {
+		seen = r.prefix + "{push}:message:" + digestHex(b.Integration+"\x00"+dest.Name+"\x00"+b.MessageID)
+		n, err := r.dedup.Exists(ctx, seen).Result()
+		if err != nil {
+			return fmt.Errorf("look up message_id: %w", err)
+		}
+		if n > 0 {
+			r.stats.Dups.Add(1)
+			return nil
+		}
+	}
+	id := snapshot.SegmentID{Env: dest.Environment, Segment: b.Segment(), Generation: 1, ContextKind: b.ContextKind}
+	n := uint64(b.Members())
+	rng, err := r.seq.Reserve(ctx, id, 1, n)
+	if err != nil {
+		return err
+	}
+	stream, err := r.streams.Stream(ctx, publish.Origin{Segment: id, Run: r.runID(b), Source: Source})
+	if err != nil {
+		return err
+	}
+	if err := send(ctx, stream, b, rng.First); err != nil {
+		return err
+	}
+	if err := stream.Wait(ctx); err != nil {
+		return err
+	}
+	r.stats.Batches.Add(1)
+	r.stats.Members.Add(int64(n))
+	if seen != "" {
+		// Only once acknowledged: a delivery that failed is applied by
+		// its retry.
+		if err := r.dedup.Set(ctx, seen, "1", r.cfg.DedupTTL).Err(); err != nil {
+			r.cfg.Logger.WarnContext(ctx, "remember an applied webhook message_id; a redelivery would apply it again", "error", err)
+		}
+	}
+	return nil
+}
+
+// chunk is the most changes per Stream.Send, so that a 10,000-member batch
+// is written by several of the stream's in-flight writes at once.
+const chunk = 2500
+
+// send hands b's changes to stream, numbered from first: adds, then
+// removes.
+func send(ctx context.Context, stream *publish.Stream, b *Batch, first uint64) error {
+	buf := make([]snapshot.Change, 0, min(chunk, b.Members()))
+	seq := first
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		err := stream.Send(ctx, buf)
+		buf = buf[:0]
+		return err
+	}
+	for _, part := range []struct {
+		keys []string
+		op   schema.Op
+	}{{b.Adds, schema.OpAdd}, {b.Removes, schema.OpRemove}} {
+		for _, k := range part.keys {
+			buf = append(buf, snapshot.Change{Op: part.op, Key: []byte(k), Seq: seq})
+			seq++
+			if len(buf) == chunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// runID names the events of one accepted batch.
+func (r *Receiver) runID(b *Batch) string {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand does not fail on supported platforms
+	return fmt.Sprintf("push-%s-%d-%s", b.Integration, r.runs.Add(1), hex.EncodeToString(rnd[:]))
+}
+
+// destination finds the destination whose client_side_id, or else name,
+// is env, re-reading the catalog when its version moved.
+func (r *Receiver) destination(ctx context.Context, env string) (catalog.Destination, bool, error) {
+	v, err := r.cat.Version(ctx)
+	if err != nil {
+		return catalog.Destination{}, false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.loaded || v != r.version {
+		ds, err := r.cat.Destinations(ctx)
+		if err != nil {
+			return catalog.Destination{}, false, err
+		}
+		envs := make(map[string]catalog.Destination, 2*len(ds))
+		for _, d := range ds {
+			envs[d.Name] = d
+		}
+		// A client-side ID wins over a name spelled the same.
+		for _, d := range ds {
+			if d.ClientSideID != "" {
+				envs[d.ClientSideID] = d
+			}
+		}
+		r.envs, r.version, r.loaded = envs, v, true
+	}
+	d, ok := r.envs[env]
+	return d, ok, nil
+}
+
+func (r *Receiver) recordExclusions(ctx context.Context, b *Batch) {
+	if len(b.Exclusions) == 0 {
+		return
+	}
+	r.stats.Excluded.Add(int64(len(b.Exclusions)))
+	byReason := map[string]int{}
+	for _, e := range b.Exclusions {
+		byReason[e.Reason]++
+	}
+	r.cfg.Logger.InfoContext(ctx, "push members excluded", "integration", b.Integration, "segment", b.Segment(),
+		"excluded", len(b.Exclusions), "by_reason", byReason, "first", firstExclusions(b.Exclusions, 5))
+}
+
+func firstExclusions(es []source.Exclusion, n int) []source.Exclusion { return es[:min(n, len(es))] }
+
+// errorBody is the JSON of every refusal.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (r *Receiver) refuse(w http.ResponseWriter, status int, code, msg, field string) {
+	r.stats.Refused.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Code: code, Message: msg, Field: field}) // the client went away: nothing to do
+}
+
+func (r *Receiver) busy(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(r.cfg.RetryAfter/time.Second)))
+	r.refuse(w, http.StatusTooManyRequests, "rate_limited", msg, "")
+}
+
+func (r *Receiver) tooLarge(w http.ResponseWriter) {
+	r.refuse(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", r.cfg.MaxBodyBytes), "body")
+}
+
+// failed answers an error of the receiver's own dependencies: transient
+// ones (Kafka, Redis, a cancelled request) 429 so the partner retries,
+// permanent ones 500.
+func (r *Receiver) failed(ctx context.Context, w http.ResponseWriter, what string, err error) {
+	r.cfg.Logger.WarnContext(ctx, "push not applied", "op", what, "error", err)
+	if retry.IsPermanent(err) {
+		r.refuse(w, http.StatusInternalServerError, "internal", what+": failed", "")
+		return
+	}
+	r.busy(w, what+": temporarily unavailable; retry later")
+}
+
+// jsonContent accepts application/json and any +json type, with
+// parameters (charset).
+func jsonContent(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// bearer is the token of an Authorization header: LaunchDarkly's partners
+// send the token alone; "Bearer <token>" is accepted too.
+func bearer(h string) string {
+	h = strings.TrimSpace(h)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		h = strings.TrimSpace(h[7:])
+	}
+	return h
+}
+
+func digestHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
