@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cohortsync/cohortsync/consumer"
@@ -129,7 +128,7 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc
 	cfg.Logger, cfg.TracerProvider, cfg.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
 	// go-redis logs every failed dial itself; the consumer already logs the
 	// error it acts on, so keep go-redis's detail at debug level.
-	redis.SetLogger(redisLogger{b.log})
+	setRedisLogger(redisLogger{b.log})
 	rdb, err := redisx.Open(rc)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ func LoadMappings(path string) (*catalog.Catalog, error) {
 func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.Store) error) error {
 	// go-redis logs every failed dial itself; the command reports the
 	// error it ends with, once.
-	redis.SetLogger(quietRedis{})
+	setRedisLogger(quietRedis{})
 	return withRedis(rc, func(rdb redis.UniversalClient) error {
 		s, err := catalogstore.New(rdb, sc)
 		if err != nil {

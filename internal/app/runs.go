@@ -101,7 +101,7 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 			err = errors.Join(err, b.down.run())
 		}
 	}()
-	redis.SetLogger(redisLogger{b.log})
+	setRedisLogger(redisLogger{b.log})
 	if r.control, err = redisx.Open(rc); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/receiver"
 	"github.com/cohortsync/cohortsync/producer/schedule"
 )
 
@@ -35,17 +36,22 @@ import (
 const (
 	PartScheduler = "scheduler"
 	PartConsumer  = "consumer"
+	PartReceiver  = "receiver"
 )
 
 // Parts lists every part serve can run, in the order they start.
-var Parts = []string{PartScheduler, PartConsumer}
+var Parts = []string{PartScheduler, PartConsumer, PartReceiver}
+
+// DefaultParts are the parts serve runs unless told: the receiver, which
+// listens for partners, is asked for.
+var DefaultParts = []string{PartScheduler, PartConsumer}
 
 // DefaultCatalogPoll is ServeConfig.CatalogPoll's default.
 const DefaultCatalogPoll = 5 * time.Second
 
 // ServeConfig is what cohortsync serve runs.
 type ServeConfig struct {
-	// Parts to run, a subset of Parts. Default all.
+	// Parts to run, a subset of Parts. Default DefaultParts.
 	Parts []string
 	// Runs configures the scheduler's mapping runs.
 	Runs mappingrun.Config
@@ -60,6 +66,11 @@ type ServeConfig struct {
 	CatalogPoll time.Duration
 	// HTTPAddr serves /metrics, /healthz and /readyz; "" for none.
 	HTTPAddr string
+	// ReceiverAddr is where the receiver part listens for partner pushes
+	// (host:port); required with that part.
+	ReceiverAddr string
+	// Receiver tunes the receiver part.
+	Receiver receiver.Config
 }
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -80,11 +91,22 @@ func (c ServeConfig) Validate() error {
 	if c.runs(PartConsumer) {
 		errs = append(errs, c.Consumer.Validate())
 	}
+	if c.runs(PartReceiver) {
+		errs = append(errs, c.Receiver.Validate())
+		if c.ReceiverAddr == "" {
+			errs = append(errs, setting.Invalid("receiver-addr", "", "a host:port to listen on, with the receiver part"))
+		} else if httpserver.ValidateAddr(c.ReceiverAddr) != nil {
+			errs = append(errs, setting.Invalid("receiver-addr", c.ReceiverAddr, "host:port (host may be empty)"))
+		}
+	}
 	return errors.Join(append(errs, httpserver.ValidateAddr(c.HTTPAddr))...)
 }
 
 func (c ServeConfig) runs(part string) bool {
-	return len(c.Parts) == 0 || slices.Contains(c.Parts, part)
+	if len(c.Parts) == 0 {
+		return slices.Contains(DefaultParts, part)
+	}
+	return slices.Contains(c.Parts, part)
 }
 
 // Serve runs the parts of cfg in one process until ctx is cancelled (nil)
@@ -124,9 +146,9 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		g.Go(func() error { return sched.Run(gctx) })
 	}
-	if cfg.runs(PartScheduler) && cfg.runs(PartConsumer) {
-		// The scheduler's runs would create the topics at their first
-		// publish; the consumer needs them to start.
+	if cfg.runs(PartConsumer) && (cfg.runs(PartScheduler) || cfg.runs(PartReceiver)) {
+		// The scheduler's runs (or the receiver) would create the topics
+		// at their first publish; the consumer needs them to start.
 		if err := publish.EnsureTopics(ctx, cfg.Runs.Producer.Config, r.kf); err != nil {
 			return err
 		}
@@ -152,6 +174,11 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		g.Go(func() error { return c.Run(gctx) })
 		g.Go(func() error { return rt.follow(gctx) })
+	}
+	if cfg.runs(PartReceiver) {
+		if err := startReceiver(ctx, g, gctx, r, sc, cfg); err != nil {
+			return err
+		}
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))

@@ -28,20 +28,25 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	)
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
-	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.Parts, CatalogPoll: app.DefaultCatalogPoll,
+	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll,
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
 			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stored mappings on their schedules and apply their events to Redis, as one replica",
-		Long: `Runs, in one process, the parts named by --parts (default all):
+		Long: `Runs, in one process, the parts named by --parts (default scheduler,consumer):
 
   scheduler  runs each stored mapping on its schedule (with jitter; after
              downtime a missed schedule runs once), into each of its
              destinations;
   consumer   one member of the Kafka consumer group applying the membership
              events to the stored destinations, following changes of the
-             catalog without a restart.
+             catalog without a restart;
+  receiver   partner pushes (LaunchDarkly's synced-segment API:
+             POST /api/v2/segment-targets/{integrationKey}, and Amplitude
+             cohort webhooks at /api/v2/amplitude-cohort-webhooks/{env}) on
+             --receiver-addr, authorised by each destination's token
+             (cohortsync destinations token NAME).
 
 Replicas pointing at the same control Redis (--redis-*, --control-prefix)
 and Kafka share the work: each scheduled run happens once, a run never
@@ -65,6 +70,9 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	bindProducer(s, &pcfg, "producer-batch-size")
 	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
 	bindHTTP(s, &cfg.HTTPAddr)
+	s.String(&cfg.ReceiverAddr, "receiver-addr", "RECEIVER_ADDR", "host:port the receiver part listens on for partner pushes")
+	s.Int64(&cfg.Receiver.MaxBodyBytes, "receiver-max-body-bytes", "RECEIVER_MAX_BODY_BYTES", "largest push body; larger ones are answered 413 (0: 8 MiB)")
+	s.Int(&cfg.Receiver.MaxInFlight, "receiver-max-in-flight", "RECEIVER_MAX_IN_FLIGHT", "pushes handled at once; more are answered 429 (0: 8)")
 	bindProcess(s, &proc)
 	// Bound with their groups, refused in serve: not in its help.
 	for _, name := range serveRefused {

@@ -115,10 +115,10 @@ func (r *Receiver) Stats() *Stats { return &r.stats }
 
 // Register adds the receiver's routes to mux.
 func (r *Receiver) Register(mux interface {
-	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+	Handle(pattern string, h http.Handler)
 }) {
-	mux.HandleFunc(PathSegmentTargets, r.serveSegmentTargets)
-	mux.HandleFunc(PathAmplitudeHook, r.serveAmplitudeHook)
+	mux.Handle(PathSegmentTargets, http.HandlerFunc(r.serveSegmentTargets))
+	mux.Handle(PathAmplitudeHook, http.HandlerFunc(r.serveAmplitudeHook))
 }
 
 // Handler is a mux with the receiver's routes.

@@ -1,0 +1,202 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/mappingrun"
+)
+
+// TestServeReceiverKeepsMembersExact runs serve's consumer and receiver
+// parts. A CSV mapping run fills a segment; partners push adds and
+// removes to the same segment (with a retried duplicate); the consumer
+// applies them and Redis holds exactly the expected members. A second
+// CSV run then diffs against that truth, not against its own last file:
+// the pushes moved the shared sequence counter, so it rebuilds its
+// snapshot from Redis, and the member set is exactly the new file.
+func TestServeReceiverKeepsMembersExact(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	name := testenv.Name(t)
+	ctx := testenv.Context(t, 3*time.Minute)
+	var raw [12]byte
+	_, _ = rand.Read(raw[:])
+	clientSideID := hex.EncodeToString(raw[:]) // the destination's prefix: the test's own keys
+	cohort := filepath.Join(t.TempDir(), "cohort.csv")
+	writeCSV := func(keys ...string) {
+		if err := os.WriteFile(cohort, []byte("user_id\n"+strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCSV("a", "b", "c")
+	redisURL := testenv.RedisURL(t) // one server: control and destination
+	yaml := fmt.Sprintf(`destinations:
+  - name: production
+    redis: {url: %q}
+    client_side_id: %s
+mappings:
+  - name: churn
+    source: {csv: %q}
+    segment: rudderstack-c1
+    destinations: [production]
+    schedule: daily
+`, redisURL, clientSideID, cohort)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var token strings.Builder
+	if err := DestinationsToken(ctx, rc, sc, "production", &token); err != nil {
+		t.Fatal(err)
+	}
+
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
+	ccfg := consumer.DefaultConfig()
+	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	addr := testenv.ClosedAddr(t)
+	cfg := ServeConfig{
+		Parts:        []string{PartConsumer, PartReceiver},
+		Runs:         mappingrun.Config{Producer: pcfg},
+		Consumer:     ccfg,
+		CatalogPoll:  100 * time.Millisecond,
+		ReceiverAddr: addr,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	noEnv := func(string) (string, bool) { return "", false }
+	kc := kafkax.Config{Brokers: brokers}
+	syncNow := func() {
+		t.Helper()
+		if err := SyncMapping(ctx, proc, noEnv, kc, rc, sc, cfg.Runs, "churn", io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb, err := redisx.Open(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	members := func() []string {
+		var got []string
+		err := segmentstore.Members(ctx, rdb, clientSideID, bigsegments.Ref("rudderstack-c1", 1), func(k string) error {
+			got = append(got, k)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	waitMembers := func(what string, want ...string) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, what, func() bool { return slices.Equal(members(), want) })
+		// Membership as the SDK reads it, too.
+		for _, k := range want {
+			in, _, err := segmentstore.Membership(ctx, rdb, clientSideID, k)
+			if err != nil || !slices.Contains(in, bigsegments.Ref("rudderstack-c1", 1)) {
+				t.Fatalf("%s: %s not included (%v %v)", what, k, in, err)
+			}
+		}
+	}
+
+	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, noEnv, kc, rc, sc, cfg, io.Discard)
+	})
+	defer stop()
+	syncNow()
+	waitMembers("the first CSV run applied", "a", "b", "c")
+
+	push := func(body string) {
+		t.Helper()
+		body = strings.ReplaceAll(body, "ENV", clientSideID)
+		var status int
+		testenv.Eventually(t, 30*time.Second, "the receiver answers", func() bool {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v2/segment-targets/rudderstack", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", strings.TrimSpace(token.String()))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false // not listening yet
+			}
+			_ = resp.Body.Close()
+			status = resp.StatusCode
+			return true
+		})
+		if status != http.StatusNoContent {
+			t.Fatalf("push %s: status %d", body, status)
+		}
+	}
+	batch := `{"environmentId": "ENV", "cohortId": "c1", "listData": {"add": [%s], "remove": [%s]}}`
+	ids := func(keys ...string) string {
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf(`{"id": %q}`, k))
+		}
+		return strings.Join(parts, ", ")
+	}
+	push(fmt.Sprintf(batch, ids("d", "x"), ids("a")))
+	push(fmt.Sprintf(batch, ids(), ids("x")))
+	push(fmt.Sprintf(batch, ids(), ids("x"))) // a partner's retry of the same batch
+	push(fmt.Sprintf(batch, ids("y"), ids()))
+	waitMembers("the pushes applied", "b", "c", "d", "y")
+
+	// The file no longer has c and newly has e: against its own last file
+	// ({a,b,c}) the run would keep d and y.
+	writeCSV("b", "d", "e")
+	syncNow()
+	waitMembers("the second CSV run applied against the pushed truth", "b", "d", "e")
+	stop()
+}
+
+// TestServeConfigReceiver: the receiver part needs its address; the
+// default parts do not include it.
+func TestServeConfigReceiver(t *testing.T) {
+	valid := func() ServeConfig {
+		return ServeConfig{Parts: []string{PartReceiver}, ReceiverAddr: "127.0.0.1:0", Runs: mappingrun.Config{Producer: producer.DefaultConfig()}}
+	}
+	testenv.RunValidate(t, valid, []testenv.ValidateCase[ServeConfig]{
+		{Name: "receiver with address", Change: func(*ServeConfig) {}},
+		{Name: "receiver without address", Change: func(c *ServeConfig) { c.ReceiverAddr = "" },
+			Want: `--receiver-addr="": want a host:port to listen on, with the receiver part`},
+		{Name: "bad address", Change: func(c *ServeConfig) { c.ReceiverAddr = "nocolon" },
+			Want: `--receiver-addr="nocolon": want host:port (host may be empty)`},
+		{Name: "bad receiver setting", Change: func(c *ServeConfig) { c.Receiver.MaxInFlight = -1 },
+			Want: `--receiver-max-in-flight="-1": want an integer between 1 and 1024`},
+		{Name: "unknown part", Change: func(c *ServeConfig) { c.Parts = []string{"receivr"} },
+			Want: `--parts="receivr": want a comma-separated subset of scheduler, consumer, receiver`},
+	})
+	if (ServeConfig{}).runs(PartReceiver) {
+		t.Error("the default parts include the receiver")
+	}
+}
