@@ -176,9 +176,11 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		g.Go(func() error { return rt.follow(gctx) })
 	}
 	if cfg.runs(PartReceiver) {
-		if err := startReceiver(ctx, g, gctx, r, sc, cfg); err != nil {
+		run, err := startReceiver(ctx, r, sc, cfg)
+		if err != nil {
 			return err
 		}
+		g.Go(func() error { return run(gctx) })
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))

@@ -106,7 +106,7 @@ func compile(d Declaration) (*parser, error) {
 		}
 	}
 	if d.Integration == "" {
-		errs = append(errs, errors.New("Integration is required"))
+		errs = append(errs, errors.New("no Integration"))
 	}
 	ptr(&p.env, "EnvironmentPath", d.EnvironmentPath, true)
 	ptr(&p.cohortID, "CohortIDPath", d.CohortIDPath, true)

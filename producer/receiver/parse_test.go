@@ -257,7 +257,7 @@ func TestDeclarationsRefused(t *testing.T) {
 		d    Declaration
 		want string
 	}{
-		{"no integration", Declaration{}, "Integration is required"},
+		{"no integration", Declaration{}, "no Integration"},
 		{"bad pointer", Declaration{Integration: "x", EnvironmentPath: "env", CohortIDPath: "/c", MemberIDPath: "/id", Membership: AddRemoveArrays, AddArrayPath: "/a", RemoveArrayPath: "/r"}, "does not start with /"},
 		{"bad escape", Declaration{Integration: "x", EnvironmentPath: "/e~2", CohortIDPath: "/c", MemberIDPath: "/id", Membership: AddRemoveArrays, AddArrayPath: "/a", RemoveArrayPath: "/r"}, "~ must be followed"},
 		{"bad matcher", Declaration{Integration: "x", EnvironmentPath: "/e", CohortIDPath: "/c", MemberIDPath: "/id", Membership: ArrayInclusion, MemberArrayPath: "/m", ActionPath: "/a", AddMatcher: "("}, "AddMatcher"},

@@ -73,7 +73,7 @@ func (g *gatedStreams) Stream(ctx context.Context, o publish.Origin) (*publish.S
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newFixture(t *testing.T, cfg Config, edit func(*publish.Config)) *fixture {
+func newFixture(t testing.TB, cfg Config, edit func(*publish.Config)) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	rdb := testenv.Redis(t).Client
@@ -135,7 +135,7 @@ type answer struct {
 	body   errorBody
 }
 
-func (f *fixture) post(t *testing.T, path, token, contentType string, body io.Reader) answer {
+func (f *fixture) post(t testing.TB, path, token, contentType string, body io.Reader) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+path, body)
 	if err != nil {
@@ -162,7 +162,7 @@ func (f *fixture) post(t *testing.T, path, token, contentType string, body io.Re
 	return a
 }
 
-func (f *fixture) push(t *testing.T, integration, token, body string) answer {
+func (f *fixture) push(t testing.TB, integration, token, body string) answer {
 	t.Helper()
 	return f.post(t, "/api/v2/segment-targets/"+integration, token, "application/json", strings.NewReader(body))
 }
