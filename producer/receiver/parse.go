@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"time"
@@ -85,7 +84,7 @@ func (ps *Parsers) Parse(integration string, body []byte) (*Batch, error) {
 }
 
 // decode decodes one JSON document, numbers kept as written. The body's
-// size was bounded by the caller; encoding/json bounds the nesting depth.
+// size was bounded by the caller; parseJSON bounds the nesting depth.
 func decode(body []byte) (any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &FieldError{Field: "body", Reason: "empty"}
@@ -95,14 +94,9 @@ func decode(body []byte) (any, error) {
 	if !utf8.Valid(body) {
 		return nil, &FieldError{Field: "body", Reason: "not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
+	doc, err := parseJSON(body)
+	if err != nil {
 		return nil, &FieldError{Field: "body", Reason: "not JSON: " + err.Error()}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &FieldError{Field: "body", Reason: "more than one JSON value"}
 	}
 	return doc, nil
 }

@@ -217,7 +217,7 @@ func TestAnswers(t *testing.T) {
 		{"form content type", "segment-targets/amplitude", prod, "application/x-www-form-urlencoded", amp, 415, "Content-Type"},
 		{"empty body", "segment-targets/amplitude", prod, "application/json", "", 400, "body"},
 		{"invalid UTF-8", "segment-targets/amplitude", prod, "application/json", "{\"environmentId\": \"\xfe\"}", 400, "body"},
-		{"deep nesting", "segment-targets/amplitude", prod, "application/json", strings.Repeat("[", 2000) + strings.Repeat("]", 2000), 400, "/environmentId"},
+		{"deep nesting", "segment-targets/amplitude", prod, "application/json", strings.Repeat("[", 2000) + strings.Repeat("]", 2000), 400, "body"},
 		{"wrong type", "segment-targets/rudderstack", prod, "application/json", `{"environmentId": "` + prodID + `", "cohortId": "c", "listData": {"add": "u1"}}`, 400, "/listData/add"},
 		{"over the size limit", "segment-targets/amplitude", prod, "application/json", big, 413, "body"},
 		{"GET", "segment-targets/amplitude", prod, "application/json", amp, 405, ""},
