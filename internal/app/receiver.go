@@ -42,7 +42,7 @@ func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg Ser
 	if err != nil {
 		return nil, err
 	}
-	srv := httpserver.New(cfg.ReceiverAddr, r.log)
+	srv := httpserver.New(cfg.ReceiverAddr, r.log).Named("receiver-addr")
 	rcv.Register(srv)
 	return srv.Run, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/receiver"
 	"github.com/cohortsync/cohortsync/producer/schedule"
 )
 
@@ -29,6 +30,7 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
 	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll,
+		Receiver: receiver.Config{MaxBodyBytes: receiver.DefaultMaxBodyBytes, MaxInFlight: receiver.DefaultMaxInFlight, Timeout: receiver.DefaultTimeout},
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
 			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
 	cmd := &cobra.Command{
@@ -71,8 +73,9 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
 	bindHTTP(s, &cfg.HTTPAddr)
 	s.String(&cfg.ReceiverAddr, "receiver-addr", "RECEIVER_ADDR", "host:port the receiver part listens on for partner pushes")
-	s.Int64(&cfg.Receiver.MaxBodyBytes, "receiver-max-body-bytes", "RECEIVER_MAX_BODY_BYTES", "largest push body; larger ones are answered 413 (0: 8 MiB)")
-	s.Int(&cfg.Receiver.MaxInFlight, "receiver-max-in-flight", "RECEIVER_MAX_IN_FLIGHT", "pushes handled at once; more are answered 429 (0: 8)")
+	s.Int64(&cfg.Receiver.MaxBodyBytes, "receiver-max-body-bytes", "RECEIVER_MAX_BODY_BYTES", "largest push body in bytes; larger ones are answered 413")
+	s.Duration(&cfg.Receiver.Timeout, "receiver-timeout", "RECEIVER_TIMEOUT", "bound on a push's work after its body is read, Kafka's acknowledgement included; then 429")
+	s.Int(&cfg.Receiver.MaxInFlight, "receiver-max-in-flight", "RECEIVER_MAX_IN_FLIGHT", "pushes handled at once; more are answered 429")
 	bindProcess(s, &proc)
 	// Bound with their groups, refused in serve: not in its help.
 	for _, name := range serveRefused {

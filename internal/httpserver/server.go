@@ -53,9 +53,10 @@ type check struct {
 // Server serves registered handlers and the /healthz and /readyz probes on
 // one address. Register everything before Run.
 type Server struct {
-	addr string
-	log  *slog.Logger
-	mux  *http.ServeMux
+	addr    string
+	setting string // names the address in errors: AddrSetting unless Named
+	log     *slog.Logger
+	mux     *http.ServeMux
 
 	mu        sync.Mutex
 	health    []check
@@ -71,9 +72,17 @@ func New(addr string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{addr: addr, log: log, mux: http.NewServeMux(), listening: make(chan struct{})}
+	s := &Server{addr: addr, setting: AddrSetting, log: log, mux: http.NewServeMux(), listening: make(chan struct{})}
 	s.mux.HandleFunc("GET /healthz", s.probe(func() []check { return s.health }))
 	s.mux.HandleFunc("GET /readyz", s.probe(func() []check { return append(s.health[:len(s.health):len(s.health)], s.ready...) }))
+	return s
+}
+
+// Named makes errors name setting (a flag without its dashes) as where the
+// address came from, for a server on another address than AddrSetting's.
+// Call it before Run.
+func (s *Server) Named(setting string) *Server {
+	s.setting = setting
 	return s
 }
 
@@ -143,7 +152,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ln, err := lc.Listen(ctx, "tcp", s.addr)
 	if err != nil {
 		close(s.listening)
-		return fmt.Errorf("--%s: %w", AddrSetting, err)
+		return fmt.Errorf("--%s: %w", s.setting, err)
 	}
 	s.mu.Lock()
 	s.bound = ln.Addr()
@@ -160,7 +169,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- srv.Serve(ln) }() // owned here: Run waits for it below
 	select {
 	case err := <-errc:
-		return fmt.Errorf("--%s: serve: %w", AddrSetting, err)
+		return fmt.Errorf("--%s: serve: %w", s.setting, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
@@ -169,7 +178,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = srv.Close() // the deadline passed: drop what is left
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("--%s: serve: %w", AddrSetting, err)
+		return fmt.Errorf("--%s: serve: %w", s.setting, err)
 	}
 	return nil
 }

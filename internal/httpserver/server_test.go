@@ -138,6 +138,10 @@ func TestRunNamesTheFlagWhenListenFails(t *testing.T) {
 	default:
 		t.Error("Listening not closed after a failed listen")
 	}
+	named := New(ln.Addr().String(), quiet()).Named("receiver-addr")
+	if err := named.Run(t.Context()); err == nil || !strings.HasPrefix(err.Error(), "--receiver-addr: ") {
+		t.Errorf("Run of a Named server on a taken port = %v, want an error naming --receiver-addr", err)
+	}
 }
 
 // TestShutdownIsBounded: a request that never finishes does not hold Run

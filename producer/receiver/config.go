@@ -21,6 +21,12 @@ type Config struct {
 	MaxInFlight int
 	// RetryAfter is the Retry-After of a 429. Default 1s.
 	RetryAfter time.Duration
+	// Timeout bounds a request's work once its body is read: the control
+	// Redis, the sequence numbers, publishing and Kafka's acknowledgement.
+	// A request that runs out is answered 429 with Retry-After (what it
+	// published stays published; the partner's retry applies the batch
+	// again). Default 30s.
+	Timeout time.Duration
 	// DedupTTL is how long an accepted Amplitude webhook message_id is
 	// remembered, so a redelivery is not applied again. Default 24h.
 	DedupTTL time.Duration
@@ -34,6 +40,7 @@ const (
 	DefaultMaxInFlight  = 8
 	DefaultRetryAfter   = time.Second
 	DefaultDedupTTL     = 24 * time.Hour
+	DefaultTimeout      = 30 * time.Second
 )
 
 // Validate reports every invalid setting as a *setting.Error; zero values
@@ -48,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryAfter < 0 || (c.RetryAfter > 0 && c.RetryAfter < time.Second) {
 		errs = append(errs, setting.Invalid("receiver-retry-after", c.RetryAfter, "a duration of at least 1s (Retry-After counts seconds)"))
+	}
+	if c.Timeout < 0 || (c.Timeout > 0 && c.Timeout < time.Second) {
+		errs = append(errs, setting.Invalid("receiver-timeout", c.Timeout, "a duration of at least 1s"))
 	}
 	if c.DedupTTL < 0 {
 		errs = append(errs, setting.Invalid("receiver-dedup-ttl", c.DedupTTL, "a positive duration"))
@@ -64,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
 	}
 	if c.DedupTTL == 0 {
 		c.DedupTTL = DefaultDedupTTL

@@ -192,7 +192,8 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		r.refuse(w, http.StatusBadRequest, "invalid_request", err.Error(), "body")
 		return
 	}
-	ctx := req.Context()
+	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.Timeout)
+	defer cancel()
 	owner, err := r.cat.TokenOwner(ctx, token)
 	if err != nil {
 		r.failed(ctx, w, "check the token", err)

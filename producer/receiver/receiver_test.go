@@ -405,7 +405,9 @@ func TestSaturated(t *testing.T) {
 // TestKafkaDown: a push Kafka cannot take is answered 429 with
 // Retry-After, never 204 and never a 5xx.
 func TestKafkaDown(t *testing.T) {
-	f := newFixture(t, Config{}, func(c *publish.Config) { c.RetryMaxElapsed, c.WriteTimeout = time.Second, time.Second })
+	// The publisher would retry for 20s: the receiver's Timeout answers
+	// first.
+	f := newFixture(t, Config{Timeout: time.Second}, func(c *publish.Config) { c.WriteTimeout = time.Second })
 	// newFixture's publisher would reach the test's brokers: point a
 	// receiver at a closed port instead.
 	kf := kafkaxtest.Factory(t, testenv.ClosedAddr(t))
@@ -416,7 +418,11 @@ func TestKafkaDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = pub.Close() })
 	f.streams.Streams = pub
+	start := time.Now()
 	a := f.push(t, "fulcrum", f.tokens["production"], request(t, "requests/fulcrum.json"))
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("answered after %v: the Timeout did not bound the request", took)
+	}
 	if a.status != 429 || a.header.Get("Retry-After") == "" {
 		t.Errorf("status %d Retry-After %q %+v, want 429 with Retry-After", a.status, a.header.Get("Retry-After"), a.body)
 	}
