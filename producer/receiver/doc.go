@@ -39,6 +39,15 @@
 //     keeps, per membership, the event with the highest number. So a later
 //     push, pull or CSV run of the segment always orders after an earlier
 //     one, whichever replica took it.
+//   - Where the partner says when it computed a batch (Amplitude's cohort
+//     webhooks: computed_time), the rule is per key, last computed wins:
+//     the receiver records in the control Redis, per segment and key, the
+//     computed_time of the last change it accepted (for DedupTTL after the
+//     segment's last webhook), and drops a change whose key a batch
+//     computed later already changed. So an enter and an exit delivered in
+//     the wrong order end as the exit. Two deliveries of one key handled
+//     at the same moment by two replicas may still be numbered in arrival
+//     order.
 //   - Duplicates: re-sending a batch publishes the same changes again with
 //     new numbers, which leaves the member set as it was unless an opposite
 //     change of the same key was accepted in between. Amplitude's webhook

@@ -80,6 +80,7 @@ type Stats struct {
 	Excluded atomic.Int64 // members without a usable key
 	Refused  atomic.Int64 // requests answered 4xx or 5xx
 	Dups     atomic.Int64 // webhook deliveries answered 204 as already applied
+	Stale    atomic.Int64 // changes dropped: a batch computed later changed their key already
 }
 
 // Deps are a Receiver's collaborators. Control is the control Redis,
@@ -243,6 +244,16 @@ func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch
 		}
 	}
 	id := snapshot.SegmentID{Env: dest.Environment, Segment: b.Segment(), Generation: 1, ContextKind: b.ContextKind}
+	if !b.Time.IsZero() && r.dedup != nil {
+		dropped, err := r.dropStale(ctx, id, b)
+		if err != nil {
+			return err
+		}
+		r.stats.Stale.Add(int64(dropped))
+		if b.Members() == 0 {
+			return r.remember(ctx, seen)
+		}
+	}
 	n := uint64(b.Members())
 	rng, err := r.seq.Reserve(ctx, id, 1, n)
 	if err != nil {
@@ -260,12 +271,17 @@ func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch
 	}
 	r.stats.Batches.Add(1)
 	r.stats.Members.Add(int64(n))
-	if seen != "" {
-		// Only once acknowledged: a delivery that failed is applied by
-		// its retry.
-		if err := r.dedup.Set(ctx, seen, "1", r.cfg.DedupTTL).Err(); err != nil {
-			r.cfg.Logger.WarnContext(ctx, "remember an applied webhook message_id; a redelivery would apply it again", "error", err)
-		}
+	return r.remember(ctx, seen)
+}
+
+// remember records an applied delivery's message id (seen, "" for none),
+// only once acknowledged: a delivery that failed is applied by its retry.
+func (r *Receiver) remember(ctx context.Context, seen string) error {
+	if seen == "" {
+		return nil
+	}
+	if err := r.dedup.Set(ctx, seen, "1", r.cfg.DedupTTL).Err(); err != nil {
+		r.cfg.Logger.WarnContext(ctx, "remember an applied webhook message_id; a redelivery would apply it again", "error", err)
 	}
 	return nil
 }

@@ -436,3 +436,25 @@ func TestNewRequires(t *testing.T) {
 		t.Errorf("invalid config: %v", err)
 	}
 }
+
+// TestWebhookComputedTimeOrder: an exit computed after an enter, delivered
+// before it, wins for the keys both name; the enter still adds the others.
+func TestWebhookComputedTimeOrder(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	hook := "/api/v2/amplitude-cohort-webhooks/production" // the destination's name works too
+	for _, name := range []string{"webhook-exit.json", "webhook-enter.json"} {
+		if a := f.post(t, hook, f.tokens["production"], "application/json", strings.NewReader(request(t, name))); a.status != 204 {
+			t.Fatalf("%s: status %d %+v", name, a.status, a.body)
+		}
+	}
+	last := map[string]string{}
+	for _, ev := range f.events(t) {
+		last[ev.ContextKey] = ev.Op.String()
+	}
+	if want := map[string]string{"user_one@example.com": "add", "user_two@example.com": "remove"}; fmt.Sprint(last) != fmt.Sprint(want) {
+		t.Errorf("last events %v, want %v", last, want)
+	}
+	if n := f.rcv.Stats().Stale.Load(); n != 1 {
+		t.Errorf("%d stale changes dropped, want 1", n)
+	}
+}
