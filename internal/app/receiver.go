@@ -6,6 +6,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
+	"github.com/cohortsync/cohortsync/internal/metrics"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/producer/receiver"
@@ -15,24 +16,24 @@ import (
 // pushes on cfg.ReceiverAddr, published with their own Publisher (closed
 // with r) and numbered by the same per-segment counters in the control
 // Redis as the mapping runs.
-func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg ServeConfig) (run func(context.Context) error, err error) {
+func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg ServeConfig) (run func(context.Context) error, m metrics.Set, err error) {
 	pcfg := cfg.Runs.Producer.Config
 	pcfg.Logger, pcfg.Propagator = r.log, nil
 	if err := publish.EnsureTopics(ctx, pcfg, r.kf); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pub, err := publish.New(pcfg, r.kf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.down.push(pub.Close)
 	seq, err := segmentlease.NewSeqAllocator(r.control, segmentlease.Config{Prefix: sc.Prefix, Timeout: sc.Timeout})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	parsers, err := receiver.NewParsers(receiver.Builtin()...)
 	if err != nil {
-		return nil, fmt.Errorf("receiver: %w", err)
+		return nil, nil, fmt.Errorf("receiver: %w", err)
 	}
 	rcfg := cfg.Receiver
 	rcfg.Logger = r.log
@@ -40,9 +41,9 @@ func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg Ser
 		Parsers: parsers, Catalog: r.store, Seq: seq, Streams: pub, Control: r.control, Prefix: sc.Prefix,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv := httpserver.New(cfg.ReceiverAddr, r.log).Named("receiver-addr")
 	rcv.Register(srv)
-	return srv.Run, nil
+	return srv.Run, metrics.NewReceiver(rcv.Stats()), nil
 }

@@ -77,8 +77,9 @@ mappings:
 	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
 	ccfg := consumer.DefaultConfig()
 	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	addr := testenv.ClosedAddr(t)
+	addr, httpAddr := testenv.ClosedAddr(t), testenv.ClosedAddr(t)
 	cfg := ServeConfig{
+		HTTPAddr:     httpAddr,
 		Parts:        []string{PartConsumer, PartReceiver},
 		Runs:         mappingrun.Config{Producer: pcfg},
 		Consumer:     ccfg,
@@ -134,7 +135,7 @@ mappings:
 	syncNow()
 	waitMembers("the first CSV run applied", "a", "b", "c")
 
-	push := func(body string) {
+	post := func(body, tok string) int {
 		t.Helper()
 		body = strings.ReplaceAll(body, "ENV", clientSideID)
 		var status int
@@ -144,7 +145,7 @@ mappings:
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", strings.TrimSpace(token.String()))
+			req.Header.Set("Authorization", tok)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return false // not listening yet
@@ -153,7 +154,11 @@ mappings:
 			status = resp.StatusCode
 			return true
 		})
-		if status != http.StatusNoContent {
+		return status
+	}
+	push := func(body string) {
+		t.Helper()
+		if status := post(body, strings.TrimSpace(token.String())); status != http.StatusNoContent {
 			t.Fatalf("push %s: status %d", body, status)
 		}
 	}
@@ -170,6 +175,20 @@ mappings:
 	push(fmt.Sprintf(batch, ids(), ids("x"))) // a partner's retry of the same batch
 	push(fmt.Sprintf(batch, ids("y"), ids()))
 	waitMembers("the pushes applied", "b", "c", "d", "y")
+	if status := post(fmt.Sprintf(batch, ids("z"), ids()), "cst_wrong"); status != http.StatusUnauthorized {
+		t.Fatalf("a wrong token: status %d", status)
+	}
+	// The receiver's counters on serve's /metrics, beside the consumer's.
+	for _, w := range []string{
+		"cohortsync_receiver_batches_total 4\n",
+		"cohortsync_receiver_members_total 6\n",
+		`cohortsync_receiver_refused_total{status="401"} 1` + "\n",
+		"cohortsync_consumer_unrouted_total 0\n",
+	} {
+		if m := get(t, "http://"+httpAddr+"/metrics"); !strings.Contains(m, w) {
+			t.Errorf("/metrics lacks %q:\n%s", w, m)
+		}
+	}
 
 	// The file no longer has c and newly has e: against its own last file
 	// ({a,b,c}) the run would keep d and y.

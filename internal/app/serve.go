@@ -176,10 +176,11 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		g.Go(func() error { return rt.follow(gctx) })
 	}
 	if cfg.runs(PartReceiver) {
-		run, err := startReceiver(ctx, r, sc, cfg)
+		run, m, err := startReceiver(ctx, r, sc, cfg)
 		if err != nil {
 			return err
 		}
+		sets = append(sets, m)
 		g.Go(func() error { return run(gctx) })
 	}
 	if srv != nil {

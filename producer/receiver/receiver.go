@@ -79,6 +79,7 @@ type Stats struct {
 	Members  atomic.Int64 // changes published and acknowledged
 	Excluded atomic.Int64 // members without a usable key
 	Refused  atomic.Int64 // requests answered 4xx or 5xx
+	byStatus [600]atomic.Int64
 	Dups     atomic.Int64 // webhook deliveries answered 204 as already applied
 	Stale    atomic.Int64 // changes dropped: a batch computed later changed their key already
 }
@@ -109,6 +110,17 @@ func New(cfg Config, d Deps) (*Receiver, error) {
 		cfg: cfg, parsers: d.Parsers, cat: d.Catalog, seq: d.Seq, streams: d.Streams,
 		dedup: d.Control, prefix: d.Prefix, slots: make(chan struct{}, cfg.MaxInFlight),
 	}, nil
+}
+
+// Refusals returns the number of refused requests by HTTP status.
+func (s *Stats) Refusals() map[int]int64 {
+	out := map[int]int64{}
+	for code := range s.byStatus {
+		if n := s.byStatus[code].Load(); n > 0 {
+			out[code] = n
+		}
+	}
+	return out
 }
 
 // Stats returns the receiver's counters.
@@ -381,6 +393,9 @@ type errorBody struct {
 
 func (r *Receiver) refuse(w http.ResponseWriter, status int, code, msg, field string) {
 	r.stats.Refused.Add(1)
+	if status > 0 && status < len(r.stats.byStatus) {
+		r.stats.byStatus[status].Add(1)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(errorBody{Code: code, Message: msg, Field: field}) // the client went away: nothing to do
