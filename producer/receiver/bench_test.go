@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -131,4 +132,24 @@ func BenchmarkReceiver(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "members/s")
 	})
+}
+
+// TestParseMemoryBounded: parsing a batch allocates a bounded multiple of
+// its body, so MaxBodyBytes × MaxInFlight bounds the receiver's memory.
+func TestParseMemoryBounded(t *testing.T) {
+	ps := builtin(t)
+	body := benchBody(0)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b, err := ps.Parse("amplitude", body)
+	runtime.ReadMemStats(&after)
+	if err != nil || b.Members() != benchBatch {
+		t.Fatalf("parse: %v, %d members", err, b.Members())
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8*uint64(len(body)) {
+		t.Errorf("parsing %d bytes allocated %d (%.1f×), want at most 8×", len(body), alloc, float64(alloc)/float64(len(body)))
+	} else {
+		t.Logf("parsing %d bytes allocated %d (%.1f×)", len(body), alloc, float64(alloc)/float64(len(body)))
+	}
 }
