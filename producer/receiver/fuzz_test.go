@@ -80,3 +80,36 @@ func FuzzAmplitudeWebhook(f *testing.F) {
 		checkBatch(t, body, b, err)
 	})
 }
+
+// fuzzIntegration fuzzes one partner's parser, seeded with its own
+// request bodies first.
+func fuzzIntegration(f *testing.F, integration string) {
+	own, _ := filepath.Glob(filepath.Join("testdata", "requests", integration+"*.json"))
+	if len(own) == 0 {
+		f.Fatalf("no request body of %s in testdata/requests", integration)
+	}
+	for _, p := range own {
+		body, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
+	seeds(f)
+	ps := builtin(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := ps.Parse(integration, body)
+		checkBatch(t, body, b, err)
+	})
+}
+
+func FuzzAmplitude(f *testing.F)   { fuzzIntegration(f, "amplitude") }
+func FuzzSegment(f *testing.F)     { fuzzIntegration(f, "segment") }
+func FuzzCensus(f *testing.F)      { fuzzIntegration(f, "census") }
+func FuzzRudderStack(f *testing.F) { fuzzIntegration(f, "rudderstack") }
+func FuzzHeap(f *testing.F)        { fuzzIntegration(f, "heap") }
+func FuzzHightouch(f *testing.F)   { fuzzIntegration(f, "hightouch") }
+func FuzzFulcrum(f *testing.F)     { fuzzIntegration(f, "fulcrum") }
+func FuzzSumatra(f *testing.F)     { fuzzIntegration(f, "sumatra") }
+func FuzzTealium(f *testing.F)     { fuzzIntegration(f, "tealium") }
+func FuzzZeotap(f *testing.F)      { fuzzIntegration(f, "zeotap") }
