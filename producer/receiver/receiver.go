@@ -174,15 +174,15 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		r.refuse(w, http.StatusUnauthorized, "unauthorized", "missing Authorization token", "Authorization")
 		return
 	}
+	if req.ContentLength > r.cfg.MaxBodyBytes {
+		r.tooLarge(w)
+		return
+	}
 	select {
 	case r.slots <- struct{}{}:
 		defer func() { <-r.slots }()
 	default:
 		r.busy(w, fmt.Sprintf("%d requests in flight; retry later", r.cfg.MaxInFlight))
-		return
-	}
-	if req.ContentLength > r.cfg.MaxBodyBytes {
-		r.tooLarge(w)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
