@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,6 @@ import (
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/internal/setting"
-	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -805,10 +805,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		evItem = append(evItem, it)
 	}
 
-	var (
-		failures []segmentstore.Failure
-		unknown  []int
-	)
+	var res0 applied
 	refreshed := false
 	err := c.retry(ctx, "apply batch to redis", func() error {
 		for {
@@ -818,9 +815,16 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 			// that table until its writes have returned (see RouteTable).
 			s := c.routes.acquire()
 			var err error
-			failures, unknown, err = c.applier.apply(bctx, s, evs)
+			res0, err = c.applier.apply(bctx, s, evs, c.routes.setAsideAfter)
 			c.routes.release(s)
-			if err != nil || len(unknown) == 0 || refreshed {
+			if err == nil && len(res0.setAside) > 0 {
+				// Recorded before the offsets move past the events, or
+				// the batch retries: their repair depends on it.
+				if err := c.routes.setAside(bctx, res0.setAsideNames); err != nil {
+					return fmt.Errorf("record destinations set aside (%s): %w", strings.Join(res0.setAsideNames, ", "), err)
+				}
+			}
+			if err != nil || len(res0.unknown) == 0 || refreshed {
 				return err
 			}
 			// An environment without a route may be a destination added
@@ -838,6 +842,15 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	})
 	if err != nil {
 		return res, err
+	}
+	failures, unknown := res0.failures, res0.unknown
+	for _, i := range res0.setAside {
+		it := evItem[i]
+		dead = append(dead, deadLetter(&it.msg, ReasonDestinationUnavailable, fmt.Errorf("destination of environment %q unavailable", it.ev.Env)))
+	}
+	if len(res0.setAside) > 0 {
+		c.stats.setAside.Add(int64(len(res0.setAside)))
+		c.log.Warn("events of unavailable destinations set aside", "count", len(res0.setAside), "destinations", res0.setAsideNames)
 	}
 	for _, i := range unknown {
 		it := evItem[i]
@@ -890,7 +903,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		return res, err
 	}
 
-	res.applied, res.deadLettered = len(evs)-len(failures)-len(unknown), len(dead)
+	res.applied, res.deadLettered = len(evs)-len(failures)-len(unknown)-len(res0.setAside), len(dead)
 	c.stats.applied.Add(int64(res.applied))
 	c.stats.deadLettered.Add(int64(res.deadLettered))
 	c.stats.batches.Add(1)

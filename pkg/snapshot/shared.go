@@ -39,6 +39,14 @@ func WithSharedState(seq SharedSeq, r Rebuilder) Option {
 	return func(o *options) { o.seq, o.shared, o.rebuilder = seq, seq, r }
 }
 
+// WithRebuild makes the next Sync rebuild the committed snapshot from the
+// Rebuilder (WithSharedState) even if the local state looks current, for
+// reason: the destination is known to have missed events (a consumer set
+// them aside while it was down), so only what it holds is the truth.
+func WithRebuild(reason string) Option {
+	return func(o *options) { o.rebuildReason = reason }
+}
+
 // RebuildResult says why and how Sync rebuilt the committed snapshot.
 type RebuildResult struct {
 	// Reason says what the local state lacked.
@@ -84,6 +92,8 @@ func (s *Store) reconcile(ctx context.Context, chunkBytes int64) (*RebuildResult
 	local := s.localHigh()
 	var reason string
 	switch {
+	case s.rebuildReason != "":
+		reason = s.rebuildReason
 	case high == local && applied <= high:
 		return nil, nil
 	case local == 0:

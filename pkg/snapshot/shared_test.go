@@ -234,3 +234,26 @@ func TestLostLeaseStopsTheRun(t *testing.T) {
 		t.Fatalf("%d sends, committed %q; want the run stopped at its second send, nothing committed", pub.sends, s.CommittedRun())
 	}
 }
+
+// TestWithRebuildReadsTheDestinationBack: a destination known to have
+// missed events (set aside while it was down) is read back even though
+// the local state is current, and the run repairs it.
+func TestWithRebuildReadsTheDestinationBack(t *testing.T) {
+	w := &sharedWorld{}
+	dir := t.TempDir()
+	syncShared(t, w, dir, "r0", []string{"a", "b", "c"}, noCrash)
+	// The destination lost c's add and never saw d's: what it holds.
+	kept := w.log[:0:0]
+	for _, e := range w.log {
+		if e.key != "c" {
+			kept = append(kept, e)
+		}
+	}
+	w.log = kept
+	res, crashed := syncRunWith(t, dir, "r1", []string{"a", "b", "c"}, &w.log, noCrash, nil,
+		WithSharedState(w, w), WithRebuild("events were set aside"))
+	if crashed || res.Rebuilt == nil || res.Rebuilt.Reason != "events were set aside" || res.Phase.Added != 1 {
+		t.Fatalf("rebuilt %+v, added %d; want a rebuild for the reason given and c added again", res.Rebuilt, res.Phase.Added)
+	}
+	checkFinal(t, dir, w.log, []string{"a", "b", "c"}, "r1")
+}
