@@ -161,7 +161,12 @@ func TestServeReplicas(t *testing.T) {
     segment: fast
     destinations: [production]
     schedule: one-time
-`, srv.URL+"/slow.csv", fast)
+  - name: broken
+    source: {csv: %q}
+    segment: broken
+    destinations: [production]
+    schedule: one-time
+`, srv.URL+"/slow.csv", fast, filepath.Join(dir, "missing.csv"))
 		if withStaging {
 			s += fmt.Sprintf(`  - name: staged
     source: {csv: %q}
@@ -269,8 +274,20 @@ func TestServeReplicas(t *testing.T) {
 			}
 		}
 	}
-	if len(runs["fast"]) != 1 || len(runs["slow"]) != 1 || runs["slow"][0] == victim {
+	if len(runs["fast"]) != 1 || len(runs["slow"]) != 1 || runs["slow"][0] == victim || len(runs["broken"]) != 0 {
 		t.Fatalf("successful runs by replica %v, want fast and slow once each, slow not by the killed replica %d\n%s", runs, victim, logs())
+	}
+	// The mapping whose source fails is reported, with the cause, and
+	// kept the others from nothing.
+	failed := false
+	for _, r := range replicas {
+		for _, rec := range r.logRecords("schedule: run ended") {
+			msg, _ := rec["err"].(string)
+			failed = failed || rec["mapping"] == "broken" && strings.Contains(msg, "missing.csv: no such file or directory")
+		}
+	}
+	if !failed {
+		t.Fatalf("no replica reported the broken mapping's missing file\n%s", logs())
 	}
 
 	// A destination added while the replicas run is followed without a
