@@ -23,9 +23,12 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
 )
 
 // buildCLI builds the cohortsync binary once for the test.
@@ -79,7 +82,8 @@ func (r *replica) logRecords(msg string) []map[string]any {
 }
 
 // TestServeReplicas is issue 7's acceptance test of serve with replicas:
-// three cohortsync serve processes share one Redis and one Kafka. Each
+// three cohortsync serve processes (and a fourth running the consumer)
+// share one Redis and one Kafka. Each
 // scheduled run happens once; the replica running the slow mapping is
 // killed with SIGKILL mid-run, and another replica takes the run over once
 // its claim and lease expire; a destination added to the catalog while
@@ -193,9 +197,27 @@ func TestServeReplicas(t *testing.T) {
 	}
 	apply(catalogFile(false))
 
+	// Three scheduler replicas, and the consumer in a fourth process that
+	// is never killed: a consumer group member killed with SIGKILL holds
+	// its partitions for the group's session timeout (30s), which the
+	// consumer's own tests cover; here it would only slow the test down.
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.TopicPartitions = name, 3
+	kf, err := kafkax.New(kafkax.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
+		t.Fatal(err)
+	}
 	var replicas []*replica
-	for i := range 3 {
-		cmd := exec.Command(bin, "serve", "--group-id", name, "--topic-partitions", "3",
+	for i := range 4 {
+		parts := "scheduler"
+		if i == 3 {
+			parts = "consumer"
+		}
+		cmd := exec.Command(bin, "serve", "--parts", parts, "--group-id", name, "--topic-partitions", "3",
 			"--schedule-tick", "100ms", "--schedule-max-jitter", "0", "--schedule-claim-ttl", "2s", "--lease-ttl", "2s",
 			"--sync-interval", "200ms", "--catalog-poll", "200ms", "--rebuild-wait", "30s")
 		cmd.Env = append(slices.Clone(env), "PRODUCER_STATE_DIR="+filepath.Join(dir, "state-"+strconv.Itoa(i)))
