@@ -50,6 +50,8 @@ type Consumer struct {
 	// Owned by the apply loop.
 	seen map[int]int64 // per partition, the highest offset taken into a batch this generation
 
+	deadLog logLimit // the dead-letter log's rate limit (apply loop only)
+
 	// Per generation: messages fetched, and messages of batches the apply
 	// loop started. Their difference when the generation ends is what it
 	// dropped for the partitions' next owners to read again.
@@ -795,10 +797,17 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 
 	evs := make([]*schema.Event, 0, len(live))
 	evItem := make([]*item, 0, len(live))
-	var dead []kafka.Message
+	var (
+		dead     []kafka.Message
+		deadInfo []deadLettered
+	)
+	addDead := func(it *item, reason string, cause error) {
+		dead = append(dead, deadLetter(&it.msg, reason, cause))
+		deadInfo = append(deadInfo, deadLettered{partition: it.msg.Partition, offset: it.msg.Offset, reason: reason, err: cause})
+	}
 	for _, it := range live {
 		if it.err != nil {
-			dead = append(dead, deadLetter(&it.msg, decodeReason(it.err), it.err))
+			addDead(it, decodeReason(it.err), it.err)
 			continue
 		}
 		evs = append(evs, &it.ev)
@@ -846,7 +855,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	failures, unknown := res0.failures, res0.unknown
 	for _, i := range res0.setAside {
 		it := evItem[i]
-		dead = append(dead, deadLetter(&it.msg, ReasonDestinationUnavailable, fmt.Errorf("destination of environment %q unavailable", it.ev.Env)))
+		addDead(it, ReasonDestinationUnavailable, fmt.Errorf("destination of environment %q unavailable", it.ev.Env))
 	}
 	if len(res0.setAside) > 0 {
 		c.stats.setAside.Add(int64(len(res0.setAside)))
@@ -854,16 +863,12 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	}
 	for _, i := range unknown {
 		it := evItem[i]
-		dead = append(dead, deadLetter(&it.msg, ReasonUnknownEnvironment, fmt.Errorf("environment %q has no destination", it.ev.Env)))
+		addDead(it, ReasonUnknownEnvironment, fmt.Errorf("environment %q has no destination", it.ev.Env))
 	}
-	if len(unknown) > 0 {
-		c.stats.unrouted.Add(int64(len(unknown)))
-		c.log.Warn("events of environments without a destination dead-lettered", "count", len(unknown), "first_env", evItem[unknown[0]].ev.Env)
-	}
+	c.stats.unrouted.Add(int64(len(unknown)))
 	for _, f := range failures {
 		it := evItem[f.Index]
-		c.log.Warn("event rejected by redis, dead-lettering", "partition", it.msg.Partition, "offset", it.msg.Offset, "err", f.Err)
-		dead = append(dead, deadLetter(&it.msg, f.Reason, f.Err))
+		addDead(it, f.Reason, f.Err)
 	}
 
 	if len(dead) > 0 {
@@ -876,6 +881,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		if err != nil {
 			return res, err
 		}
+		c.logDeadLetters(deadInfo)
 	}
 
 	// Per partition, the offset after the batch's last message: the next
@@ -911,7 +917,8 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	c.stats.lastApplied.Store(now.UnixNano())
 	c.fresh.Committed(int64(len(live)))
 	if c.observer != nil {
-		c.observer.BatchCommitted(BatchReport{Messages: len(live), Took: now.Sub(began), OldestProduced: oldest, Committed: now})
+		c.observer.BatchCommitted(BatchReport{Messages: len(live), Took: now.Sub(began), OldestProduced: oldest, Committed: now,
+			DeadLettered: deadByReason(deadInfo)})
 	}
 	return res, nil
 }
