@@ -378,7 +378,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 // the topics exist. Transient failures are retried within RetryTimeout;
 // errors name the setting to fix.
 func (c *Consumer) preflight(ctx context.Context) error {
-	err := c.retry(ctx, "redis: ping", func() error {
+	err := c.retryFor(ctx, c.cfg.StartupTimeout, "redis: ping", func() error {
 		// Each attempt pings the current table's clients: a destination
 		// fixed by a new table meanwhile counts.
 		s := c.routes.acquire()
@@ -392,7 +392,7 @@ func (c *Consumer) preflight(ctx context.Context) error {
 		return err
 	}
 	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
-		err := c.retry(ctx, "kafka metadata", func() error {
+		err := c.retryFor(ctx, c.cfg.StartupTimeout, "kafka metadata", func() error {
 			_, err := freshness.Partitions(ctx, c.kc, t.topic)
 			if errors.Is(err, freshness.ErrTopicMissing) {
 				return retry.Permanent(err)
@@ -936,7 +936,12 @@ func decodeReason(err error) string {
 // short (20ms): a batch waiting on a blip of Redis holds up the whole
 // pipeline.
 func (c *Consumer) retry(ctx context.Context, what string, op func() error) error {
-	p := retry.Policy{Initial: 20 * time.Millisecond, Max: 5 * time.Second, Timeout: c.cfg.RetryTimeout}
+	return c.retryFor(ctx, c.cfg.RetryTimeout, what, op)
+}
+
+// retryFor is retry bounded by timeout.
+func (c *Consumer) retryFor(ctx context.Context, timeout time.Duration, what string, op func() error) error {
+	p := retry.Policy{Initial: 20 * time.Millisecond, Max: 5 * time.Second, Timeout: timeout}
 	return retry.Do(ctx, p, what, op, func(err error, d time.Duration) {
 		c.stats.retries.Add(1)
 		c.log.Warn("transient error, retrying", "op", what, "err", err, "backoff", d)
