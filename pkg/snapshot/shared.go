@@ -96,12 +96,14 @@ func (s *Store) reconcile(ctx context.Context, chunkBytes int64) (*RebuildResult
 		reason = s.rebuildReason
 	case high == local && applied <= high:
 		return nil, nil
+	case applied > high:
+		// The counter was lost (a new control Redis) while the
+		// destination kept its data: number above what it applied.
+		reason = fmt.Sprintf("the destination applied sequence %d, beyond the shared counter %d", applied, high)
 	case local == 0:
 		reason = fmt.Sprintf("no local state (the shared counter is at %d)", high)
 	case high > local:
 		reason = fmt.Sprintf("local state ends at sequence %d, the shared counter at %d (another replica synced since)", local, high)
-	case applied > high:
-		reason = fmt.Sprintf("the destination applied sequence %d, beyond the shared counter %d", applied, high)
 	default:
 		reason = fmt.Sprintf("local state ends at sequence %d, beyond the shared counter %d", local, high)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -256,4 +257,21 @@ func TestWithRebuildReadsTheDestinationBack(t *testing.T) {
 		t.Fatalf("rebuilt %+v, added %d; want a rebuild for the reason given and c added again", res.Rebuilt, res.Phase.Added)
 	}
 	checkFinal(t, dir, w.log, []string{"a", "b", "c"}, "r1")
+}
+
+// TestLostCounterNumbersAboveWhatWasApplied: a control Redis replaced by an
+// empty one (the shared counter lost) while the destination kept its data
+// is rebuilt, and the run numbers its events above what was applied.
+func TestLostCounterNumbersAboveWhatWasApplied(t *testing.T) {
+	w := &sharedWorld{}
+	syncShared(t, w, t.TempDir(), "r0", []string{"a", "b"}, noCrash)
+	applied, _ := w.LastSeq(context.Background(), testID)
+	w.high = 0 // the new control Redis
+	res, _ := syncShared(t, w, t.TempDir(), "r1", []string{"b", "c"}, noCrash)
+	if res.Rebuilt == nil || !strings.Contains(res.Rebuilt.Reason, "beyond the shared counter 0") || res.Phase.FirstSeq <= applied {
+		t.Fatalf("rebuilt %+v, first seq %d; want a rebuild for the lost counter and numbers above %d", res.Rebuilt, res.Phase.FirstSeq, applied)
+	}
+	if got := membership(w.log); !maps.Equal(got, setOf([]string{"b", "c"})) {
+		t.Fatalf("membership %v, want b and c", got)
+	}
 }
