@@ -29,6 +29,7 @@ type applier struct {
 // clientBatch is one client's part of a batch, and the Writer (with its
 // reused buffers) that writes it.
 type clientBatch struct {
+	client  redis.UniversalClient
 	w       *segmentstore.Writer
 	names   []string // the routes it serves, for errors
 	changes []segmentstore.Change
@@ -37,26 +38,47 @@ type clientBatch struct {
 
 	failures []segmentstore.Failure
 	err      error
+	skipped  bool // set aside in this attempt
+
+	// Set-aside state of the destination, across batches.
+	failingSince time.Time // first failure of the current streak; zero when writing
+	unavailable  bool      // set aside until a probe answers
+	nextProbe    time.Time
+	lastErr      error // why it is unavailable
 }
 
 func newApplier(now func() time.Time) *applier {
 	return &applier{now: now, clients: map[redis.UniversalClient]*clientBatch{}}
 }
 
+// applied is what one attempt of apply did besides writing.
+type applied struct {
+	// failures are the events Redis rejected permanently (Failure.Index
+	// indexes evs), sorted.
+	failures []segmentstore.Failure
+	// unknown are the indexes of the events whose environment has no
+	// route.
+	unknown []int
+	// setAside are the indexes of the events of destinations set aside
+	// (RouteTableOptions.SetAside), and setAsideNames those destinations.
+	setAside      []int
+	setAsideNames []string
+}
+
 // apply runs one attempt at writing evs, each through its environment's
-// route in s. It returns the events Redis rejected permanently
-// (Failure.Index indexes evs), the indexes of the events whose environment
-// has no route, or an error that is transient (retry the batch) or marked
-// retry.Permanent (retrying cannot help: stop). An error names the
+// route in s, or returns an error that is transient (retry the batch) or
+// marked retry.Permanent (retrying cannot help: stop). An error names the
 // destinations that failed; the other destinations' writes have been made,
-// and are made again by the retry (they are idempotent).
-func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event) (failures []segmentstore.Failure, unknown []int, err error) {
+// and are made again by the retry (they are idempotent). With set-aside on
+// (RouteTable.setAsideAfter), a destination failing for that long, or with
+// an error retrying cannot fix, is set aside instead of failing the batch.
+func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event, setAsideAfter time.Duration) (res applied, err error) {
 	a.prune(s)
 	a.active = a.active[:0]
 	for i, ev := range evs {
 		r, ok := s.lookup(ev.Env)
 		if !ok {
-			unknown = append(unknown, i)
+			res.unknown = append(res.unknown, i)
 			continue
 		}
 		cb := a.batchOf(s, r.Client)
@@ -77,7 +99,14 @@ func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event) (
 			cb.inUse = false
 		}
 	}()
-	run := func(cb *clientBatch) { cb.failures, cb.err = cb.w.Apply(ctx, cb.changes) }
+	run := func(cb *clientBatch) {
+		cb.failures, cb.err, cb.skipped = nil, nil, false
+		if setAsideAfter > 0 && cb.unavailable && !cb.probe(ctx, setAsideAfter) {
+			cb.skipped = true
+			return
+		}
+		cb.failures, cb.err = cb.w.Apply(ctx, cb.changes)
+	}
 	if len(a.active) == 1 {
 		run(a.active[0])
 	} else {
@@ -92,24 +121,64 @@ func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event) (
 		fatal bool
 	)
 	for _, cb := range a.active {
-		if cb.err != nil {
+		if cb.err != nil && ctx.Err() == nil && setAsideAfter > 0 && cb.failedFor(setAsideAfter) {
+			cb.unavailable, cb.nextProbe, cb.lastErr = true, time.Now().Add(setAsideAfter), cb.err
+			cb.skipped, cb.err = true, nil
+		}
+		switch {
+		case cb.skipped:
+			res.setAside = append(res.setAside, cb.idx...)
+			res.setAsideNames = append(res.setAsideNames, cb.names...)
+			continue
+		case cb.err != nil:
 			errs = append(errs, s.named(cb.names, cb.err))
 			fatal = fatal || errors.Is(cb.err, segmentstore.ErrFatal)
 			continue
 		}
+		cb.failingSince = time.Time{}
 		for _, f := range cb.failures {
 			f.Index = cb.idx[f.Index]
-			failures = append(failures, f)
+			res.failures = append(res.failures, f)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		if fatal {
-			return nil, nil, retry.Permanent(err)
+			return applied{}, retry.Permanent(err)
 		}
-		return nil, nil, err
+		return applied{}, err
 	}
-	slices.SortFunc(failures, func(x, y segmentstore.Failure) int { return x.Index - y.Index })
-	return failures, unknown, nil
+	slices.SortFunc(res.failures, func(x, y segmentstore.Failure) int { return x.Index - y.Index })
+	slices.Sort(res.setAside)
+	slices.Sort(res.setAsideNames)
+	return res, nil
+}
+
+// failedFor tells whether cb's destination has now failed for d, or with
+// an error retrying cannot fix; it starts the clock at the first failure.
+func (cb *clientBatch) failedFor(d time.Duration) bool {
+	if errors.Is(cb.err, segmentstore.ErrFatal) {
+		return true
+	}
+	if cb.failingSince.IsZero() {
+		cb.failingSince = time.Now()
+	}
+	return time.Since(cb.failingSince) >= d
+}
+
+// probe tells whether an unavailable destination answers a PING again,
+// trying at most once per every (until then: false at once).
+func (cb *clientBatch) probe(ctx context.Context, every time.Duration) bool {
+	if time.Now().Before(cb.nextProbe) {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, min(every, 5*time.Second))
+	defer cancel()
+	if err := cb.client.Ping(pctx).Err(); err != nil {
+		cb.nextProbe, cb.lastErr = time.Now().Add(every), err
+		return false
+	}
+	cb.unavailable, cb.failingSince = false, time.Time{}
+	return true
 }
 
 // batchOf returns client's part of the batch being built, starting it if
@@ -117,7 +186,7 @@ func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event) (
 func (a *applier) batchOf(s *routeSet, client redis.UniversalClient) *clientBatch {
 	cb := a.clients[client]
 	if cb == nil {
-		cb = &clientBatch{w: segmentstore.NewWriter(client, a.now)}
+		cb = &clientBatch{client: client, w: segmentstore.NewWriter(client, a.now)}
 		a.clients[client] = cb
 	}
 	if !cb.inUse {

@@ -44,8 +44,8 @@ func BenchmarkApply(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				off := (i % 4) * benchBatch
-				if f, u, err := a.apply(ctx, routes, evs[off:off+benchBatch]); err != nil || len(f)+len(u) != 0 {
-					b.Fatal(f, u, err)
+				if r, err := a.apply(ctx, routes, evs[off:off+benchBatch], 0); err != nil || len(r.failures)+len(r.unknown) != 0 {
+					b.Fatal(r, err)
 				}
 			}
 			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")

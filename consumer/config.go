@@ -58,6 +58,11 @@ type Config struct {
 	// broker unavailable); when it passes, Run returns the error with the
 	// batch uncommitted. Default 5m.
 	RetryTimeout time.Duration
+	// StartupTimeout bounds the retries of the checks Run makes before it
+	// joins the group (Redis answers, the topics exist): a wrong address
+	// fails the start within it, with the address and the cause, instead
+	// of retrying for RetryTimeout. Default 15s.
+	StartupTimeout time.Duration
 	// ShutdownTimeout is how long the in-flight batch may take to finish
 	// (apply, dead-letter, commit) after the context is cancelled before it is
 	// abandoned uncommitted. Default 10s.
@@ -83,6 +88,7 @@ const (
 	DefaultFlushInterval   = 20 * time.Millisecond
 	DefaultSyncInterval    = 5 * time.Second
 	DefaultRetryTimeout    = 5 * time.Minute
+	DefaultStartupTimeout  = 15 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 
 	// MaxSyncInterval keeps two refreshes inside the SDKs' default staleAfter
@@ -117,6 +123,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryTimeout == 0 {
 		c.RetryTimeout = DefaultRetryTimeout
+	}
+	if c.StartupTimeout == 0 {
+		c.StartupTimeout = DefaultStartupTimeout
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
@@ -177,6 +186,9 @@ func (c Config) Validate() error {
 	}
 	if c.SyncInterval < time.Millisecond || c.SyncInterval > MaxSyncInterval {
 		bad("sync-interval", c.SyncInterval, "a duration between 1ms and %v (SDKs report STALE after 120s)", MaxSyncInterval)
+	}
+	if c.StartupTimeout < 0 {
+		bad("startup-timeout", c.StartupTimeout, "a positive duration")
 	}
 	if c.RetryTimeout < 0 {
 		bad("retry-timeout", c.RetryTimeout, "a positive duration")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,6 @@ import (
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/internal/setting"
-	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -49,6 +49,8 @@ type Consumer struct {
 
 	// Owned by the apply loop.
 	seen map[int]int64 // per partition, the highest offset taken into a batch this generation
+
+	deadLog logLimit // the dead-letter log's rate limit (apply loop only)
 
 	// Per generation: messages fetched, and messages of batches the apply
 	// loop started. Their difference when the generation ends is what it
@@ -376,7 +378,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 // the topics exist. Transient failures are retried within RetryTimeout;
 // errors name the setting to fix.
 func (c *Consumer) preflight(ctx context.Context) error {
-	err := c.retry(ctx, "redis: ping", func() error {
+	err := c.retryFor(ctx, c.cfg.StartupTimeout, "redis: ping", func() error {
 		// Each attempt pings the current table's clients: a destination
 		// fixed by a new table meanwhile counts.
 		s := c.routes.acquire()
@@ -390,7 +392,7 @@ func (c *Consumer) preflight(ctx context.Context) error {
 		return err
 	}
 	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
-		err := c.retry(ctx, "kafka metadata", func() error {
+		err := c.retryFor(ctx, c.cfg.StartupTimeout, "kafka metadata", func() error {
 			_, err := freshness.Partitions(ctx, c.kc, t.topic)
 			if errors.Is(err, freshness.ErrTopicMissing) {
 				return retry.Permanent(err)
@@ -795,20 +797,24 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 
 	evs := make([]*schema.Event, 0, len(live))
 	evItem := make([]*item, 0, len(live))
-	var dead []kafka.Message
+	var (
+		dead     []kafka.Message
+		deadInfo []deadLettered
+	)
+	addDead := func(it *item, reason string, cause error) {
+		dead = append(dead, deadLetter(&it.msg, reason, cause))
+		deadInfo = append(deadInfo, deadLettered{partition: it.msg.Partition, offset: it.msg.Offset, reason: reason, err: cause})
+	}
 	for _, it := range live {
 		if it.err != nil {
-			dead = append(dead, deadLetter(&it.msg, decodeReason(it.err), it.err))
+			addDead(it, decodeReason(it.err), it.err)
 			continue
 		}
 		evs = append(evs, &it.ev)
 		evItem = append(evItem, it)
 	}
 
-	var (
-		failures []segmentstore.Failure
-		unknown  []int
-	)
+	var res0 applied
 	refreshed := false
 	err := c.retry(ctx, "apply batch to redis", func() error {
 		for {
@@ -818,9 +824,16 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 			// that table until its writes have returned (see RouteTable).
 			s := c.routes.acquire()
 			var err error
-			failures, unknown, err = c.applier.apply(bctx, s, evs)
+			res0, err = c.applier.apply(bctx, s, evs, c.routes.setAsideAfter)
 			c.routes.release(s)
-			if err != nil || len(unknown) == 0 || refreshed {
+			if err == nil && len(res0.setAside) > 0 {
+				// Recorded before the offsets move past the events, or
+				// the batch retries: their repair depends on it.
+				if err := c.routes.setAside(bctx, res0.setAsideNames); err != nil {
+					return fmt.Errorf("record destinations set aside (%s): %w", strings.Join(res0.setAsideNames, ", "), err)
+				}
+			}
+			if err != nil || len(res0.unknown) == 0 || refreshed {
 				return err
 			}
 			// An environment without a route may be a destination added
@@ -839,18 +852,23 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	if err != nil {
 		return res, err
 	}
+	failures, unknown := res0.failures, res0.unknown
+	for _, i := range res0.setAside {
+		it := evItem[i]
+		addDead(it, ReasonDestinationUnavailable, fmt.Errorf("destination of environment %q unavailable", it.ev.Env))
+	}
+	if len(res0.setAside) > 0 {
+		c.stats.setAside.Add(int64(len(res0.setAside)))
+		c.log.Warn("events of unavailable destinations set aside", "count", len(res0.setAside), "destinations", res0.setAsideNames)
+	}
 	for _, i := range unknown {
 		it := evItem[i]
-		dead = append(dead, deadLetter(&it.msg, ReasonUnknownEnvironment, fmt.Errorf("environment %q has no destination", it.ev.Env)))
+		addDead(it, ReasonUnknownEnvironment, fmt.Errorf("environment %q has no destination", it.ev.Env))
 	}
-	if len(unknown) > 0 {
-		c.stats.unrouted.Add(int64(len(unknown)))
-		c.log.Warn("events of environments without a destination dead-lettered", "count", len(unknown), "first_env", evItem[unknown[0]].ev.Env)
-	}
+	c.stats.unrouted.Add(int64(len(unknown)))
 	for _, f := range failures {
 		it := evItem[f.Index]
-		c.log.Warn("event rejected by redis, dead-lettering", "partition", it.msg.Partition, "offset", it.msg.Offset, "err", f.Err)
-		dead = append(dead, deadLetter(&it.msg, f.Reason, f.Err))
+		addDead(it, f.Reason, f.Err)
 	}
 
 	if len(dead) > 0 {
@@ -863,6 +881,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		if err != nil {
 			return res, err
 		}
+		c.logDeadLetters(deadInfo)
 	}
 
 	// Per partition, the offset after the batch's last message: the next
@@ -890,7 +909,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 		return res, err
 	}
 
-	res.applied, res.deadLettered = len(evs)-len(failures)-len(unknown), len(dead)
+	res.applied, res.deadLettered = len(evs)-len(failures)-len(unknown)-len(res0.setAside), len(dead)
 	c.stats.applied.Add(int64(res.applied))
 	c.stats.deadLettered.Add(int64(res.deadLettered))
 	c.stats.batches.Add(1)
@@ -898,7 +917,8 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	c.stats.lastApplied.Store(now.UnixNano())
 	c.fresh.Committed(int64(len(live)))
 	if c.observer != nil {
-		c.observer.BatchCommitted(BatchReport{Messages: len(live), Took: now.Sub(began), OldestProduced: oldest, Committed: now})
+		c.observer.BatchCommitted(BatchReport{Messages: len(live), Took: now.Sub(began), OldestProduced: oldest, Committed: now,
+			DeadLettered: deadByReason(deadInfo)})
 	}
 	return res, nil
 }
@@ -916,7 +936,12 @@ func decodeReason(err error) string {
 // short (20ms): a batch waiting on a blip of Redis holds up the whole
 // pipeline.
 func (c *Consumer) retry(ctx context.Context, what string, op func() error) error {
-	p := retry.Policy{Initial: 20 * time.Millisecond, Max: 5 * time.Second, Timeout: c.cfg.RetryTimeout}
+	return c.retryFor(ctx, c.cfg.RetryTimeout, what, op)
+}
+
+// retryFor is retry bounded by timeout.
+func (c *Consumer) retryFor(ctx context.Context, timeout time.Duration, what string, op func() error) error {
+	p := retry.Policy{Initial: 20 * time.Millisecond, Max: 5 * time.Second, Timeout: timeout}
 	return retry.Do(ctx, p, what, op, func(err error, d time.Duration) {
 		c.stats.retries.Add(1)
 		c.log.Warn("transient error, retrying", "op", what, "err", err, "backoff", d)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -111,4 +112,74 @@ func writeAttempt(ctx context.Context, w messageWriter, pending []kafka.Message)
 		}
 	}
 	return retry, fmt.Errorf("%d of %d dead letters not written: %w", len(retry), len(pending), first)
+}
+
+// deadLettered is what the log says of one dead letter.
+type deadLettered struct {
+	partition int
+	offset    int64
+	reason    string
+	err       error
+}
+
+func deadByReason(ds []deadLettered) map[string]int {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := map[string]int{}
+	for _, d := range ds {
+		out[d.reason]++
+	}
+	return out
+}
+
+// Dead-letter log lines: at most deadLetterLogBurst per deadLetterLogWindow,
+// so that a flood of bad messages is visible without drowning the log;
+// the lines left out are counted in the next one.
+const (
+	deadLetterLogBurst  = 20
+	deadLetterLogWindow = 10 * time.Second
+)
+
+// logLimit is the dead-letter log's rate limit. Only the apply loop uses
+// it.
+type logLimit struct {
+	windowStart time.Time
+	n           int
+	suppressed  int
+}
+
+// allow tells whether a line may be logged now, and how many were left out
+// since the last one that was.
+func (l *logLimit) allow(now time.Time) (bool, int) {
+	if now.Sub(l.windowStart) >= deadLetterLogWindow {
+		l.windowStart, l.n = now, 0
+	}
+	if l.n >= deadLetterLogBurst {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	left := l.suppressed
+	l.suppressed = 0
+	return true, left
+}
+
+// logDeadLetters logs each dead letter written, rate-limited: partition,
+// offset, reason and error, the facts an operator needs to find it in the
+// dead-letter topic.
+func (c *Consumer) logDeadLetters(ds []deadLettered) {
+	now := time.Now()
+	for _, d := range ds {
+		ok, left := c.deadLog.allow(now)
+		if !ok {
+			continue
+		}
+		attrs := []any{"topic", c.cfg.Topic, "partition", d.partition, "offset", d.offset, "reason", d.reason, "err", d.err,
+			"dead_letter_topic", c.cfg.DeadLetterTopic}
+		if left > 0 {
+			attrs = append(attrs, "not_logged_before", left)
+		}
+		c.log.Warn("message dead-lettered", attrs...)
+	}
 }

@@ -1,10 +1,12 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -249,3 +252,70 @@ func TestDeadLetterHeaders(t *testing.T) {
 
 // msg is e.Message() for an rvalue event.
 func msg(e schema.Event) kafka.Message { return e.Message() }
+
+// TestDeadLettersAreLoggedAndCounted pins issue 11's silent dead letters:
+// each dead letter is logged with its partition, offset and reason, and
+// the batch report counts them by reason for the metrics.
+func TestDeadLettersAreLoggedAndCounted(t *testing.T) {
+	var logs bytes.Buffer
+	rt, err := NewRouteTable(map[string]Route{"prod": {Client: testenv.Redis(t).Client, Prefix: testenv.Name(t)}}, RouteTableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &reports{}
+	c, err := NewWithRoutes(Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Observer: obs}, rt, kafkaxtest.Factory(t, "127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []item
+	for i, m := range []kafka.Message{
+		{Value: []byte("{not json")},
+		func() kafka.Message { e := ev("ghost", "seg", 1, "gus", schema.OpAdd, 2); return e.Message() }(),
+		func() kafka.Message { e := ev("prod", "seg", 1, "alice", schema.OpAdd, 3); return e.Message() }(),
+	} {
+		m.Topic, m.Partition, m.Offset = "membership", 1, int64(40+i)
+		it := item{msg: m}
+		it.ev, it.err = schema.Decode(&it.msg)
+		batch = append(batch, it)
+	}
+	ctx := testenv.Context(t, 20*time.Second)
+	if _, err := c.process(ctx, ctx, batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(logs.String(), `"msg":"message dead-lettered"`)
+	for _, want := range []string{`"partition":1,"offset":40,"reason":"`, `"partition":1,"offset":41,"reason":"unknown_environment"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	if lines != 2 {
+		t.Errorf("%d dead-letter lines, want 2:\n%s", lines, logs.String())
+	}
+	if len(obs.got) != 1 || obs.got[0].DeadLettered[ReasonUnknownEnvironment] != 1 || len(obs.got[0].DeadLettered) != 2 {
+		t.Fatalf("batch reports %+v, want one counting 2 reasons, unknown_environment once", obs.got)
+	}
+}
+
+type reports struct{ got []BatchReport }
+
+func (r *reports) BatchCommitted(b BatchReport) { r.got = append(r.got, b) }
+
+// TestDeadLetterLogLimit: at most a burst of lines per window; the next
+// line allowed says how many were left out.
+func TestDeadLetterLogLimit(t *testing.T) {
+	var l logLimit
+	now := time.Unix(1_800_000_000, 0)
+	for i := range deadLetterLogBurst {
+		if ok, left := l.allow(now); !ok || left != 0 {
+			t.Fatalf("line %d refused (%v, %d)", i, ok, left)
+		}
+	}
+	for range 5 {
+		if ok, _ := l.allow(now.Add(time.Second)); ok {
+			t.Fatal("a line past the burst was allowed within the window")
+		}
+	}
+	if ok, left := l.allow(now.Add(deadLetterLogWindow)); !ok || left != 5 {
+		t.Fatalf("first line of the next window: %v, %d left out; want allowed, 5", ok, left)
+	}
+}

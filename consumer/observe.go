@@ -29,6 +29,9 @@ type BatchReport struct {
 	OldestProduced time.Time
 	// Committed is when the commit returned.
 	Committed time.Time
+	// DeadLettered counts the batch's dead-lettered messages by reason
+	// (schema.HeaderDeadLetterReason); nil when there were none.
+	DeadLettered map[string]int
 }
 
 // TraceExtractor reads the trace context a producer wrote into message

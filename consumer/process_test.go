@@ -107,9 +107,9 @@ func TestApplyStopsOnFatalRedisError(t *testing.T) {
 	_ = rdb.Close()
 	a := newApplier(time.Now)
 	e := ev("staging", "seg", 1, "k", schema.OpAdd, 1)
-	f, u, err := a.apply(testenv.Context(t, 10*time.Second), staticRoutes(rdb, "p", nil).cur, []*schema.Event{&e})
-	if !retry.IsPermanent(err) || len(f)+len(u) != 0 || !errors.Is(err, redis.ErrClosed) {
-		t.Fatalf("apply = %v, %v, %v; want a permanent error: client is closed", f, u, err)
+	r, err := a.apply(testenv.Context(t, 10*time.Second), staticRoutes(rdb, "p", nil).cur, []*schema.Event{&e}, 0)
+	if !retry.IsPermanent(err) || len(r.failures)+len(r.unknown) != 0 || !errors.Is(err, redis.ErrClosed) {
+		t.Fatalf("apply = %+v, %v; want a permanent error: client is closed", r, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -22,6 +23,12 @@ import (
 // written under a default prefix, where it could change another
 // environment's segment. Part of the dead-letter topic's contract.
 const ReasonUnknownEnvironment = "unknown_environment"
+
+// ReasonDestinationUnavailable is the dead-letter reason of an event set
+// aside because its destination kept failing (RouteTableOptions.SetAside):
+// the other destinations go on, and the owner repairs the set-aside
+// destination's segments later.
+const ReasonDestinationUnavailable = "destination_unavailable"
 
 // Route is where the events of one environment are written: a destination's
 // Redis (standalone or Cluster) and key prefix.
@@ -59,6 +66,21 @@ type RouteTableOptions struct {
 	// of a destination just added. Default none: unknown environments are
 	// dead-lettered at once.
 	Refresh func(ctx context.Context) error
+	// SetAsideAfter, when > 0 with SetAside, lets the consumer go on
+	// without a destination whose writes have failed for this long (or at
+	// once on an error retrying cannot fix, such as a refused password):
+	// its events are dead-lettered as ReasonDestinationUnavailable instead
+	// of holding up every destination's events on the same partitions.
+	// Until a PING answers again (tried every SetAsideAfter), its later
+	// events are set aside at once. Default 0: a failing destination is
+	// retried (Config.RetryTimeout), then stops the consumer.
+	SetAsideAfter time.Duration
+	// SetAside records that events of the destinations names were set
+	// aside, before they are dead-lettered and their offsets committed: the
+	// owner's repair depends on that record (serve makes the next run of
+	// each segment there read the segment back from Redis). An error keeps
+	// the batch retrying.
+	SetAside func(ctx context.Context, names []string) error
 }
 
 // RouteTable maps each event's environment to its Route. A poller (the
@@ -76,8 +98,10 @@ type RouteTableOptions struct {
 // client earlier fails the batch using it (a fatal Redis error: the
 // consumer stops).
 type RouteTable struct {
-	dropped func(redis.UniversalClient)
-	refresh func(ctx context.Context) error
+	dropped       func(redis.UniversalClient)
+	refresh       func(ctx context.Context) error
+	setAsideAfter time.Duration
+	setAside      func(ctx context.Context, names []string) error
 
 	mu     sync.Mutex
 	cur    *routeSet
@@ -116,7 +140,11 @@ func NewRouteTable(routes map[string]Route, opts RouteTableOptions) (*RouteTable
 	if err != nil {
 		return nil, err
 	}
-	t := &RouteTable{dropped: opts.Dropped, refresh: opts.Refresh, uses: map[redis.UniversalClient]int{}}
+	if opts.SetAsideAfter < 0 || (opts.SetAsideAfter > 0) != (opts.SetAside != nil) {
+		return nil, errors.New("consumer: RouteTableOptions: SetAsideAfter > 0 and SetAside go together")
+	}
+	t := &RouteTable{dropped: opts.Dropped, refresh: opts.Refresh, setAsideAfter: opts.SetAsideAfter, setAside: opts.SetAside,
+		uses: map[redis.UniversalClient]int{}}
 	t.cur = s
 	t.adopt(s)
 	return t, nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/internal/kafkax"
@@ -649,5 +650,90 @@ func TestUnknownEnvironmentRefreshesTheTableFirst(t *testing.T) {
 	res, err = c.process(ctx, ctx, batch(ev("ghost", "seg", 1, "gus", schema.OpAdd, 3)), cm, dlq)
 	if err != nil || res.deadLettered != 1 || refreshes != 3 {
 		t.Fatalf("ghost: result %+v, %v after %d refreshes; want dead-lettered after one more refresh", res, err, refreshes)
+	}
+}
+
+// TestUnavailableDestinationIsSetAside: with set-aside on, a destination
+// whose Redis is down holds up the others' events only for SetAsideAfter;
+// its events are then recorded (SetAside) and dead-lettered as
+// destination_unavailable, later ones at once, until a PING answers again.
+// A failing record keeps the batch retrying: its repair depends on it.
+func TestUnavailableDestinationIsSetAside(t *testing.T) {
+	good := testenv.Redis(t)
+	flaky := miniredis.RunT(t)
+	flakyClient := redis.NewClient(&redis.Options{Addr: flaky.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = flakyClient.Close() })
+	pa, pb := testenv.Name(t)+"-a", testenv.Name(t)+"-b"
+	dropPrefix(t, good.Client, pa)
+	var recorded [][]string
+	failRecord := 1
+	rt, err := NewRouteTable(map[string]Route{
+		"prod":    {Name: "production", Client: good.Client, Prefix: pa},
+		"staging": {Name: "staging", Client: flakyClient, Prefix: pb},
+	}, RouteTableOptions{SetAsideAfter: 200 * time.Millisecond, SetAside: func(_ context.Context, names []string) error {
+		if failRecord > 0 {
+			failRecord--
+			return errors.New("control redis unreachable")
+		}
+		recorded = append(recorded, names)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewWithRoutes(Config{Logger: testLogger(t), RetryTimeout: 30 * time.Second}, rt, kafkaxtest.Factory(t, "127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset := int64(0)
+	batch := func(evs ...schema.Event) []item {
+		var out []item
+		for _, e := range evs {
+			m := e.Message()
+			m.Topic, m.Partition, m.Offset = "membership", 0, offset
+			offset++
+			it := item{msg: m}
+			it.ev, it.err = schema.Decode(&m)
+			out = append(out, it)
+		}
+		return out
+	}
+	ctx := testenv.Context(t, 30*time.Second)
+	cm, dlq := &fakeCommitter{}, &fakeWriter{}
+
+	flaky.Close() // staging's Redis goes down
+	res, err := c.process(ctx, ctx, batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
+	if err != nil || res.applied != 1 || res.deadLettered != 1 {
+		t.Fatalf("first batch: %+v, %v; want alice applied and bob set aside", res, err)
+	}
+	if len(recorded) != 1 || !slices.Equal(recorded[0], []string{"staging"}) {
+		t.Fatalf("recorded %q, want staging once (after the failed record was retried)", recorded)
+	}
+	if got := headerValue(dlq.calls[len(dlq.calls)-1][0], schema.HeaderDeadLetterReason); got != ReasonDestinationUnavailable {
+		t.Fatalf("dead letter reason %q, want %q", got, ReasonDestinationUnavailable)
+	}
+
+	retries := c.Stats().Retries
+	res, err = c.process(ctx, ctx, batch(ev("staging", "seg", 1, "carol", schema.OpAdd, 3), ev("prod", "seg", 1, "dave", schema.OpAdd, 4)), cm, dlq)
+	if err != nil || res.applied != 1 || res.deadLettered != 1 || c.Stats().Retries != retries {
+		t.Fatalf("second batch: %+v, %v, %d retries; want carol set aside at once, dave applied", res, err, c.Stats().Retries-retries)
+	}
+	if got := sortedMembers(t, good.Client, pa, "seg.g1"); !slices.Equal(got, []string{"alice", "dave"}) {
+		t.Fatalf("production holds %q, want alice and dave", got)
+	}
+
+	if err := flaky.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond) // the next probe is due
+	res, err = c.process(ctx, ctx, batch(ev("staging", "seg", 1, "erin", schema.OpAdd, 5)), cm, dlq)
+	if err != nil || res.applied != 1 || res.deadLettered != 0 {
+		t.Fatalf("after staging came back: %+v, %v; want erin applied", res, err)
+	}
+	if got := sortedMembers(t, flakyClient, pb, "seg.g1"); !slices.Equal(got, []string{"erin"}) {
+		t.Fatalf("staging holds %q, want erin (bob and carol were set aside)", got)
+	}
+	if s := c.Stats(); s.SetAside != 2 {
+		t.Fatalf("stats %+v, want 2 set aside", s)
 	}
 }

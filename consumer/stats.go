@@ -10,6 +10,7 @@ type Stats struct {
 	Applied      int64 // events written to Redis (and committed)
 	DeadLettered int64 // messages written to the dead-letter topic
 	Unrouted     int64 // of those, events whose environment had no route (ReasonUnknownEnvironment; NewWithRoutes only)
+	SetAside     int64 // of those, events of an unavailable destination (ReasonDestinationUnavailable; NewWithRoutes only)
 	Batches      int64 // batches committed
 	Dropped      int64 // fetched but left unapplied and uncommitted when a generation ended (rebalance or stop): the partition's next owner reads them again
 	Stale        int64 // redelivered messages dropped: at or below an offset already taken in the same group generation (a guard; none expected)
@@ -30,8 +31,8 @@ type Stats struct {
 // counters is the live, concurrently updated form of the apply path's
 // Stats; the freshness tracker keeps Lag, LastSync and SyncErrors.
 type counters struct {
-	applied, deadLettered, unrouted, batches, dropped, stale, retries, generations atomic.Int64
-	lastApplied                                                                    atomic.Int64 // unix ns; 0 = never
+	applied, deadLettered, unrouted, setAside, batches, dropped, stale, retries, generations atomic.Int64
+	lastApplied                                                                              atomic.Int64 // unix ns; 0 = never
 }
 
 func (c *counters) snapshot() Stats {
@@ -39,6 +40,7 @@ func (c *counters) snapshot() Stats {
 		Applied:      c.applied.Load(),
 		DeadLettered: c.deadLettered.Load(),
 		Unrouted:     c.unrouted.Load(),
+		SetAside:     c.setAside.Load(),
 		Batches:      c.batches.Load(),
 		Dropped:      c.dropped.Load(),
 		Stale:        c.stale.Load(),

@@ -40,7 +40,7 @@ func TestDemo(t *testing.T) {
 			`Segment amplitude-demo.g1: 11 members`,
 			`user-001@example.com\s+amplitude-demo.g1\s+true\s+HEALTHY`,
 			`user-011@example.com\s+-\s+false\s+HEALTHY`,
-			`row,value,reason`, `4,,empty_id`,
+			`row,line,value,reason`, `4,5,,empty_id`,
 		}},
 		{"second sync sends only the difference", syncs[2], []string{
 			`added\s+2\n`, `removed\s+3\n`, `unchanged\s+8\n`,

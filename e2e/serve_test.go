@@ -23,9 +23,12 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/publish"
 )
 
 // buildCLI builds the cohortsync binary once for the test.
@@ -79,7 +82,8 @@ func (r *replica) logRecords(msg string) []map[string]any {
 }
 
 // TestServeReplicas is issue 7's acceptance test of serve with replicas:
-// three cohortsync serve processes share one Redis and one Kafka. Each
+// three cohortsync serve processes (and a fourth running the consumer)
+// share one Redis and one Kafka. Each
 // scheduled run happens once; the replica running the slow mapping is
 // killed with SIGKILL mid-run, and another replica takes the run over once
 // its claim and lease expire; a destination added to the catalog while
@@ -161,7 +165,12 @@ func TestServeReplicas(t *testing.T) {
     segment: fast
     destinations: [production]
     schedule: one-time
-`, srv.URL+"/slow.csv", fast)
+  - name: broken
+    source: {csv: %q}
+    segment: broken
+    destinations: [production]
+    schedule: one-time
+`, srv.URL+"/slow.csv", fast, filepath.Join(dir, "missing.csv"))
 		if withStaging {
 			s += fmt.Sprintf(`  - name: staged
     source: {csv: %q}
@@ -188,9 +197,27 @@ func TestServeReplicas(t *testing.T) {
 	}
 	apply(catalogFile(false))
 
+	// Three scheduler replicas, and the consumer in a fourth process that
+	// is never killed: a consumer group member killed with SIGKILL holds
+	// its partitions for the group's session timeout (30s), which the
+	// consumer's own tests cover; here it would only slow the test down.
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.TopicPartitions = name, 3
+	kf, err := kafkax.New(kafkax.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
+		t.Fatal(err)
+	}
 	var replicas []*replica
-	for i := range 3 {
-		cmd := exec.Command(bin, "serve", "--group-id", name, "--topic-partitions", "3",
+	for i := range 4 {
+		parts := "scheduler"
+		if i == 3 {
+			parts = "consumer"
+		}
+		cmd := exec.Command(bin, "serve", "--parts", parts, "--group-id", name, "--topic-partitions", "3",
 			"--schedule-tick", "100ms", "--schedule-max-jitter", "0", "--schedule-claim-ttl", "2s", "--lease-ttl", "2s",
 			"--sync-interval", "200ms", "--catalog-poll", "200ms", "--rebuild-wait", "30s")
 		cmd.Env = append(slices.Clone(env), "PRODUCER_STATE_DIR="+filepath.Join(dir, "state-"+strconv.Itoa(i)))
@@ -269,8 +296,20 @@ func TestServeReplicas(t *testing.T) {
 			}
 		}
 	}
-	if len(runs["fast"]) != 1 || len(runs["slow"]) != 1 || runs["slow"][0] == victim {
+	if len(runs["fast"]) != 1 || len(runs["slow"]) != 1 || runs["slow"][0] == victim || len(runs["broken"]) != 0 {
 		t.Fatalf("successful runs by replica %v, want fast and slow once each, slow not by the killed replica %d\n%s", runs, victim, logs())
+	}
+	// The mapping whose source fails is reported, with the cause, and
+	// kept the others from nothing.
+	failed := false
+	for _, r := range replicas {
+		for _, rec := range r.logRecords("schedule: run ended") {
+			msg, _ := rec["err"].(string)
+			failed = failed || rec["mapping"] == "broken" && strings.Contains(msg, "missing.csv: no such file or directory")
+		}
+	}
+	if !failed {
+		t.Fatalf("no replica reported the broken mapping's missing file\n%s", logs())
 	}
 
 	// A destination added while the replicas run is followed without a

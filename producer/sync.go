@@ -186,13 +186,13 @@ func pruneReports(dir string, keep int, current string) error {
 	return nil
 }
 
-// exclusionReport writes excluded rows as CSV (row,value,reason), creating
+// exclusionReport writes excluded rows as CSV (row,line,value,reason), creating
 // the file at the first exclusion only.
 type exclusionReport struct {
 	path string
 	f    *os.File
 	cw   *csv.Writer
-	rec  [3]string
+	rec  [4]string
 }
 
 func (r *exclusionReport) add(e source.Exclusion) error {
@@ -205,11 +205,15 @@ func (r *exclusionReport) add(e source.Exclusion) error {
 			return fmt.Errorf("exclusion report: %w", err)
 		}
 		r.f, r.cw = f, csv.NewWriter(f)
-		if err := r.cw.Write([]string{"row", "value", "reason"}); err != nil {
+		if err := r.cw.Write([]string{"row", "line", "value", "reason"}); err != nil {
 			return fmt.Errorf("exclusion report: %w", err)
 		}
 	}
-	r.rec = [3]string{strconv.FormatInt(e.Row, 10), e.Value, e.Reason}
+	line := ""
+	if e.Line > 0 {
+		line = strconv.FormatInt(e.Line, 10)
+	}
+	r.rec = [4]string{strconv.FormatInt(e.Row, 10), line, e.Value, e.Reason}
 	if err := r.cw.Write(r.rec[:]); err != nil {
 		return fmt.Errorf("exclusion report %s: %w", r.path, err)
 	}

@@ -164,6 +164,18 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 // redisWords turns redisx's flag names into the file's field names.
 var redisWords = strings.NewReplacer("--redis-url", "url", "--redis-cluster-addrs", "cluster_addrs")
 
+// Storage identifies where d writes: one "host:port/db prefix" per Redis
+// server it may write (a URL's, or each Cluster address given), so that
+// two destinations on one server and prefix are found whichever way each
+// names it. Empty for Redis settings that do not parse.
+func (d Destination) Storage() []string {
+	var out []string
+	for _, s := range storage(d.Redis) {
+		out = append(out, s+" "+d.Prefix())
+	}
+	return out
+}
+
 // storage identifies the servers a valid Redis config writes to, so that
 // two destinations on one server are found whichever way each names it (a
 // URL, or a Cluster master among its addresses).

@@ -193,6 +193,9 @@ func quoteAll(names []string) string {
 // the whole apply with a *MissingDestinationError: nothing is written. If
 // anything changed, the catalog's Version grows by one.
 func (s *Store) Apply(ctx context.Context, c *catalog.Catalog) ([]Result, error) {
+	if err := s.checkSharing(ctx, c); err != nil {
+		return nil, err
+	}
 	args := []any{len(c.Destinations), len(c.Mappings)}
 	for _, d := range c.Destinations {
 		args = append(args, d.Name, encodeDestination(d))
@@ -566,6 +569,56 @@ func (s *Store) checkUnused(ctx context.Context, tx *redis.Tx, name string) erro
 	}
 	if len(users) > 0 {
 		return &InUseError{Destination: name, Mappings: users}
+	}
+	return nil
+}
+
+// SharingError is a destination of an applied catalog that would share an
+// environment, or a Redis server and prefix, with a stored destination the
+// catalog does not replace: the file alone cannot see that.
+type SharingError struct {
+	Destination, Stored string
+	// What they share: "environment X" or "prefix P of Redis S".
+	Shared string
+}
+
+func (e *SharingError) Error() string {
+	return fmt.Sprintf("catalogstore: destination %q would share %s with the stored destination %q: give it its own, delete %q, or set fan_in: true on both to share a prefix deliberately",
+		e.Destination, e.Shared, e.Stored, e.Stored)
+}
+
+// checkSharing refuses c if one of its destinations shares an environment,
+// or (without fan_in on both) a Redis server and prefix, with a stored
+// destination c does not redefine. The decoder checked c's destinations
+// among themselves; this checks them against what earlier files stored.
+// Two applies racing can both pass; the check is against the store as
+// read before the write.
+func (s *Store) checkSharing(ctx context.Context, c *catalog.Catalog) error {
+	if len(c.Destinations) == 0 {
+		return nil
+	}
+	stored, err := s.Destinations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range stored {
+		if _, replaced := c.Destination(o.Name); replaced {
+			continue
+		}
+		for _, d := range c.Destinations {
+			if d.Environment == o.Environment {
+				return &SharingError{Destination: d.Name, Stored: o.Name, Shared: fmt.Sprintf("environment %q", d.Environment)}
+			}
+			if d.FanIn && o.FanIn {
+				continue
+			}
+			for _, w := range d.Storage() {
+				if slices.Contains(o.Storage(), w) {
+					srv, prefix, _ := strings.Cut(w, " ")
+					return &SharingError{Destination: d.Name, Stored: o.Name, Shared: fmt.Sprintf("prefix %q of Redis %s", prefix, srv)}
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -474,3 +474,41 @@ func TestCorruptVersionIsAnErrorNamingTheKey(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyRefusesSharingWithAStoredDestination: item 6 of issue 7 across
+// files. The decoder refuses two destinations of one file on one Redis and
+// prefix; a destination of a later file is checked against the stored ones
+// it does not redefine, and refused, with nothing written, unless both
+// declare fan_in.
+func TestApplyRefusesSharingWithAStoredDestination(t *testing.T) {
+	eachRedis(t, func(t *testing.T, s *Store, b testenv.RedisBackend) {
+		mustApply(t, s, example(t)) // qa: redis://redis.internal:6379/1, prefix launchdarkly, env test
+		qa, _ := example(t).Destination("qa")
+		for _, tc := range []struct {
+			name string
+			d    catalog.Destination
+			want string
+		}{
+			{"same server and prefix", catalog.Destination{Name: "qa2", Environment: "qa2", Redis: qa.Redis, PrefixMode: catalog.PrefixDefault},
+				`catalogstore: destination "qa2" would share prefix "launchdarkly" of Redis redis.internal:6379/1 with the stored destination "qa"`},
+			{"same environment", catalog.Destination{Name: "qa3", Environment: "test", Redis: qa.Redis, PrefixMode: catalog.PrefixCustom, CustomPrefix: "qa3"},
+				`catalogstore: destination "qa3" would share environment "test" with the stored destination "qa"`},
+			{"fan-in on one side only", catalog.Destination{Name: "qa4", Environment: "qa4", Redis: qa.Redis, PrefixMode: catalog.PrefixDefault, FanIn: true},
+				`would share prefix "launchdarkly" of Redis redis.internal:6379/1 with the stored destination "qa"`},
+		} {
+			v := mustVersion(t, s)
+			_, err := s.Apply(t.Context(), &catalog.Catalog{Destinations: []catalog.Destination{tc.d}})
+			var se *SharingError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: Apply = %v, want a *SharingError: %s", tc.name, err, tc.want)
+			}
+			if got := mustVersion(t, s); got != v {
+				t.Errorf("%s: version moved from %d to %d: something was written", tc.name, v, got)
+			}
+		}
+		// Redefining the stored destination itself is no sharing.
+		if _, err := s.Apply(t.Context(), &catalog.Catalog{Destinations: []catalog.Destination{qa}}); err != nil {
+			t.Errorf("re-applying qa: %v", err)
+		}
+	})
+}

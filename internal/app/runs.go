@@ -20,7 +20,8 @@ import (
 
 // destClients opens the Redis of destinations, once per distinct
 // configuration (two destinations on one Redis share a client), for the
-// runs and the consumer of one process; Close closes them all.
+// mapping runs of one process; Close closes them all. (serve's consumer
+// opens its own: a route table must never get back a client it dropped.)
 type destClients struct {
 	lookupEnv func(string) (string, bool)
 	readFile  func(string) ([]byte, error)

@@ -25,6 +25,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/metrics"
 	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -46,8 +47,11 @@ var Parts = []string{PartScheduler, PartConsumer, PartReceiver}
 // listens for partners, is asked for.
 var DefaultParts = []string{PartScheduler, PartConsumer}
 
-// DefaultCatalogPoll is ServeConfig.CatalogPoll's default.
-const DefaultCatalogPoll = 5 * time.Second
+// Defaults of ServeConfig.
+const (
+	DefaultCatalogPoll   = 5 * time.Second
+	DefaultSetAsideAfter = 30 * time.Second
+)
 
 // ServeConfig is what cohortsync serve runs.
 type ServeConfig struct {
@@ -61,6 +65,13 @@ type ServeConfig struct {
 	// Consumer configures the consumer; its routes come from the
 	// destinations in the catalog store.
 	Consumer consumer.Config
+	// SetAsideAfter is how long the consumer retries a destination that
+	// keeps failing before it sets its events aside (dead-lettered, and
+	// repaired by the next run of each segment there) so that the other
+	// destinations go on; 0 turns that off (a failing destination stops
+	// the consumer after Consumer.RetryTimeout). Default
+	// DefaultSetAsideAfter; less than Consumer.RetryTimeout.
+	SetAsideAfter time.Duration
 	// CatalogPoll is how often the consumer checks the catalog's version
 	// for changed destinations. Default DefaultCatalogPoll.
 	CatalogPoll time.Duration
@@ -90,6 +101,10 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.runs(PartConsumer) {
 		errs = append(errs, c.Consumer.Validate())
+		retryTimeout := orDefault(c.Consumer.RetryTimeout, consumer.DefaultRetryTimeout)
+		if c.SetAsideAfter < 0 || c.SetAsideAfter >= retryTimeout {
+			errs = append(errs, setting.Invalid("set-aside-after", c.SetAsideAfter, "a duration below --retry-timeout (%v), 0 for never", retryTimeout))
+		}
 	}
 	if c.runs(PartReceiver) {
 		errs = append(errs, c.Receiver.Validate())
@@ -154,7 +169,12 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 	}
 	if cfg.runs(PartConsumer) {
-		rt := &routeFollower{store: r.store, env: env, log: r.log, poll: orDefault(cfg.CatalogPoll, DefaultCatalogPoll)}
+		gaps, err := segmentlease.NewGaps(r.control, segmentlease.Config{Prefix: sc.Prefix, Timeout: sc.Timeout})
+		if err != nil {
+			return err
+		}
+		rt := &routeFollower{store: r.store, env: env, log: r.log, poll: orDefault(cfg.CatalogPoll, DefaultCatalogPoll),
+			setAsideAfter: cfg.SetAsideAfter, gaps: gaps}
 		table, err := rt.start(ctx)
 		if err != nil {
 			return err
@@ -207,6 +227,9 @@ type routeFollower struct {
 	log   *slog.Logger
 	poll  time.Duration
 
+	setAsideAfter time.Duration
+	gaps          *segmentlease.Gaps
+
 	mu      sync.Mutex
 	table   *consumer.RouteTable
 	version uint64 // of the catalog the table was read from
@@ -220,13 +243,28 @@ func (f *routeFollower) start(ctx context.Context) (*consumer.RouteTable, error)
 	if err != nil {
 		return nil, err
 	}
-	t, err := consumer.NewRouteTable(routes, consumer.RouteTableOptions{Dropped: f.dropped, Refresh: f.refresh})
+	opts := consumer.RouteTableOptions{Dropped: f.dropped, Refresh: f.refresh}
+	if f.setAsideAfter > 0 {
+		opts.SetAsideAfter, opts.SetAside = f.setAsideAfter, f.setAside
+	}
+	t, err := consumer.NewRouteTable(routes, opts)
 	if err != nil {
 		closeRoutes(routes)
 		return nil, err
 	}
 	f.table, f.version = t, v
 	return t, nil
+}
+
+// setAside records a gap for each destination whose events the consumer
+// set aside: the next run of each of its segments reads it back.
+func (f *routeFollower) setAside(ctx context.Context, names []string) error {
+	for _, n := range names {
+		if err := f.gaps.Record(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *routeFollower) dropped(c redis.UniversalClient) {

@@ -29,7 +29,7 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	)
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
-	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll,
+	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter,
 		Receiver: receiver.Config{MaxBodyBytes: receiver.DefaultMaxBodyBytes, MaxInFlight: receiver.DefaultMaxInFlight, Timeout: receiver.DefaultTimeout},
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
 			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
@@ -62,6 +62,7 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	bindKafka(s, &kc, &pcfg.Topic, setting.NonZero)
 	bindMappingControl(s, &mc)
 	s.Duration(&cfg.CatalogPoll, "catalog-poll", "SERVE_CATALOG_POLL", "how often the consumer checks the catalog for changed destinations")
+	s.Duration(&cfg.SetAsideAfter, "set-aside-after", "CONSUMER_SET_ASIDE_AFTER", "a destination failing this long has its events set aside (dead-lettered, repaired by the next run of each segment) so the others go on (0: never)")
 	s.Duration(&cfg.Schedule.Tick, "schedule-tick", "SCHEDULE_TICK", "how often the scheduler looks for due mappings")
 	s.Duration(&cfg.Schedule.MaxJitter, "schedule-max-jitter", "SCHEDULE_MAX_JITTER", "most delay of a run after its scheduled time, the same on every replica (0: none)")
 	s.Int(&cfg.Schedule.MaxConcurrent, "schedule-max-concurrent", "SCHEDULE_MAX_CONCURRENT", "most mapping runs in progress in this replica")

@@ -18,6 +18,7 @@ type Consumer struct {
 	reg   *prometheus.Registry
 	apply prometheus.Histogram
 	lag   prometheus.Histogram
+	dead  *prometheus.CounterVec
 }
 
 var _ consumer.Observer = (*Consumer)(nil)
@@ -40,14 +41,23 @@ func NewConsumer(stats StatsFunc) *Consumer {
 			Help:    "Per committed batch, the commit time minus the produce time of its oldest message.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
 		}),
+		// Reasons are the dead-letter topic's fixed vocabulary (decode
+		// failures, Redis rejections, routing): the label stays bounded.
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cohortsync_consumer_dead_lettered_by_reason_total",
+			Help: "Messages written to the dead-letter topic, by the reason in their header.",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(statsCollector{stats}, m.apply, m.lag)
+	m.reg.MustRegister(statsCollector{stats}, m.apply, m.lag, m.dead)
 	return m
 }
 
 // BatchCommitted records one committed batch (consumer.Observer).
 func (m *Consumer) BatchCommitted(b consumer.BatchReport) {
 	m.apply.Observe(b.Took.Seconds())
+	for reason, n := range b.DeadLettered {
+		m.dead.WithLabelValues(reason).Add(float64(n))
+	}
 	if !b.OldestProduced.IsZero() {
 		m.lag.Observe(max(b.Committed.Sub(b.OldestProduced), 0).Seconds())
 	}
@@ -72,6 +82,7 @@ var stats = []stat{
 	counter("cohortsync_consumer_applied_total", "Events applied to Redis.", func(s consumer.Stats) int64 { return s.Applied }),
 	counter("cohortsync_consumer_dead_lettered_total", "Messages written to the dead-letter topic.", func(s consumer.Stats) int64 { return s.DeadLettered }),
 	counter("cohortsync_consumer_unrouted_total", "Events dead-lettered because no destination serves their environment (counted in dead_lettered too).", func(s consumer.Stats) int64 { return s.Unrouted }),
+	counter("cohortsync_consumer_set_aside_total", "Events of an unavailable destination set aside (counted in dead_lettered too); the next run of each segment there repairs it.", func(s consumer.Stats) int64 { return s.SetAside }),
 	counter("cohortsync_consumer_batches_total", "Batches committed.", func(s consumer.Stats) int64 { return s.Batches }),
 	counter("cohortsync_consumer_stale_total", "Redelivered messages dropped.", func(s consumer.Stats) int64 { return s.Stale }),
 	counter("cohortsync_consumer_dropped_total", "Fetched messages left unapplied when a generation ended (rebalance or stop); the partition's next owner reads them again.", func(s consumer.Stats) int64 { return s.Dropped }),

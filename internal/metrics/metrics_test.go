@@ -23,12 +23,14 @@ func TestMetricsGolden(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	m := NewConsumer(func() consumer.Stats {
 		return consumer.Stats{
-			Applied: 12, DeadLettered: 2, Unrouted: 1, Batches: 3, Dropped: 7, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
+			Applied: 12, DeadLettered: 3, Unrouted: 1, SetAside: 1, Batches: 3, Dropped: 7, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
 			LastApplied: at.Add(1500 * time.Millisecond), LastSync: at, Lag: 3,
 		}
 	})
 	m.BatchCommitted(consumer.BatchReport{Messages: 10, Took: 3 * time.Millisecond, OldestProduced: at, Committed: at.Add(700 * time.Millisecond)})
-	m.BatchCommitted(consumer.BatchReport{Messages: 2, Took: 2 * time.Second, OldestProduced: at, Committed: at.Add(40 * time.Second)})
+	m.BatchCommitted(consumer.BatchReport{Messages: 2, Took: 2 * time.Second, OldestProduced: at, Committed: at.Add(40 * time.Second),
+		DeadLettered: map[string]int{"unknown_environment": 1, "invalid_json": 1}})
+	m.BatchCommitted(consumer.BatchReport{Messages: 1, Took: time.Millisecond, Committed: at, DeadLettered: map[string]int{"destination_unavailable": 1}})
 	// No produce time: the lag is unknown, not zero.
 	m.BatchCommitted(consumer.BatchReport{Messages: 1, Took: 20 * time.Millisecond, Committed: at})
 	// A producer's clock ahead of ours counts as no lag, not a negative one.

@@ -63,6 +63,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, setting.Invalid("redis-url", RedactURL(c.URL), "redis://[user:password@]host:port[/db] or rediss://... (%v)", redactURLError(err, c.URL)))
 		} else if !kafkax.ValidHostPort(opts.Addr) {
 			errs = append(errs, setting.Invalid("redis-url", RedactURL(c.URL), "a URL whose address is %s", kafkax.HostPortForm))
+		} else if u, err := neturl.Parse(c.URL); err == nil && strings.HasSuffix(u.Host, ":") {
+			// go-redis reads "host:" as port 6379: an address cut short
+			// must not silently reach another server.
+			errs = append(errs, setting.Invalid("redis-url", RedactURL(c.URL), "a port after the ':' of the address (or neither, for 6379)"))
 		}
 		if c.Username != "" {
 			errs = append(errs, setting.Invalid("redis-username", c.Username, "nothing with --redis-url (put the user in the URL)"))

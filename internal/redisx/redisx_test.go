@@ -24,6 +24,9 @@ func TestValidate(t *testing.T) {
 		{"both", Config{URL: "redis://a:1", ClusterAddrs: []string{"b:2"}}, `--redis-cluster-addrs="b:2": want nothing when --redis-url is set (exactly one of the two)`},
 		{"wrong scheme", Config{URL: "http://a:1"}, `--redis-url="http://a:1": want redis://[user:password@]host:port[/db] or rediss://... (redis: invalid URL scheme: http)`},
 		{"bad port", Config{URL: "redis://a:99999"}, `--redis-url="redis://a:99999": want a URL whose address is host:port with a port in 1..65535`},
+		// Issue 11, item 8: go-redis reads an empty port as 6379.
+		{"empty port", Config{URL: "redis://127.0.0.1:/0"}, `--redis-url="redis://127.0.0.1:/0": want a port after the ':' of the address (or neither, for 6379)`},
+		{"no port is 6379", Config{URL: "redis://127.0.0.1/0"}, ""},
 		{"unparsable url keeps the password out of the error", Config{URL: "redis://u:s3cret@a:1x/"}, `--redis-url="redis://u:xxxxx@a:1x/": want redis://[user:password@]host:port[/db] or rediss://... (invalid URL: invalid port ":1x" after host)`},
 		{"password with url", Config{URL: "redis://a:1", Password: "s3cret"}, `--redis-password="xxxxx": want nothing with --redis-url (put the password in the URL)`},
 		{"username with url", Config{URL: "redis://a:1", Username: "u"}, `--redis-username="u": want nothing with --redis-url (put the user in the URL)`},

@@ -39,6 +39,14 @@ func WithSharedState(seq SharedSeq, r Rebuilder) Option {
 	return func(o *options) { o.seq, o.shared, o.rebuilder = seq, seq, r }
 }
 
+// WithRebuild makes the next Sync rebuild the committed snapshot from the
+// Rebuilder (WithSharedState) even if the local state looks current, for
+// reason: the destination is known to have missed events (a consumer set
+// them aside while it was down), so only what it holds is the truth.
+func WithRebuild(reason string) Option {
+	return func(o *options) { o.rebuildReason = reason }
+}
+
 // RebuildResult says why and how Sync rebuilt the committed snapshot.
 type RebuildResult struct {
 	// Reason says what the local state lacked.
@@ -84,14 +92,18 @@ func (s *Store) reconcile(ctx context.Context, chunkBytes int64) (*RebuildResult
 	local := s.localHigh()
 	var reason string
 	switch {
+	case s.rebuildReason != "":
+		reason = s.rebuildReason
 	case high == local && applied <= high:
 		return nil, nil
+	case applied > high:
+		// The counter was lost (a new control Redis) while the
+		// destination kept its data: number above what it applied.
+		reason = fmt.Sprintf("the destination applied sequence %d, beyond the shared counter %d", applied, high)
 	case local == 0:
 		reason = fmt.Sprintf("no local state (the shared counter is at %d)", high)
 	case high > local:
 		reason = fmt.Sprintf("local state ends at sequence %d, the shared counter at %d (another replica synced since)", local, high)
-	case applied > high:
-		reason = fmt.Sprintf("the destination applied sequence %d, beyond the shared counter %d", applied, high)
 	default:
 		reason = fmt.Sprintf("local state ends at sequence %d, beyond the shared counter %d", local, high)
 	}

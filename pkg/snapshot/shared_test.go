@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -232,5 +233,45 @@ func TestLostLeaseStopsTheRun(t *testing.T) {
 	}
 	if pub.sends != 2 || s.CommittedRun() != "" {
 		t.Fatalf("%d sends, committed %q; want the run stopped at its second send, nothing committed", pub.sends, s.CommittedRun())
+	}
+}
+
+// TestWithRebuildReadsTheDestinationBack: a destination known to have
+// missed events (set aside while it was down) is read back even though
+// the local state is current, and the run repairs it.
+func TestWithRebuildReadsTheDestinationBack(t *testing.T) {
+	w := &sharedWorld{}
+	dir := t.TempDir()
+	syncShared(t, w, dir, "r0", []string{"a", "b", "c"}, noCrash)
+	// The destination lost c's add and never saw d's: what it holds.
+	kept := w.log[:0:0]
+	for _, e := range w.log {
+		if e.key != "c" {
+			kept = append(kept, e)
+		}
+	}
+	w.log = kept
+	res, crashed := syncRunWith(t, dir, "r1", []string{"a", "b", "c"}, &w.log, noCrash, nil,
+		WithSharedState(w, w), WithRebuild("events were set aside"))
+	if crashed || res.Rebuilt == nil || res.Rebuilt.Reason != "events were set aside" || res.Phase.Added != 1 {
+		t.Fatalf("rebuilt %+v, added %d; want a rebuild for the reason given and c added again", res.Rebuilt, res.Phase.Added)
+	}
+	checkFinal(t, dir, w.log, []string{"a", "b", "c"}, "r1")
+}
+
+// TestLostCounterNumbersAboveWhatWasApplied: a control Redis replaced by an
+// empty one (the shared counter lost) while the destination kept its data
+// is rebuilt, and the run numbers its events above what was applied.
+func TestLostCounterNumbersAboveWhatWasApplied(t *testing.T) {
+	w := &sharedWorld{}
+	syncShared(t, w, t.TempDir(), "r0", []string{"a", "b"}, noCrash)
+	applied, _ := w.LastSeq(context.Background(), testID)
+	w.high = 0 // the new control Redis
+	res, _ := syncShared(t, w, t.TempDir(), "r1", []string{"b", "c"}, noCrash)
+	if res.Rebuilt == nil || !strings.Contains(res.Rebuilt.Reason, "beyond the shared counter 0") || res.Phase.FirstSeq <= applied {
+		t.Fatalf("rebuilt %+v, first seq %d; want a rebuild for the lost counter and numbers above %d", res.Rebuilt, res.Phase.FirstSeq, applied)
+	}
+	if got := membership(w.log); !maps.Equal(got, setOf([]string{"b", "c"})) {
+		t.Fatalf("membership %v, want b and c", got)
 	}
 }

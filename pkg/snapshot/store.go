@@ -124,10 +124,11 @@ type Store struct {
 	lease Lease
 	seq   SeqAllocator
 	// shared and rebuilder are set by WithSharedState; nil otherwise.
-	shared    SharedSeq
-	rebuilder Rebuilder
-	st        state
-	closed    bool
+	shared        SharedSeq
+	rebuilder     Rebuilder
+	rebuildReason string // WithRebuild
+	st            state
+	closed        bool
 	// hook, set by tests, is called at each crash point of the protocol; an
 	// error from it aborts the step there, as a crash would.
 	hook func(point string) error
@@ -137,10 +138,11 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	locker    Locker
-	seq       SeqAllocator
-	shared    SharedSeq
-	rebuilder Rebuilder
+	locker        Locker
+	seq           SeqAllocator
+	shared        SharedSeq
+	rebuilder     Rebuilder
+	rebuildReason string
 }
 
 // WithLocker makes the store lock its segment with l instead of a
@@ -173,7 +175,7 @@ func Open(ctx context.Context, stateDir string, id SegmentID, opts ...Option) (*
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store of %s: %w", id, err)
 	}
-	s := &Store{id: id, dir: dir, lease: lease, seq: o.seq, shared: o.shared, rebuilder: o.rebuilder}
+	s := &Store{id: id, dir: dir, lease: lease, seq: o.seq, shared: o.shared, rebuilder: o.rebuilder, rebuildReason: o.rebuildReason}
 	if err := s.load(); err != nil {
 		_ = lease.Unlock() // the load error is the one to report
 		return nil, err

@@ -74,6 +74,7 @@ type Runner struct {
 	kf      *kafkax.Factory
 	locker  *segmentlease.Locker
 	seq     *segmentlease.SeqAllocator
+	gaps    *segmentlease.Gaps
 	dests   Destinations
 	connect Connector
 	http    *http.Client
@@ -96,13 +97,17 @@ func New(cfg Config, kf *kafkax.Factory, control redis.UniversalClient, dests De
 	if err != nil {
 		return nil, err
 	}
+	gaps, err := segmentlease.NewGaps(control, cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
 	if httpc == nil {
 		httpc = http.DefaultClient
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, dests: dests, connect: connect, http: httpc, log: log}, nil
+	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, gaps: gaps, dests: dests, connect: connect, http: httpc, log: log}, nil
 }
 
 // Result is one destination's sync.
@@ -196,12 +201,28 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	cfg := r.cfg.Producer
 	cfg.MaxShrink = m.MaxShrink
 	rebuilder := segmentstore.Rebuilder{Client: client, Prefix: d.Prefix(), Wait: r.cfg.RebuildWait}
+	opts := []snapshot.Option{snapshot.WithLocker(r.locker), snapshot.WithSharedState(r.seq, rebuilder)}
+	id := snapshot.SegmentID{Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind}
+	gaps, seen, err := r.gaps.Check(ctx, d.Name, id)
+	if err != nil {
+		return producer.Summary{}, errors.Join(err, closeIn())
+	}
+	if gaps != seen {
+		// A consumer set aside events of this destination while it was
+		// down: it holds less than the snapshot says.
+		opts = append(opts, snapshot.WithRebuild(fmt.Sprintf("destination %q missed events while it was unavailable", d.Name)))
+	}
 	sum, err := producer.Sync(ctx, cfg, r.kf, producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
-		Input:        in,
-		StateOptions: []snapshot.Option{snapshot.WithLocker(r.locker), snapshot.WithSharedState(r.seq, rebuilder)},
+		Input: in, StateOptions: opts,
 	})
 	err = errors.Join(err, closeIn())
+	if err == nil && gaps != seen {
+		if merr := r.gaps.MarkSeen(ctx, id, gaps); merr != nil {
+			// The next run reads the segment back once more: harmless.
+			r.log.WarnContext(ctx, "record the repair of a destination's gap", "mapping", m.Name, "destination", name, "error", merr)
+		}
+	}
 	attrs := []any{"mapping", m.Name, "destination", name, "run", sum.Run, "outcome", sum.Outcome,
 		"added", sum.Added, "removed", sum.Removed, "members", sum.Keys}
 	if sum.Rebuilt != nil {

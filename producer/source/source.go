@@ -26,6 +26,11 @@ type Exclusion struct {
 	// Row is the record's 1-based position in the source, e.g. a CSV's
 	// data row (the header not counted).
 	Row int64
+	// Line is the line of the input where the record starts, as an editor
+	// numbers it (a CSV's header is line 1); 0 for a source without lines.
+	// Row and Line differ once a quoted field spans lines or blank lines
+	// were skipped.
+	Line int64
 	// Value is the record's id, made printable, for display only; "" when
 	// the record has none.
 	Value string

@@ -34,7 +34,7 @@ func TestReadPassesOnKeysExclusionsAndStats(t *testing.T) {
 	if !slices.Equal(keys, []string{"alice", "carol"}) {
 		t.Fatalf("keys %v", keys)
 	}
-	want := []source.Exclusion{{Row: 2, Value: "", Reason: "empty_id"}, {Row: 3, Value: "bob", Reason: "wrong_column_count", Detail: "3 fields, the header has 2"}}
+	want := []source.Exclusion{{Row: 2, Line: 3, Value: "", Reason: "empty_id"}, {Row: 3, Line: 4, Value: "bob", Reason: "wrong_column_count", Detail: "3 fields, the header has 2"}}
 	if !slices.Equal(excl, want) {
 		t.Fatalf("exclusions %+v, want %+v", excl, want)
 	}

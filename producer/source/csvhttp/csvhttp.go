@@ -116,7 +116,7 @@ func (s *Source) Read(ctx context.Context, emit func(key string) error, exclude 
 	var onExclusion func(cohortcsv.Exclusion) error
 	if exclude != nil {
 		onExclusion = func(e cohortcsv.Exclusion) error {
-			return exclude(source.Exclusion{Row: e.Row, Value: e.Value, Reason: e.Reason, Detail: e.Detail})
+			return exclude(source.Exclusion{Row: e.Row, Line: e.Line, Value: e.Value, Reason: e.Reason, Detail: e.Detail})
 		}
 	}
 	st, err := cohortcsv.Read(ctx, body, cohortcsv.Options{IDColumn: s.opts.IDColumn}, emit, onExclusion)
