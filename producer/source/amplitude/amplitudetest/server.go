@@ -63,6 +63,9 @@ type Config struct {
 	Gzip bool
 	// URLTTL is how long a presigned URL is valid. Default one minute.
 	URLTTL time.Duration
+	// ExpiredURLs is how many of the first presigned URLs are expired when
+	// given, as when a client is slow to follow the 302.
+	ExpiredURLs int
 	// URLUses is how many downloads a presigned URL allows; 0 for no limit.
 	URLUses int
 	// CutAfter, when > 0, stops the file after that many bytes (as sent,
@@ -109,6 +112,7 @@ type Server struct {
 	requests    map[string]*export
 	urls        map[string]*presigned
 	next        int
+	issued      int
 	inflight    int
 	maxInflight int
 	authOnDown  int
@@ -323,7 +327,11 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	if done && !s.cfg.Inline {
 		s.next++
 		token = fmt.Sprintf("tok-%d", s.next)
-		s.urls[token] = &presigned{exp: exp, expires: time.Now().Add(s.cfg.URLTTL)}
+		p := &presigned{exp: exp, expires: time.Now().Add(s.cfg.URLTTL)}
+		if s.issued++; s.issued <= s.cfg.ExpiredURLs {
+			p.expires = time.Time{}
+		}
+		s.urls[token] = p
 	}
 	s.mu.Unlock()
 	switch {
