@@ -146,7 +146,7 @@ func (d *decoder) sharedSegments(maps []*mapEntry, dests map[string]*destEntry) 
 
 // catalog is the normalised catalog of a file without problems.
 func (f *file) catalog() *Catalog {
-	c := &Catalog{Destinations: []Destination{}, Mappings: []Mapping{}}
+	c := &Catalog{Destinations: []Destination{}, Mappings: []Mapping{}, AmplitudeProjects: []AmplitudeProject{}}
 	for _, de := range f.dests {
 		c.Destinations = append(c.Destinations, de.Destination)
 	}
