@@ -153,7 +153,11 @@ func (r response) Close() error {
 // closes the response.
 func (c *Client) get(ctx context.Context, u, name string, auth bool, want ...int) (response, error) {
 	var out response
-	err := retry.Do(ctx, c.opts.Retry, "GET "+name, func() error {
+	what := "call Amplitude"
+	if !auth {
+		what = "download from storage"
+	}
+	err := retry.Do(ctx, c.opts.Retry, what, func() error {
 		release := func() {}
 		if auth {
 			var err error
