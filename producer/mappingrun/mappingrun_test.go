@@ -37,7 +37,7 @@ import (
 // environment's client-side ID as LaunchDarkly's own writer uses), and a
 // consumer applying the topic to both.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	kf      *kafkax.Factory
 	rdb     redis.UniversalClient
@@ -57,7 +57,7 @@ func (m mapDests) Destination(_ context.Context, name string) (catalog.Destinati
 	return d, nil
 }
 
-func newWorld(t *testing.T, rb testenv.RedisBackend) *world {
+func newWorld(t testing.TB, rb testenv.RedisBackend) *world {
 	t.Helper()
 	ctx := testenv.Context(t, 3*time.Minute)
 	kf := kafkaxtest.Kafka(t)

@@ -422,6 +422,13 @@ func (s *Server) send(w http.ResponseWriter, _ *http.Request, exp *export) {
 	}
 }
 
+// WriteExport writes the file an export of c with the user properties
+// propKeys would send, uncompressed: for comparing a pull with the same
+// CSV read from a local file.
+func WriteExport(w io.Writer, c Cohort, propKeys []string) error {
+	return writeCSV(w, &export{cohort: c, props: len(propKeys) > 0, propKeys: propKeys})
+}
+
 func writeCSV(w io.Writer, exp *export) error {
 	cw := csv.NewWriter(w)
 	keys := []string{}

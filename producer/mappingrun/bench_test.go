@@ -1,0 +1,99 @@
+package mappingrun
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude/amplitudetest"
+)
+
+// BenchmarkAmplitudePull times a first sync of a cohort from the fake
+// Amplitude API (export, status polled once, a 302 to a presigned gzip
+// file streamed through the snapshot sort) until Redis holds every member,
+// beside the same CSV read from a local file, in the same world and in
+// alternating order. The ratio amplitude/csv is the figure (issue 8: at
+// most 1.5). Rows: COHORTSYNC_BENCH_ROWS, default 2,000,000.
+//
+//	go test -run '^$' -bench AmplitudePull -benchtime 3x ./producer/mappingrun/
+func BenchmarkAmplitudePull(b *testing.B) {
+	rows := 2_000_000
+	if v := os.Getenv("COHORTSYNC_BENCH_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("COHORTSYNC_BENCH_ROWS=%q: want a positive integer", v)
+		}
+		rows = n
+	}
+	w := newWorld(b, testenv.Redis(b))
+	cohort := amplitudetest.Cohort{ID: "big", Name: "Everyone", Generate: rows}
+	path := filepath.Join(b.TempDir(), "big.csv")
+	writeExport(b, path, cohort)
+	srv := amplitudetest.New(b, amplitudetest.Config{Gzip: true, Pending: 1, Cohorts: []amplitudetest.Cohort{cohort}})
+	env := map[string]string{"AMP_KEY": srv.APIKey(), "AMP_SECRET": srv.SecretKey()}
+	dests := projectDests{w.dests, map[string]catalog.AmplitudeProject{"main": {Name: "main", BaseURL: srv.URL,
+		APIKey: catalog.SecretRef{Env: "AMP_KEY"}, SecretKey: catalog.SecretRef{Env: "AMP_SECRET"}}}}
+	r := w.runnerWith(b.TempDir(), dests, func(c *Config) {
+		c.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		c.Amplitude = amplitude.Options{PollInterval: 100 * time.Millisecond}
+	})
+	timed := func(m catalog.Mapping) time.Duration {
+		start := time.Now()
+		res := w.run(r, m) // returns once the consumer applied every event
+		if res[0].Summary.Added != int64(rows) {
+			b.Fatalf("%s: %d added, want %d", m.Segment, res[0].Summary.Added, rows)
+		}
+		return time.Since(start)
+	}
+	var csvTime, ampTime time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		csvM := mapping(path, "production")
+		csvM.Segment = fmt.Sprintf("bench-csv-%d", i)
+		ampM := ampMapping("big", "", "production")
+		ampM.Segment = fmt.Sprintf("bench-amp-%d", i)
+		if i%2 == 0 {
+			csvTime += timed(csvM)
+			ampTime += timed(ampM)
+		} else {
+			ampTime += timed(ampM)
+			csvTime += timed(csvM)
+		}
+		b.StopTimer()
+		testenv.DropPrefix(b, w.rdb, w.dests["production"].Prefix()) // keep Redis's memory bounded
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(ampTime.Seconds()/csvTime.Seconds(), "amplitude/csv")
+	b.ReportMetric(float64(rows)*n/csvTime.Seconds(), "csv-members/s")
+	b.ReportMetric(float64(rows)*n/ampTime.Seconds(), "amplitude-members/s")
+	b.Logf("%d rows, %d runs each: local CSV %v per run, Amplitude pull %v per run, ratio %.2f",
+		rows, b.N, (csvTime / time.Duration(b.N)).Round(time.Millisecond), (ampTime / time.Duration(b.N)).Round(time.Millisecond),
+		ampTime.Seconds()/csvTime.Seconds())
+}
+
+func writeExport(b *testing.B, path string, c amplitudetest.Cohort) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = amplitudetest.WriteExport(bw, c, nil)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+}
