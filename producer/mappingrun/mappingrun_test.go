@@ -59,7 +59,13 @@ func (m mapDests) Destination(_ context.Context, name string) (catalog.Destinati
 
 func newWorld(t testing.TB, rb testenv.RedisBackend) *world {
 	t.Helper()
-	ctx := testenv.Context(t, 3*time.Minute)
+	return newWorldFor(t, rb, 3*time.Minute)
+}
+
+// newWorldFor is newWorld whose context ends after d.
+func newWorldFor(t testing.TB, rb testenv.RedisBackend, d time.Duration) *world {
+	t.Helper()
+	ctx := testenv.Context(t, d)
 	kf := kafkaxtest.Kafka(t)
 	name := testenv.Name(t)
 	w := &world{t: t, ctx: ctx, kf: kf, rdb: rb.Client, topic: name, control: name + ":control:",
@@ -135,7 +141,7 @@ func (w *world) runnerWith(stateDir string, dests Destinations, change func(*Con
 }
 
 // csv writes a cohort file of members (user_id column) and returns its path.
-func csvFile(t *testing.T, members ...string) string {
+func csvFile(t testing.TB, members ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cohort.csv")
 	if err := os.WriteFile(path, []byte("user_id\n"+strings.Join(members, "\n")+"\n"), 0o644); err != nil {
