@@ -506,6 +506,40 @@ func TestCorruptRecordIsAnErrorNamingTheKey(t *testing.T) {
 	})
 }
 
+func TestCorruptProjectRecordIsAnErrorNamingTheKey(t *testing.T) {
+	valid := encodeProject(catalog.AmplitudeProject{Name: "p", Region: catalog.AmplitudeEU, BaseURL: catalog.AmplitudeBaseURLs[catalog.AmplitudeEU],
+		APIKey: catalog.SecretRef{Env: "K"}, SecretKey: catalog.SecretRef{File: "/s"}})
+	for _, tt := range []struct{ name, record, problem string }{
+		{"edited so the hash no longer matches", strings.Replace(valid, `"secret_key_file":"/s"`, `"secret_key_file":"/t"`, 1), "content hash"},
+		{"another project's record", strings.Replace(valid, `"name":"p"`, `"name":"x"`, 1), `holds amplitude_project "x"`},
+		{"a mapping's record among projects", strings.Replace(valid, `"amplitude_project":`, `"mapping":`, 1), "want a record of one amplitude_project"},
+		{"the valid record", valid, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			eachRedis(t, func(t *testing.T, s *Store, b testenv.RedisBackend) {
+				key := s.cfg.projectsKey()
+				if err := b.Client.HSet(t.Context(), key, "p", tt.record).Err(); err != nil {
+					t.Fatal(err)
+				}
+				ops := map[string]error{
+					"Catalog":           func() error { _, err := s.Catalog(t.Context()); return err }(),
+					"AmplitudeProject":  func() error { _, err := s.AmplitudeProject(t.Context(), "p"); return err }(),
+					"AmplitudeProjects": func() error { _, err := s.AmplitudeProjects(t.Context()); return err }(),
+				}
+				for op, err := range ops {
+					var ce *CorruptError
+					switch {
+					case tt.problem == "" && err != nil:
+						t.Errorf("%s = %v", op, err)
+					case tt.problem != "" && (!errors.As(err, &ce) || ce.Key != key || ce.Field != "p" || !strings.Contains(ce.Problem, tt.problem)):
+						t.Errorf("%s = %v, want a CorruptError of %s field p containing %q", op, err, key, tt.problem)
+					}
+				}
+			})
+		})
+	}
+}
+
 func TestCorruptVersionIsAnErrorNamingTheKey(t *testing.T) {
 	eachRedis(t, func(t *testing.T, s *Store, b testenv.RedisBackend) {
 		if err := b.Client.Set(t.Context(), s.cfg.versionKey(), "many", 0).Err(); err != nil {
