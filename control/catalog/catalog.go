@@ -21,6 +21,18 @@ import (
 type Catalog struct {
 	Destinations []Destination
 	Mappings     []Mapping
+	// AmplitudeProjects are the Amplitude projects mappings pull cohorts
+	// from; nil or empty when none is declared.
+	AmplitudeProjects []AmplitudeProject
+}
+
+// AmplitudeProject returns the Amplitude project called name.
+func (c *Catalog) AmplitudeProject(name string) (AmplitudeProject, bool) {
+	i, ok := slices.BinarySearchFunc(c.AmplitudeProjects, name, func(p AmplitudeProject, n string) int { return strings.Compare(p.Name, n) })
+	if !ok {
+		return AmplitudeProject{}, false
+	}
+	return c.AmplitudeProjects[i], true
 }
 
 // Destination returns the destination called name.
@@ -130,6 +142,66 @@ type Source struct {
 	// Location is the CSV path or URL, or the Amplitude cohort id; empty
 	// for SourcePush.
 	Location string
+	// Project is the name of the AmplitudeProject of SourceAmplitude;
+	// empty for the other kinds.
+	Project string
+}
+
+// Amplitude regions, the hosts of Amplitude's data centers.
+const (
+	AmplitudeUS = "us"
+	AmplitudeEU = "eu"
+)
+
+// AmplitudeBaseURLs are the API hosts of the Amplitude regions.
+var AmplitudeBaseURLs = map[string]string{
+	AmplitudeUS: "https://amplitude.com",
+	AmplitudeEU: "https://analytics.eu.amplitude.com",
+}
+
+// AmplitudeProject is an Amplitude project cohorts are exported from: its
+// API host and where its keys are read, never the keys themselves.
+type AmplitudeProject struct {
+	// Name identifies the project in mappings. Required.
+	Name string
+	// Region is AmplitudeUS or AmplitudeEU, or "" when BaseURL was given
+	// (a proxy's, a test's).
+	Region string
+	// BaseURL is the API's base URL: the region's host, or the one given.
+	BaseURL string
+	// APIKey and SecretKey are where the project's keys are read, for
+	// HTTP Basic auth. Both required.
+	APIKey    SecretRef
+	SecretKey SecretRef
+}
+
+// Hash is a digest of the project's whole content, like Mapping.Hash.
+func (p AmplitudeProject) Hash() string { return hashJSON(p.Encode()) }
+
+// EncodedAmplitudeProject is a project's stable JSON form: what Hash
+// covers and what a store keeps. It holds where the keys are read, never
+// the keys.
+type EncodedAmplitudeProject struct {
+	Name          string `json:"name"`
+	Region        string `json:"region"`
+	BaseURL       string `json:"base_url"`
+	APIKeyEnv     string `json:"api_key_env"`
+	APIKeyFile    string `json:"api_key_file"`
+	SecretKeyEnv  string `json:"secret_key_env"`
+	SecretKeyFile string `json:"secret_key_file"`
+}
+
+// Encode is p's EncodedAmplitudeProject form.
+func (p AmplitudeProject) Encode() EncodedAmplitudeProject {
+	return EncodedAmplitudeProject{Name: p.Name, Region: p.Region, BaseURL: p.BaseURL,
+		APIKeyEnv: p.APIKey.Env, APIKeyFile: p.APIKey.File, SecretKeyEnv: p.SecretKey.Env, SecretKeyFile: p.SecretKey.File}
+}
+
+// AmplitudeProject is the project e encodes; e is trusted (validated when
+// decoded from a file, and a store checks it against its Hash).
+func (e EncodedAmplitudeProject) AmplitudeProject() AmplitudeProject {
+	return AmplitudeProject{Name: e.Name, Region: e.Region, BaseURL: e.BaseURL,
+		APIKey: SecretRef{Env: e.APIKeyEnv, File: e.APIKeyFile}, SecretKey: SecretRef{Env: e.SecretKeyEnv, File: e.SecretKeyFile}}
 }
 
 // Defaults of a mapping.
@@ -192,23 +264,26 @@ func hashJSON(v any) string {
 // store keeps, independent of how Mapping's fields are named or ordered in
 // Go. Renaming its JSON names changes every hash and stored record.
 type Encoded struct {
-	Name           string   `json:"name"`
-	SourceKind     string   `json:"source_kind"`
-	SourceLocation string   `json:"source_location"`
-	Segment        string   `json:"segment"`
-	Destinations   []string `json:"destinations"`
-	IDProperty     string   `json:"id_property"`
-	ContextKind    string   `json:"context_kind"`
-	Schedule       string   `json:"schedule"`
-	Generation     int      `json:"generation"`
-	MaxShrink      float64  `json:"max_shrink"`
-	Enabled        bool     `json:"enabled"`
+	Name           string `json:"name"`
+	SourceKind     string `json:"source_kind"`
+	SourceLocation string `json:"source_location"`
+	// SourceProject is omitted when empty, so that the records and hashes
+	// of mappings stored before Amplitude projects existed are unchanged.
+	SourceProject string   `json:"source_project,omitempty"`
+	Segment       string   `json:"segment"`
+	Destinations  []string `json:"destinations"`
+	IDProperty    string   `json:"id_property"`
+	ContextKind   string   `json:"context_kind"`
+	Schedule      string   `json:"schedule"`
+	Generation    int      `json:"generation"`
+	MaxShrink     float64  `json:"max_shrink"`
+	Enabled       bool     `json:"enabled"`
 }
 
 // Encode is m's Encoded form.
 func (m Mapping) Encode() Encoded {
 	return Encoded{
-		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location,
+		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location, SourceProject: m.Source.Project,
 		Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
 		ContextKind: m.ContextKind, Schedule: m.Schedule.String(), Generation: m.Generation,
 		MaxShrink: m.MaxShrink, Enabled: m.Enabled,
@@ -220,7 +295,7 @@ func (m Mapping) Encode() Encoded {
 // file, and a store checks it against its Hash).
 func (e Encoded) Mapping() (Mapping, error) {
 	m := Mapping{
-		Name: e.Name, Source: Source{Kind: SourceKind(e.SourceKind), Location: e.SourceLocation},
+		Name: e.Name, Source: Source{Kind: SourceKind(e.SourceKind), Location: e.SourceLocation, Project: e.SourceProject},
 		Segment: e.Segment, Destinations: e.Destinations, IDProperty: e.IDProperty,
 		ContextKind: e.ContextKind, Generation: e.Generation, MaxShrink: e.MaxShrink, Enabled: e.Enabled,
 	}

@@ -43,9 +43,11 @@ func TestLoadCompleteExampleNormalisesWithDefaults(t *testing.T) {
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOneTime}, Generation: 1, Enabled: true},
 			{Name: "partner-push", Source: Source{Kind: SourcePush}, Segment: "partner-audience", Destinations: []string{"qa"},
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOnPush}, Generation: 1, Enabled: false},
-			{Name: "power-users", Source: Source{Kind: SourceAmplitude, Location: "7khm89cz"}, Segment: "power-users", Destinations: []string{"production", "staging"},
+			{Name: "power-users", Source: Source{Kind: SourceAmplitude, Location: "7khm89cz", Project: "main"}, Segment: "power-users", Destinations: []string{"production", "staging"},
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleHourly}, Generation: 1, MaxShrink: 0.5, Enabled: true},
 		},
+		AmplitudeProjects: []AmplitudeProject{{Name: "main", Region: AmplitudeUS, BaseURL: "https://amplitude.com",
+			APIKey: SecretRef{Env: "AMPLITUDE_API_KEY"}, SecretKey: SecretRef{File: "/run/secrets/amplitude-secret-key"}}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", c, want)
@@ -90,6 +92,10 @@ func TestLoadMissingFileWrapsTheOSError(t *testing.T) {
 
 const advice = "password_env (an environment variable) or password_file (a file) naming where the password is read"
 
+const okProject = `amplitude_projects:
+  - {name: main, region: us, api_key_env: K, secret_key_env: S}
+`
+
 const okDest = `
   - name: prod
     redis: {url: "redis://localhost:6379"}
@@ -103,8 +109,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty file is an empty catalog", ``, nil},
 		{"malformed YAML names its line", "destinations: []\nmappings:\n  - name: a\n    schedule: a: b\n", []string{`f.yaml:4: malformed YAML: mapping values are not allowed in this context`}},
 		{"a second document is refused", "destinations: []\n---\nmappings: []\n", []string{`f.yaml:2: a second YAML document: want one`}},
-		{"unknown top-level field", "destination: []\n", []string{`f.yaml:1: destination: unknown field, want one of destinations, mappings`}},
-		{"top level that is a list", "- a\n", []string{`f.yaml:1: want a mapping of destinations, mappings, not a list`}},
+		{"unknown top-level field", "destination: []\n", []string{`f.yaml:1: destination: unknown field, want one of destinations, mappings, amplitude_projects`}},
+		{"top level that is a list", "- a\n", []string{`f.yaml:1: want a mapping of destinations, mappings, amplitude_projects, not a list`}},
 		{"destinations that are not a list", "destinations: {a: 1}\n", []string{`f.yaml:1: destinations: want a list, not a mapping`}},
 		{"a field given twice", "destinations:" + okDest + "    name: again\n", []string{`f.yaml:4: destination "prod": name: given twice (also at line 2)`}},
 		{"missing redis", "destinations:\n  - name: a\n", []string{`f.yaml:2: destination "a": redis: required, want url or cluster_addrs`}},
@@ -164,6 +170,31 @@ func TestDecodeErrors(t *testing.T) {
 		{"same segment, other generation, is another segment", "destinations:" + okDest + "mappings:\n" +
 			"  - {name: m, source: {csv: a}, segment: s, destinations: [prod], schedule: daily}\n" +
 			"  - {name: n, source: {csv: b}, segment: s, destinations: [prod], schedule: daily, generation: 2}\n", nil},
+		{"an amplitude mapping names its declared project", "destinations:" + okDest + okProject + "mappings:\n  - {name: m, source: {amplitude_cohort: c1, amplitude_project: main}, segment: s, destinations: [prod], schedule: daily}\n", nil},
+		{"an amplitude mapping without a project", "destinations:" + okDest + okProject + "mappings:\n  - {name: m, source: {amplitude_cohort: c1}, segment: s, destinations: [prod], schedule: daily}\n",
+			[]string{`f.yaml:7: mapping "m": source.amplitude_project: required with amplitude_cohort, want the name of a project of amplitude_projects`}},
+		{"an amplitude mapping naming an undeclared project", "destinations:" + okDest + okProject + "mappings:\n  - name: m\n    source: {amplitude_cohort: c1, amplitude_project: other}\n    segment: s\n    destinations: [prod]\n    schedule: daily\n",
+			[]string{`f.yaml:8: mapping "m": source.amplitude_project: "other": want a declared amplitude project (main)`}},
+		{"a project with a csv source", "destinations:" + okDest + okProject + "mappings:\n  - name: m\n    source:\n      csv: a.csv\n      amplitude_project: main\n    segment: s\n    destinations: [prod]\n    schedule: daily\n",
+			[]string{`f.yaml:10: mapping "m": source.amplitude_project: only with amplitude_cohort`}},
+		{"an eu project, and one behind a proxy", "amplitude_projects:\n  - {name: eu, region: eu, api_key_env: K, secret_key_env: S}\n  - {name: proxy, base_url: \"http://127.0.0.1:8080\", api_key_file: /k, secret_key_file: /s}\n", nil},
+		{"project problems, each at its line", "amplitude_projects:\n  - name: a\n    region: mars\n    api_key_env: K\n    api_key_file: /k\n    secret_key: hunter2\n" +
+			"  - name: a\n    region: us\n    base_url: \"https://u:hunter2@amplitude.com?x=1\"\n    api_key_env: 1K\n  - {}\n",
+			[]string{
+				`f.yaml:2: amplitude_project "a": secret_key_env: required, want secret_key_env (an environment variable) or secret_key_file (a file) naming where the key is read`,
+				`f.yaml:3: amplitude_project "a": region: "mars": want us or eu`,
+				`f.yaml:5: amplitude_project "a": api_key_file: not with api_key_env: want one place to read the key from`,
+				`f.yaml:6: amplitude_project "a": secret_key: unknown field, want one of name, region, base_url, api_key_env, api_key_file, secret_key_env, secret_key_file`,
+				`f.yaml:7: amplitude_project "a": secret_key_env: required, want secret_key_env (an environment variable) or secret_key_file (a file) naming where the key is read`,
+				`f.yaml:7: amplitude_project "a": name: "a": want a name no other amplitude_project has (also at line 2)`,
+				`f.yaml:9: amplitude_project "a": base_url: "https://u:xxxxx@amplitude.com?...": want an http:// or https:// URL with a host, without credentials or query`,
+				`f.yaml:9: amplitude_project "a": base_url: not with region: want one of the two`,
+				`f.yaml:10: amplitude_project "a": api_key_env: "1K": want an environment variable name: letters, digits or '_', not starting with a digit`,
+				`f.yaml:11: amplitude_project #3: name: required, want letters, digits, '.', '_' or '-'`,
+				`f.yaml:11: amplitude_project #3: region: required, want us or eu, or a base_url`,
+				`f.yaml:11: amplitude_project #3: api_key_env: required, want api_key_env (an environment variable) or api_key_file (a file) naming where the key is read`,
+				`f.yaml:11: amplitude_project #3: secret_key_env: required, want secret_key_env (an environment variable) or secret_key_file (a file) naming where the key is read`,
+			}},
 		{"aliases are followed", "destinations:\n  - &d {name: a, redis: {url: \"redis://h:1\"}}\nmappings:\n  - {name: m, source: {csv: a}, segment: s, destinations: [a], schedule: daily}\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +308,7 @@ func TestMappingHash(t *testing.T) {
 		{"name", func(m *Mapping) { m.Name = "n" }},
 		{"source kind", func(m *Mapping) { m.Source.Kind = SourceAmplitude }},
 		{"source location", func(m *Mapping) { m.Source.Location = "b.csv" }},
+		{"source project", func(m *Mapping) { m.Source.Project = "main" }},
 		{"segment", func(m *Mapping) { m.Segment = "t" }},
 		{"destinations", func(m *Mapping) { m.Destinations = []string{"a"} }},
 		{"id property", func(m *Mapping) { m.IDProperty = "email" }},

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,9 +32,18 @@ func (d *decoder) check(f *file) {
 	}
 	d.sharedStorage(f.dests)
 
+	projectLines := map[string]int{}
+	for _, pe := range f.projects {
+		d.unique(projectLines, pe.Name, pe.entry, pe.lines)
+	}
 	mapNames := map[string]int{}
 	for _, me := range f.maps {
 		d.unique(mapNames, me.Name, me.entry, me.lines)
+		if p := me.Source.Project; p != "" && me.projectLine > 0 {
+			if _, ok := projectLines[p]; !ok {
+				d.add(me.projectLine, me.entry, "source.amplitude_project", "%s", invalid(p, "a declared amplitude project (%s)", declaredNames(projectLines)))
+			}
+		}
 		seen := map[string]bool{}
 		for i, dn := range me.Destinations {
 			switch {
@@ -62,16 +72,13 @@ func (d *decoder) unique(first map[string]int, name string, e Entry, lines map[s
 	return true
 }
 
-func declared(names map[string]*destEntry) string {
+func declared(names map[string]*destEntry) string { return declaredNames(names) }
+
+func declaredNames[V any](names map[string]V) string {
 	if len(names) == 0 {
 		return "none declared"
 	}
-	ns := make([]string, 0, len(names))
-	for n := range names {
-		ns = append(ns, n)
-	}
-	slices.Sort(ns)
-	return strings.Join(ns, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(names)), ", ")
 }
 
 // sharedStorage refuses two destinations writing under one prefix of one
@@ -139,7 +146,7 @@ func (d *decoder) sharedSegments(maps []*mapEntry, dests map[string]*destEntry) 
 
 // catalog is the normalised catalog of a file without problems.
 func (f *file) catalog() *Catalog {
-	c := &Catalog{Destinations: []Destination{}, Mappings: []Mapping{}}
+	c := &Catalog{Destinations: []Destination{}, Mappings: []Mapping{}, AmplitudeProjects: []AmplitudeProject{}}
 	for _, de := range f.dests {
 		c.Destinations = append(c.Destinations, de.Destination)
 	}
@@ -148,6 +155,10 @@ func (f *file) catalog() *Catalog {
 		m.Destinations = slices.Sorted(slices.Values(m.Destinations))
 		c.Mappings = append(c.Mappings, m)
 	}
+	for _, pe := range f.projects {
+		c.AmplitudeProjects = append(c.AmplitudeProjects, pe.AmplitudeProject)
+	}
+	slices.SortFunc(c.AmplitudeProjects, func(a, b AmplitudeProject) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(c.Destinations, func(a, b Destination) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(c.Mappings, func(a, b Mapping) int { return strings.Compare(a.Name, b.Name) })
 	return c

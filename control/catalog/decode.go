@@ -23,8 +23,8 @@ func Load(path string) (*Catalog, error) {
 	return Decode(path, data)
 }
 
-// Decode reads a catalog file: a YAML mapping with a destinations list and
-// a mappings list. file names it in errors. On any problem it returns every
+// Decode reads a catalog file: a YAML mapping with a destinations list, a
+// mappings list and an amplitude_projects list. file names it in errors. On any problem it returns every
 // problem found, each an *Error, joined in line order, and no catalog: a
 // catalog is applied whole or not at all.
 func Decode(file string, data []byte) (*Catalog, error) {
@@ -73,11 +73,14 @@ func (d *decoder) decode(data []byte) *Catalog {
 	}
 	f := &file{}
 	if len(doc.Content) > 0 {
-		d.fields(doc.Content[0], Entry{}, "", []string{"destinations", "mappings"}, func(key string, v *yaml.Node) {
-			if key == "destinations" {
+		d.fields(doc.Content[0], Entry{}, "", []string{"destinations", "mappings", "amplitude_projects"}, func(key string, v *yaml.Node) {
+			switch key {
+			case "destinations":
 				d.list(v, "destination", func(n *yaml.Node, e Entry) { f.dests = append(f.dests, d.destination(n, e)) })
-			} else {
+			case "mappings":
 				d.list(v, "mapping", func(n *yaml.Node, e Entry) { f.maps = append(f.maps, d.mapping(n, e)) })
+			default:
+				d.list(v, "amplitude_project", func(n *yaml.Node, e Entry) { f.projects = append(f.projects, d.project(n, e)) })
 			}
 		})
 	}

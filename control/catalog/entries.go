@@ -3,6 +3,7 @@ package catalog
 import (
 	"cmp"
 	"fmt"
+	neturl "net/url"
 	"slices"
 	"strings"
 
@@ -16,8 +17,15 @@ import (
 // file is what one file declared, in file order, with the lines the checks
 // across entries report at.
 type file struct {
-	dests []*destEntry
-	maps  []*mapEntry
+	dests    []*destEntry
+	maps     []*mapEntry
+	projects []*projectEntry
+}
+
+type projectEntry struct {
+	AmplitudeProject
+	entry Entry
+	lines map[string]int
 }
 
 type destEntry struct {
@@ -32,17 +40,20 @@ type destEntry struct {
 
 type mapEntry struct {
 	Mapping
-	entry     Entry
-	line      int
-	lines     map[string]int
-	destLines []int
+	entry       Entry
+	line        int
+	lines       map[string]int
+	destLines   []int
+	projectLine int // of source.amplitude_project
 }
 
 var (
 	destinationFields = []string{"name", "environment", "redis", "prefix", "client_side_id", "fan_in"}
 	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "password"}
 	mappingFields     = []string{"name", "source", "segment", "destinations", "id_property", "context_kind", "schedule", "generation", "max_shrink", "enabled"}
-	sourceFields      = []string{"csv", "amplitude_cohort", "push"}
+	sourceFields      = []string{"csv", "amplitude_cohort", "push", "amplitude_project"}
+	sourceKinds       = sourceFields[:3]
+	projectFields     = []string{"name", "region", "base_url", "api_key_env", "api_key_file", "secret_key_env", "secret_key_file"}
 )
 
 func isKey(s string) bool { return keyPattern.MatchString(s) }
@@ -230,7 +241,7 @@ func (d *decoder) mapping(n *yaml.Node, e Entry) *mapEntry {
 		return me
 	}
 	for _, f := range [...]struct{ key, want string }{
-		{"name", keyForm}, {"source", "one of " + strings.Join(sourceFields, ", ")},
+		{"name", keyForm}, {"source", "one of " + strings.Join(sourceKinds, ", ")},
 		{"segment", "a segment key: " + keyForm}, {"destinations", "a list of destination names"},
 	} {
 		if _, ok := me.lines[f.key]; !ok {
@@ -274,7 +285,7 @@ func (d *decoder) schedule(n *yaml.Node, me *mapEntry, spec string) {
 }
 
 func (d *decoder) source(n *yaml.Node, me *mapEntry) {
-	e, count := me.entry, 0
+	e, count, projectLine := me.entry, 0, 0
 	d.fields(n, e, "source.", sourceFields, func(key string, v *yaml.Node) {
 		count++
 		field := "source." + key
@@ -284,8 +295,12 @@ func (d *decoder) source(n *yaml.Node, me *mapEntry) {
 			if me.Source.Location == "" && !d.reported(v.Line) {
 				d.add(v.Line, e, field, "required, want a CSV path or http(s) URL")
 			}
+		case "amplitude_project":
+			count-- // with amplitude_cohort, not a source of its own
+			me.Source.Project = d.text(v, e, field, isKey, "an Amplitude project's name: "+keyForm)
+			projectLine = v.Line
 		case "amplitude_cohort":
-			me.Source = Source{Kind: SourceAmplitude, Location: d.text(v, e, field, validText, "an Amplitude cohort id")}
+			me.Source = Source{Kind: SourceAmplitude, Location: d.text(v, e, field, validText, "an Amplitude cohort id"), Project: me.Source.Project}
 			if me.Source.Location == "" && !d.reported(v.Line) {
 				d.add(v.Line, e, field, "required, want an Amplitude cohort id")
 			}
@@ -298,6 +313,101 @@ func (d *decoder) source(n *yaml.Node, me *mapEntry) {
 		}
 	})
 	if n.Kind == yaml.MappingNode && count != 1 {
-		d.add(n.Line, e, "source", "want exactly one of %s, not %d", strings.Join(sourceFields, ", "), count)
+		d.add(n.Line, e, "source", "want exactly one of %s, not %d", strings.Join(sourceKinds, ", "), count)
 	}
+	switch {
+	case projectLine > 0 && me.Source.Kind != SourceAmplitude:
+		me.Source.Project = ""
+		d.add(projectLine, e, "source.amplitude_project", "only with amplitude_cohort")
+	case me.Source.Kind == SourceAmplitude && projectLine == 0:
+		d.add(n.Line, e, "source.amplitude_project", "required with amplitude_cohort, want the name of a project of amplitude_projects")
+	case me.Source.Kind == SourceAmplitude:
+		me.projectLine = projectLine
+	}
+}
+
+// keyAdvice is how a file gives an Amplitude project's key k.
+func keyAdvice(k string) string {
+	return k + "_env (an environment variable) or " + k + "_file (a file) naming where the key is read"
+}
+
+func (d *decoder) project(n *yaml.Node, e Entry) *projectEntry {
+	pe := &projectEntry{entry: e}
+	refs := map[string]*string{
+		"api_key_env": &pe.APIKey.Env, "api_key_file": &pe.APIKey.File,
+		"secret_key_env": &pe.SecretKey.Env, "secret_key_file": &pe.SecretKey.File,
+	}
+	pe.lines = d.fields(n, e, "", projectFields, func(key string, v *yaml.Node) {
+		switch key {
+		case "name":
+			pe.Name = d.text(v, e, key, isKey, keyForm)
+		case "region":
+			pe.Region = d.text(v, e, key, func(s string) bool { return AmplitudeBaseURLs[s] != "" }, "us or eu")
+		case "base_url":
+			// Not d.text: a refused URL is shown redacted, it may hold a key.
+			if u, ok := d.scalar(v, e, key, "a URL"); ok && validBaseURL(u) {
+				pe.BaseURL = u
+			} else if ok {
+				d.add(v.Line, e, key, "%s", invalid(redactURL(u), "an http:// or https:// URL with a host, without credentials or query"))
+			}
+		case "api_key_env", "secret_key_env":
+			*refs[key] = d.text(v, e, key, envNamePattern.MatchString, envNameForm)
+		case "api_key_file", "secret_key_file":
+			*refs[key] = d.text(v, e, key, validText, "a file path: "+textForm)
+		}
+	})
+	if n.Kind != yaml.MappingNode {
+		return pe
+	}
+	if _, ok := pe.lines["name"]; !ok {
+		d.required(n, e, "name", keyForm)
+	}
+	_, hasRegion := pe.lines["region"]
+	bl, hasBase := pe.lines["base_url"]
+	switch {
+	case hasRegion && hasBase:
+		d.add(bl, e, "base_url", "not with region: want one of the two")
+	case !hasRegion && !hasBase:
+		d.required(n, e, "region", "us or eu, or a base_url")
+	case hasRegion && pe.Region != "":
+		pe.BaseURL = AmplitudeBaseURLs[pe.Region]
+	}
+	for _, k := range [...]string{"api_key", "secret_key"} {
+		el, hasEnv := pe.lines[k+"_env"]
+		fl, hasFile := pe.lines[k+"_file"]
+		switch {
+		case hasEnv && hasFile:
+			d.add(fl, e, k+"_file", "not with %s_env: want one place to read the key from", k)
+		case !hasEnv && !hasFile:
+			d.required(n, e, k+"_env", keyAdvice(k))
+		case hasEnv && *refs[k+"_env"] == "" && !d.reported(el):
+			d.add(el, e, k+"_env", "required, want %s", envNameForm)
+		case hasFile && *refs[k+"_file"] == "" && !d.reported(fl):
+			d.add(fl, e, k+"_file", "required, want a file path")
+		}
+	}
+	return pe
+}
+
+// redactURL masks a URL's password and query, for messages.
+func redactURL(s string) string {
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = neturl.UserPassword(u.User.Username(), "xxxxx")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "..."
+	}
+	return u.String()
+}
+
+// validBaseURL accepts what an Amplitude client can call: http(s), a
+// host, no credentials (they are read from the key references) and no
+// query.
+func validBaseURL(s string) bool {
+	u, err := neturl.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.RawQuery == "" && u.Fragment == ""
 }

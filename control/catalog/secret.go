@@ -52,12 +52,17 @@ var (
 	ErrSecretEmpty = errors.New("empty")
 )
 
-// SecretError is a destination's Redis password that cannot be read. It
-// names the destination and the variable or file, never the secret.
+// SecretError is a secret that cannot be read: a destination's Redis
+// password, or an Amplitude project's key. It names the owner and the
+// variable or file, never the secret.
 type SecretError struct {
-	// Destination is the destination's name.
+	// Destination is the destination's name, for a Redis password.
 	Destination string
-	// Ref is where the password was to be read.
+	// Project is the Amplitude project's name, for one of its keys.
+	Project string
+	// Secret says which secret, e.g. "redis password" or "secret key".
+	Secret string
+	// Ref is where the secret was to be read.
 	Ref SecretRef
 	// Err is ErrSecretUnset, ErrSecretEmpty, or the file's read error.
 	Err error
@@ -73,10 +78,45 @@ func (e *SecretError) Error() string {
 	if errors.As(err, &pe) && pe.Path == e.Ref.File {
 		err = pe.Err // the path is named already
 	}
-	return fmt.Sprintf("destination %q: redis password: %s: %v", e.Destination, where, err)
+	owner := fmt.Sprintf("destination %q", e.Destination)
+	if e.Project != "" {
+		owner = fmt.Sprintf("amplitude project %q", e.Project)
+	}
+	what := e.Secret
+	if what == "" {
+		what = "redis password"
+	}
+	return fmt.Sprintf("%s: %s: %s: %v", owner, what, where, err)
 }
 
 func (e *SecretError) Unwrap() error { return e.Err }
+
+// read reads the secret r names: lookupEnv reads the environment
+// (os.LookupEnv) and readFile reads files (os.ReadFile). It returns
+// ErrSecretUnset, ErrSecretEmpty or the file's error, to be wrapped in a
+// *SecretError by the caller.
+func (r SecretRef) read(lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (string, error) {
+	var secret string
+	if r.Env != "" {
+		v, ok := lookupEnv(r.Env)
+		if !ok {
+			return "", ErrSecretUnset
+		}
+		secret = v
+	} else {
+		b, err := readFile(r.File)
+		if err != nil {
+			return "", err
+		}
+		// Files written by editors and echo end with a newline that is
+		// not part of the secret.
+		secret = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	}
+	if secret == "" {
+		return "", ErrSecretEmpty
+	}
+	return secret, nil
+}
 
 // RedisConfig is the configuration to connect to d's Redis, with its
 // password read from where d.Password says: lookupEnv reads the
@@ -89,25 +129,9 @@ func (d Destination) RedisConfig(lookupEnv func(string) (string, bool), readFile
 	if d.Password.IsZero() {
 		return cfg, nil
 	}
-	secretErr := func(err error) error { return &SecretError{Destination: d.Name, Ref: d.Password, Err: err} }
-	var password string
-	if d.Password.Env != "" {
-		v, ok := lookupEnv(d.Password.Env)
-		if !ok {
-			return redisx.Config{}, secretErr(ErrSecretUnset)
-		}
-		password = v
-	} else {
-		b, err := readFile(d.Password.File)
-		if err != nil {
-			return redisx.Config{}, secretErr(err)
-		}
-		// Files written by editors and echo end with a newline that is
-		// not part of the password.
-		password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	}
-	if password == "" {
-		return redisx.Config{}, secretErr(ErrSecretEmpty)
+	password, err := d.Password.read(lookupEnv, readFile)
+	if err != nil {
+		return redisx.Config{}, &SecretError{Destination: d.Name, Ref: d.Password, Err: err}
 	}
 	if cfg.URL == "" {
 		cfg.Password = password
@@ -122,6 +146,21 @@ func (d Destination) RedisConfig(lookupEnv func(string) (string, bool), readFile
 	u.User = neturl.UserPassword(u.User.Username(), password)
 	cfg.URL = u.String()
 	return cfg, nil
+}
+
+// Keys reads p's API key and secret key from where p says, like
+// Destination.RedisConfig reads a password. A key that cannot be read, or
+// is empty, is a *SecretError.
+func (p AmplitudeProject) Keys(lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (apiKey, secretKey string, err error) {
+	apiKey, err = p.APIKey.read(lookupEnv, readFile)
+	if err != nil {
+		return "", "", &SecretError{Project: p.Name, Secret: "api key", Ref: p.APIKey, Err: err}
+	}
+	secretKey, err = p.SecretKey.read(lookupEnv, readFile)
+	if err != nil {
+		return "", "", &SecretError{Project: p.Name, Secret: "secret key", Ref: p.SecretKey, Err: err}
+	}
+	return apiKey, secretKey, nil
 }
 
 // Redacted is d's Redis as shown to users: the URL with any password

@@ -174,3 +174,74 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+func TestAmplitudeProjectKeys(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(keyFile, []byte("s3cret-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"AK": "api-123", "EMPTY": ""}
+	lookupEnv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		name        string
+		p           AmplitudeProject
+		api, secret string
+		err         string
+		is          error
+	}{
+		{name: "env and file", p: AmplitudeProject{Name: "main", APIKey: SecretRef{Env: "AK"}, SecretKey: SecretRef{File: keyFile}}, api: "api-123", secret: "s3cret-key"},
+		{name: "an unset variable", p: AmplitudeProject{Name: "main", APIKey: SecretRef{Env: "NOPE"}, SecretKey: SecretRef{File: keyFile}},
+			err: `amplitude project "main": api key: environment variable NOPE: not set`, is: ErrSecretUnset},
+		{name: "an empty secret key", p: AmplitudeProject{Name: "main", APIKey: SecretRef{Env: "AK"}, SecretKey: SecretRef{Env: "EMPTY"}},
+			err: `amplitude project "main": secret key: environment variable EMPTY: empty`, is: ErrSecretEmpty},
+		{name: "a missing file", p: AmplitudeProject{Name: "main", APIKey: SecretRef{Env: "AK"}, SecretKey: SecretRef{File: filepath.Join(dir, "absent")}},
+			err: `amplitude project "main": secret key: file ` + filepath.Join(dir, "absent") + `: no such file or directory`, is: fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api, secret, err := tc.p.Keys(lookupEnv, os.ReadFile)
+			if tc.err == "" {
+				if err != nil || api != tc.api || secret != tc.secret {
+					t.Fatalf("Keys = %q, %q, %v; want %q, %q", api, secret, err, tc.api, tc.secret)
+				}
+				return
+			}
+			var se *SecretError
+			if err == nil || err.Error() != tc.err || !errors.Is(err, tc.is) || !errors.As(err, &se) || strings.Contains(err.Error(), "api-123") {
+				t.Fatalf("Keys error %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestAmplitudeProjectEncodeRoundTripsAndHash(t *testing.T) {
+	c, err := Load("testdata/mappings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.AmplitudeProjects) == 0 {
+		t.Fatal("the example declares no amplitude project")
+	}
+	for _, p := range c.AmplitudeProjects {
+		if got := p.Encode().AmplitudeProject(); !reflect.DeepEqual(got, p) {
+			t.Errorf("round trip of %s:\n%+v\nwant\n%+v", p.Name, got, p)
+		}
+	}
+	if p, ok := c.AmplitudeProject("main"); !ok || p.BaseURL != "https://amplitude.com" {
+		t.Errorf("AmplitudeProject(main) = %+v, %v", p, ok)
+	}
+	base := c.AmplitudeProjects[0]
+	for name, change := range map[string]func(*AmplitudeProject){
+		"name":            func(p *AmplitudeProject) { p.Name = "x" },
+		"region":          func(p *AmplitudeProject) { p.Region, p.BaseURL = AmplitudeEU, AmplitudeBaseURLs[AmplitudeEU] },
+		"base url":        func(p *AmplitudeProject) { p.Region, p.BaseURL = "", "http://proxy:1" },
+		"api key env":     func(p *AmplitudeProject) { p.APIKey = SecretRef{Env: "OTHER"} },
+		"secret key file": func(p *AmplitudeProject) { p.SecretKey = SecretRef{File: "/other"} },
+	} {
+		p := base
+		change(&p)
+		if p.Hash() == base.Hash() {
+			t.Errorf("hash unchanged with %s", name)
+		}
+	}
+}

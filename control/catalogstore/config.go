@@ -51,3 +51,6 @@ func (c Config) destinationsKey() string { return c.Prefix + "{catalog}:destinat
 
 // versionKey is the catalog's version counter.
 func (c Config) versionKey() string { return c.Prefix + "{catalog}:version" }
+
+// projectsKey is the hash of every Amplitude project's record.
+func (c Config) projectsKey() string { return c.Prefix + "{catalog}:amplitude_projects" }

@@ -1,6 +1,6 @@
-// Package catalogstore keeps a catalog (destinations and mappings) in
-// Redis, so that every replica of cohortsync sees one truth instead of each
-// reading its own copy of mappings.yaml.
+// Package catalogstore keeps a catalog (destinations, Amplitude projects
+// and mappings) in Redis, so that every replica of cohortsync sees one
+// truth instead of each reading its own copy of mappings.yaml.
 //
 // It is apart from package catalog because catalog is the model and its
 // strict decoder, used with no Redis at all (validating a file in review),
@@ -27,6 +27,7 @@
 //
 //	<prefix>{catalog}:destinations  hash: destination name -> JSON record
 //	<prefix>{catalog}:mappings      hash: mapping name -> JSON record
+//	<prefix>{catalog}:amplitude_projects  hash: project name -> JSON record
 //	<prefix>{catalog}:version       integer, grows with every change
 //
 // A record is {"version":1,"hash":...,"mapping":{...}} (or "destination")
@@ -36,5 +37,8 @@
 // naming the key and the field.
 //
 // A destination's record holds where its Redis password is read (an
-// environment variable or a file, catalog.SecretRef), never the password.
+// environment variable or a file, catalog.SecretRef), never the password;
+// an Amplitude project's record likewise holds where its keys are read. A
+// mapping naming a project neither applied nor stored refuses the apply
+// like one naming such a destination.
 package catalogstore

@@ -13,8 +13,8 @@ import (
 // other versions rather than guess at fields it does not know.
 const recordVersion = 1
 
-// record is the stored form of one mapping or one destination, exactly one
-// of the two. Its field names are the storage format: renaming a Go field
+// record is the stored form of one mapping, one destination or one
+// Amplitude project, exactly one of them. Its field names are the storage format: renaming a Go field
 // must not change them. A mapping's record has no "destination" field, so
 // it is byte for byte what it was before destinations were stored.
 type record struct {
@@ -22,6 +22,9 @@ type record struct {
 	Hash        string                      `json:"hash"`
 	Mapping     *catalog.Encoded            `json:"mapping,omitempty"`
 	Destination *catalog.EncodedDestination `json:"destination,omitempty"`
+	// AmplitudeProject holds where the project's keys are read, never the
+	// keys.
+	AmplitudeProject *catalog.EncodedAmplitudeProject `json:"amplitude_project,omitempty"`
 }
 
 // marshal is r's JSON. The encoding is deterministic, so equal entries have
@@ -49,6 +52,12 @@ func encodeDestination(d catalog.Destination) string {
 	return record{Hash: d.Hash(), Destination: &e}.marshal()
 }
 
+// encodeProject is p's record.
+func encodeProject(p catalog.AmplitudeProject) string {
+	e := p.Encode()
+	return record{Hash: p.Hash(), AmplitudeProject: &e}.marshal()
+}
+
 // CorruptError is a stored record that does not decode to a mapping or a
 // destination.
 type CorruptError struct {
@@ -73,8 +82,14 @@ func unmarshal(key, field, data, kind string) (record, error) {
 	if r.Version != recordVersion {
 		return r, &CorruptError{Key: key, Field: field, Problem: fmt.Sprintf("version %d, want %d", r.Version, recordVersion)}
 	}
-	switch {
-	case r.Mapping != nil && r.Destination != nil, kind == kindMapping && r.Mapping == nil, kind == kindDestination && r.Destination == nil:
+	held := map[string]bool{kindMapping: r.Mapping != nil, kindDestination: r.Destination != nil, kindProject: r.AmplitudeProject != nil}
+	n := 0
+	for _, h := range held {
+		if h {
+			n++
+		}
+	}
+	if n != 1 || !held[kind] {
 		return r, &CorruptError{Key: key, Field: field, Problem: "want a record of one " + kind}
 	}
 	return r, nil
@@ -97,6 +112,7 @@ func verify(key, field, kind, name, hash string, r record) error {
 const (
 	kindMapping     = "mapping"
 	kindDestination = "destination"
+	kindProject     = "amplitude_project"
 )
 
 // decode reads the mapping record stored at key, field.
@@ -126,6 +142,19 @@ func decodeDestination(key, field, data string) (catalog.Destination, error) {
 		return catalog.Destination{}, err
 	}
 	return d, nil
+}
+
+// decodeProject reads the Amplitude project record stored at key, field.
+func decodeProject(key, field, data string) (catalog.AmplitudeProject, error) {
+	r, err := unmarshal(key, field, data, kindProject)
+	if err != nil {
+		return catalog.AmplitudeProject{}, err
+	}
+	p := r.AmplitudeProject.AmplitudeProject()
+	if err := verify(key, field, kindProject, p.Name, p.Hash(), r); err != nil {
+		return catalog.AmplitudeProject{}, err
+	}
+	return p, nil
 }
 
 // decodeAll decodes every record of the hash key (HGETALL's reply), sorted

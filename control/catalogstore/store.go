@@ -35,8 +35,9 @@ type Kind string
 
 // Kinds.
 const (
-	KindDestination Kind = kindDestination
-	KindMapping     Kind = kindMapping
+	KindDestination      Kind = kindDestination
+	KindMapping          Kind = kindMapping
+	KindAmplitudeProject Kind = kindProject
 )
 
 // Result is one entry's Change.
@@ -47,44 +48,59 @@ type Result struct {
 }
 
 // apply stores a catalog. KEYS: the destinations hash, the mappings hash,
-// the version counter. ARGV: the number of destinations and of mappings;
-// each destination's name and record; each mapping's name, record, number
-// of destinations and their names.
+// the version counter, the Amplitude projects hash. ARGV: the number of
+// destinations, of projects and of mappings; each destination's name and
+// record; each project's name and record; each mapping's name, record,
+// Amplitude project ("" for none), number of destinations and their names.
 //
 // It first checks that every destination a mapping names is applied or
 // stored, and if not returns {"missing", mapping, destination, ...} having
-// written nothing. Otherwise it writes every record that differs from the
-// stored one, increments the version if it wrote any, and returns {"ok",
-// version, the destinations' statuses (0 created, 1 updated, 2
+// written nothing; then the same for projects, {"missing_project",
+// mapping, project, ...}. Otherwise it writes every record that differs
+// from the stored one, increments the version if it wrote any, and returns
+// {"ok", version, the destinations' statuses (0 created, 1 updated, 2
 // unchanged), the number of stored destinations not applied and their
-// names, the same for mappings}. One script, so an apply is all or nothing
-// to a reader.
+// names, the same for projects, the same for mappings}. One script, so an
+// apply is all or nothing to a reader.
 var apply = redis.NewScript(`
-local nd, nm = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
-local dests, destGiven = {}, {}
-for _ = 1, nd do
-  dests[#dests+1] = {ARGV[i], ARGV[i+1]}
-  destGiven[ARGV[i]] = true
-  i = i + 2
+local nd, np, nm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
+local function entries(n)
+  local list, given = {}, {}
+  for _ = 1, n do
+    list[#list+1] = {ARGV[i], ARGV[i+1]}
+    given[ARGV[i]] = true
+    i = i + 2
+  end
+  return list, given
 end
-local maps, mapGiven, missing = {}, {}, {}
+local dests, destGiven = entries(nd)
+local projects, projectGiven = entries(np)
+local maps, mapGiven, missing, missingProject = {}, {}, {}, {}
 for _ = 1, nm do
-  local name, k = ARGV[i], tonumber(ARGV[i+2])
+  local name, project, k = ARGV[i], ARGV[i+2], tonumber(ARGV[i+3])
   for j = 1, k do
-    local d = ARGV[i+2+j]
+    local d = ARGV[i+3+j]
     if not destGiven[d] and redis.call('HEXISTS', KEYS[1], d) == 0 then
       missing[#missing+1] = name
       missing[#missing+1] = d
     end
   end
+  if project ~= '' and not projectGiven[project] and redis.call('HEXISTS', KEYS[4], project) == 0 then
+    missingProject[#missingProject+1] = name
+    missingProject[#missingProject+1] = project
+  end
   maps[#maps+1] = {name, ARGV[i+1]}
   mapGiven[name] = true
-  i = i + 3 + k
+  i = i + 4 + k
 end
 if #missing > 0 then
   table.insert(missing, 1, 'missing')
   return missing
+end
+if #missingProject > 0 then
+  table.insert(missingProject, 1, 'missing_project')
+  return missingProject
 end
 local out, changed = {'ok', 0}, false
 local function put(key, entries, given)
@@ -110,6 +126,7 @@ local function put(key, entries, given)
   for _, name in ipairs(extra) do out[#out+1] = name end
 end
 put(KEYS[1], dests, destGiven)
+put(KEYS[4], projects, projectGiven)
 put(KEYS[2], maps, mapGiven)
 if changed then
   out[2] = redis.call('INCR', KEYS[3])
@@ -176,6 +193,26 @@ func (e *MissingDestinationError) Error() string {
 	return b.String()
 }
 
+// MissingProjectError refuses an Apply, which wrote nothing: Amplitude
+// mappings name projects that are neither in the applied catalog nor
+// stored.
+type MissingProjectError struct {
+	// Missing maps each such mapping's name to the project it names.
+	Missing map[string]string
+}
+
+func (e *MissingProjectError) Error() string {
+	var b strings.Builder
+	b.WriteString("catalogstore: apply refused, nothing stored:")
+	for i, m := range slices.Sorted(maps.Keys(e.Missing)) {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " mapping %q names amplitude project %q, neither applied nor stored", m, e.Missing[m])
+	}
+	return b.String()
+}
+
 func quoteAll(names []string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
@@ -184,31 +221,37 @@ func quoteAll(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// Apply stores every destination and mapping of c and returns what changed
-// for each: the destinations, then the stored destinations c lacks
-// (NotInFile), then the same for the mappings, each group sorted by name.
+// Apply stores every destination, Amplitude project and mapping of c and
+// returns what changed for each: the destinations, then the stored
+// destinations c lacks (NotInFile), then the same for the projects and for
+// the mappings, each group sorted by name.
 // c is a decoded, normalised catalog (catalog.Decode).
 //
 // A mapping naming a destination that is neither in c nor stored refuses
-// the whole apply with a *MissingDestinationError: nothing is written. If
+// the whole apply with a *MissingDestinationError, and one naming a
+// project neither in c nor stored with a *MissingProjectError: nothing is
+// written. If
 // anything changed, the catalog's Version grows by one.
 func (s *Store) Apply(ctx context.Context, c *catalog.Catalog) ([]Result, error) {
 	if err := s.checkSharing(ctx, c); err != nil {
 		return nil, err
 	}
-	args := []any{len(c.Destinations), len(c.Mappings)}
+	args := []any{len(c.Destinations), len(c.AmplitudeProjects), len(c.Mappings)}
 	for _, d := range c.Destinations {
 		args = append(args, d.Name, encodeDestination(d))
 	}
+	for _, p := range c.AmplitudeProjects {
+		args = append(args, p.Name, encodeProject(p))
+	}
 	for _, m := range c.Mappings {
-		args = append(args, m.Name, encode(m), len(m.Destinations))
+		args = append(args, m.Name, encode(m), m.Source.Project, len(m.Destinations))
 		for _, d := range m.Destinations {
 			args = append(args, d)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	keys := []string{s.cfg.destinationsKey(), s.cfg.mappingsKey(), s.cfg.versionKey()}
+	keys := []string{s.cfg.destinationsKey(), s.cfg.mappingsKey(), s.cfg.versionKey(), s.cfg.projectsKey()}
 	res, err := apply.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("catalogstore: apply: %w", err)
@@ -225,6 +268,16 @@ func (s *Store) Apply(ctx context.Context, c *catalog.Catalog) ([]Result, error)
 			return nil, r.err
 		}
 		return nil, e
+	case "missing_project":
+		e := &MissingProjectError{Missing: map[string]string{}}
+		for !r.done() {
+			m, p := r.text(), r.text()
+			e.Missing[m] = p
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		return nil, e
 	case "ok":
 	default:
 		return nil, fmt.Errorf("catalogstore: apply: reply %v: want ok or missing", res)
@@ -235,6 +288,10 @@ func (s *Store) Apply(ctx context.Context, c *catalog.Catalog) ([]Result, error)
 		out = append(out, Result{Kind: KindDestination, Name: d.Name, Change: r.change()})
 	}
 	out = append(out, r.notInFile(KindDestination)...)
+	for _, p := range c.AmplitudeProjects {
+		out = append(out, Result{Kind: KindAmplitudeProject, Name: p.Name, Change: r.change()})
+	}
+	out = append(out, r.notInFile(KindAmplitudeProject)...)
 	for _, m := range c.Mappings {
 		out = append(out, Result{Kind: KindMapping, Name: m.Name, Change: r.change()})
 	}
@@ -352,8 +409,28 @@ func list[T any](ctx context.Context, s *Store, key, op string, decode func(key,
 	return decodeAll(key, all, decode, name)
 }
 
-func mappingName(m catalog.Mapping) string         { return m.Name }
-func destinationName(d catalog.Destination) string { return d.Name }
+func mappingName(m catalog.Mapping) string          { return m.Name }
+func destinationName(d catalog.Destination) string  { return d.Name }
+func projectName(p catalog.AmplitudeProject) string { return p.Name }
+
+// AmplitudeProjects returns every stored Amplitude project, sorted by
+// name; like List, one record that does not decode fails them all.
+func (s *Store) AmplitudeProjects(ctx context.Context) ([]catalog.AmplitudeProject, error) {
+	return list(ctx, s, s.cfg.projectsKey(), "list amplitude projects", decodeProject, projectName)
+}
+
+// AmplitudeProject returns the Amplitude project called name, or an error
+// wrapping ErrNotFound.
+func (s *Store) AmplitudeProject(ctx context.Context, name string) (catalog.AmplitudeProject, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	key := s.cfg.projectsKey()
+	data, err := s.hget(ctx, key, "amplitude project", name)
+	if err != nil {
+		return catalog.AmplitudeProject{}, err
+	}
+	return decodeProject(key, name, data)
+}
 
 // Catalog returns every stored destination and mapping, read together in
 // one transaction: never the mappings of one apply with the destinations
@@ -361,10 +438,10 @@ func destinationName(d catalog.Destination) string { return d.Name }
 func (s *Store) Catalog(ctx context.Context) (*catalog.Catalog, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	dkey, mkey := s.cfg.destinationsKey(), s.cfg.mappingsKey()
-	var dests, maps *redis.MapStringStringCmd
+	dkey, mkey, pkey := s.cfg.destinationsKey(), s.cfg.mappingsKey(), s.cfg.projectsKey()
+	var dests, maps, projects *redis.MapStringStringCmd
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		dests, maps = p.HGetAll(ctx, dkey), p.HGetAll(ctx, mkey)
+		dests, maps, projects = p.HGetAll(ctx, dkey), p.HGetAll(ctx, mkey), p.HGetAll(ctx, pkey)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("catalogstore: read catalog: %w", err)
@@ -377,7 +454,11 @@ func (s *Store) Catalog(ctx context.Context) (*catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &catalog.Catalog{Destinations: ds, Mappings: ms}, nil
+	ps, err := decodeAll(pkey, projects.Val(), decodeProject, projectName)
+	if err != nil {
+		return nil, err
+	}
+	return &catalog.Catalog{Destinations: ds, Mappings: ms, AmplitudeProjects: ps}, nil
 }
 
 // Get returns the mapping called name, or an error wrapping ErrNotFound.

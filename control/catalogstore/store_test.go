@@ -59,7 +59,8 @@ var (
 
 // applied is the result of applying the example with every entry c.
 func applied(c Change) []Result {
-	return append(results(KindDestination, c, exampleDestNames...), results(KindMapping, c, exampleNames...)...)
+	out := append(results(KindDestination, c, exampleDestNames...), results(KindAmplitudeProject, c, "main")...)
+	return append(out, results(KindMapping, c, exampleNames...)...)
 }
 
 func mustVersion(t *testing.T, s *Store) uint64 {
@@ -145,8 +146,8 @@ func TestAnEmptyStoreReadsEmpty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (&catalog.Catalog{Destinations: []catalog.Destination{}, Mappings: []catalog.Mapping{}}); !reflect.DeepEqual(c, want) {
-			t.Errorf("Catalog = %+v, want two empty lists", c)
+		if want := (&catalog.Catalog{Destinations: []catalog.Destination{}, Mappings: []catalog.Mapping{}, AmplitudeProjects: []catalog.AmplitudeProject{}}); !reflect.DeepEqual(c, want) {
+			t.Errorf("Catalog = %+v, want three empty lists", c)
 		}
 	})
 }
@@ -163,6 +164,7 @@ func TestApplyReportsWhatChangedAndKeepsEntriesNotInFile(t *testing.T) {
 		c.Destinations = append(c.Destinations[:1], c.Destinations[2:]...)
 		want := []Result{
 			{KindDestination, "production", Unchanged}, {KindDestination, "staging", Updated}, {KindDestination, "qa", NotInFile},
+			{KindAmplitudeProject, "main", Unchanged},
 			{KindMapping, "beta-testers", Unchanged}, {KindMapping, "partner-push", Unchanged}, {KindMapping, "power-users", Updated}, {KindMapping, "launch-list", NotInFile},
 		}
 		if got := mustApply(t, s, c); !reflect.DeepEqual(got, want) {
@@ -214,6 +216,46 @@ func TestApplyRefusesAMappingNamingNoDestinationAndWritesNothing(t *testing.T) {
 		if got := mustApply(t, s, c); !reflect.DeepEqual(got[:3], []Result{{KindDestination, "production", Unchanged},
 			{KindDestination, "qa", NotInFile}, {KindDestination, "staging", NotInFile}}) {
 			t.Errorf("apply naming stored destinations = %v", got)
+		}
+	})
+}
+
+func TestApplyRefusesAMappingNamingNoProjectAndWritesNothing(t *testing.T) {
+	eachRedis(t, func(t *testing.T, s *Store, b testenv.RedisBackend) {
+		c := example(t)
+		c.AmplitudeProjects = nil
+		_, err := s.Apply(t.Context(), c)
+		var me *MissingProjectError
+		if !errors.As(err, &me) || !reflect.DeepEqual(me.Missing, map[string]string{"power-users": "main"}) {
+			t.Fatalf("Apply = %v, want a *MissingProjectError for power-users", err)
+		}
+		if want := `catalogstore: apply refused, nothing stored: mapping "power-users" names amplitude project "main", neither applied nor stored`; err.Error() != want {
+			t.Errorf("error\n%s\nwant\n%s", err, want)
+		}
+		for _, key := range []string{s.cfg.destinationsKey(), s.cfg.mappingsKey(), s.cfg.versionKey(), s.cfg.projectsKey()} {
+			if n, err := b.Client.Exists(t.Context(), key).Result(); err != nil || n != 0 {
+				t.Errorf("%s exists (%d, %v) after a refused apply", key, n, err)
+			}
+		}
+		// Once the project is stored, a file without it applies.
+		mustApply(t, s, example(t))
+		if got := mustApply(t, s, c); got[3] != (Result{KindAmplitudeProject, "main", NotInFile}) {
+			t.Errorf("apply naming a stored project = %v", got)
+		}
+		p, err := s.AmplitudeProject(t.Context(), "main")
+		if want, _ := example(t).AmplitudeProject("main"); err != nil || !reflect.DeepEqual(p, want) {
+			t.Errorf("AmplitudeProject(main) = %+v, %v; want %+v", p, err, want)
+		}
+		if _, err := s.AmplitudeProject(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("AmplitudeProject(nope) = %v, want ErrNotFound", err)
+		}
+		ps, err := s.AmplitudeProjects(t.Context())
+		if err != nil || len(ps) != 1 || ps[0].Name != "main" {
+			t.Errorf("AmplitudeProjects = %+v, %v", ps, err)
+		}
+		raw, err := b.Client.HGet(t.Context(), s.cfg.projectsKey(), "main").Result()
+		if err != nil || !strings.Contains(raw, `"api_key_env":"AMPLITUDE_API_KEY"`) {
+			t.Errorf("record of main = %s, %v; want its key reference", raw, err)
 		}
 	})
 }
@@ -283,7 +325,7 @@ func TestPauseResumeChangeOnlyTheFlag(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The file is the declaration: applying it sets the flag back.
-		if got := mustApply(t, s, c); got[6] != (Result{KindMapping, "power-users", Updated}) {
+		if got := mustApply(t, s, c); got[7] != (Result{KindMapping, "power-users", Updated}) {
 			t.Errorf("apply after pause = %v, want power-users updated", got)
 		}
 	})
@@ -307,7 +349,7 @@ func TestDelete(t *testing.T) {
 		if v := mustVersion(t, s); v != 2 {
 			t.Errorf("version after deleting nothing = %d, want 2", v)
 		}
-		if got := mustApply(t, s, example(t)); got[4] != (Result{KindMapping, "launch-list", Created}) {
+		if got := mustApply(t, s, example(t)); got[5] != (Result{KindMapping, "launch-list", Created}) {
 			t.Errorf("apply after delete = %v, want launch-list created", got)
 		}
 	})
@@ -462,6 +504,40 @@ func TestCorruptRecordIsAnErrorNamingTheKey(t *testing.T) {
 			t.Errorf("the valid records the cases were made from: %v", err)
 		}
 	})
+}
+
+func TestCorruptProjectRecordIsAnErrorNamingTheKey(t *testing.T) {
+	valid := encodeProject(catalog.AmplitudeProject{Name: "p", Region: catalog.AmplitudeEU, BaseURL: catalog.AmplitudeBaseURLs[catalog.AmplitudeEU],
+		APIKey: catalog.SecretRef{Env: "K"}, SecretKey: catalog.SecretRef{File: "/s"}})
+	for _, tt := range []struct{ name, record, problem string }{
+		{"edited so the hash no longer matches", strings.Replace(valid, `"secret_key_file":"/s"`, `"secret_key_file":"/t"`, 1), "content hash"},
+		{"another project's record", strings.Replace(valid, `"name":"p"`, `"name":"x"`, 1), `holds amplitude_project "x"`},
+		{"a mapping's record among projects", strings.Replace(valid, `"amplitude_project":`, `"mapping":`, 1), "want a record of one amplitude_project"},
+		{"the valid record", valid, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			eachRedis(t, func(t *testing.T, s *Store, b testenv.RedisBackend) {
+				key := s.cfg.projectsKey()
+				if err := b.Client.HSet(t.Context(), key, "p", tt.record).Err(); err != nil {
+					t.Fatal(err)
+				}
+				ops := map[string]error{
+					"Catalog":           func() error { _, err := s.Catalog(t.Context()); return err }(),
+					"AmplitudeProject":  func() error { _, err := s.AmplitudeProject(t.Context(), "p"); return err }(),
+					"AmplitudeProjects": func() error { _, err := s.AmplitudeProjects(t.Context()); return err }(),
+				}
+				for op, err := range ops {
+					var ce *CorruptError
+					switch {
+					case tt.problem == "" && err != nil:
+						t.Errorf("%s = %v", op, err)
+					case tt.problem != "" && (!errors.As(err, &ce) || ce.Key != key || ce.Field != "p" || !strings.Contains(ce.Problem, tt.problem)):
+						t.Errorf("%s = %v, want a CorruptError of %s field p containing %q", op, err, key, tt.problem)
+					}
+				}
+			})
+		})
+	}
 }
 
 func TestCorruptVersionIsAnErrorNamingTheKey(t *testing.T) {

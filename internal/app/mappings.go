@@ -221,7 +221,7 @@ func fileForm(m catalog.Mapping) fileMapping {
 	case catalog.SourcePush:
 		f.Source = map[string]any{"push": true}
 	case catalog.SourceAmplitude:
-		f.Source = map[string]any{"amplitude_cohort": m.Source.Location}
+		f.Source = map[string]any{"amplitude_cohort": m.Source.Location, "amplitude_project": m.Source.Project}
 	default:
 		f.Source = map[string]any{string(m.Source.Kind): m.Source.Location}
 	}

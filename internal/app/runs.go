@@ -118,6 +118,7 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 	r.dests = newDestClients(env)
 	b.down.push(r.dests.Close)
 	cfg.Lease.Prefix = sc.Prefix
+	cfg.LookupEnv = env // Amplitude projects' keys, read like destinations' passwords
 	cfg.Producer.Logger, cfg.Producer.TracerProvider, cfg.Producer.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
 	if r.runner, err = mappingrun.New(cfg, b.kf, r.control, r.store, r.dests.connect, nil, b.log); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude/amplitudetest"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -124,5 +125,64 @@ mappings:
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, want %d with %q; stderr:\n%s", tc.args, code, tc.code, tc.want, stderr)
 		}
+	}
+}
+
+// TestSyncMappingFromAmplitude runs an Amplitude mapping with sync
+// --mapping: the project's keys come from the command's environment, the
+// cohort from the fake Amplitude API.
+func TestSyncMappingFromAmplitude(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	name := testenv.Name(t)
+	srv := amplitudetest.New(t, amplitudetest.Config{Gzip: true, Cohorts: []amplitudetest.Cohort{{ID: "7khm89cz", Users: []amplitudetest.User{
+		{AmplitudeID: 1, UserID: "alice"}, {AmplitudeID: 2, UserID: "bob"}, {AmplitudeID: 3},
+	}}}})
+	file := filepath.Join(t.TempDir(), "mappings.yaml")
+	yaml := fmt.Sprintf(`destinations:
+  - {name: production, redis: {url: %q}, prefix: %s-prod}
+amplitude_projects:
+  - {name: main, base_url: %q, api_key_env: AMP_KEY, secret_key_env: AMP_SECRET}
+mappings:
+  - name: power-users
+    source: {amplitude_cohort: 7khm89cz, amplitude_project: main}
+    segment: power-users
+    destinations: [production]
+    schedule: hourly
+`, testenv.RedisURL(t), name, srv.URL)
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC": name, "PRODUCER_TOPIC_PARTITIONS": "2",
+		"PRODUCER_STATE_DIR": t.TempDir(), "REDIS_URL": testenv.RedisURL(t), "CONTROL_PREFIX": name + ":",
+		"LOG_LEVEL": "error", "AMP_KEY": srv.APIKey(), "AMP_SECRET": srv.SecretKey(),
+	}
+	ctx := testenv.Context(t, 2*time.Minute)
+	if code, _, stderr := run(t, ctx, []string{"mappings", "apply", "-f", file}, env); code != ExitOK {
+		t.Fatalf("apply: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := run(t, ctx, []string{"sync", "--mapping", "power-users"}, env)
+	if code != ExitOK || !strings.Contains(stdout, "added       2\n") || !strings.Contains(stdout, "excluded    1 (empty_id 1)") {
+		t.Fatalf("sync --mapping power-users: exit %d, want 2 added and 1 excluded:\n%s%s", code, stdout, stderr)
+	}
+	var keys []string
+	for _, m := range testenv.ReadTopic(t, brokers, name, 2) {
+		ev, err := schema.Decode(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Source != "amplitude" || ev.Segment != "power-users" {
+			t.Errorf("event %+v, want source amplitude", ev)
+		}
+		keys = append(keys, ev.ContextKey)
+	}
+	slices.Sort(keys)
+	if !slices.Equal(keys, []string{"alice", "bob"}) {
+		t.Fatalf("published %q, want alice and bob", keys)
+	}
+	delete(env, "AMP_SECRET")
+	if code, _, stderr := run(t, ctx, []string{"sync", "--mapping", "power-users"}, env); code != ExitError ||
+		!strings.Contains(stderr, `amplitude project "main": secret key: environment variable AMP_SECRET: not set`) {
+		t.Fatalf("without the secret: exit %d\n%s", code, stderr)
 	}
 }

@@ -27,10 +27,11 @@ func TestMappingsCommands(t *testing.T) {
 	lines := func(change string) string {
 		var b strings.Builder
 		for _, n := range []string{"production", "qa", "staging"} {
-			b.WriteString(change + "  destination  " + n + "\n")
+			b.WriteString(change + "  destination        " + n + "\n")
 		}
+		b.WriteString(change + "  amplitude_project  main\n")
 		for _, n := range names {
-			b.WriteString(change + "  mapping      " + n + "\n")
+			b.WriteString(change + "  mapping            " + n + "\n")
 		}
 		return b.String()
 	}

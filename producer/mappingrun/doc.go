@@ -10,6 +10,13 @@
 // from what the destination's Redis holds (segmentstore.Rebuilder). The
 // state directory is then only a cache.
 //
+// Sources: a CSV path or http(s) URL (csvfile, csvhttp), or an Amplitude
+// cohort (package amplitude) exported from the mapping's project, found
+// through Destinations when it also implements AmplitudeProjects, with the
+// project's keys read when the run starts. Each destination reads the
+// source anew: a mapping fanned out to two destinations exports its
+// Amplitude cohort twice.
+//
 // Both the scheduler of `cohortsync serve` and `cohortsync sync --mapping`
 // call Run; neither needs to know a mapping's source or destinations.
 package mappingrun

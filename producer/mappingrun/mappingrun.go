@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/source"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/producer/source/csvhttp"
 )
@@ -37,8 +39,17 @@ type Config struct {
 	// RebuildWait bounds how long a rebuild waits for the consumer to apply
 	// what was published before it. Default segmentstore.DefaultRebuildWait.
 	RebuildWait time.Duration
-	// Fetch is the retry policy of a CSV URL. Default retry's defaults.
+	// Fetch is the retry policy of a CSV URL, and of Amplitude's requests
+	// unless Amplitude.Retry is set. Default retry's defaults.
 	Fetch retry.Policy
+	// Amplitude tunes the exports of Amplitude cohorts (status polling,
+	// retries); its HTTP client is the Runner's. Default amplitude's
+	// defaults.
+	Amplitude amplitude.Options
+	// LookupEnv and ReadFile read Amplitude projects' keys from where the
+	// project says. Default os.LookupEnv and os.ReadFile.
+	LookupEnv func(string) (string, bool)
+	ReadFile  func(string) ([]byte, error)
 }
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -60,6 +71,13 @@ var ErrNotRunnable = errors.New("mapping cannot be run")
 // Destinations finds a destination by name (catalogstore.Store does).
 type Destinations interface {
 	Destination(ctx context.Context, name string) (catalog.Destination, error)
+}
+
+// AmplitudeProjects finds an Amplitude project by name (catalogstore.Store
+// does). A Runner whose Destinations also implement it runs Amplitude
+// mappings; without it they are not runnable.
+type AmplitudeProjects interface {
+	AmplitudeProject(ctx context.Context, name string) (catalog.AmplitudeProject, error)
 }
 
 // Connector returns the client of a destination's Redis. The Runner does
@@ -123,10 +141,50 @@ type Result struct {
 // does not stop the others (its environment's segment keeps its last
 // state); the error joins every destination's.
 func (r *Runner) Run(ctx context.Context, m catalog.Mapping) ([]Result, error) {
-	if err := runnable(m); err != nil {
+	if err := r.runnable(m); err != nil {
 		return nil, err
 	}
+	if m.Source.Kind == catalog.SourceAmplitude {
+		c, err := r.amplitudeClient(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		return r.each(ctx, m, func() (source.Source, func() error, error) {
+			return c.Source(m.Source.Location, m.IDProperty), func() error { return nil }, nil
+		})
+	}
 	return r.each(ctx, m, func() (source.Source, func() error, error) { return r.open(m) })
+}
+
+// amplitudeClient is the client of m's project, with its keys read now.
+// An error here fails the run before anything is read or published.
+func (r *Runner) amplitudeClient(ctx context.Context, m catalog.Mapping) (*amplitude.Client, error) {
+	projects := r.dests.(AmplitudeProjects) // checked by runnable
+	p, err := projects.AmplitudeProject(ctx, m.Source.Project)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %q: %w", m.Name, err)
+	}
+	lookupEnv, readFile := r.cfg.LookupEnv, r.cfg.ReadFile
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	apiKey, secretKey, err := p.Keys(lookupEnv, readFile)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %q: %w", m.Name, err)
+	}
+	opts := r.cfg.Amplitude
+	opts.HTTP = r.http
+	if opts.Retry == (retry.Policy{}) {
+		opts.Retry = r.cfg.Fetch
+	}
+	c, err := amplitude.New(p.BaseURL, amplitude.Credentials{APIKey: apiKey, SecretKey: secretKey}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %q: amplitude project %q: %w", m.Name, p.Name, err)
+	}
+	return c, nil
 }
 
 // Purge removes every member of m's segment from each of its destinations
@@ -171,14 +229,18 @@ func (emptySource) Read(ctx context.Context, _ func(string) error, _ func(source
 	return source.Stats{}, ctx.Err()
 }
 
-func runnable(m catalog.Mapping) error {
+func (r *Runner) runnable(m catalog.Mapping) error {
+	_, pulls := r.dests.(AmplitudeProjects)
 	switch {
 	case !m.Enabled:
 		return fmt.Errorf("mapping %q is paused (cohortsync mappings resume %s): %w", m.Name, m.Name, ErrNotRunnable)
 	case m.Source.Kind == catalog.SourcePush:
 		return fmt.Errorf("mapping %q is fed by pushes, it has nothing to pull: %w", m.Name, ErrNotRunnable)
+	case m.Source.Kind == catalog.SourceAmplitude && !pulls:
+		return fmt.Errorf("mapping %q: this runner finds no Amplitude projects: %w", m.Name, ErrNotRunnable)
+	case m.Source.Kind == catalog.SourceAmplitude && m.Source.Project == "":
+		return fmt.Errorf("mapping %q: amplitude cohort %s names no project: %w", m.Name, m.Source.Location, ErrNotRunnable)
 	case m.Source.Kind == catalog.SourceAmplitude:
-		return fmt.Errorf("mapping %q: pulling Amplitude cohorts is not built yet: %w", m.Name, ErrNotRunnable)
 	case m.Source.Kind != catalog.SourceCSV:
 		return fmt.Errorf("mapping %q: source kind %q: %w", m.Name, m.Source.Kind, ErrNotRunnable)
 	}

@@ -37,7 +37,7 @@ import (
 // environment's client-side ID as LaunchDarkly's own writer uses), and a
 // consumer applying the topic to both.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	kf      *kafkax.Factory
 	rdb     redis.UniversalClient
@@ -57,9 +57,15 @@ func (m mapDests) Destination(_ context.Context, name string) (catalog.Destinati
 	return d, nil
 }
 
-func newWorld(t *testing.T, rb testenv.RedisBackend) *world {
+func newWorld(t testing.TB, rb testenv.RedisBackend) *world {
 	t.Helper()
-	ctx := testenv.Context(t, 3*time.Minute)
+	return newWorldFor(t, rb, 3*time.Minute)
+}
+
+// newWorldFor is newWorld whose context ends after d.
+func newWorldFor(t testing.TB, rb testenv.RedisBackend, d time.Duration) *world {
+	t.Helper()
+	ctx := testenv.Context(t, d)
 	kf := kafkaxtest.Kafka(t)
 	name := testenv.Name(t)
 	w := &world{t: t, ctx: ctx, kf: kf, rdb: rb.Client, topic: name, control: name + ":control:",
@@ -109,8 +115,18 @@ func (w *world) producerConfig(stateDir string) producer.Config {
 // runner is one replica: its own state directory, the shared Redis.
 func (w *world) runner(stateDir string) *Runner {
 	w.t.Helper()
-	r, err := New(Config{Producer: w.producerConfig(stateDir), Lease: segmentlease.Config{Prefix: w.control}, RebuildWait: 30 * time.Second},
-		w.kf, w.rdb, w.dests,
+	return w.runnerWith(stateDir, w.dests, nil)
+}
+
+// runnerWith is a runner finding destinations (and maybe Amplitude
+// projects) in dests, its Config changed by change when not nil.
+func (w *world) runnerWith(stateDir string, dests Destinations, change func(*Config)) *Runner {
+	w.t.Helper()
+	cfg := Config{Producer: w.producerConfig(stateDir), Lease: segmentlease.Config{Prefix: w.control}, RebuildWait: 30 * time.Second}
+	if change != nil {
+		change(&cfg)
+	}
+	r, err := New(cfg, w.kf, w.rdb, dests,
 		func(_ context.Context, d catalog.Destination) (redis.UniversalClient, error) {
 			if d.Redis.URL != "" { // a destination of its own (down, in TestUnreachableDestination)
 				return redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(d.Redis.URL, "redis://"), MaxRetries: -1}), nil
@@ -125,7 +141,7 @@ func (w *world) runner(stateDir string) *Runner {
 }
 
 // csv writes a cohort file of members (user_id column) and returns its path.
-func csvFile(t *testing.T, members ...string) string {
+func csvFile(t testing.TB, members ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cohort.csv")
 	if err := os.WriteFile(path, []byte("user_id\n"+strings.Join(members, "\n")+"\n"), 0o644); err != nil {
@@ -157,8 +173,14 @@ func (w *world) run(r *Runner, m catalog.Mapping) []Result {
 // the way the SDKs read it too (each member's include set).
 func (w *world) members(dest string) []string {
 	w.t.Helper()
+	return w.membersOf(dest, "beta-users")
+}
+
+// membersOf is the members of segment (generation 1) in dest.
+func (w *world) membersOf(dest, segment string) []string {
+	w.t.Helper()
 	prefix := w.dests[dest].Prefix()
-	ref := bigsegments.Ref("beta-users", 1)
+	ref := bigsegments.Ref(segment, 1)
 	var got []string
 	if err := segmentstore.Members(w.ctx, w.rdb, prefix, ref, func(k string) error { got = append(got, k); return nil }); err != nil {
 		w.t.Fatal(err)
@@ -252,16 +274,21 @@ func TestNotRunnable(t *testing.T) {
 	push := mapping("", "production")
 	push.Source = catalog.Source{Kind: catalog.SourcePush}
 	amp := mapping("", "production")
-	amp.Source = catalog.Source{Kind: catalog.SourceAmplitude, Location: "1a2b3c"}
+	amp.Source = catalog.Source{Kind: catalog.SourceAmplitude, Location: "1a2b3c", Project: "main"}
+	noProject := amp
+	noProject.Source.Project = ""
+	withProjects := w.runnerWith(t.TempDir(), projectDests{w.dests, nil}, nil)
 	for _, tc := range []struct {
+		r    *Runner
 		m    catalog.Mapping
 		want string
 	}{
-		{paused, `mapping "beta" is paused (cohortsync mappings resume beta)`},
-		{push, `mapping "beta" is fed by pushes, it has nothing to pull`},
-		{amp, `mapping "beta": pulling Amplitude cohorts is not built yet`},
+		{w.runner(t.TempDir()), paused, `mapping "beta" is paused (cohortsync mappings resume beta)`},
+		{w.runner(t.TempDir()), push, `mapping "beta" is fed by pushes, it has nothing to pull`},
+		{w.runner(t.TempDir()), amp, `mapping "beta": this runner finds no Amplitude projects`},
+		{withProjects, noProject, `mapping "beta": amplitude cohort 1a2b3c names no project`},
 	} {
-		res, err := w.runner(t.TempDir()).Run(w.ctx, tc.m)
+		res, err := tc.r.Run(w.ctx, tc.m)
 		if !errors.Is(err, ErrNotRunnable) || !strings.Contains(err.Error(), tc.want) || res != nil {
 			t.Errorf("Run = %v, %v; want ErrNotRunnable: %s", res, err, tc.want)
 		}

@@ -6,8 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cohortsync/cohortsync/producer/source"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude/amplitudetest"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -20,6 +23,17 @@ var sources = []struct {
 }{
 	{"csvfile", func(t *testing.T) source.Source {
 		return csvfile.New(strings.NewReader("user_id\nalice\nbob\n\ncarol\n\"\"\n"), "members.csv", csvfile.Options{})
+	}},
+	{"amplitude", func(t *testing.T) source.Source {
+		srv := amplitudetest.New(t, amplitudetest.Config{Pending: 1, Gzip: true, Cohorts: []amplitudetest.Cohort{{ID: "c1", Users: []amplitudetest.User{
+			{AmplitudeID: 1, UserID: "alice"}, {AmplitudeID: 2, UserID: "bob"}, {AmplitudeID: 3}, {AmplitudeID: 4, UserID: "carol"},
+		}}}})
+		c, err := amplitude.New(srv.URL, amplitude.Credentials{APIKey: srv.APIKey(), SecretKey: srv.SecretKey()},
+			amplitude.Options{PollInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Source("c1", "")
 	}},
 }
 

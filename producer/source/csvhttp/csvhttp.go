@@ -151,24 +151,43 @@ func (s *Source) open(ctx context.Context) (io.ReadCloser, error) {
 			body = resp.Body
 			return nil
 		}
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200)) // for the message only
-		_ = resp.Body.Close()
-		se := &StatusError{URL: s.name, Status: resp.StatusCode, Body: printable(snippet)}
+		se := NewStatusError(resp, s.name)
 		if !se.Retryable() {
 			return retry.Permanent(se)
 		}
-		if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			t := time.NewTimer(min(wait, maxWait))
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return retry.Permanent(fmt.Errorf("%w (while waiting %v as Retry-After asked)", ctx.Err(), wait))
-			case <-t.C:
-			}
+		if err := WaitRetryAfter(ctx, resp.Header, maxWait); err != nil {
+			return err
 		}
 		return se
 	}, nil)
 	return body, err
+}
+
+// NewStatusError is the error of resp, a response of the resource named
+// name (redacted): it reads the start of the body for the message and
+// closes it.
+func NewStatusError(resp *http.Response, name string) *StatusError {
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200)) // for the message only
+	_ = resp.Body.Close()
+	return &StatusError{URL: name, Status: resp.StatusCode, Body: printable(snippet)}
+}
+
+// WaitRetryAfter waits what the Retry-After of header h asks (seconds or
+// an HTTP date), at most maxWait; nothing without one. When ctx ends first
+// it returns ctx's error marked retry.Permanent.
+func WaitRetryAfter(ctx context.Context, h http.Header, maxWait time.Duration) error {
+	wait, ok := retryAfter(h.Get("Retry-After"), time.Now())
+	if !ok {
+		return nil
+	}
+	t := time.NewTimer(min(wait, maxWait))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return retry.Permanent(fmt.Errorf("%w (while waiting %v as Retry-After asked)", ctx.Err(), wait))
+	case <-t.C:
+		return nil
+	}
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.
