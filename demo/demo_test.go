@@ -51,12 +51,15 @@ func TestDemo(t *testing.T) {
 			`nobody@example.com\s+-\s+false\s+HEALTHY`,
 			`Consumer: 16 events applied`,
 		}},
-		{"the mapping file is applied and serve's scheduler runs it once", mapping, []string{
-			`created destination production\n`, `created mapping power-users\n`,
-			`scheduled run \(catch-up, slot [0-9T:-]+Z\): done in `,
+		{"the mapping file is applied and serve's scheduler runs each mapping once, one pulled from Amplitude", mapping, []string{
+			`created destination production\n`, `created amplitude_project demo\n`, `created mapping power-users\n`,
+			`scheduled run of power-users from csv \(catch-up, slot [0-9T:-]+Z\): done in `,
+			`scheduled run of amplitude-trial-users from amplitude \(catch-up, slot [0-9T:-]+Z\): done in `,
+			`Segment amplitude-trial-users.g1: 3 members`,
+			`user-001@example.com\s+amplitude-trial-users.g1\s+true\s+HEALTHY`,
 			`Segment power-users.g1: 10 members`,
-			`user-001@example.com\s+-\s+false\s+HEALTHY`,
-			`user-011@example.com\s+amplitude-demo.g1,power-users.g1\s+true\s+HEALTHY`,
+			`user-001@example.com\s+amplitude-trial-users.g1\s+false\s+HEALTHY`,
+			`user-011@example.com\s+amplitude-demo.g1,amplitude-trial-users.g1,power-users.g1\s+true\s+HEALTHY`,
 		}},
 	} {
 		for _, w := range tc.want {

@@ -21,6 +21,7 @@ import (
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/schedule"
+	"github.com/cohortsync/cohortsync/producer/source/amplitude/amplitudetest"
 )
 
 // runMapping applies the mapping file to the demo's Redis (the control
@@ -35,6 +36,19 @@ func runMapping(ctx context.Context, con *console, cfg Config, brokers []string,
 	for i := range c.Destinations {
 		c.Destinations[i].Redis = redisx.Config{URL: redisURL}
 	}
+	// Amplitude: a fake of its cohort API in-process (the one the tests
+	// use), with one cohort; two of its users have no user_id.
+	amp := amplitudetest.Start(amplitudetest.Config{Gzip: true, Cohorts: []amplitudetest.Cohort{{
+		ID: "7khm89cz", Name: "Trial users", LastComputed: time.Now().Add(-time.Hour),
+		Users: []amplitudetest.User{{AmplitudeID: 101, UserID: "user-001@example.com"}, {AmplitudeID: 102, UserID: "user-011@example.com"},
+			{AmplitudeID: 103, UserID: "trial-42@example.com"}, {AmplitudeID: 104}, {AmplitudeID: 105}},
+	}}})
+	defer amp.Close()
+	for i := range c.AmplitudeProjects {
+		c.AmplitudeProjects[i].Region, c.AmplitudeProjects[i].BaseURL = "", amp.URL
+	}
+	keys := map[string]string{"DEMO_AMPLITUDE_API_KEY": amp.APIKey(), "DEMO_AMPLITUDE_SECRET_KEY": amp.SecretKey()}
+	lookupEnv := func(k string) (string, bool) { v, ok := keys[k]; return v, ok }
 	store, err := catalogstore.New(rdb, catalogstore.Config{})
 	if err != nil {
 		return err
@@ -43,7 +57,8 @@ func runMapping(ctx context.Context, con *console, cfg Config, brokers []string,
 	if err != nil {
 		return err
 	}
-	con.printf("\n=== Mappings: %s applied (cohortsync mappings apply -f), destinations pointed at %s\n", cfg.Mappings, redisURL)
+	con.printf("\n=== Mappings: %s applied (cohortsync mappings apply -f), destinations pointed at %s, Amplitude projects at the fake API %s\n",
+		cfg.Mappings, redisURL, amp.URL)
 	for _, r := range res {
 		con.printf("  %s %s %s\n", r.Change, r.Kind, r.Name)
 	}
@@ -57,13 +72,17 @@ func runMapping(ctx context.Context, con *console, cfg Config, brokers []string,
 	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = topic, dir, 3
 	ccfg := consumer.DefaultConfig()
 	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = topic, "cohortsync-demo-serve", time.Second
-	ran := make(chan schedule.Result, len(c.Mappings))
+	type done struct {
+		m catalog.Mapping
+		r schedule.Result
+	}
+	ran := make(chan done, len(c.Mappings))
 	scfg := schedule.Config{Tick: 100 * time.Millisecond, MaxJitter: schedule.NoJitter,
-		OnRunDone: func(_ catalog.Mapping, r schedule.Result) { ran <- r }}
+		OnRunDone: func(m catalog.Mapping, r schedule.Result) { ran <- done{m, r} }}
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
-		served <- app.Serve(sctx, app.Process{LogLevel: "warn", LogFormat: app.DefaultLogFormat}, func(string) (string, bool) { return "", false },
+		served <- app.Serve(sctx, app.Process{LogLevel: "warn", LogFormat: app.DefaultLogFormat}, lookupEnv,
 			kafkax.Config{Brokers: brokers, DialTimeout: kafkax.DefaultDialTimeout},
 			redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout},
 			catalogstore.Config{}, app.ServeConfig{Runs: mappingrun.Config{Producer: pcfg}, Schedule: scfg, Consumer: ccfg},
@@ -76,11 +95,13 @@ func runMapping(ctx context.Context, con *console, cfg Config, brokers []string,
 	}
 	for range c.Mappings {
 		select {
-		case r := <-ran:
+		case d := <-ran:
+			r := d.r
 			if r.Err != nil {
-				return errors.Join(fmt.Errorf("scheduled run: %w", r.Err), stopServe())
+				return errors.Join(fmt.Errorf("scheduled run of %s: %w", d.m.Name, r.Err), stopServe())
 			}
-			con.printf("scheduled run (%s, slot %s): %s in %v\n", r.Trigger.Kind, r.Trigger.Slot.Format(time.RFC3339), r.Outcome, r.Took.Round(time.Millisecond))
+			con.printf("scheduled run of %s from %s (%s, slot %s): %s in %v\n", d.m.Name, d.m.Source.Kind, r.Trigger.Kind,
+				r.Trigger.Slot.Format(time.RFC3339), r.Outcome, r.Took.Round(time.Millisecond))
 		case err := <-served:
 			return fmt.Errorf("serve stopped: %w", err)
 		case <-time.After(time.Minute):

@@ -134,6 +134,14 @@ type presigned struct {
 // New starts a fake with cfg, closed when t ends.
 func New(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	s := Start(cfg)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake with cfg outside a test (make demo); the caller
+// closes it.
+func Start(cfg Config) *Server {
 	if cfg.APIKey == "" {
 		cfg.APIKey = "test-api-key"
 	}
@@ -152,7 +160,6 @@ func New(t testing.TB, cfg Config) *Server {
 	mux.HandleFunc("GET /api/5/cohorts/request/{id}/file", s.api(EndpointFile, s.file))
 	mux.HandleFunc("GET /presigned/{token}", s.download)
 	s.Server = httptest.NewServer(mux)
-	t.Cleanup(s.Close)
 	return s
 }
 
