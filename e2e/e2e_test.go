@@ -48,6 +48,7 @@ func TestSyncToLaunchDarklySDK(t *testing.T) {
 		t.Run(rb.Name, func(t *testing.T) {
 			ctx := testenv.Context(t, 3*time.Minute)
 			topic, prefix := testenv.Name(t), testenv.Name(t)
+			testenv.DropPrefix(t, rb.Client, prefix)
 
 			pcfg := producer.DefaultConfig()
 			pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = topic, t.TempDir(), 4

@@ -139,7 +139,7 @@ func TestServeReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod, staging := name+"-prod", name+"-staging"
-	for _, p := range []string{prod, staging} {
+	for _, p := range []string{prod, staging, name} { // name: the control keys
 		testenv.DropPrefix(t, rdb, p)
 	}
 	catalogFile := func(withStaging bool) string {

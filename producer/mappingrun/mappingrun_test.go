@@ -76,7 +76,7 @@ func newWorldFor(t testing.TB, rb testenv.RedisBackend, d time.Duration) *world 
 	for _, d := range w.dests {
 		testenv.DropPrefix(t, rb.Client, d.Prefix())
 	}
-	testenv.DropPrefix(t, rb.Client, w.control)
+	testenv.DropPrefix(t, rb.Client, strings.TrimSuffix(w.control, ":")) // DropPrefix adds the ":"
 	pcfg := w.producerConfig(t.TempDir())
 	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
 		t.Fatal(err)
