@@ -139,8 +139,9 @@ const (
 // Source is a mapping's cohort.
 type Source struct {
 	Kind SourceKind
-	// Location is the CSV path or URL, or the Amplitude cohort id; empty
-	// for SourcePush.
+	// Location is the CSV path or URL, or the Amplitude cohort id; for
+	// SourcePush, "<integration>/<cohort>" when the mapping claims the pushes
+	// of one partner cohort (PushTarget), else empty.
 	Location string
 	// Project is the name of the AmplitudeProject of SourceAmplitude;
 	// empty for the other kinds.
@@ -157,6 +158,17 @@ const (
 var AmplitudeBaseURLs = map[string]string{
 	AmplitudeUS: "https://amplitude.com",
 	AmplitudeEU: "https://analytics.eu.amplitude.com",
+}
+
+// PushTarget is the partner integration and cohort whose pushes m
+// receives, when m is a push mapping that names them (source.integration
+// and source.cohort): the receiver then writes them into m's segment,
+// generation and context kind instead of "<integration>-<cohort>".
+func (m Mapping) PushTarget() (integration, cohort string, ok bool) {
+	if m.Source.Kind != SourcePush {
+		return "", "", false
+	}
+	return strings.Cut(m.Source.Location, "/")
 }
 
 // AmplitudeProject is an Amplitude project cohorts are exported from: its

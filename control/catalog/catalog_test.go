@@ -41,7 +41,7 @@ func TestLoadCompleteExampleNormalisesWithDefaults(t *testing.T) {
 				IDProperty: "email", ContextKind: "account", Schedule: mustSchedule(t, "30 6 * * 1-5"), Generation: 2, Enabled: true},
 			{Name: "launch-list", Source: Source{Kind: SourceCSV, Location: "./cohorts/launch.csv"}, Segment: "launch-list", Destinations: []string{"production"},
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOneTime}, Generation: 1, Enabled: true},
-			{Name: "partner-push", Source: Source{Kind: SourcePush}, Segment: "partner-audience", Destinations: []string{"qa"},
+			{Name: "partner-push", Source: Source{Kind: SourcePush, Location: "hightouch/c9"}, Segment: "partner-audience", Destinations: []string{"qa"},
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOnPush}, Generation: 1, Enabled: false},
 			{Name: "power-users", Source: Source{Kind: SourceAmplitude, Location: "7khm89cz", Project: "main"}, Segment: "power-users", Destinations: []string{"production", "staging"},
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleHourly}, Generation: 1, MaxShrink: 0.5, Enabled: true},
@@ -353,5 +353,42 @@ func TestREADMEExampleIsTheTestdataFile(t *testing.T) {
 	}
 	if block != string(want) {
 		t.Fatalf("README.md's example differs from testdata/mappings.yaml: copy the file into the README")
+	}
+}
+
+// TestPushTarget: a push mapping may claim one partner cohort's pushes
+// (both integration and cohort), once per destination.
+func TestPushTarget(t *testing.T) {
+	const head = "destinations:\n  - name: prod\n    redis: {url: \"redis://127.0.0.1:1/0\"}\nmappings:\n"
+	for _, tc := range []struct {
+		name, mappings, want string
+	}{
+		{"both", "  - name: a\n    source: {push: true, integration: hightouch, cohort: c9}\n    segment: s\n    destinations: [prod]\n", ""},
+		{"only one", "  - name: a\n    source: {push: true, cohort: c9}\n    segment: s\n    destinations: [prod]\n",
+			"want both integration and cohort, or neither"},
+		{"not with csv", "  - name: a\n    source: {csv: x.csv, integration: hightouch}\n    segment: s\n    destinations: [prod]\n    schedule: hourly\n",
+			"source.integration: only with push"},
+		{"a cohort with a slash", "  - name: a\n    source: {push: true, integration: hightouch, cohort: c/9}\n    segment: s\n    destinations: [prod]\n",
+			"without '/'"},
+		{"claimed twice", "  - name: a\n    source: {push: true, integration: hightouch, cohort: c9}\n    segment: s\n    destinations: [prod]\n" +
+			"  - name: b\n    source: {push: true, integration: hightouch, cohort: c9}\n    segment: t\n    destinations: [prod]\n",
+			`no other mapping receives the pushes of integration "hightouch" cohort "c9"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Decode("m.yaml", []byte(head+tc.mappings))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, co, ok := c.Mappings[0].PushTarget()
+				if !ok || in != "hightouch" || co != "c9" {
+					t.Fatalf("PushTarget = %q, %q, %v", in, co, ok)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Decode = %v, want an error with %q", err, tc.want)
+			}
+		})
 	}
 }

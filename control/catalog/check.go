@@ -37,8 +37,20 @@ func (d *decoder) check(f *file) {
 		d.unique(projectLines, pe.Name, pe.entry, pe.lines)
 	}
 	mapNames := map[string]int{}
+	pushTargets := map[string]*mapEntry{} // "<integration>/<cohort> <destination>"
 	for _, me := range f.maps {
 		d.unique(mapNames, me.Name, me.entry, me.lines)
+		if in, co, ok := me.PushTarget(); ok {
+			for i, dn := range me.Destinations {
+				key := in + "/" + co + " " + dn
+				if first, dup := pushTargets[key]; dup && first != me {
+					d.add(me.destLines[i], me.entry, "destinations", "%s", invalid(dn, "a destination where no other mapping receives the pushes of integration %q cohort %q (%s at line %d does)",
+						in, co, first.entry, first.line))
+					continue
+				}
+				pushTargets[key] = me
+			}
+		}
 		if p := me.Source.Project; p != "" && me.projectLine > 0 {
 			if _, ok := projectLines[p]; !ok {
 				d.add(me.projectLine, me.entry, "source.amplitude_project", "%s", invalid(p, "a declared amplitude project (%s)", declaredNames(projectLines)))

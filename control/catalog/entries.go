@@ -51,7 +51,7 @@ var (
 	destinationFields = []string{"name", "environment", "redis", "prefix", "client_side_id", "fan_in"}
 	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "password"}
 	mappingFields     = []string{"name", "source", "segment", "destinations", "id_property", "context_kind", "schedule", "generation", "max_shrink", "enabled"}
-	sourceFields      = []string{"csv", "amplitude_cohort", "push", "amplitude_project"}
+	sourceFields      = []string{"csv", "amplitude_cohort", "push", "amplitude_project", "integration", "cohort"}
 	sourceKinds       = sourceFields[:3]
 	projectFields     = []string{"name", "region", "base_url", "api_key_env", "api_key_file", "secret_key_env", "secret_key_file"}
 )
@@ -264,6 +264,8 @@ func (d *decoder) reported(line int) bool {
 	return slices.ContainsFunc(d.errs, func(e *Error) bool { return e.Line == line })
 }
 
+func validPushCohort(s string) bool { return validText(s) && !strings.Contains(s, "/") }
+
 func validKind(s string) bool { return keyPattern.MatchString(s) && s != "kind" && s != "multi" }
 
 func (d *decoder) schedule(n *yaml.Node, me *mapEntry, spec string) {
@@ -286,10 +288,18 @@ func (d *decoder) schedule(n *yaml.Node, me *mapEntry, spec string) {
 
 func (d *decoder) source(n *yaml.Node, me *mapEntry) {
 	e, count, projectLine := me.entry, 0, 0
+	var integration, cohort string
+	pushLines := map[string]int{}
 	d.fields(n, e, "source.", sourceFields, func(key string, v *yaml.Node) {
 		count++
 		field := "source." + key
 		switch key {
+		case "integration":
+			count-- // with push, not a source of its own
+			integration, pushLines[key] = d.text(v, e, field, isKey, "a partner's integration key (the {integrationKey} of its pushes)"), v.Line
+		case "cohort":
+			count--
+			cohort, pushLines[key] = d.text(v, e, field, validPushCohort, "the partner's cohort id, "+textForm+", without '/'"), v.Line
 		case "csv":
 			me.Source = Source{Kind: SourceCSV, Location: d.text(v, e, field, validText, "a CSV path or http(s) URL")}
 			if me.Source.Location == "" && !d.reported(v.Line) {
@@ -314,6 +324,19 @@ func (d *decoder) source(n *yaml.Node, me *mapEntry) {
 	})
 	if n.Kind == yaml.MappingNode && count != 1 {
 		d.add(n.Line, e, "source", "want exactly one of %s, not %d", strings.Join(sourceKinds, ", "), count)
+	}
+	for _, f := range [...]string{"integration", "cohort"} {
+		if line, ok := pushLines[f]; ok && me.Source.Kind != SourcePush {
+			d.add(line, e, "source."+f, "only with push")
+		}
+	}
+	if me.Source.Kind == SourcePush && len(pushLines) > 0 {
+		switch {
+		case integration != "" && cohort != "":
+			me.Source.Location = integration + "/" + cohort
+		case len(pushLines) == 1 && !d.reported(n.Line):
+			d.add(n.Line, e, "source", "want both integration and cohort, or neither (then pushes go to <integration>-<cohort>)")
+		}
 	}
 	switch {
 	case projectLine > 0 && me.Source.Kind != SourceAmplitude:

@@ -220,6 +220,9 @@ func fileForm(m catalog.Mapping) fileMapping {
 	switch m.Source.Kind {
 	case catalog.SourcePush:
 		f.Source = map[string]any{"push": true}
+		if in, co, ok := m.PushTarget(); ok {
+			f.Source["integration"], f.Source["cohort"] = in, co
+		}
 	case catalog.SourceAmplitude:
 		f.Source = map[string]any{"amplitude_cohort": m.Source.Location, "amplitude_project": m.Source.Project}
 	default:

@@ -71,7 +71,7 @@ enabled: true
 		t.Errorf("show:\n%s\nwant\n%s", out, want)
 	}
 	out, _ = step(t, []string{"mappings", "show", "partner-push", "--output", "json"}, ExitOK)
-	for _, w := range []string{`"source": {` + "\n" + `    "push": true`, `"enabled": false`} {
+	for _, w := range []string{`"source": {` + "\n" + `    "cohort": "c9",` + "\n" + `    "integration": "hightouch",` + "\n" + `    "push": true`, `"enabled": false`} {
 		if !strings.Contains(out, w) {
 			t.Errorf("show --output json lacks %q:\n%s", w, out)
 		}

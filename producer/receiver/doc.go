@@ -24,8 +24,11 @@
 // # What a batch means
 //
 //   - The segment key is "<integration>-<cohort id>" (Amplitude's webhook
-//     feeds the same segment as Amplitude's push: "amplitude-<cohort id>");
-//     the context kind defaults to "user"; the generation is 1.
+//     feeds the same segment as Amplitude's push: "amplitude-<cohort id>"),
+//     generation 1, unless a stored push mapping claims the integration and
+//     cohort for the destination (catalog.Mapping.PushTarget): then its
+//     segment, generation and context kind, and 409 while it is paused;
+//     otherwise the context kind is the body's, default "user".
 //   - Within one batch, a key named twice takes its last occurrence in a
 //     member array; between a batch's add and remove arrays, the removal
 //     wins.

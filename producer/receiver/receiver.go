@@ -42,6 +42,9 @@ const Source = "push"
 type Catalog interface {
 	Version(ctx context.Context) (uint64, error)
 	Destinations(ctx context.Context) ([]catalog.Destination, error)
+	// List returns the stored mappings: a push mapping naming an
+	// integration and cohort claims their pushes (catalog.Mapping.PushTarget).
+	List(ctx context.Context) ([]catalog.Mapping, error)
 	TokenOwner(ctx context.Context, token string) (string, error)
 }
 
@@ -68,6 +71,7 @@ type Receiver struct {
 	mu      sync.Mutex
 	version uint64
 	envs    map[string]catalog.Destination // by client_side_id and by name
+	targets map[string]catalog.Mapping     // push mappings by "<integration>/<cohort> <destination>"
 	loaded  bool
 
 	stats Stats
@@ -216,7 +220,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		r.refuse(w, http.StatusUnauthorized, "unauthorized", "the token is not valid for any destination", "Authorization")
 		return
 	}
-	dest, ok, err := r.destination(ctx, b.Env)
+	dest, target, ok, err := r.destination(ctx, b.Env, b.Integration, b.CohortID)
 	if err != nil {
 		r.failed(ctx, w, "read the destinations", err)
 		return
@@ -229,7 +233,15 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		r.refuse(w, http.StatusForbidden, "forbidden", fmt.Sprintf("the token is not valid for environment %q", b.Env), "Authorization")
 		return
 	}
-	if err := r.apply(ctx, dest, b); err != nil {
+	seg := segmentOf{segment: b.Segment(), generation: 1, contextKind: b.ContextKind}
+	if target != nil {
+		if !target.Enabled {
+			r.refuse(w, http.StatusConflict, "mapping_paused", fmt.Sprintf("mapping %q, which receives integration %q cohort %q, is paused", target.Name, b.Integration, b.CohortID), "cohortId")
+			return
+		}
+		seg = segmentOf{segment: target.Segment, generation: target.Generation, contextKind: target.ContextKind}
+	}
+	if err := r.apply(ctx, dest, b, seg); err != nil {
 		r.failed(ctx, w, "publish "+b.Segment(), err)
 		return
 	}
@@ -238,7 +250,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 
 // apply publishes b to dest's environment and returns once Kafka
 // acknowledged every event.
-func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch) error {
+func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch, seg segmentOf) error {
 	r.recordExclusions(ctx, b)
 	if b.Members() == 0 {
 		return nil
@@ -255,7 +267,7 @@ func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch
 			return nil
 		}
 	}
-	id := snapshot.SegmentID{Env: dest.Environment, Segment: b.Segment(), Generation: 1, ContextKind: b.ContextKind}
+	id := snapshot.SegmentID{Env: dest.Environment, Segment: seg.segment, Generation: seg.generation, ContextKind: seg.contextKind}
 	if !b.Time.IsZero() && r.dedup != nil {
 		dropped, err := r.dropStale(ctx, id, b)
 		if err != nil {
@@ -341,17 +353,32 @@ func (r *Receiver) runID(b *Batch) string {
 
 // destination finds the destination whose client_side_id, or else name,
 // is env, re-reading the catalog when its version moved.
-func (r *Receiver) destination(ctx context.Context, env string) (catalog.Destination, bool, error) {
+// segmentOf is the segment a batch is written to: "<integration>-<cohort>"
+// (generation 1, the body's context kind), or its push mapping's.
+type segmentOf struct {
+	segment     string
+	generation  int
+	contextKind string
+}
+
+// destination returns the destination named env (by client-side ID, else
+// by name) and the push mapping, if any, claiming integration and cohort
+// there; both are read again when the catalog's version moved.
+func (r *Receiver) destination(ctx context.Context, env, integration, cohort string) (catalog.Destination, *catalog.Mapping, bool, error) {
 	v, err := r.cat.Version(ctx)
 	if err != nil {
-		return catalog.Destination{}, false, err
+		return catalog.Destination{}, nil, false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.loaded || v != r.version {
 		ds, err := r.cat.Destinations(ctx)
 		if err != nil {
-			return catalog.Destination{}, false, err
+			return catalog.Destination{}, nil, false, err
+		}
+		ms, err := r.cat.List(ctx)
+		if err != nil {
+			return catalog.Destination{}, nil, false, err
 		}
 		envs := make(map[string]catalog.Destination, 2*len(ds))
 		for _, d := range ds {
@@ -363,10 +390,24 @@ func (r *Receiver) destination(ctx context.Context, env string) (catalog.Destina
 				envs[d.ClientSideID] = d
 			}
 		}
-		r.envs, r.version, r.loaded = envs, v, true
+		targets := map[string]catalog.Mapping{}
+		for _, m := range ms {
+			if in, co, ok := m.PushTarget(); ok {
+				for _, dn := range m.Destinations {
+					targets[in+"/"+co+" "+dn] = m
+				}
+			}
+		}
+		r.envs, r.targets, r.version, r.loaded = envs, targets, v, true
 	}
 	d, ok := r.envs[env]
-	return d, ok, nil
+	if !ok {
+		return d, nil, false, nil
+	}
+	if m, claimed := r.targets[integration+"/"+cohort+" "+d.Name]; claimed {
+		return d, &m, true, nil
+	}
+	return d, nil, true, nil
 }
 
 func (r *Receiver) recordExclusions(ctx context.Context, b *Batch) {

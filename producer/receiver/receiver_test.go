@@ -458,3 +458,48 @@ func TestWebhookComputedTimeOrder(t *testing.T) {
 		t.Errorf("%d stale changes dropped, want 1", n)
 	}
 }
+
+// TestPushMappingClaimsACohort: a push mapping naming an integration and
+// cohort receives their pushes into its own segment, generation and
+// context kind; paused, it refuses them (409) rather than let them go to
+// the default segment.
+func TestPushMappingClaimsACohort(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	ctx := t.Context()
+	c, err := catalog.Decode("catalog.yaml", []byte(testCatalog+`mappings:
+  - name: trials
+    source: {push: true, integration: hightouch, cohort: c9}
+    segment: trial-accounts
+    generation: 2
+    context_kind: account
+    destinations: [production]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Apply(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	body := request(t, "requests/hightouch-add.json")
+	if a := f.push(t, "hightouch", f.tokens["production"], body); a.status != 204 {
+		t.Fatalf("status %d %+v", a.status, a.body)
+	}
+	evs := f.events(t)
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	for _, ev := range evs {
+		if ev.Env != "production" || ev.Segment != "trial-accounts" || ev.Generation != 2 || ev.ContextKind != "account" {
+			t.Fatalf("event %+v, want segment trial-accounts generation 2 kind account", ev)
+		}
+	}
+	if _, err := f.store.Pause(ctx, "trials"); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.push(t, "hightouch", f.tokens["production"], body); a.status != http.StatusConflict || a.body.Code != "mapping_paused" {
+		t.Fatalf("push to a paused mapping: status %d %+v, want 409 mapping_paused", a.status, a.body)
+	}
+	if n := len(f.events(t)); n != len(evs) {
+		t.Fatalf("%d events after the refused push, want still %d", n, len(evs))
+	}
+}
