@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
@@ -84,6 +86,7 @@ type runs struct {
 	*base
 	control redis.UniversalClient
 	store   *catalogstore.Store
+	history *runstore.Store
 	dests   *destClients
 	runner  *mappingrun.Runner
 }
@@ -115,6 +118,9 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 	if r.store, err = catalogstore.New(r.control, sc); err != nil {
 		return nil, err
 	}
+	if r.history, err = runstore.New(r.control, runstore.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}); err != nil {
+		return nil, err
+	}
 	r.dests = newDestClients(env)
 	b.down.push(r.dests.Close)
 	cfg.Lease.Prefix = sc.Prefix
@@ -129,17 +135,35 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 // runAdapter is the scheduler's Runner: a mapping run whose results the
 // command that started it (sync --mapping) may keep.
 type runAdapter struct {
-	runner *mappingrun.Runner
+	runner  *mappingrun.Runner
+	history *runstore.Store
+	log     *slog.Logger
 	// done, unless nil, gets each run's results.
 	done func([]mappingrun.Result)
 }
 
-func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, _ schedule.Trigger) error {
+func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, t schedule.Trigger) error {
 	res, err := a.runner.Run(ctx, m)
+	record(ctx, a.history, a.log, m.Name, string(t.Kind), res)
 	if a.done != nil {
 		a.done(res)
 	}
 	return err
+}
+
+// record adds each destination's run to the history. A run that did not
+// get to start (no run id) has nothing to record; a history that cannot be
+// written is logged, not made the run's failure.
+func record(ctx context.Context, h *runstore.Store, log *slog.Logger, mapping, trigger string, res []mappingrun.Result) {
+	for _, r := range res {
+		if r.Summary.Run == "" {
+			continue
+		}
+		rec := runstore.Record{ID: r.Summary.Run, Mapping: mapping, Destination: r.Destination, Trigger: trigger, Summary: r.Summary}
+		if err := h.Add(context.WithoutCancel(ctx), rec); err != nil {
+			log.WarnContext(ctx, "record a run in the history", "mapping", mapping, "run", r.Summary.Run, "error", err)
+		}
+	}
 }
 
 // SyncMapping runs the stored mapping called name now (sync --mapping),
@@ -159,7 +183,7 @@ func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool)
 func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, name string, stdout io.Writer) error {
 	var results []mappingrun.Result
 	sched, err := schedule.New(schedule.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}, r.control, r.store,
-		runAdapter{runner: r.runner, done: func(res []mappingrun.Result) { results = res }}, r.log)
+		runAdapter{runner: r.runner, history: r.history, log: r.log, done: func(res []mappingrun.Result) { results = res }}, r.log)
 	if err != nil {
 		return err
 	}
@@ -208,6 +232,7 @@ func purge(ctx context.Context, r *runs, name string, stdout io.Writer) error {
 		return err
 	}
 	results, err := r.runner.Purge(ctx, m)
+	record(ctx, r.history, r.log, name, "purge", results)
 	if werr := writeResults(stdout, name, results); werr != nil {
 		return errors.Join(err, werr)
 	}

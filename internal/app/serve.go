@@ -152,7 +152,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		sm := metrics.NewScheduler(scfg.Clock)
 		sm.Attach(&scfg)
 		sets = append(sets, sm)
-		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner}, r.log)
+		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, log: r.log}, r.log)
 		if err != nil {
 			return err
 		}

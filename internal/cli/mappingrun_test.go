@@ -88,6 +88,22 @@ mappings:
 		t.Fatalf("second run: exit %d, want 3 unchanged:\n%s%s", code, stdout, stderr)
 	}
 
+	// Both runs are in the history, newest first, with their summaries.
+	code, stdout, stderr = run(t, ctx, []string{"runs", "list", "--mapping", "beta"}, env)
+	if code != ExitOK || strings.Count(stdout, " beta ") != 2 || strings.Count(stdout, " manual ") != 2 {
+		t.Fatalf("runs list: exit %d, want two manual runs of beta:\n%s%s", code, stdout, stderr)
+	}
+	firstLine := strings.Split(stdout, "\n")[1]
+	id := strings.Fields(firstLine)[0]
+	code, stdout, stderr = run(t, ctx, []string{"runs", "show", id}, env)
+	if code != ExitOK || !strings.Contains(stdout, "mapping beta, destination production, trigger manual, outcome succeeded\nsync run "+id) ||
+		!strings.Contains(stdout, "unchanged   3\n") {
+		t.Fatalf("runs show %s: exit %d:\n%s%s", id, code, stdout, stderr)
+	}
+	if code, _, stderr := run(t, ctx, []string{"runs", "show", "20200101T000000Z-00000000"}, env); code != ExitError || !strings.Contains(stderr, "no such run") {
+		t.Fatalf("runs show of an unknown run: exit %d\n%s", code, stderr)
+	}
+
 	// Purge removes the members through events, then deletes the mapping.
 	code, stdout, stderr = run(t, ctx, []string{"mappings", "delete", "beta", "--purge"}, env)
 	if code != ExitOK || !strings.Contains(stdout, "removed     3\n") || !strings.Contains(stdout, "mapping beta: members removed from every destination; mapping deleted\n") {
@@ -104,6 +120,9 @@ mappings:
 	}
 	if code, _, stderr := run(t, ctx, []string{"mappings", "show", "beta"}, env); code != ExitError || !strings.Contains(stderr, `mapping "beta": not found`) {
 		t.Fatalf("show after delete --purge: exit %d\n%s", code, stderr)
+	}
+	if code, stdout, _ := run(t, ctx, []string{"runs", "list"}, env); code != ExitOK || !strings.Contains(stdout, " purge ") {
+		t.Fatalf("runs list after the purge: exit %d, want the purge recorded:\n%s", code, stdout)
 	}
 
 	for _, tc := range []struct {
