@@ -619,19 +619,7 @@ func TestUnknownEnvironmentRefreshesTheTableFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offset := int64(0)
-	batch := func(evs ...schema.Event) []item {
-		var out []item
-		for _, e := range evs {
-			m := e.Message()
-			m.Topic, m.Partition, m.Offset = "membership", 0, offset
-			offset++
-			it := item{msg: m}
-			it.ev, it.err = schema.Decode(&m)
-			out = append(out, it)
-		}
-		return out
-	}
+	batch := batches()
 	ctx := testenv.Context(t, 20*time.Second)
 	cm, dlq := &fakeCommitter{}, &fakeWriter{}
 	res, err := c.process(ctx, ctx, batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
@@ -685,19 +673,7 @@ func TestUnavailableDestinationIsSetAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offset := int64(0)
-	batch := func(evs ...schema.Event) []item {
-		var out []item
-		for _, e := range evs {
-			m := e.Message()
-			m.Topic, m.Partition, m.Offset = "membership", 0, offset
-			offset++
-			it := item{msg: m}
-			it.ev, it.err = schema.Decode(&m)
-			out = append(out, it)
-		}
-		return out
-	}
+	batch := batches()
 	ctx := testenv.Context(t, 30*time.Second)
 	cm, dlq := &fakeCommitter{}, &fakeWriter{}
 
@@ -735,5 +711,23 @@ func TestUnavailableDestinationIsSetAside(t *testing.T) {
 	}
 	if s := c.Stats(); s.SetAside != 2 {
 		t.Fatalf("stats %+v, want 2 set aside", s)
+	}
+}
+
+// batches returns a builder of batches of events on partition 0 whose
+// offsets follow each other across calls, as one partition's do.
+func batches() func(evs ...schema.Event) []item {
+	offset := int64(0)
+	return func(evs ...schema.Event) []item {
+		var out []item
+		for _, e := range evs {
+			m := e.Message()
+			m.Topic, m.Partition, m.Offset = "membership", 0, offset
+			offset++
+			it := item{msg: m}
+			it.ev, it.err = schema.Decode(&m)
+			out = append(out, it)
+		}
+		return out
 	}
 }
