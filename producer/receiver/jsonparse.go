@@ -114,19 +114,12 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k.(string)] = v // the last of duplicate keys wins, as in encoding/json
-		p.space()
-		if p.i >= len(p.data) {
-			return nil, p.fail("unexpected end")
+		done, err := p.sep('}')
+		if err != nil {
+			return nil, err
 		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
+		if done {
 			return m, nil
-		default:
-			return nil, p.fail("expected ',' or '}'")
 		}
 	}
 }
@@ -148,21 +141,33 @@ func (p *jsonParser) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.data) {
-			return nil, p.fail("unexpected end")
+		done, err := p.sep(']')
+		if err != nil {
+			return nil, err
 		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
+		if done {
 			return a, nil
-		default:
-			return nil, p.fail("expected ',' or ']'")
 		}
 	}
+}
+
+// sep reads what follows an object member or an array element: ',' (more
+// follow) or the closing byte (done).
+func (p *jsonParser) sep(closing byte) (done bool, err error) {
+	p.space()
+	if p.i >= len(p.data) {
+		return false, p.fail("unexpected end")
+	}
+	switch p.data[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return false, nil
+	case closing:
+		p.i++
+		return true, nil
+	}
+	return false, p.fail("expected ',' or '" + string(closing) + "'")
 }
 
 // str reads a string; a key is interned.
