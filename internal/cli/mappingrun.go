@@ -30,7 +30,7 @@ type mappingControl struct {
 
 // mappingControlSettings are the settings bindMappingControl binds.
 var mappingControlSettings = []string{"redis-url", "redis-cluster-addrs", "redis-username", "redis-password", "redis-tls",
-	"redis-pool-size", "redis-timeout", "control-prefix", "lease-ttl", "rebuild-wait", "runs-retention"}
+	"redis-tls-ca-file", "redis-tls-cert-file", "redis-tls-key-file", "redis-pool-size", "redis-timeout", "control-prefix", "lease-ttl", "rebuild-wait", "runs-retention"}
 
 // requestSettings are the settings of a sync of one segment from a CSV,
 // which a mapping replaces.
