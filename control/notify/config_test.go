@@ -29,7 +29,9 @@ func TestConfigValidate(t *testing.T) {
 	})
 	testenv.RunValidate(t, withSMTP, []testenv.ValidateCase[Config]{
 		{Name: "a server with AUTH PLAIN", Change: func(*Config) {}},
-		{Name: "a server without auth, in clear", Change: func(c *Config) { c.SMTP.Username, c.SMTP.Password, c.SMTP.StartTLS = "", catalog.SecretRef{}, StartTLSOff }},
+		{Name: "a server without auth, in clear", Change: func(c *Config) {
+			c.SMTP.Username, c.SMTP.Password, c.SMTP.StartTLS = "", catalog.SecretRef{}, StartTLSOff
+		}},
 		{Name: "an address that is no host:port", Change: func(c *Config) { c.SMTP.Addr = "smtp.example.com" },
 			Want: `--smtp-addr="smtp.example.com": want host:port of an SMTP server, such as smtp.example.com:587`},
 		{Name: "no sender", Change: func(c *Config) { c.SMTP.From = "" }, Want: `--smtp-from: required, want the sender's address (user@example.com) with --smtp-addr`},

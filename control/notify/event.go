@@ -180,7 +180,9 @@ func textBody(p Payload, r Run) []byte {
 		run = "(did not start)"
 	}
 	fmt.Fprintf(&b, "Run %s of mapping %s into destination %s: %s.\n\n", run, p.Mapping, p.Destination, p.Outcome)
-	line := func(label, format string, a ...any) { fmt.Fprintf(&b, "  %-11s %s\n", label, fmt.Sprintf(format, a...)) }
+	line := func(label, format string, a ...any) {
+		fmt.Fprintf(&b, "  %-11s %s\n", label, fmt.Sprintf(format, a...))
+	}
 	line("trigger", "%s", p.Trigger)
 	if p.Error != "" {
 		line("error", "%s", p.Error)

@@ -61,7 +61,7 @@ func (n *Notifier) post(ctx context.Context, url string, secret []byte, p Payloa
 		return redactErr(err) // network: retried
 	}
 	defer res.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 256)) // for the error only
+	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 256))     // for the error only
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20)) // let the connection be reused
 	code := res.StatusCode
 	if code >= 200 && code < 300 {

@@ -155,7 +155,10 @@ func deliveries(t *testing.T, h *runstore.Store, run string, n int) []runstore.D
 }
 
 func TestWebhook(t *testing.T) {
-	retryAfter1 := func(w http.ResponseWriter) { w.Header().Set("Retry-After", "1"); w.WriteHeader(http.StatusTooManyRequests) }
+	retryAfter1 := func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
 	for _, tc := range []struct {
 		name   string
 		answer []func(http.ResponseWriter)
