@@ -68,7 +68,7 @@ func (n *Notifier) send(ctx context.Context, to []string, msg []byte) error {
 		_ = conn.Close()
 		return classify(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // after Quit, or on an error already returned
 	if err := c.Hello("cohortsync"); err != nil {
 		return classify(err)
 	}

@@ -60,7 +60,7 @@ func (n *Notifier) post(ctx context.Context, url string, secret []byte, p Payloa
 	if err != nil {
 		return redactErr(err) // network: retried
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()                     // read below; nothing to lose
 	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 256))     // for the error only
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20)) // let the connection be reused
 	code := res.StatusCode

@@ -17,6 +17,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
@@ -95,7 +96,7 @@ mappings:
 	kc := kafkax.Config{Brokers: brokers}
 	syncNow := func() {
 		t.Helper()
-		if err := SyncMapping(ctx, proc, noEnv, kc, rc, sc, cfg.Runs, "churn", io.Discard, io.Discard); err != nil {
+		if err := SyncMapping(ctx, proc, noEnv, kc, rc, sc, cfg.Runs, notify.Config{}, "churn", io.Discard, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 	}

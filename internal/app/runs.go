@@ -13,6 +13,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
@@ -140,11 +141,15 @@ type runAdapter struct {
 	log     *slog.Logger
 	// done, unless nil, gets each run's results.
 	done func([]mappingrun.Result)
+	// notifier, unless nil, tells whom each mapping names how its runs
+	// ended.
+	notifier *notify.Notifier
 }
 
 func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, t schedule.Trigger) error {
 	res, err := a.runner.Run(ctx, m)
 	record(ctx, a.history, a.log, m.Name, string(t.Kind), res)
+	notifyRuns(a.notifier, m, string(t.Kind), res, err)
 	if a.done != nil {
 		a.done(res)
 	}
@@ -169,21 +174,26 @@ func record(ctx context.Context, h *runstore.Store, log *slog.Logger, mapping, t
 // SyncMapping runs the stored mapping called name now (sync --mapping),
 // through the scheduler's claim so that it never overlaps a scheduled run
 // of the mapping on any replica, and writes the summary of each
-// destination that synced to stdout. Settings were validated by the
-// caller; sc's prefix is also the leases'.
+// destination that synced to stdout; ncfg tells whom the mapping names how
+// the run ended (Close waits for that, bounded). Settings were validated by
+// the caller; sc's prefix is also the leases'.
 func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
-	sc catalogstore.Config, cfg mappingrun.Config, name string, stdout, stderr io.Writer) error {
+	sc catalogstore.Config, cfg mappingrun.Config, ncfg notify.Config, name string, stdout, stderr io.Writer) error {
 	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, stderr)
 	if err != nil {
 		return err
 	}
-	return errors.Join(syncMapping(ctx, r, sc, name, stdout), r.down.run())
+	n, err := startNotifier(ctx, r, env, ncfg)
+	if err != nil {
+		return errors.Join(err, r.down.run())
+	}
+	return errors.Join(syncMapping(ctx, r, sc, n, name, stdout), r.down.run())
 }
 
-func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, name string, stdout io.Writer) error {
+func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, n *notify.Notifier, name string, stdout io.Writer) error {
 	var results []mappingrun.Result
 	sched, err := schedule.New(schedule.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}, r.control, r.store,
-		runAdapter{runner: r.runner, history: r.history, log: r.log, done: func(res []mappingrun.Result) { results = res }}, r.log)
+		runAdapter{runner: r.runner, history: r.history, log: r.log, done: func(res []mappingrun.Result) { results = res }, notifier: n}, r.log)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/metrics"
@@ -82,6 +83,9 @@ type ServeConfig struct {
 	ReceiverAddr string
 	// Receiver tunes the receiver part.
 	Receiver receiver.Config
+	// Notify tells whom each mapping names how the scheduler's runs
+	// ended; see notify.Config.
+	Notify notify.Config
 }
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -97,7 +101,7 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, setting.Invalid("catalog-poll", c.CatalogPoll, "a positive duration"))
 	}
 	if c.runs(PartScheduler) {
-		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate())
+		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate(), c.Notify.Validate())
 	}
 	if c.runs(PartConsumer) {
 		errs = append(errs, c.Consumer.Validate())
@@ -151,8 +155,15 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
 		sm := metrics.NewScheduler(scfg.Clock)
 		sm.Attach(&scfg)
-		sets = append(sets, sm)
-		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, log: r.log}, r.log)
+		nm := metrics.NewNotifications()
+		ncfg := cfg.Notify
+		nm.Attach(&ncfg)
+		sets = append(sets, sm, nm)
+		n, err := startNotifier(ctx, r, env, ncfg)
+		if err != nil {
+			return err
+		}
+		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, log: r.log, notifier: n}, r.log)
 		if err != nil {
 			return err
 		}
