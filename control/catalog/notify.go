@@ -72,7 +72,8 @@ type EncodedNotify struct {
 	EmailEvents       []string `json:"email_events,omitempty"`
 }
 
-func eventStrings(es []NotifyEvent) []string {
+// EventNames are the names of es, as a file spells them.
+func EventNames(es []NotifyEvent) []string {
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = string(e)
@@ -96,10 +97,10 @@ func (n Notify) encode() *EncodedNotify {
 	}
 	e := &EncodedNotify{}
 	if w := n.Webhook; w != nil {
-		e.WebhookURL, e.WebhookSecretEnv, e.WebhookSecretFile, e.WebhookEvents = w.URL, w.Secret.Env, w.Secret.File, eventStrings(w.Events)
+		e.WebhookURL, e.WebhookSecretEnv, e.WebhookSecretFile, e.WebhookEvents = w.URL, w.Secret.Env, w.Secret.File, EventNames(w.Events)
 	}
 	if m := n.Email; m != nil {
-		e.EmailTo, e.EmailEvents = slices.Clone(m.To), eventStrings(m.Events)
+		e.EmailTo, e.EmailEvents = slices.Clone(m.To), EventNames(m.Events)
 	}
 	return e
 }
