@@ -123,10 +123,11 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset()        { s.msg = message{} }
 func (s *session) Logout() error { return nil }
 
-// newMailbox starts a mailbox; with cert nil it offers no STARTTLS (and
-// then accepts AUTH in clear, as Go's client does to loopback).
-func newMailbox(t *testing.T, cert *tls.Certificate) *mailbox {
-	box := &mailbox{}
+// newMailbox starts a mailbox failing the first failMail MAIL commands;
+// with cert nil it offers no STARTTLS (and then accepts AUTH in clear, as
+// Go's client sends it to loopback).
+func newMailbox(t *testing.T, cert *tls.Certificate, failMail int) *mailbox {
+	box := &mailbox{failMail: failMail}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		box.mu.Lock()
 		box.sessions++
@@ -206,11 +207,10 @@ func TestEmail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var box *mailbox
 			if tc.tls {
-				box = newMailbox(t, &cert)
+				box = newMailbox(t, &cert, tc.failMail)
 			} else {
-				box = newMailbox(t, nil)
+				box = newMailbox(t, nil, tc.failMail)
 			}
-			box.failMail = tc.failMail
 			cfg := smtpCfg(box.addr)
 			if tc.change != nil {
 				tc.change(&cfg)

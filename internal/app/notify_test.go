@@ -196,3 +196,19 @@ func TestSyncMappingNotifies(t *testing.T) {
 		t.Fatalf("when SyncMapping returned, the webhook had %v (bad %q); want one failed notification", payloads, bad)
 	}
 }
+
+// TestServeConfigNotify: the notification settings are checked with the
+// scheduler part, whose runs they tell of, and only then.
+func TestServeConfigNotify(t *testing.T) {
+	valid := func() ServeConfig {
+		return ServeConfig{Parts: []string{PartScheduler}, Runs: mappingrun.Config{Producer: producer.DefaultConfig()}}
+	}
+	testenv.RunValidate(t, valid, []testenv.ValidateCase[ServeConfig]{
+		{Name: "no SMTP server", Change: func(*ServeConfig) {}},
+		{Name: "an SMTP server without a sender", Change: func(c *ServeConfig) { c.Notify.SMTP.Addr = "smtp.example.com:587" },
+			Want: `--smtp-from: required, want the sender's address (user@example.com) with --smtp-addr`},
+		{Name: "the receiver alone does not notify", Change: func(c *ServeConfig) {
+			c.Parts, c.ReceiverAddr, c.Notify.SMTP.Addr = []string{PartReceiver}, "127.0.0.1:0", "smtp.example.com:587"
+		}},
+	})
+}

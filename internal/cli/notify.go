@@ -11,14 +11,15 @@ var notifySettings = []string{"notify-queue-size", "notify-workers", "notify-att
 
 // newNotify returns the notifier's defaults, shown as such in --help.
 func newNotify() notify.Config {
-	return notify.Config{QueueSize: notify.DefaultQueueSize, Workers: notify.DefaultWorkers, AttemptTimeout: notify.DefaultAttemptTimeout,
+	c := notify.Config{QueueSize: notify.DefaultQueueSize, Workers: notify.DefaultWorkers, AttemptTimeout: notify.DefaultAttemptTimeout,
 		CloseTimeout: notify.DefaultCloseTimeout, SMTP: notify.SMTPConfig{StartTLS: notify.StartTLSRequired}}
+	c.Retry.Timeout = notify.DefaultRetryTimeout
+	return c
 }
 
 // bindNotify binds how the notifications of mapping runs are delivered
 // (each mapping's notify says to whom).
 func bindNotify(s *setting.Set, c *notify.Config) {
-	c.Retry.Timeout = notify.DefaultRetryTimeout
 	s.Int(&c.QueueSize, "notify-queue-size", "NOTIFY_QUEUE_SIZE", "run notifications waiting to be sent; one more is dropped (logged, counted), never waited for", setting.NonZero)
 	s.Int(&c.Workers, "notify-workers", "NOTIFY_WORKERS", "run notifications sent at once", setting.NonZero)
 	s.Duration(&c.AttemptTimeout, "notify-attempt-timeout", "NOTIFY_ATTEMPT_TIMEOUT", "bound on one webhook request or SMTP session", setting.NonZero)
