@@ -187,7 +187,7 @@ func TestSyncMappingNotifies(t *testing.T) {
 	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 1
 	proc := DefaultProcess()
 	proc.LogLevel = "error"
-	err := SyncMapping(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, mappingrun.Config{Producer: pcfg}, notify.Config{}, "beta", io.Discard, io.Discard)
+	err := SyncMapping(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, mappingrun.Config{Producer: pcfg}, RunOptions{}, "beta", io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("the run of a CSV without its id column succeeded")
 	}
