@@ -343,3 +343,42 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 		t.Errorf("Dropped() = %d, want 2 (the queued one, never started, too)", n.Dropped())
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+		ok     bool
+	}{
+		{"", 0, false},
+		{"1", time.Second, true},
+		{" 120 ", 2 * time.Minute, true},
+		{"Mon, 07 Dec 2026 12:00:30 GMT", 30 * time.Second, true},
+		{"Mon, 07 Dec 2026 11:00:00 GMT", 0, true}, // past: at once
+		{"-1", 0, false},
+		{"soon", 0, false},
+	} {
+		if got, ok := retryAfter(tc.header, now); got != tc.want || ok != tc.ok {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.header, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRunEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  Run
+		want catalog.NotifyEvent
+	}{
+		{"succeeded", Run{Summary: producer.Summary{Outcome: producer.Succeeded}}, catalog.EventFinished},
+		{"failed", Run{Summary: producer.Summary{Outcome: producer.Failed, Error: "x"}}, catalog.EventFailed},
+		{"refused by a guard", Run{Summary: producer.Summary{Outcome: producer.Refused, Error: "shrink"}}, catalog.EventRefused},
+		{"did not start", Run{Err: "amplitude key unset"}, catalog.EventFailed},
+		{"succeeded, then failed to close its source", Run{Summary: producer.Summary{Outcome: producer.Succeeded}, Err: "close"}, catalog.EventFailed},
+	} {
+		if got := tc.run.Event(); got != tc.want {
+			t.Errorf("%s: Event() = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
