@@ -317,7 +317,7 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 	start := time.Now()
 	n.Notify(to, failedRun(time.Now())) // queued
 	n.Notify(to, failedRun(time.Now())) // dropped
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > time.Second { // the receiver hangs 10s
 		t.Errorf("Notify took %v with a full queue; want no wait", d)
 	}
 	if n.Dropped() != 1 {
