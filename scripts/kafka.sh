@@ -9,6 +9,8 @@
 #                               listener requiring client certificates, printed
 #                               as KAFKA_TLS_BROKERS=127.0.0.1:PORT
 #   kafka.sh stop STATEDIR      stop it (TERM, then KILL after 30 s)
+#   kafka.sh resume STATEDIR    start a stopped broker again on its ports and
+#                               data (the chaos suite's broker outage)
 #
 # Cache: ${COHORTSYNC_CACHE:-$HOME/.cache/cohortsync}/kafka-<version>/lib.
 # Logs, data, config and pid file live in STATEDIR.
@@ -104,10 +106,19 @@ PROPS
   java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
     -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
     { cat "$dir/format.log" >&2; die "formatting Kafka storage failed (log: $dir/format.log)"; }
+  echo "$port" >"$dir/port"
+  launch "$dir" "$port" "$sport" "$tls"
+}
+
+# launch DIR PORT SSLPORT TLSDIR: run the broker of DIR's server.properties
+# and data, and wait until it is ready.
+launch() {
+  local dir=$1 port=$2 sport=$3 tls=$4 jopts i
+  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
+  : >"$dir/logs/server.log"
   nohup java -Xms256m -Xmx768m "${jopts[@]}" -cp "$lib/*" \
     kafka.Kafka "$dir/server.properties" >"$dir/kafka.out" 2>&1 </dev/null &
   echo $! >"$dir/kafka.pid"
-  echo "$port" >"$dir/port"
   # Ready = the broker logged "Kafka Server started" (it is then unfenced and
   # has caught up with the metadata log) and accepts connections.
   for ((i = 0; i < start_timeout * 10; i++)); do
@@ -134,9 +145,20 @@ stop() {
   stop_pid "$1/kafka.pid" kafka.Kafka "$stop_timeout"
 }
 
+resume() {
+  local dir
+  dir=$(cd "$1" && pwd)
+  [[ -f $dir/server.properties && -f $dir/port ]] || die "no broker was started in $dir"
+  alive "$dir/kafka.pid" kafka.Kafka && die "the broker of $dir is running"
+  local tls=
+  [[ -f $dir/tls-port ]] && tls=yes
+  launch "$dir" "$(cat "$dir/port")" "$(cat "$dir/tls-port" 2>/dev/null)" "$tls"
+}
+
 case ${1:-} in
   install) install ;;
   start) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: $0 start STATEDIR [TLSDIR]"; start "$2" "${3:-}" ;;
   stop) [[ $# -eq 2 ]] || die "usage: $0 stop STATEDIR"; stop "$2" ;;
-  *) die "usage: $0 install | start STATEDIR [TLSDIR] | stop STATEDIR" ;;
+  resume) [[ $# -eq 2 ]] || die "usage: $0 resume STATEDIR"; resume "$2" ;;
+  *) die "usage: $0 install | start STATEDIR [TLSDIR] | stop STATEDIR | resume STATEDIR" ;;
 esac
