@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,6 +224,7 @@ func (a *applier) prune(s *routeSet) {
 // marked.
 type syncTime struct {
 	routes *RouteTable
+	ids    *storeIDs
 }
 
 func (st syncTime) SetSynchronizedOn(ctx context.Context, t time.Time) error {
@@ -232,7 +234,11 @@ func (st syncTime) SetSynchronizedOn(ctx context.Context, t time.Time) error {
 	var wg sync.WaitGroup
 	for i, tg := range s.targets {
 		wg.Go(func() {
-			if err := segmentstore.NewWriter(tg.client, nil).SetSynchronizedOn(ctx, tg.prefixes, t); err != nil {
+			prefixes, err := st.ids.intact(ctx, tg.client, tg.prefixes, strings.Join(tg.names, ", "))
+			if err == nil && len(prefixes) > 0 {
+				err = segmentstore.NewWriter(tg.client, nil).SetSynchronizedOn(ctx, prefixes, t)
+			}
+			if err != nil {
 				errs[i] = s.named(tg.names, err)
 			}
 		})

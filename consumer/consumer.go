@@ -39,6 +39,7 @@ type Consumer struct {
 	kc       freshness.Offsets // a *kafka.Client
 	now      func() time.Time
 	fresh    *freshness.Tracker
+	storeIDs *storeIDs // stores that lost their data (issue 11, item 1)
 	tracer   trace.Tracer
 	traces   TraceExtractor // nil: no trace links
 	observer Observer       // nil: none
@@ -128,11 +129,12 @@ func newConsumer(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer,
 		seen:     map[int]int64{},
 	}
 	c.applier = newApplier(func() time.Time { return c.now() })
+	c.storeIDs = newStoreIDs(c.log)
 	fresh, err := freshness.New(freshness.Config{
 		Topic: cfg.Topic, GroupID: cfg.GroupID, SyncInterval: cfg.SyncInterval, RetryTimeout: cfg.RetryTimeout, Logger: c.log,
 	}, freshness.Deps{
 		Offsets:  c.kc,
-		SyncTime: syncTime{routes: routes},
+		SyncTime: syncTime{routes: routes, ids: c.storeIDs},
 		Now:      func() time.Time { return c.now() },
 	})
 	if err != nil {
@@ -147,6 +149,7 @@ func (c *Consumer) Stats() Stats {
 	s := c.stats.snapshot()
 	s.Lag, s.LastSync, s.SyncErrors = c.fresh.Lag(), c.fresh.LastSync(), c.fresh.SyncErrors()
 	s.CaughtUp = s.Lag == 0
+	s.StoresLost = c.storeIDs.count()
 	return s
 }
 
@@ -166,11 +169,15 @@ func (c *Consumer) Health() error { return c.fresh.Health() }
 // Ready fails until Run has passed its preflight (Redis answers, the topics
 // exist). A readiness probe wants Health too: the HTTP server adds every
 // liveness check to /readyz.
+//
+// It also fails while a destination's Redis has lost its data (see
+// Stats.StoresLost): not Health, since a restarted process would forget
+// that and mark the store current again.
 func (c *Consumer) Ready() error {
 	if !c.ready.Load() {
 		return errors.New("starting: preflight not finished")
 	}
-	return nil
+	return c.storeIDs.ready()
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the

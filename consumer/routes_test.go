@@ -287,7 +287,7 @@ func TestRoutedProcessSplitsBatchPerDestination(t *testing.T) {
 
 	// synchronized_on goes to every prefix of the table, on its own Redis.
 	now := testTime.Add(time.Hour)
-	if err := (syncTime{routes: rt}).SetSynchronizedOn(ctx, now); err != nil {
+	if err := (syncTime{routes: rt, ids: newStoreIDs(testLogger(t))}).SetSynchronizedOn(ctx, now); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

@@ -26,6 +26,10 @@ type Stats struct {
 	Lag int64
 	// CaughtUp is whether the last check found no lag.
 	CaughtUp bool
+	// StoresLost is the number of destination prefixes found without the
+	// store id written there earlier: Redis lost their data, and they are
+	// no longer marked current (see README, "Redis lost its data").
+	StoresLost int
 }
 
 // counters is the live, concurrently updated form of the apply path's

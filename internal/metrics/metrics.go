@@ -90,6 +90,10 @@ var stats = []stat{
 	counter("cohortsync_consumer_generations_total", "Consumer group generations joined (rebalances).", func(s consumer.Stats) int64 { return s.Generations }),
 	counter("cohortsync_consumer_sync_errors_total", "Failed lag checks or synchronized_on writes.", func(s consumer.Stats) int64 { return s.SyncErrors }),
 	{
+		prometheus.NewDesc("cohortsync_consumer_stores_lost", "Destination prefixes whose Redis lost its data under the running consumer (store id gone): not marked current until rebuilt.", nil, nil),
+		prometheus.GaugeValue, func(s consumer.Stats) float64 { return float64(s.StoresLost) },
+	},
+	{
 		prometheus.NewDesc("cohortsync_consumer_lag", "Uncommitted messages of the group on the topic (-1 unknown).", nil, nil),
 		prometheus.GaugeValue, func(s consumer.Stats) float64 { return float64(s.Lag) },
 	},

@@ -23,7 +23,7 @@ func TestMetricsGolden(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	m := NewConsumer(func() consumer.Stats {
 		return consumer.Stats{
-			Applied: 12, DeadLettered: 3, Unrouted: 1, SetAside: 1, Batches: 3, Dropped: 7, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
+			Applied: 12, DeadLettered: 3, Unrouted: 1, SetAside: 1, StoresLost: 1, Batches: 3, Dropped: 7, Stale: 1, Retries: 4, Generations: 5, SyncErrors: 6,
 			LastApplied: at.Add(1500 * time.Millisecond), LastSync: at, Lag: 3,
 		}
 	})

@@ -61,6 +61,18 @@ func SyncTimeKey(prefix string) string { return prefix + ":big_segments_synchron
 // SCARD is the member count.
 func MembersKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:members" }
 
+// StoreIDKey holds a random id the consumer writes once into a store it
+// applies to and expects to find there from then on: a store that lost it
+// (FLUSHALL, a Redis replaced by an empty one, a failover to an empty
+// replica) lost the segments too, and must not be stamped current.
+func StoreIDKey(prefix string) string { return prefix + ":cohortsync:store_id" }
+
+// StoreLostKey records when a consumer found StoreIDKey gone: later
+// consumers do not claim the store again (a restarted process would
+// otherwise forget the loss) until an operator deletes it after the
+// rebuild (README, "Redis lost its data").
+func StoreLostKey(prefix string) string { return prefix + ":cohortsync:store_lost" }
+
 // MetaKey is cohortsync's hash of per-segment metadata (see the Meta* fields).
 func MetaKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:meta" }
 

@@ -1,0 +1,158 @@
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+)
+
+// storeIDs detects a store that lost its data under a running consumer
+// (issue 11, item 1). The first time this process marks a prefix current it
+// writes a random store id there (or adopts the one another member of the
+// group wrote); from then on a prefix whose id is missing or changed lost
+// everything written before (FLUSHALL, a Redis replaced by an empty one, a
+// failover to an empty replica), though the group's offsets say it is
+// applied. Such a prefix is not stamped current again: the SDKs, reading
+// no big_segments_synchronized_on, report the store stale instead of
+// evaluating an empty one as up to date. The loss is logged, counted,
+// fails readiness (not liveness: a restarted process would start afresh)
+// and is written into the store (StoreLostKey), so that no consumer claims
+// it again until an operator has rebuilt it (the topic replayed from its
+// earliest offsets, see README "Redis lost its data") and deleted that key.
+type storeIDs struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	ids   map[storeKey]string   // the id found or written, per store
+	lost  map[storeKey]struct{} // stores found without their id
+	names map[storeKey]string   // destination names, for the messages
+}
+
+// storeKey is one prefix on one Redis client.
+type storeKey struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+func newStoreIDs(log *slog.Logger) *storeIDs {
+	return &storeIDs{log: log, ids: map[storeKey]string{}, lost: map[storeKey]struct{}{}, names: map[storeKey]string{}}
+}
+
+// intact returns the prefixes of client that still hold their store's id,
+// writing an id to those seen for the first time; the others are recorded
+// as lost (and logged once). names name the destination, for messages.
+func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, prefixes []string, names string) ([]string, error) {
+	pipe := client.Pipeline()
+	gets := make([]*redis.StringCmd, len(prefixes))
+	marks := make([]*redis.IntCmd, len(prefixes))
+	for i, p := range prefixes {
+		gets[i] = pipe.Get(ctx, bigsegments.StoreIDKey(p))
+		marks[i] = pipe.Exists(ctx, bigsegments.StoreLostKey(p))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read store ids: %w", err)
+	}
+	var ok []string
+	for i, p := range prefixes {
+		k := storeKey{client, p}
+		found, err := gets[i].Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read store id of prefix %q: %w", p, err)
+		}
+		s.mu.Lock()
+		want, known := s.ids[k]
+		_, lost := s.lost[k]
+		s.names[k] = names
+		s.mu.Unlock()
+		switch {
+		case lost:
+		case !known && found == "" && marks[i].Val() > 0:
+			s.markLost(ctx, client, k, names, "", "a consumer found it lost before")
+		case !known:
+			id, err := s.claim(ctx, client, p, found)
+			if err != nil {
+				return nil, err
+			}
+			s.mu.Lock()
+			s.ids[k] = id
+			s.mu.Unlock()
+			ok = append(ok, p)
+		case found == want:
+			ok = append(ok, p)
+		default:
+			s.markLost(ctx, client, k, names, want, found)
+		}
+	}
+	return ok, nil
+}
+
+// markLost records that k lost its data: in this process, and in the
+// store itself for every later consumer (best effort: a store that cannot
+// be written now is found lost again by the next process's first check
+// only if it says so, hence the log line either way).
+func (s *storeIDs) markLost(ctx context.Context, client redis.UniversalClient, k storeKey, names, want, found string) {
+	s.mu.Lock()
+	s.lost[k] = struct{}{}
+	s.mu.Unlock()
+	err := client.SetNX(ctx, bigsegments.StoreLostKey(k.prefix), time.Now().UTC().Format(time.RFC3339), 0).Err()
+	s.log.ErrorContext(ctx, "Redis lost the data of a destination: its store id is gone or changed "+
+		"(FLUSHALL, a Redis replaced by an empty one, or a failover to an empty replica); it is no longer marked current, "+
+		"so SDKs report it stale; rebuild it (README: Redis lost its data)",
+		"destination", names, "prefix", k.prefix, "store_id", want, "found", found, "lost_key", bigsegments.StoreLostKey(k.prefix), "record_error", err)
+}
+
+// claim adopts the id found, or writes a new one unless another member of
+// the group wrote one meanwhile (then adopts that).
+func (s *storeIDs) claim(ctx context.Context, client redis.UniversalClient, prefix, found string) (string, error) {
+	if found != "" {
+		return found, nil
+	}
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	set, err := client.SetNX(ctx, bigsegments.StoreIDKey(prefix), id, 0).Result()
+	if err != nil {
+		return "", fmt.Errorf("write the store id of prefix %q: %w", prefix, err)
+	}
+	if set {
+		return id, nil
+	}
+	got, err := client.Get(ctx, bigsegments.StoreIDKey(prefix)).Result()
+	if err != nil {
+		return "", fmt.Errorf("read the store id of prefix %q: %w", prefix, err)
+	}
+	return got, nil
+}
+
+// count is the number of stores found without their id.
+func (s *storeIDs) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lost)
+}
+
+// ready fails while a store has lost its data, naming each.
+func (s *storeIDs) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lost) == 0 {
+		return nil
+	}
+	var which []string
+	for k := range s.lost {
+		which = append(which, fmt.Sprintf("%s (prefix %q)", s.names[k], k.prefix))
+	}
+	slices.Sort(which)
+	return fmt.Errorf("Redis lost the data of %s: not marked current until rebuilt (README: Redis lost its data)", strings.Join(which, ", "))
+}

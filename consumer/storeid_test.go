@@ -1,0 +1,144 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// TestRedisDataLossIsNotReportedCurrent pins issue 11, item 1: after the
+// destination's Redis lost everything (FLUSHALL, an empty replacement, a
+// failover to an empty replica) under a running consumer, the consumer
+// used to stamp big_segments_synchronized_on again within a sync interval,
+// so SDKs read an empty store as current, and nothing was logged. Now the
+// loss is detected (the store id it wrote is gone), synchronized_on is not
+// written again, readiness fails naming the destination, Stats counts it,
+// and a consumer started afterwards does not claim the store either (until
+// the rebuild's last step deletes the lost mark); a second member of the
+// group adopts the store id instead of seeing a loss.
+func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 2)
+		ke.produce(t, messages(ev("staging", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2))...)
+		cfg := testConfig(t, ke)
+		c := start(t, ke.kf, cfg, rdb)
+		c.waitCaughtUp(t)
+		ctx := testenv.Context(t, time.Minute)
+		syncKey := bigsegments.SyncTimeKey(cfg.RedisPrefix)
+		if rdb.Exists(ctx, bigsegments.StoreIDKey(cfg.RedisPrefix)).Val() != 1 {
+			t.Fatal("no store id written by the consumer")
+		}
+		second := launch(t, mustNew(t, cfg, rdb, ke))
+		second.waitCaughtUp(t)
+		time.Sleep(5 * cfg.SyncInterval) // several stamps by both members
+		for _, m := range []*running{c, second} {
+			if err := m.Ready(); err != nil || m.Stats().StoresLost != 0 {
+				t.Fatalf("before any loss: Ready %v, StoresLost %d", err, m.Stats().StoresLost)
+			}
+		}
+
+		emptyPrefix(t, rdb, cfg.RedisPrefix) // every key of the destination gone
+		// Each member checks at its own pace: the first to stamp finds it.
+		var detector *running
+		testenv.Eventually(t, 30*time.Second, "the loss detected", func() bool {
+			for _, m := range []*running{c, second} {
+				if m.Stats().StoresLost == 1 {
+					detector = m
+				}
+			}
+			return detector != nil
+		})
+		time.Sleep(5 * cfg.SyncInterval)
+		if n := rdb.Exists(ctx, syncKey).Val(); n != 0 {
+			t.Fatalf("big_segments_synchronized_on written again over the emptied store")
+		}
+		err := detector.Ready()
+		if err == nil || !strings.Contains(err.Error(), "Redis lost the data of") || !strings.Contains(err.Error(), cfg.RedisPrefix) {
+			t.Fatalf("Ready after the loss = %v, want it to name the prefix", err)
+		}
+		if err := detector.Health(); err != nil {
+			t.Fatalf("Health after the loss = %v: a liveness probe would restart the process, which would forget the loss", err)
+		}
+		// New events are still applied (the destination is not abandoned),
+		// but the store is still not claimed current.
+		ke.produce(t, messages(ev("staging", "seg", 1, "carol", schema.OpAdd, 3))...)
+		testenv.Eventually(t, 30*time.Second, "carol applied", func() bool {
+			n, err := rdb.SCard(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Result()
+			return err == nil && n == 1
+		})
+		time.Sleep(5 * cfg.SyncInterval)
+		if n := rdb.Exists(ctx, syncKey).Val(); n != 0 {
+			t.Fatalf("big_segments_synchronized_on written after new events on the emptied store")
+		}
+
+		// Every member restarted: the loss is not forgotten.
+		for _, m := range []*running{c, second} {
+			if err := m.stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		third := launch(t, mustNew(t, cfg, rdb, ke))
+		third.waitCaughtUp(t)
+		time.Sleep(5 * cfg.SyncInterval)
+		if n := rdb.Exists(ctx, syncKey).Val(); n != 0 || third.Stats().StoresLost != 1 {
+			t.Fatalf("a consumer started after the loss marked the store current (StoresLost %d)", third.Stats().StoresLost)
+		}
+		// The rebuild's last step (README) lets the next consumer claim it.
+		if err := rdb.Del(ctx, bigsegments.StoreLostKey(cfg.RedisPrefix)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := third.stop(); err != nil {
+			t.Fatal(err)
+		}
+		fourth := launch(t, mustNew(t, cfg, rdb, ke))
+		fourth.waitCaughtUp(t)
+		if n := rdb.Exists(ctx, syncKey).Val(); n != 1 || fourth.Ready() != nil {
+			t.Fatalf("after the lost mark was deleted: synchronized_on exists %d, Ready %v", n, fourth.Ready())
+		}
+	})
+}
+
+func mustNew(t *testing.T, cfg Config, rdb redis.UniversalClient, ke *kafkaEnv) *Consumer {
+	t.Helper()
+	c, err := New(cfg, rdb, ke.kf)
+	if err != nil {
+		t.Fatal(errors.Join(errors.New("New"), err))
+	}
+	return c
+}
+
+// emptyPrefix deletes every key under prefix now, as a FLUSHALL would.
+func emptyPrefix(t *testing.T, rdb redis.UniversalClient, prefix string) {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
+	drop := func(ctx context.Context, c *redis.Client) error {
+		keys, err := c.Keys(ctx, prefix+":*").Result() // a test's few keys
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		for _, k := range keys { // one at a time: they span Cluster slots
+			if err := c.Del(ctx, k).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, drop)
+	case *redis.Client:
+		err = drop(ctx, c)
+	}
+	if err != nil {
+		t.Fatalf("empty prefix %s: %v", prefix, err)
+	}
+}
