@@ -154,5 +154,5 @@ func (s *storeIDs) ready() error {
 		which = append(which, fmt.Sprintf("%s (prefix %q)", s.names[k], k.prefix))
 	}
 	slices.Sort(which)
-	return fmt.Errorf("Redis lost the data of %s: not marked current until rebuilt (README: Redis lost its data)", strings.Join(which, ", "))
+	return fmt.Errorf("the Redis of %s lost its data: not marked current until rebuilt (README: Redis lost its data)", strings.Join(which, ", "))
 }

@@ -61,7 +61,7 @@ func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
 			t.Fatalf("big_segments_synchronized_on written again over the emptied store")
 		}
 		err := detector.Ready()
-		if err == nil || !strings.Contains(err.Error(), "Redis lost the data of") || !strings.Contains(err.Error(), cfg.RedisPrefix) {
+		if err == nil || !strings.Contains(err.Error(), "lost its data") || !strings.Contains(err.Error(), cfg.RedisPrefix) {
 			t.Fatalf("Ready after the loss = %v, want it to name the prefix", err)
 		}
 		if err := detector.Health(); err != nil {
