@@ -80,14 +80,7 @@ func TestConsumerAppliesAddsAndRemoves(t *testing.T) {
 			info.LastApplied.Before(before.Add(-time.Second)) || info.LastApplied.After(time.Now().Add(time.Second)) {
 			t.Errorf("info = %+v, want 3 members, last_seq 205, last_run run-2, kind user, applied during the test", info)
 		}
-		var members []string
-		if err := segmentstore.Members(ctx, rdb, cfg.RedisPrefix, "amplitude-7khm89cz.g1", func(k string) error {
-			members = append(members, k)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(members)
+		members := sortedMembers(t, rdb, cfg.RedisPrefix, "amplitude-7khm89cz.g1")
 		if want := []string{"alice@example.com", "carol", "zoë 🙂"}; !slices.Equal(members, want) {
 			t.Errorf("members = %q, want %q", members, want)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,11 @@ func TestDeadLetters(t *testing.T) {
 			if err != nil || len(inc) != 1 || inc[0] != "amplitude-7khm89cz.g1" {
 				t.Errorf("%s included in %q (%v), want the segment", key, inc, err)
 			}
+		}
+		// The refused event left no trace (issue 11 item 2): the member
+		// index does not list it while its include set cannot say so.
+		if members := sortedMembers(t, rdb, cfg.RedisPrefix, "amplitude-7khm89cz.g1"); !slices.Equal(members, []string{"alice", "bob"}) {
+			t.Errorf("member index %q, want alice and bob only", members)
 		}
 		if s := c.Stats(); s.Applied != 2 || s.DeadLettered != int64(wantDead) || s.Lag != 0 {
 			t.Errorf("stats = %+v, want 2 applied, %d dead-lettered, no lag", s, wantDead)

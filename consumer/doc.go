@@ -8,8 +8,9 @@
 // reading from the group's committed offset, feeds a bounded queue; a batch
 // goroutine cuts batches (BatchSize messages, or whatever arrived within
 // FlushInterval of the first) and decodes each on every core while the
-// previous batch is being applied; the apply loop writes a batch to Redis in
-// one pipeline per Redis client, sends undecodable or unappliable messages to the
+// previous batch is being applied; the apply loop writes a batch to Redis
+// through one segmentstore.Writer per Redis client (each event all or
+// nothing), sends undecodable or unappliable messages to the
 // dead-letter topic, and only then commits the batch's offsets. A crash
 // anywhere before the commit redelivers the batch; every Redis write is
 // idempotent (SADD, SREM, a max-only metadata update), so redelivery and
