@@ -810,6 +810,10 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 			addDead(it, decodeReason(it.err), it.err)
 			continue
 		}
+		if it.ev.Seq > MaxSeq {
+			addDead(it, ReasonSeqOutOfRange, fmt.Errorf("seq %d of segment %q is above %d, more than any producer of ours numbers", it.ev.Seq, it.ev.Segment, uint64(MaxSeq)))
+			continue
+		}
 		evs = append(evs, &it.ev)
 		evItem = append(evItem, it)
 	}

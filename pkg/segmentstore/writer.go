@@ -49,9 +49,13 @@ type Failure struct {
 // dead-letter topic's contract.
 const ReasonWrongType = "redis_wrongtype"
 
-// metaScript moves a segment's metadata forward to the batch's highest
-// sequence number and never back, so that a replay of old events (a new
-// group, a reset offset, a redelivery) leaves the metadata as it was. It
+// metaScript moves a segment's last_seq and last_run forward to the
+// batch's highest sequence number and never back, so that a replay of old
+// events (a new group, a reset offset, a redelivery, or a partition behind
+// the others) never makes the segment look older than it is; last_applied
+// (and context_kind) it sets on every batch that applied events of the
+// segment, so that it says when the consumer last wrote the segment even
+// below a last_seq that an event from another writer pushed far ahead. It
 // runs once per segment per batch, not per event: Lua costs several plain
 // commands. Sequence numbers are compared as decimal strings (longer is
 // larger) because Lua numbers are doubles and lose uint64 precision.
@@ -69,6 +73,7 @@ end
 local cur = redis.call('HGET', KEYS[1], 'last_seq')
 local new = ARGV[1]
 if cur and (#cur > #new or (#cur == #new and cur >= new)) then
+  redis.call('HSET', KEYS[1], 'last_applied', ARGV[3], 'context_kind', ARGV[4])
   return 0
 end
 redis.call('HSET', KEYS[1], 'last_seq', new, 'last_run', ARGV[2], 'last_applied', ARGV[3], 'context_kind', ARGV[4])
@@ -83,8 +88,9 @@ return 1
 //
 //   - membership is SADD/SREM, which do nothing when the member is already
 //     in (or out of) the set;
-//   - the metadata only moves forward by sequence number (see Apply), so old
-//     events applied again never make a segment look older than it is.
+//   - last_seq and last_run only move forward by sequence number (see
+//     Apply), so old events applied again never make a segment look older
+//     than it is; last_applied is the time of the last batch.
 //
 // A change's effect is all or nothing (see Apply): a change Redis refuses
 // leaves neither its include set nor the member index nor the metadata
@@ -146,9 +152,9 @@ func (*errWrongType) RedisError() {}
 //
 // Per change: SADD (SREM with Remove) of the segment ref in the context's
 // include set and of the context key in the segment's member index. Per
-// segment: one script that sets the metadata to the highest Seq applied
-// (with its Run, ContextKind and the time now) only if that is higher than
-// the stored last_seq.
+// segment: one script that sets last_seq to the highest Seq applied, with
+// its Run, only if that is higher than the stored last_seq, and last_applied
+// to the time now in any case.
 //
 // The include set and the segment's keys live in different Redis Cluster
 // slots, so no one script or transaction can cover a change (and MULTI/EXEC
