@@ -263,6 +263,7 @@ func (c *Consumer) consume(ctx context.Context, group *kafka.ConsumerGroup, dlq 
 			}
 			// Join or sync failed; the group retries on its own (after
 			// JoinGroupBackoff for most errors).
+			err = c.kf.Explain(ctx, err)
 			now := c.now()
 			if failingSince.IsZero() {
 				failingSince = now
