@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,43 +13,6 @@ import (
 
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
-
-// fakeServer listens on loopback and runs serve on each connection until
-// the test ends (then the listener and every connection are closed).
-func fakeServer(t *testing.T, serve func(c net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by cleanup
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { serve(c) })
-		}
-	})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
 
 // TestErrorsNameTheBrokerAndTheCause pins issue 11 item 4: a refused
 // connection, an unknown host, a port of another protocol and a server
@@ -60,16 +22,16 @@ func fakeServer(t *testing.T, serve func(c net.Conn)) string {
 // the metadata client and the writer alike, and stays classified as
 // before.
 func TestErrorsNameTheBrokerAndTheCause(t *testing.T) {
-	httpServer := fakeServer(t, func(c net.Conn) {
+	httpServer := testenv.Serve(t, func(c net.Conn) {
 		_, _ = bufio.NewReader(c).ReadByte()
 		_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 		_ = c.Close()
 	})
-	banner := fakeServer(t, func(c net.Conn) {
+	banner := testenv.Serve(t, func(c net.Conn) {
 		_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n")) // speaks first, then waits
 		_, _ = c.Read(make([]byte, 1))
 	})
-	silent := fakeServer(t, func(c net.Conn) {
+	silent := testenv.Serve(t, func(c net.Conn) {
 		_, _ = c.Read(make([]byte, 1<<16)) // reads the request, never answers
 		_, _ = c.Read(make([]byte, 1))
 	})
