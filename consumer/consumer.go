@@ -553,7 +553,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, err)
+			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, c.kf.Explain(ctx, err))
 		}
 		select {
 		case out <- m:
@@ -796,7 +796,7 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 		defer t.Stop()
 		select {
 		case <-t.C:
-			c.logAbandoned("--shutdown-timeout ran out (or the generation ended) before the batch was applied and committed")
+			c.logAbandoned("its generation ended (a stop or a rebalance) and --shutdown-timeout ran out before it was applied and committed")
 			bcancel()
 		case <-done:
 		}

@@ -171,7 +171,8 @@ func describeBatch(batch []item) (n int, offsets string) {
 	return len(batch), b.String()
 }
 
-// logAbandoned logs the batch in flight, if any, as abandoned: it stays
+// logAbandoned logs the batch in flight, if any, as abandoned (at a stop,
+// or a rebalance that ended its generation): it stays
 // uncommitted, and whoever owns its partitions next applies it again.
 func (c *Consumer) logAbandoned(why string) {
 	b := c.flight.Load()
@@ -179,6 +180,6 @@ func (c *Consumer) logAbandoned(why string) {
 		return
 	}
 	n, offsets := describeBatch(*b)
-	c.log.Warn("shutdown: batch abandoned uncommitted; its messages will be applied again by the partitions' next owner",
+	c.log.Warn("batch abandoned uncommitted; its messages will be applied again by the partitions' next owner",
 		"why", why, "messages", n, "offsets", offsets, "shutdown_timeout", c.cfg.ShutdownTimeout)
 }
