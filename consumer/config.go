@@ -65,7 +65,8 @@ type Config struct {
 	StartupTimeout time.Duration
 	// ShutdownTimeout is how long the in-flight batch may take to finish
 	// (apply, dead-letter, commit) after the context is cancelled before it is
-	// abandoned uncommitted. Default 10s.
+	// abandoned uncommitted (and logged). Run returns within it plus a
+	// second, whatever still hangs. Default 10s.
 	ShutdownTimeout time.Duration
 
 	// Logger receives operational logs. Default slog.Default().

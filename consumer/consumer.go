@@ -53,6 +53,10 @@ type Consumer struct {
 
 	deadLog logLimit // the dead-letter log's rate limit (apply loop only)
 
+	memberID atomic.Value           // string: this member's id in the group, once it joined
+	flight   atomic.Pointer[[]item] // the batch being applied, for the log of an abandoned one
+	joinWait time.Duration          // joinWaitLog; tests shorten it
+
 	// Per generation: messages fetched, and messages of batches the apply
 	// loop started. Their difference when the generation ends is what it
 	// dropped for the partitions' next owners to read again.
@@ -127,6 +131,7 @@ func newConsumer(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer,
 		traces:   cfg.Propagator,
 		observer: cfg.Observer,
 		seen:     map[int]int64{},
+		joinWait: joinWaitLog,
 	}
 	c.applier = newApplier(func() time.Time { return c.now() })
 	c.storeIDs = newStoreIDs(c.log)
@@ -201,10 +206,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return errors.New("consumer: Run called twice")
 	}
 	runCtx, cancel := context.WithCancel(ctx)
+	// Once runCtx ends, every wait of Run is bounded by the clock (see
+	// shutdownSlack): what still hangs then is abandoned, and logged.
+	clock := newShutdownClock(runCtx, c.cfg.ShutdownTimeout)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
-		wg.Wait()
+		if !await(goDone(wg.Wait), clock.hard) {
+			c.log.Warn("shutdown: stopped waiting for the freshness tracker", "waited_for", "a synchronized_on write to Redis")
+		}
+		clock.stop()
 	}()
 	// The tracker's Run returns before Run does, so that WaitCaughtUp
 	// returns ErrStopped once Run has returned, also after a failed
@@ -235,20 +246,32 @@ func (c *Consumer) Run(ctx context.Context) error {
 	w := c.deadLetterWriter()
 	// Closing the group ends the current generation (its pipeline finishes
 	// its batch), then leaves the group.
-	wg.Go(func() {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
 		<-runCtx.Done()
-		_ = group.Close()
-	})
+		_ = group.Close() // always nil
+	}()
 	c.log.Info("consuming", "brokers", c.kf.Brokers(), "dead_letter_topic", c.cfg.DeadLetterTopic, "routes", c.routes.describe())
-	loopErr := c.consume(runCtx, group, w)
-	cancel()
-	wg.Wait()
-	var closeErr error
-	if err := group.Close(); err != nil { // already closed: returns at once
-		closeErr = fmt.Errorf("close consumer group: %w", err)
+	consumed := make(chan error, 1)
+	go func() { consumed <- c.consume(runCtx, group, w) }()
+	var loopErr error
+	select {
+	case loopErr = <-consumed:
+	case <-clock.soft:
+		// The batch was logged as abandoned when its grace ran out.
+		c.log.Warn("shutdown: stopped waiting for the consumer's pipeline: a Redis or Kafka call did not return", "shutdown_timeout", c.cfg.ShutdownTimeout)
 	}
-	if err := w.Close(); err != nil {
-		closeErr = errors.Join(closeErr, fmt.Errorf("close dead-letter writer: %w", err))
+	cancel()
+	var closeErr, wErr error
+	wclosed := goDone(func() { wErr = w.Close() })
+	c.leaveGroup(ctx, closed, clock)
+	if !await(wclosed, clock.hard) {
+		// Only an abandoned batch can still be writing dead letters: it is
+		// uncommitted, and its next owner writes them again.
+		c.log.Warn("shutdown: stopped waiting for the dead-letter writer to close")
+	} else if wErr != nil {
+		closeErr = fmt.Errorf("close dead-letter writer: %w", wErr)
 	}
 	s := c.Stats()
 	c.log.Info("stopped", "applied", s.Applied, "dead_lettered", s.DeadLettered, "batches", s.Batches, "lag", s.Lag)
@@ -263,13 +286,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) consume(ctx context.Context, group *kafka.ConsumerGroup, dlq messageWriter) error {
 	var failingSince time.Time
 	for {
+		// A join waits for every member to rejoin; one that stopped
+		// without leaving the group holds it up to its session timeout:
+		// say so rather than wait in silence.
+		cfg := c.groupConfig()
+		waiting := time.AfterFunc(c.joinWait, func() {
+			c.log.Info("waiting to join the consumer group: the coordinator holds a join until every member has rejoined (up to the rebalance timeout); a member that stopped without leaving holds it until its session times out",
+				"rebalance_timeout", cfg.RebalanceTimeout, "session_timeout", cfg.SessionTimeout)
+		})
 		gen, err := group.Next(ctx)
+		waiting.Stop()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				return nil
 			}
 			// Join or sync failed; the group retries on its own (after
 			// JoinGroupBackoff for most errors).
+			err = c.kf.Explain(ctx, err)
 			now := c.now()
 			if failingSince.IsZero() {
 				failingSince = now
@@ -282,6 +315,7 @@ func (c *Consumer) consume(ctx context.Context, group *kafka.ConsumerGroup, dlq 
 			continue
 		}
 		failingSince = time.Time{}
+		c.memberID.Store(gen.MemberID)
 		// The pipeline runs under the generation: the group does not rejoin
 		// (and the broker does not reassign this member's partitions) until
 		// it has returned. Start runs it even if the generation already
@@ -526,7 +560,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, err)
+			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, c.kf.Explain(ctx, err))
 		}
 		select {
 		case out <- m:
@@ -626,7 +660,10 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 			return nil // both were ready: never start a batch after the generation
 		}
 		c.genStarted.Add(int64(len(batch)))
-		if err := c.applyBatch(ctx, batch, cm, dlq); err != nil {
+		c.flight.Store(&batch)
+		err := c.applyBatch(ctx, batch, cm, dlq)
+		c.flight.Store(nil)
+		if err != nil {
 			if errors.Is(err, errGenerationEnded) {
 				c.log.Info("batch applied but not committed: the generation ended; it will be redelivered", "err", err)
 				return nil
@@ -766,6 +803,7 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 		defer t.Stop()
 		select {
 		case <-t.C:
+			c.logAbandoned("its generation ended (a stop or a rebalance) and --shutdown-timeout ran out before it was applied and committed")
 			bcancel()
 		case <-done:
 		}
@@ -815,6 +853,10 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	for _, it := range live {
 		if it.err != nil {
 			addDead(it, decodeReason(it.err), it.err)
+			continue
+		}
+		if it.ev.Seq > MaxSeq {
+			addDead(it, ReasonSeqOutOfRange, fmt.Errorf("seq %d of segment %q is above %d, more than any producer of ours numbers", it.ev.Seq, it.ev.Segment, uint64(MaxSeq)))
 			continue
 		}
 		evs = append(evs, &it.ev)

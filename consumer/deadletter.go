@@ -27,6 +27,19 @@ const (
 
 const maxErrorHeader = 1024
 
+// MaxSeq is the highest sequence number the consumer applies: 2^53-1, the
+// largest integer every JSON reader (JavaScript's included) holds exactly.
+// No producer of ours gets near it (a segment would need a million events a
+// second for 285 years); an event above it comes from another writer, and
+// applying it would pin the segment's last_seq and last_run there for good
+// (they only move forward) and push the producer's shared counter, which
+// numbers on from the highest applied sequence, to the edge of uint64.
+const MaxSeq = 1<<53 - 1
+
+// ReasonSeqOutOfRange is the dead-letter reason of an event whose sequence
+// number is above MaxSeq. Part of the dead-letter topic's contract.
+const ReasonSeqOutOfRange = "seq_out_of_range"
+
 // messageWriter is what dead-lettering needs from a kafka.Writer.
 type messageWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error

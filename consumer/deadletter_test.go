@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,11 @@ func TestDeadLetters(t *testing.T) {
 			if err != nil || len(inc) != 1 || inc[0] != "amplitude-7khm89cz.g1" {
 				t.Errorf("%s included in %q (%v), want the segment", key, inc, err)
 			}
+		}
+		// The refused event left no trace (issue 11 item 2): the member
+		// index does not list it while its include set cannot say so.
+		if members := sortedMembers(t, rdb, cfg.RedisPrefix, "amplitude-7khm89cz.g1"); !slices.Equal(members, []string{"alice", "bob"}) {
+			t.Errorf("member index %q, want alice and bob only", members)
 		}
 		if s := c.Stats(); s.Applied != 2 || s.DeadLettered != int64(wantDead) || s.Lag != 0 {
 			t.Errorf("stats = %+v, want 2 applied, %d dead-lettered, no lag", s, wantDead)
@@ -318,4 +324,56 @@ func TestDeadLetterLogLimit(t *testing.T) {
 	if ok, left := l.allow(now.Add(deadLetterLogWindow)); !ok || left != 5 {
 		t.Fatalf("first line of the next window: %v, %d left out; want allowed, 5", ok, left)
 	}
+}
+
+// TestForeignSequenceNumbers pins issue 11 item 7: after an event from
+// another writer with a very high sequence number, the segment's
+// last_seq, last_run and last_applied stopped updating (they only moved to
+// a higher sequence number). Now an event above MaxSeq is refused to the
+// dead-letter topic as seq_out_of_range and changes nothing; one at or below
+// it is applied like any other (last_seq and last_run are the highest
+// applied, a contract the producer's shared counter numbers on from), and
+// last_applied keeps saying when the segment was last written.
+func TestForeignSequenceNumbers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 1)
+		cfg := testConfig(t, ke)
+		const seg, ref = "amplitude-7khm89cz", "amplitude-7khm89cz.g1"
+		ctx := testenv.Context(t, 60*time.Second)
+		refused := ev("staging", seg, 1, "mallory", schema.OpAdd, 1<<60)
+		refused.Run = "hand-made"
+		high := ev("staging", seg, 1, "trent", schema.OpAdd, MaxSeq)
+		high.Run = "other-writer"
+		ke.produce(t, messages(ev("staging", seg, 1, "alice", schema.OpAdd, 101), refused, high)...)
+		c := start(t, ke.kf, cfg, rdb)
+		c.waitCaughtUp(t)
+
+		dead := ke.readDLQ(t, 1)
+		if got := headerValue(dead[0], schema.HeaderDeadLetterReason); got != ReasonSeqOutOfRange {
+			t.Errorf("dead letter reason %q, want %q", got, ReasonSeqOutOfRange)
+		}
+		if got := headerValue(dead[0], HeaderDeadLetterError); !strings.Contains(got, "1152921504606846976") {
+			t.Errorf("dead letter error %q does not name the sequence number", got)
+		}
+		if inc, _, err := segmentstore.Membership(ctx, rdb, cfg.RedisPrefix, "mallory"); err != nil || len(inc) != 0 {
+			t.Errorf("mallory included in %q (%v), want nothing: the event was refused", inc, err)
+		}
+		first, err := segmentstore.Info(ctx, rdb, cfg.RedisPrefix, ref)
+		if err != nil || first.LastSeq != MaxSeq || first.LastRun != "other-writer" || first.Members != 2 {
+			t.Fatalf("Info = %+v, %v; want 2 members, last_seq %d of run other-writer", first, err, uint64(MaxSeq))
+		}
+
+		// The producer's next run numbers below the other writer's event:
+		// applied, and last_applied moves.
+		time.Sleep(5 * time.Millisecond) // last_applied has millisecond resolution
+		ke.produce(t, messages(ev("staging", seg, 1, "carol", schema.OpAdd, 201))...)
+		c.waitCaughtUp(t)
+		if inc, _, err := segmentstore.Membership(ctx, rdb, cfg.RedisPrefix, "carol"); err != nil || !slices.Equal(inc, []string{ref}) {
+			t.Errorf("carol included in %q (%v), want %s", inc, err, ref)
+		}
+		info, err := segmentstore.Info(ctx, rdb, cfg.RedisPrefix, ref)
+		if err != nil || info.LastSeq != MaxSeq || info.LastRun != "other-writer" || !info.LastApplied.After(first.LastApplied) || info.Members != 3 {
+			t.Errorf("Info = %+v, %v; want 3 members, last_seq and last_run unchanged, last_applied after %v", info, err, first.LastApplied)
+		}
+	})
 }

@@ -8,11 +8,12 @@
 // reading from the group's committed offset, feeds a bounded queue; a batch
 // goroutine cuts batches (BatchSize messages, or whatever arrived within
 // FlushInterval of the first) and decodes each on every core while the
-// previous batch is being applied; the apply loop writes a batch to Redis in
-// one pipeline per Redis client, sends undecodable or unappliable messages to the
+// previous batch is being applied; the apply loop writes a batch to Redis
+// through one segmentstore.Writer per Redis client (each event all or
+// nothing), sends undecodable or unappliable messages to the
 // dead-letter topic, and only then commits the batch's offsets. A crash
 // anywhere before the commit redelivers the batch; every Redis write is
-// idempotent (SADD, SREM, a max-only metadata update), so redelivery and
+// idempotent (SADD, SREM, a metadata update whose last_seq only grows), so redelivery and
 // whole-topic replays converge on the same Redis content.
 //
 // The pipeline runs under its generation (kafka.Generation.Start): when a
@@ -22,6 +23,11 @@
 // partitions to another member while it may still write them. Without that
 // fence, an old "add" still buffered here could be applied after the new
 // owner applied a newer "remove" of the same membership.
+//
+// A stop is bounded (shutdown.go): Run returns within ShutdownTimeout plus
+// a second of its context ending, abandoning and logging what still hangs
+// (a batch on a Redis that stopped answering, a join the broker holds
+// during a rebalance), and leaves the group on its way out.
 //
 // A freshness.Tracker, run by Run for as long as it runs, keeps
 // <prefix>:big_segments_synchronized_on fresh with watermarks over the

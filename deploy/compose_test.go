@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -38,9 +39,10 @@ type composeService struct {
 	Deploy      struct {
 		Replicas int `yaml:"replicas"`
 	} `yaml:"deploy"`
-	Restart     string         `yaml:"restart"`
-	Profiles    []string       `yaml:"profiles"`
-	Healthcheck map[string]any `yaml:"healthcheck"`
+	Restart         string         `yaml:"restart"`
+	StopGracePeriod string         `yaml:"stop_grace_period"`
+	Profiles        []string       `yaml:"profiles"`
+	Healthcheck     map[string]any `yaml:"healthcheck"`
 }
 
 type composeDependency struct {
@@ -136,7 +138,17 @@ func TestComposeCommands(t *testing.T) {
 			continue
 		}
 		checked++
-		command{where: composePath + ": service " + name, args: s.args(t, name), env: sortedKeys(s.Environment)}.check(t)
+		where := composePath + ": service " + name
+		args := s.args(t, name)
+		command{where: where, args: args, env: sortedKeys(s.Environment)}.check(t)
+		if path, _ := subcommand(args); len(path) == 1 && (path[0] == "serve" || path[0] == "consume") {
+			// Compose kills a container 10s after SIGTERM unless told
+			// otherwise: less than the consumer's worst shutdown.
+			worst, ok := worstShutdown(t, where, s.Environment)
+			if d, err := time.ParseDuration(s.StopGracePeriod); ok && (err != nil || d < worst) {
+				t.Errorf("%s: stop_grace_period %q, want at least %v (the worst shutdown)", where, s.StopGracePeriod, worst)
+			}
+		}
 	}
 	if checked < 4 { // mappings, serve, consumer, producer
 		t.Errorf("%s: %d services run cohortsync, want at least 4", composePath, checked)

@@ -69,7 +69,9 @@ func (f *Factory) tlsConfig() *tls.Config {
 }
 
 // Transport is the shared transport of the Client and Writer values (and
-// of any kafka.Client or kafka.Writer a caller builds itself).
+// of any kafka.Client or kafka.Writer a caller builds itself). Client and
+// Writer use it through Explain, so that their errors name the broker and
+// the cause.
 func (f *Factory) Transport() *kafka.Transport { return f.transport }
 
 // Dialer returns a new dialer for the clients of kafka-go that dial
@@ -88,7 +90,7 @@ func (f *Factory) Dialer() *kafka.Dialer {
 // Client returns an admin and metadata client; timeout bounds each of its
 // requests (0: no bound but the caller's ctx).
 func (f *Factory) Client(timeout time.Duration) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: timeout, Transport: f.transport}
+	return &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: timeout, Transport: explainingTransport{f}}
 }
 
 // WriterOptions are the settings of a Writer that differ between its users.
@@ -140,7 +142,7 @@ func (f *Factory) Writer(o WriterOptions) *kafka.Writer {
 		WriteBackoffMin:        o.WriteBackoffMin,
 		WriteBackoffMax:        o.WriteBackoffMax,
 		ErrorLogger:            o.ErrorLogger,
-		Transport:              f.transport,
+		Transport:              explainingTransport{f},
 		AllowAutoTopicCreation: false,
 	}
 }

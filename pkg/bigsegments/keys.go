@@ -78,9 +78,9 @@ func MetaKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref 
 
 // Fields of MetaKey.
 const (
-	MetaLastRun     = "last_run"     // the sync run of the last applied event
+	MetaLastRun     = "last_run"     // the sync run of the event of the highest applied sequence number
 	MetaLastSeq     = "last_seq"     // the highest applied sequence number
-	MetaLastApplied = "last_applied" // unix ms when that batch was applied
+	MetaLastApplied = "last_applied" // unix ms when the last batch with events of the segment was applied
 	MetaContextKind = "context_kind" // the context kind of the segment's members
 )
 

@@ -8,7 +8,8 @@
 // hands it decoded events as Changes. Every write is idempotent (SADD and
 // SREM of set members, metadata that moves forward only by sequence number),
 // so that a batch redelivered after a crash, a retried pipeline or a replay
-// of the whole topic converges on the same content. Classify says what a
+// of the whole topic converges on the same content; each change's effect is
+// all or nothing (a change Redis refuses writes nothing). Classify says what a
 // Redis error means for a batch: the event's fault (dead-letter it),
 // transient (retry the batch) or fatal (stop).
 //

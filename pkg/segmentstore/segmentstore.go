@@ -42,7 +42,7 @@ type SegmentInfo struct {
 	Members     int64     // SCARD of the member index
 	LastRun     string    // sync run of the highest applied sequence number
 	LastSeq     uint64    // highest applied sequence number; 0 if none
-	LastApplied time.Time // when that event's batch was applied; zero if none
+	LastApplied time.Time // when the segment was last written (its last batch); zero if never
 	ContextKind string    // context kind of the members
 }
 

@@ -3,6 +3,7 @@ package segmentstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,16 +49,31 @@ type Failure struct {
 // dead-letter topic's contract.
 const ReasonWrongType = "redis_wrongtype"
 
-// metaScript moves a segment's metadata forward to the batch's highest
-// sequence number and never back, so that a replay of old events (a new
-// group, a reset offset, a redelivery) leaves the metadata as it was. It
+// metaScript moves a segment's last_seq and last_run forward to the
+// batch's highest sequence number and never back, so that a replay of old
+// events (a new group, a reset offset, a redelivery, or a partition behind
+// the others) never makes the segment look older than it is; last_applied
+// (and context_kind) it sets on every batch that applied events of the
+// segment, so that it says when the consumer last wrote the segment even
+// below a last_seq that an event from another writer pushed far ahead. It
 // runs once per segment per batch, not per event: Lua costs several plain
 // commands. Sequence numbers are compared as decimal strings (longer is
 // larger) because Lua numbers are doubles and lose uint64 precision.
+//
+// It runs after the segment's member-index writes, in the same slot (the
+// keys share the {ref} hash tag), and refuses to move when the member index
+// (KEYS[2]) is no longer a set: another writer replaced it during the batch,
+// the batch's member writes failed, and its changes are undone, so the
+// metadata must not claim them.
 var metaScript = redis.NewScript(`
+local t = redis.call('TYPE', KEYS[2]).ok
+if t ~= 'set' and t ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' holds a ' .. t .. ', not a set')
+end
 local cur = redis.call('HGET', KEYS[1], 'last_seq')
 local new = ARGV[1]
 if cur and (#cur > #new or (#cur == #new and cur >= new)) then
+  redis.call('HSET', KEYS[1], 'last_applied', ARGV[3], 'context_kind', ARGV[4])
   return 0
 end
 redis.call('HSET', KEYS[1], 'last_seq', new, 'last_run', ARGV[2], 'last_applied', ARGV[3], 'context_kind', ARGV[4])
@@ -72,8 +88,13 @@ return 1
 //
 //   - membership is SADD/SREM, which do nothing when the member is already
 //     in (or out of) the set;
-//   - the metadata only moves forward by sequence number (see Apply), so old
-//     events applied again never make a segment look older than it is.
+//   - last_seq and last_run only move forward by sequence number (see
+//     Apply), so old events applied again never make a segment look older
+//     than it is; last_applied is the time of the last batch.
+//
+// A change's effect is all or nothing (see Apply): a change Redis refuses
+// leaves neither its include set nor the member index nor the metadata
+// changed.
 //
 // Apply reuses the Writer's buffers between calls, so calls of Apply must
 // not overlap: use one Writer per apply loop. SetSynchronizedOn shares no
@@ -83,9 +104,11 @@ type Writer struct {
 	now func() time.Time
 
 	// Reused between batches.
-	keyBuf []byte
-	cmds   []*redis.IntCmd
-	segs   map[segKey]*segState
+	keyBuf  []byte
+	include []*redis.IntCmd // per change: its include-set write, nil if not sent
+	member  []*redis.IntCmd // per change: its member-index write, nil if not sent
+	failed  []error         // per change: why it failed, nil if applied
+	segs    map[segKey]*segState
 }
 
 // NewWriter returns a Writer writing through rdb, which the caller owns and
@@ -104,132 +127,297 @@ type segKey struct {
 
 // segState is what one batch does to one segment.
 type segState struct {
-	ref, membersKey string
-	maxSeq          uint64
-	run, kind       string
-	changes         []int // indexes into the batch, for failures of the meta update
-	meta            *redis.Cmd
+	ref, membersKey, metaKey string
+	changes                  []int // indexes into the batch
+	bad                      error // why none of its changes can be applied
+	maxSeq                   uint64
+	run, kind                string
+	meta                     *redis.Cmd
+	membersType, metaType    *redis.StatusCmd
 }
 
-// Apply runs one attempt at writing changes in one pipeline.
+// errWrongType is the error of a change refused because a key it writes
+// holds another type, found by TYPE before anything was written. It reads
+// as Redis' own WRONGTYPE reply (Classify: ClassEvent).
+type errWrongType struct{ key, has, want string }
+
+func (e *errWrongType) Error() string {
+	return fmt.Sprintf("WRONGTYPE %s holds a %s, not a %s", e.key, e.has, e.want)
+}
+
+func (*errWrongType) RedisError() {}
+
+// Apply runs one attempt at writing changes, applied in the order given,
+// each all or nothing.
 //
 // Per change: SADD (SREM with Remove) of the segment ref in the context's
 // include set and of the context key in the segment's member index. Per
-// segment: one script that sets the metadata to the batch's highest Seq
-// (with its Run, ContextKind and the time now) only if that is higher than
-// the stored last_seq. Changes are applied in the order given.
+// segment: one script that sets last_seq to the highest Seq applied, with
+// its Run, only if that is higher than the stored last_seq, and last_applied
+// to the time now in any case.
 //
-// It returns the changes Redis rejected permanently (ClassEvent), or an
+// The include set and the segment's keys live in different Redis Cluster
+// slots, so no one script or transaction can cover a change (and MULTI/EXEC
+// would not roll back a WRONGTYPE anyway). Instead the writes go in an
+// order where a refusal comes before anything it would leave half done,
+// in three pipelines per batch (round trips, not commands, are what the
+// extra safety costs):
+//
+//  1. TYPE of each segment's member index and metadata: a segment whose key
+//     holds another type fails all its changes, and nothing of it is written;
+//  2. the include-set writes: a change whose include set holds another type
+//     (WRONGTYPE) fails, and has written nothing;
+//  3. the member-index writes of the changes whose include write landed, and
+//     per segment the metadata, moved to the highest Seq among them only.
+//
+// Only a key changing type between 1 and 3 (another writer racing the batch)
+// can fail a write of 3; then the change's writes that landed are undone in
+// a fourth pipeline, by the replies of their SADD/SREM (1: it changed the
+// set).
+//
+// It returns the changes Redis refused permanently (ClassEvent), or an
 // error: ClassTransient errors mean the whole batch may be retried (it is
 // idempotent); an error wrapping ErrFatal means retrying cannot help.
 func (w *Writer) Apply(ctx context.Context, changes []Change) ([]Failure, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
+	w.group(changes)
+	if err := w.checkSegments(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.writeIncludes(ctx, changes); err != nil {
+		return nil, err
+	}
+	undo, err := w.writeMembers(ctx, changes)
+	if err != nil {
+		return nil, err
+	}
+	if len(undo) > 0 {
+		if err := w.undo(ctx, changes, undo); err != nil {
+			return nil, err
+		}
+	}
+	var failures []Failure
+	for i, err := range w.failed {
+		if err != nil {
+			failures = append(failures, Failure{Index: i, Reason: ReasonWrongType, Err: err})
+		}
+	}
+	return failures, nil
+}
+
+// group resets the per-batch state and sorts changes by segment.
+func (w *Writer) group(changes []Change) {
 	if w.segs == nil {
 		w.segs = map[segKey]*segState{}
 	}
 	clear(w.segs)
-	w.cmds = w.cmds[:0]
-	pipe := w.rdb.Pipeline()
+	w.include = resize(w.include, len(changes))
+	w.member = resize(w.member, len(changes))
+	w.failed = resize(w.failed, len(changes))
 	for i := range changes {
 		ch := &changes[i]
 		k := segKey{ch.Prefix, ch.Segment, ch.Generation}
 		s := w.segs[k]
 		if s == nil {
 			ref := bigsegments.Ref(ch.Segment, ch.Generation)
-			s = &segState{ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref)}
+			s = &segState{ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref)}
 			w.segs[k] = s
 		}
-		if ch.Seq > s.maxSeq {
-			s.maxSeq, s.run, s.kind = ch.Seq, ch.Run, ch.ContextKind
-		}
 		s.changes = append(s.changes, i)
-		w.keyBuf = bigsegments.AppendIncludeKey(w.keyBuf[:0], ch.Prefix, ch.ContextKey)
-		include := string(w.keyBuf)
-		if ch.Remove {
-			w.cmds = append(w.cmds, pipe.SRem(ctx, include, s.ref), pipe.SRem(ctx, s.membersKey, ch.ContextKey))
-		} else {
-			w.cmds = append(w.cmds, pipe.SAdd(ctx, include, s.ref), pipe.SAdd(ctx, s.membersKey, ch.ContextKey))
-		}
 	}
-	nowMs := bigsegments.UnixMillis(w.now())
-	for k, s := range w.segs {
-		s.meta = metaScript.Eval(ctx, pipe, []string{bigsegments.MetaKey(k.prefix, s.ref)},
-			strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind)
-	}
-	_, execErr := pipe.Exec(ctx)
-
-	var (
-		failures  []Failure
-		transient error
-	)
-	note := func(idx int, what string, err error) error {
-		switch Classify(err) {
-		case ClassEvent:
-			failures = append(failures, Failure{Index: idx, Reason: ReasonWrongType, Err: fmt.Errorf("%s: %w", what, err)})
-		case ClassTransient:
-			if transient == nil {
-				transient = fmt.Errorf("%s: %w", what, err)
-			}
-		case ClassFatal:
-			return fatal(fmt.Errorf("%s: %w", what, err))
-		}
-		return nil
-	}
-	for i, cmd := range w.cmds {
-		if err := cmd.Err(); err != nil {
-			if ferr := note(i/2, fmt.Sprintf("%s %v", cmd.Name(), cmd.Args()[1]), err); ferr != nil {
-				return nil, ferr
-			}
-		}
-	}
-	for k, s := range w.segs {
-		if err := s.meta.Err(); err != nil {
-			what := "update " + bigsegments.MetaKey(k.prefix, s.ref)
-			if Classify(err) == ClassEvent {
-				// The metadata of these changes' segment cannot be written:
-				// they are not fully applied, so they fail with the rest of
-				// the evidence.
-				for _, idx := range s.changes {
-					failures = append(failures, Failure{Index: idx, Reason: ReasonWrongType, Err: fmt.Errorf("%s: %w", what, err)})
-				}
-				continue
-			}
-			if ferr := note(-1, what, err); ferr != nil {
-				return nil, ferr
-			}
-		}
-	}
-	if transient != nil {
-		return nil, transient
-	}
-	if execErr != nil && len(failures) == 0 {
-		// Exec reported an error no command carries (it should not happen);
-		// treat it by its class rather than ignore it.
-		if Classify(execErr) == ClassFatal {
-			return nil, fatal(fmt.Errorf("redis pipeline: %w", execErr))
-		}
-		return nil, fmt.Errorf("redis pipeline: %w", execErr)
-	}
-	return dedupeFailures(failures), nil
 }
 
-// dedupeFailures keeps the first failure of each change (both of its
-// commands and its segment's metadata can fail).
-func dedupeFailures(fs []Failure) []Failure {
-	if len(fs) < 2 {
-		return fs
+// resize returns s with n zero elements, reusing its array.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
 	}
-	seen := make(map[int]bool, len(fs))
-	out := fs[:0]
-	for _, f := range fs {
-		if !seen[f.Index] {
-			seen[f.Index] = true
-			out = append(out, f)
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// checkSegments is round trip 1: it fails every change of a segment whose
+// member index is not a set, or whose metadata is not a hash.
+func (w *Writer) checkSegments(ctx context.Context) error {
+	pipe := w.rdb.Pipeline()
+	for _, s := range w.segs {
+		s.membersType, s.metaType = pipe.Type(ctx, s.membersKey), pipe.Type(ctx, s.metaKey)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return classified("check the segments' key types", err)
+	}
+	for _, s := range w.segs {
+		for _, c := range []struct {
+			key, want string
+			got       *redis.StatusCmd
+		}{{s.membersKey, "set", s.membersType}, {s.metaKey, "hash", s.metaType}} {
+			if t := c.got.Val(); t != "none" && t != c.want && s.bad == nil {
+				s.bad = &errWrongType{key: c.key, has: t, want: c.want}
+			}
+		}
+		if s.bad != nil {
+			for _, i := range s.changes {
+				w.failed[i] = fmt.Errorf("segment %s: %w", s.ref, s.bad)
+			}
 		}
 	}
-	return out
+	return nil
+}
+
+// writeIncludes is round trip 2: the include-set writes of the changes of
+// sound segments.
+func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
+	pipe := w.rdb.Pipeline()
+	for _, s := range w.segs {
+		if s.bad != nil {
+			continue
+		}
+		for _, i := range s.changes {
+			ch := &changes[i]
+			w.keyBuf = bigsegments.AppendIncludeKey(w.keyBuf[:0], ch.Prefix, ch.ContextKey)
+			if ch.Remove {
+				w.include[i] = pipe.SRem(ctx, string(w.keyBuf), s.ref)
+			} else {
+				w.include[i] = pipe.SAdd(ctx, string(w.keyBuf), s.ref)
+			}
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !hasErr(w.include) {
+		return classified("redis pipeline", err)
+	}
+	for i, cmd := range w.include {
+		if cmd == nil || cmd.Err() == nil {
+			continue
+		}
+		if Classify(cmd.Err()) != ClassEvent {
+			return classified(fmt.Sprintf("%s %v", cmd.Name(), cmd.Args()[1]), cmd.Err())
+		}
+		w.failed[i] = fmt.Errorf("%s %v: %w", cmd.Name(), cmd.Args()[1], cmd.Err())
+	}
+	return nil
+}
+
+// writeMembers is round trip 3: the member-index writes of the changes
+// whose include write landed, and each segment's metadata. It returns the
+// changes to undo: those that failed now, after part of them was written.
+func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, error) {
+	pipe := w.rdb.Pipeline()
+	nowMs := bigsegments.UnixMillis(w.now())
+	for _, s := range w.segs {
+		s.maxSeq, s.meta = 0, nil
+		for _, i := range s.changes {
+			if w.failed[i] != nil {
+				continue
+			}
+			ch := &changes[i]
+			if ch.Remove {
+				w.member[i] = pipe.SRem(ctx, s.membersKey, ch.ContextKey)
+			} else {
+				w.member[i] = pipe.SAdd(ctx, s.membersKey, ch.ContextKey)
+			}
+			if ch.Seq > s.maxSeq {
+				s.maxSeq, s.run, s.kind = ch.Seq, ch.Run, ch.ContextKind
+			}
+		}
+		if s.maxSeq > 0 {
+			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind)
+		}
+	}
+	_, execErr := pipe.Exec(ctx)
+	var undo []int
+	fail := func(i int, err error) {
+		if w.failed[i] == nil {
+			w.failed[i] = err
+			undo = append(undo, i)
+		}
+	}
+	for i, cmd := range w.member {
+		if cmd == nil || cmd.Err() == nil {
+			continue
+		}
+		what := fmt.Sprintf("%s %v", cmd.Name(), cmd.Args()[1])
+		if Classify(cmd.Err()) != ClassEvent {
+			return nil, classified(what, cmd.Err())
+		}
+		fail(i, fmt.Errorf("%s: %w", what, cmd.Err()))
+	}
+	for _, s := range w.segs {
+		if s.meta == nil || s.meta.Err() == nil {
+			continue
+		}
+		what := "update " + s.metaKey
+		if Classify(s.meta.Err()) != ClassEvent {
+			return nil, classified(what, s.meta.Err())
+		}
+		// The metadata of these changes' segment cannot be written: they
+		// are not fully applied, so they fail and are undone.
+		for _, i := range s.changes {
+			fail(i, fmt.Errorf("%s: %w", what, s.meta.Err()))
+		}
+	}
+	if execErr != nil && !hasErr(w.member) && w.firstMetaErr() == nil {
+		return nil, classified("redis pipeline", execErr)
+	}
+	slices.Sort(undo)
+	return undo, nil
+}
+
+// firstMetaErr returns a segment whose metadata update failed, or nil.
+func (w *Writer) firstMetaErr() *segState {
+	for _, s := range w.segs {
+		if s.meta != nil && s.meta.Err() != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// undo is round trip 4, after another writer changed a key's type while the
+// batch was written: it reverts, newest first, the writes of the failed
+// changes that changed a set (reply 1).
+func (w *Writer) undo(ctx context.Context, changes []Change, undo []int) error {
+	pipe := w.rdb.Pipeline()
+	n := 0
+	for _, i := range slices.Backward(undo) {
+		for _, cmd := range []*redis.IntCmd{w.member[i], w.include[i]} {
+			if cmd == nil || cmd.Err() != nil || cmd.Val() != 1 {
+				continue
+			}
+			args := cmd.Args()
+			key, member := args[1].(string), args[2]
+			if changes[i].Remove {
+				pipe.SAdd(ctx, key, member)
+			} else {
+				pipe.SRem(ctx, key, member)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return classified("undo the writes of changes refused half way", err)
+	}
+	return nil
+}
+
+// classified wraps err, a Redis error of what, by its class: fatal errors
+// wrap ErrFatal, others are returned as transient (retry the batch).
+func classified(what string, err error) error {
+	err = fmt.Errorf("%s: %w", what, err)
+	if Classify(err) == ClassFatal {
+		return fatal(err)
+	}
+	return err
+}
+
+// hasErr tells whether a command of cmds failed.
+func hasErr(cmds []*redis.IntCmd) bool {
+	return slices.ContainsFunc(cmds, func(c *redis.IntCmd) bool { return c != nil && c.Err() != nil })
 }
 
 // SetSynchronizedOn sets big_segments_synchronized_on to t (unix

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,34 +170,53 @@ func stripField(v, field string) string {
 	return v[:i] + v[i+j:]
 }
 
-// TestApplyWrongTypeFailsOnlyThoseChanges: a change whose include key holds
-// another type fails alone; a segment whose metadata key holds another type
-// fails every change of that segment in the batch (they are not fully
-// applied); the rest of the batch is applied.
-func TestApplyWrongTypeFailsOnlyThoseChanges(t *testing.T) {
+// TestApplyRefusedChangeLeavesNoTrace pins issue 11 item 2: a change
+// Redis refuses (WRONGTYPE: a foreign value at one of its keys) used to be
+// half applied: the member index said "member" while the include set (and
+// so the SDKs) said not, and the segment's last_seq moved to the refused
+// change's. Now a refused change writes nothing: a foreign value at the
+// include set fails that change alone, one at the segment's member index or
+// metadata fails every change of that segment, the rest of the batch is
+// applied, and last_seq is the highest applied one. Redis after the batch
+// differs from Redis before only by the applied changes' keys.
+func TestApplyRefusedChangeLeavesNoTrace(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
-		if err := b.Client.Set(ctx, bigsegments.IncludeKey(prefix, "bad"), "not a set", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		changes := []Change{
-			change(prefix, "seg", 1, "alice", false, 1),
-			change(prefix, "seg", 1, "bad", false, 2),
-			change(prefix, "broken", 1, "carol", false, 3),
-			change(prefix, "broken", 1, "dave", true, 4),
-			change(prefix, "seg", 1, "bob", false, 5),
-		}
-		want := []int{1, 2, 3}
-		// miniredis reports an error inside a script as a compile error
-		// ("ERR Error compiling script ... WRONGTYPE"), which no Redis
-		// does; the metadata case needs a real server.
-		if b.Name != "miniredis" {
-			if err := b.Client.Set(ctx, bigsegments.MetaKey(prefix, "broken.g1"), "not a hash", 0).Err(); err != nil {
+		// Before: a foreign string at two include sets and at one segment's
+		// metadata and another's member index; "gone" is a member of seg.
+		for key, v := range map[string]string{
+			bigsegments.IncludeKey(prefix, "bad"):      "not a set",
+			bigsegments.IncludeKey(prefix, "badrm"):    "not a set",
+			bigsegments.MetaKey(prefix, "broken.g1"):   "not a hash",
+			bigsegments.MembersKey(prefix, "index.g1"): "not a set",
+		} {
+			if err := b.Client.Set(ctx, key, v, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-		} else {
-			want = []int{1}
 		}
 		w := NewWriter(b.Client, time.Now)
+		if f, err := w.Apply(ctx, []Change{
+			change(prefix, "seg", 1, "gone", false, 1),
+			change(prefix, "seg", 1, "badrm", false, 2), // refused: badrm's include set
+			change(prefix, "broken", 1, "dave", false, 1),
+		}); err != nil || len(f) != 2 {
+			t.Fatalf("setting up: %v %v", f, err)
+		}
+		// badrm is in seg's member index although its include set is foreign:
+		// a remove of badrm must not take it out either.
+		if err := b.Client.SAdd(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "badrm").Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := testenv.Snapshot(t, b.Client, prefix)
+
+		changes := []Change{
+			change(prefix, "seg", 1, "alice", false, 10),
+			change(prefix, "seg", 1, "bad", false, 13),      // include set holds a string
+			change(prefix, "broken", 1, "carol", false, 11), // segment metadata holds a string
+			change(prefix, "broken", 1, "dave", true, 12),
+			change(prefix, "seg", 1, "badrm", true, 14),   // include set holds a string
+			change(prefix, "index", 1, "erin", false, 15), // member index holds a string
+			change(prefix, "seg", 1, "gone", true, 12),
+		}
 		f, err := w.Apply(ctx, changes)
 		if err != nil {
 			t.Fatalf("Apply: %v", err)
@@ -208,25 +228,101 @@ func TestApplyWrongTypeFailsOnlyThoseChanges(t *testing.T) {
 				t.Errorf("failure %+v: want reason %s and a WRONGTYPE error", x, ReasonWrongType)
 			}
 		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
+		if want := []int{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
 			t.Errorf("failed changes %v, want %v", got, want)
 		}
-		for _, key := range []string{"alice", "bob"} {
-			inc, _, err := Membership(ctx, b.Client, prefix, key)
-			if err != nil || !slices.Equal(inc, []string{"seg.g1"}) {
-				t.Errorf("%s included in %q (%v), want seg.g1", key, inc, err)
-			}
+		after := testenv.Snapshot(t, b.Client, prefix)
+		inc := func(key string) string { return bigsegments.IncludeKey(prefix, key) }
+		for _, k := range []string{inc("alice"), inc("gone"), bigsegments.MembersKey(prefix, "seg.g1"), bigsegments.MetaKey(prefix, "seg.g1")} {
+			delete(before, k)
+			delete(after, k)
 		}
-		if info, err := Info(ctx, b.Client, prefix, "seg.g1"); err != nil || info.LastSeq != 5 {
-			t.Errorf("Info(seg.g1) = %+v, %v; want last_seq 5", info, err)
+		if d := testenv.DiffSnapshots(before, after); d != "" {
+			t.Errorf("the refused changes wrote to Redis:\n%s", d)
+		}
+		if inc, _, err := Membership(ctx, b.Client, prefix, "alice"); err != nil || !slices.Equal(inc, []string{"seg.g1"}) {
+			t.Errorf("alice included in %q (%v), want seg.g1", inc, err)
+		}
+		if inc, _, err := Membership(ctx, b.Client, prefix, "gone"); err != nil || len(inc) != 0 {
+			t.Errorf("gone included in %q (%v), want nothing", inc, err)
+		}
+		var members []string
+		if err := Members(ctx, b.Client, prefix, "seg.g1", func(k string) error { members = append(members, k); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(members)
+		if !slices.Equal(members, []string{"alice", "badrm"}) {
+			t.Errorf("seg's member index %q, want alice and badrm (bad's add and badrm's remove refused)", members)
+		}
+		if info, err := Info(ctx, b.Client, prefix, "seg.g1"); err != nil || info.LastSeq != 12 {
+			t.Errorf("Info(seg.g1) = %+v, %v; want last_seq 12, the highest applied (13 and 14 were refused)", info, err)
 		}
 	})
 }
 
+// TestApplyUndoesChangesRefusedHalfWay pins the rest of issue 11 item 2:
+// when another writer replaces a segment's member index between the
+// writer's type check and its member writes, the include-set writes that
+// already landed are undone and the metadata does not move.
+func TestApplyUndoesChangesRefusedHalfWay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		w := NewWriter(b.Client, time.Now)
+		if f, err := w.Apply(ctx, []Change{change(prefix, "seg", 1, "kept", false, 1), change(prefix, "seg", 1, "leaving", false, 2)}); err != nil || len(f) != 0 {
+			t.Fatalf("setting up: %v %v", f, err)
+		}
+		before := testenv.Snapshot(t, b.Client, prefix)
+		hook := &raceHook{rdb: b.Client, key: bigsegments.MembersKey(prefix, "seg.g1"), after: 2}
+		b.Client.AddHook(hook)
+		t.Cleanup(func() { hook.off.Store(true) })
+		f, err := w.Apply(ctx, []Change{
+			change(prefix, "seg", 1, "new", false, 3),
+			change(prefix, "seg", 1, "leaving", true, 4),
+			change(prefix, "seg", 1, "kept", false, 5), // already in: nothing to undo
+		})
+		hook.off.Store(true)
+		if err != nil || len(f) != 3 {
+			t.Fatalf("Apply = %v, %v; want the three changes refused", f, err)
+		}
+		// The foreign value is the other writer's; the rest must be as before.
+		after := testenv.Snapshot(t, b.Client, prefix, hook.key)
+		delete(before, hook.key)
+		if d := testenv.DiffSnapshots(before, after); d != "" {
+			t.Errorf("changes refused half way left writes behind:\n%s", d)
+		}
+	})
+}
+
+// raceHook replaces key by a string just before the after-th pipeline runs,
+// as another writer racing the batch would.
+type raceHook struct {
+	rdb   redis.UniversalClient
+	key   string
+	after int
+	n     atomic.Int32
+	off   atomic.Bool
+}
+
+func (*raceHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*raceHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *raceHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !h.off.Load() && int(h.n.Add(1)) == h.after+1 {
+			h.off.Store(true)
+			if err := h.rdb.Set(ctx, h.key, "foreign", 0).Err(); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
 // TestMetadataMovesForwardOnly: a batch of older changes (a replay, a
-// redelivery) leaves the metadata at the newest sequence number, compared
-// exactly even above 2^53 where Lua's doubles would round.
+// redelivery) leaves last_seq and last_run at the newest sequence number,
+// compared exactly even above 2^53 where Lua's doubles would round, while
+// last_applied says when the segment was last written: before issue 11
+// item 7 it stayed at the batch of the highest sequence number, so a
+// segment whose last_seq an event from another writer had pushed ahead
+// looked unwritten for good.
 func TestMetadataMovesForwardOnly(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
 		applied := time.UnixMilli(1_700_000_000_000)
@@ -241,7 +337,7 @@ func TestMetadataMovesForwardOnly(t *testing.T) {
 			applied = applied.Add(time.Second)
 		}
 		info, err := Info(ctx, b.Client, prefix, "seg.g1")
-		want := SegmentInfo{Members: 1, LastRun: "run-9007199254740993", LastSeq: big, LastApplied: time.UnixMilli(1_700_000_002_000), ContextKind: "user"}
+		want := SegmentInfo{Members: 1, LastRun: "run-9007199254740993", LastSeq: big, LastApplied: time.UnixMilli(1_700_000_004_000), ContextKind: "user"}
 		if err != nil || info != want {
 			t.Errorf("Info = %+v, %v; want %+v", info, err, want)
 		}
