@@ -214,3 +214,18 @@ func (s *Store) readBlocks(ctx context.Context, key string, start int64) ([]stri
 	}
 	return blocks, nil
 }
+
+// AddWithExclusions records r with excl, the exclusions of a run that holds
+// them in memory (a push batch's), stored first so that the record never
+// names a report that is not there yet; r.Exclusions is set to what was
+// kept. A report that cannot be stored is said so in the record, which is
+// still added.
+func (s *Store) AddWithExclusions(ctx context.Context, r Record, excl []source.Exclusion) error {
+	w := s.NewExclusionWriter(r.ID, r.Destination)
+	for _, e := range excl {
+		w.Add(ctx, e)
+	}
+	kept, werr := w.Close(ctx)
+	r.Exclusions = &kept
+	return errors.Join(werr, s.Add(ctx, r))
+}
