@@ -65,6 +65,9 @@ func RunsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, id 
 			if _, err := r.Summary.WriteTo(stdout); err != nil {
 				return fmt.Errorf("write output: %w", err)
 			}
+			if err := say(stdout, "%s", exclusionsShown(r)); err != nil {
+				return err
+			}
 		}
 		return writeDeliveries(ctx, h, id, stdout)
 	})
