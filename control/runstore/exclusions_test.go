@@ -130,3 +130,36 @@ func TestExclusionsStoreDown(t *testing.T) {
 		t.Fatalf("Close = %+v, %v; want nothing kept, and why", kept, err)
 	}
 }
+
+// BenchmarkExclusionWriter measures what keeping a run's exclusions costs
+// the run: rows per second through an ExclusionWriter into Redis (blocks
+// and pipelines included), 100,000 rows per op.
+//
+//	COHORTSYNC_INTEGRATION=1 go test -run '^$' -bench ExclusionWriter -benchtime 10x ./control/runstore/
+func BenchmarkExclusionWriter(b *testing.B) {
+	rb := testenv.Redis(b)
+	prefix := testenv.Name(b) + ":"
+	testenv.DropPrefix(b, rb.Client, testenv.Name(b))
+	s, err := New(rb.Client, Config{Prefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rows = 100_000
+	es := make([]source.Exclusion, rows)
+	for i := range es {
+		es[i] = source.Exclusion{Row: int64(i + 1), Line: int64(i + 2), Value: fmt.Sprintf("user-%08d@example.com", i), Reason: "key_too_long"}
+	}
+	ctx := b.Context()
+	b.ResetTimer()
+	for i := range b.N {
+		w := s.NewExclusionWriter(fmt.Sprintf("20261207T120000Z-%08d", i), "production")
+		for _, e := range es {
+			w.Add(ctx, e)
+		}
+		if kept, err := w.Close(ctx); err != nil || kept.Kept != rows {
+			b.Fatalf("kept %+v, %v", kept, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
+}
