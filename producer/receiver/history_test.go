@@ -68,7 +68,7 @@ func TestPushRunRecorded(t *testing.T) {
 	s := r.Summary
 	wantExcluded := map[string]int64{ReasonEmptyID: 1, ReasonMissingID: 1, ReasonBadMember: 1, ReasonIDNotString: 1}
 	if r.Trigger != Trigger || r.Mapping != "amplitude-7khm89cz" || r.Destination != "production" || s.Run != r.ID ||
-		s.Input != "amplitude" || s.Source != Source || s.Env != "production" || s.Segment != "amplitude-7khm89cz" ||
+		s.Input != "amplitude" || s.Topic != f.pcfg.Topic || s.Source != Source || s.Env != "production" || s.Segment != "amplitude-7khm89cz" ||
 		s.Generation != 1 || s.ContextKind != "user" || s.Outcome != producer.Succeeded ||
 		s.Rows != 8 || s.Keys != 3 || s.Duplicates != 1 || s.Added != 2 || s.Removed != 1 || s.Events != 3 ||
 		!maps.Equal(s.Excluded, wantExcluded) || s.LastSeq != s.FirstSeq+2 || s.FirstSeq == 0 || s.Started.IsZero() || s.Duration <= 0 {

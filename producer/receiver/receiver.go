@@ -68,6 +68,7 @@ type Receiver struct {
 	slots   chan struct{}
 
 	history    History // nil: accepted batches are not recorded
+	topic      string
 	histSlots  chan struct{}
 	histWG     sync.WaitGroup
 	histMu     sync.Mutex
@@ -107,8 +108,10 @@ type Deps struct {
 	Control redis.UniversalClient
 	Prefix  string
 	// History, unless nil, records every accepted batch as a run (trigger
-	// "push") with its exclusions, after the 204.
+	// "push") with its exclusions, after the 204; Topic is the topic its
+	// runs name (Streams' topic).
 	History History
+	Topic   string
 }
 
 // New returns a Receiver; it fails with *setting.Error values for an
@@ -124,7 +127,7 @@ func New(cfg Config, d Deps) (*Receiver, error) {
 	return &Receiver{
 		cfg: cfg, parsers: d.Parsers, cat: d.Catalog, seq: d.Seq, streams: d.Streams,
 		dedup: d.Control, prefix: d.Prefix, slots: make(chan struct{}, cfg.MaxInFlight),
-		history: d.History, histSlots: make(chan struct{}, historySlots),
+		history: d.History, topic: d.Topic, histSlots: make(chan struct{}, historySlots),
 	}, nil
 }
 
@@ -267,7 +270,9 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		if target != nil {
 			mapping = target.Name
 		}
-		r.record(ctx, pushRecord(run, mapping, dest.Name, seg, dest.Environment, b, a, start, done), b.Exclusions,
+		rec := pushRecord(run, mapping, dest.Name, seg, dest.Environment, b, a, start, done)
+		rec.Summary.Topic = r.topic
+		r.record(ctx, rec, b.Exclusions,
 			func() { _ = http.NewResponseController(w).Flush() }) // a client gone is the client's loss
 	}
 }

@@ -124,7 +124,7 @@ func newFixture(t testing.TB, cfg Config, edit func(*publish.Config)) *fixture {
 		t.Fatal(err)
 	}
 	cfg.Logger = quiet()
-	f.rcv, err = New(cfg, Deps{Parsers: ps, Catalog: store, Seq: f.seq, Streams: f.streams, Control: rdb, Prefix: prefix, History: f.history})
+	f.rcv, err = New(cfg, Deps{Parsers: ps, Catalog: store, Seq: f.seq, Streams: f.streams, Control: rdb, Prefix: prefix, History: f.history, Topic: f.pcfg.Topic})
 	if err != nil {
 		t.Fatal(err)
 	}
