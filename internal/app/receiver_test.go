@@ -184,7 +184,8 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 		t.Fatalf("runs exclusions %s: %q, %q, %v", first.ID, report.String(), notes.String(), err)
 	}
 	var show strings.Builder
-	if err := RunsShow(ctx, rc, sc, first.ID, &show); err != nil || !strings.Contains(show.String(), "trigger push, outcome succeeded") ||
+	if err := RunsShow(ctx, rc, sc, first.ID, &show); err != nil || !strings.Contains(show.String(), "trigger push, status published, not applied, with exclusions\n") ||
+		!strings.Contains(show.String(), "applied     unknown: a push batch takes no barrier\n") ||
 		!strings.Contains(show.String(), "kept        1 exclusions: cohortsync runs exclusions "+first.ID+" --destination production") {
 		t.Fatalf("runs show %s: %v\n%s", first.ID, err, show.String())
 	}

@@ -55,7 +55,10 @@ func pushRecord(run, mapping, dest string, seg segmentOf, env string, b *Batch, 
 	if mapping == "" {
 		mapping = seg.segment
 	}
-	return runstore.Record{ID: run, Mapping: mapping, Destination: dest, Trigger: Trigger, Summary: sum}
+	// Published: Kafka acknowledged every event before the 204. Without a
+	// barrier (the partitions' offsets are not taken per batch), the run is
+	// never claimed applied.
+	return runstore.Record{ID: run, Mapping: mapping, Destination: dest, Trigger: Trigger, Summary: sum, Published: done}
 }
 
 // record adds rec to the history in the background: the partner gets its

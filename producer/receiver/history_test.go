@@ -74,6 +74,9 @@ func TestPushRunRecorded(t *testing.T) {
 		!maps.Equal(s.Excluded, wantExcluded) || s.LastSeq != s.FirstSeq+2 || s.FirstSeq == 0 || s.Started.IsZero() || s.Duration <= 0 {
 		t.Fatalf("run %+v\nsummary %+v", r, s)
 	}
+	if r.Published.IsZero() || r.Barrier != nil || r.Status() != "published, not applied, with exclusions" {
+		t.Fatalf("published %v, barrier %v, status %q: want published, never claimed applied", r.Published, r.Barrier, r.Status())
+	}
 	if r.Exclusions == nil || *r.Exclusions != (runstore.ExclusionsKept{Kept: 4}) {
 		t.Fatalf("exclusions kept %+v, want 4", r.Exclusions)
 	}

@@ -271,7 +271,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 			mapping = target.Name
 		}
 		rec := pushRecord(run, mapping, dest.Name, seg, dest.Environment, b, a, start, done)
-		rec.Summary.Topic = r.topic
+		rec.Summary.Topic, rec.Topic = r.topic, r.topic
 		r.record(ctx, rec, b.Exclusions,
 			func() { _ = http.NewResponseController(w).Flush() }) // a client gone is the client's loss
 	}
