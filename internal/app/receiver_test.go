@@ -150,6 +150,7 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 		"cohortsync_receiver_batches_total 4\n",
 		"cohortsync_receiver_members_total 6\n",
 		`cohortsync_receiver_refused_total{status="401"} 1` + "\n",
+		"cohortsync_receiver_runs_not_recorded_total 0\n",
 		"cohortsync_consumer_unrouted_total 0\n",
 	} {
 		if m := get(t, "http://"+httpAddr+"/metrics"); !strings.Contains(m, w) {
