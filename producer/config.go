@@ -98,14 +98,10 @@ type SyncRequest struct {
 	// WithSharedState for a segment several replicas sync. Default none:
 	// the state directory is the truth, locked with a file lock.
 	StateOptions []snapshot.Option
-	// Run is the run's id. Default NewRunID of its start: a caller that
-	// keeps something of the run under its id (its exclusions, in the run
-	// history) names it first.
-	Run string
 	// Exclusions, unless nil, is also given every excluded record, after
-	// the local report: a run history keeps them with the run. Its error
-	// fails the run.
-	Exclusions func(context.Context, source.Exclusion) error
+	// the local report, with the run's id: a run history keeps them with
+	// the run. Its error fails the run.
+	Exclusions func(ctx context.Context, run string, e source.Exclusion) error
 }
 
 func (r *SyncRequest) applyDefaults() {

@@ -46,10 +46,7 @@ type publisherWrapper func(snapshot.Publisher) snapshot.Publisher
 
 func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncRequest, wrap publisherWrapper) (sum Summary, err error) {
 	start := time.Now()
-	sum.Run, sum.Started = req.Run, start
-	if sum.Run == "" {
-		sum.Run = NewRunID(start)
-	}
+	sum.Run, sum.Started = NewRunID(start), start
 	defer func() {
 		sum.Duration = time.Since(start)
 		sum.Outcome = outcome(err)
@@ -108,7 +105,7 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 				if err := report.add(e); err != nil {
 					return err
 				}
-				return req.Exclusions(ctx, e)
+				return req.Exclusions(ctx, sum.Run, e)
 			}
 		}
 		st, err := req.Input.Read(ctx, add, exclude)

@@ -290,12 +290,16 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	}
 	req := producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
-		Input: in, StateOptions: opts, Run: producer.NewRunID(time.Now()),
+		Input: in, StateOptions: opts,
 	}
+	// The writer is made at the run's first exclusion, under the id the
+	// run took (the history finds a run by the start time its id spells).
 	var excl *runstore.ExclusionWriter
 	if r.cfg.Exclusions != nil {
-		excl = r.cfg.Exclusions.NewExclusionWriter(req.Run, d.Name)
-		req.Exclusions = func(ctx context.Context, e source.Exclusion) error {
+		req.Exclusions = func(ctx context.Context, run string, e source.Exclusion) error {
+			if excl == nil {
+				excl = r.cfg.Exclusions.NewExclusionWriter(run, d.Name)
+			}
 			excl.Add(ctx, e) // a history that fails does not fail the run: Close reports it
 			return nil
 		}
@@ -322,11 +326,15 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	return sum, kept, err
 }
 
-// keepExclusions stores what excl holds yet and says what it kept; nil
-// for no writer. Failing to keep them is logged, not the run's failure.
+// keepExclusions stores what excl holds yet and says what it kept: nil
+// without an ExclusionStore, none kept when the run excluded nothing (no
+// writer). Failing to keep them is logged, not the run's failure.
 func (r *Runner) keepExclusions(ctx context.Context, excl *runstore.ExclusionWriter, mapping, dest string) *runstore.ExclusionsKept {
-	if excl == nil {
+	if r.cfg.Exclusions == nil {
 		return nil
+	}
+	if excl == nil {
+		return &runstore.ExclusionsKept{}
 	}
 	kept, err := excl.Close(context.WithoutCancel(ctx))
 	if err != nil {
