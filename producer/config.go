@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -97,6 +98,10 @@ type SyncRequest struct {
 	// WithSharedState for a segment several replicas sync. Default none:
 	// the state directory is the truth, locked with a file lock.
 	StateOptions []snapshot.Option
+	// Exclusions, unless nil, is also given every excluded record, after
+	// the local report, with the run's id: a run history keeps them with
+	// the run. Its error fails the run.
+	Exclusions func(ctx context.Context, run string, e source.Exclusion) error
 }
 
 func (r *SyncRequest) applyDefaults() {

@@ -99,7 +99,16 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	// Runs after the recovery of an interrupted run, if any.
 	fill := func(add func(string) error) error {
 		report := &exclusionReport{path: exclPath}
-		st, err := req.Input.Read(ctx, add, report.add)
+		exclude := report.add
+		if req.Exclusions != nil {
+			exclude = func(e source.Exclusion) error {
+				if err := report.add(e); err != nil {
+					return err
+				}
+				return req.Exclusions(ctx, sum.Run, e)
+			}
+		}
+		st, err := req.Input.Read(ctx, add, exclude)
 		err = errors.Join(err, report.close())
 		if err == nil && report.written() == "" && cfg.ExclusionsFile != "" {
 			// A fixed path must not keep describing an earlier run.

@@ -26,6 +26,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/publish/publishtest"
+	"github.com/cohortsync/cohortsync/producer/source"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -336,9 +337,26 @@ func TestSyncConcurrentSameSegment(t *testing.T) {
 func TestSyncExclusions(t *testing.T) {
 	cfg, kf := testConfig(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	sum, err := Sync(ctx, cfg, kf, request(t, "with_exclusions.csv"))
+	req := request(t, "with_exclusions.csv")
+	// The hook (a run history's) sees what the local report gets, in order.
+	var hooked exclusionReport
+	hooked.path = filepath.Join(t.TempDir(), "hooked.csv")
+	var runs []string
+	req.Exclusions = func(_ context.Context, run string, e source.Exclusion) error {
+		if !slices.Contains(runs, run) {
+			runs = append(runs, run)
+		}
+		return hooked.add(e)
+	}
+	sum, err := Sync(ctx, cfg, kf, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := hooked.close(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(runs, []string{sum.Run}) {
+		t.Fatalf("the hook was told runs %q, want the run's %q", runs, sum.Run)
 	}
 	wantExcluded := map[string]int64{"empty_id": 1, "invalid_utf8": 1, "wrong_column_count": 1, "malformed_csv": 1}
 	if !maps.Equal(sum.Excluded, wantExcluded) || sum.Duplicates != 1 || sum.Keys != 2 || sum.Rows != 7 {
@@ -352,6 +370,9 @@ func TestSyncExclusions(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "with_exclusions.report.golden", got)
+	if fromHook, err := os.ReadFile(hooked.path); err != nil || string(fromHook) != string(got) {
+		t.Fatalf("the Exclusions hook got %q, %v; want the local report's rows %q", fromHook, err, got)
+	}
 	if keys := keysOf(replay(readTopic(t, cfg, kf))); !slices.Equal(keys, []string{"alice", "quoted, id"}) {
 		t.Fatalf("members %v", keys)
 	}

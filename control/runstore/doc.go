@@ -8,7 +8,13 @@
 // expired, never a scan of everything. All keys share the {runs} hash tag,
 // so a Cluster serves them from one slot.
 //
-// This is the first part of issue 9's run history: mapping runs are
-// recorded; push batches, "applied" (the completion barrier) and
-// exclusions kept with the run come next.
+// Each run's exclusion report is kept with it (exclusions.go): a list of
+// blocks of CSV rows per run and destination, written in pipelined chunks
+// while the run finds them (ExclusionWriter, bounded memory, capped by
+// Config.MaxExclusions with the rest counted), expiring with the run, read
+// back in order by WriteExclusions. Mapping runs stream theirs through
+// mappingrun; the push receiver records each accepted batch, with its
+// exclusions, through AddWithExclusions.
+//
+// Not yet: "applied" (the completion barrier).
 package runstore

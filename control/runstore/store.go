@@ -27,6 +27,10 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MaxExclusions bounds the exclusion rows kept per run and
+	// destination; more are counted, not kept. Default
+	// DefaultMaxExclusions. See exclusions.go.
+	MaxExclusions int64
 }
 
 // Defaults.
@@ -37,7 +41,7 @@ const (
 
 // Validate reports every invalid setting as a *setting.Error.
 func (c Config) Validate() error {
-	errs := []error{(&segmentlease.Config{Prefix: c.Prefix, Timeout: c.Timeout}).Validate()}
+	errs := []error{(&segmentlease.Config{Prefix: c.Prefix, Timeout: c.Timeout}).Validate(), c.validateExclusions()}
 	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Minute) {
 		errs = append(errs, setting.Invalid("runs-retention", c.Retention, "a duration of at least 1m"))
 	}
@@ -53,6 +57,9 @@ type Record struct {
 	// Trigger is why it ran: scheduled, catch-up, one-time, manual
 	// (sync --mapping), purge.
 	Trigger string `json:"trigger"`
+	// Exclusions says how much of the run's exclusion report is kept with
+	// it (WriteExclusions); nil when it was recorded without its report.
+	Exclusions *ExclusionsKept `json:"exclusions_kept,omitempty"`
 	// Summary is the producer's report: counts, sequence range, outcome,
 	// error, start and duration.
 	Summary producer.Summary `json:"summary"`

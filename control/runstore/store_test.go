@@ -78,6 +78,7 @@ func TestConfigValidate(t *testing.T) {
 	testenv.RunValidate(t, func() Config { return Config{} }, []testenv.ValidateCase[Config]{
 		{Name: "defaults", Change: func(*Config) {}},
 		{Name: "a retention under a minute", Change: func(c *Config) { c.Retention = time.Second }, Want: `--runs-retention="1s": want a duration of at least 1m`},
+		{Name: "a negative exclusions limit", Change: func(c *Config) { c.MaxExclusions = -1 }, Want: `--runs-max-exclusions="-1": want a number of rows, 0 for the default 1000000`},
 		{Name: "a prefix with a brace", Change: func(c *Config) { c.Prefix = "a{" }, Want: `--control-prefix="a{": want a key prefix without '{' or '}'`},
 	})
 }

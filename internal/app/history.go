@@ -12,6 +12,7 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/producer/receiver"
 )
 
 // withHistory runs f on the run history in the Redis of rc.
@@ -65,6 +66,9 @@ func RunsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, id 
 			if _, err := r.Summary.WriteTo(stdout); err != nil {
 				return fmt.Errorf("write output: %w", err)
 			}
+			if err := say(stdout, "%s", exclusionsShown(r)); err != nil {
+				return err
+			}
 		}
 		return writeDeliveries(ctx, h, id, stdout)
 	})
@@ -86,6 +90,8 @@ func writeTimes(stdout io.Writer, r runstore.Record) error {
 		applied = "never: events set aside, the next run of the segment repairs it"
 	case !r.Applied.IsZero():
 		applied += fmt.Sprintf(" (%v after publishing)", r.Applied.Sub(r.Published).Round(time.Millisecond))
+	case !r.Published.IsZero() && r.Barrier == nil && r.Trigger == receiver.Trigger:
+		applied = "unknown: a push batch takes no barrier"
 	case !r.Published.IsZero() && r.Barrier == nil:
 		applied = "unknown: Kafka's offsets could not be read when it was published"
 	case !r.Published.IsZero():

@@ -15,7 +15,8 @@ import (
 // startReceiver builds serve's receiver part and returns its run: partner
 // pushes on cfg.ReceiverAddr, published with their own Publisher (closed
 // with r) and numbered by the same per-segment counters in the control
-// Redis as the mapping runs.
+// Redis as the mapping runs; every accepted batch is recorded in the run
+// history.
 func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg ServeConfig) (run func(context.Context) error, m metrics.Set, err error) {
 	pcfg := cfg.Runs.Producer.Config
 	pcfg.Logger, pcfg.Propagator = r.log, nil
@@ -39,10 +40,12 @@ func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg Ser
 	rcfg.Logger = r.log
 	rcv, err := receiver.New(rcfg, receiver.Deps{
 		Parsers: parsers, Catalog: r.store, Seq: seq, Streams: pub, Control: r.control, Prefix: sc.Prefix,
+		History: r.history, Topic: pcfg.Topic,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	r.down.push(rcv.Close) // before the control Redis closes: recordings under way end first
 	srv := httpserver.New(cfg.ReceiverAddr, r.log).Named("receiver-addr")
 	rcv.Register(srv)
 	return srv.Run, metrics.NewReceiver(rcv.Stats()), nil

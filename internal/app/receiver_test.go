@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
@@ -136,7 +137,7 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 		}
 		return strings.Join(parts, ", ")
 	}
-	push(fmt.Sprintf(batch, ids("d", "x"), ids("a")))
+	push(fmt.Sprintf(batch, ids("d", "x")+`, {"id": ""}`, ids("a"))) // its third member has no usable key
 	push(fmt.Sprintf(batch, ids(), ids("x")))
 	push(fmt.Sprintf(batch, ids(), ids("x"))) // a partner's retry of the same batch
 	push(fmt.Sprintf(batch, ids("y"), ids()))
@@ -149,6 +150,7 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 		"cohortsync_receiver_batches_total 4\n",
 		"cohortsync_receiver_members_total 6\n",
 		`cohortsync_receiver_refused_total{status="401"} 1` + "\n",
+		"cohortsync_receiver_runs_not_recorded_total 0\n",
 		"cohortsync_consumer_unrouted_total 0\n",
 	} {
 		if m := get(t, "http://"+httpAddr+"/metrics"); !strings.Contains(m, w) {
@@ -162,6 +164,32 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 	syncNow()
 	waitMembers("the second CSV run applied against the pushed truth", "b", "d", "e")
 	stop()
+
+	// Each accepted push is a run of the segment (no mapping claims it),
+	// the first with its excluded member kept; the refused one is none.
+	h, err := runstore.New(rdb, runstore.Config{Prefix: sc.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushes, err := h.List(ctx, runstore.Filter{Mapping: "rudderstack-c1"})
+	if err != nil || len(pushes) != 4 {
+		t.Fatalf("%d push runs, %v; want 4", len(pushes), err)
+	}
+	first := pushes[len(pushes)-1]
+	if first.Trigger != "push" || first.Summary.Input != "rudderstack" || first.Summary.Added != 2 || first.Summary.Removed != 1 ||
+		first.Summary.ExcludedTotal() != 1 || first.Exclusions == nil || first.Exclusions.Kept != 1 {
+		t.Fatalf("first push run %+v", first)
+	}
+	var report, notes strings.Builder
+	if err := RunsExclusions(ctx, rc, sc, first.ID, "", &report, &notes); err != nil || report.String() != "row,line,value,reason\n3,,,empty_id\n" || notes.Len() > 0 {
+		t.Fatalf("runs exclusions %s: %q, %q, %v", first.ID, report.String(), notes.String(), err)
+	}
+	var show strings.Builder
+	if err := RunsShow(ctx, rc, sc, first.ID, &show); err != nil || !strings.Contains(show.String(), "trigger push, status published, not applied, with exclusions\n") ||
+		!strings.Contains(show.String(), "applied     unknown: a push batch takes no barrier\n") ||
+		!strings.Contains(show.String(), "kept        1 exclusions: cohortsync runs exclusions "+first.ID+" --destination production") {
+		t.Fatalf("runs show %s: %v\n%s", first.ID, err, show.String())
+	}
 }
 
 // TestServeConfigReceiver: the receiver part needs its address; the

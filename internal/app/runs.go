@@ -141,6 +141,7 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 	b.down.push(r.dests.Close)
 	cfg.Lease.Prefix = sc.Prefix
 	cfg.LookupEnv = env // Amplitude projects' keys, read like destinations' passwords
+	cfg.Exclusions = r.history
 	cfg.Producer.Logger, cfg.Producer.TracerProvider, cfg.Producer.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
 	if r.runner, err = mappingrun.New(cfg, b.kf, r.control, r.store, r.dests.connect, nil, b.log); err != nil {
 		return nil, err
@@ -182,7 +183,7 @@ func record(ctx context.Context, h *runstore.Store, log *slog.Logger, mapping, t
 		if r.Summary.Run == "" {
 			continue
 		}
-		rec := runstore.Record{ID: r.Summary.Run, Mapping: mapping, Destination: r.Destination, Trigger: trigger, Summary: r.Summary}
+		rec := runstore.Record{ID: r.Summary.Run, Mapping: mapping, Destination: r.Destination, Trigger: trigger, Summary: r.Summary, Exclusions: r.Exclusions}
 		if r.Err == nil && r.Summary.Outcome == producer.Succeeded {
 			rec.Published = r.Summary.Started.Add(r.Summary.Duration)
 			rec.Topic = r.Summary.Topic

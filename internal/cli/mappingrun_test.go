@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/cohortsync/cohortsync/producer/source/amplitude/amplitudetest"
 	"github.com/cohortsync/cohortsync/schema"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestSyncMappingCommand applies a mappings file and runs a stored mapping
 // with sync --mapping against the test's Kafka and Redis: its cohort is
@@ -105,6 +108,27 @@ mappings:
 		t.Fatalf("runs show of an unknown run: exit %d\n%s", code, stderr)
 	}
 
+	// The run's excluded row is kept with it, downloadable as CSV.
+	if want := "kept        1 exclusions: cohortsync runs exclusions " + id + " --destination production > exclusions.csv\n"; !strings.Contains(stdout, want) {
+		t.Fatalf("runs show %s lacks %q:\n%s", id, want, stdout)
+	}
+	code, stdout, stderr = run(t, ctx, []string{"runs", "exclusions", id}, env)
+	if code != ExitOK || stderr != "" {
+		t.Fatalf("runs exclusions %s: exit %d\n%s", id, code, stderr)
+	}
+	testenv.Golden(t, *update, "testdata/runs-exclusions.golden.csv", []byte(stdout))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"runs", "exclusions", "20200101T000000Z-00000000"}, "no such run"},
+		{[]string{"runs", "exclusions", id, "--destination", "staging"}, `run ` + id + ` did not run into destination "staging" (it ran into production)`},
+	} {
+		if code, _, stderr := run(t, ctx, tc.args, env); code != ExitError || !strings.Contains(stderr, tc.want) {
+			t.Fatalf("%q: exit %d, want an error saying %q:\n%s", tc.args, code, tc.want, stderr)
+		}
+	}
+
 	// Purge removes the members through events, then deletes the mapping.
 	code, stdout, stderr = run(t, ctx, []string{"mappings", "delete", "beta", "--purge"}, env)
 	if code != ExitOK || !strings.Contains(stdout, "removed     3\n") || !strings.Contains(stdout, "mapping beta: members removed from every destination; mapping deleted\n") {
@@ -122,8 +146,13 @@ mappings:
 	if code, _, stderr := run(t, ctx, []string{"mappings", "show", "beta"}, env); code != ExitError || !strings.Contains(stderr, `mapping "beta": not found`) {
 		t.Fatalf("show after delete --purge: exit %d\n%s", code, stderr)
 	}
-	if code, stdout, _ := run(t, ctx, []string{"runs", "list"}, env); code != ExitOK || !strings.Contains(stdout, " purge ") {
+	code, stdout, _ = run(t, ctx, []string{"runs", "list", "--limit", "1"}, env)
+	if code != ExitOK || !strings.Contains(stdout, " purge ") {
 		t.Fatalf("runs list after the purge: exit %d, want the purge recorded:\n%s", code, stdout)
+	}
+	purgeID := strings.Fields(strings.Split(stdout, "\n")[1])[0]
+	if code, stdout, stderr := run(t, ctx, []string{"runs", "exclusions", purgeID}, env); code != ExitOK || stdout != "row,line,value,reason\n" {
+		t.Fatalf("runs exclusions of the purge: exit %d, want the header alone:\n%s%s", code, stdout, stderr)
 	}
 
 	for _, tc := range []struct {

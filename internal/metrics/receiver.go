@@ -25,6 +25,8 @@ func NewReceiver(stats *receiver.Stats) *Receiver {
 	counter("cohortsync_receiver_excluded_total", "Pushed members without a usable key.", stats.Excluded.Load)
 	counter("cohortsync_receiver_duplicates_total", "Webhook deliveries already applied (same message_id), answered 204 without publishing.", stats.Dups.Load)
 	counter("cohortsync_receiver_stale_total", "Pushed changes dropped because a batch computed later changed their key already.", stats.Stale.Load)
+	counter("cohortsync_receiver_runs_recorded_total", "Accepted batches recorded in the run history.", stats.Recorded.Load)
+	counter("cohortsync_receiver_runs_not_recorded_total", "Accepted batches the run history could not record (logged).", stats.HistoryFailures.Load)
 	reg.MustRegister(refusals{stats: stats, desc: prometheus.NewDesc("cohortsync_receiver_refused_total",
 		"Push requests refused, by HTTP status.", []string{"status"}, nil)})
 	return &Receiver{reg: reg}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
@@ -50,6 +51,16 @@ type Config struct {
 	// project says. Default os.LookupEnv and os.ReadFile.
 	LookupEnv func(string) (string, bool)
 	ReadFile  func(string) ([]byte, error)
+	// Exclusions, unless nil, keeps each run's excluded rows with the run
+	// (runstore.Store), streamed while the run reads its source; the local
+	// report is written as well.
+	Exclusions ExclusionStore
+}
+
+// ExclusionStore keeps a run's exclusions under its id and destination;
+// runstore.Store implements it.
+type ExclusionStore interface {
+	NewExclusionWriter(run, destination string) *runstore.ExclusionWriter
 }
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -134,6 +145,9 @@ type Result struct {
 	Summary     producer.Summary
 	// Err is the destination's error, nil if it synced.
 	Err error
+	// Exclusions is what Config.Exclusions kept of the run's exclusion
+	// report; nil without an ExclusionStore.
+	Exclusions *runstore.ExclusionsKept
 }
 
 // Run syncs m into each of its destinations, one after the other, and
@@ -204,12 +218,12 @@ func (r *Runner) each(ctx context.Context, m catalog.Mapping, open func() (sourc
 	var results []Result
 	var errs []error
 	for _, name := range m.Destinations {
-		sum, err := r.runDestination(ctx, m, name, open)
+		sum, kept, err := r.runDestination(ctx, m, name, open)
 		if err != nil {
 			err = fmt.Errorf("mapping %q, destination %q: %w", m.Name, name, err)
 			errs = append(errs, err)
 		}
-		results = append(results, Result{Destination: name, Summary: sum, Err: err})
+		results = append(results, Result{Destination: name, Summary: sum, Err: err, Exclusions: kept})
 		if ctx.Err() != nil {
 			break
 		}
@@ -247,18 +261,18 @@ func (r *Runner) runnable(m catalog.Mapping) error {
 	return nil
 }
 
-func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name string, open func() (source.Source, func() error, error)) (producer.Summary, error) {
+func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name string, open func() (source.Source, func() error, error)) (producer.Summary, *runstore.ExclusionsKept, error) {
 	d, err := r.dests.Destination(ctx, name)
 	if err != nil {
-		return producer.Summary{}, err
+		return producer.Summary{}, nil, err
 	}
 	client, err := r.connect(ctx, d)
 	if err != nil {
-		return producer.Summary{}, err
+		return producer.Summary{}, nil, err
 	}
 	in, closeIn, err := open()
 	if err != nil {
-		return producer.Summary{}, err
+		return producer.Summary{}, nil, err
 	}
 	cfg := r.cfg.Producer
 	cfg.MaxShrink = m.MaxShrink
@@ -267,18 +281,32 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	id := snapshot.SegmentID{Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind}
 	gaps, seen, err := r.gaps.Check(ctx, d.Name, id)
 	if err != nil {
-		return producer.Summary{}, errors.Join(err, closeIn())
+		return producer.Summary{}, nil, errors.Join(err, closeIn())
 	}
 	if gaps != seen {
 		// A consumer set aside events of this destination while it was
 		// down: it holds less than the snapshot says.
 		opts = append(opts, snapshot.WithRebuild(fmt.Sprintf("destination %q missed events while it was unavailable", d.Name)))
 	}
-	sum, err := producer.Sync(ctx, cfg, r.kf, producer.SyncRequest{
+	req := producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
 		Input: in, StateOptions: opts,
-	})
+	}
+	// The writer is made at the run's first exclusion, under the id the
+	// run took (the history finds a run by the start time its id spells).
+	var excl *runstore.ExclusionWriter
+	if r.cfg.Exclusions != nil {
+		req.Exclusions = func(ctx context.Context, run string, e source.Exclusion) error {
+			if excl == nil {
+				excl = r.cfg.Exclusions.NewExclusionWriter(run, d.Name)
+			}
+			excl.Add(ctx, e) // a history that fails does not fail the run: Close reports it
+			return nil
+		}
+	}
+	sum, err := producer.Sync(ctx, cfg, r.kf, req)
 	err = errors.Join(err, closeIn())
+	kept := r.keepExclusions(ctx, excl, m.Name, name)
 	if err == nil && gaps != seen {
 		if merr := r.gaps.MarkSeen(ctx, id, gaps); merr != nil {
 			// The next run reads the segment back once more: harmless.
@@ -295,7 +323,24 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	} else {
 		r.log.InfoContext(ctx, "mapping run", attrs...)
 	}
-	return sum, err
+	return sum, kept, err
+}
+
+// keepExclusions stores what excl holds yet and says what it kept: nil
+// without an ExclusionStore, none kept when the run excluded nothing (no
+// writer). Failing to keep them is logged, not the run's failure.
+func (r *Runner) keepExclusions(ctx context.Context, excl *runstore.ExclusionWriter, mapping, dest string) *runstore.ExclusionsKept {
+	if r.cfg.Exclusions == nil {
+		return nil
+	}
+	if excl == nil {
+		return &runstore.ExclusionsKept{}
+	}
+	kept, err := excl.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		r.log.WarnContext(ctx, "keep a run's exclusions in the run history", "mapping", mapping, "destination", dest, "kept", kept.Kept, "error", err)
+	}
+	return &kept
 }
 
 // open returns the mapping's source, opened anew for each destination.

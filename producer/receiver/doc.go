@@ -35,7 +35,13 @@
 //   - Members without a usable key (missing, not a string or number, empty,
 //     longer than schema.MaxKeyBytes, or without a boolean membership) are
 //     excluded with a reason, like a CSV's excluded rows, and the rest of
-//     the batch applies.
+//     the batch applies. An exclusion's row is the member's position in the
+//     batch, an add array's members counted before a remove array's.
+//   - With a History, every accepted batch (answered 204) is a run of the
+//     run history, trigger "push", under the id its events carry, with its
+//     counts and its exclusions: recorded in the background after the 204
+//     (Close waits for it), a failure logged and counted, never the batch's.
+//     Refused requests are not runs.
 //   - Across batches the rule is arrival order: the receiver takes the
 //     batch's sequence numbers from the segment's shared allocator
 //     (segmentlease.SeqAllocator) when the batch arrives, and the consumer

@@ -40,8 +40,14 @@ type Batch struct {
 	// Adds and Removes are the member keys, each key once in one of them
 	// (see doc.go for the rule when a batch names a key twice).
 	Adds, Removes []string
-	// Exclusions are the members without a usable key.
+	// Exclusions are the members without a usable key; an exclusion's Row
+	// is the member's 1-based position in the batch, counting an add array
+	// before a remove array.
 	Exclusions []source.Exclusion
+	// Received is the number of members the batch names, excluded ones
+	// included; Duplicates those naming a key an earlier member of the
+	// batch named.
+	Received, Duplicates int
 	// MessageID identifies a delivery when the partner sends one (Amplitude
 	// cohort webhooks), "" otherwise.
 	MessageID string
@@ -123,15 +129,15 @@ func (p *parser) parse(doc any) (*Batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		for i, el := range arr {
-			key, ok := m.key(i, el, p.memberID)
+		for _, el := range arr {
+			key, ok := m.key(el, p.memberID)
 			if !ok {
 				continue
 			}
 			v, _ := p.boolean.lookup(el)
 			in, isBool := v.(bool)
 			if !isBool {
-				m.exclude(i, key, ReasonBadMember, "at "+p.boolean.String())
+				m.exclude(key, ReasonBadMember, "at "+p.boolean.String())
 				continue
 			}
 			m.set(key, in, true)
@@ -145,13 +151,13 @@ func (p *parser) parse(doc any) (*Batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		for i, el := range adds {
-			if key, ok := m.key(i, el, p.memberID); ok {
+		for _, el := range adds {
+			if key, ok := m.key(el, p.memberID); ok {
 				m.set(key, true, false)
 			}
 		}
-		for i, el := range removes {
-			if key, ok := m.key(i, el, p.memberID); ok {
+		for _, el := range removes {
+			if key, ok := m.key(el, p.memberID); ok {
 				m.set(key, false, true)
 			}
 		}
@@ -165,8 +171,8 @@ func (p *parser) parse(doc any) (*Batch, error) {
 			return nil, err
 		}
 		add := p.addMatcher.MatchString(action) && (p.removeMatcher == nil || !p.removeMatcher.MatchString(action))
-		for i, el := range arr {
-			if key, ok := m.key(i, el, p.memberID); ok {
+		for _, el := range arr {
+			if key, ok := m.key(el, p.memberID); ok {
 				m.set(key, add, true)
 			}
 		}
@@ -197,6 +203,7 @@ func (b *Batch) finish(m *members, cohortField string) error {
 	}
 	b.Adds, b.Removes = m.split()
 	b.Exclusions = m.excluded
+	b.Received, b.Duplicates = m.rows, m.dups
 	return nil
 }
 
@@ -241,6 +248,20 @@ func optionalString(doc any, p pointer) string {
 	return s
 }
 
+// jsonType names the JSON type of a decoded value that is not a scalar,
+// the value an exclusion report shows for an id of the wrong type.
+func jsonType(v any) string {
+	switch v.(type) {
+	case bool:
+		return "(a boolean)"
+	case []any:
+		return "(an array)"
+	case map[string]any:
+		return "(an object)"
+	}
+	return fmt.Sprintf("(%T)", v)
+}
+
 func scalar(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
@@ -271,6 +292,8 @@ type members struct {
 	op       map[string]bool // true: add
 	order    []string        // keys in first-seen order
 	excluded []source.Exclusion
+	rows     int // members looked at
+	dups     int // keys named again
 }
 
 func newMembers() *members { return &members{op: map[string]bool{}} }
@@ -278,22 +301,23 @@ func newMembers() *members { return &members{op: map[string]bool{}} }
 func (m *members) count() int { return len(m.order) + len(m.excluded) }
 
 // key is el's usable key at id, or records an exclusion.
-func (m *members) key(i int, el any, id pointer) (string, bool) {
+func (m *members) key(el any, id pointer) (string, bool) {
+	m.rows++
 	v, ok := id.lookup(el)
 	if !ok || v == nil {
-		m.exclude(i, "", ReasonMissingID, "nothing at "+id.String())
+		m.exclude("", ReasonMissingID, "nothing at "+id.String())
 		return "", false
 	}
 	s, ok := scalar(v)
 	switch {
 	case !ok:
-		m.exclude(i, fmt.Sprintf("%T", v), ReasonIDNotString, "at "+id.String())
+		m.exclude(jsonType(v), ReasonIDNotString, "at "+id.String())
 		return "", false
 	case s == "":
-		m.exclude(i, "", ReasonEmptyID, "")
+		m.exclude("", ReasonEmptyID, "")
 		return "", false
 	case len(s) > schema.MaxKeyBytes:
-		m.exclude(i, s, ReasonKeyTooLong, "")
+		m.exclude(s, ReasonKeyTooLong, "")
 		return "", false
 	}
 	return s, true
@@ -304,14 +328,15 @@ func (m *members) key(i int, el any, id pointer) (string, bool) {
 func (m *members) set(key string, add, override bool) {
 	if _, seen := m.op[key]; !seen {
 		m.order = append(m.order, key)
-	} else if !override {
+	} else if m.dups++; !override {
 		return
 	}
 	m.op[key] = add
 }
 
-func (m *members) exclude(i int, value, reason, detail string) {
-	m.excluded = append(m.excluded, source.Exclusion{Row: int64(i) + 1, Value: printable(value), Reason: reason, Detail: detail})
+// exclude records the member key looked at last as excluded.
+func (m *members) exclude(value, reason, detail string) {
+	m.excluded = append(m.excluded, source.Exclusion{Row: int64(m.rows), Value: printable(value), Reason: reason, Detail: detail})
 }
 
 func (m *members) split() (adds, removes []string) {
@@ -370,8 +395,8 @@ func ParseAmplitudeWebhook(env string, body []byte) (*Batch, error) {
 		return nil, err
 	}
 	m := newMembers()
-	for i, el := range users {
-		if key, ok := m.key(i, el, webhookUserID); ok {
+	for _, el := range users {
+		if key, ok := m.key(el, webhookUserID); ok {
 			m.set(key, in, true)
 		}
 	}

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/producer/source"
 	"github.com/cohortsync/cohortsync/schema"
@@ -66,7 +66,13 @@ type Receiver struct {
 	dedup   redis.UniversalClient // control Redis for webhook message ids; nil: no de-duplication
 	prefix  string
 	slots   chan struct{}
-	runs    atomic.Uint64
+
+	history    History // nil: accepted batches are not recorded
+	topic      string
+	histSlots  chan struct{}
+	histWG     sync.WaitGroup
+	histMu     sync.Mutex
+	histClosed bool
 
 	mu      sync.Mutex
 	version uint64
@@ -86,6 +92,9 @@ type Stats struct {
 	byStatus [600]atomic.Int64
 	Dups     atomic.Int64 // webhook deliveries answered 204 as already applied
 	Stale    atomic.Int64 // changes dropped: a batch computed later changed their key already
+	// Recorded counts the accepted batches added to the run history,
+	// HistoryFailures those that could not be (logged).
+	Recorded, HistoryFailures atomic.Int64
 }
 
 // Deps are a Receiver's collaborators. Control is the control Redis,
@@ -98,6 +107,11 @@ type Deps struct {
 	Streams Streams
 	Control redis.UniversalClient
 	Prefix  string
+	// History, unless nil, records every accepted batch as a run (trigger
+	// "push") with its exclusions, after the 204; Topic is the topic its
+	// runs name (Streams' topic).
+	History History
+	Topic   string
 }
 
 // New returns a Receiver; it fails with *setting.Error values for an
@@ -113,6 +127,7 @@ func New(cfg Config, d Deps) (*Receiver, error) {
 	return &Receiver{
 		cfg: cfg, parsers: d.Parsers, cat: d.Catalog, seq: d.Seq, streams: d.Streams,
 		dedup: d.Control, prefix: d.Prefix, slots: make(chan struct{}, cfg.MaxInFlight),
+		history: d.History, topic: d.Topic, histSlots: make(chan struct{}, historySlots),
 	}, nil
 }
 
@@ -169,6 +184,7 @@ func (r *Receiver) serveAmplitudeHook(w http.ResponseWriter, req *http.Request) 
 // serve runs one request: the checks that need no body, the body within
 // its bound, the parse, the environment and token, then the publish.
 func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField string, parse func([]byte) (*Batch, error)) {
+	start := time.Now()
 	if !jsonContent(req.Header.Get("Content-Type")) {
 		r.refuse(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json", "Content-Type")
 		return
@@ -241,61 +257,78 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		}
 		seg = segmentOf{segment: target.Segment, generation: target.Generation, contextKind: target.ContextKind}
 	}
-	if err := r.apply(ctx, dest, b, seg); err != nil {
+	run := producer.NewRunID(start)
+	a, err := r.apply(ctx, dest, b, seg, run)
+	if err != nil {
 		r.failed(ctx, w, "publish "+b.Segment(), err)
 		return
 	}
+	done := time.Now()
 	w.WriteHeader(http.StatusNoContent)
+	if r.history != nil {
+		mapping := ""
+		if target != nil {
+			mapping = target.Name
+		}
+		rec := pushRecord(run, mapping, dest.Name, seg, dest.Environment, b, a, start, done)
+		rec.Summary.Topic, rec.Topic = r.topic, r.topic
+		r.record(ctx, rec, b.Exclusions,
+			func() { _ = http.NewResponseController(w).Flush() }) // a client gone is the client's loss
+	}
 }
 
-// apply publishes b to dest's environment and returns once Kafka
-// acknowledged every event.
-func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch, seg segmentOf) error {
+// apply publishes b to dest's environment as run and returns once Kafka
+// acknowledged every event; b keeps the changes it published.
+func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch, seg segmentOf, run string) (applied, error) {
+	a := applied{keys: b.Members()}
 	r.recordExclusions(ctx, b)
 	if b.Members() == 0 {
-		return nil
+		return a, nil
 	}
 	var seen string
 	if b.MessageID != "" && r.dedup != nil {
 		seen = r.prefix + "{push}:message:" + digestHex(b.Integration+"\x00"+dest.Name+"\x00"+b.MessageID)
 		n, err := r.dedup.Exists(ctx, seen).Result()
 		if err != nil {
-			return fmt.Errorf("look up message_id: %w", err)
+			return a, fmt.Errorf("look up message_id: %w", err)
 		}
 		if n > 0 {
 			r.stats.Dups.Add(1)
-			return nil
+			a.redelivered = true
+			return a, nil
 		}
 	}
 	id := snapshot.SegmentID{Env: dest.Environment, Segment: seg.segment, Generation: seg.generation, ContextKind: seg.contextKind}
 	if !b.Time.IsZero() && r.dedup != nil {
 		dropped, err := r.dropStale(ctx, id, b)
 		if err != nil {
-			return err
+			return a, err
 		}
 		r.stats.Stale.Add(int64(dropped))
+		a.stale = dropped
 		if b.Members() == 0 {
-			return r.remember(ctx, seen)
+			return a, r.remember(ctx, seen)
 		}
 	}
 	n := uint64(b.Members())
 	rng, err := r.seq.Reserve(ctx, id, 1, n)
 	if err != nil {
-		return err
+		return a, err
 	}
-	stream, err := r.streams.Stream(ctx, publish.Origin{Segment: id, Run: r.runID(b), Source: Source})
+	stream, err := r.streams.Stream(ctx, publish.Origin{Segment: id, Run: run, Source: Source})
 	if err != nil {
-		return err
+		return a, err
 	}
 	if err := send(ctx, stream, b, rng.First); err != nil {
-		return err
+		return a, err
 	}
 	if err := stream.Wait(ctx); err != nil {
-		return err
+		return a, err
 	}
 	r.stats.Batches.Add(1)
 	r.stats.Members.Add(int64(n))
-	return r.remember(ctx, seen)
+	a.first, a.last = rng.First, rng.First+n-1
+	return a, r.remember(ctx, seen)
 }
 
 // remember records an applied delivery's message id (seen, "" for none),
@@ -342,13 +375,6 @@ func send(ctx context.Context, stream *publish.Stream, b *Batch, first uint64) e
 		}
 	}
 	return flush()
-}
-
-// runID names the events of one accepted batch.
-func (r *Receiver) runID(b *Batch) string {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:]) // crypto/rand does not fail on supported platforms
-	return fmt.Sprintf("push-%s-%d-%s", b.Integration, r.runs.Add(1), hex.EncodeToString(rnd[:]))
 }
 
 // destination finds the destination whose client_side_id, or else name,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
@@ -51,6 +52,7 @@ type fixture struct {
 	kf      *kafkax.Factory
 	tokens  map[string]string
 	streams *gatedStreams
+	history *runstore.Store // every accepted batch is recorded in it
 }
 
 // gatedStreams holds Stream calls while its gate is closed, to fill the
@@ -118,11 +120,15 @@ func newFixture(t testing.TB, cfg Config, edit func(*publish.Config)) *fixture {
 		t.Fatal(err)
 	}
 	f.streams = &gatedStreams{Streams: pub}
+	if f.history, err = runstore.New(rdb, runstore.Config{Prefix: prefix}); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Logger = quiet()
-	f.rcv, err = New(cfg, Deps{Parsers: ps, Catalog: store, Seq: f.seq, Streams: f.streams, Control: rdb, Prefix: prefix})
+	f.rcv, err = New(cfg, Deps{Parsers: ps, Catalog: store, Seq: f.seq, Streams: f.streams, Control: rdb, Prefix: prefix, History: f.history, Topic: f.pcfg.Topic})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = f.rcv.Close() })
 	srv := httptest.NewServer(f.rcv.Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
@@ -348,6 +354,16 @@ func TestWebhookRedelivery(t *testing.T) {
 	if n := f.rcv.Stats().Dups.Load(); n != 2 {
 		t.Errorf("%d duplicates, want 2", n)
 	}
+	// Each delivery answered 204 is a run; a redelivery publishes nothing,
+	// its keys counted as duplicates.
+	var runs []string
+	for _, r := range f.recorded(t, 4, runstore.Filter{}) {
+		runs = append(runs, fmt.Sprintf("+%d -%d dup %d", r.Summary.Added, r.Summary.Removed, r.Summary.Duplicates))
+	}
+	slices.Sort(runs)
+	if want := []string{"+0 -0 dup 1", "+0 -0 dup 2", "+0 -1 dup 0", "+2 -0 dup 0"}; !slices.Equal(runs, want) {
+		t.Errorf("runs %q, want %q", runs, want)
+	}
 }
 
 // TestOutOfOrder pins the rule for batches of one key: arrival order. The
@@ -501,5 +517,13 @@ func TestPushMappingClaimsACohort(t *testing.T) {
 	}
 	if n := len(f.events(t)); n != len(evs) {
 		t.Fatalf("%d events after the refused push, want still %d", n, len(evs))
+	}
+	// The accepted batch is a run of the mapping; the refused one is none.
+	rs := f.recorded(t, 1, runstore.Filter{Mapping: "trials"})
+	if len(rs) != 1 || rs[0].Trigger != Trigger || rs[0].Summary.Segment != "trial-accounts" || rs[0].Summary.Generation != 2 {
+		t.Fatalf("runs of the mapping: %+v", rs)
+	}
+	if all, err := f.history.List(ctx, runstore.Filter{}); err != nil || len(all) != 1 {
+		t.Fatalf("%d runs, %v; want 1", len(all), err)
 	}
 }
