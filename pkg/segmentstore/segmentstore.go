@@ -89,7 +89,12 @@ const scanCount = 1000
 // or removed during the walk may or may not be seen, and Redis may return a
 // key more than once. An error from fn stops the walk and is returned.
 func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextKey string) error) error {
-	key := bigsegments.MembersKey(prefix, ref)
+	return scan(ctx, c, bigsegments.MembersKey(prefix, ref), fmt.Sprintf("members of segment %q under prefix %q", ref, prefix), fn)
+}
+
+// scan calls fn with every member of the set at key, what naming it in
+// errors.
+func scan(ctx context.Context, c Client, key, what string, fn func(string) error) error {
 	var cursor uint64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -97,7 +102,7 @@ func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextK
 		}
 		keys, next, err := c.SScan(ctx, key, cursor, "", scanCount).Result()
 		if err != nil {
-			return fmt.Errorf("scan members of segment %q under prefix %q: %w", ref, prefix, err)
+			return fmt.Errorf("scan %s: %w", what, err)
 		}
 		for _, k := range keys {
 			if err := fn(k); err != nil {
@@ -109,6 +114,15 @@ func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextK
 		}
 		cursor = next
 	}
+}
+
+// Segments calls fn with every segment ref in prefix's segments index (the
+// refs the Writer has applied events of), in no particular order, read
+// with SSCAN in bounded pages like Members; a ref may come more than once.
+// Segments written before the index existed are in it only once an event
+// of theirs is applied again.
+func Segments(ctx context.Context, c Client, prefix string, fn func(ref string) error) error {
+	return scan(ctx, c, bigsegments.SegmentsKey(prefix), "segments index under prefix "+strconv.Quote(prefix), fn)
 }
 
 // SyncTime returns the store's big_segments_synchronized_on time and whether

@@ -109,6 +109,7 @@ type segState struct {
 	run, kind       string
 	changes         []int // indexes into the batch, for failures of the meta update
 	meta            *redis.Cmd
+	index           *redis.IntCmd // SADD to the prefix's segments index
 }
 
 // Apply runs one attempt at writing changes in one pipeline.
@@ -117,7 +118,8 @@ type segState struct {
 // include set and of the context key in the segment's member index. Per
 // segment: one script that sets the metadata to the batch's highest Seq
 // (with its Run, ContextKind and the time now) only if that is higher than
-// the stored last_seq. Changes are applied in the order given.
+// the stored last_seq, and an SADD of its ref to the prefix's segments
+// index (bigsegments.SegmentsKey). Changes are applied in the order given.
 //
 // It returns the changes Redis rejected permanently (ClassEvent), or an
 // error: ClassTransient errors mean the whole batch may be retried (it is
@@ -157,6 +159,8 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) ([]Failure, error)
 	for k, s := range w.segs {
 		s.meta = metaScript.Eval(ctx, pipe, []string{bigsegments.MetaKey(k.prefix, s.ref)},
 			strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind)
+		// Another slot than the metadata's, so not in the script.
+		s.index = pipe.SAdd(ctx, bigsegments.SegmentsKey(k.prefix), s.ref)
 	}
 	_, execErr := pipe.Exec(ctx)
 
@@ -185,10 +189,13 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) ([]Failure, error)
 		}
 	}
 	for k, s := range w.segs {
-		if err := s.meta.Err(); err != nil {
-			what := "update " + bigsegments.MetaKey(k.prefix, s.ref)
+		err, what := s.meta.Err(), "update "+bigsegments.MetaKey(k.prefix, s.ref)
+		if err == nil {
+			err, what = s.index.Err(), "index in "+bigsegments.SegmentsKey(k.prefix)
+		}
+		if err != nil {
 			if Classify(err) == ClassEvent {
-				// The metadata of these changes' segment cannot be written:
+				// The metadata (or index) of these changes' segment cannot be written:
 				// they are not fully applied, so they fail with the rest of
 				// the evidence.
 				for _, idx := range s.changes {

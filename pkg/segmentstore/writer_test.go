@@ -269,3 +269,39 @@ func TestSetSynchronizedOn(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyIndexesSegments: every segment ref a batch writes, removals
+// included, is listed by Segments under its own prefix only, once.
+func TestApplyIndexesSegments(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		other := testenv.Name(t)
+		testenv.DropPrefix(t, b.Client, other)
+		w := NewWriter(b.Client, time.Now)
+		batch := append(churn(prefix, 300), change(other, "elsewhere", 1, "k", true, 1))
+		for range 2 {
+			if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
+				t.Fatalf("Apply: %v %v", f, err)
+			}
+		}
+		list := func(p string) []string {
+			var refs []string
+			if err := Segments(ctx, b.Client, p, func(ref string) error { refs = append(refs, ref); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(refs)
+			return slices.Compact(refs)
+		}
+		want := []string{"seg-0.g1", "seg-0.g2", "seg-1.g1", "seg-1.g2", "seg-2.g1", "seg-2.g2", "seg-3.g1", "seg-3.g2"}
+		// churn pairs segment i%4 with generation 1+i%2: only half of the
+		// combinations occur.
+		want = slices.DeleteFunc(want, func(r string) bool {
+			return r == "seg-0.g2" || r == "seg-1.g1" || r == "seg-2.g2" || r == "seg-3.g1"
+		})
+		if got := list(prefix); !slices.Equal(got, want) {
+			t.Errorf("Segments(%s) = %q, want %q", prefix, got, want)
+		}
+		if got := list(other); !slices.Equal(got, []string{"elsewhere.g1"}) {
+			t.Errorf("Segments(%s) = %q, want the removal's segment", other, got)
+		}
+	})
+}
