@@ -59,7 +59,7 @@ type Editor struct {
 	// Streams publishes adds and removes; Importer runs imports.
 	Streams  Streams
 	Importer Importer
-	History History
+	History  History
 	// Topic is recorded in the summaries.
 	Topic string
 	// Now is the clock of run ids. Default time.Now.
