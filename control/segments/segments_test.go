@@ -286,102 +286,92 @@ func TestListSegmentEditsAndSyncedRefusals(t *testing.T) {
 // last run (a partner's push) and a mapping's other generation shown as
 // not current; nothing else under the prefix is mistaken for one.
 func TestListFindsSegmentsFromRedis(t *testing.T) {
-	for _, rb := range testenv.RedisBackends(t) {
-		t.Run(rb.Name, func(t *testing.T) {
-			ctx := testenv.Context(t, 30*time.Second)
-			prefix := testenv.Name(t)
-			testenv.DropPrefix(t, rb.Client, prefix)
-			cat := &memCatalog{
-				dests: []catalog.Destination{{Name: "staging", Environment: "stg", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix}},
-				mappings: []catalog.Mapping{{Name: "pushed", Source: catalog.Source{Kind: catalog.SourcePush, Location: "hightouch/c9"},
-					Segment: "beta", Destinations: []string{"staging"}, ContextKind: "device", Generation: 2, Enabled: true}},
-			}
-			applied := time.UnixMilli(1_800_000_000_000)
-			wr := segmentstore.NewWriter(rb.Client, func() time.Time { return applied })
-			ch := func(seg string, gen int, key, run string, seq uint64) segmentstore.Change {
-				return segmentstore.Change{Prefix: prefix, Segment: seg, Generation: gen, ContextKind: "device", ContextKey: key, Seq: seq, Run: run}
-			}
-			if f, err := wr.Apply(ctx, []segmentstore.Change{
-				ch("beta", 1, "k1", "20261201T000000Z-00000001", 1), ch("beta", 1, "k2", "20261201T000000Z-00000001", 2),
-				ch("census-7", 1, "k1", "push-census-12-0a1b2c3d4e5f", 7),
-			}); err != nil || len(f) != 0 {
-				t.Fatal(f, err)
-			}
-			if err := rb.Client.Set(ctx, prefix+":cohortsync:unrelated", "x", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			now := applied.Add(3 * time.Minute)
-			if err := wr.SetSynchronizedOn(ctx, []string{prefix}, applied); err != nil {
-				t.Fatal(err)
-			}
-			v := &View{Catalog: cat, Now: func() time.Time { return now },
-				Connect: func(context.Context, catalog.Destination) (redis.UniversalClient, error) { return rb.Client, nil }}
-			segs, err := v.List(ctx, Filter{Destination: "staging"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, s := range segs {
-				got = append(got, fmt.Sprintf("%s g%d %s %s/%s owner=%s current=%t members=%d run=%s age=%v stale=%t",
-					s.Key, s.Generation, s.ContextKind, s.Source, s.SourceDetail, s.Mapping, s.Current, s.Members, s.LastRun, s.Age, s.Stale()))
-			}
-			want := []string{
-				"beta g1 device push/hightouch/c9 owner=pushed current=false members=2 run=20261201T000000Z-00000001 age=3m0s stale=true",
-				"beta g2 device push/hightouch/c9 owner=pushed current=true members=0 run= age=3m0s stale=true",
-				"census-7 g1 device push/census owner= current=true members=1 run=push-census-12-0a1b2c3d4e5f age=3m0s stale=true",
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("List =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-			if segs, err := v.Show(ctx, "census-7", ""); err != nil || len(segs) != 1 || segs[0].Destination != "staging" {
-				t.Errorf("Show(census-7) = %+v, %v", segs, err)
-			}
-			if _, err := v.List(ctx, Filter{Destination: "nowhere"}); err == nil || !strings.Contains(err.Error(), `"nowhere"`) {
-				t.Errorf("List of an unknown destination = %v", err)
-			}
-		})
-	}
+	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, rb testenv.RedisBackend, prefix string) {
+		cat := &memCatalog{
+			dests: []catalog.Destination{{Name: "staging", Environment: "stg", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix}},
+			mappings: []catalog.Mapping{{Name: "pushed", Source: catalog.Source{Kind: catalog.SourcePush, Location: "hightouch/c9"},
+				Segment: "beta", Destinations: []string{"staging"}, ContextKind: "device", Generation: 2, Enabled: true}},
+		}
+		applied := time.UnixMilli(1_800_000_000_000)
+		wr := segmentstore.NewWriter(rb.Client, func() time.Time { return applied })
+		ch := func(seg string, gen int, key, run string, seq uint64) segmentstore.Change {
+			return segmentstore.Change{Prefix: prefix, Segment: seg, Generation: gen, ContextKind: "device", ContextKey: key, Seq: seq, Run: run}
+		}
+		if f, err := wr.Apply(ctx, []segmentstore.Change{
+			ch("beta", 1, "k1", "20261201T000000Z-00000001", 1), ch("beta", 1, "k2", "20261201T000000Z-00000001", 2),
+			ch("census-7", 1, "k1", "push-census-12-0a1b2c3d4e5f", 7),
+		}); err != nil || len(f) != 0 {
+			t.Fatal(f, err)
+		}
+		if err := rb.Client.Set(ctx, prefix+":cohortsync:unrelated", "x", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		now := applied.Add(3 * time.Minute)
+		if err := wr.SetSynchronizedOn(ctx, []string{prefix}, applied); err != nil {
+			t.Fatal(err)
+		}
+		v := &View{Catalog: cat, Now: func() time.Time { return now },
+			Connect: func(context.Context, catalog.Destination) (redis.UniversalClient, error) { return rb.Client, nil }}
+		segs, err := v.List(ctx, Filter{Destination: "staging"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range segs {
+			got = append(got, fmt.Sprintf("%s g%d %s %s/%s owner=%s current=%t members=%d run=%s age=%v stale=%t",
+				s.Key, s.Generation, s.ContextKind, s.Source, s.SourceDetail, s.Mapping, s.Current, s.Members, s.LastRun, s.Age, s.Stale()))
+		}
+		want := []string{
+			"beta g1 device push/hightouch/c9 owner=pushed current=false members=2 run=20261201T000000Z-00000001 age=3m0s stale=true",
+			"beta g2 device push/hightouch/c9 owner=pushed current=true members=0 run= age=3m0s stale=true",
+			"census-7 g1 device push/census owner= current=true members=1 run=push-census-12-0a1b2c3d4e5f age=3m0s stale=true",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("List =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if segs, err := v.Show(ctx, "census-7", ""); err != nil || len(segs) != 1 || segs[0].Destination != "staging" {
+			t.Errorf("Show(census-7) = %+v, %v", segs, err)
+		}
+		if _, err := v.List(ctx, Filter{Destination: "nowhere"}); err == nil || !strings.Contains(err.Error(), `"nowhere"`) {
+			t.Errorf("List of an unknown destination = %v", err)
+		}
+	})
 }
 
 // TestExportIsSortedAndBounded: a segment far larger than the sort's
 // memory budget is exported whole, sorted, each member once, through
 // chunks spilled to disk: the members never sit in memory together.
 func TestExportIsSortedAndBounded(t *testing.T) {
-	for _, rb := range testenv.RedisBackends(t) {
-		t.Run(rb.Name, func(t *testing.T) {
-			ctx := testenv.Context(t, 2*time.Minute)
-			prefix := testenv.Name(t)
-			testenv.DropPrefix(t, rb.Client, prefix)
-			const n = 60_000
-			key := bigsegments.MembersKey(prefix, "big.g1")
-			want := make([]string, 0, n)
-			for i := 0; i < n; i += 5000 {
-				batch := make([]any, 0, 5000)
-				for j := i; j < i+5000; j++ {
-					k := fmt.Sprintf("user-%07d@example.com", (j*7919)%n) // not in order
-					batch = append(batch, k)
-					want = append(want, k)
-				}
-				if err := rb.Client.SAdd(ctx, key, batch...).Err(); err != nil {
-					t.Fatal(err)
-				}
+	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, rb testenv.RedisBackend, prefix string) {
+		const n = 60_000
+		key := bigsegments.MembersKey(prefix, "big.g1")
+		want := make([]string, 0, n)
+		for i := 0; i < n; i += 5000 {
+			batch := make([]any, 0, 5000)
+			for j := i; j < i+5000; j++ {
+				k := fmt.Sprintf("user-%07d@example.com", (j*7919)%n) // not in order
+				batch = append(batch, k)
+				want = append(want, k)
 			}
-			slices.Sort(want)
-			var out bytes.Buffer
-			st, err := Export(ctx, rb.Client, prefix, "big.g1", &out, ExportOptions{Header: "member", ChunkBytes: snapshot.MinChunkBytes, TempDir: t.TempDir()})
-			if err != nil {
+			if err := rb.Client.SAdd(ctx, key, batch...).Err(); err != nil {
 				t.Fatal(err)
 			}
-			// 60,000 keys of 24 bytes (+16 of index) are 2.4 MB: in 64 KiB
-			// chunks, some 36 of them.
-			if st.Members != n || st.Runs < 30 {
-				t.Errorf("Export stats %+v, want %d members through at least 30 spilled chunks", st, n)
-			}
-			if got := "member\n" + strings.Join(want, "\n") + "\n"; out.String() != got {
-				t.Errorf("export differs from the sorted members (%d bytes, want %d)", out.Len(), len(got))
-			}
-		})
-	}
+		}
+		slices.Sort(want)
+		var out bytes.Buffer
+		st, err := Export(ctx, rb.Client, prefix, "big.g1", &out, ExportOptions{Header: "member", ChunkBytes: snapshot.MinChunkBytes, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 60,000 keys of 24 bytes (+16 of index) are 2.4 MB: in 64 KiB
+		// chunks, some 36 of them.
+		if st.Members != n || st.Runs < 30 {
+			t.Errorf("Export stats %+v, want %d members through at least 30 spilled chunks", st, n)
+		}
+		if got := "member\n" + strings.Join(want, "\n") + "\n"; out.String() != got {
+			t.Errorf("export differs from the sorted members (%d bytes, want %d)", out.Len(), len(got))
+		}
+	})
 }
 
 // TestDefinition: the flag data definition is pinned by a golden file and

@@ -21,13 +21,7 @@ import (
 // forEachBackend runs fn as a subtest on every Redis backend, with a
 // context and a fresh prefix whose keys are deleted when the test ends.
 func forEachBackend(t *testing.T, fn func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string)) {
-	for _, b := range testenv.RedisBackends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			prefix := testenv.Name(t)
-			testenv.DropPrefix(t, b.Client, prefix)
-			fn(t, testenv.Context(t, 30*time.Second), b, prefix)
-		})
-	}
+	testenv.ForEachRedis(t, 30*time.Second, fn)
 }
 
 // change builds a Change of context kind "user" in run "run-<seq/100>".
