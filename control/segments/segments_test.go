@@ -31,6 +31,8 @@ import (
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/sdkcompat"
+	"github.com/cohortsync/cohortsync/sdkcompat/ldgo"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -268,6 +270,25 @@ func TestListSegmentEditsAndSyncedRefusals(t *testing.T) {
 			// neither: three runs, all manual.
 			if !slices.Equal(triggers, []string{"manual/succeeded", "manual/succeeded", "manual/succeeded"}) || runs[0].ID != imp.Run {
 				t.Errorf("history of vips = %q (newest %s), want three manual runs, the import newest", triggers, runs[0].ID)
+			}
+
+			// LaunchDarkly's Go SDK, given the definition show --ld-json
+			// prints, evaluates the list segment from Redis.
+			var def bytes.Buffer
+			if err := WriteDefinition(&def, v); err != nil {
+				t.Fatal(err)
+			}
+			res, err := ldgo.EvaluateClient(ctx, w.rdb, sdkcompat.Request{Prefix: w.prefix, SegmentKey: "vips", Generation: 1,
+				ContextKind: "user", ContextKeys: []string{"p", "q", "z", "x", "y"}, Segment: def.Bytes()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var answers []string
+			for _, r := range res {
+				answers = append(answers, fmt.Sprintf("%s=%t/%s", r.Key, r.Value, r.BigSegmentsStatus))
+			}
+			if want := []string{"p=true/HEALTHY", "q=true/HEALTHY", "z=true/HEALTHY", "x=false/HEALTHY", "y=false/HEALTHY"}; !slices.Equal(answers, want) {
+				t.Errorf("the Go SDK with the --ld-json definition answers %q, want %q", answers, want)
 			}
 
 			var out bytes.Buffer
