@@ -356,6 +356,19 @@ func TestListFindsSegmentsFromRedis(t *testing.T) {
 		if _, err := v.List(ctx, Filter{Destination: "nowhere"}); err == nil || !strings.Contains(err.Error(), `"nowhere"`) {
 			t.Errorf("List of an unknown destination = %v", err)
 		}
+		// A destination whose Redis does not answer is left out, named;
+		// the others are listed.
+		cat.dests = append(cat.dests, catalog.Destination{Name: "down", Environment: "down", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix})
+		v.Connect = func(_ context.Context, d catalog.Destination) (redis.UniversalClient, error) {
+			if d.Name == "down" {
+				return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")
+			}
+			return rb.Client, nil
+		}
+		segs, err = v.List(ctx, Filter{})
+		if len(segs) != 3 || err == nil || err.Error() != `destination "down": dial tcp 127.0.0.1:1: connection refused` {
+			t.Errorf("List with a destination down = %d segments, %v; want the 3 of staging and the error", len(segs), err)
+		}
 	})
 }
 

@@ -106,7 +106,8 @@ var ErrNotFound = errors.New("no such segment")
 // List returns the segments of f, sorted by key, destination and
 // generation: in each destination, those its mappings name (at their
 // generation) and those its segments index holds (every generation the
-// consumer wrote). A destination whose Redis cannot be read fails the list.
+// consumer wrote). A destination whose Redis cannot be read is left out:
+// the others' segments come with its error.
 func (v *View) List(ctx context.Context, f Filter) ([]Segment, error) {
 	mappings, err := v.Catalog.List(ctx)
 	if err != nil {
@@ -122,26 +123,32 @@ func (v *View) List(ctx context.Context, f Filter) ([]Segment, error) {
 	} else if dests, err = v.Catalog.Destinations(ctx); err != nil {
 		return nil, err
 	}
-	var out []Segment
+	var (
+		out  []Segment
+		errs []error
+	)
 	for _, d := range dests {
 		segs, err := v.destination(ctx, d, mappings, f.Segment)
 		if err != nil {
-			return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+			errs = append(errs, fmt.Errorf("destination %q: %w", d.Name, err))
+			continue
 		}
 		out = append(out, segs...)
 	}
 	slices.SortFunc(out, func(a, b Segment) int {
 		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Destination, b.Destination), cmp.Compare(a.Generation, b.Generation))
 	})
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
-// Show returns segment key in each destination (or the one of f), every
-// generation found; an error wrapping ErrNotFound if there is none.
+// Show returns segment key in each destination (or the one given), every
+// generation found; an error wrapping ErrNotFound if there is none. Like
+// List, it returns what it found with the error of a destination it could
+// not read.
 func (v *View) Show(ctx context.Context, key, destination string) ([]Segment, error) {
 	segs, err := v.List(ctx, Filter{Destination: destination, Segment: key})
 	if err != nil {
-		return nil, err
+		return segs, err
 	}
 	if len(segs) == 0 {
 		where := "any destination"

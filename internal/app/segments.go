@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
+	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/publish"
@@ -30,36 +32,74 @@ func withSegments(rc redisx.Config, sc catalogstore.Config, env func(string) (st
 	})
 }
 
-// SegmentsList writes a table of the segments of f, one row per segment,
-// destination and generation.
-func SegmentsList(ctx context.Context, rc redisx.Config, sc catalogstore.Config, env func(string) (string, bool), f segments.Filter, stdout io.Writer) error {
+// FormatTable is the output format of a table for people.
+const FormatTable = "table"
+
+// ValidateListFormat reports a format SegmentsList and SegmentsShow do not
+// write as a *setting.Error of "output".
+func ValidateListFormat(format string) error {
+	if format != FormatTable && format != FormatJSON {
+		return setting.Invalid("output", format, "%s or %s", FormatTable, FormatJSON)
+	}
+	return nil
+}
+
+// SegmentsList writes the segments of f, one row per segment, destination
+// and generation, as a table or JSON (format). A destination whose Redis
+// cannot be read is left out and its error returned after the others are
+// written.
+func SegmentsList(ctx context.Context, rc redisx.Config, sc catalogstore.Config, env func(string) (string, bool), f segments.Filter, format string, stdout io.Writer) error {
 	return withSegments(rc, sc, env, func(v *segments.View) error {
 		segs, err := v.List(ctx, f)
-		if err != nil {
-			return err
+		if format == FormatJSON {
+			return errors.Join(writeJSON(stdout, segs), err)
 		}
-		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		_, _ = fmt.Fprintln(w, "SEGMENT\tDESTINATION\tGENERATION\tCONTEXT-KIND\tSOURCE\tMAPPING\tMEMBERS\tLAST-RUN\tLAST-APPLIED\tSYNCHRONIZED")
-		for _, s := range segs {
-			gen := fmt.Sprint(s.Generation)
-			if !s.Current {
-				gen += " (not the mapping's)"
-			}
-			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Key, s.Destination, gen, s.ContextKind, s.Source,
-				orDash(s.Mapping), s.Members, orDash(s.LastRun), timeOrDash(s.LastApplied), freshness(s))
-		}
-		return flush(w)
+		return errors.Join(writeTable(stdout, segs), err)
 	})
+}
+
+// writeJSON writes segs as a JSON array.
+func writeJSON(stdout io.Writer, segs []segments.Segment) error {
+	if segs == nil {
+		segs = []segments.Segment{}
+	}
+	b, err := json.MarshalIndent(segs, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode segments: %w", err)
+	}
+	if _, err := stdout.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// writeTable writes segs as a table, one row each.
+func writeTable(stdout io.Writer, segs []segments.Segment) error {
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintln(w, "SEGMENT\tDESTINATION\tGENERATION\tCONTEXT-KIND\tSOURCE\tMAPPING\tMEMBERS\tLAST-RUN\tLAST-APPLIED\tSYNCHRONIZED")
+	for _, s := range segs {
+		gen := fmt.Sprint(s.Generation)
+		if !s.Current {
+			gen += " (not the mapping's)"
+		}
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Key, s.Destination, gen, s.ContextKind, s.Source,
+			orDash(s.Mapping), s.Members, orDash(s.LastRun), timeOrDash(s.LastApplied), freshness(s))
+	}
+	return flush(w)
 }
 
 // SegmentsShow writes each destination's (and generation's) view of
 // segment key, or with ldJSON the flag data definition of the one
 // segment it names (with several, destination must choose).
-func SegmentsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, env func(string) (string, bool), key, destination string, ldJSON bool, stdout io.Writer) error {
+func SegmentsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, env func(string) (string, bool), key, destination string, ldJSON bool,
+	format string, stdout io.Writer) error {
 	return withSegments(rc, sc, env, func(v *segments.View) error {
 		segs, err := v.Show(ctx, key, destination)
-		if err != nil {
+		if err != nil && (ldJSON || len(segs) == 0) {
 			return err
+		}
+		if format == FormatJSON && !ldJSON {
+			return errors.Join(writeJSON(stdout, segs), err)
 		}
 		if ldJSON {
 			s, err := current(segs, "--ld-json")
@@ -78,7 +118,7 @@ func SegmentsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config,
 				return err
 			}
 		}
-		return nil
+		return err
 	})
 }
 

@@ -41,19 +41,22 @@ list --mapping list:SEGMENT) with trigger "manual".`,
 
 func newSegmentsList(lookup func(string) (string, bool)) *cobra.Command {
 	var f segments.Filter
+	format := app.FormatTable
 	cmd := &cobra.Command{
-		Use:   "list [--destination NAME]",
+		Use:   "list [--destination NAME] [--output table|json]",
 		Short: "List the segments of every destination",
 		Long: `Prints one row per segment, destination and generation: those the stored
 mappings name, and those the destination's Redis holds (the segments index
 the consumer keeps; a segment last written before this release appears
-once an event of it is applied again).`,
+once an event of it is applied again). A destination whose Redis cannot be
+read is reported after the others' segments (exit 1).`,
 		Args: cobra.NoArgs,
 	}
 	return storeCommand(lookup, cmd, func(s *setting.Set) {
 		s.String(&f.Destination, "destination", "", "only the segments of this destination")
-	}, func() error { return nil }, func(cmd *cobra.Command, _ []string, rc redisx.Config, sc catalogstore.Config) error {
-		return app.SegmentsList(cmd.Context(), rc, sc, lookup, f, cmd.OutOrStdout())
+		s.String(&format, "output", "", "output format: table or json")
+	}, func() error { return app.ValidateListFormat(format) }, func(cmd *cobra.Command, _ []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.SegmentsList(cmd.Context(), rc, sc, lookup, f, format, cmd.OutOrStdout())
 	})
 }
 
@@ -62,8 +65,9 @@ func newSegmentsShow(lookup func(string) (string, bool)) *cobra.Command {
 		dest   string
 		ldJSON bool
 	)
+	format := app.FormatTable
 	cmd := &cobra.Command{
-		Use:   "show SEGMENT [--destination NAME] [--ld-json]",
+		Use:   "show SEGMENT [--destination NAME] [--ld-json | --output table|json]",
 		Short: "Print a segment, per destination and generation",
 		Long: `Prints segment SEGMENT in each destination holding it or whose mapping names
 it, every generation.
@@ -78,8 +82,14 @@ chooses one (flag data is per environment).`,
 	return storeCommand(lookup, cmd, func(s *setting.Set) {
 		s.String(&dest, "destination", "", "only this destination")
 		s.Bool(&ldJSON, "ld-json", "", "print the LaunchDarkly segment definition (JSON) instead")
-	}, func() error { return nil }, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
-		return app.SegmentsShow(cmd.Context(), rc, sc, lookup, args[0], dest, ldJSON, cmd.OutOrStdout())
+		s.String(&format, "output", "", "output format: table or json (not with --ld-json)")
+	}, func() error {
+		if ldJSON && format != app.FormatTable {
+			return setting.Invalid("output", format, "nothing with --ld-json")
+		}
+		return app.ValidateListFormat(format)
+	}, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.SegmentsShow(cmd.Context(), rc, sc, lookup, args[0], dest, ldJSON, format, cmd.OutOrStdout())
 	})
 }
 

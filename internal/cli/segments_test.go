@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,6 +128,16 @@ mappings:
 		!strings.Contains(out, `"unboundedContextKind": "user",`) || !strings.Contains(out, `"generation": 1,`) {
 		t.Errorf("segments show --ld-json:\n%s", out)
 	}
+	out = must("list --output json", "segments", "list", "--output", "json", "--destination", "production")
+	var segs []struct {
+		Key, Source, Mapping string
+		Members              int64
+		LastRun              string `json:"last_run"`
+	}
+	if err := json.Unmarshal([]byte(out), &segs); err != nil || len(segs) != 2 || segs[0].Key != "beta-users" || segs[0].Mapping != "beta" ||
+		segs[1].Key != "vips" || segs[1].Source != "list" || segs[1].Members != 2 || segs[1].LastRun == "" {
+		t.Errorf("segments list --output json = %+v, %v:\n%s", segs, err, out)
+	}
 	out = must("runs list", "runs", "list", "--mapping", "list:vips")
 	if strings.Count(out, " list:vips ") != 3 || strings.Count(out, " manual ") != 3 {
 		t.Errorf("runs list --mapping list:vips, want the three edits:\n%s", out)
@@ -139,6 +150,10 @@ mappings:
 			wantStderr: []string{`context key 2 "": want non-empty UTF-8 of at most 1024 bytes`}},
 		{name: "import takes one file", args: []string{"segments", "import", "vips", "--destination", "production", "a.csv", "b.csv"}, env: env, code: ExitUsage,
 			wantStderr: []string{"accepts 2 arg(s)"}},
+		{name: "show takes --ld-json or --output json", args: []string{"segments", "show", "vips", "--ld-json", "--output", "json"}, env: env, code: ExitUsage,
+			wantStderr: []string{`--output="json": want nothing with --ld-json`}},
+		{name: "list knows table and json", args: []string{"segments", "list", "--output", "yaml"}, env: env, code: ExitUsage,
+			wantStderr: []string{`--output="yaml": want table or json`}},
 		{name: "show of an unknown segment", args: []string{"segments", "show", "nope"}, env: env, code: ExitError,
 			wantStderr: []string{`segment "nope": no such segment in any destination`}},
 		{name: "export of an unknown destination", args: []string{"segments", "export", "vips", "--destination", "nowhere"}, env: env, code: ExitError,
