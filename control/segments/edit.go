@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,19 +131,12 @@ func (e *Editor) resolve(ctx context.Context, op string, t Target) (target, erro
 		return target{}, fmt.Errorf("%s refused: segment %q generation %d in destination %q holds members of context kind %q, not %q",
 			op, t.Segment, gen, d.Name, info.ContextKind, kind)
 	case kind == "":
-		kind = cmpOr(info.ContextKind, catalog.DefaultContextKind)
+		kind = cmp.Or(info.ContextKind, catalog.DefaultContextKind)
 	}
 	if err := checkName("context kind", kind); err != nil {
 		return target{}, err
 	}
 	return target{dest: d, client: c, id: snapshot.SegmentID{Env: d.Environment, Segment: t.Segment, Generation: gen, ContextKind: kind}}, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // checkName applies the event's rules for a segment key or context kind.
@@ -279,7 +273,7 @@ func (e *Editor) Import(ctx context.Context, t Target, path, idColumn string) (p
 	id := tg.id
 	res, err := e.Importer.Run(ctx, catalog.Mapping{
 		Name: HistoryName(id.Segment), Source: catalog.Source{Kind: catalog.SourceCSV, Location: path},
-		Segment: id.Segment, Destinations: []string{tg.dest.Name}, IDProperty: cmpOr(idColumn, catalog.DefaultIDProperty),
+		Segment: id.Segment, Destinations: []string{tg.dest.Name}, IDProperty: cmp.Or(idColumn, catalog.DefaultIDProperty),
 		ContextKind: id.ContextKind, Generation: id.Generation, Enabled: true,
 	})
 	var sum producer.Summary

@@ -299,3 +299,23 @@ func TestApplyIndexesSegments(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyUnindexableFailsTheBatch: a segments index holding another type
+// leaves every change of the prefix not fully applied (dead-lettered with
+// the reason), as a metadata key of another type does for its segment.
+func TestApplyUnindexableFailsTheBatch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		if err := b.Client.Set(ctx, bigsegments.SegmentsKey(prefix), "not a set", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := NewWriter(b.Client, time.Now).Apply(ctx, []Change{change(prefix, "seg", 1, "alice", false, 1), change(prefix, "other", 1, "bob", false, 2)})
+		if err != nil || len(f) != 2 {
+			t.Fatalf("Apply = %v, %v; want both changes failed", f, err)
+		}
+		for _, x := range f {
+			if x.Reason != ReasonWrongType || !strings.Contains(x.Err.Error(), "index in "+bigsegments.SegmentsKey(prefix)) {
+				t.Errorf("failure %+v: want %s naming the index", x, ReasonWrongType)
+			}
+		}
+	})
+}
