@@ -113,14 +113,8 @@ func (v *View) List(ctx context.Context, f Filter) ([]Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	var dests []catalog.Destination
-	if f.Destination != "" {
-		d, err := v.Catalog.Destination(ctx, f.Destination)
-		if err != nil {
-			return nil, err
-		}
-		dests = []catalog.Destination{d}
-	} else if dests, err = v.Catalog.Destinations(ctx); err != nil {
+	dests, err := destinations(ctx, v.Catalog, f.Destination)
+	if err != nil {
 		return nil, err
 	}
 	var (
@@ -251,4 +245,39 @@ func pushedBy(run string) (string, bool) {
 		return "", false
 	}
 	return rest[:j], true
+}
+
+// Reindex adds to the segments index of each destination (or the one
+// named) the segments whose metadata predates the index (see
+// segmentstore.Reindex: one SCAN of the keyspace, for an upgrade), and
+// returns how many it found per destination.
+func Reindex(ctx context.Context, cat Catalog, connect Connector, destination string) (map[string]int64, error) {
+	dests, err := destinations(ctx, cat, destination)
+	if err != nil {
+		return nil, err
+	}
+	found := map[string]int64{}
+	var errs []error
+	for _, d := range dests {
+		c, err := connect(ctx, d)
+		if err == nil {
+			found[d.Name], err = segmentstore.Reindex(ctx, c, d.Prefix())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("destination %q: %w", d.Name, err))
+		}
+	}
+	return found, errors.Join(errs...)
+}
+
+// destinations is the one named, or every destination.
+func destinations(ctx context.Context, cat Catalog, name string) ([]catalog.Destination, error) {
+	if name == "" {
+		return cat.Destinations(ctx)
+	}
+	d, err := cat.Destination(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return []catalog.Destination{d}, nil
 }

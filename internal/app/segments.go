@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -255,6 +257,21 @@ func pick(segs []segments.Segment, generation int) (segments.Segment, error) {
 		}
 	}
 	return segments.Segment{}, fmt.Errorf("segment %q has no generation %d in destination %s", s.Key, generation, s.Destination)
+}
+
+// SegmentsReindex indexes each destination's (or the named one's) segments
+// written before the segments index existed, and says how many it found.
+func SegmentsReindex(ctx context.Context, rc redisx.Config, sc catalogstore.Config, env func(string) (string, bool), destination string, stdout io.Writer) error {
+	return withSegments(rc, sc, env, func(v *segments.View) error {
+		found, err := segments.Reindex(ctx, v.Catalog, v.Connect, destination)
+		names := slices.Sorted(maps.Keys(found))
+		for _, name := range names {
+			if werr := say(stdout, "destination %s: %d segments indexed\n", name, found[name]); werr != nil {
+				return errors.Join(werr, err)
+			}
+		}
+		return err
+	})
 }
 
 // SegmentEdit is one direct edit of a list segment.

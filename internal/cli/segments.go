@@ -33,7 +33,7 @@ consumer), under the segment's lease, recorded in the run history (runs
 list --mapping list:SEGMENT) with trigger "manual".`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newSegmentsList(lookup), newSegmentsShow(lookup), newSegmentsExport(lookup),
+	cmd.AddCommand(newSegmentsList(lookup), newSegmentsShow(lookup), newSegmentsExport(lookup), newSegmentsReindex(lookup),
 		newSegmentsEdit(lookup, app.EditAdd), newSegmentsEdit(lookup, app.EditRemove), newSegmentsEdit(lookup, app.EditImport))
 	cmd.AddCommand(extra...)
 	return cmd
@@ -49,7 +49,8 @@ func newSegmentsList(lookup func(string) (string, bool)) *cobra.Command {
 mappings name, and those the destination's Redis holds (the segments index
 the consumer keeps; a segment last written before this release appears
 once an event of it is applied again). A destination whose Redis cannot be
-read is reported after the others' segments (exit 1).`,
+read is reported after the others' segments (exit 1). Segments last
+written by an older release appear after segments reindex.`,
 		Args: cobra.NoArgs,
 	}
 	return storeCommand(lookup, cmd, func(s *setting.Set) {
@@ -57,6 +58,26 @@ read is reported after the others' segments (exit 1).`,
 		s.String(&format, "output", "", "output format: table or json")
 	}, func() error { return app.ValidateListFormat(format) }, func(cmd *cobra.Command, _ []string, rc redisx.Config, sc catalogstore.Config) error {
 		return app.SegmentsList(cmd.Context(), rc, sc, lookup, f, format, cmd.OutOrStdout())
+	})
+}
+
+func newSegmentsReindex(lookup func(string) (string, bool)) *cobra.Command {
+	var dest string
+	cmd := &cobra.Command{
+		Use:   "reindex [--destination NAME]",
+		Short: "Index the segments written before the segments index existed (once, after an upgrade)",
+		Long: `The consumer records every segment it writes in an index that list and show
+read. Segments last written by an older release are not in it until an
+event of theirs is applied again; reindex adds them: it walks each
+destination's keyspace once with SCAN (pages of about a thousand keys,
+matching the segments' metadata keys; never KEYS) and adds what it finds.
+Running it again is harmless.`,
+		Args: cobra.NoArgs,
+	}
+	return storeCommand(lookup, cmd, func(s *setting.Set) {
+		s.String(&dest, "destination", "", "only this destination")
+	}, func() error { return nil }, func(cmd *cobra.Command, _ []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.SegmentsReindex(cmd.Context(), rc, sc, lookup, dest, cmd.OutOrStdout())
 	})
 }
 

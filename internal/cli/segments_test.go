@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
@@ -137,6 +140,26 @@ mappings:
 	if err := json.Unmarshal([]byte(out), &segs); err != nil || len(segs) != 2 || segs[0].Key != "beta-users" || segs[0].Mapping != "beta" ||
 		segs[1].Key != "vips" || segs[1].Source != "list" || segs[1].Members != 2 || segs[1].LastRun == "" {
 		t.Errorf("segments list --output json = %+v, %v:\n%s", segs, err, out)
+	}
+	// As an older release left it: no segments index. The mapping's
+	// segment is still listed; reindex finds the list segment again.
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(opts)
+	defer direct.Close()
+	if err := direct.Del(ctx, bigsegments.SegmentsKey(name+"-prod")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out = must("list", "segments", "list"); strings.Contains(out, "vips") || !strings.Contains(out, "beta-users") {
+		t.Errorf("segments list without the index:\n%s", out)
+	}
+	if out = must("reindex", "segments", "reindex"); out != "destination production: 2 segments indexed\n" {
+		t.Errorf("segments reindex: %q", out)
+	}
+	if out = must("list", "segments", "list"); !strings.Contains(out, "vips") {
+		t.Errorf("segments list after reindex:\n%s", out)
 	}
 	out = must("runs list", "runs", "list", "--mapping", "list:vips")
 	if strings.Count(out, " list:vips ") != 3 || strings.Count(out, " manual ") != 3 {

@@ -319,3 +319,49 @@ func TestApplyUnindexableFailsTheBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestReindex: segments whose metadata predates the index are added to it
+// (on every master of a Cluster), other keys under the prefix and other
+// prefixes are not, and a prefix with glob characters matches only itself.
+func TestReindex(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, base string) {
+		prefix := base + "[x]*"
+		other := base + "[x]*other"
+		// DropPrefix's pattern is a glob too: "?x??*" matches both prefixes.
+		testenv.DropPrefix(t, b.Client, base+"?x??*")
+		w := NewWriter(b.Client, time.Now)
+		var batch []Change
+		for i := range 40 {
+			batch = append(batch, change(prefix, fmt.Sprintf("seg-%02d", i), 1+i%3, "k", false, uint64(i+1)))
+		}
+		batch = append(batch, change(other, "elsewhere", 1, "k", false, 1))
+		if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
+			t.Fatal(f, err)
+		}
+		// As before the index existed.
+		for _, p := range []string{prefix, other} {
+			if err := b.Client.Del(ctx, bigsegments.SegmentsKey(p)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Client.Set(ctx, prefix+":cohortsync:{junk}:meta", "x", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		n, err := Reindex(ctx, b.Client, prefix)
+		if err != nil || n != 40 {
+			t.Fatalf("Reindex = %d, %v; want the 40 segments", n, err)
+		}
+		var refs []string
+		if err := Segments(ctx, b.Client, prefix, func(r string) error { refs = append(refs, r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(refs)
+		refs = slices.Compact(refs)
+		if len(refs) != 40 || refs[0] != "seg-00.g1" || refs[39] != "seg-39.g1" {
+			t.Errorf("index after Reindex = %q", refs)
+		}
+		if n, err := b.Client.Exists(ctx, bigsegments.SegmentsKey(other)).Result(); err != nil || n != 0 {
+			t.Errorf("Reindex of %q indexed %q too (%d, %v)", prefix, other, n, err)
+		}
+	})
+}
