@@ -337,12 +337,17 @@ type EncodedDestination struct {
 	RedisClusterAddrs []string `json:"redis_cluster_addrs"`
 	RedisUsername     string   `json:"redis_username"`
 	RedisTLS          bool     `json:"redis_tls"`
-	PasswordEnv       string   `json:"password_env"`
-	PasswordFile      string   `json:"password_file"`
-	PrefixMode        string   `json:"prefix_mode"`
-	CustomPrefix      string   `json:"custom_prefix"`
-	ClientSideID      string   `json:"client_side_id"`
-	FanIn             bool     `json:"fan_in"`
+	// Added later, omitted when empty: the hashes of destinations without
+	// them did not change.
+	RedisTLSCAFile   string `json:"redis_tls_ca_file,omitempty"`
+	RedisTLSCertFile string `json:"redis_tls_cert_file,omitempty"`
+	RedisTLSKeyFile  string `json:"redis_tls_key_file,omitempty"`
+	PasswordEnv      string `json:"password_env"`
+	PasswordFile     string `json:"password_file"`
+	PrefixMode       string `json:"prefix_mode"`
+	CustomPrefix     string `json:"custom_prefix"`
+	ClientSideID     string `json:"client_side_id"`
+	FanIn            bool   `json:"fan_in"`
 }
 
 // Encode is d's EncodedDestination form.
@@ -350,6 +355,7 @@ func (d Destination) Encode() EncodedDestination {
 	return EncodedDestination{
 		Name: d.Name, Environment: d.Environment, RedisURL: d.Redis.URL, RedisClusterAddrs: d.Redis.ClusterAddrs,
 		RedisUsername: d.Redis.Username, RedisTLS: d.Redis.TLS, PasswordEnv: d.Password.Env, PasswordFile: d.Password.File,
+		RedisTLSCAFile: d.Redis.TLSCAFile, RedisTLSCertFile: d.Redis.TLSCertFile, RedisTLSKeyFile: d.Redis.TLSKeyFile,
 		PrefixMode: string(d.PrefixMode), CustomPrefix: d.CustomPrefix, ClientSideID: d.ClientSideID, FanIn: d.FanIn,
 	}
 }
@@ -359,7 +365,8 @@ func (d Destination) Encode() EncodedDestination {
 func (e EncodedDestination) Destination() Destination {
 	return Destination{
 		Name: e.Name, Environment: e.Environment,
-		Redis:      redisx.Config{URL: e.RedisURL, ClusterAddrs: e.RedisClusterAddrs, Username: e.RedisUsername, TLS: e.RedisTLS},
+		Redis: redisx.Config{URL: e.RedisURL, ClusterAddrs: e.RedisClusterAddrs, Username: e.RedisUsername, TLS: e.RedisTLS,
+			TLSCAFile: e.RedisTLSCAFile, TLSCertFile: e.RedisTLSCertFile, TLSKeyFile: e.RedisTLSKeyFile},
 		Password:   SecretRef{Env: e.PasswordEnv, File: e.PasswordFile},
 		PrefixMode: PrefixMode(e.PrefixMode), CustomPrefix: e.CustomPrefix, ClientSideID: e.ClientSideID, FanIn: e.FanIn,
 	}

@@ -33,7 +33,8 @@ func TestLoadCompleteExampleNormalisesWithDefaults(t *testing.T) {
 		Destinations: []Destination{
 			{Name: "production", Environment: "production", Redis: redisx.Config{URL: "redis://redis.internal:6379/0"}, Password: SecretRef{Env: "PRODUCTION_REDIS_PASSWORD"}, PrefixMode: PrefixClientSideID, ClientSideID: "5f3c2a1b9d8e7f6a5b4c3d2e"},
 			{Name: "qa", Environment: "test", Redis: redisx.Config{URL: "redis://redis.internal:6379/1"}, PrefixMode: PrefixDefault},
-			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}, Username: "cohortsync"},
+			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}, Username: "cohortsync", TLS: true,
+				TLSCAFile: "/run/secrets/redis-ca.pem", TLSCertFile: "/run/secrets/redis-client.pem", TLSKeyFile: "/run/secrets/redis-client-key.pem"},
 				Password: SecretRef{File: "/run/secrets/staging-redis-password"}, PrefixMode: PrefixCustom, CustomPrefix: "staging"},
 		},
 		Mappings: []Mapping{
@@ -133,7 +134,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"an empty password file", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      password_file: \"\"\n",
 			[]string{`f.yaml:5: destination "a": redis.password_file: required, want a file path`}},
 		{"an unknown redis field offers the password references, not password", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      pasword: x\n",
-			[]string{`f.yaml:5: destination "a": redis.pasword: unknown field, want one of url, cluster_addrs, username, password_env, password_file, tls`}},
+			[]string{`f.yaml:5: destination "a": redis.pasword: unknown field, want one of url, cluster_addrs, username, password_env, password_file, tls, tls_ca_file, tls_cert_file, tls_key_file`}},
 		{"two environments on one destination's prefix", "destinations:" + okDest + "  - name: other\n    redis: {url: \"redis://LOCALHOST:6379/0\"}\n",
 			[]string{`f.yaml:5: destination "other": writes under prefix "launchdarkly" of Redis localhost:6379/0 like destination "prod" (line 2): want a prefix of its own, or fan_in: true on both to share it deliberately`}},
 		{"a URL and a Cluster naming the same server", "destinations:" + okDest + "  - name: c\n    redis: {cluster_addrs: [\"other:1\", \"localhost:6379\"]}\n",

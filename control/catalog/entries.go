@@ -49,7 +49,7 @@ type mapEntry struct {
 
 var (
 	destinationFields = []string{"name", "environment", "redis", "prefix", "client_side_id", "fan_in"}
-	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "password"}
+	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "password"}
 	mappingFields     = []string{"name", "source", "segment", "destinations", "id_property", "context_kind", "schedule", "generation", "max_shrink", "enabled"}
 	sourceFields      = []string{"csv", "amplitude_cohort", "push", "amplitude_project", "integration", "cohort"}
 	sourceKinds       = sourceFields[:3]
@@ -137,6 +137,12 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 			de.Password.File = d.text(v, e, field, validText, "a file path: "+textForm)
 		case "tls":
 			d.value(v, e, field, &cfg.TLS, "true or false")
+		case "tls_ca_file":
+			cfg.TLSCAFile = d.text(v, e, field, validText, "a file path: "+textForm)
+		case "tls_cert_file":
+			cfg.TLSCertFile = d.text(v, e, field, validText, "a file path: "+textForm)
+		case "tls_key_file":
+			cfg.TLSKeyFile = d.text(v, e, field, validText, "a file path: "+textForm)
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -173,7 +179,7 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 }
 
 // redisWords turns redisx's flag names into the file's field names.
-var redisWords = strings.NewReplacer("--redis-url", "url", "--redis-cluster-addrs", "cluster_addrs")
+var redisWords = strings.NewReplacer("--redis-url", "url", "--redis-cluster-addrs", "cluster_addrs", "--redis-tls-cert-file", "tls_cert_file", "--redis-tls", "tls")
 
 // Storage identifies where d writes: one "host:port/db prefix" per Redis
 // server it may write (a URL's, or each Cluster address given), so that

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/segments"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
@@ -85,7 +86,7 @@ func writeTable(stdout io.Writer, segs []segments.Segment) error {
 			gen += " (not the mapping's)"
 		}
 		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Key, s.Destination, gen, s.ContextKind, s.Source,
-			orDash(s.Mapping), s.Members, orDash(s.LastRun), timeOrDash(s.LastApplied), freshness(s))
+			orDash(s.Mapping), s.Members, orDash(s.LastRun), timeOrDash(s.LastApplied), syncedOn(s))
 	}
 	return flush(w)
 }
@@ -168,15 +169,15 @@ func writeSegment(stdout io.Writer, s segments.Segment) error {
 	}
 	for _, row := range [][2]string{
 		{"source", source}, {"mapping", owner}, {"generation", gen}, {"ref", s.Ref()}, {"context kind", s.ContextKind},
-		{"members", fmt.Sprint(s.Members)}, {"last run", last}, {"synchronized", freshness(s)},
+		{"members", fmt.Sprint(s.Members)}, {"last run", last}, {"synchronized", syncedOn(s)},
 	} {
 		_, _ = fmt.Fprintf(w, "  %s\t%s\n", row[0], row[1])
 	}
 	return flush(w)
 }
 
-// freshness says how current the destination is, as the SDKs judge it.
-func freshness(s segments.Segment) string {
+// syncedOn says how current the destination is, as the SDKs judge it.
+func syncedOn(s segments.Segment) string {
 	if s.SynchronizedOn.IsZero() {
 		return "never (SDKs report STALE)"
 	}
@@ -298,9 +299,9 @@ const (
 // records it in the run history and writes its summary to stdout. A
 // synced segment's edit is refused (segments.ErrSyncedSegment).
 func SegmentsEdit(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
-	sc catalogstore.Config, cfg mappingrun.Config, edit SegmentEdit, stdout, stderr io.Writer) error {
+	sc catalogstore.Config, cfg mappingrun.Config, opts RunOptions, edit SegmentEdit, stdout, stderr io.Writer) error {
 	cfg.Lease.Prefix = sc.Prefix // the runs' leases and counters
-	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, stderr)
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, stderr)
 	if err != nil {
 		return err
 	}
@@ -321,8 +322,9 @@ func segmentsEdit(ctx context.Context, r *runs, cfg mappingrun.Config, edit Segm
 		return err
 	}
 	defer func() { _ = pub.Close() }() // after the edit's Wait: nothing in flight
+	history := &trackedHistory{h: r.history, pub: r.pub, before: r.pub.before(ctx, []string{edit.Target.Destination})}
 	e := &segments.Editor{Catalog: r.store, Connect: r.dests.connect, Locker: locker, Seq: seq, Streams: pub,
-		Importer: r.runner, History: r.history, Topic: cfg.Producer.Topic, Log: r.log}
+		Importer: r.runner, History: history, Topic: cfg.Producer.Topic, Log: r.log}
 	var sum producer.Summary
 	switch edit.Op {
 	case EditImport:
@@ -349,4 +351,20 @@ func segmentsEdit(ctx context.Context, r *runs, cfg mappingrun.Config, edit Segm
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil
+}
+
+// trackedHistory records an edit with what tells when it is applied (the
+// topic's ends before the edit, and at recording, once its events are
+// acknowledged), as mapping runs are recorded.
+type trackedHistory struct {
+	h      *runstore.Store
+	pub    *publication
+	before beforeRun
+}
+
+func (t *trackedHistory) Add(ctx context.Context, rec runstore.Record) error {
+	if rec.Summary.Outcome == producer.Succeeded {
+		t.pub.after(ctx, t.before).track(&rec)
+	}
+	return t.h.Add(ctx, rec)
 }

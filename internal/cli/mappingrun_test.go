@@ -96,7 +96,8 @@ mappings:
 	firstLine := strings.Split(stdout, "\n")[1]
 	id := strings.Fields(firstLine)[0]
 	code, stdout, stderr = run(t, ctx, []string{"runs", "show", id}, env)
-	if code != ExitOK || !strings.Contains(stdout, "mapping beta, destination production, trigger manual, outcome succeeded\nsync run "+id) ||
+	if code != ExitOK || !strings.Contains(stdout, "mapping beta, destination production, trigger manual, status published, not applied, with exclusions\n") ||
+		!strings.Contains(stdout, "applied     not yet: the consumer group has not committed past the run's events\nsync run "+id) ||
 		!strings.Contains(stdout, "unchanged   3\n") {
 		t.Fatalf("runs show %s: exit %d:\n%s%s", id, code, stdout, stderr)
 	}

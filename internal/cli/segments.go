@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/segments"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
@@ -199,6 +200,7 @@ run, and only who entered or left is published; rows without a usable
 		bindKafka(s, &kc, &pcfg.Topic)
 		s.String(&pcfg.StateDir, "state-dir", "PRODUCER_STATE_DIR", "directory of the segments' snapshot state (a cache of the shared state)")
 		bindLease(s, &mc, "the edit")
+		bindRetention(s, &mc)
 		bindProcess(s, &proc)
 	}, func() error {
 		var errs []error
@@ -208,7 +210,7 @@ run, and only who entered or left is published; rows without a usable
 		if edit.Target.Generation < 0 {
 			errs = append(errs, setting.Invalid("generation", edit.Target.Generation, "a generation >= 1"))
 		}
-		return errors.Join(append(errs, kc.Validate(), proc.Validate())...)
+		return errors.Join(append(errs, kc.Validate(), proc.Validate(), runstore.Config{Retention: mc.retention}.Validate())...)
 	}, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
 		edit.Target.Segment = args[0]
 		if op == app.EditImport {
@@ -225,6 +227,6 @@ run, and only who entered or left is published; rows without a usable
 		if err := mcfg.Validate(); err != nil {
 			return err
 		}
-		return app.SegmentsEdit(cmd.Context(), proc, lookup, kc, rc, sc, mcfg, edit, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		return app.SegmentsEdit(cmd.Context(), proc, lookup, kc, rc, sc, mcfg, app.RunOptions{Retention: mc.retention}, edit, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/setting"
@@ -29,7 +30,7 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	)
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
-	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter,
+	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter, ApplyCheck: runwatch.DefaultInterval,
 		Receiver: receiver.Config{MaxBodyBytes: receiver.DefaultMaxBodyBytes, MaxInFlight: receiver.DefaultMaxInFlight, Timeout: receiver.DefaultTimeout},
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
 			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
@@ -61,6 +62,8 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	s.StringList(&cfg.Parts, "parts", "SERVE_PARTS", "parts to run, comma-separated: "+strings.Join(app.Parts, ","))
 	bindKafka(s, &kc, &pcfg.Topic, setting.NonZero)
 	bindMappingControl(s, &mc)
+	bindRetention(s, &mc)
+	s.Duration(&cfg.ApplyCheck, "apply-check-interval", "SERVE_APPLY_CHECK_INTERVAL", "how often the scheduler checks whether published runs are applied (the consumer group committed past them)")
 	s.Duration(&cfg.CatalogPoll, "catalog-poll", "SERVE_CATALOG_POLL", "how often the consumer checks the catalog for changed destinations")
 	s.Duration(&cfg.SetAsideAfter, "set-aside-after", "CONSUMER_SET_ASIDE_AFTER", "a destination failing this long has its events set aside (dead-lettered, repaired by the next run of each segment) so the others go on (0: never)")
 	s.Duration(&cfg.Schedule.Tick, "schedule-tick", "SCHEDULE_TICK", "how often the scheduler looks for due mappings")
@@ -89,6 +92,7 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 			cfg.Schedule.MaxJitter = schedule.NoJitter
 		}
 		cfg.Runs = mc.runConfig(pcfg)
+		cfg.RunsRetention = mc.retention
 		var tzErr error
 		if timeZone != "" {
 			loc, err := time.LoadLocation(timeZone)
