@@ -20,6 +20,8 @@
 // Everything read from Redis is bounded: a segment's count is SCARD of its
 // member index and its run and time the metadata hash (both O(1)); the
 // segments of a destination are the refs of the index the consumer keeps
-// (bigsegments.SegmentsKey), read with SSCAN, never a scan of the keyspace;
-// members are read with SSCAN in pages and sorted on disk for an export.
+// (bigsegments.SegmentsKey), read with SSCAN, never a scan of the keyspace
+// (Reindex, once after an upgrade, is the one SCAN: it indexes segments an
+// older release wrote); members are read with SSCAN in pages and sorted on
+// disk for an export.
 package segments
