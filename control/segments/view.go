@@ -192,12 +192,19 @@ func (v *View) destination(ctx context.Context, d catalog.Destination, mappings 
 	if ok {
 		age = max(now().Sub(synced), 0)
 	}
-	out := make([]Segment, 0, len(found))
+	gens := make([]gen, 0, len(found))
+	refs := make([]string, 0, len(found))
 	for g := range found {
-		info, err := segmentstore.Info(ctx, c, prefix, bigsegments.Ref(g.key, g.gen))
-		if err != nil {
-			return nil, err
-		}
+		gens = append(gens, g)
+		refs = append(refs, bigsegments.Ref(g.key, g.gen))
+	}
+	infos, err := segmentstore.Infos(ctx, c, prefix, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Segment, 0, len(found))
+	for i, g := range gens {
+		info := infos[i]
 		s := Segment{Key: g.key, Destination: d.Name, Environment: d.Environment, Prefix: prefix, Generation: g.gen,
 			ContextKind: info.ContextKind, Members: info.Members, LastRun: info.LastRun, LastSeq: info.LastSeq,
 			LastApplied: info.LastApplied, SynchronizedOn: synced, Age: age, Current: true}

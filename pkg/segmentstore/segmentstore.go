@@ -49,18 +49,47 @@ type SegmentInfo struct {
 // Info returns the member count and metadata of ref ("<segment>.g<gen>"). A
 // segment never written reads as the zero SegmentInfo.
 func Info(ctx context.Context, c Client, prefix, ref string) (SegmentInfo, error) {
-	var info SegmentInfo
-	metaKey := bigsegments.MetaKey(prefix, ref)
-	pipe := c.Pipeline()
-	card := pipe.SCard(ctx, bigsegments.MembersKey(prefix, ref))
-	meta := pipe.HGetAll(ctx, metaKey)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return info, fmt.Errorf("read info of segment %q under prefix %q: %w", ref, prefix, err)
+	infos, err := Infos(ctx, c, prefix, []string{ref})
+	if err != nil {
+		return SegmentInfo{}, err
 	}
-	info.Members = card.Val()
-	m := meta.Val()
-	info.LastRun = m[bigsegments.MetaLastRun]
-	info.ContextKind = m[bigsegments.MetaContextKind]
+	return infos[0], nil
+}
+
+// infoBatch bounds the refs of one Infos pipeline.
+const infoBatch = 500
+
+// Infos is Info of every ref, in order, read in pipelines of a few hundred
+// refs: one round trip for the segments of most destinations.
+func Infos(ctx context.Context, c Client, prefix string, refs []string) ([]SegmentInfo, error) {
+	out := make([]SegmentInfo, 0, len(refs))
+	for len(refs) > 0 {
+		batch := refs[:min(len(refs), infoBatch)]
+		refs = refs[len(batch):]
+		pipe := c.Pipeline()
+		cards := make([]*redis.IntCmd, len(batch))
+		metas := make([]*redis.MapStringStringCmd, len(batch))
+		for i, ref := range batch {
+			cards[i] = pipe.SCard(ctx, bigsegments.MembersKey(prefix, ref))
+			metas[i] = pipe.HGetAll(ctx, bigsegments.MetaKey(prefix, ref))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("read info of %d segments under prefix %q: %w", len(batch), prefix, err)
+		}
+		for i, ref := range batch {
+			info, err := parseInfo(bigsegments.MetaKey(prefix, ref), cards[i].Val(), metas[i].Val())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// parseInfo reads the metadata hash m of metaKey.
+func parseInfo(metaKey string, members int64, m map[string]string) (SegmentInfo, error) {
+	info := SegmentInfo{Members: members, LastRun: m[bigsegments.MetaLastRun], ContextKind: m[bigsegments.MetaContextKind]}
 	if v, ok := m[bigsegments.MetaLastSeq]; ok {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

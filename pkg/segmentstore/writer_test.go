@@ -365,3 +365,33 @@ func TestReindex(t *testing.T) {
 		}
 	})
 }
+
+// TestInfos: the info of many segments, read in several pipelines, is each
+// segment's, in the order asked; a segment never written reads as zero.
+func TestInfos(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		const n = 2*infoBatch + 100
+		batch := make([]Change, n)
+		refs := make([]string, n+1)
+		for i := range batch {
+			batch[i] = change(prefix, fmt.Sprintf("seg-%04d", i), 1, fmt.Sprintf("k%d", i%3), false, uint64(i+1))
+			refs[i] = bigsegments.Ref(batch[i].Segment, 1)
+		}
+		refs[n] = "never.g1"
+		if f, err := NewWriter(b.Client, time.Now).Apply(ctx, batch); err != nil || len(f) != 0 {
+			t.Fatal(f, err)
+		}
+		infos, err := Infos(ctx, b.Client, prefix, refs)
+		if err != nil || len(infos) != n+1 {
+			t.Fatalf("Infos = %d, %v", len(infos), err)
+		}
+		for i, info := range infos[:n] {
+			if info.Members != 1 || info.LastSeq != uint64(i+1) || info.ContextKind != "user" {
+				t.Fatalf("Infos[%d] = %+v, want 1 member, last_seq %d", i, info, i+1)
+			}
+		}
+		if infos[n] != (SegmentInfo{}) {
+			t.Errorf("Infos of a segment never written = %+v", infos[n])
+		}
+	})
+}
