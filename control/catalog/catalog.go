@@ -252,6 +252,8 @@ type Mapping struct {
 	MaxShrink float64
 	// Enabled is false for a paused mapping. Default true.
 	Enabled bool
+	// Notify says who is told when a run ends. Default nobody.
+	Notify Notify
 }
 
 // Hash is a digest of the mapping's whole content (hex SHA-256): equal
@@ -290,6 +292,10 @@ type Encoded struct {
 	Generation    int      `json:"generation"`
 	MaxShrink     float64  `json:"max_shrink"`
 	Enabled       bool     `json:"enabled"`
+	// Notify is omitted when nobody is told, so that the records and
+	// hashes of mappings stored before notifications existed are
+	// unchanged.
+	Notify *EncodedNotify `json:"notify,omitempty"`
 }
 
 // Encode is m's Encoded form.
@@ -298,7 +304,7 @@ func (m Mapping) Encode() Encoded {
 		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location, SourceProject: m.Source.Project,
 		Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
 		ContextKind: m.ContextKind, Schedule: m.Schedule.String(), Generation: m.Generation,
-		MaxShrink: m.MaxShrink, Enabled: m.Enabled,
+		MaxShrink: m.MaxShrink, Enabled: m.Enabled, Notify: m.Notify.encode(),
 	}
 }
 
@@ -310,6 +316,7 @@ func (e Encoded) Mapping() (Mapping, error) {
 		Name: e.Name, Source: Source{Kind: SourceKind(e.SourceKind), Location: e.SourceLocation, Project: e.SourceProject},
 		Segment: e.Segment, Destinations: e.Destinations, IDProperty: e.IDProperty,
 		ContextKind: e.ContextKind, Generation: e.Generation, MaxShrink: e.MaxShrink, Enabled: e.Enabled,
+		Notify: e.Notify.notify(),
 	}
 	if e.Schedule == string(ScheduleOnPush) {
 		m.Schedule = Schedule{Kind: ScheduleOnPush}

@@ -66,7 +66,7 @@ func RunsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, id 
 				return fmt.Errorf("write output: %w", err)
 			}
 		}
-		return nil
+		return writeDeliveries(ctx, h, id, stdout)
 	})
 }
 

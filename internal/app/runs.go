@@ -16,6 +16,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
@@ -156,12 +157,16 @@ type runAdapter struct {
 	log     *slog.Logger
 	// done, unless nil, gets each run's results.
 	done func([]mappingrun.Result)
+	// notifier, unless nil, tells whom each mapping names how its runs
+	// ended.
+	notifier *notify.Notifier
 }
 
 func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, t schedule.Trigger) error {
 	before := a.pub.before(ctx, m.Destinations)
 	res, err := a.runner.Run(ctx, m)
 	record(ctx, a.history, a.log, m.Name, string(t.Kind), res, a.pub.after(ctx, before))
+	notifyRuns(a.notifier, m, string(t.Kind), res, err)
 	if a.done != nil {
 		a.done(res)
 	}
@@ -265,15 +270,20 @@ func (p *publication) after(ctx context.Context, b beforeRun) published {
 // SyncMapping runs the stored mapping called name now (sync --mapping),
 // through the scheduler's claim so that it never overlaps a scheduled run
 // of the mapping on any replica, and writes the summary of each
-// destination that synced to stdout. Settings were validated by the
-// caller; sc's prefix is also the leases'.
+// destination that synced to stdout; opts.Notify tells whom the mapping
+// names how the run ended (Close waits for that, bounded). Settings were
+// validated by the caller; sc's prefix is also the leases'.
 func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
 	sc catalogstore.Config, cfg mappingrun.Config, opts RunOptions, name string, stdout, stderr io.Writer) error {
 	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, stderr)
 	if err != nil {
 		return err
 	}
-	err = syncMapping(ctx, r, sc, name, stdout)
+	n, err := startNotifier(ctx, r, env, opts.Notify)
+	if err != nil {
+		return errors.Join(err, r.down.run())
+	}
+	err = syncMapping(ctx, r, sc, n, name, stdout)
 	if err == nil && opts.Wait > 0 {
 		err = waitApplied(ctx, r, opts, stdout)
 	}
@@ -291,6 +301,9 @@ type RunOptions struct {
 	Wait time.Duration
 	// GroupID is the consumer group whose commits apply the runs (Wait).
 	GroupID string
+	// Notify tells whom each mapping names how its runs ended; see
+	// notify.Config.
+	Notify notify.Config
 }
 
 // waitApplied waits until the run just recorded is applied in every
@@ -330,7 +343,7 @@ func appliedLine(rec runstore.Record) string {
 	return st
 }
 
-func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, name string, stdout io.Writer) error {
+func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, n *notify.Notifier, name string, stdout io.Writer) error {
 	var results []mappingrun.Result
 	sched, err := schedule.New(schedule.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}, r.control, r.store,
 		runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, done: func(res []mappingrun.Result) {
@@ -338,7 +351,7 @@ func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, name stri
 			for _, x := range res {
 				r.lastRun = cmp.Or(x.Summary.Run, r.lastRun)
 			}
-		}}, r.log)
+		}, notifier: n}, r.log)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
@@ -92,6 +93,9 @@ type ServeConfig struct {
 	// runs are applied (their consumer group, Consumer.GroupID, committed
 	// past them). Default runwatch.DefaultInterval.
 	ApplyCheck time.Duration
+	// Notify tells whom each mapping names how the scheduler's runs
+	// ended; see notify.Config.
+	Notify notify.Config
 }
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -108,7 +112,7 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.runs(PartScheduler) {
 		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate(),
-			runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate())
+			runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate(), c.Notify.Validate())
 	}
 	errs = append(errs, runstore.Config{Retention: c.RunsRetention}.Validate())
 	if c.runs(PartConsumer) {
@@ -163,8 +167,15 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
 		sm := metrics.NewScheduler(scfg.Clock)
 		sm.Attach(&scfg)
-		sets = append(sets, sm)
-		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log}, r.log)
+		nm := metrics.NewNotifications()
+		ncfg := cfg.Notify
+		nm.Attach(&ncfg)
+		sets = append(sets, sm, nm)
+		n, err := startNotifier(ctx, r, env, ncfg)
+		if err != nil {
+			return err
+		}
+		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, notifier: n}, r.log)
 		if err != nil {
 			return err
 		}

@@ -140,6 +140,12 @@ mappings:
 		{[]string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv", "--control-prefix", "p:"}, ExitUsage,
 			`--control-prefix="p:": want nothing without --mapping (the control Redis serves mapping runs)`},
 		{[]string{"sync", "--mapping", "beta", "--lease-ttl", "1ms"}, ExitUsage, `--lease-ttl="1ms": want a duration of at least 10ms`},
+		{[]string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv", "--smtp-addr", "smtp:587"}, ExitUsage,
+			`--smtp-addr="smtp:587": want nothing without --mapping (a mapping says whom to notify)`},
+		{[]string{"sync", "--mapping", "beta", "--smtp-addr", "smtp:587", "--smtp-starttls", "maybe"}, ExitUsage,
+			`--smtp-starttls="maybe": want required or off`},
+		{[]string{"sync", "--mapping", "beta", "--smtp-addr", "smtp:587"}, ExitUsage,
+			`--smtp-from or SMTP_FROM: required, want the sender's address (user@example.com) with --smtp-addr`},
 	} {
 		code, _, stderr := run(t, ctx, tc.args, env)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {

@@ -30,6 +30,7 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	)
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
+	ncfg := newNotify()
 	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter, ApplyCheck: runwatch.DefaultInterval,
 		Receiver: receiver.Config{MaxBodyBytes: receiver.DefaultMaxBodyBytes, MaxInFlight: receiver.DefaultMaxInFlight, Timeout: receiver.DefaultTimeout},
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
@@ -55,7 +56,12 @@ Replicas pointing at the same control Redis (--redis-*, --control-prefix)
 and Kafka share the work: each scheduled run happens once, a run never
 overlaps another run of its segment, and a replica killed mid-run leaves its
 run to another one once its lease (--lease-ttl) expires. Runs until SIGINT
-or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
+or SIGTERM. Mappings and destinations are managed with cohortsync mappings.
+
+When a scheduled run ends, the webhook and email recipients its mapping
+names (notify:) are told, by a signed POST and over SMTP (--smtp-*); the
+deliveries are queued, never holding up a run, retried, and recorded with
+the run (cohortsync runs show RUN).`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
@@ -75,6 +81,7 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	s.String(&timeZone, "schedule-time-zone", "SCHEDULE_TIME_ZONE", "IANA time zone of daily and cron schedules (default UTC)")
 	bindProducer(s, &pcfg, "producer-batch-size")
 	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
+	bindNotify(s, &ncfg)
 	bindHTTP(s, &cfg.HTTPAddr)
 	s.String(&cfg.ReceiverAddr, "receiver-addr", "RECEIVER_ADDR", "host:port the receiver part listens on for partner pushes")
 	s.Int64(&cfg.Receiver.MaxBodyBytes, "receiver-max-body-bytes", "RECEIVER_MAX_BODY_BYTES", "largest push body in bytes; larger ones are answered 413")
@@ -93,6 +100,7 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 		}
 		cfg.Runs = mc.runConfig(pcfg)
 		cfg.RunsRetention = mc.retention
+		cfg.Notify = ncfg
 		var tzErr error
 		if timeZone != "" {
 			loc, err := time.LoadLocation(timeZone)
