@@ -63,7 +63,22 @@ func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, pre
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read store ids: %w", err)
 	}
-	var ok []string
+	var ok, gone []string
+	defer func() {
+		// A lost store must not look current: a stamp another member (or
+		// this one) wrote just before the loss was seen, or while racing
+		// it, is taken back at every check.
+		if len(gone) == 0 {
+			return
+		}
+		pipe := client.Pipeline()
+		for _, p := range gone {
+			pipe.Del(ctx, bigsegments.SyncTimeKey(p))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			s.log.WarnContext(ctx, "take back synchronized_on of a store that lost its data", "destination", names, "error", err)
+		}
+	}()
 	for i, p := range prefixes {
 		k := storeKey{client, p}
 		found, err := gets[i].Result()
@@ -77,8 +92,10 @@ func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, pre
 		s.mu.Unlock()
 		switch {
 		case lost:
+			gone = append(gone, p)
 		case !known && found == "" && marks[i].Val() > 0:
 			s.markLost(ctx, client, k, names, "", "a consumer found it lost before")
+			gone = append(gone, p)
 		case !known:
 			id, err := s.claim(ctx, client, p, found)
 			if err != nil {
@@ -92,6 +109,7 @@ func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, pre
 			ok = append(ok, p)
 		default:
 			s.markLost(ctx, client, k, names, want, found)
+			gone = append(gone, p)
 		}
 	}
 	return ok, nil

@@ -61,6 +61,9 @@ func FlagData(req Request) ([]byte, error) {
 			},
 		},
 	}
+	if req.Segment != nil {
+		doc["segments"] = map[string]any{req.SegmentKey: req.Segment}
+	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("sdkcompat: encode flag data: %w", err)

@@ -68,6 +68,11 @@ type Request struct {
 	Generation int
 	// ContextKind of the contexts and of the segment's unboundedContextKind. Default "user".
 	ContextKind string
+	// Segment, when set, is the segment definition served instead of the
+	// generated one (such as cohortsync segments show --ld-json prints):
+	// the flag then shows whether evaluators given it read Redis right.
+	// Its key must be SegmentKey. The Node SDK ignores it.
+	Segment json.RawMessage
 	// ContextKeys to evaluate, in order; at least one, none empty.
 	ContextKeys []string
 	// StaleAfter is the SDK's bigSegments.staleAfter. Default DefaultStaleAfter.

@@ -184,12 +184,8 @@ func record(ctx context.Context, h *runstore.Store, log *slog.Logger, mapping, t
 			continue
 		}
 		rec := runstore.Record{ID: r.Summary.Run, Mapping: mapping, Destination: r.Destination, Trigger: trigger, Summary: r.Summary, Exclusions: r.Exclusions}
-		if r.Err == nil && r.Summary.Outcome == producer.Succeeded {
-			rec.Published = r.Summary.Started.Add(r.Summary.Duration)
-			rec.Topic = r.Summary.Topic
-			if gaps, ok := pub.gaps[r.Destination]; ok && pub.barrier != nil {
-				rec.Barrier, rec.Gaps = pub.barrier, gaps
-			}
+		if r.Err == nil {
+			pub.track(&rec)
 		}
 		if err := h.Add(context.WithoutCancel(ctx), rec); err != nil {
 			log.WarnContext(ctx, "record a run in the history", "mapping", mapping, "run", r.Summary.Run, "error", err)
@@ -218,6 +214,19 @@ type beforeRun struct {
 type published struct {
 	barrier map[int]int64 // nil: unknown
 	gaps    map[string]uint64
+}
+
+// track sets what tells when rec's run is applied, if it succeeded: when
+// it was published and, when known, its barrier and its destination's gaps.
+func (pub published) track(rec *runstore.Record) {
+	if rec.Summary.Outcome != producer.Succeeded {
+		return
+	}
+	rec.Published = rec.Summary.Started.Add(rec.Summary.Duration)
+	rec.Topic = rec.Summary.Topic
+	if gaps, ok := pub.gaps[rec.Destination]; ok && pub.barrier != nil {
+		rec.Barrier, rec.Gaps = pub.barrier, gaps
+	}
 }
 
 func (p *publication) before(ctx context.Context, dests []string) beforeRun {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,26 @@ func StoreLostKey(prefix string) string { return prefix + ":cohortsync:store_los
 
 // MetaKey is cohortsync's hash of per-segment metadata (see the Meta* fields).
 func MetaKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:meta" }
+
+// SegmentsKey is cohortsync's set of every segment ref written under prefix
+// (the consumer adds a ref the first time it applies one of its events), so
+// that the segments of a store are listed with SSCAN of one small set
+// rather than a SCAN of the keyspace.
+func SegmentsKey(prefix string) string { return prefix + ":cohortsync:segments" }
+
+// ParseRef splits a segment ref "<segmentKey>.g<generation>" (see Ref);
+// ok is false for anything Ref cannot have made.
+func ParseRef(ref string) (segment string, generation int, ok bool) {
+	i := strings.LastIndex(ref, ".g")
+	if i <= 0 {
+		return "", 0, false
+	}
+	g, err := strconv.Atoi(ref[i+2:])
+	if err != nil || g < 1 || strconv.Itoa(g) != ref[i+2:] {
+		return "", 0, false
+	}
+	return ref[:i], g, true
+}
 
 // Fields of MetaKey.
 const (

@@ -13,9 +13,37 @@ func TestKeys(t *testing.T) {
 		{"sync time key", SyncTimeKey("launchdarkly"), "launchdarkly:big_segments_synchronized_on"},
 		{"members key shares a slot with meta", MembersKey("p", "seg.g1"), "p:cohortsync:{seg.g1}:members"},
 		{"meta key", MetaKey("p", "seg.g1"), "p:cohortsync:{seg.g1}:meta"},
+		{"segments index", SegmentsKey("p"), "p:cohortsync:segments"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestParseRef(t *testing.T) {
+	for _, tc := range []struct {
+		ref     string
+		segment string
+		gen     int
+		ok      bool
+	}{
+		{"seg.g1", "seg", 1, true},
+		{"a.g2.g17", "a.g2", 17, true},
+		{"amplitude-7khm89cz.g3", "amplitude-7khm89cz", 3, true},
+		{"seg", "", 0, false},
+		{".g1", "", 0, false},
+		{"seg.g0", "", 0, false},
+		{"seg.g01", "", 0, false},
+		{"seg.g-1", "", 0, false},
+		{"seg.gx", "", 0, false},
+	} {
+		seg, gen, ok := ParseRef(tc.ref)
+		if seg != tc.segment || gen != tc.gen || ok != tc.ok {
+			t.Errorf("ParseRef(%q) = %q, %d, %t; want %q, %d, %t", tc.ref, seg, gen, ok, tc.segment, tc.gen, tc.ok)
+		}
+		if ok && Ref(seg, gen) != tc.ref {
+			t.Errorf("Ref(ParseRef(%q)) = %q", tc.ref, Ref(seg, gen))
 		}
 	}
 }

@@ -49,18 +49,47 @@ type SegmentInfo struct {
 // Info returns the member count and metadata of ref ("<segment>.g<gen>"). A
 // segment never written reads as the zero SegmentInfo.
 func Info(ctx context.Context, c Client, prefix, ref string) (SegmentInfo, error) {
-	var info SegmentInfo
-	metaKey := bigsegments.MetaKey(prefix, ref)
-	pipe := c.Pipeline()
-	card := pipe.SCard(ctx, bigsegments.MembersKey(prefix, ref))
-	meta := pipe.HGetAll(ctx, metaKey)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return info, fmt.Errorf("read info of segment %q under prefix %q: %w", ref, prefix, err)
+	infos, err := Infos(ctx, c, prefix, []string{ref})
+	if err != nil {
+		return SegmentInfo{}, err
 	}
-	info.Members = card.Val()
-	m := meta.Val()
-	info.LastRun = m[bigsegments.MetaLastRun]
-	info.ContextKind = m[bigsegments.MetaContextKind]
+	return infos[0], nil
+}
+
+// infoBatch bounds the refs of one Infos pipeline.
+const infoBatch = 500
+
+// Infos is Info of every ref, in order, read in pipelines of a few hundred
+// refs: one round trip for the segments of most destinations.
+func Infos(ctx context.Context, c Client, prefix string, refs []string) ([]SegmentInfo, error) {
+	out := make([]SegmentInfo, 0, len(refs))
+	for len(refs) > 0 {
+		batch := refs[:min(len(refs), infoBatch)]
+		refs = refs[len(batch):]
+		pipe := c.Pipeline()
+		cards := make([]*redis.IntCmd, len(batch))
+		metas := make([]*redis.MapStringStringCmd, len(batch))
+		for i, ref := range batch {
+			cards[i] = pipe.SCard(ctx, bigsegments.MembersKey(prefix, ref))
+			metas[i] = pipe.HGetAll(ctx, bigsegments.MetaKey(prefix, ref))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("read info of %d segments under prefix %q: %w", len(batch), prefix, err)
+		}
+		for i, ref := range batch {
+			info, err := parseInfo(bigsegments.MetaKey(prefix, ref), cards[i].Val(), metas[i].Val())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// parseInfo reads the metadata hash m of metaKey.
+func parseInfo(metaKey string, members int64, m map[string]string) (SegmentInfo, error) {
+	info := SegmentInfo{Members: members, LastRun: m[bigsegments.MetaLastRun], ContextKind: m[bigsegments.MetaContextKind]}
 	if v, ok := m[bigsegments.MetaLastSeq]; ok {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -89,7 +118,12 @@ const scanCount = 1000
 // or removed during the walk may or may not be seen, and Redis may return a
 // key more than once. An error from fn stops the walk and is returned.
 func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextKey string) error) error {
-	key := bigsegments.MembersKey(prefix, ref)
+	return scan(ctx, c, bigsegments.MembersKey(prefix, ref), fmt.Sprintf("members of segment %q under prefix %q", ref, prefix), fn)
+}
+
+// scan calls fn with every member of the set at key, what naming it in
+// errors.
+func scan(ctx context.Context, c Client, key, what string, fn func(string) error) error {
 	var cursor uint64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -97,7 +131,7 @@ func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextK
 		}
 		keys, next, err := c.SScan(ctx, key, cursor, "", scanCount).Result()
 		if err != nil {
-			return fmt.Errorf("scan members of segment %q under prefix %q: %w", ref, prefix, err)
+			return fmt.Errorf("scan %s: %w", what, err)
 		}
 		for _, k := range keys {
 			if err := fn(k); err != nil {
@@ -109,6 +143,15 @@ func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextK
 		}
 		cursor = next
 	}
+}
+
+// Segments calls fn with every segment ref in prefix's segments index (the
+// refs the Writer has applied events of), in no particular order, read
+// with SSCAN in bounded pages like Members; a ref may come more than once.
+// Segments written before the index existed are in it only once an event
+// of theirs is applied again.
+func Segments(ctx context.Context, c Client, prefix string, fn func(ref string) error) error {
+	return scan(ctx, c, bigsegments.SegmentsKey(prefix), "segments index under prefix "+strconv.Quote(prefix), fn)
 }
 
 // SyncTime returns the store's big_segments_synchronized_on time and whether

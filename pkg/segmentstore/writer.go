@@ -127,13 +127,15 @@ type segKey struct {
 
 // segState is what one batch does to one segment.
 type segState struct {
-	ref, membersKey, metaKey string
-	changes                  []int // indexes into the batch
-	bad                      error // why none of its changes can be applied
-	maxSeq                   uint64
-	run, kind                string
-	meta                     *redis.Cmd
-	membersType, metaType    *redis.StatusCmd
+	ref, membersKey, metaKey         string
+	indexKey                         string // the prefix's segments index (bigsegments.SegmentsKey)
+	changes                          []int  // indexes into the batch
+	bad                              error  // why none of its changes can be applied
+	maxSeq                           uint64
+	run, kind                        string
+	meta                             *redis.Cmd
+	index                            *redis.IntCmd // SADD of ref to indexKey
+	membersType, metaType, indexType *redis.StatusCmd
 }
 
 // errWrongType is the error of a change refused because a key it writes
@@ -154,7 +156,9 @@ func (*errWrongType) RedisError() {}
 // include set and of the context key in the segment's member index. Per
 // segment: one script that sets last_seq to the highest Seq applied, with
 // its Run, only if that is higher than the stored last_seq, and last_applied
-// to the time now in any case.
+// to the time now in any case; and an SADD of its ref to the prefix's
+// segments index (bigsegments.SegmentsKey), in another slot than the
+// metadata's, so not in the script.
 //
 // The include set and the segment's keys live in different Redis Cluster
 // slots, so no one script or transaction can cover a change (and MULTI/EXEC
@@ -222,7 +226,8 @@ func (w *Writer) group(changes []Change) {
 		s := w.segs[k]
 		if s == nil {
 			ref := bigsegments.Ref(ch.Segment, ch.Generation)
-			s = &segState{ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref)}
+			s = &segState{ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
+				indexKey: bigsegments.SegmentsKey(ch.Prefix)}
 			w.segs[k] = s
 		}
 		s.changes = append(s.changes, i)
@@ -240,11 +245,12 @@ func resize[T any](s []T, n int) []T {
 }
 
 // checkSegments is round trip 1: it fails every change of a segment whose
-// member index is not a set, or whose metadata is not a hash.
+// member index is not a set, whose metadata is not a hash, or whose
+// prefix's segments index is not a set.
 func (w *Writer) checkSegments(ctx context.Context) error {
 	pipe := w.rdb.Pipeline()
 	for _, s := range w.segs {
-		s.membersType, s.metaType = pipe.Type(ctx, s.membersKey), pipe.Type(ctx, s.metaKey)
+		s.membersType, s.metaType, s.indexType = pipe.Type(ctx, s.membersKey), pipe.Type(ctx, s.metaKey), pipe.Type(ctx, s.indexKey)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return classified("check the segments' key types", err)
@@ -253,7 +259,7 @@ func (w *Writer) checkSegments(ctx context.Context) error {
 		for _, c := range []struct {
 			key, want string
 			got       *redis.StatusCmd
-		}{{s.membersKey, "set", s.membersType}, {s.metaKey, "hash", s.metaType}} {
+		}{{s.membersKey, "set", s.membersType}, {s.metaKey, "hash", s.metaType}, {s.indexKey, "set", s.indexType}} {
 			if t := c.got.Val(); t != "none" && t != c.want && s.bad == nil {
 				s.bad = &errWrongType{key: c.key, has: t, want: c.want}
 			}
@@ -307,7 +313,7 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 	pipe := w.rdb.Pipeline()
 	nowMs := bigsegments.UnixMillis(w.now())
 	for _, s := range w.segs {
-		s.maxSeq, s.meta = 0, nil
+		s.maxSeq, s.meta, s.index = 0, nil, nil
 		for _, i := range s.changes {
 			if w.failed[i] != nil {
 				continue
@@ -324,6 +330,7 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 		}
 		if s.maxSeq > 0 {
 			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind)
+			s.index = pipe.SAdd(ctx, s.indexKey, s.ref)
 		}
 	}
 	_, execErr := pipe.Exec(ctx)
@@ -345,17 +352,18 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 		fail(i, fmt.Errorf("%s: %w", what, cmd.Err()))
 	}
 	for _, s := range w.segs {
-		if s.meta == nil || s.meta.Err() == nil {
+		what, err := s.segErr()
+		if err == nil {
 			continue
 		}
-		what := "update " + s.metaKey
-		if Classify(s.meta.Err()) != ClassEvent {
-			return nil, classified(what, s.meta.Err())
+		if Classify(err) != ClassEvent {
+			return nil, classified(what, err)
 		}
-		// The metadata of these changes' segment cannot be written: they
-		// are not fully applied, so they fail and are undone.
+		// The metadata (or index entry) of these changes' segment cannot be
+		// written: they are not fully applied, so they fail and are undone.
+		// (An index entry that landed stays: it only lists the segment.)
 		for _, i := range s.changes {
-			fail(i, fmt.Errorf("%s: %w", what, s.meta.Err()))
+			fail(i, fmt.Errorf("%s: %w", what, err))
 		}
 	}
 	if execErr != nil && !hasErr(w.member) && w.firstMetaErr() == nil {
@@ -365,10 +373,23 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 	return undo, nil
 }
 
-// firstMetaErr returns a segment whose metadata update failed, or nil.
+// segErr is the error of s's metadata update or index entry, with what
+// failed; nil if neither failed (or neither was written).
+func (s *segState) segErr() (string, error) {
+	if s.meta != nil && s.meta.Err() != nil {
+		return "update " + s.metaKey, s.meta.Err()
+	}
+	if s.index != nil && s.index.Err() != nil {
+		return "index in " + s.indexKey, s.index.Err()
+	}
+	return "", nil
+}
+
+// firstMetaErr returns a segment whose metadata update or index entry
+// failed, or nil.
 func (w *Writer) firstMetaErr() *segState {
 	for _, s := range w.segs {
-		if s.meta != nil && s.meta.Err() != nil {
+		if _, err := s.segErr(); err != nil {
 			return s
 		}
 	}

@@ -22,13 +22,7 @@ import (
 // forEachBackend runs fn as a subtest on every Redis backend, with a
 // context and a fresh prefix whose keys are deleted when the test ends.
 func forEachBackend(t *testing.T, fn func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string)) {
-	for _, b := range testenv.RedisBackends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			prefix := testenv.Name(t)
-			testenv.DropPrefix(t, b.Client, prefix)
-			fn(t, testenv.Context(t, 30*time.Second), b, prefix)
-		})
-	}
+	testenv.ForEachRedis(t, 30*time.Second, fn)
 }
 
 // change builds a Change of context kind "user" in run "run-<seq/100>".
@@ -364,4 +358,140 @@ func TestSetSynchronizedOn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyIndexesSegments: every segment ref a batch writes, removals
+// included, is listed by Segments under its own prefix only, once.
+func TestApplyIndexesSegments(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		other := testenv.Name(t)
+		testenv.DropPrefix(t, b.Client, other)
+		w := NewWriter(b.Client, time.Now)
+		batch := append(churn(prefix, 300), change(other, "elsewhere", 1, "k", true, 1))
+		for range 2 {
+			if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
+				t.Fatalf("Apply: %v %v", f, err)
+			}
+		}
+		list := func(p string) []string {
+			var refs []string
+			if err := Segments(ctx, b.Client, p, func(ref string) error { refs = append(refs, ref); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(refs)
+			return slices.Compact(refs)
+		}
+		want := []string{"seg-0.g1", "seg-0.g2", "seg-1.g1", "seg-1.g2", "seg-2.g1", "seg-2.g2", "seg-3.g1", "seg-3.g2"}
+		// churn pairs segment i%4 with generation 1+i%2: only half of the
+		// combinations occur.
+		want = slices.DeleteFunc(want, func(r string) bool {
+			return r == "seg-0.g2" || r == "seg-1.g1" || r == "seg-2.g2" || r == "seg-3.g1"
+		})
+		if got := list(prefix); !slices.Equal(got, want) {
+			t.Errorf("Segments(%s) = %q, want %q", prefix, got, want)
+		}
+		if got := list(other); !slices.Equal(got, []string{"elsewhere.g1"}) {
+			t.Errorf("Segments(%s) = %q, want the removal's segment", other, got)
+		}
+	})
+}
+
+// TestApplyUnindexableFailsTheBatch: a segments index holding another type
+// fails every change of the prefix before anything is written
+// (dead-lettered with the reason), as a metadata key of another type does
+// for its segment.
+func TestApplyUnindexableFailsTheBatch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		if err := b.Client.Set(ctx, bigsegments.SegmentsKey(prefix), "not a set", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := NewWriter(b.Client, time.Now).Apply(ctx, []Change{change(prefix, "seg", 1, "alice", false, 1), change(prefix, "other", 1, "bob", false, 2)})
+		if err != nil || len(f) != 2 {
+			t.Fatalf("Apply = %v, %v; want both changes failed", f, err)
+		}
+		for _, x := range f {
+			if x.Reason != ReasonWrongType || !strings.Contains(x.Err.Error(), "WRONGTYPE "+bigsegments.SegmentsKey(prefix)) {
+				t.Errorf("failure %+v: want %s naming the index", x, ReasonWrongType)
+			}
+		}
+		if in, _, err := Membership(ctx, b.Client, prefix, "alice"); err != nil || len(in) != 0 {
+			t.Fatalf("alice's include set after the refused batch: %v, %v; want nothing written", in, err)
+		}
+	})
+}
+
+// TestReindex: segments whose metadata predates the index are added to it
+// (on every master of a Cluster), other keys under the prefix and other
+// prefixes are not, and a prefix with glob characters matches only itself.
+func TestReindex(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, base string) {
+		prefix := base + "[x]*"
+		other := base + "[x]*other"
+		// DropPrefix's pattern is a glob too: "?x??*" matches both prefixes.
+		testenv.DropPrefix(t, b.Client, base+"?x??*")
+		w := NewWriter(b.Client, time.Now)
+		var batch []Change
+		for i := range 40 {
+			batch = append(batch, change(prefix, fmt.Sprintf("seg-%02d", i), 1+i%3, "k", false, uint64(i+1)))
+		}
+		batch = append(batch, change(other, "elsewhere", 1, "k", false, 1))
+		if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
+			t.Fatal(f, err)
+		}
+		// As before the index existed.
+		for _, p := range []string{prefix, other} {
+			if err := b.Client.Del(ctx, bigsegments.SegmentsKey(p)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Client.Set(ctx, prefix+":cohortsync:{junk}:meta", "x", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		n, err := Reindex(ctx, b.Client, prefix)
+		if err != nil || n != 40 {
+			t.Fatalf("Reindex = %d, %v; want the 40 segments", n, err)
+		}
+		var refs []string
+		if err := Segments(ctx, b.Client, prefix, func(r string) error { refs = append(refs, r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(refs)
+		refs = slices.Compact(refs)
+		if len(refs) != 40 || refs[0] != "seg-00.g1" || refs[39] != "seg-39.g1" {
+			t.Errorf("index after Reindex = %q", refs)
+		}
+		if n, err := b.Client.Exists(ctx, bigsegments.SegmentsKey(other)).Result(); err != nil || n != 0 {
+			t.Errorf("Reindex of %q indexed %q too (%d, %v)", prefix, other, n, err)
+		}
+	})
+}
+
+// TestInfos: the info of many segments, read in several pipelines, is each
+// segment's, in the order asked; a segment never written reads as zero.
+func TestInfos(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		const n = 2*infoBatch + 100
+		batch := make([]Change, n)
+		refs := make([]string, n+1)
+		for i := range batch {
+			batch[i] = change(prefix, fmt.Sprintf("seg-%04d", i), 1, fmt.Sprintf("k%d", i%3), false, uint64(i+1))
+			refs[i] = bigsegments.Ref(batch[i].Segment, 1)
+		}
+		refs[n] = "never.g1"
+		if f, err := NewWriter(b.Client, time.Now).Apply(ctx, batch); err != nil || len(f) != 0 {
+			t.Fatal(f, err)
+		}
+		infos, err := Infos(ctx, b.Client, prefix, refs)
+		if err != nil || len(infos) != n+1 {
+			t.Fatalf("Infos = %d, %v", len(infos), err)
+		}
+		for i, info := range infos[:n] {
+			if info.Members != 1 || info.LastSeq != uint64(i+1) || info.ContextKind != "user" {
+				t.Fatalf("Infos[%d] = %+v, want 1 member, last_seq %d", i, info, i+1)
+			}
+		}
+		if infos[n] != (SegmentInfo{}) {
+			t.Errorf("Infos of a segment never written = %+v", infos[n])
+		}
+	})
 }

@@ -141,3 +141,17 @@ func DiffSnapshots(a, b map[string]string) string {
 	slices.Sort(d)
 	return strings.Join(d, "\n")
 }
+
+// ForEachRedis runs fn as a subtest on every Redis backend (RedisBackends)
+// with a context ending after d and a fresh prefix whose keys are deleted
+// when the test ends.
+func ForEachRedis(t *testing.T, d time.Duration, fn func(t *testing.T, ctx context.Context, b RedisBackend, prefix string)) {
+	t.Helper()
+	for _, b := range RedisBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			prefix := Name(t)
+			DropPrefix(t, b.Client, prefix)
+			fn(t, Context(t, d), b, prefix)
+		})
+	}
+}
