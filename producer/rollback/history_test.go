@@ -1,0 +1,39 @@
+package rollback
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestPartitionCheckRefusesOnlyHolesThatCanHideLaterEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		first, end int64
+		seen       []int64 // offsets read, in order
+		lastBefore int64   // last event of the segment up to the boundary
+		refused    bool
+	}{
+		{name: "every offset present", end: 5, seen: []int64{0, 1, 2, 3, 4}, lastBefore: 1},
+		{name: "empty partition", end: 0, lastBefore: -1},
+		{name: "hole before the last event up to the boundary", end: 6, seen: []int64{0, 3, 4, 5}, lastBefore: 3},
+		{name: "head removed before the last event up to the boundary", first: 2, end: 5, seen: []int64{2, 3, 4}, lastBefore: 2},
+		{name: "hole after the last event up to the boundary", end: 6, seen: []int64{0, 1, 4, 5}, lastBefore: 1, refused: true},
+		{name: "hole right after the last event up to the boundary", end: 4, seen: []int64{0, 2, 3}, lastBefore: 0, refused: true},
+		{name: "head removed and no event up to the boundary", first: 3, end: 5, seen: []int64{3, 4}, lastBefore: -1, refused: true},
+		{name: "hole and no event up to the boundary", end: 4, seen: []int64{0, 3}, lastBefore: -1, refused: true},
+		{name: "tail never read", end: 6, seen: []int64{0, 1, 2}, lastBefore: 2, refused: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPartition(0, tc.first, tc.end)
+			for _, o := range tc.seen {
+				p.saw(o)
+			}
+			p.finish()
+			p.lastBefore = tc.lastBefore
+			err := p.check("topic")
+			if refused := errors.Is(err, ErrHistoryIncomplete); refused != tc.refused || (err != nil && !refused) {
+				t.Fatalf("check: %v, want refused %v", err, tc.refused)
+			}
+		})
+	}
+}
