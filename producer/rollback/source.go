@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer/source"
@@ -35,6 +36,9 @@ type Source struct {
 	Destination segmentstore.Rebuilder
 	// Idle: see DefaultIdle, the default.
 	Idle time.Duration
+	// Retry is the policy of listing the topic's offsets. Default retry's
+	// defaults.
+	Retry retry.Policy
 }
 
 var _ source.Source = (*Source)(nil)
@@ -139,8 +143,16 @@ func (s *Source) changesSince(ctx context.Context) (map[string]change, uint64, e
 }
 
 // partitions lists the topic's partitions with their first and end
-// offsets now.
-func (s *Source) partitions(ctx context.Context) ([]*partition, error) {
+// offsets now, retrying what Kafka says is passing (a leader moving).
+func (s *Source) partitions(ctx context.Context) (parts []*partition, err error) {
+	err = retry.Do(ctx, s.Retry, "list the partitions of topic "+s.Topic, func() error {
+		parts, err = s.listPartitions(ctx)
+		return kafkax.Classify(err)
+	}, nil)
+	return parts, err
+}
+
+func (s *Source) listPartitions(ctx context.Context) ([]*partition, error) {
 	client := s.Kafka.Client(30 * time.Second)
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.Topic}})
 	if err != nil {
