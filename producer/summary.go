@@ -132,6 +132,11 @@ func (s Summary) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(&b, "sync run %s\n", s.Run)
 	line("segment", "%s (env %s, context kind %s)", schema.Ref(s.Segment, s.Generation), s.Env, s.ContextKind)
 	line("topic", "%s", s.Topic)
+	if s.Input != "" {
+		// What was synced: a file, a URL, a cohort, or which run's
+		// membership a rollback restored.
+		line("input", "%s (%s)", s.Input, s.Source)
+	}
 	if r := s.Rebuilt; r != nil {
 		dropped := ""
 		if r.DroppedPending != "" {

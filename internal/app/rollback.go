@@ -21,6 +21,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/producer/generation"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/rollback"
 	"github.com/cohortsync/cohortsync/producer/source"
@@ -320,6 +321,15 @@ func finish(ctx context.Context, r *runs, req MutateRequest, segment string, con
 	results, err := r.runner.Purge(ctx, old)
 	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationFinish, results, err); err != nil {
 		return fmt.Errorf("removal of generation %d of segment %s failed; run finish again: %w", b.From, segment, err)
+	}
+	// The removals are now the last event of every membership the two
+	// generations share: make the live generation's the last again.
+	results, err = r.runner.RunSource(ctx, m, nil, func(_ context.Context, d catalog.Destination, c redis.UniversalClient) (source.Source, error) {
+		return &generation.Handover{Segment: snapshot.SegmentID{Env: d.Environment, Segment: m.Segment, Generation: b.To, ContextKind: m.ContextKind},
+			From: b.From, Destination: segmentstore.Rebuilder{Client: c, Prefix: d.Prefix(), Wait: req.Runs.RebuildWait}}, nil
+	})
+	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationFinish, results, err); err != nil {
+		return fmt.Errorf("generation %d of segment %s removed, but republishing generation %d after it failed; run finish again: %w", b.From, segment, b.To, err)
 	}
 	b.Phase, b.Finished = bumpstore.Finished, time.Now().UTC()
 	if err := bs.Put(ctx, *b); err != nil {

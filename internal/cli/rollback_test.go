@@ -20,6 +20,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/schema"
 )
 
 // segmentWorld is a stored mapping of a CSV file into one destination,
@@ -219,13 +220,34 @@ func TestSegmentsGenerationCommands(t *testing.T) {
 		t.Errorf("finish output:\n%s", out)
 	}
 	w.want("generation 1 after the finish", 1)
+	// On the compacted topic each membership's last event is the live
+	// generation's: a replay of what compaction keeps rebuilds generation 2.
+	last := map[string]schema.Event{}
+	for _, m := range testenv.ReadTopic(t, strings.Split(w.env["KAFKA_BROKERS"], ","), w.env["TOPIC"], 2) {
+		ev, err := schema.Decode(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last[ev.ContextKey] = ev
+	}
+	for k, ev := range last {
+		live := slices.Contains([]string{"u2", "u6", "u7"}, k)
+		if (ev.Op == schema.OpAdd) != live || (live && ev.Generation != 2) {
+			t.Errorf("the last event of %q is %s of generation %d (source %s)", k, ev.Op, ev.Generation, ev.Source)
+		}
+	}
 	w.want("generation 2 after the finish", 2, "u2", "u6", "u7")
 	if out := w.ok("segments", "generation", "show", "beta-users"); !strings.Contains(out, "generation 2; generation 1 removed") {
 		t.Errorf("show after the finish: %s", out)
 	}
 	w.refused("the bump from generation 1 to 2 finished at", "segments", "generation", "finish", "beta-users", "--confirm-evaluators-moved")
-	_, triggers := w.runIDs()
+	ids, triggers := w.runIDs()
 	if !slices.Contains(triggers, "generation-bump") || !slices.Contains(triggers, "generation-finish") {
-		t.Errorf("run triggers %q lack the bump and the finish", triggers)
+		t.Fatalf("run triggers %q lack the bump and the finish", triggers)
 	}
+	// The run that built generation 2 can be rolled back to: the finish's
+	// republication of its members changed none of them.
+	w.ok("segments", "rollback", "beta-users", "--to-run", ids[slices.Index(triggers, "generation-bump")])
+	w.want("generation 2 rolled back to its build", 2, "u2", "u3", "u6", "u7")
+	w.refused("wrote generation 1, the segment is at generation 2", "segments", "rollback", "beta-users", "--to-run", ids[len(ids)-1])
 }

@@ -9,12 +9,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/source"
 )
 
 // SourceFor returns the members a destination's segment is to hold, for
 // RunSource; client is the destination's Redis.
 type SourceFor func(ctx context.Context, d catalog.Destination, client redis.UniversalClient) (source.Source, error)
+
+// StateOptioner is a source of RunSource that needs more of its
+// segment's snapshot store: its options come after the runner's own, and
+// seq and rebuilder are the runner's shared state for the segment.
+type StateOptioner interface {
+	StateOptions(seq snapshot.SharedSeq, rebuilder snapshot.Rebuilder) []snapshot.Option
+}
 
 // RunSource syncs the members open gives into m's segment (at
 // m.Generation) in each destination named in dests (all of m's when

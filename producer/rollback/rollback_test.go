@@ -180,6 +180,9 @@ func TestRollbackRestoresTheMembershipOfAnEarlierRun(t *testing.T) {
 			first := e.replica(t.TempDir())
 			a := e.sync(first, "u1", "u2", "u3", "u4")
 			b := e.sync(first, "u2", "u3", "u5", "u6")
+			if a.SeqReserved < a.LastSeq || b.FirstSeq <= a.SeqReserved {
+				t.Fatalf("run A reserved up to %d (events %d..%d), run B's events start at %d: want B above A's reservation", a.SeqReserved, a.FirstSeq, a.LastSeq, b.FirstSeq)
+			}
 			e.want("after B", "u2", "u3", "u5", "u6")
 
 			sum, err := e.rollback(first, a, e.topic)
@@ -187,6 +190,9 @@ func TestRollbackRestoresTheMembershipOfAnEarlierRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.want("rolled back to A", "u1", "u2", "u3", "u4")
+			if !strings.Contains(sum.Input, "after run "+a.Run) {
+				t.Errorf("rollback input %q does not name run A", sum.Input)
+			}
 			if sum.Source != rollback.SourceKind || sum.Added != 2 || sum.Removed != 2 || sum.Keys != 4 {
 				t.Errorf("rollback summary: source %q, +%d -%d, %d members; want rollback, +2 -2, 4", sum.Source, sum.Added, sum.Removed, sum.Keys)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/producer/generation"
 	"github.com/cohortsync/cohortsync/producer/source"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -51,10 +52,11 @@ func (s *Source) Name() string {
 // Kind is SourceKind.
 func (s *Source) Kind() string { return SourceKind }
 
-// change is a key's earliest event after the boundary.
+// change is an event of a key after the boundary.
 type change struct {
 	seq uint64
 	op  schema.Op
+	run string
 }
 
 // Read emits every member of the target membership. The events are read
@@ -85,9 +87,9 @@ func (s *Source) Read(ctx context.Context, emit func(string) error, _ func(sourc
 		return st, fmt.Errorf("%w: the destination applied %s's event seq %d, the topic %s holds none above %d (was it re-created?)",
 			ErrHistoryIncomplete, ref, info.LastSeq, s.Topic, maxSeq)
 	}
-	for k, c := range later {
+	for k, op := range later {
 		// A diff removes only a member: before its removal, k was one.
-		if c.op == schema.OpRemove {
+		if op == schema.OpRemove {
 			st.Rows++
 			if err := emit(k); err != nil {
 				return st, err
@@ -99,16 +101,19 @@ func (s *Source) Read(ctx context.Context, emit func(string) error, _ func(sourc
 }
 
 // changesSince reads the topic up to its current end and returns, per
-// context key, the earliest event of the segment after the boundary, and
-// the highest sequence number of the segment's events.
-func (s *Source) changesSince(ctx context.Context) (map[string]change, uint64, error) {
+// context key changed after the boundary, the op of its earliest change,
+// and the highest sequence number of the segment's events. The events of a
+// generation handover are not changes (they republish members as they
+// are), nor is a recovery of one, which keeps its run id.
+func (s *Source) changesSince(ctx context.Context) (map[string]schema.Op, uint64, error) {
 	parts, err := s.partitions(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
 	id := s.Target.Segment
 	head := (&schema.Event{Env: id.Env, Segment: id.Segment, ContextKind: id.ContextKind}).AppendKey(nil)
-	later := map[string]change{}
+	events := map[string][]change{}
+	handovers := map[string]bool{}
 	var maxSeq uint64
 	for _, p := range parts {
 		err := s.readPartition(ctx, p, func(m *kafka.Message) {
@@ -126,9 +131,10 @@ func (s *Source) changesSince(ctx context.Context) (map[string]change, uint64, e
 				p.lastBefore = m.Offset
 				return
 			}
-			if c, ok := later[ev.ContextKey]; !ok || ev.Seq < c.seq {
-				later[ev.ContextKey] = change{seq: ev.Seq, op: ev.Op}
+			if ev.Source == generation.SourceKind {
+				handovers[ev.Run] = true
 			}
+			events[ev.ContextKey] = append(events[ev.ContextKey], change{seq: ev.Seq, op: ev.Op, run: ev.Run})
 		})
 		if err != nil {
 			return nil, 0, err
@@ -137,6 +143,18 @@ func (s *Source) changesSince(ctx context.Context) (map[string]change, uint64, e
 	for _, p := range parts {
 		if err := p.check(s.Topic); err != nil {
 			return nil, 0, err
+		}
+	}
+	later := make(map[string]schema.Op, len(events))
+	for k, cs := range events {
+		first := change{}
+		for _, c := range cs {
+			if !handovers[c.run] && (first.seq == 0 || c.seq < first.seq) {
+				first = c
+			}
+		}
+		if first.seq != 0 {
+			later[k] = first.op
 		}
 	}
 	return later, maxSeq, nil
