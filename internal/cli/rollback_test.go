@@ -178,8 +178,13 @@ func TestSegmentsRollbackCommand(t *testing.T) {
 	w.want("rolled back to B without state", 1, "u2", "u4", "u5")
 
 	w.refused("not in the run history", "segments", "rollback", "beta-users", "--to-run", "20200101T000000Z-00000000")
-	w.refused("did not write destination", "segments", "rollback", "beta-users", "--to-run", a, "--destination", "staging")
-	w.refused("no stored mapping syncs it", "segments", "rollback", "gamma", "--to-run", a)
+	// A run past the history's retention: its record expired.
+	if err := w.rb.Client.Del(w.ctx, w.env["CONTROL_PREFIX"]+"{runs}:run:"+a+" production").Err(); err != nil {
+		t.Fatal(err)
+	}
+	w.refused("run "+a+" is not in the run history: never recorded, or older than its retention", "segments", "rollback", "beta-users", "--to-run", a)
+	w.refused("did not write destination", "segments", "rollback", "beta-users", "--to-run", b, "--destination", "staging")
+	w.refused("no stored mapping syncs it", "segments", "rollback", "gamma", "--to-run", b)
 	w.refused("--to-run", "segments", "rollback", "beta-users")
 	w.want("after the refusals", 1, "u2", "u4", "u5")
 }

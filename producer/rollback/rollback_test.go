@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
@@ -43,6 +46,7 @@ type env struct {
 	control string
 	dest    catalog.Destination
 	cons    *consumer.Consumer
+	compact bool
 }
 
 func (e *env) Destination(_ context.Context, name string) (catalog.Destination, error) {
@@ -52,9 +56,13 @@ func (e *env) Destination(_ context.Context, name string) (catalog.Destination, 
 	return e.dest, nil
 }
 
-func newEnv(t *testing.T, rb testenv.RedisBackend) *env {
+func newEnv(t *testing.T, rb testenv.RedisBackend) *env { return newEnvWith(t, rb, true) }
+
+// newEnvWith is newEnv whose topic is compacted or, if not, keeps records
+// for a retention time (which DeleteRecords can stand for).
+func newEnvWith(t *testing.T, rb testenv.RedisBackend, compact bool) *env {
 	name := testenv.Name(t)
-	e := &env{t: t, ctx: testenv.Context(t, 3*time.Minute), kf: kafkaxtest.Kafka(t), rdb: rb.Client, topic: name, control: name + ":control:",
+	e := &env{t: t, compact: compact, ctx: testenv.Context(t, 3*time.Minute), kf: kafkaxtest.Kafka(t), rdb: rb.Client, topic: name, control: name + ":control:",
 		dest: catalog.Destination{Name: "production", Environment: "production", PrefixMode: catalog.PrefixCustom, CustomPrefix: name + "-prod"}}
 	testenv.DropPrefix(t, rb.Client, e.dest.Prefix())
 	testenv.DropPrefix(t, rb.Client, strings.TrimSuffix(e.control, ":"))
@@ -80,7 +88,7 @@ func newEnv(t *testing.T, rb testenv.RedisBackend) *env {
 
 func (e *env) producerConfig(stateDir string) producer.Config {
 	cfg := producer.DefaultConfig()
-	cfg.Topic, cfg.StateDir, cfg.TopicPartitions = e.topic, stateDir, 3
+	cfg.Topic, cfg.StateDir, cfg.TopicPartitions, cfg.TopicCompact = e.topic, stateDir, 3, e.compact
 	return cfg
 }
 
@@ -237,4 +245,64 @@ func TestRollbackRefusesWhenTheTopicLostTheHistory(t *testing.T) {
 		t.Fatalf("rollback against an empty topic: %v, want ErrHistoryIncomplete", err)
 	}
 	e.want("after the refused rollback", "u3")
+}
+
+// deleteRecords removes every record of the topic's partitions, as
+// retention does with old ones (DeleteRecords up to the high watermark).
+func deleteRecords(t *testing.T, ctx context.Context, brokers []string, topic string, partitions int) {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Partition, rp.Offset = int32(p), -1 // -1: up to the high watermark
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d: %v", tp.Topic, p.Partition, err)
+			}
+		}
+	}
+}
+
+func TestRollbackNeedsTheTopicToHoldTheHistoryAfterTheRun(t *testing.T) {
+	// Kafka refuses DeleteRecords on a compacted topic: this one keeps
+	// records for a time, as retention would.
+	e := newEnvWith(t, testenv.Redis(t), false)
+	r := e.replica(t.TempDir())
+	a := e.sync(r, "u1", "u2")
+	e.sync(r, "u3")
+	deleteRecords(t, e.ctx, e.kf.Brokers(), e.topic, 3)
+	_, err := e.rollback(r, a, e.topic)
+	if !errors.Is(err, rollback.ErrHistoryIncomplete) || !strings.Contains(err.Error(), "removed by compaction or retention") {
+		t.Fatalf("rollback after the records were deleted: %v, want ErrHistoryIncomplete", err)
+	}
+	e.want("after the refused rollback", "u3")
+
+	// History removed before a run does not matter to it: B's events (in
+	// every partition) and C's are all there.
+	var many []string
+	for i := range 30 {
+		many = append(many, fmt.Sprintf("m%02d", i))
+	}
+	b := e.sync(r, many...)
+	e.sync(r, "u3", "m00")
+	if _, err := e.rollback(r, b, e.topic); err != nil {
+		t.Fatal(err)
+	}
+	e.want("rolled back to B, whose history is whole", many...)
 }
