@@ -341,17 +341,27 @@ func finish(ctx context.Context, r *runs, req MutateRequest, segment string, con
 // GenerationShow prints where the last generation bump of segment's
 // mapping stands.
 func GenerationShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, segment string, stdout io.Writer) error {
-	return withRedis(rc, func(rdb redis.UniversalClient) error {
-		s, err := catalogstore.New(rdb, sc)
-		if err != nil {
-			return err
-		}
+	return withStoreRedis(rc, sc, func(s *catalogstore.Store, rdb redis.UniversalClient) error {
 		m, _, b, err := lastBump(ctx, rdb, s, sc.Prefix, segment)
 		if err != nil {
 			return err
 		}
 		return say(stdout, "%s\n", GenerationStatus(m, b))
 	})
+}
+
+// writeBumpNote follows a mapping shown as YAML with a comment saying
+// where its last generation bump stands, if it has one.
+func writeBumpNote(ctx context.Context, rdb redis.UniversalClient, prefix string, m catalog.Mapping, stdout io.Writer) error {
+	bs, err := bumpstore.New(rdb, bumpstore.Config{Prefix: prefix})
+	if err != nil {
+		return err
+	}
+	b, err := bs.Last(ctx, m.Name)
+	if err != nil || b == nil {
+		return err
+	}
+	return say(stdout, "# %s\n", GenerationStatus(m, b))
 }
 
 // GenerationStatus says in one line where m's last bump b (nil if none)

@@ -205,7 +205,7 @@ func TestSegmentsGenerationCommands(t *testing.T) {
 	}
 	w.want("generation 1 after the bump", 1, "u1", "u2", "u3")
 	w.want("generation 2 after the bump", 2, "u2", "u3", "u6", "u7")
-	if out := w.ok("mappings", "show", "beta"); !strings.Contains(out, "generation: 2") {
+	if out := w.ok("mappings", "show", "beta"); !strings.Contains(out, "generation: 2") || !strings.Contains(out, "# generation 2, built beside 1") {
 		t.Errorf("the stored mapping after the bump:\n%s", out)
 	}
 	if out := w.ok("segments", "generation", "show", "beta-users"); !strings.Contains(out, "generation 2, built beside 1") {
