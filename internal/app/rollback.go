@@ -104,6 +104,11 @@ func rollbackSegment(ctx context.Context, r *runs, req MutateRequest, rr Rollbac
 	if err != nil {
 		return err
 	}
+	if m.Source.Kind == catalog.SourcePush {
+		// A push adds or removes what the partner says, not a diff: its
+		// events do not tell what a member was before them.
+		return fmt.Errorf("segment %q is fed by pushes (mapping %q): rollback restores the segments of pulled sources only", rr.Segment, m.Name)
+	}
 	rec, err := runRecord(ctx, r.history, m, rr)
 	if err != nil {
 		return err

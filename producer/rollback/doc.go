@@ -23,11 +23,14 @@
 // nothing. What it needs is the topic's events after the run: compaction
 // (the topic is compacted) or retention removing any of them would leave a
 // key's state unknown. Such a removal leaves a hole in the partition's
-// offsets, so a hole anywhere after the partition's last surviving event of
-// the segment at or below the boundary (or a log that no longer starts at
-// offset 0 when there is none) refuses the rollback with an error wrapping
-// ErrHistoryIncomplete, as does a topic holding fewer of the segment's
-// events than the destination applied.
+// offsets. A hole is harmless when it lies before the partition's last
+// surviving event of the segment at or below the boundary, or when the
+// record after it was produced before the run started (less
+// Source.ClockSkew: Kafka's timestamps are the producers' clocks), since
+// the run's later events were all produced after; any other hole (a log
+// that no longer starts at offset 0 included) refuses the rollback with an
+// error wrapping ErrHistoryIncomplete, as does a topic holding fewer of the
+// segment's events than the destination applied.
 //
 // The memory it takes grows with the number of keys changed since the run,
 // not with the segment's size: the current members stream through.

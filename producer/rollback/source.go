@@ -25,6 +25,16 @@ const SourceKind = "rollback"
 // end it listed before it takes the rest as removed from the log.
 const DefaultIdle = 10 * time.Second
 
+// DefaultClockSkew is the default of Source.ClockSkew.
+const DefaultClockSkew = 5 * time.Minute
+
+func (s *Source) skew() time.Duration {
+	if s.ClockSkew > 0 {
+		return s.ClockSkew
+	}
+	return DefaultClockSkew
+}
+
 // Source is the membership of Target, for a sync of Target's segment to
 // publish; see the package comment for how it is read.
 type Source struct {
@@ -37,6 +47,10 @@ type Source struct {
 	Destination segmentstore.Rebuilder
 	// Idle: see DefaultIdle, the default.
 	Idle time.Duration
+	// ClockSkew bounds how far apart the clocks of the replicas that
+	// produce events are (Kafka's timestamps are the producers'); see
+	// DefaultClockSkew, the default.
+	ClockSkew time.Duration
 	// Retry is the policy of listing the topic's offsets. Default retry's
 	// defaults.
 	Retry retry.Policy
@@ -141,7 +155,7 @@ func (s *Source) changesSince(ctx context.Context) (map[string]schema.Op, uint64
 		}
 	}
 	for _, p := range parts {
-		if err := p.check(s.Topic); err != nil {
+		if err := p.check(s.Topic, s.Target.Started.Add(-s.skew())); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -239,7 +253,7 @@ func (s *Source) readPartition(ctx context.Context, p *partition, fn func(*kafka
 		if m.Offset >= p.end {
 			break
 		}
-		p.saw(m.Offset)
+		p.saw(m.Offset, m.Time)
 		fn(&m)
 	}
 	p.finish()

@@ -3,6 +3,7 @@ package rollback
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer"
@@ -15,6 +16,9 @@ type Target struct {
 	// Boundary ends Run's reserved sequence range: the segment's events
 	// numbered above it came after Run.
 	Boundary uint64
+	// Started is when Run started: every event after it was produced
+	// later.
+	Started time.Time
 }
 
 // ErrNotRestorable is wrapped by TargetOf's error for a run whose
@@ -25,7 +29,7 @@ var ErrNotRestorable = errors.New("run cannot be rolled back to")
 // the segment want (the mapping's segment, at its current generation).
 func TargetOf(sum producer.Summary, want snapshot.SegmentID) (Target, error) {
 	id := snapshot.SegmentID{Env: sum.Env, Segment: sum.Segment, Generation: sum.Generation, ContextKind: sum.ContextKind}
-	t := Target{Segment: id, Run: sum.Run, Boundary: sum.SeqReserved}
+	t := Target{Segment: id, Run: sum.Run, Boundary: sum.SeqReserved, Started: sum.Started}
 	if t.Boundary == 0 {
 		// Runs recorded before SeqReserved existed: their last event marks
 		// their place as well, if they had one.
