@@ -29,10 +29,12 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/generation"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/producer/rollback"
 	"github.com/cohortsync/cohortsync/producer/source"
+	"github.com/cohortsync/cohortsync/schema"
 )
 
 // env is a topic, a Redis holding the control keys and one destination,
@@ -305,4 +307,45 @@ func TestRollbackNeedsTheTopicToHoldTheHistoryAfterTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.want("rolled back to B, whose history is whole", many...)
+}
+
+func TestHandoverRepublishesEveryMemberAndRollbackSeesThroughIt(t *testing.T) {
+	for _, rb := range testenv.RedisBackends(t) {
+		t.Run(rb.Name, func(t *testing.T) {
+			e := newEnv(t, rb)
+			r := e.replica(t.TempDir())
+			a := e.sync(r, "u1", "u2", "u3")
+			e.sync(r, "u2", "u4")
+			m := e.mapping()
+			res, err := r.RunSource(e.ctx, m, nil, func(_ context.Context, d catalog.Destination, c redis.UniversalClient) (source.Source, error) {
+				return &generation.Handover{Segment: snapshot.SegmentID{Env: d.Environment, Segment: m.Segment, Generation: 1, ContextKind: m.ContextKind},
+					From: 0, Destination: segmentstore.Rebuilder{Client: c, Prefix: d.Prefix(), Wait: 30 * time.Second}}, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.settle()
+			if s := res[0].Summary; s.Added != 2 || s.Removed != 0 || s.Source != generation.SourceKind {
+				t.Errorf("handover: +%d -%d from %q, want +2 -0 from handover", s.Added, s.Removed, s.Source)
+			}
+			e.want("after the handover", "u2", "u4")
+			last := map[string]schema.Event{}
+			for _, msg := range testenv.ReadTopic(t, e.kf.Brokers(), e.topic, 3) {
+				ev, err := schema.Decode(&msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				last[ev.ContextKey] = ev
+			}
+			for _, k := range []string{"u2", "u4"} {
+				if ev := last[k]; ev.Op != schema.OpAdd || ev.Source != generation.SourceKind {
+					t.Errorf("the last event of %s is %s from %q, want the handover's add", k, ev.Op, ev.Source)
+				}
+			}
+			if _, err := e.rollback(r, a, e.topic); err != nil {
+				t.Fatal(err)
+			}
+			e.want("rolled back to A across the handover", "u1", "u2", "u3")
+		})
+	}
 }
