@@ -8,9 +8,10 @@
 // holds now with every change published after the run undone. Those changes
 // are the membership topic's events of the segment (same environment,
 // generation and context kind) numbered above the run's boundary, its
-// reserved sequence range's end (producer.Summary.SeqReserved), read from
-// the start of every partition up to the end offsets listed when the
-// rollback starts. Every event of a mapping run, purge or rollback is a
+// reserved sequence range's end (producer.Summary.SeqReserved), read in
+// every partition from its first record produced since the run started
+// (less Source.ClockSkew) up to the end offsets listed when the rollback
+// starts: a bounded read of the history since the run. Every event of a mapping run, purge or rollback is a
 // change relative to the snapshot its run diffed against (an add only for a
 // key that was not a member, a remove only for one that was), so a key's
 // earliest event after the boundary says what it was at the boundary: a

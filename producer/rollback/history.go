@@ -43,6 +43,16 @@ func newPartition(id int, first, end int64) *partition {
 	return p
 }
 
+// skipTo starts the scan at offset start when it lies beyond the log's
+// first: every record before it was produced before the run started, so
+// neither they nor the holes among them can hold a later event.
+func (p *partition) skipTo(start int64) {
+	if start <= p.first {
+		return
+	}
+	p.first, p.next, p.holes = start, start, nil
+}
+
 // saw records the message at offset, in offset order, and its timestamp.
 func (p *partition) saw(offset int64, at time.Time) {
 	if offset > p.next {

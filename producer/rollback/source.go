@@ -97,7 +97,7 @@ func (s *Source) Read(ctx context.Context, emit func(string) error, _ func(sourc
 	if err != nil {
 		return st, err
 	}
-	if info.LastSeq > maxSeq {
+	if info.LastSeq > s.Target.Boundary && info.LastSeq > maxSeq {
 		return st, fmt.Errorf("%w: the destination applied %s's event seq %d, the topic %s holds none above %d (was it re-created?)",
 			ErrHistoryIncomplete, ref, info.LastSeq, s.Topic, maxSeq)
 	}
@@ -215,7 +215,39 @@ func (s *Source) listPartitions(ctx context.Context) ([]*partition, error) {
 	if len(parts) != len(md.Topics[0].Partitions) {
 		return nil, fmt.Errorf("list offsets of topic %q: %d partitions answered of %d", s.Topic, len(parts), len(md.Topics[0].Partitions))
 	}
-	return parts, nil
+	return parts, s.skipOlder(ctx, client, parts)
+}
+
+// skipOlder starts each partition's read at its first record produced
+// since the run started (less the clock skew): the events after the run
+// are all there or beyond, so what precedes, holes included, is not read.
+func (s *Source) skipOlder(ctx context.Context, client *kafka.Client, parts []*partition) error {
+	since := s.Target.Started.Add(-s.skew())
+	reqs := make([]kafka.OffsetRequest, 0, len(parts))
+	for _, p := range parts {
+		reqs = append(reqs, kafka.TimeOffsetOf(p.id, since))
+	}
+	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{s.Topic: reqs}})
+	if err != nil {
+		return fmt.Errorf("list offsets of topic %q at %s: %w", s.Topic, since.UTC().Format(time.RFC3339), err)
+	}
+	starts := map[int]int64{}
+	for _, po := range lo.Topics[s.Topic] {
+		if po.Error != nil {
+			return fmt.Errorf("offset of %s/%d at %s: %w", s.Topic, po.Partition, since.UTC().Format(time.RFC3339), po.Error)
+		}
+		for off := range po.Offsets {
+			starts[po.Partition] = off
+		}
+	}
+	for _, p := range parts {
+		start, ok := starts[p.id]
+		if !ok || start < 0 {
+			start = p.end // nothing produced since
+		}
+		p.skipTo(start)
+	}
+	return nil
 }
 
 // readPartition calls fn with each message of p from its first offset to
