@@ -61,7 +61,9 @@ func Begin(last *Bump, m catalog.Mapping, now time.Time) (Bump, error) {
 	}
 	if last != nil && last.Active() {
 		switch {
-		case last.Phase == Building && m.Generation == last.From:
+		case last.Phase == Building && (m.Generation == last.From || m.Generation == last.To):
+			// (At To: it stopped after moving the mapping, before
+			// recording that it was built.)
 			return *last, nil
 		case last.Phase == Built && m.Generation == last.To:
 			return *last, fmt.Errorf("mapping %q: generation %d is built beside %d; once evaluators read %d, run generation finish %s --confirm-evaluators-moved before another bump: %w",

@@ -29,6 +29,8 @@ func TestBegin(t *testing.T) {
 		{name: "after a finished bump a new one starts", last: &Bump{From: 1, To: 2, Phase: Finished}, m: mappingAt(2), want: fresh},
 		{name: "a bump interrupted while building resumes", last: &Bump{Mapping: "beta", From: 2, To: 3, Phase: Building, Started: now.Add(-time.Hour)}, m: mappingAt(2),
 			want: Bump{Mapping: "beta", From: 2, To: 3, Phase: Building, Started: now.Add(-time.Hour)}},
+		{name: "a bump interrupted after moving the mapping resumes", last: &Bump{Mapping: "beta", From: 1, To: 2, Phase: Building, Started: now.Add(-time.Hour)}, m: mappingAt(2),
+			want: Bump{Mapping: "beta", From: 1, To: 2, Phase: Building, Started: now.Add(-time.Hour)}},
 		{name: "a built bump waits for its finish", last: &Bump{From: 1, To: 2, Phase: Built}, m: mappingAt(2), wantErr: ErrInProgress},
 		{name: "a bump the mapping left behind is replaced", last: &Bump{From: 5, To: 6, Phase: Built}, m: mappingAt(2), want: fresh},
 		{name: "a push mapping has no source to build from", m: catalog.Mapping{Name: "p", Generation: 1, Source: catalog.Source{Kind: catalog.SourcePush}}, wantErr: errAny},

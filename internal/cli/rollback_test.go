@@ -196,6 +196,14 @@ func TestSegmentsGenerationCommands(t *testing.T) {
 		t.Errorf("show before the bump: %s", out)
 	}
 	w.setCohort("u2", "u3", "u6", "u7")
+	// A bump that fails is resumed by running it again.
+	w.ok("mappings", "pause", "beta")
+	w.refused("generation 2 of segment beta-users is not built (generation 1 is untouched); run the bump again", "segments", "generation", "bump", "beta-users")
+	if out := w.ok("segments", "generation", "show", "beta-users"); !strings.Contains(out, "bump to 2 started") {
+		t.Errorf("show after the failed bump: %s", out)
+	}
+	w.refused("not built yet", "segments", "generation", "finish", "beta-users", "--confirm-evaluators-moved")
+	w.ok("mappings", "resume", "beta")
 	out := w.ok("segments", "generation", "bump", "beta-users", "--wait", "30s")
 	for _, want := range []string{"mapping beta now runs into generation 2; generation 1 is untouched",
 		"destination production: generation 2 applied (4 members", "generation finish beta-users --confirm-evaluators-moved"} {
