@@ -28,13 +28,6 @@ const DefaultIdle = 10 * time.Second
 // DefaultClockSkew is the default of Source.ClockSkew.
 const DefaultClockSkew = 5 * time.Minute
 
-func (s *Source) skew() time.Duration {
-	if s.ClockSkew > 0 {
-		return s.ClockSkew
-	}
-	return DefaultClockSkew
-}
-
 // Source is the membership of Target, for a sync of Target's segment to
 // publish; see the package comment for how it is read.
 type Source struct {
@@ -51,12 +44,20 @@ type Source struct {
 	// produce events are (Kafka's timestamps are the producers'); see
 	// DefaultClockSkew, the default.
 	ClockSkew time.Duration
-	// Retry is the policy of listing the topic's offsets. Default retry's
-	// defaults.
+	// Retry is the policy of listing the topic's offsets (a leader may be
+	// moving). Default retry's defaults, but giving up after 30s: a topic
+	// that is not there is more often a typo than a broker catching up.
 	Retry retry.Policy
 }
 
 var _ source.Source = (*Source)(nil)
+
+func (s *Source) skew() time.Duration {
+	if s.ClockSkew > 0 {
+		return s.ClockSkew
+	}
+	return DefaultClockSkew
+}
 
 // Name says which membership this is.
 func (s *Source) Name() string {
@@ -177,7 +178,11 @@ func (s *Source) changesSince(ctx context.Context) (map[string]schema.Op, uint64
 // partitions lists the topic's partitions with their first and end
 // offsets now, retrying what Kafka says is passing (a leader moving).
 func (s *Source) partitions(ctx context.Context) (parts []*partition, err error) {
-	err = retry.Do(ctx, s.Retry, "list the partitions of topic "+s.Topic, func() error {
+	policy := s.Retry
+	if policy.Timeout <= 0 {
+		policy.Timeout = 30 * time.Second
+	}
+	err = retry.Do(ctx, policy, "list the partitions of topic "+s.Topic, func() error {
 		parts, err = s.listPartitions(ctx)
 		return kafkax.Classify(err)
 	}, nil)
