@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test test-fast lint build bench services-start services-stop clean
+.PHONY: demo test test-fast fuzz chaos lint build bench services-start services-stop clean
 
 ## demo: sync a sample cohort end to end on an in-process Kafka and a local or embedded Redis
 demo:
@@ -15,6 +15,14 @@ test:
 test-fast:
 	bash scripts/node-deps.sh
 	$(GO) test -race -count=1 ./...
+
+## fuzz: every fuzz target for FUZZTIME each (default 60s; CI runs 4s each inside make test)
+fuzz:
+	FUZZTIME=$${FUZZTIME:-60s} bash scripts/fuzz.sh
+
+## chaos: the fault-injection suite (RELIABILITY.md), long form, on real Kafka and Redis started here
+chaos:
+	bash scripts/chaos.sh
 
 ## lint: golangci-lint with .golangci.yml (installs the pinned version on first use)
 lint:

@@ -3,8 +3,14 @@
 # Central, no Docker) on free loopback ports, for the integration tests.
 #
 #   kafka.sh install            fetch the broker jars into the cache (once)
-#   kafka.sh start STATEDIR     start a broker, print KAFKA_BROKERS=127.0.0.1:PORT
+#   kafka.sh start STATEDIR [TLSDIR]
+#                               start a broker, print KAFKA_BROKERS=127.0.0.1:PORT;
+#                               with TLSDIR (lib.sh's make_certs) also an SSL
+#                               listener requiring client certificates, printed
+#                               as KAFKA_TLS_BROKERS=127.0.0.1:PORT
 #   kafka.sh stop STATEDIR      stop it (TERM, then KILL after 30 s)
+#   kafka.sh resume STATEDIR    start a stopped broker again on its ports and
+#                               data (the chaos suite's broker outage)
 #
 # Cache: ${COHORTSYNC_CACHE:-$HOME/.cache/cohortsync}/kafka-<version>/lib.
 # Logs, data, config and pid file live in STATEDIR.
@@ -43,27 +49,42 @@ install() {
 }
 
 start() {
-  local dir=$1 port cport id i jopts
+  local dir=$1 tls=${2:-} port cport sport id i jopts listeners advertised protocols
+  local ssl_props=()
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
   [[ -f $lib/.complete ]] || die "Kafka jars missing; run: $0 install"
-  if alive "$dir/kafka.pid" kafka.Kafka && [[ -f $dir/port ]] && port_open "$(cat "$dir/port")"; then
-    echo "KAFKA_BROKERS=127.0.0.1:$(cat "$dir/port")" # already running
+  if alive "$dir/kafka.pid" kafka.Kafka && [[ -f $dir/port ]] && port_open "$(cat "$dir/port")" &&
+    { [[ -z $tls ]] || { [[ -f $dir/tls-port ]] && port_open "$(cat "$dir/tls-port")"; }; }; then
+    print_vars "$dir" "$tls" # already running
     return 0
   fi
   stop "$dir"
   rm -rf "$dir/data" "$dir/logs" && mkdir -p "$dir/data" "$dir/logs"
-  read -r port cport < <(free_ports 2)
+  read -r port cport sport < <(free_ports 3)
+  listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+  advertised=PLAINTEXT://127.0.0.1:$port
+  protocols=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+  rm -f "$dir/tls-port"
+  if [[ -n $tls ]]; then
+    listeners+=,SSL://127.0.0.1:$sport
+    advertised+=,SSL://127.0.0.1:$sport
+    protocols+=,SSL:SSL
+    # PEM stores (Kafka 2.7+): the key (unencrypted PKCS#8) and chain in one file.
+    ssl_props=(ssl.keystore.type=PEM "ssl.keystore.location=$tls/server-keystore.pem"
+      ssl.truststore.type=PEM "ssl.truststore.location=$tls/ca.pem" ssl.client.auth=required)
+    echo "$sport" >"$dir/tls-port"
+  fi
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -77,6 +98,7 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
 PROPS
+  ((${#ssl_props[@]} == 0)) || printf '%s\n' "${ssl_props[@]}" >>"$dir/server.properties"
   # A cluster id is 16 random bytes, base64url without padding (as StorageTool random-uuid).
   # One starting with '-' would be parsed as an option (a 1-in-64 failure), so draw again.
   id=-
@@ -84,18 +106,28 @@ PROPS
   java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
     -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
     { cat "$dir/format.log" >&2; die "formatting Kafka storage failed (log: $dir/format.log)"; }
+  echo "$port" >"$dir/port"
+  launch "$dir" "$port" "$sport" "$tls"
+}
+
+# launch DIR PORT SSLPORT TLSDIR: run the broker of DIR's server.properties
+# and data, and wait until it is ready.
+launch() {
+  local dir=$1 port=$2 sport=$3 tls=$4 jopts i
+  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
+  : >"$dir/logs/server.log"
   nohup java -Xms256m -Xmx768m "${jopts[@]}" -cp "$lib/*" \
     kafka.Kafka "$dir/server.properties" >"$dir/kafka.out" 2>&1 </dev/null &
   echo $! >"$dir/kafka.pid"
-  echo "$port" >"$dir/port"
   # Ready = the broker logged "Kafka Server started" (it is then unfenced and
   # has caught up with the metadata log) and accepts connections.
   for ((i = 0; i < start_timeout * 10; i++)); do
     alive "$dir/kafka.pid" kafka.Kafka ||
       { tail -n 30 "$dir/kafka.out" "$dir/logs/server.log" >&2 2>/dev/null || true
         die "Kafka broker exited during startup (logs: $dir/kafka.out, $dir/logs/server.log)"; }
-    if grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null && port_open "$port"; then
-      echo "KAFKA_BROKERS=127.0.0.1:$port"
+    if grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null && port_open "$port" &&
+      { [[ -z $tls ]] || port_open "$sport"; }; then
+      print_vars "$dir" "$tls"
       return 0
     fi
     sleep 0.1
@@ -104,13 +136,29 @@ PROPS
   die "Kafka broker not ready after ${start_timeout}s (logs: $dir/kafka.out, $dir/logs/server.log)"
 }
 
+print_vars() {
+  echo "KAFKA_BROKERS=127.0.0.1:$(cat "$1/port")"
+  [[ -z $2 ]] || echo "KAFKA_TLS_BROKERS=127.0.0.1:$(cat "$1/tls-port")"
+}
+
 stop() {
   stop_pid "$1/kafka.pid" kafka.Kafka "$stop_timeout"
 }
 
+resume() {
+  local dir
+  dir=$(cd "$1" && pwd)
+  [[ -f $dir/server.properties && -f $dir/port ]] || die "no broker was started in $dir"
+  alive "$dir/kafka.pid" kafka.Kafka && die "the broker of $dir is running"
+  local tls=
+  [[ -f $dir/tls-port ]] && tls=yes
+  launch "$dir" "$(cat "$dir/port")" "$(cat "$dir/tls-port" 2>/dev/null)" "$tls"
+}
+
 case ${1:-} in
   install) install ;;
-  start) [[ $# -eq 2 ]] || die "usage: $0 start STATEDIR"; start "$2" ;;
+  start) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: $0 start STATEDIR [TLSDIR]"; start "$2" "${3:-}" ;;
   stop) [[ $# -eq 2 ]] || die "usage: $0 stop STATEDIR"; stop "$2" ;;
-  *) die "usage: $0 install | start STATEDIR | stop STATEDIR" ;;
+  resume) [[ $# -eq 2 ]] || die "usage: $0 resume STATEDIR"; resume "$2" ;;
+  *) die "usage: $0 install | start STATEDIR [TLSDIR] | stop STATEDIR | resume STATEDIR" ;;
 esac

@@ -55,3 +55,29 @@ stop_pid() {
   fi
   rm -f "$pidfile"
 }
+
+# make_certs DIR: a CA (ca.pem), a server certificate for 127.0.0.1 and
+# localhost (server.pem, server-key.pem, and server-keystore.pem: key and
+# certificate in one PEM file, as Kafka's PEM key store reads it) and a
+# client certificate (client.pem, client-key.pem), valid two days, for the
+# TLS listeners of the test services. Keys are unencrypted PKCS#8 RSA.
+make_certs() {
+  local dir=$1 log=$1/openssl.log name eku
+  command -v openssl >/dev/null || die "openssl not found (needed for the TLS test services)"
+  mkdir -p "$dir"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
+      -days 2 -subj "/CN=cohortsync test CA" &&
+      for name in server client; do
+        eku=serverAuth,clientAuth
+        [[ $name == client ]] && eku=clientAuth
+        openssl req -newkey rsa:2048 -nodes -keyout "$dir/$name-key.pem" -out "$dir/$name.csr" \
+          -subj "/CN=cohortsync test $name" &&
+          printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=%s\n' "$eku" >"$dir/$name.ext" &&
+          openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+            -CAcreateserial -days 2 -extfile "$dir/$name.ext" -out "$dir/$name.pem" || return 1
+      done
+  } >"$log" 2>&1 || { cat "$log" >&2; die "making test certificates failed (log: $log)"; }
+  cat "$dir/server-key.pem" "$dir/server.pem" >"$dir/server-keystore.pem"
+  chmod 600 "$dir"/*-key.pem "$dir/server-keystore.pem"
+}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs real Redis servers on free loopback ports for the integration tests:
-# one standalone server and a 3-master Redis Cluster (no replicas, no persistence).
+# one standalone server, a 3-master Redis Cluster (no replicas, no
+# persistence) and, given a TLSDIR made by lib.sh's make_certs, a standalone
+# server on a TLS port that requires client certificates.
 #
-#   redis.sh install            apt-get install redis-server if it is missing
-#   redis.sh start STATEDIR     start them, print REDIS_URL=... and REDIS_CLUSTER_ADDRS=...
+#   redis.sh install                 apt-get install redis-server if it is missing
+#   redis.sh start STATEDIR [TLSDIR] start them, print REDIS_URL=..., REDIS_CLUSTER_ADDRS=...
+#                                    and REDIS_TLS_URL=rediss://... with TLSDIR
 #   redis.sh stop STATEDIR      shut them all down
 #
 # Each server has its own directory in STATEDIR (pid file, log, nodes.conf).
@@ -63,11 +66,13 @@ cluster_ok() {
 
 print_vars() {
   echo "REDIS_URL=redis://127.0.0.1:$(cat "$state/standalone/port")/0"
+  [[ -z $tls ]] || echo "REDIS_TLS_URL=rediss://127.0.0.1:$(cat "$state/tls/port")/0"
   echo "REDIS_CLUSTER_ADDRS=$(for n in 1 2 3; do printf '127.0.0.1:%s\n' "$(cat "$state/cluster$n/port")"; done | paste -sd,)"
 }
 
 running_all() {
   local d
+  [[ -z $tls ]] || { alive "$state/tls/redis.pid" redis-server && port_open "$(cat "$state/tls/port" 2>/dev/null)"; } || return 1
   for d in standalone cluster1 cluster2 cluster3; do
     alive "$state/$d/redis.pid" redis-server && pong "$(cat "$state/$d/port" 2>/dev/null)" || return 1
   done
@@ -77,11 +82,19 @@ start() {
   command -v redis-server >/dev/null || die "redis-server not found; run: $0 install"
   if running_all; then print_vars; return 0; fi # already running
   stop
-  rm -rf "${state:?}"/standalone "$state"/cluster[123]
+  rm -rf "${state:?}"/standalone "$state"/cluster[123] "$state"/tls
   local ports p n addrs=()
-  # One port for the standalone server, two (client, cluster bus) per cluster node.
-  read -r -a ports < <(free_ports 7)
+  # One port for the standalone server, two (client, cluster bus) per cluster
+  # node, and the TLS server's.
+  read -r -a ports < <(free_ports 8)
   launch "$state/standalone" "${ports[0]}"
+  if [[ -n $tls ]]; then
+    # --port 0: TLS only; the plain port is written for stop's SHUTDOWN,
+    # which then fails and stop_pid's TERM does it.
+    launch "$state/tls" 0 --tls-port "${ports[7]}" --tls-cert-file "$tls/server.pem" \
+      --tls-key-file "$tls/server-key.pem" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients yes
+    echo "${ports[7]}" >"$state/tls/port"
+  fi
   for n in 1 2 3; do
     launch "$state/cluster$n" "${ports[n]}" --cluster-enabled yes \
       --cluster-port "${ports[n + 3]}" --cluster-config-file "$state/cluster$n/nodes.conf" \
@@ -89,6 +102,7 @@ start() {
     addrs+=("127.0.0.1:${ports[n]}")
   done
   for p in "${ports[@]:0:4}"; do wait_for "redis-server on port $p" pong "$p"; done
+  [[ -z $tls ]] || wait_for "redis-server TLS port ${ports[7]}" port_open "${ports[7]}"
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
     >"$state/cluster-create.log" 2>&1 ||
     { tail -n 20 "$state/cluster-create.log" >&2; die "redis-cli --cluster create failed (log: $state/cluster-create.log)"; }
@@ -98,12 +112,12 @@ start() {
 
 stop() {
   local d pid i
-  for d in "$state"/standalone "$state"/cluster[123]; do
+  for d in "$state"/standalone "$state"/cluster[123] "$state"/tls; do
     [[ -f $d/redis.pid ]] || continue
     if alive "$d/redis.pid" redis-server; then
       pid=$(cat "$d/redis.pid")
       # SHUTDOWN NOSAVE first (clean and quick), stop_pid's TERM/KILL as fallback.
-      timeout 5 redis-cli -p "$(cat "$d/port")" shutdown nosave >/dev/null 2>&1 || true
+      [[ $d == */tls ]] || timeout 5 redis-cli -p "$(cat "$d/port")" shutdown nosave >/dev/null 2>&1 || true
       for ((i = 0; i < 20; i++)); do running "$pid" || break; sleep 0.1; done
     fi
     stop_pid "$d/redis.pid" redis-server "$stop_timeout"
@@ -113,9 +127,10 @@ stop() {
 case ${1:-} in
   install) install ;;
   start | stop)
-    [[ $# -eq 2 ]] || die "usage: $0 $1 STATEDIR"
+    [[ $# -eq 2 || $# -eq 3 ]] || die "usage: $0 $1 STATEDIR [TLSDIR]"
     mkdir -p "$2"
     state=$(cd "$2" && pwd)
+    tls=${3:-}
     "$1"
     ;;
   *) die "usage: $0 install | start STATEDIR | stop STATEDIR" ;;

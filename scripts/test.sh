@@ -4,7 +4,8 @@
 #   2. go vet, golangci-lint (scripts/lint.sh), then unit tests with -race on
 #      the fast in-process backends (kfake, miniredis): no COHORTSYNC_TEST_*
 #      variables set;
-#   3. the same tests again, with -race too, against real services (Kafka
+#   3. every fuzz target for a few seconds (scripts/fuzz.sh);
+#   4. the same tests again, with -race too, against real services (Kafka
 #      broker, Redis standalone + cluster) started by scripts/services.sh,
 #      stopped on exit.
 # Extra `go test` arguments: TEST_ARGS='-run TestX -v' scripts/test.sh
@@ -53,6 +54,9 @@ begin "golangci-lint"
 bash scripts/lint.sh
 begin "go test -race (in-process backends)"
 go test -race -count=1 "${test_args[@]}" ./...
+
+begin "fuzz targets, short form (make fuzz runs them longer)"
+FUZZTIME=${FUZZTIME:-4s} bash scripts/fuzz.sh
 
 begin "start services"
 state=$(mktemp -d "${TMPDIR:-/tmp}/cohortsync-services.XXXXXX")

@@ -252,6 +252,8 @@ type Mapping struct {
 	MaxShrink float64
 	// Enabled is false for a paused mapping. Default true.
 	Enabled bool
+	// Notify says who is told when a run ends. Default nobody.
+	Notify Notify
 }
 
 // Hash is a digest of the mapping's whole content (hex SHA-256): equal
@@ -290,6 +292,10 @@ type Encoded struct {
 	Generation    int      `json:"generation"`
 	MaxShrink     float64  `json:"max_shrink"`
 	Enabled       bool     `json:"enabled"`
+	// Notify is omitted when nobody is told, so that the records and
+	// hashes of mappings stored before notifications existed are
+	// unchanged.
+	Notify *EncodedNotify `json:"notify,omitempty"`
 }
 
 // Encode is m's Encoded form.
@@ -298,7 +304,7 @@ func (m Mapping) Encode() Encoded {
 		Name: m.Name, SourceKind: string(m.Source.Kind), SourceLocation: m.Source.Location, SourceProject: m.Source.Project,
 		Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
 		ContextKind: m.ContextKind, Schedule: m.Schedule.String(), Generation: m.Generation,
-		MaxShrink: m.MaxShrink, Enabled: m.Enabled,
+		MaxShrink: m.MaxShrink, Enabled: m.Enabled, Notify: m.Notify.encode(),
 	}
 }
 
@@ -310,6 +316,7 @@ func (e Encoded) Mapping() (Mapping, error) {
 		Name: e.Name, Source: Source{Kind: SourceKind(e.SourceKind), Location: e.SourceLocation, Project: e.SourceProject},
 		Segment: e.Segment, Destinations: e.Destinations, IDProperty: e.IDProperty,
 		ContextKind: e.ContextKind, Generation: e.Generation, MaxShrink: e.MaxShrink, Enabled: e.Enabled,
+		Notify: e.Notify.notify(),
 	}
 	if e.Schedule == string(ScheduleOnPush) {
 		m.Schedule = Schedule{Kind: ScheduleOnPush}
@@ -337,12 +344,17 @@ type EncodedDestination struct {
 	RedisClusterAddrs []string `json:"redis_cluster_addrs"`
 	RedisUsername     string   `json:"redis_username"`
 	RedisTLS          bool     `json:"redis_tls"`
-	PasswordEnv       string   `json:"password_env"`
-	PasswordFile      string   `json:"password_file"`
-	PrefixMode        string   `json:"prefix_mode"`
-	CustomPrefix      string   `json:"custom_prefix"`
-	ClientSideID      string   `json:"client_side_id"`
-	FanIn             bool     `json:"fan_in"`
+	// Added later, omitted when empty: the hashes of destinations without
+	// them did not change.
+	RedisTLSCAFile   string `json:"redis_tls_ca_file,omitempty"`
+	RedisTLSCertFile string `json:"redis_tls_cert_file,omitempty"`
+	RedisTLSKeyFile  string `json:"redis_tls_key_file,omitempty"`
+	PasswordEnv      string `json:"password_env"`
+	PasswordFile     string `json:"password_file"`
+	PrefixMode       string `json:"prefix_mode"`
+	CustomPrefix     string `json:"custom_prefix"`
+	ClientSideID     string `json:"client_side_id"`
+	FanIn            bool   `json:"fan_in"`
 }
 
 // Encode is d's EncodedDestination form.
@@ -350,6 +362,7 @@ func (d Destination) Encode() EncodedDestination {
 	return EncodedDestination{
 		Name: d.Name, Environment: d.Environment, RedisURL: d.Redis.URL, RedisClusterAddrs: d.Redis.ClusterAddrs,
 		RedisUsername: d.Redis.Username, RedisTLS: d.Redis.TLS, PasswordEnv: d.Password.Env, PasswordFile: d.Password.File,
+		RedisTLSCAFile: d.Redis.TLSCAFile, RedisTLSCertFile: d.Redis.TLSCertFile, RedisTLSKeyFile: d.Redis.TLSKeyFile,
 		PrefixMode: string(d.PrefixMode), CustomPrefix: d.CustomPrefix, ClientSideID: d.ClientSideID, FanIn: d.FanIn,
 	}
 }
@@ -359,7 +372,8 @@ func (d Destination) Encode() EncodedDestination {
 func (e EncodedDestination) Destination() Destination {
 	return Destination{
 		Name: e.Name, Environment: e.Environment,
-		Redis:      redisx.Config{URL: e.RedisURL, ClusterAddrs: e.RedisClusterAddrs, Username: e.RedisUsername, TLS: e.RedisTLS},
+		Redis: redisx.Config{URL: e.RedisURL, ClusterAddrs: e.RedisClusterAddrs, Username: e.RedisUsername, TLS: e.RedisTLS,
+			TLSCAFile: e.RedisTLSCAFile, TLSCertFile: e.RedisTLSCertFile, TLSKeyFile: e.RedisTLSKeyFile},
 		Password:   SecretRef{Env: e.PasswordEnv, File: e.PasswordFile},
 		PrefixMode: PrefixMode(e.PrefixMode), CustomPrefix: e.CustomPrefix, ClientSideID: e.ClientSideID, FanIn: e.FanIn,
 	}

@@ -33,12 +33,17 @@ func TestLoadCompleteExampleNormalisesWithDefaults(t *testing.T) {
 		Destinations: []Destination{
 			{Name: "production", Environment: "production", Redis: redisx.Config{URL: "redis://redis.internal:6379/0"}, Password: SecretRef{Env: "PRODUCTION_REDIS_PASSWORD"}, PrefixMode: PrefixClientSideID, ClientSideID: "5f3c2a1b9d8e7f6a5b4c3d2e"},
 			{Name: "qa", Environment: "test", Redis: redisx.Config{URL: "redis://redis.internal:6379/1"}, PrefixMode: PrefixDefault},
-			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}, Username: "cohortsync"},
+			{Name: "staging", Environment: "staging", Redis: redisx.Config{ClusterAddrs: []string{"redis-0.internal:6379", "redis-1.internal:6379"}, Username: "cohortsync", TLS: true,
+				TLSCAFile: "/run/secrets/redis-ca.pem", TLSCertFile: "/run/secrets/redis-client.pem", TLSKeyFile: "/run/secrets/redis-client-key.pem"},
 				Password: SecretRef{File: "/run/secrets/staging-redis-password"}, PrefixMode: PrefixCustom, CustomPrefix: "staging"},
 		},
 		Mappings: []Mapping{
 			{Name: "beta-testers", Source: Source{Kind: SourceCSV, Location: "https://exports.example.com/beta-testers.csv"}, Segment: "beta-testers", Destinations: []string{"staging"},
-				IDProperty: "email", ContextKind: "account", Schedule: mustSchedule(t, "30 6 * * 1-5"), Generation: 2, Enabled: true},
+				IDProperty: "email", ContextKind: "account", Schedule: mustSchedule(t, "30 6 * * 1-5"), Generation: 2, Enabled: true,
+				Notify: Notify{
+					Webhook: &Webhook{URL: "https://hooks.example.com/cohortsync", Secret: SecretRef{Env: "BETA_WEBHOOK_SECRET"}, Events: []NotifyEvent{EventFailed, EventRefused}},
+					Email:   &Email{To: []string{"growth@example.com", "oncall@example.com"}, Events: NotifyEvents},
+				}},
 			{Name: "launch-list", Source: Source{Kind: SourceCSV, Location: "./cohorts/launch.csv"}, Segment: "launch-list", Destinations: []string{"production"},
 				IDProperty: "user_id", ContextKind: "user", Schedule: Schedule{Kind: ScheduleOneTime}, Generation: 1, Enabled: true},
 			{Name: "partner-push", Source: Source{Kind: SourcePush, Location: "hightouch/c9"}, Segment: "partner-audience", Destinations: []string{"qa"},
@@ -133,7 +138,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"an empty password file", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      password_file: \"\"\n",
 			[]string{`f.yaml:5: destination "a": redis.password_file: required, want a file path`}},
 		{"an unknown redis field offers the password references, not password", "destinations:\n  - name: a\n    redis:\n      url: redis://h:1\n      pasword: x\n",
-			[]string{`f.yaml:5: destination "a": redis.pasword: unknown field, want one of url, cluster_addrs, username, password_env, password_file, tls`}},
+			[]string{`f.yaml:5: destination "a": redis.pasword: unknown field, want one of url, cluster_addrs, username, password_env, password_file, tls, tls_ca_file, tls_cert_file, tls_key_file`}},
 		{"two environments on one destination's prefix", "destinations:" + okDest + "  - name: other\n    redis: {url: \"redis://LOCALHOST:6379/0\"}\n",
 			[]string{`f.yaml:5: destination "other": writes under prefix "launchdarkly" of Redis localhost:6379/0 like destination "prod" (line 2): want a prefix of its own, or fan_in: true on both to share it deliberately`}},
 		{"a URL and a Cluster naming the same server", "destinations:" + okDest + "  - name: c\n    redis: {cluster_addrs: [\"other:1\", \"localhost:6379\"]}\n",
@@ -158,7 +163,7 @@ func TestDecodeErrors(t *testing.T) {
 			`f.yaml:2: mapping #1: destinations: required, want a list of destination names`,
 			`f.yaml:2: mapping #1: schedule: required, want one-time, hourly, daily or a 5-field cron expression`}},
 		{"mapping that is a single value", "mappings:\n  - power-users\n",
-			[]string{`f.yaml:2: mapping #1: want a mapping of name, source, segment, destinations, id_property, context_kind, schedule, generation, max_shrink, enabled, not a single value`}},
+			[]string{`f.yaml:2: mapping #1: want a mapping of name, source, segment, destinations, id_property, context_kind, schedule, generation, max_shrink, enabled, notify, not a single value`}},
 		{"cron descriptor refused", "destinations:" + okDest + "mappings:\n  - {name: m, source: {csv: a.csv}, segment: s, destinations: [prod], schedule: \"@every 1h\"}\n",
 			[]string{`f.yaml:5: mapping "m": schedule: "@every 1h": want one-time, hourly, daily or a 5-field cron expression (parser does not accept descriptors: @every 1h)`}},
 		{"push source false", "destinations:" + okDest + "mappings:\n  - {name: m, source: {push: false}, segment: s, destinations: [prod]}\n",
@@ -195,6 +200,31 @@ func TestDecodeErrors(t *testing.T) {
 				`f.yaml:11: amplitude_project #3: api_key_env: required, want api_key_env (an environment variable) or api_key_file (a file) naming where the key is read`,
 				`f.yaml:11: amplitude_project #3: secret_key_env: required, want secret_key_env (an environment variable) or secret_key_file (a file) naming where the key is read`,
 			}},
+		{"a webhook with a secret file and the default events", notifyMapping("{webhook: {url: \"http://127.0.0.1:8080/hook?team=growth\", secret_file: /run/secrets/hook}}"), nil},
+		{"an email to one address", notifyMapping("{email: {to: [ops@example.com], events: [failed]}}"), nil},
+		{"a webhook without a secret", notifyMapping("{webhook: {url: \"https://h/x\"}}"),
+			[]string{`f.yaml:5: mapping "m": notify.webhook.secret_env: required, want ` + secretRefAdvice}},
+		{"a webhook secret from both", notifyMapping("{webhook: {url: \"https://h/x\", secret_env: S, secret_file: /s}}"),
+			[]string{`f.yaml:5: mapping "m": notify.webhook.secret_file: not with secret_env: want one place to read the secret from`}},
+		{"a webhook secret given in the file is refused", notifyMapping("{webhook: {url: \"https://h/x\", secret: hunter2}}"),
+			[]string{`f.yaml:5: mapping "m": notify.webhook.secret: a secret in the file is refused: give ` + secretRefAdvice}},
+		{"a webhook URL that is not http", notifyMapping("{webhook: {url: \"ftp://h/x\", secret_env: S}}"),
+			[]string{`f.yaml:5: mapping "m": notify.webhook.url: "ftp://h/x": want an http:// or https:// URL with a host, without credentials (the signing secret is given by secret_env or secret_file)`}},
+		{"a webhook without a URL", notifyMapping("{webhook: {secret_env: S}}"),
+			[]string{`f.yaml:5: mapping "m": notify.webhook.url: required, want an http:// or https:// URL`}},
+		{"an unknown event", notifyMapping("{webhook: {url: \"https://h/x\", secret_env: S, events: [done]}}"),
+			[]string{`f.yaml:5: mapping "m": notify.webhook.events: "done": want a list of finished, failed, refused`}},
+		{"no events", notifyMapping("{email: {to: [a@b.c], events: []}}"),
+			[]string{`f.yaml:5: mapping "m": notify.email.events: want a list of finished, failed, refused (leave events out for all three)`}},
+		{"an email without recipients", notifyMapping("{email: {events: [failed]}}"),
+			[]string{`f.yaml:5: mapping "m": notify.email.to: required, want a list of email addresses`}},
+		{"an address that is not one", notifyMapping("{email: {to: [ops]}}"),
+			[]string{`f.yaml:5: mapping "m": notify.email.to: "ops": want email addresses (user@example.com)`}},
+		{"an unknown channel", notifyMapping("{slack: {}}"),
+			[]string{`f.yaml:5: mapping "m": notify.slack: unknown field, want one of webhook, email`,
+				`f.yaml:5: mapping "m": notify: want webhook or email (or no notify)`}},
+		{"notify as a list", notifyMapping("[webhook]"),
+			[]string{`f.yaml:5: mapping "m": notify: want a mapping of webhook, email, not a list`}},
 		{"aliases are followed", "destinations:\n  - &d {name: a, redis: {url: \"redis://h:1\"}}\nmappings:\n  - {name: m, source: {csv: a}, segment: s, destinations: [a], schedule: daily}\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,6 +347,10 @@ func TestMappingHash(t *testing.T) {
 		{"generation", func(m *Mapping) { m.Generation = 2 }},
 		{"max shrink", func(m *Mapping) { m.MaxShrink = 0.25 }},
 		{"enabled", func(m *Mapping) { m.Enabled = false }},
+		{"a webhook", func(m *Mapping) {
+			m.Notify.Webhook = &Webhook{URL: "https://h/x", Secret: SecretRef{Env: "S"}, Events: NotifyEvents}
+		}},
+		{"an email", func(m *Mapping) { m.Notify.Email = &Email{To: []string{"a@b.c"}, Events: NotifyEvents} }},
 	} {
 		t.Run("changes with "+tc.name, func(t *testing.T) {
 			m := base
@@ -353,6 +387,29 @@ func TestREADMEExampleIsTheTestdataFile(t *testing.T) {
 	}
 	if block != string(want) {
 		t.Fatalf("README.md's example differs from testdata/mappings.yaml: copy the file into the README")
+	}
+}
+
+// notifyMapping is a valid file whose mapping's notify is n (at line 5).
+func notifyMapping(n string) string {
+	return "destinations:" + okDest + "mappings:\n  - {name: m, source: {csv: a}, segment: s, destinations: [prod], schedule: daily, notify: " + n + "}\n"
+}
+
+// TestNotifyEncodesAndDecodesBack: a mapping's notifications survive the
+// store's encoded form, and only the secret's reference is in it.
+func TestNotifyEncodesAndDecodesBack(t *testing.T) {
+	c, err := Load("testdata/mappings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Mappings {
+		back, err := m.Encode().Mapping()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back.Notify, m.Notify) {
+			t.Errorf("mapping %s: notify %+v decoded back as %+v", m.Name, m.Notify, back.Notify)
+		}
 	}
 }
 

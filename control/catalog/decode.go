@@ -107,9 +107,10 @@ func kindName(n *yaml.Node) string {
 }
 
 // refused are fields that are known only to be refused with advice (a
-// password in the file, see decoder.redis): fields passes them to its
+// password in the file, see decoder.redis; a webhook secret, see
+// decoder.webhook): fields passes them to its
 // caller, and never offers them in "want one of".
-var refused = map[string]bool{"redis.password": true}
+var refused = map[string]bool{"redis.password": true, "notify.webhook.secret": true}
 
 // offered is known without the refused fields, for messages.
 func offered(path string, known []string) string {

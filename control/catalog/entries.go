@@ -49,8 +49,8 @@ type mapEntry struct {
 
 var (
 	destinationFields = []string{"name", "environment", "redis", "prefix", "client_side_id", "fan_in"}
-	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "password"}
-	mappingFields     = []string{"name", "source", "segment", "destinations", "id_property", "context_kind", "schedule", "generation", "max_shrink", "enabled"}
+	redisFields       = []string{"url", "cluster_addrs", "username", "password_env", "password_file", "tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "password"}
+	mappingFields     = []string{"name", "source", "segment", "destinations", "id_property", "context_kind", "schedule", "generation", "max_shrink", "enabled", "notify"}
 	sourceFields      = []string{"csv", "amplitude_cohort", "push", "amplitude_project", "integration", "cohort"}
 	sourceKinds       = sourceFields[:3]
 	projectFields     = []string{"name", "region", "base_url", "api_key_env", "api_key_file", "secret_key_env", "secret_key_file"}
@@ -137,6 +137,12 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 			de.Password.File = d.text(v, e, field, validText, "a file path: "+textForm)
 		case "tls":
 			d.value(v, e, field, &cfg.TLS, "true or false")
+		case "tls_ca_file":
+			cfg.TLSCAFile = d.text(v, e, field, validText, "a file path: "+textForm)
+		case "tls_cert_file":
+			cfg.TLSCertFile = d.text(v, e, field, validText, "a file path: "+textForm)
+		case "tls_key_file":
+			cfg.TLSKeyFile = d.text(v, e, field, validText, "a file path: "+textForm)
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -173,7 +179,7 @@ func (d *decoder) redis(n *yaml.Node, de *destEntry) {
 }
 
 // redisWords turns redisx's flag names into the file's field names.
-var redisWords = strings.NewReplacer("--redis-url", "url", "--redis-cluster-addrs", "cluster_addrs")
+var redisWords = strings.NewReplacer("--redis-url", "url", "--redis-cluster-addrs", "cluster_addrs", "--redis-tls-cert-file", "tls_cert_file", "--redis-tls", "tls")
 
 // Storage identifies where d writes: one "host:port/db prefix" per Redis
 // server it may write (a URL's, or each Cluster address given), so that
@@ -235,6 +241,8 @@ func (d *decoder) mapping(n *yaml.Node, e Entry) *mapEntry {
 			}
 		case "enabled":
 			d.value(v, e, key, &me.Enabled, "true or false")
+		case "notify":
+			d.notify(v, me)
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -395,21 +403,27 @@ func (d *decoder) project(n *yaml.Node, e Entry) *projectEntry {
 	case hasRegion && pe.Region != "":
 		pe.BaseURL = AmplitudeBaseURLs[pe.Region]
 	}
-	for _, k := range [...]string{"api_key", "secret_key"} {
-		el, hasEnv := pe.lines[k+"_env"]
-		fl, hasFile := pe.lines[k+"_file"]
-		switch {
-		case hasEnv && hasFile:
-			d.add(fl, e, k+"_file", "not with %s_env: want one place to read the key from", k)
-		case !hasEnv && !hasFile:
-			d.required(n, e, k+"_env", keyAdvice(k))
-		case hasEnv && *refs[k+"_env"] == "" && !d.reported(el):
-			d.add(el, e, k+"_env", "required, want %s", envNameForm)
-		case hasFile && *refs[k+"_file"] == "" && !d.reported(fl):
-			d.add(fl, e, k+"_file", "required, want a file path")
-		}
-	}
+	d.secretPair(n, e, "", "api_key", "key", pe.lines, pe.APIKey, keyAdvice("api_key"))
+	d.secretPair(n, e, "", "secret_key", "key", pe.lines, pe.SecretKey, keyAdvice("secret_key"))
 	return pe
+}
+
+// secretPair checks the <k>_env and <k>_file fields (under path) of
+// mapping n giving one required secret, what, decoded into ref: exactly
+// one of the two, not empty.
+func (d *decoder) secretPair(n *yaml.Node, e Entry, path, k, what string, lines map[string]int, ref SecretRef, advice string) {
+	el, hasEnv := lines[k+"_env"]
+	fl, hasFile := lines[k+"_file"]
+	switch {
+	case hasEnv && hasFile:
+		d.add(fl, e, path+k+"_file", "not with %s_env: want one place to read the %s from", k, what)
+	case !hasEnv && !hasFile:
+		d.required(n, e, path+k+"_env", advice)
+	case hasEnv && ref.Env == "" && !d.reported(el):
+		d.add(el, e, path+k+"_env", "required, want %s", envNameForm)
+	case hasFile && ref.File == "" && !d.reported(fl):
+		d.add(fl, e, path+k+"_file", "required, want a file path")
+	}
 }
 
 // redactURL masks a URL's password and query, for messages.

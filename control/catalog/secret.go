@@ -60,6 +60,9 @@ type SecretError struct {
 	Destination string
 	// Project is the Amplitude project's name, for one of its keys.
 	Project string
+	// Owner names any other owner, e.g. `mapping "beta"` for its
+	// webhook's secret, or "smtp" for the SMTP password.
+	Owner string
 	// Secret says which secret, e.g. "redis password" or "secret key".
 	Secret string
 	// Ref is where the secret was to be read.
@@ -82,6 +85,9 @@ func (e *SecretError) Error() string {
 	if e.Project != "" {
 		owner = fmt.Sprintf("amplitude project %q", e.Project)
 	}
+	if e.Owner != "" {
+		owner = e.Owner
+	}
 	what := e.Secret
 	if what == "" {
 		what = "redis password"
@@ -90,6 +96,20 @@ func (e *SecretError) Error() string {
 }
 
 func (e *SecretError) Unwrap() error { return e.Err }
+
+// Read reads the secret r names for owner (see SecretError.Owner), what
+// being which secret: one that cannot be read, or is empty, is a
+// *SecretError naming the variable or file, never the secret.
+func (r SecretRef) Read(owner, what string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (string, error) {
+	if r.IsZero() {
+		return "", &SecretError{Owner: owner, Secret: what, Ref: r, Err: ErrSecretUnset}
+	}
+	s, err := r.read(lookupEnv, readFile)
+	if err != nil {
+		return "", &SecretError{Owner: owner, Secret: what, Ref: r, Err: err}
+	}
+	return s, nil
+}
 
 // read reads the secret r names: lookupEnv reads the environment
 // (os.LookupEnv) and readFile reads files (os.ReadFile). It returns

@@ -56,6 +56,57 @@ type Record struct {
 	// Summary is the producer's report: counts, sequence range, outcome,
 	// error, start and duration.
 	Summary producer.Summary `json:"summary"`
+	// Published is when the run's last event was acknowledged by Kafka
+	// (zero for a run that did not succeed).
+	Published time.Time `json:"published,omitzero"`
+	// Barrier is what the consumer group must commit on Topic for the
+	// run to be applied (see freshness.Barrier); nil when it could not be
+	// taken (Kafka's offsets could not be listed): then the run stays
+	// "published" and Applied is never set.
+	Topic   string        `json:"topic,omitempty"`
+	Barrier map[int]int64 `json:"barrier"` // not omitempty: {} (nothing to wait for) is not null (unknown)
+	// Gaps is the destination's count of set-asides (segmentlease.Gaps)
+	// read before the run published: a higher count once the barrier is
+	// reached means the consumer may have set some of the run's events
+	// aside instead of applying them.
+	Gaps uint64 `json:"gaps,omitempty"`
+	// Applied is when the barrier was found reached: every event of the
+	// run is in the destination's Redis. Zero until then.
+	Applied time.Time `json:"applied,omitzero"`
+	// SetAside is set instead of Applied when the consumer set events of
+	// the destination aside while the run was being applied: the next run
+	// of the segment reads it back and republishes what is missing.
+	SetAside bool `json:"set_aside,omitempty"`
+}
+
+// Status states how far the run got, for people: failed, refused by the
+// max-shrink guard, published (not yet applied), applied, or set aside;
+// "with exclusions" is added to a run that excluded rows.
+func (r Record) Status() string {
+	var st string
+	switch {
+	case r.Summary.Outcome == producer.Failed:
+		return "failed"
+	case r.Summary.Outcome == producer.Refused:
+		return "refused by guard"
+	case r.SetAside:
+		st = "set aside (destination unavailable; repaired by the next run)"
+	case !r.Applied.IsZero():
+		st = "applied"
+	case !r.Published.IsZero():
+		st = "published, not applied"
+	default:
+		st = string(r.Summary.Outcome)
+	}
+	if r.Summary.ExcludedTotal() > 0 {
+		st += ", with exclusions"
+	}
+	return st
+}
+
+// awaitsApply tells whether the run waits for its barrier.
+func (r Record) awaitsApply() bool {
+	return !r.Published.IsZero() && r.Barrier != nil && r.Applied.IsZero() && !r.SetAside
 }
 
 // Store is the run history in Redis.
@@ -88,14 +139,21 @@ func (s *Store) runKey(id string) string    { return s.cfg.Prefix + "{runs}:run:
 func (s *Store) indexKey() string           { return s.cfg.Prefix + "{runs}:by-start" }
 func (s *Store) mappingKey(m string) string { return s.cfg.Prefix + "{runs}:mapping:" + m }
 
+// pendingKey indexes, by publication time, the runs published and not yet
+// applied, so that the barrier checks read them without a scan.
+func (s *Store) pendingKey() string { return s.cfg.Prefix + "{runs}:unapplied" }
+
+// member is a run's member of the indexes: one per destination.
+func (r Record) member() string { return r.ID + " " + r.Destination }
+
 // Add records r and trims what is past the retention, in one transaction.
 func (s *Store) Add(ctx context.Context, r Record) error {
 	if r.ID == "" || r.Mapping == "" || strings.ContainsAny(r.ID, " \n") {
 		return fmt.Errorf("runstore: record needs an id and a mapping (got %q, %q)", r.ID, r.Mapping)
 	}
-	b, err := json.Marshal(r)
+	b, err := encode(r)
 	if err != nil {
-		return fmt.Errorf("runstore: encode run %s: %w", r.ID, err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -103,7 +161,7 @@ func (s *Store) Add(ctx context.Context, r Record) error {
 	if started.IsZero() {
 		started = s.cfg.Now()
 	}
-	member := r.ID + " " + r.Destination
+	member := r.member()
 	cutoff := s.cfg.Now().Add(-s.cfg.Retention).UnixMilli()
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.runKey(member), b, s.cfg.Retention)
@@ -112,12 +170,24 @@ func (s *Store) Add(ctx context.Context, r Record) error {
 		p.ZRemRangeByScore(ctx, s.indexKey(), "-inf", fmt.Sprintf("(%d", cutoff))
 		p.ZRemRangeByScore(ctx, s.mappingKey(r.Mapping), "-inf", fmt.Sprintf("(%d", cutoff))
 		p.PExpire(ctx, s.mappingKey(r.Mapping), s.cfg.Retention)
+		if r.awaitsApply() {
+			p.ZAdd(ctx, s.pendingKey(), redis.Z{Score: float64(r.Published.UnixMilli()), Member: member})
+		}
+		p.ZRemRangeByScore(ctx, s.pendingKey(), "-inf", fmt.Sprintf("(%d", cutoff))
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("runstore: record run %s of mapping %q: %w", r.ID, r.Mapping, err)
 	}
 	return nil
+}
+
+func encode(r Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("runstore: encode run %s: %w", r.ID, err)
+	}
+	return b, nil
 }
 
 // Filter selects runs for List.

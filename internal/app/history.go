@@ -33,11 +33,11 @@ func RunsList(ctx context.Context, rc redisx.Config, sc catalogstore.Config, f r
 			return err
 		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		_, _ = fmt.Fprintln(w, "RUN\tMAPPING\tDESTINATION\tTRIGGER\tSTARTED\tOUTCOME\tMEMBERS\tADDED\tREMOVED\tEXCLUDED\tDURATION")
+		_, _ = fmt.Fprintln(w, "RUN\tMAPPING\tDESTINATION\tTRIGGER\tSTARTED\tSTATUS\tMEMBERS\tADDED\tREMOVED\tEXCLUDED\tDURATION")
 		for _, r := range rs {
 			s := r.Summary
 			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%v\n", r.ID, r.Mapping, r.Destination, r.Trigger,
-				s.Started.UTC().Format(time.RFC3339), s.Outcome, s.Keys, s.Added, s.Removed, s.ExcludedTotal(), s.Duration.Round(time.Millisecond))
+				s.Started.UTC().Format(time.RFC3339), r.Status(), s.Keys, s.Added, s.Removed, s.ExcludedTotal(), s.Duration.Round(time.Millisecond))
 		}
 		return flush(w)
 	})
@@ -51,7 +51,10 @@ func RunsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, id 
 			return err
 		}
 		for _, r := range rs {
-			if err := say(stdout, "mapping %s, destination %s, trigger %s, outcome %s\n", r.Mapping, r.Destination, r.Trigger, r.Summary.Outcome); err != nil {
+			if err := say(stdout, "mapping %s, destination %s, trigger %s, status %s\n", r.Mapping, r.Destination, r.Trigger, r.Status()); err != nil {
+				return err
+			}
+			if err := writeTimes(stdout, r); err != nil {
 				return err
 			}
 			if r.Summary.Error != "" {
@@ -63,6 +66,30 @@ func RunsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, id 
 				return fmt.Errorf("write output: %w", err)
 			}
 		}
-		return nil
+		return writeDeliveries(ctx, h, id, stdout)
 	})
+}
+
+// writeTimes says when r was published and applied: applied is when the
+// consumer group was seen past the run's last event (see runwatch), so a
+// run with a consumer down shows published and no applied.
+func writeTimes(stdout io.Writer, r runstore.Record) error {
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	applied := at(r.Applied)
+	switch {
+	case r.SetAside:
+		applied = "never: events set aside, the next run of the segment repairs it"
+	case !r.Applied.IsZero():
+		applied += fmt.Sprintf(" (%v after publishing)", r.Applied.Sub(r.Published).Round(time.Millisecond))
+	case !r.Published.IsZero() && r.Barrier == nil:
+		applied = "unknown: Kafka's offsets could not be read when it was published"
+	case !r.Published.IsZero():
+		applied = "not yet: the consumer group has not committed past the run's events"
+	}
+	return say(stdout, "  published   %s\n  applied     %s\n", at(r.Published), applied)
 }

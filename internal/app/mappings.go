@@ -223,11 +223,13 @@ type fileMapping struct {
 	Generation int     `yaml:"generation" json:"generation"`
 	MaxShrink  float64 `yaml:"max_shrink" json:"max_shrink"`
 	Enabled    bool    `yaml:"enabled" json:"enabled"`
+	// Notify is absent when the mapping tells nobody.
+	Notify *fileNotify `yaml:"notify,omitempty" json:"notify,omitempty"`
 }
 
 func fileForm(m catalog.Mapping) fileMapping {
 	f := fileMapping{Name: m.Name, Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
-		ContextKind: m.ContextKind, Generation: m.Generation, MaxShrink: m.MaxShrink, Enabled: m.Enabled}
+		ContextKind: m.ContextKind, Generation: m.Generation, MaxShrink: m.MaxShrink, Enabled: m.Enabled, Notify: notifyFileForm(m.Notify)}
 	switch m.Source.Kind {
 	case catalog.SourcePush:
 		f.Source = map[string]any{"push": true}

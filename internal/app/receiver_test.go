@@ -2,21 +2,15 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
-	"github.com/cohortsync/cohortsync/control/catalog"
-	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
@@ -37,37 +31,9 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 	brokers, _ := testenv.Kafka(t)
 	name := testenv.Name(t)
 	ctx := testenv.Context(t, 3*time.Minute)
-	var raw [12]byte
-	_, _ = rand.Read(raw[:])
-	clientSideID := hex.EncodeToString(raw[:]) // the destination's prefix: the test's own keys
-	cohort := filepath.Join(t.TempDir(), "cohort.csv")
-	writeCSV := func(keys ...string) {
-		if err := os.WriteFile(cohort, []byte("user_id\n"+strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeCSV("a", "b", "c")
-	redisURL := testenv.RedisURL(t) // one server: control and destination
-	yaml := fmt.Sprintf(`destinations:
-  - name: production
-    redis: {url: %q}
-    client_side_id: %s
-mappings:
-  - name: churn
-    source: {csv: %q}
-    segment: rudderstack-c1
-    destinations: [production]
-    schedule: daily
-`, redisURL, clientSideID, cohort)
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	f := newCSVMapping(t, ctx, "rudderstack-c1", "a", "b", "c")
+	clientSideID, rc, sc := f.clientSideID, f.rc, f.sc
+	writeCSV := func(keys ...string) { f.writeCSV(t, keys...) }
 	var token strings.Builder
 	if err := DestinationsToken(ctx, rc, sc, "production", &token); err != nil {
 		t.Fatal(err)
@@ -95,7 +61,7 @@ mappings:
 	kc := kafkax.Config{Brokers: brokers}
 	syncNow := func() {
 		t.Helper()
-		if err := SyncMapping(ctx, proc, noEnv, kc, rc, sc, cfg.Runs, "churn", io.Discard, io.Discard); err != nil {
+		if err := SyncMapping(ctx, proc, noEnv, kc, rc, sc, cfg.Runs, RunOptions{}, "churn", io.Discard, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 	}

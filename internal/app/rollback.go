@@ -44,13 +44,16 @@ type MutateRequest struct {
 	Redis   redisx.Config
 	Store   catalogstore.Config
 	Runs    mappingrun.Config
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// Retention is how long the runs recorded are kept (runstore's
+	// default when 0).
+	Retention time.Duration
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // mutate starts what req describes, runs f with it and tears it down.
 func mutate(ctx context.Context, req MutateRequest, f func(*runs) error) error {
-	r, err := startRuns(ctx, req.Process, req.Env, req.Kafka, req.Redis, req.Store, req.Runs, req.Stderr)
+	r, err := startRuns(ctx, req.Process, req.Env, req.Kafka, req.Redis, req.Store, req.Runs, req.Retention, req.Stderr)
 	if err != nil {
 		return err
 	}
@@ -127,11 +130,12 @@ func rollbackSegment(ctx context.Context, r *runs, req MutateRequest, rr Rollbac
 	if err := say(req.Stdout, "mapping %s paused: its next scheduled run would undo the rollback (cohortsync mappings resume %s once its source is right again)\n", m.Name, m.Name); err != nil {
 		return err
 	}
+	before := r.pub.before(ctx, []string{rec.Destination})
 	results, err := r.runner.RunSource(ctx, m, []string{rec.Destination}, func(_ context.Context, d catalog.Destination, c redis.UniversalClient) (source.Source, error) {
 		return &rollback.Source{Target: target, Kafka: r.kf, Topic: req.Runs.Producer.Topic,
 			Destination: segmentstore.Rebuilder{Client: c, Prefix: d.Prefix(), Wait: req.Runs.RebuildWait}}, nil
 	})
-	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerRollback, results, err); err != nil {
+	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerRollback, before, results, err); err != nil {
 		return fmt.Errorf("rollback of segment %s to run %s: %w", m.Segment, rr.Run, err)
 	}
 	return say(req.Stdout, "segment %s in destination %s: membership of run %s published (rollback run %s)\n", m.Segment, rec.Destination, rr.Run, results[0].Summary.Run)
@@ -186,8 +190,9 @@ func bump(ctx context.Context, r *runs, req MutateRequest, segment string, wait 
 	}
 	next := m
 	next.Generation = b.To
+	before := r.pub.before(ctx, next.Destinations)
 	results, err := r.runner.Run(ctx, next)
-	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationBump, results, err); err != nil {
+	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationBump, before, results, err); err != nil {
 		return fmt.Errorf("generation %d of segment %s is not built (generation %d is untouched); run the bump again: %w", b.To, segment, b.From, err)
 	}
 	if _, err := r.store.SetGeneration(ctx, m.Name, b.From, b.To); err != nil {
@@ -203,7 +208,7 @@ func bump(ctx context.Context, r *runs, req MutateRequest, segment string, wait 
 	if err := say(req.Stdout, "mapping %s now runs into generation %d; generation %d is untouched\n", m.Name, b.To, b.From); err != nil {
 		return err
 	}
-	applied, err := waitApplied(ctx, r, b, wait)
+	applied, err := waitBuilt(ctx, r, b, wait)
 	if werr := writeApplied(req.Stdout, b, applied); werr != nil {
 		return errors.Join(err, werr)
 	}
@@ -260,9 +265,9 @@ func applied(ctx context.Context, r *runs, b bumpstore.Bump) (map[string]bool, e
 // consumer did not apply the new generation within the wait.
 var ErrNotApplied = errors.New("published, not yet applied")
 
-// waitApplied polls applied until every destination applied b or wait
+// waitBuilt polls applied until every destination applied b or wait
 // passed.
-func waitApplied(ctx context.Context, r *runs, b bumpstore.Bump, wait time.Duration) (map[string]bool, error) {
+func waitBuilt(ctx context.Context, r *runs, b bumpstore.Bump, wait time.Duration) (map[string]bool, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		got, err := applied(ctx, r, b)
@@ -323,17 +328,19 @@ func finish(ctx context.Context, r *runs, req MutateRequest, segment string, con
 	}
 	old := m
 	old.Generation = b.From
+	before := r.pub.before(ctx, old.Destinations)
 	results, err := r.runner.Purge(ctx, old)
-	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationFinish, results, err); err != nil {
+	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationFinish, before, results, err); err != nil {
 		return fmt.Errorf("removal of generation %d of segment %s failed; run finish again: %w", b.From, segment, err)
 	}
 	// The removals are now the last event of every membership the two
 	// generations share: make the live generation's the last again.
+	before = r.pub.before(ctx, m.Destinations)
 	results, err = r.runner.RunSource(ctx, m, nil, func(_ context.Context, d catalog.Destination, c redis.UniversalClient) (source.Source, error) {
 		return &generation.Handover{Segment: snapshot.SegmentID{Env: d.Environment, Segment: m.Segment, Generation: b.To, ContextKind: m.ContextKind},
 			From: b.From, Destination: segmentstore.Rebuilder{Client: c, Prefix: d.Prefix(), Wait: req.Runs.RebuildWait}}, nil
 	})
-	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationFinish, results, err); err != nil {
+	if err := recordAndWrite(ctx, r, req.Stdout, m.Name, TriggerGenerationFinish, before, results, err); err != nil {
 		return fmt.Errorf("generation %d of segment %s removed, but republishing generation %d after it failed; run finish again: %w", b.From, segment, b.To, err)
 	}
 	b.Phase, b.Finished = bumpstore.Finished, time.Now().UTC()
@@ -383,9 +390,10 @@ func GenerationStatus(m catalog.Mapping, b *bumpstore.Bump) string {
 	return fmt.Sprintf("generation %d; generation %d removed %s", m.Generation, b.From, b.Finished.Format(time.RFC3339))
 }
 
-// recordAndWrite records results in the run history and prints them; it
+// recordAndWrite records results in the run history, with what tells when
+// they are applied (before was read before the run), and prints them; it
 // returns runErr, the run's error, joined to a failure to print.
-func recordAndWrite(ctx context.Context, r *runs, stdout io.Writer, mapping, trigger string, results []mappingrun.Result, runErr error) error {
-	record(ctx, r.history, r.log, mapping, trigger, results)
+func recordAndWrite(ctx context.Context, r *runs, stdout io.Writer, mapping, trigger string, before beforeRun, results []mappingrun.Result, runErr error) error {
+	record(ctx, r.history, r.log, mapping, trigger, results, r.pub.after(ctx, before))
 	return errors.Join(runErr, writeResults(stdout, mapping, results))
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,14 +9,20 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
+	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/internal/segmentlease"
+	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
 	"github.com/cohortsync/cohortsync/producer/schedule"
 )
@@ -89,12 +96,16 @@ type runs struct {
 	history *runstore.Store
 	dests   *destClients
 	runner  *mappingrun.Runner
+	pub     *publication
+	// lastRun is the id of the last run done by this command (sync
+	// --mapping), "" before.
+	lastRun string
 }
 
 // startRuns builds runs; on error, what was built is torn down. The
 // leases and sequence counters share the catalog's control prefix.
 func startRuns(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
-	sc catalogstore.Config, cfg mappingrun.Config, stderr io.Writer) (_ *runs, err error) {
+	sc catalogstore.Config, cfg mappingrun.Config, retention time.Duration, stderr io.Writer) (_ *runs, err error) {
 	b, err := start(ctx, p, env, kc, stderr)
 	if err != nil {
 		return nil, err
@@ -118,9 +129,14 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 	if r.store, err = catalogstore.New(r.control, sc); err != nil {
 		return nil, err
 	}
-	if r.history, err = runstore.New(r.control, runstore.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}); err != nil {
+	if r.history, err = runstore.New(r.control, runstore.Config{Prefix: sc.Prefix, Timeout: sc.Timeout, Retention: retention}); err != nil {
 		return nil, err
 	}
+	gaps, err := segmentlease.NewGaps(r.control, segmentlease.Config{Prefix: sc.Prefix, Timeout: sc.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	r.pub = &publication{kc: b.kf.Client(cfg.Producer.WriteTimeout), topic: cfg.Producer.Topic, gaps: gaps, log: b.log}
 	r.dests = newDestClients(env)
 	b.down.push(r.dests.Close)
 	cfg.Lease.Prefix = sc.Prefix
@@ -137,53 +153,196 @@ func startRuns(ctx context.Context, p Process, env func(string) (string, bool), 
 type runAdapter struct {
 	runner  *mappingrun.Runner
 	history *runstore.Store
+	pub     *publication
 	log     *slog.Logger
 	// done, unless nil, gets each run's results.
 	done func([]mappingrun.Result)
+	// notifier, unless nil, tells whom each mapping names how its runs
+	// ended.
+	notifier *notify.Notifier
 }
 
 func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, t schedule.Trigger) error {
+	before := a.pub.before(ctx, m.Destinations)
 	res, err := a.runner.Run(ctx, m)
-	record(ctx, a.history, a.log, m.Name, string(t.Kind), res)
+	record(ctx, a.history, a.log, m.Name, string(t.Kind), res, a.pub.after(ctx, before))
+	notifyRuns(a.notifier, m, string(t.Kind), res, err)
 	if a.done != nil {
 		a.done(res)
 	}
 	return err
 }
 
-// record adds each destination's run to the history. A run that did not
-// get to start (no run id) has nothing to record; a history that cannot be
-// written is logged, not made the run's failure.
-func record(ctx context.Context, h *runstore.Store, log *slog.Logger, mapping, trigger string, res []mappingrun.Result) {
+// record adds each destination's run to the history, with what tells when
+// it is applied (pub). A run that did not get to start (no run id) has
+// nothing to record; a history that cannot be written is logged, not made
+// the run's failure.
+func record(ctx context.Context, h *runstore.Store, log *slog.Logger, mapping, trigger string, res []mappingrun.Result, pub published) {
 	for _, r := range res {
 		if r.Summary.Run == "" {
 			continue
 		}
 		rec := runstore.Record{ID: r.Summary.Run, Mapping: mapping, Destination: r.Destination, Trigger: trigger, Summary: r.Summary}
+		if r.Err == nil && r.Summary.Outcome == producer.Succeeded {
+			rec.Published = r.Summary.Started.Add(r.Summary.Duration)
+			rec.Topic = r.Summary.Topic
+			if gaps, ok := pub.gaps[r.Destination]; ok && pub.barrier != nil {
+				rec.Barrier, rec.Gaps = pub.barrier, gaps
+			}
+		}
 		if err := h.Add(context.WithoutCancel(ctx), rec); err != nil {
 			log.WarnContext(ctx, "record a run in the history", "mapping", mapping, "run", r.Summary.Run, "error", err)
 		}
 	}
 }
 
+// publication takes what tells when a run is applied (see runwatch): the
+// topic's end offsets before and after the run, and each destination's
+// count of set-aside events before it. What cannot be read is logged, and
+// leaves the run "published" without a barrier: never claimed applied.
+type publication struct {
+	kc    freshness.Offsets
+	topic string
+	gaps  *segmentlease.Gaps
+	log   *slog.Logger
+}
+
+// beforeRun is what before read.
+type beforeRun struct {
+	ends map[int]int64 // nil: unknown
+	gaps map[string]uint64
+}
+
+// published is a run's barrier and its destinations' gap counts.
+type published struct {
+	barrier map[int]int64 // nil: unknown
+	gaps    map[string]uint64
+}
+
+func (p *publication) before(ctx context.Context, dests []string) beforeRun {
+	b := beforeRun{gaps: map[string]uint64{}}
+	for _, d := range dests {
+		n, err := p.gaps.Count(ctx, d)
+		if err != nil {
+			p.log.WarnContext(ctx, "a run will not be known applied in this destination", "destination", d, "error", err)
+			continue
+		}
+		b.gaps[d] = n
+	}
+	ends, err := freshness.Ends(ctx, p.kc, p.topic)
+	switch {
+	case errors.Is(err, freshness.ErrTopicMissing):
+		b.ends = map[int]int64{} // the run creates it: every partition counts
+	case err != nil:
+		p.log.WarnContext(ctx, "a run will not be known applied", "topic", p.topic, "error", err)
+	default:
+		b.ends = ends
+	}
+	return b
+}
+
+func (p *publication) after(ctx context.Context, b beforeRun) published {
+	out := published{gaps: b.gaps}
+	if b.ends == nil {
+		return out
+	}
+	ends, err := freshness.Ends(context.WithoutCancel(ctx), p.kc, p.topic)
+	if err != nil {
+		if !errors.Is(err, freshness.ErrTopicMissing) { // missing: the run published nothing
+			p.log.WarnContext(ctx, "a run will not be known applied", "topic", p.topic, "error", err)
+			return out
+		}
+		ends = map[int]int64{}
+	}
+	out.barrier = freshness.NewBarrier(b.ends, ends)
+	return out
+}
+
 // SyncMapping runs the stored mapping called name now (sync --mapping),
 // through the scheduler's claim so that it never overlaps a scheduled run
 // of the mapping on any replica, and writes the summary of each
-// destination that synced to stdout. Settings were validated by the
-// caller; sc's prefix is also the leases'.
+// destination that synced to stdout; opts.Notify tells whom the mapping
+// names how the run ended (Close waits for that, bounded). Settings were
+// validated by the caller; sc's prefix is also the leases'.
 func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
-	sc catalogstore.Config, cfg mappingrun.Config, name string, stdout, stderr io.Writer) error {
-	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, stderr)
+	sc catalogstore.Config, cfg mappingrun.Config, opts RunOptions, name string, stdout, stderr io.Writer) error {
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, stderr)
 	if err != nil {
 		return err
 	}
-	return errors.Join(syncMapping(ctx, r, sc, name, stdout), r.down.run())
+	n, err := startNotifier(ctx, r, env, opts.Notify)
+	if err != nil {
+		return errors.Join(err, r.down.run())
+	}
+	err = syncMapping(ctx, r, sc, n, name, stdout)
+	if err == nil && opts.Wait > 0 {
+		err = waitApplied(ctx, r, opts, stdout)
+	}
+	return errors.Join(err, r.down.run())
 }
 
-func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, name string, stdout io.Writer) error {
+// RunOptions are the settings of a command's mapping runs besides
+// mappingrun's.
+type RunOptions struct {
+	// Retention is how long the runs are kept in the history. Default
+	// runstore.DefaultRetention.
+	Retention time.Duration
+	// Wait, when positive, is how long sync --mapping --wait waits for its
+	// run to be applied after publishing it.
+	Wait time.Duration
+	// GroupID is the consumer group whose commits apply the runs (Wait).
+	GroupID string
+	// Notify tells whom each mapping names how its runs ended; see
+	// notify.Config.
+	Notify notify.Config
+}
+
+// waitApplied waits until the run just recorded is applied in every
+// destination, and says when each was published and applied; a run still
+// not applied when opts.Wait ends is an error saying so.
+func waitApplied(ctx context.Context, r *runs, opts RunOptions, stdout io.Writer) error {
+	if r.lastRun == "" {
+		return nil // nothing was published (the mapping ran into no destination)
+	}
+	w, err := runwatch.New(runwatch.Config{GroupID: opts.GroupID, Interval: 200 * time.Millisecond}, r.history, r.pub.kc, r.pub.gaps, r.log)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, opts.Wait)
+	defer cancel()
+	rs, werr := w.Wait(wctx, r.lastRun)
+	for _, rec := range rs {
+		if err := say(stdout, "run %s, destination %s: %s\n", rec.ID, rec.Destination, appliedLine(rec)); err != nil {
+			return errors.Join(werr, err)
+		}
+	}
+	if werr != nil {
+		return fmt.Errorf("sync --wait (%v, consumer group %q): %w", opts.Wait, opts.GroupID, werr)
+	}
+	return nil
+}
+
+// appliedLine says when rec was published and applied.
+func appliedLine(rec runstore.Record) string {
+	st := rec.Status()
+	if !rec.Published.IsZero() {
+		st += ", published " + rec.Published.UTC().Format(time.RFC3339Nano)
+	}
+	if !rec.Applied.IsZero() {
+		st += fmt.Sprintf(", applied %s (%v after publishing)", rec.Applied.UTC().Format(time.RFC3339Nano), rec.Applied.Sub(rec.Published).Round(time.Millisecond))
+	}
+	return st
+}
+
+func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, n *notify.Notifier, name string, stdout io.Writer) error {
 	var results []mappingrun.Result
 	sched, err := schedule.New(schedule.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}, r.control, r.store,
-		runAdapter{runner: r.runner, history: r.history, log: r.log, done: func(res []mappingrun.Result) { results = res }}, r.log)
+		runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, done: func(res []mappingrun.Result) {
+			results = res
+			for _, x := range res {
+				r.lastRun = cmp.Or(x.Summary.Run, r.lastRun)
+			}
+		}, notifier: n}, r.log)
 	if err != nil {
 		return err
 	}
@@ -215,8 +374,8 @@ func writeResults(stdout io.Writer, name string, results []mappingrun.Result) er
 // scheduled run adds members back; if the purge fails it stays stored,
 // paused, for the command to be run again.
 func MappingsPurge(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
-	sc catalogstore.Config, cfg mappingrun.Config, name string, stdout, stderr io.Writer) error {
-	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, stderr)
+	sc catalogstore.Config, cfg mappingrun.Config, opts RunOptions, name string, stdout, stderr io.Writer) error {
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, stderr)
 	if err != nil {
 		return err
 	}
@@ -231,8 +390,9 @@ func purge(ctx context.Context, r *runs, name string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	before := r.pub.before(ctx, m.Destinations)
 	results, err := r.runner.Purge(ctx, m)
-	record(ctx, r.history, r.log, name, "purge", results)
+	record(ctx, r.history, r.log, name, "purge", results, r.pub.after(ctx, before))
 	if werr := writeResults(stdout, name, results); werr != nil {
 		return errors.Join(err, werr)
 	}

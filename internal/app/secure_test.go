@@ -39,15 +39,7 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 	proc := DefaultProcess()
 	proc.LogLevel = "error" // kfake's leader elections cause expected retries
 
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 2
-	pcfg.RetryMaxElapsed = 5 * time.Second
-	csv := filepath.Join(t.TempDir(), "cohort.csv")
-	if err := os.WriteFile(csv, []byte("user_id\na\nb\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	req := producer.SyncRequest{Env: "staging", Segment: "seg", Generation: 1, ContextKind: "user", Source: "csv"}
-	opts := csvfile.Options{IDColumn: "user_id"}
+	pcfg, req, csv, opts := twoMemberSync(t)
 
 	wrong := kc
 	wrong.SASL.Password = "wrong"
@@ -59,10 +51,24 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 	}
 
 	rb := testenv.Redis(t)
-	prefix := testenv.Name(t)
-	testenv.DropPrefix(t, rb.Client, prefix)
-	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: prefix, SyncInterval: 100 * time.Millisecond}
 	rc := redisx.Config{URL: rb.URL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", "a", "b")
+}
+
+// consumeUntilMembers runs Consume with kc and rc into a prefix of the
+// test's own until keys are members of segment ref there, failing the test
+// after 30s or if Consume returns early.
+func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kafkax.Config, rc redisx.Config, topic, ref string, keys ...string) {
+	t.Helper()
+	rdb, err := redisx.Open(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() }) // after DropPrefix's cleanup
+	prefix := testenv.Name(t)
+	testenv.DropPrefix(t, rdb, prefix)
+	ccfg := consumer.Config{Topic: topic, GroupID: testenv.Name(t), RedisPrefix: prefix, SyncInterval: 100 * time.Millisecond}
+	noEnv := func(string) (string, bool) { return "", false }
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- Consume(cctx, proc, noEnv, kc, rc, "", ccfg, io.Discard) }()
@@ -77,10 +83,10 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 		}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
-	for _, key := range []string{"a", "b"} {
+	for _, key := range keys {
 		for {
-			included, _, err := segmentstore.Membership(ctx, rb.Client, prefix, key)
-			if err == nil && slices.Contains(included, "seg.g1") {
+			included, _, err := segmentstore.Membership(ctx, rdb, prefix, key)
+			if err == nil && slices.Contains(included, ref) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -94,4 +100,47 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSyncThenConsumeOverTLS: a sync and a consumer reach a Kafka and a
+// Redis that both require mutual TLS (real brokers' SSL listener and
+// redis-server's TLS port in integration runs, kfake and miniredis serving
+// TLS otherwise), with the CA and client certificate of each set through
+// the settings; without the client certificate the sync fails.
+func TestSyncThenConsumeOverTLS(t *testing.T) {
+	brokers, kfiles, _ := testenv.KafkaTLS(t)
+	redisURL, rfiles := testenv.RedisTLS(t)
+	kc := kafkax.Config{Brokers: brokers, DialTimeout: 5 * time.Second,
+		TLS: kafkax.TLSConfig{Enabled: true, CAFile: kfiles.CAFile, CertFile: kfiles.CertFile, KeyFile: kfiles.KeyFile}}
+	rc := redisx.Config{URL: redisURL, TLSCAFile: rfiles.CAFile, TLSCertFile: rfiles.CertFile, TLSKeyFile: rfiles.KeyFile,
+		PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	noEnv := func(string) (string, bool) { return "", false }
+	ctx := testenv.Context(t, 2*time.Minute)
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	pcfg, req, csv, opts := twoMemberSync(t)
+
+	noCert := kc
+	noCert.TLS.CertFile, noCert.TLS.KeyFile = "", ""
+	if err := Sync(ctx, proc, noEnv, noCert, pcfg, req, csv, opts, io.Discard, io.Discard); err == nil {
+		t.Fatal("Sync without the client certificate succeeded")
+	}
+	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, io.Discard, io.Discard); err != nil {
+		t.Fatalf("Sync = %v", err)
+	}
+	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", "a", "b")
+}
+
+// twoMemberSync is a sync of members a and b into segment seg of staging.
+func twoMemberSync(t *testing.T) (producer.Config, producer.SyncRequest, string, csvfile.Options) {
+	t.Helper()
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 2
+	pcfg.RetryMaxElapsed = 5 * time.Second
+	csv := filepath.Join(t.TempDir(), "cohort.csv")
+	if err := os.WriteFile(csv, []byte("user_id\na\nb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := producer.SyncRequest{Env: "staging", Segment: "seg", Generation: 1, ContextKind: "user", Source: "csv"}
+	return pcfg, req, csv, csvfile.Options{IDColumn: "user_id"}
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +22,9 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
+	"github.com/cohortsync/cohortsync/control/runstore"
+	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/metrics"
@@ -82,6 +86,16 @@ type ServeConfig struct {
 	ReceiverAddr string
 	// Receiver tunes the receiver part.
 	Receiver receiver.Config
+	// RunsRetention is how long runs are kept in the history. Default
+	// runstore.DefaultRetention.
+	RunsRetention time.Duration
+	// ApplyCheck is how often the scheduler part checks whether published
+	// runs are applied (their consumer group, Consumer.GroupID, committed
+	// past them). Default runwatch.DefaultInterval.
+	ApplyCheck time.Duration
+	// Notify tells whom each mapping names how the scheduler's runs
+	// ended; see notify.Config.
+	Notify notify.Config
 }
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -97,8 +111,10 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, setting.Invalid("catalog-poll", c.CatalogPoll, "a positive duration"))
 	}
 	if c.runs(PartScheduler) {
-		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate())
+		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate(),
+			runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate(), c.Notify.Validate())
 	}
+	errs = append(errs, runstore.Config{Retention: c.RunsRetention}.Validate())
 	if c.runs(PartConsumer) {
 		errs = append(errs, c.Consumer.Validate())
 		retryTimeout := orDefault(c.Consumer.RetryTimeout, consumer.DefaultRetryTimeout)
@@ -132,7 +148,7 @@ func (c ServeConfig) runs(part string) bool {
 // Kafka shares the work: each scheduled run happens once.
 func Serve(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
 	sc catalogstore.Config, cfg ServeConfig, stderr io.Writer) error {
-	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg.Runs, stderr)
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg.Runs, cfg.RunsRetention, stderr)
 	if err != nil {
 		return err
 	}
@@ -151,8 +167,15 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
 		sm := metrics.NewScheduler(scfg.Clock)
 		sm.Attach(&scfg)
-		sets = append(sets, sm)
-		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, log: r.log}, r.log)
+		nm := metrics.NewNotifications()
+		ncfg := cfg.Notify
+		nm.Attach(&ncfg)
+		sets = append(sets, sm, nm)
+		n, err := startNotifier(ctx, r, env, ncfg)
+		if err != nil {
+			return err
+		}
+		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, notifier: n}, r.log)
 		if err != nil {
 			return err
 		}
@@ -160,6 +183,12 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 			srv.Check("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
 		}
 		g.Go(func() error { return sched.Run(gctx) })
+		w, err := runwatch.New(runwatch.Config{GroupID: cmp.Or(cfg.Consumer.GroupID, consumer.DefaultGroupID), Interval: cfg.ApplyCheck},
+			r.history, r.pub.kc, r.pub.gaps, r.log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return w.Run(gctx) })
 	}
 	if cfg.runs(PartConsumer) && (cfg.runs(PartScheduler) || cfg.runs(PartReceiver)) {
 		// The scheduler's runs (or the receiver) would create the topics

@@ -50,6 +50,9 @@ func bindRedis(s *setting.Set, c *redisx.Config) {
 	s.String(&c.Username, "redis-username", "REDIS_USERNAME", "Redis Cluster ACL user (standalone: put it in --redis-url)")
 	s.String(&c.Password, "redis-password", "REDIS_PASSWORD", "Redis Cluster password (standalone: put it in --redis-url)")
 	s.Bool(&c.TLS, "redis-tls", "REDIS_TLS", "connect to the Redis Cluster with TLS (standalone: use rediss://)")
+	s.String(&c.TLSCAFile, "redis-tls-ca-file", "REDIS_TLS_CA_FILE", "PEM file of the CAs trusted for Redis's certificates (default: the system's)")
+	s.String(&c.TLSCertFile, "redis-tls-cert-file", "REDIS_TLS_CERT_FILE", "PEM client certificate for a Redis requiring one (tls-auth-clients)")
+	s.String(&c.TLSKeyFile, "redis-tls-key-file", "REDIS_TLS_KEY_FILE", "PEM key of --redis-tls-cert-file")
 	s.Int(&c.PoolSize, "redis-pool-size", "REDIS_POOL_SIZE", "connections per Redis server")
 	s.Duration(&c.Timeout, "redis-timeout", "REDIS_TIMEOUT", "Redis dial, read and write timeout")
 }

@@ -116,6 +116,9 @@ func newSync(lookup func(string) (string, bool)) *cobra.Command {
 	csvOpts := csvfile.Options{IDColumn: cohortcsv.DefaultIDColumn}
 	var csvPath, mapping string
 	mc := newMappingControl()
+	wait := app.RunOptions{GroupID: consumer.DefaultGroupID}
+	var waitApplied bool
+	ncfg := newNotify()
 	cmd := &cobra.Command{
 		Use:   "sync (--env ENV --segment SEGMENT --csv FILE | --mapping NAME)",
 		Short: "Publish the changes between a segment's last snapshot and a cohort",
@@ -130,7 +133,10 @@ destinations, with the state every replica shares in the control Redis
 (--redis-*, --control-prefix): a lease per segment, shared sequence
 numbers, and the last snapshot read back from the destination when
 --state-dir does not have it (lost, or another replica synced since). It
-fails if a run of the mapping is in progress on any replica.`,
+fails if a run of the mapping is in progress on any replica. The webhook and
+email recipients the mapping names (notify:) are told how the run ended
+(--smtp-* for email); the command waits for that, at most
+--notify-close-timeout.`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
@@ -139,18 +145,36 @@ fails if a run of the mapping is in progress on any replica.`,
 	bindKafka(s, &kc, &cfg.Topic)
 	bindProducer(s, &cfg, "batch-size")
 	bindMappingControl(s, &mc)
+	bindRetention(s, &mc)
+	s.Bool(&waitApplied, "wait", "SYNC_WAIT", "with --mapping: after publishing, wait until the consumer group applied the run in every destination")
+	s.Duration(&wait.Wait, "wait-timeout", "SYNC_WAIT_TIMEOUT", "with --wait: how long to wait; the run is then reported published, not applied, and sync fails")
+	s.String(&wait.GroupID, "group-id", "CONSUMER_GROUP_ID", "with --wait: the Kafka consumer group that applies the run")
+	bindNotify(s, &ncfg)
 	bindProcess(s, &proc)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
 		if mapping != "" {
+			opts := app.RunOptions{Retention: mc.retention, Notify: ncfg}
+			var waitErr error
+			if waitApplied {
+				opts.Wait, opts.GroupID = wait.Wait, wait.GroupID
+				if wait.Wait <= 0 {
+					waitErr = setting.Invalid("wait-timeout", wait.Wait, "a positive duration")
+				}
+				if wait.GroupID == "" {
+					waitErr = errors.Join(waitErr, setting.Missing("group-id", "the consumer group that applies the run"))
+				}
+			} else {
+				waitErr = refuseFlags(cmd, "nothing without --wait", "wait-timeout", "group-id")
+			}
 			mcfg := mc.runConfig(cfg)
 			err := errors.Join(envErr, refuseFlags(cmd, "nothing with --mapping (the mapping says it)", requestSettings...),
 				refuseFlags(cmd, "nothing with --mapping (the mapping says it, and each segment keeps its reports in its state directory)", "exclusions-file", "max-shrink"),
-				kc.Validate(), mcfg.Validate(), mc.validate(), proc.Validate(), telemetry.CheckEnv(lookup))
+				kc.Validate(), mcfg.Validate(), mc.validate(), ncfg.Validate(), waitErr, proc.Validate(), telemetry.CheckEnv(lookup))
 			if err != nil {
 				return usage(s, err)
 			}
-			return failed(s, app.SyncMapping(cmd.Context(), proc, lookup, kc, mc.redis, mc.store, mcfg, mapping, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return failed(s, app.SyncMapping(cmd.Context(), proc, lookup, kc, mc.redis, mc.store, mcfg, opts, mapping, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		}
 		// The CSV is opened by the run, once every setting is known valid.
 		var csvErr error
@@ -160,6 +184,8 @@ fails if a run of the mapping is in progress on any replica.`,
 		// A value that did not parse left its default in place, so
 		// validating too adds only the other problems.
 		if err := errors.Join(envErr, req.ValidateWithoutInput(), csvErr, refuseFlags(cmd, "nothing without --mapping (the control Redis serves mapping runs)", mappingControlSettings...),
+			refuseFlags(cmd, "nothing without --mapping (runs of stored mappings are recorded and waited for)", "wait", "wait-timeout", "group-id"),
+			refuseFlags(cmd, "nothing without --mapping (a mapping says whom to notify)", notifySettings...),
 			kc.Validate(), cfg.Validate(), proc.Validate(), telemetry.CheckEnv(lookup)); err != nil {
 			return usage(s, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/internal/setting"
@@ -23,11 +24,13 @@ type mappingControl struct {
 	store       catalogstore.Config
 	leaseTTL    time.Duration
 	rebuildWait time.Duration
+	// retention of the runs recorded in the history
+	retention time.Duration
 }
 
 // mappingControlSettings are the settings bindMappingControl binds.
 var mappingControlSettings = []string{"redis-url", "redis-cluster-addrs", "redis-username", "redis-password", "redis-tls",
-	"redis-pool-size", "redis-timeout", "control-prefix", "lease-ttl", "rebuild-wait"}
+	"redis-tls-ca-file", "redis-tls-cert-file", "redis-tls-key-file", "redis-pool-size", "redis-timeout", "control-prefix", "lease-ttl", "rebuild-wait", "runs-retention"}
 
 // requestSettings are the settings of a sync of one segment from a CSV,
 // which a mapping replaces.
@@ -39,9 +42,15 @@ func bindMappingControl(s *setting.Set, c *mappingControl) {
 	bindLease(s, c, "a run")
 }
 
+// bindRetention binds how long runs are kept, by the commands that record
+// them.
+func bindRetention(s *setting.Set, c *mappingControl) {
+	s.Duration(&c.retention, "runs-retention", "RUNS_RETENTION", "how long the runs recorded are kept in the run history")
+}
+
 // newMappingControl returns the defaults, shown as such in --help.
 func newMappingControl() mappingControl {
-	return mappingControl{leaseTTL: segmentlease.DefaultTTL, rebuildWait: segmentstore.DefaultRebuildWait}
+	return mappingControl{leaseTTL: segmentlease.DefaultTTL, rebuildWait: segmentstore.DefaultRebuildWait, retention: runstore.DefaultRetention}
 }
 
 // bindLease binds how the runs of who (a run, the purge) share segments.
@@ -56,7 +65,7 @@ func (c *mappingControl) runConfig(p producer.Config) mappingrun.Config {
 }
 
 func (c *mappingControl) validate() error {
-	return errors.Join(c.redis.Validate(), c.store.Validate())
+	return errors.Join(c.redis.Validate(), c.store.Validate(), runstore.Config{Retention: c.retention}.Validate())
 }
 
 // refuseFlags reports each of names given on the command line although

@@ -96,7 +96,8 @@ mappings:
 	firstLine := strings.Split(stdout, "\n")[1]
 	id := strings.Fields(firstLine)[0]
 	code, stdout, stderr = run(t, ctx, []string{"runs", "show", id}, env)
-	if code != ExitOK || !strings.Contains(stdout, "mapping beta, destination production, trigger manual, outcome succeeded\nsync run "+id) ||
+	if code != ExitOK || !strings.Contains(stdout, "mapping beta, destination production, trigger manual, status published, not applied, with exclusions\n") ||
+		!strings.Contains(stdout, "applied     not yet: the consumer group has not committed past the run's events\nsync run "+id) ||
 		!strings.Contains(stdout, "unchanged   3\n") {
 		t.Fatalf("runs show %s: exit %d:\n%s%s", id, code, stdout, stderr)
 	}
@@ -139,6 +140,12 @@ mappings:
 		{[]string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv", "--control-prefix", "p:"}, ExitUsage,
 			`--control-prefix="p:": want nothing without --mapping (the control Redis serves mapping runs)`},
 		{[]string{"sync", "--mapping", "beta", "--lease-ttl", "1ms"}, ExitUsage, `--lease-ttl="1ms": want a duration of at least 10ms`},
+		{[]string{"sync", "--env", "e", "--segment", "s", "--csv", "x.csv", "--smtp-addr", "smtp:587"}, ExitUsage,
+			`--smtp-addr="smtp:587": want nothing without --mapping (a mapping says whom to notify)`},
+		{[]string{"sync", "--mapping", "beta", "--smtp-addr", "smtp:587", "--smtp-starttls", "maybe"}, ExitUsage,
+			`--smtp-starttls="maybe": want required or off`},
+		{[]string{"sync", "--mapping", "beta", "--smtp-addr", "smtp:587"}, ExitUsage,
+			`--smtp-from or SMTP_FROM: required, want the sender's address (user@example.com) with --smtp-addr`},
 	} {
 		code, _, stderr := run(t, ctx, tc.args, env)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {

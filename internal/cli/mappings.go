@@ -11,6 +11,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
@@ -163,10 +164,11 @@ settings of sync.`,
 		bindKafka(s, &kc, &pcfg.Topic)
 		s.String(&pcfg.StateDir, "state-dir", "PRODUCER_STATE_DIR", "directory of the segments' snapshot state (with --purge)")
 		bindLease(s, &mc, "the purge")
+		bindRetention(s, &mc)
 		bindProcess(s, &proc)
 	}, func() error {
 		if !purge {
-			return refuseFlags(cmd, "nothing without --purge", "kafka-brokers", "topic", "state-dir", "lease-ttl", "rebuild-wait")
+			return refuseFlags(cmd, "nothing without --purge", "kafka-brokers", "topic", "state-dir", "lease-ttl", "rebuild-wait", "runs-retention")
 		}
 		return errors.Join(kc.Validate(), proc.Validate())
 	}, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
@@ -175,10 +177,10 @@ settings of sync.`,
 		}
 		mc.store = sc
 		mcfg := mc.runConfig(pcfg)
-		if err := mcfg.Validate(); err != nil {
+		if err := errors.Join(mcfg.Validate(), runstore.Config{Retention: mc.retention}.Validate()); err != nil {
 			return err
 		}
-		return app.MappingsPurge(cmd.Context(), proc, lookup, kc, rc, sc, mcfg, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		return app.MappingsPurge(cmd.Context(), proc, lookup, kc, rc, sc, mcfg, app.RunOptions{Retention: mc.retention}, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 	})
 }
 

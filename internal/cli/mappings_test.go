@@ -66,6 +66,14 @@ schedule: 30 6 * * 1-5
 generation: 2
 max_shrink: 0
 enabled: true
+notify:
+    webhook:
+        url: https://hooks.example.com/cohortsync
+        secret_env: BETA_WEBHOOK_SECRET
+        events: [failed, refused]
+    email:
+        to: [growth@example.com, oncall@example.com]
+        events: [finished, failed, refused]
 `
 	if out != want {
 		t.Errorf("show:\n%s\nwant\n%s", out, want)

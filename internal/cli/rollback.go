@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
@@ -47,9 +48,10 @@ func mutateCommand(lookup func(string) (string, bool), cmd *cobra.Command, bind 
 		bindKafka(s, &kc, &pcfg.Topic)
 		s.String(&pcfg.StateDir, "state-dir", "PRODUCER_STATE_DIR", "directory of the segments' snapshot state (a cache: a lost one is read back from the destination)")
 		bindLease(s, &mc, "the run")
+		bindRetention(s, &mc)
 		bindProcess(s, &proc)
 	}, func() error {
-		return errors.Join(kc.Validate(), proc.Validate(), more())
+		return errors.Join(kc.Validate(), proc.Validate(), runstore.Config{Retention: mc.retention}.Validate(), more())
 	}, func(cmd *cobra.Command, args []string, rc redisx.Config, sc catalogstore.Config) error {
 		mc.store = sc
 		mcfg := mc.runConfig(pcfg)
@@ -57,7 +59,7 @@ func mutateCommand(lookup func(string) (string, bool), cmd *cobra.Command, bind 
 			return err
 		}
 		return run(cmd, args, app.MutateRequest{Process: proc, Env: lookup, Kafka: kc, Redis: rc, Store: sc, Runs: mcfg,
-			Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
+			Retention: mc.retention, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
 	})
 }
 

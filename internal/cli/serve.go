@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/setting"
@@ -29,7 +30,8 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	)
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
-	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter,
+	ncfg := newNotify()
+	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter, ApplyCheck: runwatch.DefaultInterval,
 		Receiver: receiver.Config{MaxBodyBytes: receiver.DefaultMaxBodyBytes, MaxInFlight: receiver.DefaultMaxInFlight, Timeout: receiver.DefaultTimeout},
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
 			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
@@ -54,13 +56,20 @@ Replicas pointing at the same control Redis (--redis-*, --control-prefix)
 and Kafka share the work: each scheduled run happens once, a run never
 overlaps another run of its segment, and a replica killed mid-run leaves its
 run to another one once its lease (--lease-ttl) expires. Runs until SIGINT
-or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
+or SIGTERM. Mappings and destinations are managed with cohortsync mappings.
+
+When a scheduled run ends, the webhook and email recipients its mapping
+names (notify:) are told, by a signed POST and over SMTP (--smtp-*); the
+deliveries are queued, never holding up a run, retried, and recorded with
+the run (cohortsync runs show RUN).`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
 	s.StringList(&cfg.Parts, "parts", "SERVE_PARTS", "parts to run, comma-separated: "+strings.Join(app.Parts, ","))
 	bindKafka(s, &kc, &pcfg.Topic, setting.NonZero)
 	bindMappingControl(s, &mc)
+	bindRetention(s, &mc)
+	s.Duration(&cfg.ApplyCheck, "apply-check-interval", "SERVE_APPLY_CHECK_INTERVAL", "how often the scheduler checks whether published runs are applied (the consumer group committed past them)")
 	s.Duration(&cfg.CatalogPoll, "catalog-poll", "SERVE_CATALOG_POLL", "how often the consumer checks the catalog for changed destinations")
 	s.Duration(&cfg.SetAsideAfter, "set-aside-after", "CONSUMER_SET_ASIDE_AFTER", "a destination failing this long has its events set aside (dead-lettered, repaired by the next run of each segment) so the others go on (0: never)")
 	s.Duration(&cfg.Schedule.Tick, "schedule-tick", "SCHEDULE_TICK", "how often the scheduler looks for due mappings")
@@ -72,6 +81,7 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 	s.String(&timeZone, "schedule-time-zone", "SCHEDULE_TIME_ZONE", "IANA time zone of daily and cron schedules (default UTC)")
 	bindProducer(s, &pcfg, "producer-batch-size")
 	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
+	bindNotify(s, &ncfg)
 	bindHTTP(s, &cfg.HTTPAddr)
 	s.String(&cfg.ReceiverAddr, "receiver-addr", "RECEIVER_ADDR", "host:port the receiver part listens on for partner pushes")
 	s.Int64(&cfg.Receiver.MaxBodyBytes, "receiver-max-body-bytes", "RECEIVER_MAX_BODY_BYTES", "largest push body in bytes; larger ones are answered 413")
@@ -89,6 +99,8 @@ or SIGTERM. Mappings and destinations are managed with cohortsync mappings.`,
 			cfg.Schedule.MaxJitter = schedule.NoJitter
 		}
 		cfg.Runs = mc.runConfig(pcfg)
+		cfg.RunsRetention = mc.retention
+		cfg.Notify = ncfg
 		var tzErr error
 		if timeZone != "" {
 			loc, err := time.LoadLocation(timeZone)

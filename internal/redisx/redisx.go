@@ -2,9 +2,11 @@ package redisx
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	neturl "net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -30,6 +32,14 @@ type Config struct {
 	// TLS connects to the Cluster with TLS (rediss:// does it for URL).
 	// Default false.
 	TLS bool
+	// TLSCAFile is a PEM file of the CAs trusted to sign the servers'
+	// certificates, for servers whose CA the system does not trust.
+	// Default: the system's roots. Read when the client is opened.
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are the PEM certificate and key this
+	// client presents, for servers requiring one (Redis's
+	// tls-auth-clients, on by default). Both or neither. Default none.
+	TLSCertFile, TLSKeyFile string
 	// PoolSize is the number of connections per server. Default 16: a
 	// pipeline holds one connection for its whole round trip, so a few
 	// concurrent pipelines plus the periodic writers need only a handful.
@@ -77,6 +87,17 @@ func (c *Config) Validate() error {
 		if c.TLS {
 			errs = append(errs, setting.Invalid("redis-tls", c.TLS, "false with --redis-url (use a rediss:// URL)"))
 		}
+	}
+	usesTLS := c.TLS || strings.HasPrefix(c.URL, "rediss://")
+	if !usesTLS {
+		for _, f := range []struct{ name, v string }{{"redis-tls-ca-file", c.TLSCAFile}, {"redis-tls-cert-file", c.TLSCertFile}, {"redis-tls-key-file", c.TLSKeyFile}} {
+			if f.v != "" {
+				errs = append(errs, setting.Invalid(f.name, f.v, "nothing without TLS (a rediss:// URL, or --redis-tls with --redis-cluster-addrs)"))
+			}
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, setting.Invalid("redis-tls-key-file", c.TLSKeyFile, "a key file with --redis-tls-cert-file, and only with it (both or neither)"))
 	}
 	for _, a := range c.ClusterAddrs {
 		if !kafkax.ValidHostPort(a) {
@@ -150,6 +171,11 @@ func Open(cfg Config) (redis.UniversalClient, error) {
 		if err != nil { // Validate accepted it: not expected
 			return nil, fmt.Errorf("redis url: %w", redactURLError(err, cfg.URL))
 		}
+		if opts.TLSConfig != nil {
+			if err := cfg.tlsFiles(opts.TLSConfig); err != nil {
+				return nil, err
+			}
+		}
 		tune(&opts.PoolSize, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled, cfg)
 		return redis.NewClient(opts), nil
 	}
@@ -159,10 +185,39 @@ func Open(cfg Config) (redis.UniversalClient, error) {
 		Password: cfg.Password,
 	}
 	if cfg.TLS {
+		// No ServerName: each node's is taken from the address dialled.
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if err := cfg.tlsFiles(opts.TLSConfig); err != nil {
+			return nil, err
+		}
 	}
 	tune(&opts.PoolSize, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled, cfg)
 	return redis.NewClusterClient(opts), nil
+}
+
+// tlsFiles reads the CA and client certificate files into tc; an error
+// names the setting and the file.
+func (c Config) tlsFiles(tc *tls.Config) error {
+	tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return setting.Invalid("redis-tls-ca-file", c.TLSCAFile, "a readable PEM file of CA certificates (%v)", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return setting.Invalid("redis-tls-ca-file", c.TLSCAFile, "a PEM file of CA certificates (no certificate found in it)")
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return setting.Invalid("redis-tls-cert-file", c.TLSCertFile, "a PEM certificate matching --redis-tls-key-file %s (%v)", c.TLSKeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return nil
 }
 
 // tune applies the pipeline-friendly pool and timeouts, keeping what a URL's

@@ -2,6 +2,7 @@ package redisx
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,10 @@ func TestValidate(t *testing.T) {
 		{"cluster addr without host", Config{ClusterAddrs: []string{":7000"}}, `--redis-cluster-addrs=":7000": want comma-separated host:port with a port in 1..65535`},
 		{"pool too large", Config{URL: "redis://a:1", PoolSize: 5000}, `--redis-pool-size="5000": want an integer between 1 and 1000`},
 		{"negative timeout", Config{URL: "redis://a:1", Timeout: -time.Second}, `--redis-timeout="-1s": want a positive duration`},
+		{"tls files with a rediss url", Config{URL: "rediss://a:1", TLSCAFile: "ca.pem", TLSCertFile: "c.pem", TLSKeyFile: "k.pem"}, ""},
+		{"tls files with a tls cluster", Config{ClusterAddrs: []string{"a:1"}, TLS: true, TLSCAFile: "ca.pem"}, ""},
+		{"a CA file without TLS", Config{URL: "redis://a:1", TLSCAFile: "ca.pem"}, `--redis-tls-ca-file="ca.pem": want nothing without TLS (a rediss:// URL, or --redis-tls with --redis-cluster-addrs)`},
+		{"a client certificate without its key", Config{URL: "rediss://a:1", TLSCertFile: "c.pem"}, `--redis-tls-key-file="": want a key file with --redis-tls-cert-file, and only with it (both or neither)`},
 		{"every problem at once", Config{URL: "redis://a:1", Username: "u", PoolSize: -1}, `--redis-username="u": want nothing with --redis-url (put the user in the URL)` + "\n" + `--redis-pool-size="-1": want an integer between 1 and 1000`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,6 +121,37 @@ func TestOpenConnects(t *testing.T) {
 	}
 	if v, err := c.Get(ctx, key).Result(); err != nil || v != "v" {
 		t.Fatalf("Get = %q, %v", v, err)
+	}
+}
+
+// TestOpenTLS connects to a Redis requiring mutual TLS (real redis-server
+// with its TLS port in integration runs, else a TLS miniredis) with the
+// CA and client certificate files; without them, the connection fails on
+// the certificate, and unreadable files are named in Open's error.
+func TestOpenTLS(t *testing.T) {
+	url, files := testenv.RedisTLS(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	ping := func(cfg Config) error {
+		c, err := Open(cfg)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Ping(ctx).Err()
+	}
+	if err := ping(Config{URL: url, TLSCAFile: files.CAFile, TLSCertFile: files.CertFile, TLSKeyFile: files.KeyFile, Timeout: 5 * time.Second}); err != nil {
+		t.Fatalf("PING over mutual TLS: %v", err)
+	}
+	if err := ping(Config{URL: url, Timeout: 5 * time.Second}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("PING without the CA = %v, want a certificate error", err)
+	}
+	err := ping(Config{URL: url, TLSCAFile: filepath.Join(t.TempDir(), "missing.pem")})
+	if err == nil || !strings.Contains(err.Error(), "--redis-tls-ca-file=") || !strings.Contains(err.Error(), "missing.pem") {
+		t.Fatalf("Open with a missing CA file = %v", err)
+	}
+	err = ping(Config{URL: url, TLSCAFile: files.CAFile, TLSCertFile: files.KeyFile, TLSKeyFile: files.KeyFile})
+	if err == nil || !strings.Contains(err.Error(), "--redis-tls-cert-file=") {
+		t.Fatalf("Open with a key as certificate = %v", err)
 	}
 }
 

@@ -69,10 +69,12 @@ func do(ctx context.Context, p Policy, what string, op func() error, notify func
 		backoff.WithClockProvider(clock),
 	)
 	var last error
+	start := clock.Now()
+	next := &afterBackOff{BackOff: b, last: &last, left: func() time.Duration { return p.Timeout - clock.Now().Sub(start) }}
 	err := backoff.RetryNotifyWithTimer(func() error {
 		last = op()
 		return last
-	}, backoff.WithContext(b, ctx), notify, timer)
+	}, backoff.WithContext(next, ctx), notify, timer)
 	if err == nil {
 		return nil
 	}
@@ -86,6 +88,39 @@ func do(ctx context.Context, p Policy, what string, op func() error, notify func
 		return fmt.Errorf("%s: %w (last error: %w)", what, ctxErr, last)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// After marks err as retryable no sooner than wait from now, as a server
+// says with an HTTP Retry-After: Do waits the longer of wait and its own
+// backoff before the next attempt, and gives up at once (returning err)
+// when wait would reach past the policy's Timeout.
+func After(err error, wait time.Duration) error { return &afterError{err: err, wait: wait} }
+
+type afterError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *afterError) Error() string { return e.err.Error() }
+func (e *afterError) Unwrap() error { return e.err }
+
+// afterBackOff is a backoff that honours the wait an After error asks for.
+type afterBackOff struct {
+	backoff.BackOff
+	last *error
+	left func() time.Duration // of the policy's Timeout
+}
+
+func (a *afterBackOff) NextBackOff() time.Duration {
+	d := a.BackOff.NextBackOff()
+	var ae *afterError
+	if d == backoff.Stop || !errors.As(*a.last, &ae) || ae.wait <= d {
+		return d
+	}
+	if ae.wait > a.left() {
+		return backoff.Stop
+	}
+	return ae.wait
 }
 
 // Permanent marks err as one retrying cannot fix: Do returns it at once.

@@ -69,6 +69,19 @@ func TestDo(t *testing.T) {
 			fail:    func(int) error { return errTransient },
 			wantErr: "write: connection refused", wantIs: []error{errTransient},
 			waitMin: 500 * time.Millisecond, waitMax: 1500 * time.Millisecond, elapsedMax: 10 * time.Second},
+		{name: "a wait asked for with After is honoured when longer than the backoff",
+			p: Policy{Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond, Timeout: time.Minute},
+			fail: func(n int) error {
+				if n < 3 {
+					return After(errTransient, 7*time.Second)
+				}
+				return nil
+			},
+			wantCalls: 3, waitMin: 7 * time.Second, waitMax: 7 * time.Second},
+		{name: "a wait asked for past the timeout gives up at once with the error",
+			p:         Policy{Initial: time.Second, Timeout: 10 * time.Second},
+			fail:      func(int) error { return After(errTransient, time.Hour) },
+			wantCalls: 1, wantErr: "write: connection refused", wantIs: []error{errTransient}, elapsedMax: time.Nanosecond},
 		{name: "zero policy takes the defaults",
 			fail:      func(n int) error { return errorsUntil(n, 2) },
 			wantCalls: 2, waitMin: DefaultInitial / 2, waitMax: DefaultInitial * 3 / 2},

@@ -45,6 +45,19 @@ func (g *Gaps) Record(ctx context.Context, name string) error {
 	return nil
 }
 
+// Count returns the destination's gap count: a run reads it before it
+// publishes, and finds its events set aside if it grew by the time they
+// are applied (runwatch).
+func (g *Gaps) Count(ctx context.Context, name string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	n, err := g.get(ctx, g.destKey(name))
+	if err != nil {
+		return 0, fmt.Errorf("read the gaps of destination %q: %w", name, err)
+	}
+	return n, nil
+}
+
 // Check returns the destination's gap count and the count id's last
 // successful run had seen; they differ when the segment needs reading
 // back.

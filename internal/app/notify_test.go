@@ -1,0 +1,214 @@
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/redisx"
+	"github.com/cohortsync/cohortsync/internal/retry"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/producer"
+	"github.com/cohortsync/cohortsync/producer/mappingrun"
+	"github.com/cohortsync/cohortsync/producer/schedule"
+)
+
+// hookReceiver is a webhook endpoint on loopback keeping the payloads
+// whose signature it verified itself (HMAC-SHA256 of "<t>.<body>").
+type hookReceiver struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	payloads []map[string]any
+	bad      []string
+}
+
+func newHookReceiver(t *testing.T, secret string) *hookReceiver {
+	h := &hookReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		var ts, v1 string
+		for _, kv := range strings.Split(r.Header.Get("Cohortsync-Signature"), ",") {
+			if k, v, _ := strings.Cut(kv, "="); k == "t" {
+				ts = v
+			} else if k == "v1" {
+				v1 = v
+			}
+		}
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(ts + "." + string(body)))
+		if got, _ := hex.DecodeString(v1); !hmac.Equal(got, mac.Sum(nil)) {
+			h.bad = append(h.bad, r.Header.Get("Cohortsync-Signature"))
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var p map[string]any
+		if err := json.Unmarshal(body, &p); err != nil {
+			h.bad = append(h.bad, string(body))
+		}
+		h.payloads = append(h.payloads, p)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) got() ([]map[string]any, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]map[string]any(nil), h.payloads...), append([]string(nil), h.bad...)
+}
+
+// failingMapping applies a catalog whose mapping's CSV lacks its
+// id_property column (every run fails once started) and notifies hook.
+func failingMapping(t *testing.T, ctx context.Context, hook, schedule string) (redisx.Config, catalogstore.Config) {
+	cohort := filepath.Join(t.TempDir(), "beta.csv")
+	if err := os.WriteFile(cohort, []byte("user_id\na\nb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name := testenv.Name(t)
+	yaml := fmt.Sprintf(`destinations:
+  - name: staging
+    redis: {url: %q}
+    prefix: %s-dst
+mappings:
+  - name: beta
+    source: {csv: %q}
+    segment: beta-users
+    destinations: [staging]
+    id_property: email
+    schedule: %s
+    notify:
+      webhook: {url: %q, secret_env: HOOK_SECRET, events: [failed]}
+`, testenv.RedisURL(t), name, cohort, schedule, hook)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return rc, sc
+}
+
+func hookEnv(name string) (string, bool) {
+	if name == "HOOK_SECRET" {
+		return "hook-secret", true
+	}
+	return "", false
+}
+
+// TestFailedRunNotifiesTheWebhook: serve's scheduler runs a mapping that
+// fails; its webhook gets a signed "failed" notification, the delivery is
+// recorded with the run (runs show prints it) and counted on /metrics.
+func TestFailedRunNotifiesTheWebhook(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	hook := newHookReceiver(t, "hook-secret")
+	rc, sc := failingMapping(t, ctx, hook.srv.URL+"/cohortsync", "hourly")
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 1
+	addr := testenv.ClosedAddr(t)
+	cfg := ServeConfig{
+		Parts:    []string{PartScheduler},
+		Runs:     mappingrun.Config{Producer: pcfg},
+		Schedule: schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter, MaxAttempts: 1},
+		HTTPAddr: addr,
+		Notify:   notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
+	})
+	defer stop()
+
+	var payloads []map[string]any
+	testenv.Eventually(t, 60*time.Second, "a failed notification", func() bool {
+		payloads, _ = hook.got()
+		return len(payloads) > 0
+	})
+	p := payloads[0]
+	if p["event"] != "failed" || p["mapping"] != "beta" || p["destination"] != "staging" || p["outcome"] != "failed" ||
+		p["trigger"] != "catch-up" || !strings.Contains(fmt.Sprint(p["error"]), "email") {
+		t.Errorf("payload = %v", p)
+	}
+	if _, bad := hook.got(); len(bad) > 0 {
+		t.Errorf("requests with a bad signature or body: %q", bad)
+	}
+	want := `cohortsync_notify_deliveries_total{channel="webhook",event="failed",status="delivered"} 1` + "\n"
+	testenv.Eventually(t, 10*time.Second, "the delivery on /metrics", func() bool {
+		return strings.Contains(get(t, "http://"+addr+"/metrics"), want)
+	})
+	stop()
+
+	run := fmt.Sprint(p["run"])
+	var out strings.Builder
+	if err := RunsShow(ctx, rc, sc, run, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("runs show:\n%s", out.String())
+	if !strings.Contains(out.String(), "notifications\n") || !strings.Contains(out.String(), "  webhook  staging      failed  delivered  1 ") ||
+		!strings.Contains(out.String(), hook.srv.URL+"/cohortsync") {
+		t.Errorf("runs show %s:\n%s\nwant its webhook delivery", run, out.String())
+	}
+}
+
+// TestSyncMappingNotifies: sync --mapping tells the mapping's webhook how
+// the run ended before it returns.
+func TestSyncMappingNotifies(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	hook := newHookReceiver(t, "hook-secret")
+	rc, sc := failingMapping(t, ctx, hook.srv.URL, "daily")
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = testenv.Name(t), t.TempDir(), 1
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	err := SyncMapping(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, mappingrun.Config{Producer: pcfg}, RunOptions{}, "beta", io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("the run of a CSV without its id column succeeded")
+	}
+	payloads, bad := hook.got()
+	if len(payloads) != 1 || payloads[0]["event"] != "failed" || payloads[0]["trigger"] != "manual" || len(bad) > 0 {
+		t.Fatalf("when SyncMapping returned, the webhook had %v (bad %q); want one failed notification", payloads, bad)
+	}
+}
+
+// TestServeConfigNotify: the notification settings are checked with the
+// scheduler part, whose runs they tell of, and only then.
+func TestServeConfigNotify(t *testing.T) {
+	valid := func() ServeConfig {
+		return ServeConfig{Parts: []string{PartScheduler}, Runs: mappingrun.Config{Producer: producer.DefaultConfig()}}
+	}
+	testenv.RunValidate(t, valid, []testenv.ValidateCase[ServeConfig]{
+		{Name: "no SMTP server", Change: func(*ServeConfig) {}},
+		{Name: "an SMTP server without a sender", Change: func(c *ServeConfig) { c.Notify.SMTP.Addr = "smtp.example.com:587" },
+			Want: `--smtp-from: required, want the sender's address (user@example.com) with --smtp-addr`},
+		{Name: "the receiver alone does not notify", Change: func(c *ServeConfig) {
+			c.Parts, c.ReceiverAddr, c.Notify.SMTP.Addr = []string{PartReceiver}, "127.0.0.1:0", "smtp.example.com:587"
+		}},
+	})
+}
