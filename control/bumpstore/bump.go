@@ -41,8 +41,10 @@ type Bump struct {
 // Build is the run that built the new generation in one destination.
 type Build struct {
 	Run     string `json:"run"`
-	LastSeq uint64 `json:"last_seq"` // applied once the destination's last_seq reaches it
 	Members int64  `json:"members"`
+	// Published is when the run's last event was acknowledged: the
+	// destination applied it once its consumer is current up to then.
+	Published time.Time `json:"published"`
 }
 
 // Active reports whether b is a bump not yet finished.

@@ -93,7 +93,7 @@ func TestStoreKeepsTheLastBumpAndExpiresFinishedOnes(t *testing.T) {
 				t.Fatalf("Last of a mapping never bumped = %+v, %v", b, err)
 			}
 			b := Bump{Mapping: "beta", Segment: "beta-users", From: 1, To: 2, Phase: Built, Started: now,
-				Built: map[string]Build{"production": {Run: "r1", LastSeq: 7, Members: 3}}}
+				Built: map[string]Build{"production": {Run: "r1", Members: 3, Published: now}}}
 			if err := s.Put(ctx, b); err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,6 @@ import (
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/generation"
@@ -182,6 +181,13 @@ func bump(ctx context.Context, r *runs, req MutateRequest, segment string, wait 
 		return err
 	}
 	b, err := bumpstore.Begin(last, m, time.Now())
+	if errors.Is(err, bumpstore.ErrInProgress) {
+		// Built already: say again whether it is applied.
+		if err := say(req.Stdout, "%s\n", GenerationStatus(m, last)); err != nil {
+			return err
+		}
+		return reportBuilt(ctx, r, req.Stdout, *last, wait)
+	}
 	if err != nil {
 		return err
 	}
@@ -200,7 +206,8 @@ func bump(ctx context.Context, r *runs, req MutateRequest, segment string, wait 
 	}
 	b.Phase, b.Built = bumpstore.Built, map[string]bumpstore.Build{}
 	for _, res := range results {
-		b.Built[res.Destination] = bumpstore.Build{Run: res.Summary.Run, LastSeq: res.Summary.LastSeq, Members: res.Summary.Keys}
+		b.Built[res.Destination] = bumpstore.Build{Run: res.Summary.Run, Members: res.Summary.Keys,
+			Published: res.Summary.Started.Add(res.Summary.Duration).UTC()}
 	}
 	if err := bs.Put(ctx, b); err != nil {
 		return err
@@ -208,14 +215,20 @@ func bump(ctx context.Context, r *runs, req MutateRequest, segment string, wait 
 	if err := say(req.Stdout, "mapping %s now runs into generation %d; generation %d is untouched\n", m.Name, b.To, b.From); err != nil {
 		return err
 	}
+	return reportBuilt(ctx, r, req.Stdout, b, wait)
+}
+
+// reportBuilt waits up to wait for every destination to apply the built
+// bump b, and says where each stands and what comes next.
+func reportBuilt(ctx context.Context, r *runs, stdout io.Writer, b bumpstore.Bump, wait time.Duration) error {
 	applied, err := waitBuilt(ctx, r, b, wait)
-	if werr := writeApplied(req.Stdout, b, applied); werr != nil {
+	if werr := writeApplied(stdout, b, applied); werr != nil {
 		return errors.Join(err, werr)
 	}
 	if err != nil {
 		return err
 	}
-	return say(req.Stdout, "once evaluators read generation %d (the segment's \"generation\": %d in their flag data): cohortsync segments generation finish %s --confirm-evaluators-moved\n", b.To, b.To, segment)
+	return say(stdout, "once evaluators read generation %d (the segment's \"generation\": %d in their flag data): cohortsync segments generation finish %s --confirm-evaluators-moved\n", b.To, b.To, b.Segment)
 }
 
 // bumpState reads segment's mapping, the bump store and the mapping's last
@@ -240,7 +253,10 @@ func lastBump(ctx context.Context, rdb redis.UniversalClient, s *catalogstore.St
 }
 
 // applied reports, per destination of b, whether its consumer applied the
-// run that built generation b.To.
+// run that built generation b.To: its big_segments_synchronized_on reached
+// the run's publication, which the consumer writes only once it committed
+// every partition's messages produced before (consumer/freshness). The
+// consumer's clock is compared with the producer's, as a rebuild does.
 func applied(ctx context.Context, r *runs, b bumpstore.Bump) (map[string]bool, error) {
 	out := map[string]bool{}
 	for name, build := range b.Built {
@@ -252,11 +268,11 @@ func applied(ctx context.Context, r *runs, b bumpstore.Bump) (map[string]bool, e
 		if err != nil {
 			return nil, err
 		}
-		info, err := segmentstore.Info(ctx, c, d.Prefix(), bigsegments.Ref(b.Segment, b.To))
+		at, ok, err := segmentstore.SyncTime(ctx, c, d.Prefix())
 		if err != nil {
 			return nil, err
 		}
-		out[name] = info.LastSeq >= build.LastSeq
+		out[name] = ok && !at.Before(build.Published)
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -33,6 +34,10 @@ type segmentWorld struct {
 	prefix string
 	cohort string
 	cons   *consumer.Consumer
+	kf     *kafkax.Factory
+	name   string
+	// stopConsumer stops the consumer; it is idempotent.
+	stopConsumer func()
 }
 
 func newSegmentWorld(t *testing.T) *segmentWorld {
@@ -58,21 +63,29 @@ func newSegmentWorld(t *testing.T) *segmentWorld {
 	if err := publish.EnsureTopics(w.ctx, pcfg.Config, kf); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := consumer.New(consumer.Config{Topic: name, GroupID: name, EnvPrefixes: map[string]string{"production": w.prefix},
-		SyncInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rb.Client, kf)
+	w.kf, w.name = kf, name
+	w.startConsumer()
+	return w
+}
+
+// startConsumer starts the consumer group's member; stopConsumer stops it.
+func (w *segmentWorld) startConsumer() {
+	w.t.Helper()
+	cons, err := consumer.New(consumer.Config{Topic: w.name, GroupID: w.name, EnvPrefixes: map[string]string{"production": w.prefix},
+		SyncInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, w.rb.Client, w.kf)
 	if err != nil {
-		t.Fatal(err)
+		w.t.Fatal(err)
 	}
 	w.cons = cons
 	cctx, stop := context.WithCancel(w.ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := cons.Run(cctx); err != nil {
-			t.Errorf("consumer: %v", err)
+			w.t.Errorf("consumer: %v", err)
 		}
 	})
-	t.Cleanup(func() { stop(); wg.Wait() })
-	return w
+	w.stopConsumer = func() { stop(); wg.Wait() }
+	w.t.Cleanup(w.stopConsumer)
 }
 
 // ok runs a command that must succeed, waits for the consumer, and
@@ -204,9 +217,18 @@ func TestSegmentsGenerationCommands(t *testing.T) {
 	}
 	w.refused("not built yet", "segments", "generation", "finish", "beta-users", "--confirm-evaluators-moved")
 	w.ok("mappings", "resume", "beta")
-	out := w.ok("segments", "generation", "bump", "beta-users", "--wait", "30s")
-	for _, want := range []string{"mapping beta now runs into generation 2; generation 1 is untouched",
-		"destination production: generation 2 applied (4 members", "generation finish beta-users --confirm-evaluators-moved"} {
+	// With the consumer down, the new generation is published, not applied:
+	// the bump says so and the finish waits for it.
+	w.stopConsumer()
+	code, out, stderr := run(t, w.ctx, []string{"segments", "generation", "bump", "beta-users", "--wait", "1s"}, w.env)
+	if code == ExitOK || !strings.Contains(out, "mapping beta now runs into generation 2; generation 1 is untouched") ||
+		!strings.Contains(out, "destination production: generation 2 published, not yet applied (4 members") || !strings.Contains(stderr, "published, not yet applied (is the consumer running?)") {
+		t.Fatalf("bump with the consumer down: exit %d\n%s%s", code, out, stderr)
+	}
+	w.refused("destination production has not applied generation 2 yet", "segments", "generation", "finish", "beta-users", "--confirm-evaluators-moved")
+	w.startConsumer()
+	out = w.ok("segments", "generation", "bump", "beta-users", "--wait", "30s")
+	for _, want := range []string{"generation 2, built beside 1", "generation finish beta-users --confirm-evaluators-moved"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bump output lacks %q:\n%s", want, out)
 		}
@@ -219,7 +241,11 @@ func TestSegmentsGenerationCommands(t *testing.T) {
 	if out := w.ok("segments", "generation", "show", "beta-users"); !strings.Contains(out, "generation 2, built beside 1") {
 		t.Errorf("show after the bump: %s", out)
 	}
-	w.refused("waits for its finish", "segments", "generation", "bump", "beta-users")
+	// Running the bump again reports it.
+	if out := w.ok("segments", "generation", "bump", "beta-users"); !strings.Contains(out, "generation 2, built beside 1") ||
+		!strings.Contains(out, "destination production: generation 2 applied") {
+		t.Errorf("a second bump:\n%s", out)
+	}
 
 	// The mapping's runs now keep generation 2 current; 1 stays as it was.
 	w.sync("u2", "u6", "u7")
