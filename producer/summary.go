@@ -49,6 +49,12 @@ type Summary struct {
 	Events   int64  `json:"events"`
 	FirstSeq uint64 `json:"first_seq"` // of this run's own events (0, 0 if none)
 	LastSeq  uint64 `json:"last_seq"`
+	// SeqReserved ends the sequence range reserved for this run's own
+	// events: the segment's later events all have higher numbers, so it
+	// marks the run's place in the segment's history even when the run
+	// changed nothing (a rollback's boundary). 0 if the run did not get to
+	// publishing.
+	SeqReserved uint64 `json:"seq_reserved,omitempty"`
 	// Started is when the run began; Duration how long it took.
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
@@ -126,6 +132,11 @@ func (s Summary) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(&b, "sync run %s\n", s.Run)
 	line("segment", "%s (env %s, context kind %s)", schema.Ref(s.Segment, s.Generation), s.Env, s.ContextKind)
 	line("topic", "%s", s.Topic)
+	if s.Input != "" {
+		// What was synced: a file, a URL, a cohort, or which run's
+		// membership a rollback restored.
+		line("input", "%s (%s)", s.Input, s.Source)
+	}
 	if r := s.Rebuilt; r != nil {
 		dropped := ""
 		if r.DroppedPending != "" {

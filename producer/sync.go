@@ -136,7 +136,7 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	}
 	sum.Keys, sum.Duplicates = res.Sort.Unique, res.Sort.Duplicates
 	sum.Added, sum.Removed, sum.Unchanged = res.Phase.Added, res.Phase.Removed, res.Phase.Unchanged
-	sum.FirstSeq, sum.LastSeq = res.Phase.FirstSeq, res.Phase.LastSeq
+	sum.FirstSeq, sum.LastSeq, sum.SeqReserved = res.Phase.FirstSeq, res.Phase.LastSeq, res.Phase.ReservedUpto
 	sum.Events += res.Phase.Changes()
 	if err != nil {
 		return sum, err

@@ -414,7 +414,7 @@ func sampleSummary() Summary {
 		Rebuilt:   &RebuildSummary{Reason: "no local state (the shared counter is at 2099)", Members: 957, DroppedPending: "20261125T200000Z-00000000"},
 		Recovered: &PhaseSummary{Run: "20261125T200000Z-00000000", Attempt: 2, Added: 10, Removed: 2, FirstSeq: 120, LastSeq: 131},
 		Rows:      1005, Keys: 990, Excluded: map[string]int64{"empty_id": 3, "invalid_utf8": 1}, Duplicates: 11,
-		Added: 40, Removed: 7, Unchanged: 950, Events: 59, FirstSeq: 2100, LastSeq: 2146,
+		Added: 40, Removed: 7, Unchanged: 950, Events: 59, FirstSeq: 2100, LastSeq: 2146, SeqReserved: 3090,
 		Duration: 1500 * time.Millisecond, ExclusionsFile: "/state/x/exclusions-20261125T201500Z-1a2b3c4d.csv",
 		Input: "cohort.csv", Source: "csv", Outcome: Succeeded, Started: time.Date(2026, 11, 25, 20, 15, 0, 0, time.UTC),
 	}

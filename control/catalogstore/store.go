@@ -523,6 +523,18 @@ func (s *Store) Resume(ctx context.Context, name string) (Change, error) {
 // that flag. A later Apply of a file saying otherwise sets it back: the
 // file is the declaration.
 func (s *Store) SetEnabled(ctx context.Context, name string, enabled bool) (Change, error) {
+	return s.update(ctx, name, "set enabled", func(m *catalog.Mapping) error {
+		m.Enabled = enabled
+		return nil
+	})
+}
+
+// update changes the stored mapping called name with change, which sees
+// its current record: Updated (and the Version grows), or Unchanged if
+// change left it as it was. An error from change is returned as is and
+// nothing is written. A concurrent change by someone else is kept: the
+// mapping is read again and change applied to it.
+func (s *Store) update(ctx context.Context, name, what string, change func(*catalog.Mapping) error) (Change, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	for {
@@ -530,21 +542,24 @@ func (s *Store) SetEnabled(ctx context.Context, name string, enabled bool) (Chan
 		if err != nil {
 			return "", err
 		}
-		if m.Enabled == enabled {
+		before := m.Hash()
+		if err := change(&m); err != nil {
+			return "", err
+		}
+		if m.Hash() == before {
 			return Unchanged, nil
 		}
-		m.Enabled = enabled
 		n, err := swap.Run(ctx, s.rdb, []string{s.cfg.mappingsKey(), s.cfg.versionKey()}, name, old, encode(m)).Int()
 		switch {
 		case err != nil:
-			return "", fmt.Errorf("catalogstore: set enabled of %q: %w", name, err)
+			return "", fmt.Errorf("catalogstore: %s of %q: %w", what, name, err)
 		case n == 1:
 			return Updated, nil
 		case n < 0:
 			return "", notFound(kindMapping, name)
 		}
 		// Changed by someone else since we read it: read it again, so
-		// their change is kept and only the flag is ours. The loop ends
+		// their change is kept and only ours is added. The loop ends
 		// with ctx's timeout at the latest.
 	}
 }

@@ -305,18 +305,9 @@ func TestPauseResumeChangeOnlyTheFlag(t *testing.T) {
 			if err != nil || got != step.want {
 				t.Fatalf("%s = %v, %v; want %v", step.name, got, err, step.want)
 			}
-			m, err := s.Get(ctx, "power-users")
-			if err != nil {
-				t.Fatal(err)
-			}
 			want := c.Mappings[3]
 			want.Enabled = step.enabled
-			if !reflect.DeepEqual(m, want) {
-				t.Errorf("after %s: %+v, want %+v", step.name, m, want)
-			}
-			if v := mustVersion(t, s); v != step.version {
-				t.Errorf("version after %s = %d, want %d", step.name, v, step.version)
-			}
+			wantStored(t, s, want, step.version, step.name)
 		}
 		if _, err := s.Pause(ctx, "nope"); !errors.Is(err, ErrNotFound) || err.Error() != `catalogstore: mapping "nope": not found` {
 			t.Errorf("Pause(nope) = %v, want ErrNotFound naming the mapping", err)

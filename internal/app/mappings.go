@@ -38,6 +38,11 @@ func LoadMappings(path string) (*catalog.Catalog, error) {
 // withStore runs f on the catalog store in the Redis of rc, closing the
 // connection after.
 func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.Store) error) error {
+	return withStoreRedis(rc, sc, func(s *catalogstore.Store, _ redis.UniversalClient) error { return f(s) })
+}
+
+// withStoreRedis is withStore whose f also gets the Redis client.
+func withStoreRedis(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.Store, redis.UniversalClient) error) error {
 	// go-redis logs every failed dial itself; the command reports the
 	// error it ends with, once.
 	setRedisLogger(quietRedis{})
@@ -46,7 +51,7 @@ func withStore(rc redisx.Config, sc catalogstore.Config, f func(*catalogstore.St
 		if err != nil {
 			return err
 		}
-		return f(s)
+		return f(s, rdb)
 	})
 }
 
@@ -168,12 +173,18 @@ func MappingsDelete(ctx context.Context, rc redisx.Config, sc catalogstore.Confi
 // mappings file's form, normalised (every default written out), as YAML or
 // JSON: an entry that can be pasted back into the file.
 func MappingsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, name, format string, stdout io.Writer) error {
-	return withStore(rc, sc, func(s *catalogstore.Store) error {
+	return withStoreRedis(rc, sc, func(s *catalogstore.Store, rdb redis.UniversalClient) error {
 		m, err := s.Get(ctx, name)
 		if err != nil {
 			return err
 		}
-		return writeFormatted(stdout, format, fileForm(m), "mapping "+name)
+		if err := writeFormatted(stdout, format, fileForm(m), "mapping "+name); err != nil {
+			return err
+		}
+		if format != FormatYAML {
+			return nil
+		}
+		return writeBumpNote(ctx, rdb, sc.Prefix, m, stdout)
 	})
 }
 

@@ -36,13 +36,17 @@ type PhaseResult struct {
 	NewCount int64  // keys in the snapshot now committed
 	FirstSeq uint64 // first sequence number used; with LastSeq 0 if no change
 	LastSeq  uint64
+	// ReservedUpto ends the phase's reserved range: every later phase of
+	// the segment numbers its changes above it, even when this one had
+	// none.
+	ReservedUpto uint64
 }
 
 // publish streams the phase's diff to pub in batches of sendBatch changes
 // (DefaultSendBatch if <= 0), numbering them from ph.FirstSeq, and waits for
 // all acknowledgements. It does not commit.
 func (s *Store) publish(ctx context.Context, ph *Phase, pub Publisher, sendBatch int) (PhaseResult, error) {
-	res := PhaseResult{Run: ph.Run, Recovery: ph.Recovery, Attempt: ph.Attempt, NewCount: ph.NewCount, FirstSeq: ph.FirstSeq}
+	res := PhaseResult{Run: ph.Run, Recovery: ph.Recovery, Attempt: ph.Attempt, NewCount: ph.NewCount, FirstSeq: ph.FirstSeq, ReservedUpto: ph.ReservedUpto}
 	if err := s.checkOpen(); err != nil {
 		return res, err
 	}

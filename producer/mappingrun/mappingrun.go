@@ -288,6 +288,9 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 		// down: it holds less than the snapshot says.
 		opts = append(opts, snapshot.WithRebuild(fmt.Sprintf("destination %q missed events while it was unavailable", d.Name)))
 	}
+	if so, ok := in.(StateOptioner); ok {
+		opts = append(opts, so.StateOptions(r.seq, rebuilder)...)
+	}
 	req := producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
 		Input: in, StateOptions: opts,
