@@ -315,8 +315,8 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 	n.Notify(to, first)
 	testenv.Eventually(t, 5*time.Second, "the first delivery under way", func() bool { return len(rcv.requests()) == 1 })
 	start := time.Now()
-	n.Notify(to, failedRun(time.Now())) // queued
-	n.Notify(to, failedRun(time.Now())) // dropped
+	n.Notify(to, failedRun(time.Now()))          // queued
+	n.Notify(to, failedRun(time.Now()))          // dropped
 	if d := time.Since(start); d > time.Second { // the receiver hangs 10s
 		t.Errorf("Notify took %v with a full queue; want no wait", d)
 	}
