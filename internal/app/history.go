@@ -12,7 +12,6 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/redisx"
-	"github.com/cohortsync/cohortsync/producer/receiver"
 )
 
 // withHistory runs f on the run history in the Redis of rc.
@@ -90,8 +89,6 @@ func writeTimes(stdout io.Writer, r runstore.Record) error {
 		applied = "never: events set aside, the next run of the segment repairs it"
 	case !r.Applied.IsZero():
 		applied += fmt.Sprintf(" (%v after publishing)", r.Applied.Sub(r.Published).Round(time.Millisecond))
-	case !r.Published.IsZero() && r.Barrier == nil && r.Trigger == receiver.Trigger:
-		applied = "unknown: a push batch takes no barrier"
 	case !r.Published.IsZero() && r.Barrier == nil:
 		applied = "unknown: Kafka's offsets could not be read when it was published"
 	case !r.Published.IsZero():

@@ -40,7 +40,7 @@ func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg Ser
 	rcfg.Logger = r.log
 	rcv, err := receiver.New(rcfg, receiver.Deps{
 		Parsers: parsers, Catalog: r.store, Seq: seq, Streams: pub, Control: r.control, Prefix: sc.Prefix,
-		History: r.history, Topic: pcfg.Topic,
+		History: r.history, Topic: pcfg.Topic, Barriers: r.pub,
 	})
 	if err != nil {
 		return nil, nil, err

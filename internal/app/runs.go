@@ -229,6 +229,16 @@ func (pub published) track(rec *runstore.Record) {
 	}
 }
 
+// Gaps is the destination's count of set-aside events (receiver.Barriers).
+func (p *publication) Gaps(ctx context.Context, destination string) (uint64, error) {
+	return p.gaps.Count(ctx, destination)
+}
+
+// Ends lists the topic's end offsets (receiver.Barriers).
+func (p *publication) Ends(ctx context.Context) (map[int]int64, error) {
+	return freshness.Ends(ctx, p.kc, p.topic)
+}
+
 func (p *publication) before(ctx context.Context, dests []string) beforeRun {
 	b := beforeRun{gaps: map[string]uint64{}}
 	for _, d := range dests {

@@ -89,7 +89,7 @@ type ServeConfig struct {
 	// RunsRetention is how long runs are kept in the history. Default
 	// runstore.DefaultRetention.
 	RunsRetention time.Duration
-	// ApplyCheck is how often the scheduler part checks whether published
+	// ApplyCheck is how often the scheduler and receiver parts check whether published
 	// runs are applied (their consumer group, Consumer.GroupID, committed
 	// past them). Default runwatch.DefaultInterval.
 	ApplyCheck time.Duration
@@ -111,8 +111,10 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, setting.Invalid("catalog-poll", c.CatalogPoll, "a positive duration"))
 	}
 	if c.runs(PartScheduler) {
-		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate(),
-			runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate(), c.Notify.Validate())
+		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate(), c.Notify.Validate())
+	}
+	if c.runs(PartScheduler) || c.runs(PartReceiver) {
+		errs = append(errs, runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate())
 	}
 	errs = append(errs, runstore.Config{Retention: c.RunsRetention}.Validate())
 	if c.runs(PartConsumer) {
@@ -183,6 +185,9 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 			srv.Check("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
 		}
 		g.Go(func() error { return sched.Run(gctx) })
+	}
+	if cfg.runs(PartScheduler) || cfg.runs(PartReceiver) {
+		// The parts that publish runs also tell when they are applied.
 		w, err := runwatch.New(runwatch.Config{GroupID: cmp.Or(cfg.Consumer.GroupID, consumer.DefaultGroupID), Interval: cfg.ApplyCheck},
 			r.history, r.pub.kc, r.pub.gaps, r.log)
 		if err != nil {

@@ -69,7 +69,7 @@ the run (cohortsync runs show RUN).`,
 	bindKafka(s, &kc, &pcfg.Topic, setting.NonZero)
 	bindMappingControl(s, &mc)
 	bindRetention(s, &mc)
-	s.Duration(&cfg.ApplyCheck, "apply-check-interval", "SERVE_APPLY_CHECK_INTERVAL", "how often the scheduler checks whether published runs are applied (the consumer group committed past them)")
+	s.Duration(&cfg.ApplyCheck, "apply-check-interval", "SERVE_APPLY_CHECK_INTERVAL", "how often the scheduler and receiver parts check whether their published runs are applied (the consumer group committed past them)")
 	s.Duration(&cfg.CatalogPoll, "catalog-poll", "SERVE_CATALOG_POLL", "how often the consumer checks the catalog for changed destinations")
 	s.Duration(&cfg.SetAsideAfter, "set-aside-after", "CONSUMER_SET_ASIDE_AFTER", "a destination failing this long has its events set aside (dead-lettered, repaired by the next run of each segment) so the others go on (0: never)")
 	s.Duration(&cfg.Schedule.Tick, "schedule-tick", "SCHEDULE_TICK", "how often the scheduler looks for due mappings")

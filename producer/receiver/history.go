@@ -18,6 +18,15 @@ type History interface {
 	AddWithExclusions(ctx context.Context, r runstore.Record, excl []source.Exclusion) error
 }
 
+// Barriers take what tells when a push run is applied (see
+// control/runwatch): the destination's count of set-aside events, read
+// before the batch is published, and the topic's end offsets, read after
+// Kafka acknowledged it. The app's publication implements it.
+type Barriers interface {
+	Gaps(ctx context.Context, destination string) (uint64, error)
+	Ends(ctx context.Context) (map[int]int64, error)
+}
+
 // historySlots bounds the recordings under way; a request finding none
 // free waits (after its 204) for one, so a slow history slows partners
 // down instead of holding their batches' exclusions without bound.
@@ -29,6 +38,8 @@ type applied struct {
 	stale       int // changes dropped: a batch computed later changed their keys already
 	redelivered bool
 	first, last uint64 // sequence numbers of the events, 0 for none
+	gaps        uint64 // the destination's set-aside count before publishing
+	gapsKnown   bool   // gaps was read: the run can take a barrier
 }
 
 // pushRecord is the run record of batch b, accepted for dest into seg
@@ -55,16 +66,20 @@ func pushRecord(run, mapping, dest string, seg segmentOf, env string, b *Batch, 
 	if mapping == "" {
 		mapping = seg.segment
 	}
-	// Published: Kafka acknowledged every event before the 204. Without a
-	// barrier (the partitions' offsets are not taken per batch), the run is
-	// never claimed applied.
-	return runstore.Record{ID: run, Mapping: mapping, Destination: dest, Trigger: Trigger, Summary: sum, Published: done}
+	// Published: Kafka acknowledged every event before the 204. The
+	// barrier is taken after the 204 (record); a batch that published
+	// nothing has nothing to wait for.
+	rec := runstore.Record{ID: run, Mapping: mapping, Destination: dest, Trigger: Trigger, Summary: sum, Published: done, Gaps: a.gaps}
+	if sum.Events == 0 && a.gapsKnown {
+		rec.Barrier = map[int]int64{}
+	}
+	return rec
 }
 
 // record adds rec to the history in the background: the partner gets its
 // 204 without waiting for it, and a history that fails is logged, not the
 // batch's failure. Close waits for what is under way.
-func (r *Receiver) record(ctx context.Context, rec runstore.Record, excl []source.Exclusion, flush func()) {
+func (r *Receiver) record(ctx context.Context, rec runstore.Record, excl []source.Exclusion, withBarrier bool, flush func()) {
 	if r.history == nil {
 		return
 	}
@@ -88,6 +103,16 @@ func (r *Receiver) record(ctx context.Context, rec runstore.Record, excl []sourc
 		defer func() { <-r.histSlots }()
 		ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 		defer cancel()
+		if withBarrier && rec.Barrier == nil {
+			// Every event of the batch lies below these ends (they were
+			// acknowledged before); all partitions are kept, the batch's
+			// own are not known here.
+			if ends, err := r.barriers.Ends(ctx); err == nil {
+				rec.Barrier = ends
+			} else {
+				r.cfg.Logger.WarnContext(ctx, "a push run will not be known applied", "run", rec.ID, "error", err)
+			}
+		}
 		if err := r.history.AddWithExclusions(ctx, rec, excl); err != nil {
 			r.stats.HistoryFailures.Add(1)
 			r.cfg.Logger.WarnContext(ctx, "record a push run in the history", "run", rec.ID, "mapping", rec.Mapping,

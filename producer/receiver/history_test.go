@@ -75,7 +75,7 @@ func TestPushRunRecorded(t *testing.T) {
 		t.Fatalf("run %+v\nsummary %+v", r, s)
 	}
 	if r.Published.IsZero() || r.Barrier != nil || r.Status() != "published, not applied, with exclusions" {
-		t.Fatalf("published %v, barrier %v, status %q: want published, never claimed applied", r.Published, r.Barrier, r.Status())
+		t.Fatalf("published %v, barrier %v, status %q: want published and, without Barriers, never claimed applied", r.Published, r.Barrier, r.Status())
 	}
 	if r.Exclusions == nil || *r.Exclusions != (runstore.ExclusionsKept{Kept: 4}) {
 		t.Fatalf("exclusions kept %+v, want 4", r.Exclusions)

@@ -67,7 +67,8 @@ type Receiver struct {
 	prefix  string
 	slots   chan struct{}
 
-	history    History // nil: accepted batches are not recorded
+	history    History  // nil: accepted batches are not recorded
+	barriers   Barriers // nil: push runs take no barrier
 	topic      string
 	histSlots  chan struct{}
 	histWG     sync.WaitGroup
@@ -112,6 +113,9 @@ type Deps struct {
 	// runs name (Streams' topic).
 	History History
 	Topic   string
+	// Barriers, unless nil, let the history tell when a push run is
+	// applied; without them push runs stay "published".
+	Barriers Barriers
 }
 
 // New returns a Receiver; it fails with *setting.Error values for an
@@ -127,7 +131,7 @@ func New(cfg Config, d Deps) (*Receiver, error) {
 	return &Receiver{
 		cfg: cfg, parsers: d.Parsers, cat: d.Catalog, seq: d.Seq, streams: d.Streams,
 		dedup: d.Control, prefix: d.Prefix, slots: make(chan struct{}, cfg.MaxInFlight),
-		history: d.History, topic: d.Topic, histSlots: make(chan struct{}, historySlots),
+		history: d.History, topic: d.Topic, histSlots: make(chan struct{}, historySlots), barriers: d.Barriers,
 	}, nil
 }
 
@@ -272,7 +276,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		}
 		rec := pushRecord(run, mapping, dest.Name, seg, dest.Environment, b, a, start, done)
 		rec.Summary.Topic, rec.Topic = r.topic, r.topic
-		r.record(ctx, rec, b.Exclusions,
+		r.record(ctx, rec, b.Exclusions, a.gapsKnown,
 			func() { _ = http.NewResponseController(w).Flush() }) // a client gone is the client's loss
 	}
 }
@@ -281,6 +285,15 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 // acknowledged every event; b keeps the changes it published.
 func (r *Receiver) apply(ctx context.Context, dest catalog.Destination, b *Batch, seg segmentOf, run string) (applied, error) {
 	a := applied{keys: b.Members()}
+	if r.barriers != nil && r.history != nil {
+		// Before anything is published: a set-aside of this batch's
+		// events moves the count after this read (see runwatch).
+		if n, err := r.barriers.Gaps(ctx, dest.Name); err == nil {
+			a.gaps, a.gapsKnown = n, true
+		} else {
+			r.cfg.Logger.WarnContext(ctx, "a push run will not be known applied", "destination", dest.Name, "error", err)
+		}
+	}
 	r.recordExclusions(ctx, b)
 	if b.Members() == 0 {
 		return a, nil
