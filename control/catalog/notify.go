@@ -21,10 +21,21 @@ const (
 	// EventRefused: a guard refused the run (producer.Refused), nothing
 	// was published.
 	EventRefused NotifyEvent = "refused"
+	// EventApplied: the consumer group committed past every event of a
+	// finished run: it is in the destination's Redis (runwatch).
+	EventApplied NotifyEvent = "applied"
+	// EventSetAside: the consumer set events of a finished run's
+	// destination aside instead of applying them; the next run of the
+	// segment repairs it.
+	EventSetAside NotifyEvent = "set_aside"
 )
 
-// NotifyEvents are every event, the default of a channel that lists none.
-var NotifyEvents = []NotifyEvent{EventFinished, EventFailed, EventRefused}
+// NotifyEvents are every event, in the order they are listed.
+var NotifyEvents = []NotifyEvent{EventFinished, EventFailed, EventRefused, EventApplied, EventSetAside}
+
+// DefaultNotifyEvents are the events of a channel that lists none: how
+// each run ended (applied and set_aside are asked for by name).
+var DefaultNotifyEvents = NotifyEvents[:3]
 
 // Notify says who is told when a run of a mapping ends. The zero value
 // tells nobody.
@@ -45,7 +56,8 @@ type Webhook struct {
 	// Secret is where the HMAC-SHA256 signing secret is read. Required:
 	// a receiver must be able to tell cohortsync's requests from others.
 	Secret SecretRef
-	// Events are the events sent, in NotifyEvents order. Default all.
+	// Events are the events sent, in NotifyEvents order. Default
+	// DefaultNotifyEvents.
 	Events []NotifyEvent
 }
 
@@ -54,7 +66,8 @@ type Webhook struct {
 type Email struct {
 	// To are the recipients' addresses (user@host). At least one.
 	To []string
-	// Events are the events sent, in NotifyEvents order. Default all.
+	// Events are the events sent, in NotifyEvents order. Default
+	// DefaultNotifyEvents.
 	Events []NotifyEvent
 }
 
@@ -129,7 +142,7 @@ var (
 // secretRefAdvice is how a file gives the webhook's signing secret.
 const secretRefAdvice = "secret_env (an environment variable) or secret_file (a file) naming where the signing secret is read"
 
-const eventsForm = "a list of finished, failed, refused"
+const eventsForm = "a list of finished, failed, refused, applied, set_aside"
 
 // notify decodes a mapping's notify settings.
 func (d *decoder) notify(n *yaml.Node, me *mapEntry) {
@@ -179,7 +192,7 @@ func (d *decoder) webhook(n *yaml.Node, e Entry) *Webhook {
 		d.secretPair(n, e, "notify.webhook.", "secret", "secret", lines, w.Secret, secretRefAdvice)
 	}
 	if _, ok := lines["events"]; !ok {
-		w.Events = slices.Clone(NotifyEvents)
+		w.Events = slices.Clone(DefaultNotifyEvents)
 	}
 	return w
 }
@@ -210,7 +223,7 @@ func (d *decoder) email(n *yaml.Node, e Entry) *Email {
 		d.add(l, e, "notify.email.to", "want at least one email address")
 	}
 	if _, ok := lines["events"]; !ok {
-		m.Events = slices.Clone(NotifyEvents)
+		m.Events = slices.Clone(DefaultNotifyEvents)
 	}
 	return m
 }
@@ -224,7 +237,7 @@ func (d *decoder) events(v *yaml.Node, e Entry, field string) []NotifyEvent {
 		}
 	}
 	if len(names) == 0 && !d.reported(v.Line) {
-		d.add(v.Line, e, field, "want %s (leave events out for all three)", eventsForm)
+		d.add(v.Line, e, field, "want %s (leave events out for finished, failed and refused)", eventsForm)
 	}
 	var out []NotifyEvent
 	for _, ev := range NotifyEvents {

@@ -30,11 +30,17 @@ type Run struct {
 	// Err is the run's error when Summary has none (a run that could not
 	// start); "" otherwise.
 	Err string
+	// Settled, unless "", is the event of a finished run found applied
+	// or set aside later (catalog.EventApplied, EventSetAside).
+	Settled catalog.NotifyEvent
 }
 
-// Event is the event r is: finished, failed or refused.
+// Event is the event r is: finished, failed, refused, or how a finished
+// run settled.
 func (r Run) Event() catalog.NotifyEvent {
 	switch {
+	case r.Settled != "":
+		return r.Settled
 	case r.Summary.Outcome == producer.Refused:
 		return catalog.EventRefused
 	case r.Summary.Outcome == producer.Succeeded && r.Err == "":

@@ -45,8 +45,10 @@ func (s *Store) Unapplied(ctx context.Context, limit int) ([]Record, error) {
 // MarkApplied records that r's barrier was reached at at: applied, or set
 // aside when the consumer set events of its destination aside meanwhile.
 // The record keeps its expiry; one that expired is not written again.
-// Marking a run twice (two replicas checking) writes the same facts.
-func (s *Store) MarkApplied(ctx context.Context, r Record, at time.Time, setAside bool) error {
+// Marking a run twice (two replicas checking) writes the same facts;
+// first tells whether this call took it off the unapplied index (one
+// caller is told, for what is done once: a notification).
+func (s *Store) MarkApplied(ctx context.Context, r Record, at time.Time, setAside bool) (first bool, err error) {
 	if setAside {
 		r.SetAside = true
 	} else {
@@ -54,18 +56,19 @@ func (s *Store) MarkApplied(ctx context.Context, r Record, at time.Time, setAsid
 	}
 	b, err := encode(r)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	member := r.member()
+	var removed *redis.IntCmd
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SetArgs(ctx, s.runKey(member), b, redis.SetArgs{Mode: "XX", KeepTTL: true})
-		p.ZRem(ctx, s.pendingKey(), member)
+		removed = p.ZRem(ctx, s.pendingKey(), member)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) { // Nil: the record expired (SET XX)
-		return fmt.Errorf("runstore: mark run %s applied in %q: %w", r.ID, r.Destination, err)
+		return false, fmt.Errorf("runstore: mark run %s applied in %q: %w", r.ID, r.Destination, err)
 	}
-	return nil
+	return removed.Val() == 1, nil
 }

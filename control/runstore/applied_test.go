@@ -42,10 +42,13 @@ func TestUnappliedAndMarkApplied(t *testing.T) {
 				t.Fatalf("statuses %q, %q", unknown.Status(), failed.Status())
 			}
 			at := now.Add(time.Second)
-			if err := s.MarkApplied(ctx, waiting, at, false); err != nil {
-				t.Fatal(err)
+			if first, err := s.MarkApplied(ctx, waiting, at, false); err != nil || !first {
+				t.Fatalf("MarkApplied = %v, %v; want the first marking", first, err)
 			}
-			if err := s.MarkApplied(ctx, nothingToWait, at, true); err != nil {
+			if first, err := s.MarkApplied(ctx, waiting, at, false); err != nil || first {
+				t.Fatalf("MarkApplied again = %v, %v; want not the first (another replica marked it)", first, err)
+			}
+			if _, err := s.MarkApplied(ctx, nothingToWait, at, true); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := s.Unapplied(ctx, 10); err != nil || len(got) != 0 {

@@ -25,6 +25,10 @@ type Config struct {
 	Batch int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// OnSettled, unless nil, is called with each run this Watcher marked
+	// applied or set aside, once per run and destination across replicas
+	// (the replica whose mark took the run off the index): notifications.
+	OnSettled func(ctx context.Context, r runstore.Record)
 }
 
 // Defaults.
@@ -52,7 +56,7 @@ func (c Config) Validate() error {
 type History interface {
 	Unapplied(ctx context.Context, limit int) ([]runstore.Record, error)
 	Get(ctx context.Context, id string) ([]runstore.Record, error)
-	MarkApplied(ctx context.Context, r runstore.Record, at time.Time, setAside bool) error
+	MarkApplied(ctx context.Context, r runstore.Record, at time.Time, setAside bool) (first bool, err error)
 }
 
 // Gaps reads how many times a consumer set events of a destination aside
@@ -183,8 +187,17 @@ func (w *Watcher) settle(ctx context.Context, r runstore.Record,
 		return false, fmt.Errorf("run %s into %q: %w", r.ID, r.Destination, err)
 	}
 	setAside := gaps > r.Gaps
-	if err := w.history.MarkApplied(ctx, r, at, setAside); err != nil {
+	first, err := w.history.MarkApplied(ctx, r, at, setAside)
+	if err != nil {
 		return false, err
+	}
+	if first && w.cfg.OnSettled != nil {
+		if setAside {
+			r.SetAside = true
+		} else {
+			r.Applied = at
+		}
+		w.cfg.OnSettled(ctx, r)
 	}
 	if setAside {
 		w.log.WarnContext(ctx, "run published but events set aside: the destination was unavailable; the next run of the segment repairs it",

@@ -29,6 +29,13 @@ type csvMapping struct {
 
 func newCSVMapping(t *testing.T, ctx context.Context, segment string, keys ...string) *csvMapping {
 	t.Helper()
+	return newCSVMappingWith(t, ctx, segment, "", keys...)
+}
+
+// newCSVMappingWith is newCSVMapping with extra lines in the mapping's
+// entry (indented by four spaces, such as a notify block).
+func newCSVMappingWith(t *testing.T, ctx context.Context, segment, extra string, keys ...string) *csvMapping {
+	t.Helper()
 	var raw [12]byte
 	_, _ = rand.Read(raw[:])
 	f := &csvMapping{clientSideID: hex.EncodeToString(raw[:]), cohort: filepath.Join(t.TempDir(), "cohort.csv")}
@@ -44,7 +51,7 @@ mappings:
     segment: %s
     destinations: [production]
     schedule: daily
-`, redisURL, f.clientSideID, f.cohort, segment)))
+%s`, redisURL, f.clientSideID, f.cohort, segment, extra)))
 	if err != nil {
 		t.Fatal(err)
 	}

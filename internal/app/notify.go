@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
@@ -53,6 +55,32 @@ func notifyRuns(n *notify.Notifier, m catalog.Mapping, trigger string, res []map
 			run.Err = r.Err.Error()
 		}
 		n.Notify(m.Notify, run)
+	}
+}
+
+// notifySettled tells a run's mapping, if it asks for applied or
+// set_aside, how a finished run settled; nil without a notifier. A run
+// whose mapping is gone (or a push batch no mapping owns) tells nobody.
+func notifySettled(n *notify.Notifier, store *catalogstore.Store, log *slog.Logger) func(context.Context, runstore.Record) {
+	if n == nil {
+		return nil
+	}
+	return func(ctx context.Context, rec runstore.Record) {
+		m, err := store.Get(ctx, rec.Mapping)
+		if err != nil {
+			if !errors.Is(err, catalogstore.ErrNotFound) {
+				log.WarnContext(ctx, "notify how a run settled", "run", rec.ID, "mapping", rec.Mapping, "error", err)
+			}
+			return
+		}
+		if m.Notify.IsZero() {
+			return
+		}
+		ev := catalog.EventApplied
+		if rec.SetAside {
+			ev = catalog.EventSetAside
+		}
+		n.Notify(m.Notify, notify.Run{Mapping: m.Name, Destination: rec.Destination, Trigger: rec.Trigger, Summary: rec.Summary, Settled: ev})
 	}
 }
 

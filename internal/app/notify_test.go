@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/control/notify"
@@ -173,6 +174,54 @@ func TestFailedRunNotifiesTheWebhook(t *testing.T) {
 	if !strings.Contains(out.String(), "notifications\n") || !strings.Contains(out.String(), "  webhook  staging      failed  delivered  1 ") ||
 		!strings.Contains(out.String(), hook.srv.URL+"/cohortsync") {
 		t.Errorf("runs show %s:\n%s\nwant its webhook delivery", run, out.String())
+	}
+}
+
+// TestAppliedRunNotifies: a mapping asking for "applied" is told once the
+// consumer group has committed past its run (serve's run watcher), after
+// the "finished" of its publication, each once.
+func TestAppliedRunNotifies(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	hook := newHookReceiver(t, "hook-secret")
+	f := newCSVMappingWith(t, ctx, "churn", fmt.Sprintf(`    notify:
+      webhook: {url: %q, secret_env: HOOK_SECRET, events: [finished, applied]}
+`, hook.srv.URL), "a", "b", "c")
+	name := testenv.Name(t)
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
+	ccfg := consumer.DefaultConfig()
+	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	cfg := ServeConfig{
+		Parts:       []string{PartScheduler, PartConsumer},
+		Runs:        mappingrun.Config{Producer: pcfg},
+		Consumer:    ccfg,
+		CatalogPoll: 100 * time.Millisecond,
+		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
+		ApplyCheck:  100 * time.Millisecond,
+		Notify:      notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, f.rc, f.sc, cfg, io.Discard)
+	})
+	defer stop()
+	var payloads []map[string]any
+	testenv.Eventually(t, 60*time.Second, "finished and applied notifications", func() bool {
+		payloads, _ = hook.got()
+		return len(payloads) >= 2
+	})
+	time.Sleep(500 * time.Millisecond) // a duplicate would arrive by now
+	payloads, bad := hook.got()
+	if len(bad) > 0 || len(payloads) != 2 {
+		t.Fatalf("payloads %v, bad %q: want one finished and one applied", payloads, bad)
+	}
+	if payloads[0]["event"] != "finished" || payloads[1]["event"] != "applied" || payloads[0]["run"] != payloads[1]["run"] {
+		t.Fatalf("payloads %v: want finished then applied, of one run", payloads)
 	}
 }
 

@@ -164,6 +164,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		srv = httpserver.New(cfg.HTTPAddr, r.log)
 	}
 	var sets []metrics.Set // served together on /metrics
+	var n *notify.Notifier // the scheduler part's, for runs settling later too
 	if cfg.runs(PartScheduler) {
 		scfg := cfg.Schedule
 		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
@@ -173,8 +174,8 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		ncfg := cfg.Notify
 		nm.Attach(&ncfg)
 		sets = append(sets, sm, nm)
-		n, err := startNotifier(ctx, r, env, ncfg)
-		if err != nil {
+		var err error
+		if n, err = startNotifier(ctx, r, env, ncfg); err != nil {
 			return err
 		}
 		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, notifier: n}, r.log)
@@ -188,8 +189,8 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 	}
 	if cfg.runs(PartScheduler) || cfg.runs(PartReceiver) {
 		// The parts that publish runs also tell when they are applied.
-		w, err := runwatch.New(runwatch.Config{GroupID: cmp.Or(cfg.Consumer.GroupID, consumer.DefaultGroupID), Interval: cfg.ApplyCheck},
-			r.history, r.pub.kc, r.pub.gaps, r.log)
+		w, err := runwatch.New(runwatch.Config{GroupID: cmp.Or(cfg.Consumer.GroupID, consumer.DefaultGroupID), Interval: cfg.ApplyCheck,
+			OnSettled: notifySettled(n, r.store, r.log)}, r.history, r.pub.kc, r.pub.gaps, r.log)
 		if err != nil {
 			return err
 		}
