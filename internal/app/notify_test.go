@@ -136,14 +136,7 @@ func TestFailedRunNotifiesTheWebhook(t *testing.T) {
 		HTTPAddr: addr,
 		Notify:   notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
-	})
+	stop := startServe(t, ctx, brokers, rc, sc, cfg)
 	defer stop()
 
 	var payloads []map[string]any
@@ -201,14 +194,7 @@ func TestAppliedRunNotifies(t *testing.T) {
 		ApplyCheck:  100 * time.Millisecond,
 		Notify:      notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, f.rc, f.sc, cfg, io.Discard)
-	})
+	stop := startServe(t, ctx, brokers, f.rc, f.sc, cfg)
 	defer stop()
 	var payloads []map[string]any
 	testenv.Eventually(t, 60*time.Second, "finished and applied notifications", func() bool {
@@ -256,8 +242,105 @@ func TestServeConfigNotify(t *testing.T) {
 		{Name: "no SMTP server", Change: func(*ServeConfig) {}},
 		{Name: "an SMTP server without a sender", Change: func(c *ServeConfig) { c.Notify.SMTP.Addr = "smtp.example.com:587" },
 			Want: `--smtp-from: required, want the sender's address (user@example.com) with --smtp-addr`},
-		{Name: "the receiver alone does not notify", Change: func(c *ServeConfig) {
+		{Name: "the receiver notifies too (push mappings' runs)", Change: func(c *ServeConfig) {
 			c.Parts, c.ReceiverAddr, c.Notify.SMTP.Addr = []string{PartReceiver}, "127.0.0.1:0", "smtp.example.com:587"
+		}, Want: `--smtp-from: required, want the sender's address (user@example.com) with --smtp-addr`},
+		{Name: "the consumer alone does not notify", Change: func(c *ServeConfig) {
+			c.Parts, c.Notify.SMTP.Addr = []string{PartConsumer}, "smtp.example.com:587"
 		}},
+	})
+}
+
+// TestPushMappingRunsNotify: a batch pushed into a push mapping is a run of
+// it: the mapping's webhook is told "finished" after the 204 and
+// "applied" once the consumer committed past it (serve's receiver part
+// runs the run watcher).
+func TestPushMappingRunsNotify(t *testing.T) {
+	brokers, _ := testenv.Kafka(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	hook := newHookReceiver(t, "hook-secret")
+	name := testenv.Name(t)
+	clientSideID := fmt.Sprintf("%024x", time.Now().UnixNano())
+	redisURL := testenv.RedisURL(t)
+	cat, err := catalog.Decode("mappings.yaml", []byte(fmt.Sprintf(`destinations:
+  - name: production
+    redis: {url: %q}
+    client_side_id: %s
+mappings:
+  - name: partners
+    source: {push: true, integration: rudderstack, cohort: c1}
+    segment: partner-audience
+    destinations: [production]
+    notify:
+      webhook: {url: %q, secret_env: HOOK_SECRET, events: [finished, applied]}
+`, redisURL, clientSideID, hook.srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var token strings.Builder
+	if err := DestinationsToken(ctx, rc, sc, "production", &token); err != nil {
+		t.Fatal(err)
+	}
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
+	ccfg := consumer.DefaultConfig()
+	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	addr := testenv.ClosedAddr(t)
+	cfg := ServeConfig{
+		Parts:        []string{PartConsumer, PartReceiver},
+		Runs:         mappingrun.Config{Producer: pcfg},
+		Consumer:     ccfg,
+		CatalogPoll:  100 * time.Millisecond,
+		ReceiverAddr: addr,
+		ApplyCheck:   100 * time.Millisecond,
+		Notify:       notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
+	}
+	stop := startServe(t, ctx, brokers, rc, sc, cfg)
+	defer stop()
+	body := fmt.Sprintf(`{"environmentId": %q, "cohortId": "c1", "listData": {"add": [{"id": "a"}, {"id": "b"}], "remove": []}}`, clientSideID)
+	testenv.Eventually(t, 30*time.Second, "the push accepted", func() bool {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v2/segment-targets/rudderstack", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", strings.TrimSpace(token.String()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false // not listening yet
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("push: status %d", resp.StatusCode)
+		}
+		return true
+	})
+	testenv.Eventually(t, 60*time.Second, "finished and applied notifications", func() bool {
+		p, _ := hook.got()
+		return len(p) >= 2
+	})
+	payloads, bad := hook.got()
+	if len(bad) > 0 || len(payloads) != 2 || payloads[0]["event"] != "finished" || payloads[1]["event"] != "applied" ||
+		payloads[0]["trigger"] != "push" || payloads[0]["mapping"] != "partners" || payloads[0]["run"] != payloads[1]["run"] {
+		t.Fatalf("payloads %v, bad %q: want finished then applied of the push run", payloads, bad)
+	}
+}
+
+// startServe runs Serve with cfg (validated first) and the webhook's
+// secret in its environment until the returned stop or the test's end.
+func startServe(t *testing.T, ctx context.Context, brokers []string, rc redisx.Config, sc catalogstore.Config, cfg ServeConfig) (stop func()) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	return runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
 	})
 }

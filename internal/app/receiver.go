@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/notify"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/metrics"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
@@ -17,7 +20,7 @@ import (
 // with r) and numbered by the same per-segment counters in the control
 // Redis as the mapping runs; every accepted batch is recorded in the run
 // history.
-func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg ServeConfig) (run func(context.Context) error, m metrics.Set, err error) {
+func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg ServeConfig, n *notify.Notifier) (run func(context.Context) error, m metrics.Set, err error) {
 	pcfg := cfg.Runs.Producer.Config
 	pcfg.Logger, pcfg.Propagator = r.log, nil
 	if err := publish.EnsureTopics(ctx, pcfg, r.kf); err != nil {
@@ -41,6 +44,11 @@ func startReceiver(ctx context.Context, r *runs, sc catalogstore.Config, cfg Ser
 	rcv, err := receiver.New(rcfg, receiver.Deps{
 		Parsers: parsers, Catalog: r.store, Seq: seq, Streams: pub, Control: r.control, Prefix: sc.Prefix,
 		History: r.history, Topic: pcfg.Topic, Barriers: r.pub,
+		OnRun: func(_ context.Context, m catalog.Mapping, rec runstore.Record) {
+			if n != nil && !m.Notify.IsZero() {
+				n.Notify(m.Notify, notify.Run{Mapping: m.Name, Destination: rec.Destination, Trigger: rec.Trigger, Summary: rec.Summary})
+			}
+		},
 	})
 	if err != nil {
 		return nil, nil, err

@@ -111,10 +111,10 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, setting.Invalid("catalog-poll", c.CatalogPoll, "a positive duration"))
 	}
 	if c.runs(PartScheduler) {
-		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate(), c.Notify.Validate())
+		errs = append(errs, c.Runs.Validate(), c.Schedule.Validate())
 	}
 	if c.runs(PartScheduler) || c.runs(PartReceiver) {
-		errs = append(errs, runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate())
+		errs = append(errs, c.Notify.Validate(), runwatch.Config{GroupID: cmp.Or(c.Consumer.GroupID, consumer.DefaultGroupID), Interval: c.ApplyCheck}.Validate())
 	}
 	errs = append(errs, runstore.Config{Retention: c.RunsRetention}.Validate())
 	if c.runs(PartConsumer) {
@@ -164,20 +164,23 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		srv = httpserver.New(cfg.HTTPAddr, r.log)
 	}
 	var sets []metrics.Set // served together on /metrics
-	var n *notify.Notifier // the scheduler part's, for runs settling later too
+	var n *notify.Notifier // of the parts that run mappings' runs: the scheduler and receiver
+	if cfg.runs(PartScheduler) || cfg.runs(PartReceiver) {
+		nm := metrics.NewNotifications()
+		ncfg := cfg.Notify
+		nm.Attach(&ncfg)
+		sets = append(sets, nm)
+		var err error
+		if n, err = startNotifier(ctx, r, env, ncfg); err != nil {
+			return err
+		}
+	}
 	if cfg.runs(PartScheduler) {
 		scfg := cfg.Schedule
 		scfg.Prefix, scfg.Timeout = sc.Prefix, sc.Timeout
 		sm := metrics.NewScheduler(scfg.Clock)
 		sm.Attach(&scfg)
-		nm := metrics.NewNotifications()
-		ncfg := cfg.Notify
-		nm.Attach(&ncfg)
-		sets = append(sets, sm, nm)
-		var err error
-		if n, err = startNotifier(ctx, r, env, ncfg); err != nil {
-			return err
-		}
+		sets = append(sets, sm)
 		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, notifier: n}, r.log)
 		if err != nil {
 			return err
@@ -231,7 +234,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		g.Go(func() error { return rt.follow(gctx) })
 	}
 	if cfg.runs(PartReceiver) {
-		run, m, err := startReceiver(ctx, r, sc, cfg)
+		run, m, err := startReceiver(ctx, r, sc, cfg, n)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer"
@@ -69,6 +70,7 @@ type Receiver struct {
 
 	history    History  // nil: accepted batches are not recorded
 	barriers   Barriers // nil: push runs take no barrier
+	onRun      func(ctx context.Context, m catalog.Mapping, rec runstore.Record)
 	topic      string
 	histSlots  chan struct{}
 	histWG     sync.WaitGroup
@@ -116,6 +118,9 @@ type Deps struct {
 	// Barriers, unless nil, let the history tell when a push run is
 	// applied; without them push runs stay "published".
 	Barriers Barriers
+	// OnRun, unless nil, is called after the 204 with each accepted batch a
+	// push mapping owns, as its run (for the mapping's notifications).
+	OnRun func(ctx context.Context, m catalog.Mapping, rec runstore.Record)
 }
 
 // New returns a Receiver; it fails with *setting.Error values for an
@@ -131,7 +136,7 @@ func New(cfg Config, d Deps) (*Receiver, error) {
 	return &Receiver{
 		cfg: cfg, parsers: d.Parsers, cat: d.Catalog, seq: d.Seq, streams: d.Streams,
 		dedup: d.Control, prefix: d.Prefix, slots: make(chan struct{}, cfg.MaxInFlight),
-		history: d.History, topic: d.Topic, histSlots: make(chan struct{}, historySlots), barriers: d.Barriers,
+		history: d.History, topic: d.Topic, histSlots: make(chan struct{}, historySlots), barriers: d.Barriers, onRun: d.OnRun,
 	}, nil
 }
 
@@ -278,6 +283,9 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request, envField stri
 		rec.Summary.Topic, rec.Topic = r.topic, r.topic
 		r.record(ctx, rec, b.Exclusions, a.gapsKnown,
 			func() { _ = http.NewResponseController(w).Flush() }) // a client gone is the client's loss
+		if target != nil && r.onRun != nil {
+			r.onRun(ctx, *target, rec)
+		}
 	}
 }
 
