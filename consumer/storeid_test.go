@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cohortsync/cohortsync/consumer/rewind"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
@@ -93,17 +94,34 @@ func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
 		if n := rdb.Exists(ctx, syncKey).Val(); n != 0 || third.Stats().StoresLost != 1 {
 			t.Fatalf("a consumer started after the loss marked the store current (StoresLost %d)", third.Stats().StoresLost)
 		}
-		// The rebuild's last step (README) lets the next consumer claim it.
-		if err := rdb.Del(ctx, bigsegments.StoreLostKey(cfg.RedisPrefix)).Err(); err != nil {
-			t.Fatal(err)
+		// The rebuild (README, "Redis lost its data"): the group rewound
+		// once its consumers are stopped, the lost mark deleted; the next
+		// consumer replays the topic and claims the store.
+		if _, err := rewind.Rewind(ctx, ke.client, cfg.Topic, cfg.GroupID); !errors.Is(err, rewind.ErrGroupActive) {
+			t.Fatalf("rewind of a group with a running consumer = %v, want ErrGroupActive", err)
 		}
 		if err := third.stop(); err != nil {
+			t.Fatal(err)
+		}
+		var to map[int]int64
+		testenv.Eventually(t, 60*time.Second, "the group empty and rewound", func() bool {
+			var err error
+			to, err = rewind.Rewind(ctx, ke.client, cfg.Topic, cfg.GroupID)
+			return err == nil // the stopped member may take a moment to leave
+		})
+		if len(to) != 2 || to[0] != 0 || to[1] != 0 {
+			t.Fatalf("rewound to %v, want offset 0 of both partitions", to)
+		}
+		if err := rdb.Del(ctx, bigsegments.StoreLostKey(cfg.RedisPrefix)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		fourth := launch(t, mustNew(t, cfg, rdb, ke))
 		fourth.waitCaughtUp(t)
 		if n := rdb.Exists(ctx, syncKey).Val(); n != 1 || fourth.Ready() != nil {
-			t.Fatalf("after the lost mark was deleted: synchronized_on exists %d, Ready %v", n, fourth.Ready())
+			t.Fatalf("after the rebuild: synchronized_on exists %d, Ready %v", n, fourth.Ready())
+		}
+		if n := rdb.SCard(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Val(); n != 3 {
+			t.Fatalf("after the replay the segment has %d members, want alice, bob and carol", n)
 		}
 	})
 }

@@ -1,0 +1,36 @@
+package app
+
+import (
+	"context"
+	"io"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/cohortsync/cohortsync/consumer/rewind"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+)
+
+// Rewind moves the stopped consumer group back to the start of topic
+// (cohortsync rewind), so that its next consumers replay the topic into
+// Redis, and prints where each partition now starts.
+func Rewind(ctx context.Context, kc kafkax.Config, topic, group string, stdout io.Writer) error {
+	kf, err := kafkax.New(kc)
+	if err != nil {
+		return err
+	}
+	defer kf.Close()
+	to, err := rewind.Rewind(ctx, kf.Client(30*time.Second), topic, group)
+	if err != nil {
+		return err
+	}
+	if err := say(stdout, "consumer group %s rewound to the start of topic %s; its next consumers replay it:\n", group, topic); err != nil {
+		return err
+	}
+	for _, p := range slices.Sorted(maps.Keys(to)) {
+		if err := say(stdout, "  partition %d from offset %d\n", p, to[p]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
