@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
 	"maps"
 	"slices"
@@ -14,12 +15,12 @@ import (
 // Rewind moves the stopped consumer group back to the start of topic
 // (cohortsync rewind), so that its next consumers replay the topic into
 // Redis, and prints where each partition now starts.
-func Rewind(ctx context.Context, kc kafkax.Config, topic, group string, stdout io.Writer) error {
+func Rewind(ctx context.Context, kc kafkax.Config, topic, group string, stdout io.Writer) (err error) {
 	kf, err := kafkax.New(kc)
 	if err != nil {
 		return err
 	}
-	defer kf.Close()
+	defer func() { err = errors.Join(err, kf.Close()) }()
 	to, err := rewind.Rewind(ctx, kf.Client(30*time.Second), topic, group)
 	if err != nil {
 		return err
