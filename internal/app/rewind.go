@@ -13,7 +13,7 @@ import (
 )
 
 // Rewind moves the stopped consumer group back to the start of topic
-// (cohortsync rewind), so that its next consumers replay the topic into
+// (cohortsync replay), so that its next consumers replay the topic into
 // Redis, and prints where each partition now starts.
 func Rewind(ctx context.Context, kc kafkax.Config, topic, group string, stdout io.Writer) (err error) {
 	kf, err := kafkax.New(kc)

@@ -11,12 +11,12 @@ import (
 	"github.com/cohortsync/cohortsync/producer/publish"
 )
 
-// TestRewindCommand: rewind commits the start of every partition for a
+// TestReplayCommand: replay commits the start of every partition for a
 // group with no members and prints it; without brokers it is a usage
 // error, and a topic that does not exist is named. (The rebuild it is a
 // step of is tested in consumer's TestRedisDataLossIsNotReportedCurrent,
 // where a group with a running consumer is refused.)
-func TestRewindCommand(t *testing.T) {
+func TestReplayCommand(t *testing.T) {
 	brokers, _ := testenv.Kafka(t)
 	ctx := testenv.Context(t, time.Minute)
 	name := testenv.Name(t)
@@ -26,15 +26,15 @@ func TestRewindCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ",")}
-	code, stdout, stderr := run(t, ctx, []string{"rewind", "--topic", name, "--group-id", name}, env)
+	code, stdout, stderr := run(t, ctx, []string{"replay", "--topic", name, "--group-id", name}, env)
 	if code != ExitOK || !strings.Contains(stdout, "consumer group "+name+" rewound to the start of topic "+name) ||
 		!strings.Contains(stdout, "  partition 0 from offset 0\n  partition 1 from offset 0\n") {
-		t.Fatalf("rewind: exit %d\n%s%s", code, stdout, stderr)
+		t.Fatalf("replay: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if code, _, stderr := run(t, ctx, []string{"rewind", "--topic", name}, nil); code != ExitUsage || !strings.Contains(stderr, "--kafka-brokers") {
-		t.Fatalf("rewind without brokers: exit %d\n%s", code, stderr)
+	if code, _, stderr := run(t, ctx, []string{"replay", "--topic", name}, nil); code != ExitUsage || !strings.Contains(stderr, "--kafka-brokers") {
+		t.Fatalf("replay without brokers: exit %d\n%s", code, stderr)
 	}
-	if code, _, stderr := run(t, ctx, []string{"rewind", "--topic", name + "-missing"}, env); code != ExitError || !strings.Contains(stderr, name+"-missing") {
-		t.Fatalf("rewind of a missing topic: exit %d\n%s", code, stderr)
+	if code, _, stderr := run(t, ctx, []string{"replay", "--topic", name + "-missing"}, env); code != ExitError || !strings.Contains(stderr, name+"-missing") {
+		t.Fatalf("replay of a missing topic: exit %d\n%s", code, stderr)
 	}
 }

@@ -12,12 +12,12 @@ import (
 	"github.com/cohortsync/cohortsync/producer"
 )
 
-func newRewind(lookup func(string) (string, bool)) *cobra.Command {
+func newReplay(lookup func(string) (string, bool)) *cobra.Command {
 	var kc kafkax.Config
 	topic, group := producer.DefaultConfig().Topic, consumer.DefaultGroupID
 	cmd := &cobra.Command{
-		Use:   "rewind --group-id GROUP",
-		Short: "Move a stopped consumer group back to the start of the topic, to replay it into Redis",
+		Use:   "replay --group-id GROUP",
+		Short: "Replay the topic into Redis: move a stopped consumer group back to the start of the topic",
 		Long: `Commits, for the consumer group on every partition of the membership
 topic, the offset of the first message the log still holds: the group's
 next consumers replay the topic into Redis. Events are idempotent, so
