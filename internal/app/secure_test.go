@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/cohortsync/cohortsync/consumer"
@@ -24,41 +26,63 @@ import (
 // commands. A cluster that refuses unauthenticated clients serves a sync
 // (admin client, writer) and a consumer (metadata client, group, partition
 // readers) built from one kafkax.Config with SCRAM credentials; with a wrong
-// password the sync fails.
+// password the sync fails. No password, Kafka's or Redis's, right or wrong,
+// appears in any log line (at debug level) or error.
 func TestSyncThenConsumeOverSASL(t *testing.T) {
+	const kafkaPW, wrongPW, redisPW = "sasl-pw-7f3e2a91", "wrong-pw-b81c07d4", "redis-pw-52d9c6e0"
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
-		kfake.Superuser(kafkax.MechanismScramSHA256, "alice", "pw"))
+		kfake.Superuser(kafkax.MechanismScramSHA256, "alice", kafkaPW))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
 	kc := kafkax.Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second,
-		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA256, Username: "alice", Password: "pw"}}
+		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA256, Username: "alice", Password: kafkaPW}}
 	noEnv := func(string) (string, bool) { return "", false }
 	ctx := testenv.Context(t, 2*time.Minute)
 	proc := DefaultProcess()
-	proc.LogLevel = "error" // kfake's leader elections cause expected retries
+	proc.LogLevel = "debug" // every line a secret could slip into
 
 	pcfg, req, csv, opts := twoMemberSync(t)
+	var logs testenv.Buffer
 
 	wrong := kc
-	wrong.SASL.Password = "wrong"
-	if err := Sync(ctx, proc, noEnv, wrong, pcfg, req, csv, opts, io.Discard, io.Discard); err == nil {
+	wrong.SASL.Password = wrongPW
+	wrongErr := Sync(ctx, proc, noEnv, wrong, pcfg, req, csv, opts, &logs, &logs)
+	if wrongErr == nil {
 		t.Fatal("Sync with a wrong SASL password succeeded")
 	}
-	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, io.Discard, io.Discard); err != nil {
+	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, &logs, &logs); err != nil {
 		t.Fatalf("Sync = %v", err)
 	}
 
-	rb := testenv.Redis(t)
-	rc := redisx.Config{URL: rb.URL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", "a", "b")
+	m := miniredis.RunT(t)
+	m.RequireAuth(redisPW)
+	rc := redisx.Config{URL: "redis://:" + redisPW + "@" + m.Addr() + "/0", PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", &logs, "a", "b")
+	badRedis := rc
+	badRedis.URL = "redis://:" + wrongPW + "@" + m.Addr() + "/0"
+	cfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), StartupTimeout: 2 * time.Second}
+	badErr := Consume(ctx, proc, noEnv, kc, badRedis, "", cfg, &logs)
+	if badErr == nil {
+		t.Fatal("Consume with a wrong Redis password succeeded")
+	}
+	for _, pw := range []string{kafkaPW, wrongPW, redisPW} {
+		for what, text := range map[string]string{"the logs": logs.String(), "the wrong Kafka password's error": wrongErr.Error(), "the wrong Redis password's error": badErr.Error()} {
+			if strings.Contains(text, pw) {
+				t.Errorf("%s hold the password %q", what, pw)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "sync run ") || !strings.Contains(logs.String(), "msg=consuming") {
+		t.Fatalf("the output of the sync or the consumer is missing: the check above saw too little\n%.3000s", logs.String())
+	}
 }
 
 // consumeUntilMembers runs Consume with kc and rc into a prefix of the
 // test's own until keys are members of segment ref there, failing the test
 // after 30s or if Consume returns early.
-func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kafkax.Config, rc redisx.Config, topic, ref string, keys ...string) {
+func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kafkax.Config, rc redisx.Config, topic, ref string, logs io.Writer, keys ...string) {
 	t.Helper()
 	rdb, err := redisx.Open(rc)
 	if err != nil {
@@ -71,7 +95,7 @@ func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kaf
 	noEnv := func(string) (string, bool) { return "", false }
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- Consume(cctx, proc, noEnv, kc, rc, "", ccfg, io.Discard) }()
+	go func() { errc <- Consume(cctx, proc, noEnv, kc, rc, "", ccfg, logs) }()
 	returned := false
 	defer func() {
 		cancel()
@@ -128,7 +152,7 @@ func TestSyncThenConsumeOverTLS(t *testing.T) {
 	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, io.Discard, io.Discard); err != nil {
 		t.Fatalf("Sync = %v", err)
 	}
-	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", "a", "b")
+	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", io.Discard, "a", "b")
 }
 
 // twoMemberSync is a sync of members a and b into segment seg of staging.
