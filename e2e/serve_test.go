@@ -300,16 +300,24 @@ func TestServeReplicas(t *testing.T) {
 		t.Fatalf("successful runs by replica %v, want fast and slow once each, slow not by the killed replica %d\n%s", runs, victim, logs())
 	}
 	// The mapping whose source fails is reported, with the cause, and
-	// kept the others from nothing.
-	failed := false
-	for _, r := range replicas {
-		for _, rec := range r.logRecords("schedule: run ended") {
-			msg, _ := rec["err"].(string)
-			failed = failed || rec["mapping"] == "broken" && strings.Contains(msg, "missing.csv: no such file or directory")
+	// kept the others from nothing. (The killed replica may have claimed
+	// it too and died before reporting: a survivor then retries it once
+	// the claim expires, hence the wait.)
+	reported := func() bool {
+		for _, r := range replicas {
+			for _, rec := range r.logRecords("schedule: run ended") {
+				msg, _ := rec["err"].(string)
+				if rec["mapping"] == "broken" && strings.Contains(msg, "missing.csv: no such file or directory") {
+					return true
+				}
+			}
 		}
+		return false
 	}
-	if !failed {
-		t.Fatalf("no replica reported the broken mapping's missing file\n%s", logs())
+	for deadline := time.Now().Add(60 * time.Second); !reported(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no replica reported the broken mapping's missing file within 60s\n%s", logs())
+		}
 	}
 
 	// A destination added while the replicas run is followed without a
