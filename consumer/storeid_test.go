@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -138,27 +137,7 @@ func mustNew(t *testing.T, cfg Config, rdb redis.UniversalClient, ke *kafkaEnv) 
 // emptyPrefix deletes every key under prefix now, as a FLUSHALL would.
 func emptyPrefix(t *testing.T, rdb redis.UniversalClient, prefix string) {
 	t.Helper()
-	ctx := testenv.Context(t, 30*time.Second)
-	drop := func(ctx context.Context, c *redis.Client) error {
-		keys, err := c.Keys(ctx, prefix+":*").Result() // a test's few keys
-		if err != nil || len(keys) == 0 {
-			return err
-		}
-		for _, k := range keys { // one at a time: they span Cluster slots
-			if err := c.Del(ctx, k).Err(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, drop)
-	case *redis.Client:
-		err = drop(ctx, c)
-	}
-	if err != nil {
+	if err := testenv.DeletePrefix(testenv.Context(t, 30*time.Second), rdb, prefix); err != nil {
 		t.Fatalf("empty prefix %s: %v", prefix, err)
 	}
 }

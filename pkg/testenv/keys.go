@@ -19,44 +19,49 @@ func DropPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // the test's contexts are done by now
 		defer cancel()
-		drop := func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
-			var keys []string
-			flush := func() error {
-				if len(keys) == 0 {
-					return nil
-				}
-				pipe := c.Pipeline()
-				for _, k := range keys {
-					pipe.Unlink(ctx, k) // one key per command: keys of a batch span slots
-				}
-				keys = keys[:0]
-				_, err := pipe.Exec(ctx)
-				return err
-			}
-			for iter.Next(ctx) {
-				if keys = append(keys, iter.Val()); len(keys) == 10000 {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			}
-			if err := iter.Err(); err != nil {
-				return err
-			}
-			return flush()
-		}
-		var err error
-		switch c := rdb.(type) {
-		case *redis.ClusterClient:
-			err = c.ForEachMaster(ctx, drop)
-		case *redis.Client:
-			err = drop(ctx, c)
-		}
-		if err != nil {
+		if err := DeletePrefix(ctx, rdb, prefix); err != nil {
 			t.Errorf("delete test keys under %s: %v", prefix, err)
 		}
 	})
+}
+
+// DeletePrefix deletes every key under prefix now (on every master of a
+// Cluster), as a FLUSHALL would for a test's own keys.
+func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	drop := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
+		var keys []string
+		flush := func() error {
+			if len(keys) == 0 {
+				return nil
+			}
+			pipe := c.Pipeline()
+			for _, k := range keys {
+				pipe.Unlink(ctx, k) // one key per command: keys of a batch span slots
+			}
+			keys = keys[:0]
+			_, err := pipe.Exec(ctx)
+			return err
+		}
+		for iter.Next(ctx) {
+			if keys = append(keys, iter.Val()); len(keys) == 10000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, drop)
+	case *redis.Client:
+		return drop(ctx, c)
+	}
+	return nil
 }
 
 // Snapshot reads every key under prefix from every master, as a sorted,
