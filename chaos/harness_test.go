@@ -26,14 +26,30 @@ import (
 type size struct {
 	members int // of the first cohort; the second changes a tenth of them
 	kills   int // SIGKILLs per kill scenario
+	// outage is how long the broker stays down in the broker rows
+	outage time.Duration
+}
+
+// The short form (make test) and the long one (COHORTSYNC_CHAOS=full, make
+// chaos).
+var (
+	shortSize = size{members: 30_000, kills: 2, outage: 5 * time.Second}
+	fullSize  = size{members: 300_000, kills: 6, outage: 15 * time.Second}
+)
+
+func suiteForm() string {
+	if os.Getenv("COHORTSYNC_CHAOS") == "full" {
+		return "full"
+	}
+	return "short"
 }
 
 // suiteSize is the short form, or the long one with COHORTSYNC_CHAOS=full.
 func suiteSize() size {
-	if os.Getenv("COHORTSYNC_CHAOS") == "full" {
-		return size{members: 300_000, kills: 6}
+	if suiteForm() == "full" {
+		return fullSize
 	}
-	return size{members: 30_000, kills: 2}
+	return shortSize
 }
 
 var (
@@ -78,6 +94,10 @@ type stage struct {
 	stateDir string
 	segment  string
 	procs    []*proc // started, for their output when a check fails
+	// res is the test's row (row); faultEnd when its last fault ended
+	// (faultOver), the start of the time to recover.
+	res      *result
+	faultEnd time.Time
 }
 
 func newStage(t *testing.T) *stage {
@@ -182,7 +202,7 @@ type proc struct {
 	stderr *bytes.Buffer
 	mu     *sync.Mutex
 	done   chan error
-	ended  time.Time // when it exited; read after done
+	ended  time.Time // when it exited; under mu
 }
 
 type lockedWriter struct {
@@ -207,7 +227,9 @@ func (s *stage) start(args ...string) *proc {
 	}
 	go func() {
 		err := p.cmd.Wait()
+		p.mu.Lock()
 		p.ended = time.Now()
+		p.mu.Unlock()
 		p.done <- err
 	}()
 	s.procs = append(s.procs, p)
@@ -217,6 +239,13 @@ func (s *stage) start(args ...string) *proc {
 		p.done <- nil // for a later reader
 	})
 	return p
+}
+
+// endedAt is when the process exited (zero while it runs).
+func (p *proc) endedAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
 }
 
 func (p *proc) output() string {
@@ -291,7 +320,7 @@ func (s *stage) waitApplying(want int) {
 	s.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		n, err := s.rdb.SCard(s.ctx, bigsegments.MembersKey(s.prefix, bigsegments.Ref(s.segment, 1))).Result()
+		n, err := s.rdb.SCard(s.ctx, s.membersKey()).Result()
 		if err == nil && n > 0 {
 			return
 		}
@@ -300,58 +329,166 @@ func (s *stage) waitApplying(want int) {
 	s.t.Fatalf("the consumer applied nothing of %d members in 2 minutes", want)
 }
 
-// checkExact waits (bounded) until the member index equals want, then
-// checks LaunchDarkly's layout for a sample of members and of non-members:
-// nothing lost, nothing left over, the two views agreeing.
+// membersKey is the segment's member index.
+func (s *stage) membersKey() string {
+	return bigsegments.MembersKey(s.prefix, bigsegments.Ref(s.segment, 1))
+}
+
+// faultOver marks the end of the test's last fault: the time to recover
+// runs from here.
+func (s *stage) faultOver() { s.faultEnd = time.Now() }
+
+// lastSyncEnd is when the last sync process the stage ran ended (zero if
+// none did).
+func (s *stage) lastSyncEnd() time.Time {
+	var last time.Time
+	for _, p := range s.procs {
+		if p.cmd.Args[1] == "sync" {
+			if e := p.endedAt(); e.After(last) {
+				last = e
+			}
+		}
+	}
+	return last
+}
+
+// checkExact waits (bounded) until Redis is exact for the oracle and
+// caught up: the member index holds exactly want, every member's
+// LaunchDarkly include set names the segment and no removed key's (gone)
+// does, and big_segments_synchronized_on is past the fault's end and the
+// last sync's (everything published is applied and the store is marked
+// current again). It records the row's numbers: the time from the fault's
+// end to that moment, and, if it never comes, what was lost and doubled.
 func (s *stage) checkExact(what string, want, gone map[string]bool) {
 	s.t.Helper()
-	var got map[string]bool
-	ok := false
+	from := s.faultEnd
+	if from.IsZero() {
+		from = time.Now()
+	}
+	current := from
+	if e := s.lastSyncEnd(); e.After(current) {
+		current = e
+	}
+	key := s.membersKey()
+	var d diff
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		if got = s.members(); got != nil && equal(got, want) {
-			ok = true
-			break
+		if n, err := s.rdb.SCard(s.ctx, key).Result(); err != nil || n != int64(len(want)) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		at := time.Now()
+		if synced, ok, err := segmentstore.SyncTime(s.ctx, s.rdb, s.prefix); err != nil || !ok || synced.Before(current) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if d = s.compare(want, gone); d.exact() {
+			s.measured(d, at.Sub(from))
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !ok {
-		missing, extra := 0, 0
-		for k := range want {
-			if !got[k] {
-				missing++
-			}
+	d = s.compare(want, gone)
+	s.measured(d, -1)
+	for i, p := range s.procs {
+		out := p.output()
+		s.t.Logf("process %d %v, last output:\n%s", i, p.cmd.Args[1:2], out[max(0, len(out)-3000):])
+	}
+	synced, ok, err := segmentstore.SyncTime(s.ctx, s.rdb, s.prefix)
+	s.t.Fatalf("%s: not exact and caught up within 3 minutes: the member index holds %d members, want %d; %d lost, %d doubled "+
+		"(index: %d missing, %d left over; include sets: %d missing, %d removed keys still included); "+
+		"synchronized_on %v (set %v, err %v), want at least %v",
+		what, d.observed, len(want), d.lost(), d.doubled(), d.indexMissing, d.indexExtra, d.includeMissing, d.includeExtra,
+		synced.Format(time.RFC3339Nano), ok, err, current.Format(time.RFC3339Nano))
+}
+
+// measured records a check's numbers in the row; the time to recover is
+// the longest of the test's checks.
+func (s *stage) measured(d diff, recovered time.Duration) {
+	if s.res == nil {
+		return
+	}
+	s.res.Expected, s.res.Observed, s.res.Lost, s.res.Doubled = d.expected, d.observed, d.lost(), d.doubled()
+	if recovered < 0 {
+		s.res.RecoverMillis = -1 // and the test fails here
+		return
+	}
+	s.res.RecoverMillis = max(s.res.RecoverMillis, recovered.Milliseconds())
+}
+
+// diff is what Redis holds against the oracle.
+type diff struct {
+	expected, observed int
+	// keys missing from, or present in the member index against the
+	// oracle; and members whose include set lacks the segment, removed
+	// keys whose include set still names it
+	indexMissing, indexExtra, includeMissing, includeExtra int
+	lostKeys, doubledKeys                                  map[string]bool
+}
+
+func (d diff) exact() bool {
+	return len(d.lostKeys) == 0 && len(d.doubledKeys) == 0 && d.expected == d.observed
+}
+func (d diff) lost() int    { return len(d.lostKeys) }
+func (d diff) doubled() int { return len(d.doubledKeys) }
+
+// compare reads the whole member index and, for every key of want and
+// gone, the include set an SDK reads.
+func (s *stage) compare(want, gone map[string]bool) diff {
+	s.t.Helper()
+	d := diff{expected: len(want), lostKeys: map[string]bool{}, doubledKeys: map[string]bool{}}
+	got := s.members()
+	d.observed = len(got)
+	for k := range want {
+		if !got[k] {
+			d.indexMissing++
+			d.lostKeys[k] = true
 		}
-		for k := range got {
-			if !want[k] {
-				extra++
-			}
+	}
+	for k := range got {
+		if !want[k] {
+			d.indexExtra++
+			d.doubledKeys[k] = true
 		}
-		for i, p := range s.procs {
-			out := p.output()
-			s.t.Logf("process %d %v, last output:\n%s", i, p.cmd.Args[1:2], out[max(0, len(out)-3000):])
-		}
-		s.t.Fatalf("%s: Redis holds %d members, want %d: %d missing, %d left over", what, len(got), len(want), missing, extra)
 	}
 	ref := bigsegments.Ref(s.segment, 1)
 	check := func(keys map[string]bool, member bool) {
-		n := 0
-		for k := range keys { // map order: a random sample
-			if n == 500 {
-				return
-			}
-			n++
-			in, _, err := segmentstore.Membership(s.ctx, s.rdb, s.prefix, k)
+		batch := make([]string, 0, 10_000)
+		flush := func() {
+			cmds := make([]*redis.BoolCmd, len(batch))
+			_, err := s.rdb.Pipelined(s.ctx, func(p redis.Pipeliner) error {
+				for i, k := range batch {
+					cmds[i] = p.SIsMember(s.ctx, bigsegments.IncludeKey(s.prefix, k), ref)
+				}
+				return nil
+			})
 			if err != nil {
-				s.t.Fatalf("%s: membership of %s: %v", what, k, err)
+				s.t.Fatalf("read the include sets: %v", err)
 			}
-			if has := contains(in, ref); has != member {
-				s.t.Fatalf("%s: LaunchDarkly's layout says %s included=%v, want %v", what, k, has, member)
+			for i, c := range cmds {
+				switch in := c.Val(); {
+				case member && !in:
+					d.includeMissing++
+					d.lostKeys[batch[i]] = true
+				case !member && in:
+					d.includeExtra++
+					d.doubledKeys[batch[i]] = true
+				}
 			}
+			batch = batch[:0]
+		}
+		for k := range keys {
+			if batch = append(batch, k); len(batch) == cap(batch) {
+				flush()
+			}
+		}
+		if len(batch) > 0 {
+			flush()
 		}
 	}
 	check(want, true)
 	check(gone, false)
+	return d
 }
 
 func equal(a, b map[string]bool) bool {
@@ -364,15 +501,6 @@ func equal(a, b map[string]bool) bool {
 		}
 	}
 	return true
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // minus is a without b.
