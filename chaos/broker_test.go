@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -80,7 +81,7 @@ func kafkaScript(cmd, dir string) (string, error) {
 	out, err := exec.Command("bash", "../scripts/kafka.sh", cmd, dir).Output()
 	if err != nil {
 		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
 		return "", fmt.Errorf("kafka.sh %s: %w\n%s%s", cmd, err, out, stderr)
@@ -175,12 +176,20 @@ func (s *stage) waitCount(what string, n int) {
 	s.t.Fatalf("%s: the member index does not hold %d members after 3 minutes", what, n)
 }
 
-// TestBrokerDownDuringPublish: the broker is killed while a sync
+// TestBrokerDown holds the broker rows, one after the other on the
+// suite's broker.
+func TestBrokerDown(t *testing.T) {
+	parallelInShortForm(t)
+	t.Run("DuringPublish", brokerDownDuringPublish)
+	t.Run("DuringApply", brokerDownDuringApply)
+}
+
+// brokerDownDuringPublish: the broker is killed while a sync
 // publishes (paced, so that the outage falls in the middle of it) and
 // starts again on its data after the row's outage; the sync carries on
 // (its retries outlast the outage) and the consumer, running throughout,
 // too. Redis ends exact.
-func TestBrokerDownDuringPublish(t *testing.T) {
+func brokerDownDuringPublish(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
 	s.row("Broker down during publish", fmt.Sprintf("the broker SIGKILLed while `sync` publishes a cohort replacing every member "+
@@ -225,18 +234,18 @@ func TestBrokerDownDuringPublish(t *testing.T) {
 }
 
 // publishPace is the events per WriteMessages call that spread the
-// publish of TestBrokerDownDuringPublish over about 10–20 s: fewer than a
+// publish of brokerDownDuringPublish over about 10–20 s: fewer than a
 // produce batch per partition, so that each call waits out the batch
 // timeout.
 func publishPace(sz size) int { return min(sz.members/30, 6000) }
 
-// TestBrokerDownDuringApply: both syncs are published before the consumer
+// brokerDownDuringApply: both syncs are published before the consumer
 // starts (no producer runs); the broker is killed while the consumer
 // applies them in small batches (each committed) and starts again on its
 // data after the row's outage. The consumer's fetches and commits fail
 // meanwhile; it retries, and batches whose commit was lost are applied
 // again. Redis ends exact.
-func TestBrokerDownDuringApply(t *testing.T) {
+func brokerDownDuringApply(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
 	s.row("Broker down during apply", fmt.Sprintf("the broker SIGKILLed while the consumer applies two syncs published before it started "+

@@ -20,6 +20,7 @@ import (
 // while it applies a first sync and then a second one changing a tenth of
 // the members; each time a new one takes over. Redis ends exact.
 func TestConsumerKilled(t *testing.T) {
+	parallelInShortForm(t)
 	sz := suiteSize()
 	s := newStage(t)
 	s.row("Consumer killed", fmt.Sprintf("SIGKILL of the consumer %d times at random points while it applies a first sync and a second one (a tenth of the members left, a tenth joined); a new consumer each time", sz.kills))
@@ -193,6 +194,7 @@ func TestRebalances(t *testing.T) {
 // uncommitted batches are applied again by their next owner. Redis ends
 // exact.
 func TestRebalancesMemberKilled(t *testing.T) {
+	parallelInShortForm(t)
 	s := newStage(t)
 	s.row("Member killed during rebalances", fmt.Sprintf("a consumer joins every 0.2–1.5 s and the oldest member is killed (SIGKILL) 0–0.8 s later, into the rebalance, %d times, during two syncs; the group waits out each dead member's 30 s session", suiteSize().kills))
 	s.rebalances(2*suiteSize().kills, func(leaving *proc) { leaving.kill() })

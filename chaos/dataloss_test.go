@@ -25,6 +25,7 @@ import (
 // time to recover runs from the FLUSHALL and includes the detection and
 // the rebuild's steps, run at once.
 func TestRedisDataLoss(t *testing.T) {
+	parallelInShortForm(t)
 	sz := suiteSize()
 	s := newStage(t)
 	s.row("Redis data loss", "FLUSHALL of the destination's redis-server under a running consumer, a second sync published during the loss; "+

@@ -52,6 +52,17 @@ func suiteSize() size {
 	return shortSize
 }
 
+// parallelInShortForm runs a row whose time goes mostly to waiting (a dead
+// member's session, a JVM starting) beside another one in the short form,
+// to keep make test short (go test runs -parallel GOMAXPROCS tests at
+// once, after the serial ones). The full form runs the rows one at a time:
+// its times to recover are each row's own.
+func parallelInShortForm(t *testing.T) {
+	if suiteForm() == "short" {
+		t.Parallel()
+	}
+}
+
 var (
 	buildOnce sync.Once
 	binPath   string

@@ -24,6 +24,7 @@ import (
 // test) checks the same oracles and writes nothing.
 const (
 	envReport    = "COHORTSYNC_CHAOS_REPORT"
+	envLogs      = "COHORTSYNC_CHAOS_LOGS" // set: every process's output logged at the end of its row
 	resultsFile  = "testdata/results.json"
 	templateFile = "testdata/RELIABILITY.md.tmpl"
 )
@@ -114,6 +115,9 @@ func writeReport(path string) error {
 		all = append(all, r)
 	}
 	resultsMu.Unlock()
+	if all == nil {
+		all = []result{}
+	}
 	order := rowOrder()
 	slices.SortStableFunc(all, func(a, b result) int { return order(a.Test) - order(b.Test) })
 	out, err := json.MarshalIndent(all, "", "  ")
@@ -123,15 +127,21 @@ func writeReport(path string) error {
 	if err := os.WriteFile(resultsFile, append(out, '\n'), 0o644); err != nil {
 		return err
 	}
-	tmpl, err := template.ParseFiles(templateFile)
+	cell := strings.NewReplacer("|", `\|`, "\n", " ")
+	tmpl, err := template.New("RELIABILITY.md.tmpl").Funcs(template.FuncMap{"cell": cell.Replace}).ParseFiles(templateFile)
 	if err != nil {
 		return err
 	}
+	type form struct {
+		Members, Kills int
+		Outage         time.Duration
+	}
+	view := func(sz size) form { return form{sz.members, sz.kills, sz.outage} }
 	var md bytes.Buffer
 	err = tmpl.Execute(&md, struct {
 		Rows        []result
-		Short, Full size
-	}{all, shortSize, fullSize})
+		Short, Full form
+	}{all, view(shortSize), view(fullSize)})
 	if err != nil {
 		return err
 	}
@@ -157,7 +167,7 @@ func rowOrder() func(test string) int {
 var suiteRows = []string{
 	"TestConsumerKilled", "TestProducerKilled", "TestRedisRestartedMidApply", "TestRedisDataLoss",
 	"TestSIGTERMMidApply", "TestPoisonMessages", "TestRebalances", "TestRebalancesMemberKilled",
-	"TestConcurrentSyncs", "TestConcurrentSyncsTwoStateDirs", "TestBrokerDownDuringPublish", "TestBrokerDownDuringApply",
+	"TestConcurrentSyncs", "TestConcurrentSyncsTwoStateDirs", "TestBrokerDown/DuringPublish", "TestBrokerDown/DuringApply",
 }
 
 // row starts a test's row: fault names it, injected says what the test
@@ -174,7 +184,7 @@ func (s *stage) row(fault, injected string) {
 		s.t.Logf("row: expected %d, observed %d, lost %d, doubled %d, recovered in %s, %s",
 			s.res.Expected, s.res.Observed, s.res.Lost, s.res.Doubled, s.res.Recover(), s.res.Result())
 		record(*s.res)
-		if os.Getenv("CHAOS_DUMP") != "" {
+		if os.Getenv(envLogs) != "" {
 			for i, p := range s.procs {
 				s.t.Logf("process %d %v:\n%s", i, p.cmd.Args[1:2], p.output())
 			}
