@@ -6,9 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
-
 	"testing"
+	"time"
 )
 
 // TestConcurrentSyncsTwoStateDirs: two `sync --mapping` of one mapping
@@ -19,14 +18,15 @@ import (
 // directory missed the other's runs from diffing against its stale
 // snapshot (which used to keep the members that left since, for good:
 // the union of the cohorts). Each round one run is refused (the lease, or
-// the mapping's run in progress) or they run one after the other; Redis
-// ends exact for the last cohort.
+// the mapping's run in progress) or they run one after the other; last,
+// the directory that missed the last run syncs alone and must read the
+// segment back. Redis ends exact for the last cohort.
 func TestConcurrentSyncsTwoStateDirs(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
 	rounds := sz.kills + 1
 	s.row("Concurrent syncs, two state directories", fmt.Sprintf("two `sync --mapping` of one mapping from two state directories started at once, %d times, "+
-		"the cohort changing every time (a tenth of the members leaving, a tenth joining, and every 4th key dropped every other time)", rounds))
+		"then one from the directory that missed the last run; the cohort changing every time (a tenth of the members leaving, a tenth joining, every 4th key dropped every other time)", rounds))
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "cohort.csv")
 	control := s.prefix + "-control:"
@@ -69,7 +69,9 @@ mappings:
 	s.consumer()
 	gone := map[string]bool{}
 	runs, refused, rebuilt := 0, 0, 0
-	for i := 1; i <= rounds; i++ {
+	// next cohort makes round i's cohort the mapping's source and the
+	// oracle.
+	next := func(i int) {
 		path, keys := s.cohort(fmt.Sprintf("round%d", i), i*sz.members/10, sz.members, 4*(i%2))
 		if err := os.Rename(path, csv); err != nil {
 			t.Fatal(err)
@@ -79,7 +81,22 @@ mappings:
 		for k := range want {
 			delete(gone, k)
 		}
-		p := [2]*proc{s.start(syncArgs(stateDirs[0])...), s.start(syncArgs(stateDirs[1])...)}
+	}
+	ran := func(p *proc) {
+		runs++
+		if strings.Contains(p.output(), "rebuilt ") {
+			rebuilt++
+		}
+	}
+	behind := 1 // the directory that did not run last
+	for i := 1; i <= rounds; i++ {
+		next(i)
+		// The directory that is behind starts first, the other a moment
+		// later: either may take the lease.
+		var p [2]*proc
+		p[behind] = s.start(syncArgs(stateDirs[behind])...)
+		time.Sleep(jitter(0, 100*time.Millisecond))
+		p[1-behind] = s.start(syncArgs(stateDirs[1-behind])...)
 		var errs [2]error
 		for j := range p {
 			errs[j] = p[j].wait(t, 5*time.Minute)
@@ -88,24 +105,37 @@ mappings:
 		case errs[0] != nil && errs[1] != nil:
 			t.Fatalf("round %d: neither sync ran:\n%s\n%s", i, p[0].output(), p[1].output())
 		case errs[0] != nil || errs[1] != nil:
-			loser := p[0]
-			if errs[0] == nil {
-				loser = p[1]
+			won := 0
+			if errs[0] != nil {
+				won = 1
 			}
-			if out := loser.output(); !strings.Contains(out, "lock") && !strings.Contains(out, "in progress") {
+			if out := p[1-won].output(); !strings.Contains(out, "lock") && !strings.Contains(out, "in progress") {
 				t.Fatalf("round %d: the refused sync does not say another holds the segment:\n%s", i, out)
 			}
 			refused++
-		}
-		for j := range p {
-			if errs[j] == nil {
-				runs++
-				if strings.Contains(p[j].output(), "rebuilt ") {
-					rebuilt++
-				}
+			ran(p[won])
+			behind = 1 - won
+		default: // one after the other
+			ran(p[0])
+			ran(p[1])
+			behind = 0
+			if p[0].endedAt().After(p[1].endedAt()) {
+				behind = 1
 			}
 		}
 	}
+	// Last, the directory that missed the last run syncs alone: its
+	// snapshot is behind, and diffing against it would keep the members
+	// that left since. It must read the segment back instead.
+	next(rounds + 1)
+	p := s.start(syncArgs(stateDirs[behind])...)
+	if err := p.wait(t, 5*time.Minute); err != nil {
+		t.Fatalf("the last sync, from the directory behind: %v\n%s", err, p.output())
+	}
+	if !strings.Contains(p.output(), "rebuilt ") {
+		t.Fatalf("the last sync, from a directory that missed the last run, did not read the segment back:\n%s", p.output())
+	}
+	ran(p)
 	s.faultOver()
 	s.note("%d runs, %d refused while the other held the segment, %d read the snapshot back from Redis (their directory was behind)", runs, refused, rebuilt)
 	s.checkExact("after concurrent syncs from two state directories", want, gone)
