@@ -81,6 +81,7 @@ func record(r result) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	startBrokerEarly()
 	code := m.Run()
 	if err := stopSuiteBroker(); err != nil {
 		fmt.Fprintf(os.Stderr, "chaos: %v\n", err)
