@@ -215,7 +215,7 @@ func TestBrokerDown(t *testing.T) {
 func brokerDownDuringPublish(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Broker down during publish", fmt.Sprintf("the broker SIGKILLed while `sync` publishes a cohort replacing every member "+
+	s.row(fmt.Sprintf("the broker SIGKILLed while `sync` publishes a cohort replacing every member "+
 		"(paced: `--send-batch %d --in-flight 1 --batch-timeout 200ms`), started again on its data %v later; the consumer runs throughout",
 		publishPace(sz), sz.outage))
 	b := s.suiteBroker()
@@ -271,7 +271,7 @@ func publishPace(sz size) int { return min(sz.members/30, 6000) }
 func brokerDownDuringApply(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Broker down during apply", fmt.Sprintf("the broker SIGKILLed while the consumer applies two syncs published before it started "+
+	s.row(fmt.Sprintf("the broker SIGKILLed while the consumer applies two syncs published before it started "+
 		"(`--batch-size 200`: many small batches, each committed), started again on its data %v later; no producer runs", sz.outage))
 	b := s.suiteBroker()
 	first, a, second, bb := s.twoCohorts(sz.members, 3)

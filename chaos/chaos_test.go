@@ -23,7 +23,7 @@ func TestConsumerKilled(t *testing.T) {
 	parallelInShortForm(t)
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Consumer killed", fmt.Sprintf("SIGKILL of the consumer %d times at random points while it applies a first sync and a second one (a tenth of the members left, a tenth joined); a new consumer each time", sz.kills))
+	s.row(fmt.Sprintf("SIGKILL of the consumer %d times at random points while it applies a first sync and a second one (a tenth of the members left, a tenth joined); a new consumer each time", sz.kills))
 	first, a, second, b := s.twoCohorts(sz.members, 0)
 	s.sync(first)
 	s.sync(second)
@@ -44,7 +44,7 @@ func TestConsumerKilled(t *testing.T) {
 func TestProducerKilled(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Producer killed", fmt.Sprintf("SIGKILL of `sync` %d times at random points (50 ms – 1.5 s) while it publishes, then the sync run again, for two cohorts", sz.kills))
+	s.row(fmt.Sprintf("SIGKILL of `sync` %d times at random points (50 ms – 1.5 s) while it publishes, then the sync run again, for two cohorts", sz.kills))
 	first, a, second, b := s.twoCohorts(sz.members, 7)
 	for i, csv := range []string{first, second} {
 		for range sz.kills {
@@ -67,7 +67,7 @@ func TestProducerKilled(t *testing.T) {
 func TestRedisRestartedMidApply(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Redis restarted mid-apply", "SIGKILL of redis-server while the consumer applies, restart on its files (`appendfsync always`), twice")
+	s.row("SIGKILL of redis-server while the consumer applies, restart on its files (`appendfsync always`), twice")
 	first, a := s.cohort("a", 0, sz.members, 0)
 	s.sync(first)
 	s.consumer()
@@ -89,7 +89,7 @@ func TestRedisRestartedMidApply(t *testing.T) {
 func TestSIGTERMMidApply(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("SIGTERM mid-apply", "SIGTERM during a large apply, `--shutdown-timeout 5s`; then a new consumer")
+	s.row("SIGTERM during a large apply, `--shutdown-timeout 5s`; then a new consumer")
 	first, a := s.cohort("a", 0, sz.members, 0)
 	s.sync(first)
 	const shutdown = 5 * time.Second
@@ -118,7 +118,7 @@ func TestSIGTERMMidApply(t *testing.T) {
 func TestPoisonMessages(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Poison messages", "garbage, an unknown schema version and an event with an empty key among the events, twice; the consumer starts after both syncs (recovery counted from its start)")
+	s.row("garbage, an unknown schema version and an event with an empty key among the events, twice; the consumer starts after both syncs (recovery counted from its start)")
 	first, a := s.cohort("a", 0, sz.members/3, 0)
 	s.sync(first) // creates the topics
 	poison := []kafka.Message{
@@ -176,7 +176,7 @@ func countMessages(t *testing.T, ctx context.Context, brokers, topic string) int
 // members at every step. Redis ends exact.
 func TestRebalances(t *testing.T) {
 	s := newStage(t)
-	s.row("Repeated rebalances", fmt.Sprintf("a consumer joins every 0.2–1.5 s and the oldest member leaves (SIGTERM) 0–0.8 s later, into the rebalance, %d times, during two syncs", 2*suiteSize().kills))
+	s.row(fmt.Sprintf("a consumer joins every 0.2–1.5 s and the oldest member leaves (SIGTERM) 0–0.8 s later, into the rebalance, %d times, during two syncs", 2*suiteSize().kills))
 	s.rebalances(2*suiteSize().kills, func(leaving *proc) {
 		if err := leaving.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -196,7 +196,7 @@ func TestRebalances(t *testing.T) {
 func TestRebalancesMemberKilled(t *testing.T) {
 	parallelInShortForm(t)
 	s := newStage(t)
-	s.row("Member killed during rebalances", fmt.Sprintf("a consumer joins every 0.2–1.5 s and the oldest member is killed (SIGKILL) 0–0.8 s later, into the rebalance, %d times, during two syncs; the group waits out each dead member's 30 s session", suiteSize().kills))
+	s.row(fmt.Sprintf("a consumer joins every 0.2–1.5 s and the oldest member is killed (SIGKILL) 0–0.8 s later, into the rebalance, %d times, during two syncs; the group waits out each dead member's 30 s session", suiteSize().kills))
 	s.rebalances(2*suiteSize().kills, func(leaving *proc) { leaving.kill() })
 }
 
@@ -231,7 +231,7 @@ func (s *stage) rebalances(steps int, leave func(*proc)) {
 func TestConcurrentSyncs(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Concurrent syncs", fmt.Sprintf("two syncs of one segment (one state directory) started at once, %d times", sz.kills))
+	s.row(fmt.Sprintf("two syncs of one segment (one state directory) started at once, %d times", sz.kills))
 	first, a := s.cohort("a", 0, sz.members, 0)
 	s.sync(first)
 	s.consumer()

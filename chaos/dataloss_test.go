@@ -28,7 +28,7 @@ func TestRedisDataLoss(t *testing.T) {
 	parallelInShortForm(t)
 	sz := suiteSize()
 	s := newStage(t)
-	s.row("Redis data loss", "FLUSHALL of the destination's redis-server under a running consumer, a second sync published during the loss; "+
+	s.row("FLUSHALL of the destination's redis-server under a running consumer, a second sync published during the loss; " +
 		"then the documented rebuild: the consumer stopped (SIGTERM), `cohortsync replay`, the lost mark deleted, a consumer started")
 	first, a, second, b := s.twoCohorts(sz.members, 3)
 	s.sync(first)

@@ -25,7 +25,7 @@ func TestConcurrentSyncsTwoStateDirs(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
 	rounds := sz.kills + 1
-	s.row("Concurrent syncs, two state directories", fmt.Sprintf("two `sync --mapping` of one mapping from two state directories started at once, %d times, "+
+	s.row(fmt.Sprintf("two `sync --mapping` of one mapping from two state directories started at once, %d times, "+
 		"then one from the directory that missed the last run; the cohort changing every time (a tenth of the members leaving, a tenth joining, every 4th key dropped every other time)", rounds))
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "cohort.csv")

@@ -129,6 +129,13 @@ func writeReport(path string) error {
 		return err
 	}
 	cell := strings.NewReplacer("|", `\|`, "\n", " ")
+	rows := slices.Clone(all)
+	for _, r := range suiteRows {
+		if !slices.ContainsFunc(all, func(o result) bool { return o.Test == r.test }) {
+			rows = append(rows, result{Test: r.test, Fault: r.fault}) // no Date: not measured
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b result) int { return order(a.Test) - order(b.Test) })
 	tmpl, err := template.New("RELIABILITY.md.tmpl").Funcs(template.FuncMap{"cell": cell.Replace}).ParseFiles(templateFile)
 	if err != nil {
 		return err
@@ -142,7 +149,7 @@ func writeReport(path string) error {
 	err = tmpl.Execute(&md, struct {
 		Rows        []result
 		Short, Full form
-	}{all, view(shortSize), view(fullSize)})
+	}{rows, view(shortSize), view(fullSize)})
 	if err != nil {
 		return err
 	}
@@ -153,8 +160,8 @@ func writeReport(path string) error {
 // since it last ran) go last.
 func rowOrder() func(test string) int {
 	known := map[string]int{}
-	for i, name := range suiteRows {
-		known[name] = i
+	for i, r := range suiteRows {
+		known[r.test] = i
 	}
 	return func(test string) int {
 		if i, ok := known[test]; ok {
@@ -164,18 +171,41 @@ func rowOrder() func(test string) int {
 	}
 }
 
-// suiteRows are the rows of the table, in its order.
-var suiteRows = []string{
-	"TestConsumerKilled", "TestProducerKilled", "TestRedisRestartedMidApply", "TestRedisDataLoss",
-	"TestSIGTERMMidApply", "TestPoisonMessages", "TestRebalances", "TestRebalancesMemberKilled",
-	"TestConcurrentSyncs", "TestConcurrentSyncsTwoStateDirs", "TestBrokerDown/DuringPublish", "TestBrokerDown/DuringApply",
+// suiteRows are the rows of the table, in its order: each test and the
+// fault it injects. A row the results file lacks (never run in the full
+// form) is listed as not measured.
+var suiteRows = []struct{ test, fault string }{
+	{"TestConsumerKilled", "Consumer killed"},
+	{"TestProducerKilled", "Producer killed"},
+	{"TestRedisRestartedMidApply", "Redis restarted mid-apply"},
+	{"TestRedisDataLoss", "Redis data loss"},
+	{"TestSIGTERMMidApply", "SIGTERM mid-apply"},
+	{"TestPoisonMessages", "Poison messages"},
+	{"TestRebalances", "Repeated rebalances"},
+	{"TestRebalancesMemberKilled", "Member killed during rebalances"},
+	{"TestConcurrentSyncs", "Concurrent syncs"},
+	{"TestConcurrentSyncsTwoStateDirs", "Concurrent syncs, two state directories"},
+	{"TestBrokerDown/DuringPublish", "Broker down during publish"},
+	{"TestBrokerDown/DuringApply", "Broker down during apply"},
 }
 
-// row starts a test's row: fault names it, injected says what the test
-// does (details measured during the run are added with note). The row is
-// recorded when the test ends, with the last check's numbers.
-func (s *stage) row(fault, injected string) {
-	if !slices.Contains(suiteRows, s.t.Name()) {
+// rowFault is the fault of test's row, "" if it has none.
+func rowFault(test string) string {
+	for _, r := range suiteRows {
+		if r.test == test {
+			return r.fault
+		}
+	}
+	return ""
+}
+
+// row starts the test's row (suiteRows names its fault): injected says
+// what the test does (details measured during the run are added with
+// note). The row is recorded when the test ends, with the last check's
+// numbers.
+func (s *stage) row(injected string) {
+	fault := rowFault(s.t.Name())
+	if fault == "" {
 		s.t.Errorf("%s is not in suiteRows: add it where its row belongs in RELIABILITY.md", s.t.Name())
 	}
 	s.res = &result{Test: s.t.Name(), Fault: fault, Injected: injected, Form: suiteForm(),
