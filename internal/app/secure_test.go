@@ -2,16 +2,15 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/alicebob/miniredis/v2"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
@@ -22,22 +21,26 @@ import (
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
-// TestSyncThenConsumeOverSASL: the Kafka settings reach every client of both
-// commands. A cluster that refuses unauthenticated clients serves a sync
-// (admin client, writer) and a consumer (metadata client, group, partition
-// readers) built from one kafkax.Config with SCRAM credentials; with a wrong
-// password the sync fails. No password, Kafka's or Redis's, right or wrong,
-// appears in any log line (at debug level) or error.
+// TestSyncThenConsumeOverSASL: the credentials reach every client of both
+// commands, over TLS. A Kafka listener that requires SCRAM over TLS (the
+// real broker's SASL_SSL listener in integration runs, kfake otherwise)
+// serves a sync (admin client, writer) logging in by SCRAM-SHA-512 and a
+// consumer (metadata client, group, partition readers) by SCRAM-SHA-256; the
+// consumer writes to a Redis requiring mutual TLS as an ACL user with a
+// password (redis-server's TLS port with deploy/redis/cohortsync.acl's user,
+// or miniredis). A wrong Kafka or Redis password fails soon with an error
+// naming the server and the cause. No password, Kafka's or Redis's, right
+// or wrong, appears in any log line (at debug level), error, or body of the
+// consumer's /metrics, /healthz and /readyz.
 func TestSyncThenConsumeOverSASL(t *testing.T) {
-	const kafkaPW, wrongPW, redisPW = "sasl-pw-7f3e2a91", "wrong-pw-b81c07d4", "redis-pw-52d9c6e0"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
-		kfake.Superuser(kafkax.MechanismScramSHA256, "alice", kafkaPW))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	kc := kafkax.Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second,
-		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA256, Username: "alice", Password: kafkaPW}}
+	k := testenv.KafkaSASL(t)
+	r := testenv.RedisACL(t)
+	wrongPW := testenv.Password(t)
+	kc := kafkax.Config{Brokers: k.Brokers, DialTimeout: 5 * time.Second,
+		TLS:  kafkax.TLSConfig{Enabled: true, CAFile: k.CAFile},
+		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA512, Username: k.User, Password: k.Password}}
+	rc := redisx.Config{URL: r.URL(r.Password), TLSCAFile: r.Files.CAFile, TLSCertFile: r.Files.CertFile, TLSKeyFile: r.Files.KeyFile,
+		PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
 	noEnv := func(string) (string, bool) { return "", false }
 	ctx := testenv.Context(t, 2*time.Minute)
 	proc := DefaultProcess()
@@ -46,31 +49,61 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 	pcfg, req, csv, opts := twoMemberSync(t)
 	var logs testenv.Buffer
 
+	// Refused credentials are not retried as a transient error: each
+	// command gives up at once, not after --retry-max-elapsed (5s here) or
+	// --startup-timeout (15s).
 	wrong := kc
 	wrong.SASL.Password = wrongPW
-	wrongErr := Sync(ctx, proc, noEnv, wrong, pcfg, req, csv, opts, &logs, &logs)
-	if wrongErr == nil {
-		t.Fatal("Sync with a wrong SASL password succeeded")
-	}
+	wrongErr := failsSoon(t, "Sync with a wrong SASL password", func() error {
+		return Sync(ctx, proc, noEnv, wrong, pcfg, req, csv, opts, &logs, &logs)
+	}, "kafka broker "+k.Brokers[0]+": SASL SCRAM-SHA-512 login as", "SASL Authentication failed")
 	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, &logs, &logs); err != nil {
 		t.Fatalf("Sync = %v", err)
 	}
 
-	m := miniredis.RunT(t)
-	m.RequireAuth(redisPW)
-	rc := redisx.Config{URL: "redis://:" + redisPW + "@" + m.Addr() + "/0", PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", &logs, "a", "b")
-	badRedis := rc
-	badRedis.URL = "redis://:" + wrongPW + "@" + m.Addr() + "/0"
-	cfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), StartupTimeout: 2 * time.Second}
-	badErr := Consume(ctx, proc, noEnv, kc, badRedis, "", cfg, &logs)
-	if badErr == nil {
-		t.Fatal("Consume with a wrong Redis password succeeded")
+	kc256 := kc
+	kc256.SASL.Mechanism = kafkax.MechanismScramSHA256
+	addr := testenv.ClosedAddr(t)
+	answers := consumeUntilMembers(t, ctx, proc, kc256, rc, pcfg.Topic, "seg.g1", &logs, addr, "a", "b")
+	if !strings.Contains(answers, "cohortsync_consumer_applied_total") || !strings.Contains(answers, "GET /readyz") {
+		t.Fatalf("the consumer's HTTP answers are missing: the check below would see too little\n%.3000s", answers)
 	}
-	for _, pw := range []string{kafkaPW, wrongPW, redisPW} {
-		for what, text := range map[string]string{"the logs": logs.String(), "the wrong Kafka password's error": wrongErr.Error(), "the wrong Redis password's error": badErr.Error()} {
+
+	if r.Real {
+		// The consumer ran as a user of deploy/redis/cohortsync.acl, not
+		// one allowed everything: an admin command is refused.
+		rdb, err := redisx.Open(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = rdb.Do(ctx, "CONFIG", "GET", "maxmemory").Err() // harmless, were it allowed
+		_ = rdb.Close()
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("CONFIG GET as %s = %v, want NOPERM", r.User, err)
+		}
+	}
+
+	badRedis := rc
+	badRedis.URL = r.URL(wrongPW)
+	cfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), StartupTimeout: 15 * time.Second}
+	badRedisErr := failsSoon(t, "Consume with a wrong Redis password", func() error {
+		return Consume(ctx, proc, noEnv, kc256, badRedis, "", cfg, &logs)
+	}, "redis "+r.Addr+" (user "+r.User+"): WRONGPASS")
+	wrong.SASL.Mechanism = kafkax.MechanismScramSHA256
+	badKafkaErr := failsSoon(t, "Consume with a wrong SASL password", func() error {
+		return Consume(ctx, proc, noEnv, wrong, rc, "", cfg, &logs)
+	}, "kafka broker "+k.Brokers[0]+": SASL SCRAM-SHA-256 login as")
+	errs := map[string]error{"Sync with a wrong SASL password": wrongErr, "Consume with a wrong Redis password": badRedisErr,
+		"Consume with a wrong SASL password": badKafkaErr}
+	for _, pw := range []string{k.Password, wrongPW, r.Password} {
+		for what, text := range map[string]string{"the logs": logs.String(), "the consumer's HTTP answers": answers} {
 			if strings.Contains(text, pw) {
 				t.Errorf("%s hold the password %q", what, pw)
+			}
+		}
+		for what, err := range errs {
+			if strings.Contains(err.Error(), pw) {
+				t.Errorf("the error of %s holds the password %q", what, pw)
 			}
 		}
 	}
@@ -79,10 +112,33 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 	}
 }
 
+// failsSoon runs call, which must fail within 5s with an error naming
+// each of want, and returns its error.
+func failsSoon(t *testing.T, what string, call func() error, want ...string) error {
+	t.Helper()
+	began := time.Now()
+	err := call()
+	if err == nil {
+		t.Fatalf("%s succeeded", what)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("%s took %v to fail", what, took)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s = %v; want it to name %q", what, err, w)
+		}
+	}
+	t.Logf("%s: %v", what, err)
+	return err
+}
+
 // consumeUntilMembers runs Consume with kc and rc into a prefix of the
 // test's own until keys are members of segment ref there, failing the test
-// after 30s or if Consume returns early.
-func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kafkax.Config, rc redisx.Config, topic, ref string, logs io.Writer, keys ...string) {
+// after 30s or if Consume returns early. With httpAddr, Consume serves its
+// HTTP server there, and what its /metrics, /healthz and /readyz answered
+// once the members were in is returned, each body after a "GET path" line.
+func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kafkax.Config, rc redisx.Config, topic, ref string, logs io.Writer, httpAddr string, keys ...string) string {
 	t.Helper()
 	rdb, err := redisx.Open(rc)
 	if err != nil {
@@ -95,7 +151,7 @@ func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kaf
 	noEnv := func(string) (string, bool) { return "", false }
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- Consume(cctx, proc, noEnv, kc, rc, "", ccfg, logs) }()
+	go func() { errc <- Consume(cctx, proc, noEnv, kc, rc, httpAddr, ccfg, logs) }()
 	returned := false
 	defer func() {
 		cancel()
@@ -124,6 +180,34 @@ func consumeUntilMembers(t *testing.T, ctx context.Context, proc Process, kc kaf
 			}
 		}
 	}
+	if httpAddr == "" {
+		return ""
+	}
+	var answers strings.Builder
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		fmt.Fprintf(&answers, "GET %s\n%s\n", path, getAny(t, ctx, "http://"+httpAddr+path))
+	}
+	return answers.String()
+}
+
+// getAny returns the status and body of a GET of url, whatever the status:
+// a failing probe's body is where an error, and a secret in it, would show.
+func getAny(t *testing.T, ctx context.Context, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return res.Status + "\n" + string(b)
 }
 
 // TestSyncThenConsumeOverTLS: a sync and a consumer reach a Kafka and a
@@ -152,7 +236,7 @@ func TestSyncThenConsumeOverTLS(t *testing.T) {
 	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, io.Discard, io.Discard); err != nil {
 		t.Fatalf("Sync = %v", err)
 	}
-	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", io.Discard, "a", "b")
+	consumeUntilMembers(t, ctx, proc, kc, rc, pcfg.Topic, "seg.g1", io.Discard, "", "a", "b")
 }
 
 // twoMemberSync is a sync of members a and b into segment seg of staging.
