@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -251,4 +252,59 @@ func twoMemberSync(t *testing.T) (producer.Config, producer.SyncRequest, string,
 	}
 	req := producer.SyncRequest{Env: "staging", Segment: "seg", Generation: 1, ContextKind: "user", Source: "csv"}
 	return pcfg, req, csv, csvfile.Options{IDColumn: "user_id"}
+}
+
+// TestServeOverSASL: serve's parts reach Kafka by SCRAM over TLS and their
+// Redis as an ACL user over mutual TLS (the catalog's with the URL's
+// password, the destination's with its password_env), like consume in
+// TestSyncThenConsumeOverSASL: the scheduler runs a mapping, the consumer
+// applies it, and no password appears in the logs (debug level) or in the
+// bodies of /metrics, /healthz and /readyz.
+func TestServeOverSASL(t *testing.T) {
+	k := testenv.KafkaSASL(t)
+	r := testenv.RedisACL(t)
+	name := testenv.Name(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	const pwEnv = "STAGING_REDIS_PASSWORD"
+	destURL := (&url.URL{Scheme: "rediss", User: url.User(r.User), Host: r.Addr, Path: "/0"}).String()
+	rc := redisx.Config{URL: r.URL(r.Password), TLSCAFile: r.Files.CAFile, TLSCertFile: r.Files.CertFile, TLSKeyFile: r.Files.KeyFile,
+		PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := applyHourlyBeta(t, ctx, rc, fmt.Sprintf("{url: %q, password_env: %s, tls_ca_file: %q, tls_cert_file: %q, tls_key_file: %q}",
+		destURL, pwEnv, r.Files.CAFile, r.Files.CertFile, r.Files.KeyFile), name)
+	kc := kafkax.Config{Brokers: k.Brokers, DialTimeout: 5 * time.Second,
+		TLS:  kafkax.TLSConfig{Enabled: true, CAFile: k.CAFile},
+		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA512, Username: k.User, Password: k.Password}}
+
+	cfg := scheduledServe(t, name)
+	addr := cfg.HTTPAddr
+	proc := DefaultProcess()
+	proc.LogLevel = "debug" // every line a secret could slip into
+	env := func(k string) (string, bool) {
+		if k == pwEnv {
+			return r.Password, true
+		}
+		return "", false
+	}
+	var logs testenv.Buffer
+	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, env, kc, rc, sc, cfg, &logs)
+	})
+	defer stop()
+	waitMetrics(t, addr, `cohortsync_schedule_runs_total{mapping="beta",outcome="done",trigger="catch-up"} 1`+"\n",
+		"cohortsync_consumer_applied_total 3\n")
+	var answers strings.Builder
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		fmt.Fprintf(&answers, "GET %s\n%s\n", path, getAny(t, ctx, "http://"+addr+path))
+	}
+	stop()
+	for _, pw := range []string{k.Password, r.Password} {
+		for what, text := range map[string]string{"the logs": logs.String(), "serve's HTTP answers": answers.String()} {
+			if strings.Contains(text, pw) {
+				t.Errorf("%s hold the password %q", what, pw)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), `msg="mapping run"`) || !strings.Contains(logs.String(), "msg=consuming") {
+		t.Fatalf("the output of serve's run or consumer is missing: the check above saw too little\n%.3000s", logs.String())
+	}
 }
