@@ -2,14 +2,15 @@
 # Runs real Redis servers on free loopback ports for the integration tests:
 # one standalone server, a 3-master Redis Cluster (no replicas, no
 # persistence) and, given a TLSDIR made by lib.sh's make_certs, a standalone
-# server on a TLS port that requires client certificates and has, beside
-# the default user, the ACL user of deploy/redis/cohortsync.acl with a random
-# password (kept in STATEDIR/tls/acl-password; the ACL file holds its SHA-256).
+# server on a TLS port that requires client certificates. The Cluster's
+# nodes and the TLS server have, beside the default user (no password, every
+# right), the ACL user of deploy/redis/cohortsync.acl with a random password
+# (kept in STATEDIR/acl/acl-password; the ACL file holds its SHA-256).
 #
 #   redis.sh install                 apt-get install redis-server if it is missing
-#   redis.sh start STATEDIR [TLSDIR] start them, print REDIS_URL=..., REDIS_CLUSTER_ADDRS=...
-#                                    and, with TLSDIR, REDIS_TLS_URL=rediss://...,
-#                                    REDIS_ACL_USER=... and REDIS_ACL_PASSWORD=...
+#   redis.sh start STATEDIR [TLSDIR] start them, print REDIS_URL=..., REDIS_CLUSTER_ADDRS=...,
+#                                    REDIS_ACL_USER=..., REDIS_ACL_PASSWORD=... and,
+#                                    with TLSDIR, REDIS_TLS_URL=rediss://...
 #   redis.sh stop STATEDIR      shut them all down
 #
 # Each server has its own directory in STATEDIR (pid file, log, nodes.conf).
@@ -70,11 +71,9 @@ cluster_ok() {
 
 print_vars() {
   echo "REDIS_URL=redis://127.0.0.1:$(cat "$state/standalone/port")/0"
-  [[ -z $tls ]] || {
-    echo "REDIS_TLS_URL=rediss://127.0.0.1:$(cat "$state/tls/port")/0"
-    echo "REDIS_ACL_USER=$(acl_user)"
-    echo "REDIS_ACL_PASSWORD=$(cat "$state/tls/acl-password")"
-  }
+  [[ -z $tls ]] || echo "REDIS_TLS_URL=rediss://127.0.0.1:$(cat "$state/tls/port")/0"
+  echo "REDIS_ACL_USER=$(acl_user)"
+  echo "REDIS_ACL_PASSWORD=$(cat "$state/acl/acl-password")"
   echo "REDIS_CLUSTER_ADDRS=$(for n in 1 2 3; do printf '127.0.0.1:%s\n' "$(cat "$state/cluster$n/port")"; done | paste -sd,)"
 }
 
@@ -97,8 +96,8 @@ write_acl() {
 
 running_all() {
   local d
-  [[ -z $tls ]] || { alive "$state/tls/redis.pid" redis-server && [[ -f $state/tls/acl-password ]] &&
-    port_open "$(cat "$state/tls/port" 2>/dev/null)"; } || return 1
+  [[ -f $state/acl/acl-password ]] || return 1
+  [[ -z $tls ]] || { alive "$state/tls/redis.pid" redis-server && port_open "$(cat "$state/tls/port" 2>/dev/null)"; } || return 1
   for d in standalone cluster1 cluster2 cluster3; do
     alive "$state/$d/redis.pid" redis-server && pong "$(cat "$state/$d/port" 2>/dev/null)" || return 1
   done
@@ -108,7 +107,8 @@ start() {
   command -v redis-server >/dev/null || die "redis-server not found; run: $0 install"
   if running_all; then print_vars; return 0; fi # already running
   stop
-  rm -rf "${state:?}"/standalone "$state"/cluster[123] "$state"/tls
+  rm -rf "${state:?}"/standalone "$state"/cluster[123] "$state"/tls "$state"/acl
+  write_acl "$state/acl"
   local ports p n addrs=()
   # One port for the standalone server, two (client, cluster bus) per cluster
   # node, and the TLS server's.
@@ -117,16 +117,15 @@ start() {
   if [[ -n $tls ]]; then
     # --port 0: TLS only; the plain port is written for stop's SHUTDOWN,
     # which then fails and stop_pid's TERM does it.
-    write_acl "$state/tls"
     launch "$state/tls" 0 --tls-port "${ports[7]}" --tls-cert-file "$tls/server.pem" \
       --tls-key-file "$tls/server-key.pem" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients yes \
-      --aclfile "$state/tls/users.acl"
+      --aclfile "$state/acl/users.acl"
     echo "${ports[7]}" >"$state/tls/port"
   fi
   for n in 1 2 3; do
     launch "$state/cluster$n" "${ports[n]}" --cluster-enabled yes \
       --cluster-port "${ports[n + 3]}" --cluster-config-file "$state/cluster$n/nodes.conf" \
-      --cluster-node-timeout 5000
+      --cluster-node-timeout 5000 --aclfile "$state/acl/users.acl"
     addrs+=("127.0.0.1:${ports[n]}")
   done
   for p in "${ports[@]:0:4}"; do wait_for "redis-server on port $p" pong "$p"; done

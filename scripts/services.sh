@@ -14,8 +14,8 @@
 #   and the credentials over TLS: the broker's SASL_SSL listener (SCRAM-SHA-256
 #   and -512, server TLS only) COHORTSYNC_TEST_KAFKA_SASL_BROKERS with its user
 #   COHORTSYNC_TEST_KAFKA_SASL_USER / _PASSWORD, and the ACL user of the TLS
-#   redis-server (deploy/redis/cohortsync.acl) COHORTSYNC_TEST_REDIS_ACL_USER /
-#   _PASSWORD. The passwords are drawn at each start; STATEDIR/env is mode 600.
+#   redis-server and of the Cluster's nodes (deploy/redis/cohortsync.acl)
+#   COHORTSYNC_TEST_REDIS_ACL_USER / _PASSWORD. The passwords are drawn at each start; STATEDIR/env is mode 600.
 #
 # stop stops every server and removes the files holding passwords (the
 # vars files, env, the Kafka SCRAM password and the Redis ACL files); logs and
@@ -38,7 +38,7 @@ stop() {
   rm -f "$state/env" "$state/env.tmp" "$state/kafka.vars" "$state/redis.vars"
   bash "$here/kafka.sh" stop "$state/kafka" || rc=1
   bash "$here/redis.sh" stop "$state/redis" || rc=1
-  rm -f "$state/kafka/sasl-password" "$state/redis/tls/acl-password" "$state/redis/tls/users.acl"
+  rm -f "$state/kafka/sasl-password" "$state/redis/acl/acl-password" "$state/redis/acl/users.acl"
   return "$rc"
 }
 

@@ -27,21 +27,19 @@ import (
 // real broker's SASL_SSL listener in integration runs, kfake otherwise)
 // serves a sync (admin client, writer) logging in by SCRAM-SHA-512 and a
 // consumer (metadata client, group, partition readers) by SCRAM-SHA-256; the
-// consumer writes to a Redis requiring mutual TLS as an ACL user with a
-// password (redis-server's TLS port with deploy/redis/cohortsync.acl's user,
-// or miniredis). A wrong Kafka or Redis password fails soon with an error
-// naming the server and the cause. No password, Kafka's or Redis's, right
-// or wrong, appears in any log line (at debug level), error, or body of the
-// consumer's /metrics, /healthz and /readyz.
+// consumer writes to each Redis deployment as an ACL user with a password
+// (deploy/redis/cohortsync.acl's user on redis-server's TLS port, which
+// requires client certificates, and on the Cluster; or a miniredis
+// requiring both). A wrong Kafka or Redis password fails soon with an
+// error naming the server and the cause. No password, Kafka's or Redis's,
+// right or wrong, appears in any log line (at debug level), error, or body
+// of the consumer's /metrics, /healthz and /readyz.
 func TestSyncThenConsumeOverSASL(t *testing.T) {
 	k := testenv.KafkaSASL(t)
-	r := testenv.RedisACL(t)
 	wrongPW := testenv.Password(t)
 	kc := kafkax.Config{Brokers: k.Brokers, DialTimeout: 5 * time.Second,
 		TLS:  kafkax.TLSConfig{Enabled: true, CAFile: k.CAFile},
 		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA512, Username: k.User, Password: k.Password}}
-	rc := redisx.Config{URL: r.URL(r.Password), TLSCAFile: r.Files.CAFile, TLSCertFile: r.Files.CertFile, TLSKeyFile: r.Files.KeyFile,
-		PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
 	noEnv := func(string) (string, bool) { return "", false }
 	ctx := testenv.Context(t, 2*time.Minute)
 	proc := DefaultProcess()
@@ -49,13 +47,16 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 
 	pcfg, req, csv, opts := twoMemberSync(t)
 	var logs testenv.Buffer
+	secrets := []string{k.Password, wrongPW}
+	answers := map[string]string{} // by what answered
+	errs := map[string]error{}     // by what failed
 
 	// Refused credentials are not retried as a transient error: each
 	// command gives up at once, not after --retry-max-elapsed (5s here) or
 	// --startup-timeout (15s).
 	wrong := kc
 	wrong.SASL.Password = wrongPW
-	wrongErr := failsSoon(t, "Sync with a wrong SASL password", func() error {
+	errs["Sync with a wrong SASL password"] = failsSoon(t, "Sync with a wrong SASL password", func() error {
 		return Sync(ctx, proc, noEnv, wrong, pcfg, req, csv, opts, &logs, &logs)
 	}, "kafka broker "+k.Brokers[0]+": SASL SCRAM-SHA-512 login as", "SASL Authentication failed")
 	if err := Sync(ctx, proc, noEnv, kc, pcfg, req, csv, opts, &logs, &logs); err != nil {
@@ -64,40 +65,52 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 
 	kc256 := kc
 	kc256.SASL.Mechanism = kafkax.MechanismScramSHA256
-	addr := testenv.ClosedAddr(t)
-	answers := consumeUntilMembers(t, ctx, proc, kc256, rc, pcfg.Topic, "seg.g1", &logs, addr, "a", "b")
-	if !strings.Contains(answers, "cohortsync_consumer_applied_total") || !strings.Contains(answers, "GET /readyz") {
-		t.Fatalf("the consumer's HTTP answers are missing: the check below would see too little\n%.3000s", answers)
-	}
-
-	if r.Real {
-		// The consumer ran as a user of deploy/redis/cohortsync.acl, not
-		// one allowed everything: an admin command is refused.
-		rdb, err := redisx.Open(rc)
-		if err != nil {
-			t.Fatal(err)
+	cfg := consumer.Config{Topic: pcfg.Topic, RedisPrefix: testenv.Name(t), StartupTimeout: 15 * time.Second}
+	var rc redisx.Config // the first backend's
+	for _, r := range testenv.RedisACLBackends(t) {
+		secrets = append(secrets, r.Password)
+		if rc.URL == "" && rc.ClusterAddrs == nil {
+			rc = aclConfig(r, r.Password)
 		}
-		err = rdb.Do(ctx, "CONFIG", "GET", "maxmemory").Err() // harmless, were it allowed
-		_ = rdb.Close()
-		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
-			t.Errorf("CONFIG GET as %s = %v, want NOPERM", r.User, err)
-		}
+		t.Run(r.Name, func(t *testing.T) {
+			rc := aclConfig(r, r.Password)
+			got := consumeUntilMembers(t, ctx, proc, kc256, rc, pcfg.Topic, "seg.g1", &logs, testenv.ClosedAddr(t), "a", "b")
+			if !strings.Contains(got, "cohortsync_consumer_applied_total") || !strings.Contains(got, "GET /readyz") {
+				t.Fatalf("the consumer's HTTP answers are missing: the check below would see too little\n%.3000s", got)
+			}
+			answers["the consumer's HTTP answers on "+r.Name] = got
+			if r.Real {
+				// The consumer ran as a user of deploy/redis/cohortsync.acl,
+				// not one allowed everything: an admin command is refused.
+				rdb, err := redisx.Open(rc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = rdb.Do(ctx, "CONFIG", "GET", "maxmemory").Err() // harmless, were it allowed
+				_ = rdb.Close()
+				if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+					t.Errorf("CONFIG GET as %s = %v, want NOPERM", r.User, err)
+				}
+			}
+			server := r.Addr
+			if r.Addrs != nil {
+				server = strings.Join(r.Addrs, ",")
+			}
+			cfg.GroupID = testenv.Name(t)
+			what := "Consume with a wrong Redis password on " + r.Name
+			errs[what] = failsSoon(t, what, func() error {
+				return Consume(ctx, proc, noEnv, kc256, aclConfig(r, wrongPW), "", cfg, &logs)
+			}, "redis "+server+" (user "+r.User+"): WRONGPASS")
+		})
 	}
-
-	badRedis := rc
-	badRedis.URL = r.URL(wrongPW)
-	cfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), StartupTimeout: 15 * time.Second}
-	badRedisErr := failsSoon(t, "Consume with a wrong Redis password", func() error {
-		return Consume(ctx, proc, noEnv, kc256, badRedis, "", cfg, &logs)
-	}, "redis "+r.Addr+" (user "+r.User+"): WRONGPASS")
 	wrong.SASL.Mechanism = kafkax.MechanismScramSHA256
-	badKafkaErr := failsSoon(t, "Consume with a wrong SASL password", func() error {
+	cfg.GroupID = testenv.Name(t)
+	errs["Consume with a wrong SASL password"] = failsSoon(t, "Consume with a wrong SASL password", func() error {
 		return Consume(ctx, proc, noEnv, wrong, rc, "", cfg, &logs)
 	}, "kafka broker "+k.Brokers[0]+": SASL SCRAM-SHA-256 login as")
-	errs := map[string]error{"Sync with a wrong SASL password": wrongErr, "Consume with a wrong Redis password": badRedisErr,
-		"Consume with a wrong SASL password": badKafkaErr}
-	for _, pw := range []string{k.Password, wrongPW, r.Password} {
-		for what, text := range map[string]string{"the logs": logs.String(), "the consumer's HTTP answers": answers} {
+	answers["the logs"] = logs.String()
+	for _, pw := range secrets {
+		for what, text := range answers {
 			if strings.Contains(text, pw) {
 				t.Errorf("%s hold the password %q", what, pw)
 			}
@@ -111,6 +124,18 @@ func TestSyncThenConsumeOverSASL(t *testing.T) {
 	if !strings.Contains(logs.String(), "sync run ") || !strings.Contains(logs.String(), "msg=consuming") {
 		t.Fatalf("the output of the sync or the consumer is missing: the check above saw too little\n%.3000s", logs.String())
 	}
+}
+
+// aclConfig is the Redis setting of u's deployment, logging in as u.User
+// with password.
+func aclConfig(u testenv.RedisUser, password string) redisx.Config {
+	cfg := redisx.Config{PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	if u.Addrs != nil {
+		cfg.ClusterAddrs, cfg.Username, cfg.Password = u.Addrs, u.User, password
+		return cfg
+	}
+	cfg.URL, cfg.TLSCAFile, cfg.TLSCertFile, cfg.TLSKeyFile = u.URL(password), u.Files.CAFile, u.Files.CertFile, u.Files.KeyFile
+	return cfg
 }
 
 // failsSoon runs call, which must fail within 5s with an error naming
@@ -267,8 +292,7 @@ func TestServeOverSASL(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	const pwEnv = "STAGING_REDIS_PASSWORD"
 	destURL := (&url.URL{Scheme: "rediss", User: url.User(r.User), Host: r.Addr, Path: "/0"}).String()
-	rc := redisx.Config{URL: r.URL(r.Password), TLSCAFile: r.Files.CAFile, TLSCertFile: r.Files.CertFile, TLSKeyFile: r.Files.KeyFile,
-		PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	rc := aclConfig(r, r.Password)
 	sc := applyHourlyBeta(t, ctx, rc, fmt.Sprintf("{url: %q, password_env: %s, tls_ca_file: %q, tls_cert_file: %q, tls_key_file: %q}",
 		destURL, pwEnv, r.Files.CAFile, r.Files.CertFile, r.Files.KeyFile), name)
 	kc := kafkax.Config{Brokers: k.Brokers, DialTimeout: 5 * time.Second,

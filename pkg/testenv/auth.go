@@ -21,7 +21,8 @@ const (
 	EnvKafkaSASLUser     = "COHORTSYNC_TEST_KAFKA_SASL_USER"
 	EnvKafkaSASLPassword = "COHORTSYNC_TEST_KAFKA_SASL_PASSWORD"
 	// EnvRedisACLUser and EnvRedisACLPassword are an ACL user of the Redis
-	// at EnvRedisTLSURL, with the rules of deploy/redis/cohortsync.acl.
+	// at EnvRedisTLSURL and of the Cluster's nodes (EnvRedisCluster), with
+	// the rules of deploy/redis/cohortsync.acl.
 	EnvRedisACLUser     = "COHORTSYNC_TEST_REDIS_ACL_USER"
 	EnvRedisACLPassword = "COHORTSYNC_TEST_REDIS_ACL_PASSWORD"
 )
@@ -59,18 +60,25 @@ func KafkaSASL(t testing.TB) KafkaSCRAM {
 	return k
 }
 
-// RedisUser is an ACL user of a standalone Redis requiring mutual TLS.
+// RedisUser is an ACL user of a Redis deployment: a standalone server
+// requiring mutual TLS (Addr, Files), or a Cluster without TLS (Addrs).
 type RedisUser struct {
-	// Addr is the server's host:port; Files what its clients need for TLS.
+	// Name is "miniredis", "standalone" or "cluster".
+	Name string
+	// Addr is the standalone server's host:port; Files what its clients
+	// need for TLS.
 	Addr  string
 	Files TLSFiles
+	// Addrs are the Cluster's masters.
+	Addrs []string
 	// User logs in with Password.
 	User, Password string
 	// Real is true for the real redis-server.
 	Real bool
 }
 
-// URL is the rediss:// URL logging in as u.User with password.
+// URL is the rediss:// URL of the standalone server logging in as u.User
+// with password.
 func (u RedisUser) URL(password string) string {
 	return (&url.URL{Scheme: "rediss", User: url.UserPassword(u.User, password), Host: u.Addr, Path: "/0"}).String()
 }
@@ -85,13 +93,26 @@ func RedisACL(t testing.TB) RedisUser {
 		if err != nil {
 			t.Fatalf("%s: %v", EnvRedisTLSURL, err)
 		}
-		return RedisUser{Addr: u.Host, Files: servicesTLS(t), User: lookup(t, EnvRedisACLUser),
+		return RedisUser{Name: "standalone", Addr: u.Host, Files: servicesTLS(t), User: lookup(t, EnvRedisACLUser),
 			Password: lookup(t, EnvRedisACLPassword), Real: true}
 	}
 	m, files := miniredisTLS(t)
-	u := RedisUser{Addr: m.Addr(), Files: files, User: "cohortsync", Password: Password(t)}
+	u := RedisUser{Name: "miniredis", Addr: m.Addr(), Files: files, User: "cohortsync", Password: Password(t)}
 	m.RequireUserAuth(u.User, u.Password)
 	return u
+}
+
+// RedisACLBackends returns the ACL users of every Redis deployment
+// available, as RedisBackends the deployments: RedisACL's, plus the
+// Cluster's when configured (required in integration mode).
+func RedisACLBackends(t testing.TB) []RedisUser {
+	t.Helper()
+	us := []RedisUser{RedisACL(t)}
+	if v := lookup(t, EnvRedisCluster); v != "" {
+		us = append(us, RedisUser{Name: "cluster", Addrs: strings.Split(v, ","), User: lookup(t, EnvRedisACLUser),
+			Password: lookup(t, EnvRedisACLPassword), Real: true})
+	}
+	return us
 }
 
 // miniredisTLS runs a miniredis requiring mutual TLS, closed when the test
