@@ -28,22 +28,16 @@ import (
 // both: the scheduler's decisions and run, and the consumer's counts.
 // Cancellation returns nil.
 func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
-	name := testenv.Name(t)
 	ctx := testenv.Context(t, 2*time.Minute)
-	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := applyHourlyBeta(t, ctx, rc, fmt.Sprintf("{url: %q}", testenv.RedisURL(t)), name)
-
-	cfg := scheduledServe(t, name)
-	addr := cfg.HTTPAddr
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	noEnv := func(string) (string, bool) { return "", false }
-	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
-	})
+	addr, stop := serveBeta(t, ctx, testenv.RedisURL(t), "a\nb\nc\n", nil)
 	defer stop()
 
+	var metrics string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /metrics:\n%s", metrics)
+		}
+	}()
 	want := []string{
 		`cohortsync_schedule_decisions_total{action="run",mapping="beta"} 1` + "\n",
 		`cohortsync_schedule_decisions_total{action="up-to-date",mapping="beta"} `,
@@ -54,50 +48,6 @@ func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
 		"cohortsync_consumer_applied_total 3\n",
 		"cohortsync_consumer_unrouted_total 0\n",
 	}
-	waitMetrics(t, addr, want...)
-	stop()
-}
-
-// applyHourlyBeta stores, through rc under the prefix name+":" (the
-// returned configuration), a catalog of one destination, staging, whose
-// redis is the YAML flow mapping redis and whose prefix is name-dst, and
-// one hourly mapping, beta, of a cohort of a, b and c into segment
-// beta-users.
-func applyHourlyBeta(t *testing.T, ctx context.Context, rc redisx.Config, redis, name string) catalogstore.Config {
-	t.Helper()
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: %s
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, redis, name, writeCohort(t, "a", "b", "c"))
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return sc
-}
-
-// waitMetrics waits (60s at most) until the /metrics of the HTTP server at
-// addr holds every line of want; the last ones read are logged if it
-// fails.
-func waitMetrics(t *testing.T, addr string, want ...string) {
-	t.Helper()
-	var metrics string
-	defer func() {
-		if t.Failed() {
-			t.Logf("last /metrics:\n%s", metrics)
-		}
-	}()
 	testenv.Eventually(t, 60*time.Second, "the run done and its events applied, on /metrics", func() bool {
 		metrics = get(t, "http://"+addr+"/metrics")
 		for _, w := range want {
@@ -107,39 +57,67 @@ func waitMetrics(t *testing.T, addr string, want ...string) {
 		}
 		return true
 	})
+	stop()
 }
 
-// writeCohort writes a cohort CSV of keys (column user_id) and returns its
-// path.
-func writeCohort(t *testing.T, keys ...string) string {
+// serveBeta stores the mapping beta of a CSV of members (hourly, into the
+// destination staging on redisURL, which is the control Redis too) and
+// runs serve with the scheduler, the consumer and the HTTP server, its
+// config changed by change when not nil, until stop (see
+// runUntilCancelled). It returns the HTTP server's address.
+func serveBeta(t *testing.T, ctx context.Context, redisURL, members string, change func(*ServeConfig)) (addr string, stop func()) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "cohort.csv")
-	if err := os.WriteFile(path, []byte("user_id\n"+strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+	brokers, _ := testenv.Kafka(t)
+	name := testenv.Name(t)
+	cohort := filepath.Join(t.TempDir(), "beta.csv")
+	if err := os.WriteFile(cohort, []byte("user_id\n"+members), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path
-}
+	yaml := fmt.Sprintf(`destinations:
+  - name: staging
+    redis: {url: %q}
+    prefix: %s-dst
+mappings:
+  - name: beta
+    source: {csv: %q}
+    segment: beta-users
+    destinations: [staging]
+    schedule: hourly
+`, redisURL, name, cohort)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 
-// scheduledServe is the configuration of serve's scheduler and consumer on
-// topic and group name, ticking and polling fast, with its HTTP server on
-// a free address.
-func scheduledServe(t *testing.T, name string) ServeConfig {
-	t.Helper()
 	pcfg := producer.DefaultConfig()
 	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
 	ccfg := consumer.DefaultConfig()
 	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	addr = testenv.ClosedAddr(t)
 	cfg := ServeConfig{
 		Runs:        mappingrun.Config{Producer: pcfg},
 		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
 		Consumer:    ccfg,
 		CatalogPoll: 100 * time.Millisecond,
-		HTTPAddr:    testenv.ClosedAddr(t),
+		HTTPAddr:    addr,
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	noEnv := func(string) (string, bool) { return "", false }
+	return addr, runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
+	})
 }
 
 // runUntilCancelled starts run(ctx) in a goroutine and returns stop, which
