@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 )
@@ -38,9 +39,11 @@ const (
 
 // Progress is a Meter's reading.
 type Progress struct {
-	// Run is the run's id, "" until the run has started.
-	Run   string
-	Phase Phase
+	// Run is the run's id, "" until the run has started; Started is when
+	// it did.
+	Run     string
+	Started time.Time
+	Phase   Phase
 	// Done counts what the phase did (see the phases); Total is what it
 	// has to do, 0 when unknown.
 	Done, Total int64
@@ -55,8 +58,9 @@ type Meter struct {
 	done atomic.Int64 // read under mu with the rest, added to without it
 
 	mu    sync.Mutex
-	run   string
-	phase Phase
+	run     string
+	started time.Time
+	phase   Phase
 	total int64
 	// acked, when set, counts Done instead of done: the events the phase's
 	// stream has had acknowledged.
@@ -70,18 +74,18 @@ type Meter struct {
 func (m *Meter) Read() Progress {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p := Progress{Run: m.run, Phase: m.phase, Total: m.total, Done: m.done.Load()}
+	p := Progress{Run: m.run, Started: m.started, Phase: m.phase, Total: m.total, Done: m.done.Load()}
 	if m.acked != nil {
 		p.Done = m.acked()
 	}
 	return p
 }
 
-// start records the run's id; the run is starting.
-func (m *Meter) start(run string) {
+// start records the run's id and start; the run is starting.
+func (m *Meter) start(run string, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.run = run
+	m.run, m.started = run, at
 	m.enter(PhaseStarting)
 }
 

@@ -67,7 +67,7 @@ func TestMeterFollowsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range src.seen {
-		if p.Run != sum.Run || p.Phase != PhaseReading || p.Done != int64(i+1) || p.Total != 0 {
+		if p.Run != sum.Run || !p.Started.Equal(sum.Started) || p.Phase != PhaseReading || p.Done != int64(i+1) || p.Total != 0 {
 			t.Fatalf("reading row %d: meter %+v, want run %s reading %d of unknown", i+1, p, sum.Run, i+1)
 		}
 	}
@@ -82,7 +82,7 @@ func TestMeterFollowsTheRun(t *testing.T) {
 	if p := atWait[0]; p.Phase != PhasePublishing || p.Total != 5 {
 		t.Fatalf("once the diff is over the meter reads %+v, want publishing of 5", p)
 	}
-	if got := m.Read(); got != (Progress{Run: sum.Run, Phase: PhaseEnded, Done: 5, Total: 5}) {
+	if got := m.Read(); got != (Progress{Run: sum.Run, Started: sum.Started, Phase: PhaseEnded, Done: 5, Total: 5}) {
 		t.Fatalf("after the run the meter reads %+v, want ended with 5 of 5 acknowledged", got)
 	}
 }
@@ -99,7 +99,7 @@ func TestMeterEndsOnFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Read(); got != (Progress{Run: sum.Run, Phase: PhaseEnded, Done: 2, Total: 2}) {
+	if got := m.Read(); got != (Progress{Run: sum.Run, Started: sum.Started, Phase: PhaseEnded, Done: 2, Total: 2}) {
 		t.Fatalf("after the run the meter reads %+v, want ended with 2 of 2 acknowledged", got)
 	}
 	m = new(Meter)

@@ -51,7 +51,7 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	if meter == nil {
 		meter = new(Meter)
 	}
-	meter.start(sum.Run)
+	meter.start(sum.Run, start)
 	defer func() {
 		meter.end()
 		sum.Duration = time.Since(start)

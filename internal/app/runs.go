@@ -161,11 +161,16 @@ type runAdapter struct {
 	// notifier, unless nil, tells whom each mapping names how its runs
 	// ended.
 	notifier *notify.Notifier
+	// observe, unless nil, is told of each destination's sync (sync's
+	// progress).
+	observe mappingrun.Observer
 }
 
 func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, t schedule.Trigger) error {
 	before := a.pub.before(ctx, m.Destinations)
-	res, err := a.runner.Run(ctx, m)
+	live := startLive(ctx, a.history, a.log, m, string(t.Kind), a.observe)
+	res, err := a.runner.Observed(live.observe).Run(ctx, m)
+	live.stop()
 	record(ctx, a.history, a.log, m.Name, string(t.Kind), res, a.pub.after(ctx, before))
 	notifyRuns(a.notifier, m, string(t.Kind), res, err)
 	if a.done != nil {
@@ -411,7 +416,9 @@ func purge(ctx context.Context, r *runs, name string, stdout io.Writer) error {
 		return err
 	}
 	before := r.pub.before(ctx, m.Destinations)
-	results, err := r.runner.Purge(ctx, m)
+	live := startLive(ctx, r.history, r.log, m, "purge", nil)
+	results, err := r.runner.Observed(live.observe).Purge(ctx, m)
+	live.stop()
 	record(ctx, r.history, r.log, name, "purge", results, r.pub.after(ctx, before))
 	if werr := writeResults(stdout, name, results); werr != nil {
 		return errors.Join(err, werr)
