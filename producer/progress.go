@@ -57,11 +57,11 @@ type Progress struct {
 type Meter struct {
 	done atomic.Int64 // read under mu with the rest, added to without it
 
-	mu    sync.Mutex
+	mu      sync.Mutex
 	run     string
 	started time.Time
 	phase   Phase
-	total int64
+	total   int64
 	// acked, when set, counts Done instead of done: the events the phase's
 	// stream has had acknowledged.
 	acked func() int64
