@@ -195,19 +195,7 @@ func (o *object) deploymentSelector(t *testing.T) map[string]string {
 // podLabels is the labels of a workload's pods.
 func podLabels(o *object) map[string]string {
 	if o.Kind == "CronJob" {
-		var cj struct {
-			Spec struct {
-				JobTemplate struct {
-					Spec struct {
-						Template podTemplate `yaml:"template"`
-					} `yaml:"spec"`
-				} `yaml:"jobTemplate"`
-			} `yaml:"spec"`
-		}
-		if err := o.raw.Decode(&cj); err != nil {
-			return nil
-		}
-		return cj.Spec.JobTemplate.Spec.Template.Metadata.Labels
+		return o.Spec.JobTemplate.Spec.Template.Metadata.Labels
 	}
 	return o.Spec.Template.Metadata.Labels
 }

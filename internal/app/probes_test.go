@@ -1,26 +1,14 @@
 package app
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
-	"github.com/cohortsync/cohortsync/consumer"
-	"github.com/cohortsync/cohortsync/control/catalog"
-	"github.com/cohortsync/cohortsync/control/catalogstore"
-	"github.com/cohortsync/cohortsync/internal/kafkax"
-	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
-	"github.com/cohortsync/cohortsync/producer"
-	"github.com/cohortsync/cohortsync/producer/mappingrun"
-	"github.com/cohortsync/cohortsync/producer/schedule"
 )
 
 // TestServeProbesThroughARedisOutage pins what deploy/k8s/serve.yaml's
@@ -31,54 +19,10 @@ import (
 // The outage needs a Redis the test can stop: a miniredis of its own,
 // whatever the backend of the suite.
 func TestServeProbesThroughARedisOutage(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
-	name := testenv.Name(t)
 	ctx := testenv.Context(t, 2*time.Minute)
 	mr := miniredis.RunT(t)
-	redisURL := "redis://" + mr.Addr() + "/0"
-	cohort := filepath.Join(t.TempDir(), "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\na\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Decode("mappings.yaml", []byte(fmt.Sprintf(`destinations:
-  - name: staging
-    redis: {url: %q}
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, redisURL, name, cohort)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: time.Second}
-	sc := catalogstore.Config{Prefix: name + ":", Timeout: time.Second}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval, ccfg.RetryTimeout = name, name, 100*time.Millisecond, 2*time.Second
-	addr := testenv.ClosedAddr(t)
-	cfg := ServeConfig{
-		Runs:        mappingrun.Config{Producer: pcfg},
-		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
-		Consumer:    ccfg,
-		CatalogPoll: 100 * time.Millisecond,
-		HTTPAddr:    addr,
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	noEnv := func(string) (string, bool) { return "", false }
-	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
+	addr, stop := serveBeta(t, ctx, "redis://"+mr.Addr()+"/0", "a\n", func(cfg *ServeConfig) {
+		cfg.Consumer.RetryTimeout = 2 * time.Second // Health's limit: 3 x 100ms + 200ms
 	})
 	defer stop()
 
