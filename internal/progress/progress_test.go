@@ -253,3 +253,20 @@ func TestMode(t *testing.T) {
 		t.Fatal("a buffer is not a terminal")
 	}
 }
+
+func TestFitCutsToTheTerminal(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		cols int
+		want string
+	}{
+		{"production reading 10 rows", 0, "production reading 10 rows"},
+		{"production reading 10 rows", 80, "production reading 10 rows"},
+		{"production reading 10 rows", 11, "production"},
+		{"prodüction", 5, "prod"},
+	} {
+		if got := fit(c.line, c.cols); got != c.want {
+			t.Errorf("fit(%q, %d) = %q, want %q", c.line, c.cols, got, c.want)
+		}
+	}
+}
