@@ -104,6 +104,7 @@ type watched struct {
 	phase      producer.Phase
 	since      time.Time // the phase began (seen)
 	logged     time.Time // last log line
+	recent     window    // of the count, for its rate
 }
 
 // New returns a Reporter writing to out (the terminal, stderr).
@@ -267,10 +268,11 @@ func (r *Reporter) show(ctx context.Context, final bool) {
 		return
 	}
 	changed := p.Phase != w.phase
+	w.recent.add(now, p.Done, continues(w.phase, p.Phase))
 	if changed {
 		w.phase, w.since = p.Phase, now
 	}
-	s := sample{what: w.what, name: w.name, p: p, elapsed: now.Sub(w.since)}
+	s := sample{what: w.what, name: w.name, p: p, elapsed: now.Sub(w.since), perSecond: w.recent.rate()}
 	switch r.cfg.Mode {
 	case Bar:
 		line := fit(s.bar(r.cfg.Width), columns(r.out))
