@@ -15,7 +15,8 @@
 #   and -512, server TLS only) COHORTSYNC_TEST_KAFKA_SASL_BROKERS with its user
 #   COHORTSYNC_TEST_KAFKA_SASL_USER / _PASSWORD, and the ACL user of the TLS
 #   redis-server and of the Cluster's nodes (deploy/redis/cohortsync.acl)
-#   COHORTSYNC_TEST_REDIS_ACL_USER / _PASSWORD. The passwords are drawn at each start; STATEDIR/env is mode 600.
+#   COHORTSYNC_TEST_REDIS_ACL_USER / _PASSWORD. The passwords are drawn at
+#   each start; STATEDIR/env is mode 600.
 #
 # stop stops every server and removes the files holding passwords (the
 # vars files, env, the Kafka SCRAM password and the Redis ACL files); logs and
