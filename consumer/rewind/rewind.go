@@ -46,11 +46,7 @@ func RewindTo(ctx context.Context, c Client, topic, group string, from Start) (m
 	if err := Stopped(ctx, c, group); err != nil {
 		return nil, err
 	}
-	ids, err := freshness.Partitions(ctx, c, topic)
-	if err != nil {
-		return nil, err
-	}
-	first, end, err := bounds(ctx, c, topic, ids)
+	ids, first, end, err := freshness.Bounds(ctx, c, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -109,31 +105,6 @@ func Stopped(ctx context.Context, c GroupDescriber, group string) error {
 		}
 	}
 	return nil
-}
-
-// bounds lists the first and end offsets of every partition in ids.
-func bounds(ctx context.Context, c freshness.Offsets, topic string, ids []int) (first, end map[int]int64, err error) {
-	reqs := make([]kafka.OffsetRequest, 0, 2*len(ids))
-	for _, p := range ids {
-		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	lo, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
-	}
-	first, end = make(map[int]int64, len(ids)), make(map[int]int64, len(ids))
-	for _, p := range lo.Topics[topic] {
-		if p.Error != nil {
-			return nil, nil, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
-		}
-		first[p.Partition], end[p.Partition] = p.FirstOffset, p.LastOffset
-	}
-	for _, p := range ids {
-		if _, ok := first[p]; !ok {
-			return nil, nil, fmt.Errorf("offsets of %s/%d: missing from the broker's answer", topic, p)
-		}
-	}
-	return first, end, nil
 }
 
 // byOffset checks the offsets of from against the partitions' logs.

@@ -1,0 +1,374 @@
+package drift
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// Segment is the comparison of one segment generation of one destination.
+type Segment struct {
+	Destination string `json:"destination"`
+	Prefix      string `json:"prefix"`
+	Segment     string `json:"segment"`
+	Generation  int    `json:"generation"`
+	// LogMembers are the members the log says it has; RedisMembers those
+	// of its member index.
+	LogMembers   int64 `json:"log_members"`
+	RedisMembers int64 `json:"redis_members"`
+	// Missing are members of the log absent from the member index or from
+	// their include set (SDKs do not see them); Extra, members of the
+	// index the log does not have.
+	Missing int64 `json:"missing"`
+	Extra   int64 `json:"extra"`
+	// NotInLog counts the extra members of which the log holds no event
+	// at all (rather than a removal): on an incomplete log (LogStats),
+	// events retention removed may have added them.
+	NotInLog        int64    `json:"extra_not_in_log"`
+	MissingExamples []string `json:"missing_examples,omitempty"`
+	ExtraExamples   []string `json:"extra_examples,omitempty"`
+}
+
+// Drifted reports whether Redis and the log disagree on the segment.
+func (s Segment) Drifted() bool { return s.Missing > 0 || s.Extra > 0 }
+
+// Report is the outcome of a comparison.
+type Report struct {
+	Topic    string    `json:"topic"`
+	Log      LogStats  `json:"log"`
+	Segments []Segment `json:"segments"`
+	// Drifted counts the segments that drifted.
+	Drifted int `json:"drifted_segments"`
+}
+
+// fixer is told each difference found, for Rebuild: a change that makes
+// Redis agree with the log. Extra members with no event in the log have
+// ev nil.
+type fixer func(d int, ref, key string, add bool, ev *logEvent) error
+
+// compare reads what the destinations hold, sorts it, and merges it with
+// the log's sorted events, calling fix (when set) with each difference.
+func compare(ctx context.Context, cfg Config, lf *logFile, dir string, fix fixer) (Report, error) {
+	redisPath := filepath.Join(dir, "redis.keys")
+	if err := readRedis(ctx, cfg, lf, redisPath); err != nil {
+		return Report{}, err
+	}
+	cfg.Progress("comparing")
+	lr, err := snapshot.OpenKeyFile(lf.path)
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() { _ = lr.Close() }() // read-only
+	rr, err := snapshot.OpenKeyFile(redisPath)
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() { _ = rr.Close() }() // read-only
+	m := &merger{cfg: cfg, ctx: ctx, fix: fix, segs: map[segID]*Segment{}, logs: lr, redis: rr}
+	if err := m.run(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Topic: cfg.Topic, Log: lf.stats}
+	// Segments the log or the index names but where neither side has a
+	// member are listed too (all zero): the comparison covered them.
+	for d, refs := range lf.refs {
+		for ref := range refs {
+			m.segment(d, ref)
+		}
+	}
+	for _, s := range m.segs {
+		slices.Sort(s.MissingExamples)
+		slices.Sort(s.ExtraExamples)
+		rep.Segments = append(rep.Segments, *s)
+		if s.Drifted() {
+			rep.Drifted++
+		}
+	}
+	slices.SortFunc(rep.Segments, func(a, b Segment) int {
+		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.Segment, b.Segment), cmp.Compare(a.Generation, b.Generation))
+	})
+	return rep, nil
+}
+
+// readRedis sorts the member index of every segment of every destination
+// (those of its segments index and those the log names) into path.
+func readRedis(ctx context.Context, cfg Config, lf *logFile, path string) error {
+	sorter, err := snapshot.NewSorter(snapshot.SortOptions{ChunkBytes: cfg.SortChunkBytes, TempDir: filepath.Dir(path)})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sorter.Close() }() // idempotent; Finish closes it on success
+	var rec []byte
+	for d, dest := range cfg.Destinations {
+		cfg.Progress(fmt.Sprintf("reading the segments of %s (prefix %s)", dest.Name, dest.Prefix))
+		refs := map[string]bool{}
+		for ref := range lf.refs[d] {
+			refs[ref] = true
+		}
+		if err := segmentstore.Segments(ctx, dest.Client, dest.Prefix, func(ref string) error {
+			refs[ref] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, ref := range slices.Sorted(maps.Keys(refs)) {
+			lf.refs[d][ref] = true // listed in the report even when empty on both sides
+			if err := segmentstore.Members(ctx, dest.Client, dest.Prefix, ref, func(key string) error {
+				rec = appendIdentity(rec[:0], d, ref, key)
+				return sorter.Add(string(rec))
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = sorter.Finish(ctx, path)
+	return err
+}
+
+type segID struct {
+	dest int
+	ref  string
+}
+
+// merger walks the two sorted files in step.
+type merger struct {
+	cfg   Config
+	ctx   context.Context
+	fix   fixer
+	segs  map[segID]*Segment
+	logs  *snapshot.KeyReader
+	redis *snapshot.KeyReader
+
+	// The log's current membership: its identity encoding and latest event.
+	logID  []byte
+	logIdn identity
+	logEv  logEvent
+	logOK  bool
+	// The next record of the log, read ahead to find a membership's last.
+	peek   []byte
+	peeked bool
+	redID  []byte
+	redOK  bool
+
+	// Members both sides have, waiting for the check of their include
+	// sets, all of one segment.
+	pending    []string
+	pendingEvs []logEvent
+	pendingSeg segID
+}
+
+func (m *merger) run() error {
+	if err := m.nextLog(); err != nil {
+		return err
+	}
+	if err := m.nextRedis(); err != nil {
+		return err
+	}
+	for m.logOK || m.redOK {
+		if err := m.ctx.Err(); err != nil {
+			return err
+		}
+		var c int
+		switch {
+		case !m.redOK:
+			c = -1
+		case !m.logOK:
+			c = 1
+		default:
+			c = bytes.Compare(m.logID, m.redID)
+		}
+		switch {
+		case c < 0: // only the log
+			if err := m.member(m.logIdn, &m.logEv, false); err != nil {
+				return err
+			}
+			if err := m.nextLog(); err != nil {
+				return err
+			}
+		case c > 0: // only Redis
+			id, _, _, err := parseIdentity(m.redID)
+			if err != nil {
+				return err
+			}
+			if err := m.member(id, nil, true); err != nil {
+				return err
+			}
+			if err := m.nextRedis(); err != nil {
+				return err
+			}
+		default:
+			if err := m.member(m.logIdn, &m.logEv, true); err != nil {
+				return err
+			}
+			if err := m.nextLog(); err != nil {
+				return err
+			}
+			if err := m.nextRedis(); err != nil {
+				return err
+			}
+		}
+	}
+	return m.flush()
+}
+
+// member classifies one membership: ev is its latest event in the log (nil
+// if none), inRedis whether the member index has it.
+func (m *merger) member(id identity, ev *logEvent, inRedis bool) error {
+	seg := m.segment(id.dest, string(id.ref))
+	inLog := ev != nil && ev.op == schema.OpAdd
+	if inLog {
+		seg.LogMembers++
+	}
+	if inRedis {
+		seg.RedisMembers++
+	}
+	switch {
+	case inLog && inRedis:
+		sid := segID{id.dest, string(id.ref)}
+		if sid != m.pendingSeg || len(m.pending) >= 1000 {
+			if err := m.flush(); err != nil {
+				return err
+			}
+			m.pendingSeg = sid
+		}
+		m.pending = append(m.pending, string(id.key))
+		m.pendingEvs = append(m.pendingEvs, *ev)
+	case inLog:
+		return m.missing(seg, id.dest, string(id.ref), string(id.key), ev)
+	case inRedis:
+		seg.Extra++
+		if ev == nil {
+			seg.NotInLog++
+		}
+		if len(seg.ExtraExamples) < m.cfg.Examples {
+			seg.ExtraExamples = append(seg.ExtraExamples, string(id.key))
+		}
+		if m.fix != nil {
+			return m.fix(id.dest, string(id.ref), string(id.key), false, ev)
+		}
+	}
+	return nil
+}
+
+func (m *merger) missing(seg *Segment, d int, ref, key string, ev *logEvent) error {
+	seg.Missing++
+	if len(seg.MissingExamples) < m.cfg.Examples {
+		seg.MissingExamples = append(seg.MissingExamples, key)
+	}
+	if m.fix != nil {
+		return m.fix(d, ref, key, true, ev)
+	}
+	return nil
+}
+
+// flush checks the include sets of the pending members.
+func (m *merger) flush() error {
+	if len(m.pending) == 0 {
+		return nil
+	}
+	dest := m.cfg.Destinations[m.pendingSeg.dest]
+	in, err := segmentstore.Included(m.ctx, dest.Client, dest.Prefix, m.pendingSeg.ref, m.pending)
+	if err != nil {
+		return err
+	}
+	seg := m.segment(m.pendingSeg.dest, m.pendingSeg.ref)
+	for i, ok := range in {
+		if !ok {
+			if err := m.missing(seg, m.pendingSeg.dest, m.pendingSeg.ref, m.pending[i], &m.pendingEvs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	m.pending, m.pendingEvs = m.pending[:0], m.pendingEvs[:0]
+	return nil
+}
+
+func (m *merger) segment(d int, ref string) *Segment {
+	id := segID{d, ref}
+	if s, ok := m.segs[id]; ok {
+		return s
+	}
+	name, gen, _ := bigsegments.ParseRef(ref)
+	dest := m.cfg.Destinations[d]
+	s := &Segment{Destination: dest.Name, Prefix: dest.Prefix, Segment: name, Generation: gen}
+	if name == "" {
+		s.Segment = ref
+	}
+	m.segs[id] = s
+	return s
+}
+
+// nextLog moves to the next membership of the log and its latest event.
+func (m *merger) nextLog() error {
+	var rec []byte
+	if m.peeked {
+		rec, m.peeked = m.peek, false
+	} else {
+		k, err := m.logs.Next()
+		if errors.Is(err, io.EOF) {
+			m.logOK = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec = k
+	}
+	id, enc, rest, err := parseIdentity(rec)
+	if err != nil {
+		return err
+	}
+	m.logID = append(m.logID[:0], enc...)
+	m.logIdn = identity{dest: id.dest, ref: append([]byte(nil), id.ref...), key: append([]byte(nil), id.key...)}
+	ev, err := parseLogRest(rest)
+	if err != nil {
+		return err
+	}
+	// Later records of the same membership are later events: keep the last.
+	for {
+		k, err := m.logs.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		_, enc, rest, err := parseIdentity(k)
+		if err != nil {
+			return err
+		}
+		if !sameIdentity(enc, m.logID) {
+			m.peek, m.peeked = append(m.peek[:0], k...), true
+			break
+		}
+		if ev, err = parseLogRest(rest); err != nil {
+			return err
+		}
+	}
+	m.logEv, m.logOK = ev, true
+	return nil
+}
+
+func (m *merger) nextRedis() error {
+	k, err := m.redis.Next()
+	if errors.Is(err, io.EOF) {
+		m.redOK = false
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m.redID, m.redOK = append(m.redID[:0], k...), true
+	return nil
+}

@@ -1,0 +1,277 @@
+package drift
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/consumer/freshness"
+	"github.com/cohortsync/cohortsync/consumer/rewind"
+	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/ldstore"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// fixture is a topic with events of two environments, one of them
+// compared, and the consumer configuration that applies it.
+type fixture struct {
+	kf    *kafkax.Factory
+	kc    *kafka.Client
+	topic string
+	rdb   redis.UniversalClient
+	cons  consumer.Config
+	cfg   Config
+}
+
+func newFixture(t *testing.T, ctx context.Context, rdb redis.UniversalClient, prefix string) *fixture {
+	t.Helper()
+	brokers, _ := testenv.Kafka(t)
+	f := &fixture{kf: kafkaxtest.Factory(t, brokers...), kc: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second},
+		topic: testenv.Name(t), rdb: rdb}
+	res, err := f.kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: f.topic, NumPartitions: 2, ReplicationFactor: 1}, {Topic: f.topic + ".dlq", NumPartitions: 1, ReplicationFactor: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range res.Errors {
+		if err != nil {
+			t.Fatalf("create topic %s: %v", name, err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, "topic visible", func() bool {
+		ids, err := freshness.Partitions(ctx, f.kc, f.topic)
+		return err == nil && len(ids) == 2
+	})
+	f.cons = consumer.Config{Topic: f.topic, DeadLetterTopic: f.topic + ".dlq", GroupID: testenv.Name(t),
+		RedisPrefix: prefix + "-other", EnvPrefixes: map[string]string{"production": prefix},
+		BatchSize: 500, FlushInterval: 5 * time.Millisecond, SyncInterval: 100 * time.Millisecond,
+		RetryTimeout: 30 * time.Second, ShutdownTimeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	f.cfg = Config{Topic: f.topic, Destinations: []Destination{{Name: "production", Client: rdb, Prefix: prefix}},
+		Route: func(env string) (int, bool) { return 0, env == "production" }, TempDir: t.TempDir(),
+		SortChunkBytes: 64 << 10, Idle: 2 * time.Second}
+	return f
+}
+
+func event(env, segment, key string, op schema.Op, seq uint64) schema.Event {
+	return schema.Event{Env: env, Segment: segment, Generation: 1, ContextKind: "user", ContextKey: key, Op: op,
+		Run: fmt.Sprintf("run-%d", seq), Seq: seq, Source: "test", Time: time.Now().UTC()}
+}
+
+func (f *fixture) produce(t *testing.T, ctx context.Context, evs ...schema.Event) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(f.kf.Brokers()...), Topic: f.topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+	msgs := make([]kafka.Message, len(evs))
+	for i := range evs {
+		msgs[i] = evs[i].Message()
+	}
+	if err := errors.Join(w.WriteMessages(ctx, msgs...), w.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runConsumer starts one member of the group and waits until it has
+// applied everything; stop ends it and waits until the group is empty.
+func (f *fixture) runConsumer(t *testing.T, ctx context.Context) (stop func()) {
+	t.Helper()
+	c, err := consumer.New(f.cons, f.rdb, f.kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = c.Run(cctx) })
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	if err := c.WaitCaughtUp(wctx); err != nil {
+		cancel()
+		wg.Wait()
+		t.Fatalf("WaitCaughtUp: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			if runErr != nil {
+				t.Errorf("Run: %v", runErr)
+			}
+			testenv.Eventually(t, 60*time.Second, "the group empty", func() bool { return rewind.Stopped(ctx, f.kc, f.cons.GroupID) == nil })
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func members(t *testing.T, ctx context.Context, rdb redis.UniversalClient, prefix, ref string) []string {
+	t.Helper()
+	var got []string
+	if err := segmentstore.Members(ctx, rdb, prefix, ref, func(k string) error { got = append(got, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	return slices.Compact(got)
+}
+
+func segmentOf(t *testing.T, r Report, name string) Segment {
+	t.Helper()
+	for _, s := range r.Segments {
+		if s.Segment == name {
+			return s
+		}
+	}
+	t.Fatalf("no segment %s in the report %+v", name, r)
+	return Segment{}
+}
+
+// TestCheckAndRebuild: a destination the consumer filled agrees with the
+// log; a member deleted from Redis, one missing only from its include set
+// and one added by hand are reported per segment, with counts; rebuild,
+// refused while a consumer runs, repairs exactly those while SDKs read
+// the store as STALE, and the consumers started next mark it current. A
+// destination emptied entirely (FLUSHALL) is refilled the same way. The
+// environment not compared is left out of both.
+func TestCheckAndRebuild(t *testing.T) {
+	testenv.ForEachRedis(t, 4*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		f := newFixture(t, ctx, b.Client, prefix)
+		testenv.DropPrefix(t, b.Client, prefix+"-other")
+		f.produce(t, ctx,
+			event("production", "seg", "alice", schema.OpAdd, 1), event("production", "seg", "bob", schema.OpAdd, 2),
+			event("production", "seg", "carol", schema.OpAdd, 3), event("production", "seg", "dave", schema.OpAdd, 4),
+			event("production", "seg", "carol", schema.OpRemove, 5), event("production", "seg2", "erin", schema.OpAdd, 6),
+			event("staging", "seg", "zoe", schema.OpAdd, 7))
+		stop := f.runConsumer(t, ctx)
+
+		rep, err := Check(ctx, f.kf, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Drifted != 0 || len(rep.Segments) != 2 || rep.Log.Events != 6 || rep.Log.OtherEnvironments != 1 || len(rep.Log.Incomplete) != 0 {
+			t.Fatalf("Check of an intact store = %+v, want no drift in 2 segments from 6 events", rep)
+		}
+		if s := segmentOf(t, rep, "seg"); s.LogMembers != 3 || s.RedisMembers != 3 {
+			t.Fatalf("seg: %+v, want 3 members on both sides", s)
+		}
+
+		// Drift: bob deleted, alice's include set emptied, mallory added.
+		must(t, b.Client.SRem(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "bob").Err())
+		must(t, b.Client.SRem(ctx, bigsegments.IncludeKey(prefix, "bob"), "seg.g1").Err())
+		must(t, b.Client.SRem(ctx, bigsegments.IncludeKey(prefix, "alice"), "seg.g1").Err())
+		must(t, b.Client.SAdd(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "mallory").Err())
+		must(t, b.Client.SAdd(ctx, bigsegments.IncludeKey(prefix, "mallory"), "seg.g1").Err())
+		rep, err = Check(ctx, f.kf, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := segmentOf(t, rep, "seg")
+		if rep.Drifted != 1 || s.Missing != 2 || s.Extra != 1 || s.NotInLog != 1 || s.LogMembers != 3 || s.RedisMembers != 3 ||
+			!slices.Equal(s.MissingExamples, []string{"alice", "bob"}) || !slices.Equal(s.ExtraExamples, []string{"mallory"}) {
+			t.Fatalf("Check after the drift: %+v", rep)
+		}
+		if s := segmentOf(t, rep, "seg2"); s.Drifted() {
+			t.Fatalf("seg2 drifted: %+v", s)
+		}
+
+		if _, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID); !errors.Is(err, rewind.ErrGroupActive) {
+			t.Fatalf("Rebuild with a running consumer = %v, want ErrGroupActive", err)
+		}
+		stop()
+		rebuilt := rebuild(t, ctx, f, prefix)
+		if rebuilt.Added != 2 || rebuilt.Removed != 1 || rebuilt.Before.Drifted != 1 || rebuilt.After.Drifted != 0 {
+			t.Fatalf("Rebuild = %+v", rebuilt)
+		}
+		if got := members(t, ctx, b.Client, prefix, "seg.g1"); !slices.Equal(got, []string{"alice", "bob", "dave"}) {
+			t.Fatalf("after the rebuild seg holds %v", got)
+		}
+		if in, ex, err := segmentstore.Membership(ctx, b.Client, prefix, "alice"); err != nil || !slices.Equal(in, []string{"seg.g1"}) || len(ex) != 0 {
+			t.Fatalf("alice's include set after the rebuild: %v %v %v", in, ex, err)
+		}
+		stop = f.runConsumer(t, ctx)
+		if at, ok, err := segmentstore.SyncTime(ctx, b.Client, prefix); err != nil || !ok || time.Since(at) > time.Minute {
+			t.Fatalf("freshness did not resume after the rebuild: %v %v %v", at, ok, err)
+		}
+
+		// Redis lost everything under the prefix: the consumer finds the
+		// store id gone; rebuild refills it, and the next consumers mark it
+		// current again.
+		must(t, testenv.DeletePrefix(ctx, b.Client, prefix))
+		testenv.Eventually(t, 30*time.Second, "the loss found", func() bool {
+			return b.Client.Exists(ctx, bigsegments.StoreLostKey(prefix)).Val() == 1
+		})
+		stop()
+		rebuilt = rebuild(t, ctx, f, prefix)
+		if rebuilt.Added != 4 || rebuilt.Removed != 0 {
+			t.Fatalf("Rebuild of an emptied store = %+v, want alice, bob, dave and erin added", rebuilt)
+		}
+		f.runConsumer(t, ctx)
+		if got := members(t, ctx, b.Client, prefix, "seg.g1"); !slices.Equal(got, []string{"alice", "bob", "dave"}) {
+			t.Fatalf("after the rebuild of the emptied store seg holds %v", got)
+		}
+		if _, ok, err := segmentstore.SyncTime(ctx, b.Client, prefix); err != nil || !ok {
+			t.Fatalf("freshness did not resume after the rebuild of the emptied store: %v %v", ok, err)
+		}
+		rep, err = Check(ctx, f.kf, f.cfg)
+		if err != nil || rep.Drifted != 0 {
+			t.Fatalf("Check after the rebuilds: %+v %v", rep, err)
+		}
+	})
+}
+
+// rebuild runs Rebuild, checking at every step after the hold that an SDK
+// reading the store (pkg/ldstore, what LaunchDarkly's Go SDK calls) finds
+// no synchronized_on: STALE, never a half-filled store as current.
+func rebuild(t *testing.T, ctx context.Context, f *fixture, prefix string) Rebuilt {
+	t.Helper()
+	sdk := ldstore.NewStore(ctx, f.rdb, prefix)
+	held := false
+	cfg := f.cfg
+	cfg.Progress = func(step string) {
+		if strings.HasPrefix(step, "freshness held back") {
+			held = true
+		}
+		if !held || strings.HasPrefix(step, "rebuilt;") {
+			return
+		}
+		md, err := sdk.GetMetadata()
+		if err != nil || md.LastUpToDate != 0 {
+			t.Errorf("during the rebuild (%s) the SDK reads synchronized_on %v (%v), want none: STALE", step, md.LastUpToDate, err)
+		}
+	}
+	res, err := Rebuild(ctx, f.kf, cfg, f.cons.GroupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !held {
+		t.Fatal("Rebuild never held freshness back")
+	}
+	if n := f.rdb.Exists(ctx, bigsegments.StoreLostKey(prefix)).Val(); n != 0 {
+		t.Fatal("the hold was not released")
+	}
+	md, err := sdk.GetMetadata()
+	if err != nil || md.LastUpToDate != 0 {
+		t.Fatalf("after the rebuild, before any consumer: synchronized_on %v (%v), want none until the consumers caught up", md.LastUpToDate, err)
+	}
+	return res
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
