@@ -128,4 +128,3 @@ func readPartition(ctx context.Context, kf *kafkax.Factory, cfg Config, p int, f
 	}
 	return nil
 }
-
