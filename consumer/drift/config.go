@@ -5,9 +5,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cohortsync/cohortsync/internal/setting"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 )
 
@@ -18,7 +17,7 @@ type Destination struct {
 	Name string
 	// Client reads it (and writes it, for Rebuild); the caller owns it.
 	// Required.
-	Client redis.UniversalClient
+	Client segmentstore.Client
 	// Prefix is its key prefix. Required.
 	Prefix string
 }
