@@ -15,21 +15,35 @@ import (
 
 // Check compares every destination of cfg with the log (see the package
 // comment); Report.Drifted says whether they disagree.
-func Check(ctx context.Context, kf *kafkax.Factory, cfg Config) (_ Report, err error) {
+func Check(ctx context.Context, kf *kafkax.Factory, cfg Config) (rep Report, err error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
 	cfg = cfg.withDefaults()
+	err = withSortDir(cfg, func(dir string) error {
+		lf, err := readLog(ctx, kf, cfg, dir)
+		if err != nil {
+			return err
+		}
+		rep, err = compare(ctx, cfg, lf, dir, nil)
+		return err
+	})
+	return rep, err
+}
+
+// withSortDir calls fn with a new directory for sort files under
+// cfg.TempDir, removed afterwards.
+func withSortDir(cfg Config, fn func(dir string) error) (err error) {
 	dir, err := os.MkdirTemp(cfg.TempDir, "cohortsync-drift-")
 	if err != nil {
-		return Report{}, fmt.Errorf("sort directory: %w", err)
+		return fmt.Errorf("sort directory: %w", err)
 	}
-	defer func() { err = errors.Join(err, removeDir(dir)) }()
-	lf, err := readLog(ctx, kf, cfg, dir)
-	if err != nil {
-		return Report{}, err
-	}
-	return compare(ctx, cfg, lf, dir, nil)
+	defer func() {
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove sort directory: %w", rerr))
+		}
+	}()
+	return fn(dir)
 }
 
 // Rebuilt is what Rebuild did.
@@ -58,7 +72,7 @@ const rebuildBatch = 5000
 // topic, has no members. Freshness is held back from start to end; on
 // any error the hold stays, so SDKs keep reporting the destinations
 // STALE, and Rebuild may be run again (every write is idempotent).
-func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config, group string) (_ Rebuilt, err error) {
+func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config, group string) (Rebuilt, error) {
 	if err := cfg.Validate(); err != nil {
 		return Rebuilt{}, err
 	}
@@ -74,17 +88,35 @@ func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config, group string) 
 		}
 	}
 	cfg.Progress("freshness held back: SDKs report the destinations STALE until the consumers have caught up after the rebuild")
-	dir, err := os.MkdirTemp(cfg.TempDir, "cohortsync-drift-")
+	var res Rebuilt
+	err := withSortDir(cfg, func(dir string) (err error) {
+		res, err = repairFromLog(ctx, kf, cfg, dir)
+		return err
+	})
 	if err != nil {
-		return Rebuilt{}, fmt.Errorf("sort directory: %w", err)
+		return res, err
 	}
-	defer func() { err = errors.Join(err, removeDir(dir)) }()
+	// A consumer started during the rebuild may have applied events the
+	// rebuild compared against an older state: hold on until it is stopped.
+	if err := rewind.Stopped(ctx, kc, group); err != nil {
+		return res, fmt.Errorf("consumers joined during the rebuild; freshness stays held back: %w", err)
+	}
+	for _, d := range cfg.Destinations {
+		if err := segmentstore.ReleaseFreshness(ctx, d.Client, d.Prefix); err != nil {
+			return res, err
+		}
+	}
+	cfg.Progress("rebuilt; freshness released: start the consumers, which mark the destinations current once they have caught up")
+	return res, nil
+}
+
+// repairFromLog reads the log, repairs what drifted and checks again.
+func repairFromLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir string) (res Rebuilt, err error) {
 	lf, err := readLog(ctx, kf, cfg, dir)
 	if err != nil {
-		return Rebuilt{}, err
+		return res, err
 	}
 	w := newRepair(ctx, cfg, len(lf.stats.Incomplete) > 0)
-	var res Rebuilt
 	if res.Before, err = compare(ctx, cfg, lf, dir, w.fix); err != nil {
 		return res, err
 	}
@@ -104,17 +136,6 @@ func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config, group string) 
 		return res, fmt.Errorf("%w: %d members missing, %d extra (%d kept on purpose); did a consumer run meanwhile? run rebuild again once the group is stopped",
 			ErrStillDrifts, missing, extra, w.kept)
 	}
-	// A consumer started during the rebuild may have applied events the
-	// rebuild compared against an older state: hold on until it is stopped.
-	if err := rewind.Stopped(ctx, kc, group); err != nil {
-		return res, fmt.Errorf("consumers joined during the rebuild; freshness stays held back: %w", err)
-	}
-	for _, d := range cfg.Destinations {
-		if err := segmentstore.ReleaseFreshness(ctx, d.Client, d.Prefix); err != nil {
-			return res, err
-		}
-	}
-	cfg.Progress("rebuilt; freshness released: start the consumers, which mark the destinations current once they have caught up")
 	return res, nil
 }
 
@@ -209,13 +230,6 @@ func (r *repair) flushAll() error {
 		if err := r.flush(d); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func removeDir(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove sort directory: %w", err)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ type GroupDescriber interface {
 // ErrGroupActive is wrapped by Rewind's error for a group with members.
 var ErrGroupActive = errors.New("the consumer group has members")
 
-// ErrOutOfRange is wrapped by RewindTo's error for a partition the topic
+// ErrOutOfRange is wrapped by To's error for a partition the topic
 // does not have or an offset outside its partition's log.
 var ErrOutOfRange = errors.New("out of range")
 
@@ -35,14 +35,14 @@ var ErrOutOfRange = errors.New("out of range")
 // first message the log still holds, and returns those offsets by
 // partition. The group must have no members.
 func Rewind(ctx context.Context, c Client, topic, group string) (map[int]int64, error) {
-	return RewindTo(ctx, c, topic, group, Start{})
+	return To(ctx, c, topic, group, Start{})
 }
 
-// RewindTo commits, for group on topic, the offsets from says (see Start),
+// To commits, for group on topic, the offsets from says (see Start),
 // and returns them by partition (only the partitions it moved). The group
 // must have no members; from must be valid (Start.Validate). Nothing is
 // committed when any partition or offset is out of range.
-func RewindTo(ctx context.Context, c Client, topic, group string, from Start) (map[int]int64, error) {
+func To(ctx context.Context, c Client, topic, group string, from Start) (map[int]int64, error) {
 	if err := Stopped(ctx, c, group); err != nil {
 		return nil, err
 	}

@@ -32,11 +32,11 @@ func TestRewind(t *testing.T) {
 	}
 }
 
-// TestRewindTo: a group moved to given offsets or to a time on a topic
+// TestTo: a group moved to given offsets or to a time on a topic
 // whose messages carry known timestamps commits exactly those offsets
 // (read back from the broker), only on the partitions named; input
 // outside the topic's logs is refused with nothing committed.
-func TestRewindTo(t *testing.T) {
+func TestTo(t *testing.T) {
 	brokers, _ := testenv.Kafka(t)
 	ctx := testenv.Context(t, time.Minute)
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
@@ -68,10 +68,10 @@ func TestRewindTo(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			group := testenv.Name(t) + string(rune('a'+i))
-			if _, err := RewindTo(ctx, c, topic, group, Start{Offsets: map[int]int64{AllPartitions: 1}}); err != nil {
+			if _, err := To(ctx, c, topic, group, Start{Offsets: map[int]int64{AllPartitions: 1}}); err != nil {
 				t.Fatal(err)
 			}
-			to, err := RewindTo(ctx, c, topic, group, tc.from)
+			to, err := To(ctx, c, topic, group, tc.from)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr || !errors.Is(err, ErrOutOfRange) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)

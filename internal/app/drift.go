@@ -28,7 +28,7 @@ type DriftScope struct {
 }
 
 // ErrDrift is returned by Check when Redis and the log disagree.
-var ErrDrift = errors.New("Redis and the log disagree")
+var ErrDrift = errors.New("drift: Redis and the log disagree")
 
 // config builds drift's destinations and route: one destination per
 // distinct prefix of the environments chosen.
@@ -66,18 +66,13 @@ func (s DriftScope) config(rdb redis.UniversalClient, base drift.Config) (drift.
 
 // Check compares the destinations of scope with the log and prints the
 // drift per segment (JSON with asJSON); drift is ErrDrift.
-func Check(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, asJSON bool, stdout, stderr io.Writer) (err error) {
-	kf, rdb, closeAll, err := openDrift(kc, rc)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, closeAll()) }()
-	if cfg, err = scope.config(rdb, cfg); err != nil {
-		return err
-	}
+func Check(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, asJSON bool, stdout, stderr io.Writer) error {
 	cfg.Progress = func(step string) { _ = say(stderr, "%s\n", step) } // progress only: the report is on stdout
-	rep, err := drift.Check(ctx, kf, cfg)
-	if err != nil {
+	var rep drift.Report
+	if err := withDrift(kc, rc, scope, cfg, func(kf *kafkax.Factory, cfg drift.Config) (err error) {
+		rep, err = drift.Check(ctx, kf, cfg)
+		return err
+	}); err != nil {
 		return err
 	}
 	if asJSON {
@@ -99,19 +94,14 @@ func Check(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftS
 
 // Rebuild refills the destinations of scope from the log, with group
 // stopped (drift.Rebuild), printing its steps and what it wrote.
-func Rebuild(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, group string, stdout io.Writer) (err error) {
-	kf, rdb, closeAll, err := openDrift(kc, rc)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, closeAll()) }()
-	if cfg, err = scope.config(rdb, cfg); err != nil {
-		return err
-	}
+func Rebuild(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, group string, stdout io.Writer) error {
 	var werr error
 	cfg.Progress = func(step string) { werr = errors.Join(werr, say(stdout, "%s\n", step)) }
-	res, err := drift.Rebuild(ctx, kf, cfg, group)
-	if err != nil {
+	var res drift.Rebuilt
+	if err := withDrift(kc, rc, scope, cfg, func(kf *kafkax.Factory, cfg drift.Config) (err error) {
+		res, err = drift.Rebuild(ctx, kf, cfg, group)
+		return err
+	}); err != nil {
 		return err
 	}
 	if werr != nil {
@@ -128,22 +118,21 @@ func Rebuild(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope Drif
 	return nil
 }
 
-func openDrift(kc kafkax.Config, rc redisx.Config) (*kafkax.Factory, redis.UniversalClient, func() error, error) {
+// withDrift opens the Kafka and Redis clients, completes cfg with scope's
+// destinations, calls fn and closes the clients.
+func withDrift(kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, fn func(*kafkax.Factory, drift.Config) error) (err error) {
 	kf, err := kafkax.New(kc)
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
-	rdb, err := redisx.Open(rc)
-	if err != nil {
-		return nil, nil, nil, errors.Join(err, kf.Close())
-	}
-	return kf, rdb, func() error {
-		var errs []error
-		if err := rdb.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close redis: %w", err))
+	defer func() { err = errors.Join(err, kf.Close()) }()
+	return withRedis(rc, func(rdb redis.UniversalClient) error {
+		cfg, err := scope.config(rdb, cfg)
+		if err != nil {
+			return err
 		}
-		return errors.Join(append(errs, kf.Close())...)
-	}, nil
+		return fn(kf, cfg)
+	})
 }
 
 func printReport(w io.Writer, rep drift.Report) error {

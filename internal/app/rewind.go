@@ -22,7 +22,7 @@ func Rewind(ctx context.Context, kc kafkax.Config, topic, group string, from rew
 		return err
 	}
 	defer func() { err = errors.Join(err, kf.Close()) }()
-	to, err := rewind.RewindTo(ctx, kf.Client(30*time.Second), topic, group, from)
+	to, err := rewind.To(ctx, kf.Client(30*time.Second), topic, group, from)
 	if err != nil {
 		return err
 	}
