@@ -42,9 +42,8 @@ type Config struct {
 	// Examples is how many missing and extra context keys a segment's
 	// report names. Default 10.
 	Examples int
-	// Idle is how long reading a partition waits for a message below the
-	// end listed at the start before taking the rest as removed (a
-	// compacted or deleted tail). Default 10s.
+	// Idle is how long reading a partition waits for its next message
+	// below the end listed at the start before failing. Default 30s.
 	Idle time.Duration
 	// Progress, when set, is told what is being done ("reading the log",
 	// ...), for the command's output.
@@ -54,7 +53,7 @@ type Config struct {
 // Defaults.
 const (
 	DefaultExamples = 10
-	DefaultIdle     = 10 * time.Second
+	DefaultIdle     = 30 * time.Second
 )
 
 // Validate reports every invalid setting as a *setting.Error.

@@ -23,6 +23,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/ldstore"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -63,7 +64,7 @@ func newFixture(t *testing.T, ctx context.Context, rdb redis.UniversalClient, pr
 		RetryTimeout: 30 * time.Second, ShutdownTimeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	f.cfg = Config{Topic: f.topic, Destinations: []Destination{{Name: "production", Client: rdb, Prefix: prefix}},
 		Route: func(env string) (int, bool) { return 0, env == "production" }, TempDir: t.TempDir(),
-		SortChunkBytes: 64 << 10, Idle: 2 * time.Second}
+		SortChunkBytes: 64 << 10}
 	return f
 }
 
@@ -274,4 +275,53 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCheckSortsOnDisk: with a sort budget far below the size of the log
+// and of the member index (the smallest chunk: many run files, merged),
+// the comparison of tens of thousands of members still finds exactly the
+// members deleted and added, and a rebuild repairs exactly those.
+func TestCheckSortsOnDisk(t *testing.T) {
+	testenv.ForEachRedis(t, 4*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		f := newFixture(t, ctx, b.Client, prefix)
+		f.cfg.SortChunkBytes = snapshot.MinChunkBytes
+		const n = 12000
+		evs := make([]schema.Event, 0, n+n/10)
+		var changes []segmentstore.Change
+		for i := range n {
+			ev := event("production", "big", fmt.Sprintf("user-%06d", i), schema.OpAdd, uint64(i+1))
+			evs = append(evs, ev)
+			changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "big", Generation: 1, ContextKind: "user", ContextKey: ev.ContextKey, Seq: ev.Seq, Run: ev.Run})
+		}
+		for i := 0; i < n; i += 10 { // every tenth member removed again
+			ev := event("production", "big", fmt.Sprintf("user-%06d", i), schema.OpRemove, uint64(n+i+1))
+			evs = append(evs, ev)
+			changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "big", Generation: 1, ContextKind: "user", ContextKey: ev.ContextKey, Remove: true, Seq: ev.Seq, Run: ev.Run})
+		}
+		f.produce(t, ctx, evs...)
+		w := segmentstore.NewWriter(b.Client, nil)
+		for len(changes) > 0 {
+			k := min(len(changes), 5000)
+			if _, err := w.Apply(ctx, changes[:k]); err != nil {
+				t.Fatal(err)
+			}
+			changes = changes[k:]
+		}
+		must(t, b.Client.SRem(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000001", "user-011999").Err())
+		must(t, b.Client.SAdd(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000010", "stranger").Err())
+
+		rep, err := Check(ctx, f.kf, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := segmentOf(t, rep, "big")
+		if s.LogMembers != n-n/10 || s.RedisMembers != n-n/10 || s.Missing != 2 || s.Extra != 2 || s.NotInLog != 1 ||
+			!slices.Equal(s.MissingExamples, []string{"user-000001", "user-011999"}) || !slices.Equal(s.ExtraExamples, []string{"stranger", "user-000010"}) {
+			t.Fatalf("Check = %+v (log %+v)", s, rep.Log)
+		}
+		res, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID)
+		if err != nil || res.Added != 2 || res.Removed != 2 || res.After.Drifted != 0 {
+			t.Fatalf("Rebuild = %+v, %v", res, err)
+		}
+	})
 }

@@ -94,7 +94,7 @@ func readLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir string) (*
 
 // readPartition calls fn with each message of partition p from offset
 // from to end (exclusive), in offset order. Offsets compaction removed are
-// skipped; a tail that never comes within cfg.Idle was removed too.
+// skipped; no message for cfg.Idle is an error.
 func readPartition(ctx context.Context, kf *kafkax.Factory, cfg Config, p int, from, end int64, fn func(*kafka.Message) error) (err error) {
 	if end <= from {
 		return nil
@@ -115,7 +115,10 @@ func readPartition(ctx context.Context, kf *kafkax.Factory, cfg Config, p int, f
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-			return nil // nothing more below the end: the tail was removed
+			// Neither compaction nor retention removes the last records of
+			// a log: a read that stalls below the listed end would report
+			// a partial log as drift (and rebuild would act on it).
+			return fmt.Errorf("read %s/%d: no message at or after offset %d within %v, below the end %d listed at the start", cfg.Topic, p, next, cfg.Idle, end)
 		case err != nil:
 			return fmt.Errorf("read %s/%d at offset %d: %w", cfg.Topic, p, next, err)
 		case m.Offset >= end:
