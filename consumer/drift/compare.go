@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
@@ -35,7 +34,13 @@ type Segment struct {
 	// NotInLog counts the extra members of which the log holds no event
 	// at all (rather than a removal): on an incomplete log (LogStats),
 	// events retention removed may have added them.
-	NotInLog        int64    `json:"extra_not_in_log"`
+	NotInLog int64 `json:"extra_not_in_log"`
+	// OtherGeneration counts members of the index with no event of this
+	// generation in the log while their key has events in another:
+	// compaction keeps one event per membership key across generations
+	// (README: Generations), so the log cannot tell; not counted as drift,
+	// and kept by Rebuild.
+	OtherGeneration int64    `json:"other_generation"`
 	MissingExamples []string `json:"missing_examples,omitempty"`
 	ExtraExamples   []string `json:"extra_examples,omitempty"`
 }
@@ -150,7 +155,7 @@ type merger struct {
 	logs  *snapshot.KeyReader
 	redis *snapshot.KeyReader
 
-	// The log's current membership: its identity encoding and latest event.
+	// The log's current membership: its identity and latest event.
 	logID  []byte
 	logIdn identity
 	logEv  logEvent
@@ -161,14 +166,33 @@ type merger struct {
 	redID  []byte
 	redOK  bool
 
+	// The generations of one membership key seen so far.
+	group    []entry
+	groupKey []byte
+
 	// Members both sides have, waiting for the check of their include
-	// sets, all of one segment.
-	pending    []string
-	pendingEvs []logEvent
-	pendingSeg segID
+	// sets, per segment.
+	pending map[segID]*pendingBatch
 }
 
+// entry is one membership as both sides have it: ev is its latest event
+// in the log (nil if none), inRedis whether the member index has it.
+type entry struct {
+	id      identity
+	ev      *logEvent
+	inRedis bool
+}
+
+type pendingBatch struct {
+	keys []string
+	evs  []logEvent
+}
+
+// includeBatch is how many members' include sets are read at once.
+const includeBatch = 1000
+
 func (m *merger) run() error {
+	m.pending = map[segID]*pendingBatch{}
 	if err := m.nextLog(); err != nil {
 		return err
 	}
@@ -188,74 +212,116 @@ func (m *merger) run() error {
 		default:
 			c = bytes.Compare(m.logID, m.redID)
 		}
+		var e entry
+		var enc []byte
 		switch {
 		case c < 0: // only the log
-			if err := m.member(m.logIdn, &m.logEv, false); err != nil {
-				return err
-			}
-			if err := m.nextLog(); err != nil {
-				return err
-			}
+			ev := m.logEv
+			e, enc = entry{id: m.logIdn, ev: &ev}, m.logID
 		case c > 0: // only Redis
 			id, _, _, err := parseIdentity(m.redID)
 			if err != nil {
 				return err
 			}
-			if err := m.member(id, nil, true); err != nil {
-				return err
-			}
-			if err := m.nextRedis(); err != nil {
-				return err
-			}
+			e, enc = entry{id: id, inRedis: true}, m.redID
 		default:
-			if err := m.member(m.logIdn, &m.logEv, true); err != nil {
-				return err
-			}
+			ev := m.logEv
+			e, enc = entry{id: m.logIdn, ev: &ev, inRedis: true}, m.logID
+		}
+		if err := m.add(e, enc[:len(enc)-4]); err != nil {
+			return err
+		}
+		if c <= 0 {
 			if err := m.nextLog(); err != nil {
 				return err
 			}
+		}
+		if c >= 0 {
 			if err := m.nextRedis(); err != nil {
 				return err
 			}
 		}
 	}
-	return m.flush()
+	if err := m.endGroup(); err != nil {
+		return err
+	}
+	for _, sid := range slices.SortedFunc(maps.Keys(m.pending), func(a, b segID) int {
+		return cmp.Or(cmp.Compare(a.dest, b.dest), cmp.Compare(a.ref, b.ref))
+	}) {
+		if err := m.flush(sid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// member classifies one membership: ev is its latest event in the log (nil
-// if none), inRedis whether the member index has it.
-func (m *merger) member(id identity, ev *logEvent, inRedis bool) error {
-	seg := m.segment(id.dest, string(id.ref))
-	inLog := ev != nil && ev.op == schema.OpAdd
+// add collects e into the group of its membership key (key: the key's
+// encoding), classifying the previous group when e starts another.
+func (m *merger) add(e entry, key []byte) error {
+	if len(m.group) > 0 && !bytes.Equal(key, m.groupKey) {
+		if err := m.endGroup(); err != nil {
+			return err
+		}
+	}
+	m.groupKey = append(m.groupKey[:0], key...)
+	m.group = append(m.group, e)
+	return nil
+}
+
+// endGroup classifies the generations of one membership key. A member of
+// the index with no event of its generation in the log, while the log has
+// an event of its key in another generation, may have lost its event to
+// compaction, which keeps one event per message key across generations
+// (README: Generations): it is counted apart, not as drift, and kept.
+func (m *merger) endGroup() error {
+	logged := slices.ContainsFunc(m.group, func(e entry) bool { return e.ev != nil })
+	for _, e := range m.group {
+		if err := m.member(e, logged && e.ev == nil); err != nil {
+			return err
+		}
+	}
+	m.group = m.group[:0]
+	return nil
+}
+
+// member classifies one membership; otherGeneration says that only
+// another generation of its key has events in the log.
+func (m *merger) member(e entry, otherGeneration bool) error {
+	ref := e.id.ref()
+	seg := m.segment(e.id.dest, ref)
+	inLog := e.ev != nil && e.ev.op == schema.OpAdd
 	if inLog {
 		seg.LogMembers++
 	}
-	if inRedis {
+	if e.inRedis {
 		seg.RedisMembers++
 	}
 	switch {
-	case inLog && inRedis:
-		sid := segID{id.dest, string(id.ref)}
-		if sid != m.pendingSeg || len(m.pending) >= 1000 {
-			if err := m.flush(); err != nil {
-				return err
-			}
-			m.pendingSeg = sid
+	case inLog && e.inRedis:
+		sid := segID{e.id.dest, ref}
+		b := m.pending[sid]
+		if b == nil {
+			b = &pendingBatch{}
+			m.pending[sid] = b
 		}
-		m.pending = append(m.pending, string(id.key))
-		m.pendingEvs = append(m.pendingEvs, *ev)
+		b.keys, b.evs = append(b.keys, e.id.key), append(b.evs, *e.ev)
+		if len(b.keys) >= includeBatch {
+			return m.flush(sid)
+		}
 	case inLog:
-		return m.missing(seg, id.dest, string(id.ref), string(id.key), ev)
-	case inRedis:
+		return m.missing(seg, e.id.dest, ref, e.id.key, e.ev)
+	case e.inRedis && otherGeneration:
+		seg.OtherGeneration++
+	case e.inRedis:
 		seg.Extra++
-		if ev == nil {
+		if e.ev == nil {
 			seg.NotInLog++
 		}
 		if len(seg.ExtraExamples) < m.cfg.Examples {
-			seg.ExtraExamples = append(seg.ExtraExamples, string(id.key))
+			seg.ExtraExamples = append(seg.ExtraExamples, e.id.key)
 		}
 		if m.fix != nil {
-			return m.fix(id.dest, string(id.ref), string(id.key), false, ev)
+			return m.fix(e.id.dest, ref, e.id.key, false, e.ev)
 		}
 	}
 	return nil
@@ -272,25 +338,26 @@ func (m *merger) missing(seg *Segment, d int, ref, key string, ev *logEvent) err
 	return nil
 }
 
-// flush checks the include sets of the pending members.
-func (m *merger) flush() error {
-	if len(m.pending) == 0 {
+// flush checks the include sets of the pending members of sid.
+func (m *merger) flush(sid segID) error {
+	b := m.pending[sid]
+	if b == nil || len(b.keys) == 0 {
 		return nil
 	}
-	dest := m.cfg.Destinations[m.pendingSeg.dest]
-	in, err := segmentstore.Included(m.ctx, dest.Client, dest.Prefix, m.pendingSeg.ref, m.pending)
+	dest := m.cfg.Destinations[sid.dest]
+	in, err := segmentstore.Included(m.ctx, dest.Client, dest.Prefix, sid.ref, b.keys)
 	if err != nil {
 		return err
 	}
-	seg := m.segment(m.pendingSeg.dest, m.pendingSeg.ref)
+	seg := m.segment(sid.dest, sid.ref)
 	for i, ok := range in {
 		if !ok {
-			if err := m.missing(seg, m.pendingSeg.dest, m.pendingSeg.ref, m.pending[i], &m.pendingEvs[i]); err != nil {
+			if err := m.missing(seg, sid.dest, sid.ref, b.keys[i], &b.evs[i]); err != nil {
 				return err
 			}
 		}
 	}
-	m.pending, m.pendingEvs = m.pending[:0], m.pendingEvs[:0]
+	b.keys, b.evs = b.keys[:0], b.evs[:0]
 	return nil
 }
 
@@ -299,12 +366,9 @@ func (m *merger) segment(d int, ref string) *Segment {
 	if s, ok := m.segs[id]; ok {
 		return s
 	}
-	name, gen, _ := bigsegments.ParseRef(ref)
+	name, gen := splitRef(ref)
 	dest := m.cfg.Destinations[d]
 	s := &Segment{Destination: dest.Name, Prefix: dest.Prefix, Segment: name, Generation: gen}
-	if name == "" {
-		s.Segment = ref
-	}
 	m.segs[id] = s
 	return s
 }
@@ -329,8 +393,7 @@ func (m *merger) nextLog() error {
 	if err != nil {
 		return err
 	}
-	m.logID = append(m.logID[:0], enc...)
-	m.logIdn = identity{dest: id.dest, ref: append([]byte(nil), id.ref...), key: append([]byte(nil), id.key...)}
+	m.logID, m.logIdn = append(m.logID[:0], enc...), id
 	ev, err := parseLogRest(rest)
 	if err != nil {
 		return err
@@ -348,7 +411,7 @@ func (m *merger) nextLog() error {
 		if err != nil {
 			return err
 		}
-		if !sameIdentity(enc, m.logID) {
+		if !bytes.Equal(enc, m.logID) {
 			m.peek, m.peeked = append(m.peek[:0], k...), true
 			break
 		}

@@ -25,6 +25,12 @@
 // releases the mark. The consumers started next mark the store current
 // once they have caught up.
 //
+// Compaction keeps one event per message key, which has no generation: a
+// member of generations N and N+1 (a bump built, not finished) may keep
+// only its N+1 event. A member of the index whose key has events in the
+// log, none of its own generation, is therefore counted apart
+// (Segment.OtherGeneration), not as drift, and kept.
+//
 // A log that no longer starts at offset 0 lost events to retention
 // (cleanup.policy delete): members only those events added look extra.
 // Check says so; Rebuild then keeps such members rather than remove them.

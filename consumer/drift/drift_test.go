@@ -325,3 +325,43 @@ func TestCheckSortsOnDisk(t *testing.T) {
 		}
 	})
 }
+
+// TestCompactedGenerationIsNotDrift: a member of generations 1 and 2
+// whose generation-1 event compaction removed (the log keeps one event per
+// membership key, generation-2's) is counted apart, not as drift, and a
+// rebuild keeps it; a member of generation 1 with no event of its key at
+// all is extra.
+func TestCompactedGenerationIsNotDrift(t *testing.T) {
+	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		f := newFixture(t, ctx, b.Client, prefix)
+		xavier2 := event("production", "seg", "xavier", schema.OpAdd, 2)
+		xavier2.Generation = 2
+		f.produce(t, ctx, xavier2) // xavier's generation-1 add was compacted away
+		var changes []segmentstore.Change
+		for _, c := range []struct {
+			key string
+			gen int
+		}{{"xavier", 1}, {"xavier", 2}, {"yolanda", 1}} {
+			changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "seg", Generation: c.gen, ContextKind: "user", ContextKey: c.key, Seq: 1, Run: "run-1"})
+		}
+		if _, err := segmentstore.NewWriter(b.Client, nil).Apply(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Check(ctx, f.kf, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g1 := rep.Segments[0]
+		if len(rep.Segments) != 2 || g1.Generation != 1 || g1.OtherGeneration != 1 || g1.Extra != 1 || g1.NotInLog != 1 ||
+			!slices.Equal(g1.ExtraExamples, []string{"yolanda"}) || rep.Segments[1].Drifted() || rep.Drifted != 1 {
+			t.Fatalf("Check = %+v", rep)
+		}
+		res, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID)
+		if err != nil || res.Removed != 1 || res.Added != 0 {
+			t.Fatalf("Rebuild = %+v, %v", res, err)
+		}
+		if got := members(t, ctx, b.Client, prefix, "seg.g1"); !slices.Equal(got, []string{"xavier"}) {
+			t.Fatalf("after the rebuild generation 1 holds %v, want xavier kept", got)
+		}
+	})
+}

@@ -1,34 +1,55 @@
 package drift
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 
+	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// A membership's identity is encoded as uvarint-length-prefixed fields:
-// destination index, segment ref, context key. The encoding is prefix-free,
-// so records that start with an identity sort by identity first, whatever
-// follows it, and the records of one identity are adjacent.
+// A membership's identity is encoded as uvarint-length-prefixed fields,
+// destination index, segment key and context key, then the generation in
+// 4 bytes big endian. The encoding is prefix-free, so records that start
+// with an identity sort by identity first, whatever follows it, and the
+// records of one identity are adjacent; so are the generations of one
+// membership key (destination, segment, context key), which compaction
+// treats as one (the message key has no generation).
 func appendIdentity(dst []byte, dest int, ref, key string) []byte {
+	segment, gen := splitRef(ref)
 	dst = binary.AppendUvarint(dst, uint64(dest))
-	dst = binary.AppendUvarint(dst, uint64(len(ref)))
-	dst = append(dst, ref...)
+	dst = binary.AppendUvarint(dst, uint64(len(segment)))
+	dst = append(dst, segment...)
 	dst = binary.AppendUvarint(dst, uint64(len(key)))
-	return append(dst, key...)
+	dst = append(dst, key...)
+	return binary.BigEndian.AppendUint32(dst, uint32(gen))
 }
 
-// identity is a decoded identity; ref and key alias the record.
+// splitRef is bigsegments.ParseRef, with a ref it cannot parse kept whole
+// as generation 0 (the segments index holds only refs the Writer made).
+func splitRef(ref string) (string, int) {
+	if segment, gen, ok := bigsegments.ParseRef(ref); ok {
+		return segment, gen
+	}
+	return ref, 0
+}
+
+// identity is a decoded identity.
 type identity struct {
-	dest     int
-	ref, key []byte
+	dest         int
+	segment, key string
+	gen          int
 }
 
-// parseIdentity splits b into its identity, the identity's encoding, and
-// the rest.
+func (id identity) ref() string {
+	if id.gen == 0 {
+		return id.segment
+	}
+	return bigsegments.Ref(id.segment, id.gen)
+}
+
+// parseIdentity splits b into its identity, the identity's encoding (the
+// membership key's being enc[:len(enc)-4]), and the rest.
 func parseIdentity(b []byte) (id identity, enc, rest []byte, err error) {
 	var n int
 	d, k := binary.Uvarint(b)
@@ -37,15 +58,20 @@ func parseIdentity(b []byte) (id identity, enc, rest []byte, err error) {
 	}
 	n += k
 	id.dest = int(d)
-	for _, f := range []*[]byte{&id.ref, &id.key} {
+	for _, f := range []*string{&id.segment, &id.key} {
 		l, k := binary.Uvarint(b[n:])
 		if k <= 0 || uint64(len(b)-n-k) < l {
 			return id, nil, nil, errBadRecord
 		}
 		n += k
-		*f = b[n : n+int(l)]
+		*f = string(b[n : n+int(l)])
 		n += int(l)
 	}
+	if len(b)-n < 4 {
+		return id, nil, nil, errBadRecord
+	}
+	id.gen = int(binary.BigEndian.Uint32(b[n:]))
+	n += 4
 	return id, b[:n], b[n:], nil
 }
 
@@ -87,8 +113,3 @@ func parseLogRest(rest []byte) (logEvent, error) {
 	ev.run = string(rest[k+int(l):])
 	return ev, nil
 }
-
-// sameIdentity compares two identity encodings.
-func sameIdentity(a, b []byte) bool { return bytes.Equal(a, b) }
-
-func (id identity) String() string { return fmt.Sprintf("%s of %s", id.key, id.ref) }

@@ -157,6 +157,9 @@ func printReport(w io.Writer, rep drift.Report) error {
 				state += fmt.Sprintf(" (%d with no event in the log)", s.NotInLog)
 			}
 		}
+		if s.OtherGeneration > 0 {
+			state += fmt.Sprintf("; %d members whose only events are another generation's (compaction: not drift)", s.OtherGeneration)
+		}
 		if err := say(w, "%s (prefix %s) %s generation %d: log %d members, redis %d: %s\n",
 			s.Destination, s.Prefix, s.Segment, s.Generation, s.LogMembers, s.RedisMembers, state); err != nil {
 			return err
