@@ -61,7 +61,7 @@ each environment to a prefix of the Redis of --redis-url or
 --redis-cluster-addrs. --env restricts the comparison to the prefixes of
 those environments. Memory is bounded by --sort-chunk-bytes (the events
 and members go through external sorts under --sort-dir), whatever the
-number of members. After drift, see README "Drift and rebuild".`,
+number of members. After drift, see README "Runbook: check, rebuild, replay".`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
