@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cohortsync/cohortsync/consumer/freshness"
+	"github.com/cohortsync/cohortsync/internal/retry"
 )
 
 // Client is what Rewind needs from a *kafka.Client.
@@ -46,7 +48,14 @@ func To(ctx context.Context, c Client, topic, group string, from Start) (map[int
 	if err := Stopped(ctx, c, group); err != nil {
 		return nil, err
 	}
-	ids, first, end, err := freshness.Bounds(ctx, c, topic)
+	var (
+		ids        []int
+		first, end map[int]int64
+	)
+	err := passing(ctx, "offsets of topic "+topic, func() (err error) {
+		ids, first, end, err = freshness.Bounds(ctx, c, topic)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -71,30 +80,63 @@ func To(ctx context.Context, c Client, topic, group string, from Start) (map[int
 			commits = append(commits, kafka.OffsetCommit{Partition: p, Offset: off})
 		}
 	}
-	resp, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{topic: commits}})
-	if err != nil {
-		return nil, fmt.Errorf("commit offsets of group %q: %w", group, err)
-	}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("commit offset of group %q on %s/%d: %w", group, topic, p.Partition, p.Error)
+	err = passing(ctx, fmt.Sprintf("commit offsets of group %q", group), func() error {
+		resp, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{topic: commits}})
+		if err != nil {
+			return err
 		}
+		for _, p := range resp.Topics[topic] {
+			if p.Error != nil {
+				return fmt.Errorf("on %s/%d: %w", topic, p.Partition, p.Error)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return to, nil
+}
+
+// passingWait bounds the retries of a request while the broker answers
+// that its partition leader or group coordinator is moving.
+const passingWait = 30 * time.Second
+
+// passing runs op again while the broker answers with an error Kafka
+// documents as passing (a partition leader or group coordinator moving or
+// loading: a fresh topic or cluster, a broker restart), for up to
+// passingWait; what names the request in the error.
+func passing(ctx context.Context, what string, op func() error) error {
+	return retry.Do(ctx, retry.Policy{Timeout: passingWait}, what, func() error {
+		err := op()
+		var kerr kafka.Error
+		if err != nil && !(errors.As(err, &kerr) && kerr.Temporary()) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, nil)
 }
 
 // Stopped fails, wrapping ErrGroupActive and naming the members, while
 // group has members: a running consumer would commit its own offsets over
 // a rewind, or write over a rebuild.
 func Stopped(ctx context.Context, c GroupDescriber, group string) error {
-	dg, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	var dg *kafka.DescribeGroupsResponse
+	err := passing(ctx, fmt.Sprintf("describe consumer group %q", group), func() (err error) {
+		if dg, err = c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}}); err != nil {
+			return err
+		}
+		for _, g := range dg.Groups {
+			if g.Error != nil && !errors.Is(g.Error, kafka.GroupIdNotFound) {
+				return g.Error
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("describe consumer group %q: %w", group, err)
+		return err
 	}
 	for _, g := range dg.Groups {
-		if g.Error != nil && !errors.Is(g.Error, kafka.GroupIdNotFound) {
-			return fmt.Errorf("describe consumer group %q: %w", group, g.Error)
-		}
 		if len(g.Members) > 0 {
 			var who []string
 			for _, m := range g.Members {
