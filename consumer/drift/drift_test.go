@@ -6,12 +6,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
@@ -37,6 +44,9 @@ type fixture struct {
 	rdb   redis.UniversalClient
 	cons  consumer.Config
 	cfg   Config
+	// sdk, when set, evaluates a flag on segment seg as an application
+	// would (sdkStatus).
+	sdk func(key string) (ldreason.BigSegmentsStatus, bool)
 }
 
 func newFixture(t *testing.T, ctx context.Context, rdb redis.UniversalClient, prefix string) *fixture {
@@ -119,6 +129,40 @@ func (f *fixture) runConsumer(t *testing.T, ctx context.Context) (stop func()) {
 	return stop
 }
 
+// flagData targets the synced segment "seg" (generation 1): the flag
+// serves true to its members, as Redis says.
+const flagData = `{
+  "flags": {"in-seg": {"key": "in-seg", "version": 1, "on": true, "salt": "s",
+    "variations": [false, true], "offVariation": 0, "fallthrough": {"variation": 0},
+    "rules": [{"id": "r", "variation": 1, "clauses": [{"attribute": "key", "op": "segmentMatch", "values": ["seg"]}]}]}},
+  "segments": {"seg": {"key": "seg", "version": 1, "salt": "s", "unbounded": true, "generation": 1, "unboundedContextKind": "user"}}
+}`
+
+// sdkStatus starts LaunchDarkly's Go SDK on the destination (through
+// pkg/ldstore, polling the store's status every 20ms) and returns what an
+// evaluation of the flag for key reports: the Big Segments status
+// (HEALTHY, STALE, ...) and the value.
+func sdkStatus(t *testing.T, ctx context.Context, rdb redis.UniversalClient, prefix string) func(key string) (ldreason.BigSegmentsStatus, bool) {
+	t.Helper()
+	flags := filepath.Join(t.TempDir(), "flags.json")
+	must(t, os.WriteFile(flags, []byte(flagData), 0o600))
+	store := ldstore.NewStore(ctx, rdb, prefix)
+	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
+		BigSegments: ldcomponents.BigSegments(store.Configurer()).StatusPollInterval(20 * time.Millisecond).
+			ContextCacheTime(time.Millisecond),
+		DataSource: ldfiledata.DataSource().FilePaths(flags), Events: ldcomponents.NoEvents(),
+		DiagnosticOptOut: true, Logging: ldcomponents.NoLogging(),
+	}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return func(key string) (ldreason.BigSegmentsStatus, bool) {
+		v, detail, _ := client.BoolVariationDetail("in-seg", ldcontext.New(key), false)
+		return detail.Reason.GetBigSegmentsStatus(), v
+	}
+}
+
 func members(t *testing.T, ctx context.Context, rdb redis.UniversalClient, prefix, ref string) []string {
 	t.Helper()
 	var got []string
@@ -157,6 +201,11 @@ func TestCheckAndRebuild(t *testing.T) {
 			event("production", "seg", "carol", schema.OpRemove, 5), event("production", "seg2", "erin", schema.OpAdd, 6),
 			event("staging", "seg", "zoe", schema.OpAdd, 7))
 		stop := f.runConsumer(t, ctx)
+		f.sdk = sdkStatus(t, ctx, b.Client, prefix)
+		testenv.Eventually(t, 10*time.Second, "the SDK reading the store HEALTHY", func() bool {
+			st, in := f.sdk("alice")
+			return st == ldreason.BigSegmentsHealthy && in
+		})
 
 		rep, err := Check(ctx, f.kf, f.cfg)
 		if err != nil {
@@ -203,6 +252,10 @@ func TestCheckAndRebuild(t *testing.T) {
 			t.Fatalf("alice's include set after the rebuild: %v %v %v", in, ex, err)
 		}
 		stop = f.runConsumer(t, ctx)
+		testenv.Eventually(t, 10*time.Second, "the SDK reading the store HEALTHY again", func() bool {
+			st, in := f.sdk("bob")
+			return st == ldreason.BigSegmentsHealthy && in
+		})
 		if at, ok, err := segmentstore.SyncTime(ctx, b.Client, prefix); err != nil || !ok || time.Since(at) > time.Minute {
 			t.Fatalf("freshness did not resume after the rebuild: %v %v %v", at, ok, err)
 		}
@@ -234,38 +287,56 @@ func TestCheckAndRebuild(t *testing.T) {
 }
 
 // rebuild runs Rebuild, checking at every step after the hold that an SDK
-// reading the store (pkg/ldstore, what LaunchDarkly's Go SDK calls) finds
-// no synchronized_on: STALE, never a half-filled store as current.
+// reading the store finds no synchronized_on (pkg/ldstore, what
+// LaunchDarkly's Go SDK calls) and, when the fixture has one, that the Go
+// SDK evaluates with STALE: never a half-filled store as current.
 func rebuild(t *testing.T, ctx context.Context, f *fixture, prefix string) Rebuilt {
 	t.Helper()
-	sdk := ldstore.NewStore(ctx, f.rdb, prefix)
-	held := false
+	store := ldstore.NewStore(ctx, f.rdb, prefix)
+	held, steps := false, 0
 	cfg := f.cfg
 	cfg.Progress = func(step string) {
 		if strings.HasPrefix(step, "freshness held back") {
 			held = true
+			if f.sdk != nil { // the SDK polls the store's status: give it a poll
+				testenv.Eventually(t, 10*time.Second, "the SDK reporting STALE", func() bool {
+					st, _ := f.sdk("alice")
+					return st == ldreason.BigSegmentsStale
+				})
+			}
 		}
 		if !held || strings.HasPrefix(step, "rebuilt;") {
 			return
 		}
-		md, err := sdk.GetMetadata()
+		steps++
+		md, err := store.GetMetadata()
 		if err != nil || md.LastUpToDate != 0 {
-			t.Errorf("during the rebuild (%s) the SDK reads synchronized_on %v (%v), want none: STALE", step, md.LastUpToDate, err)
+			t.Errorf("during the rebuild (%s) the store has synchronized_on %v (%v), want none: STALE", step, md.LastUpToDate, err)
+		}
+		if f.sdk != nil {
+			if st, _ := f.sdk("bob"); st != ldreason.BigSegmentsStale {
+				t.Errorf("during the rebuild (%s) the SDK evaluates with %s, want STALE", step, st)
+			}
 		}
 	}
 	res, err := Rebuild(ctx, f.kf, cfg, f.cons.GroupID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !held {
-		t.Fatal("Rebuild never held freshness back")
+	if !held || steps < 3 {
+		t.Fatalf("Rebuild held freshness back %v, then reported %d steps", held, steps)
 	}
 	if n := f.rdb.Exists(ctx, bigsegments.StoreLostKey(prefix)).Val(); n != 0 {
 		t.Fatal("the hold was not released")
 	}
-	md, err := sdk.GetMetadata()
+	md, err := store.GetMetadata()
 	if err != nil || md.LastUpToDate != 0 {
 		t.Fatalf("after the rebuild, before any consumer: synchronized_on %v (%v), want none until the consumers caught up", md.LastUpToDate, err)
+	}
+	if f.sdk != nil {
+		if st, in := f.sdk("bob"); st != ldreason.BigSegmentsStale || !in {
+			t.Fatalf("after the rebuild, before any consumer, the SDK evaluates bob with %s (member %v), want STALE and member", st, in)
+		}
 	}
 	return res
 }
