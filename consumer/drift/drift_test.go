@@ -436,3 +436,41 @@ func TestCompactedGenerationIsNotDrift(t *testing.T) {
 		}
 	})
 }
+
+// TestRetentionRemovedEvents: on a log whose head retention removed (no
+// partition starts at offset 0 any more), check says the log is
+// incomplete and counts the members it holds no event of; rebuild writes
+// what the surviving events say (an add, a removal) and keeps those
+// members rather than remove them.
+func TestRetentionRemovedEvents(t *testing.T) {
+	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		f := newFixture(t, ctx, b.Client, prefix)
+		alice, bob := event("production", "seg", "alice", schema.OpAdd, 1), event("production", "seg", "bob", schema.OpAdd, 2)
+		f.produce(t, ctx, alice, bob)
+		var changes []segmentstore.Change
+		for _, ev := range []schema.Event{alice, bob} {
+			changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "seg", Generation: 1, ContextKind: "user", ContextKey: ev.ContextKey, Seq: ev.Seq, Run: ev.Run})
+		}
+		if _, err := segmentstore.NewWriter(b.Client, nil).Apply(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		testenv.DeleteRecords(t, ctx, f.kf.Brokers(), f.topic, 2)
+		f.produce(t, ctx, event("production", "seg", "alice", schema.OpRemove, 3), event("production", "seg", "carol", schema.OpAdd, 4))
+
+		rep, err := Check(ctx, f.kf, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := segmentOf(t, rep, "seg")
+		if len(rep.Log.Incomplete) != 2 || s.LogMembers != 1 || s.RedisMembers != 2 || s.Missing != 1 || s.Extra != 2 || s.NotInLog != 1 {
+			t.Fatalf("Check = %+v", rep)
+		}
+		res, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID)
+		if err != nil || res.Added != 1 || res.Removed != 1 || res.Kept != 1 {
+			t.Fatalf("Rebuild = %+v, %v", res, err)
+		}
+		if got := members(t, ctx, b.Client, prefix, "seg.g1"); !slices.Equal(got, []string{"bob", "carol"}) {
+			t.Fatalf("after the rebuild seg holds %v, want bob kept and carol added", got)
+		}
+	})
+}
