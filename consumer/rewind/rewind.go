@@ -110,7 +110,7 @@ func passing(ctx context.Context, what string, op func() error) error {
 	return retry.Do(ctx, retry.Policy{Timeout: passingWait}, what, func() error {
 		err := op()
 		var kerr kafka.Error
-		if err != nil && !(errors.As(err, &kerr) && kerr.Temporary()) {
+		if err != nil && (!errors.As(err, &kerr) || !kerr.Temporary()) {
 			return retry.Permanent(err)
 		}
 		return err
