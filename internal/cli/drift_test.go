@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +41,12 @@ func TestCheckAndRebuildCommands(t *testing.T) {
 		evs = append(evs, ev.Message())
 		changes = append(changes, segmentstore.Change{Prefix: name, Segment: "seg", Generation: 1, ContextKind: "user", ContextKey: key, Seq: ev.Seq, Run: ev.Run})
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: name, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-	if err := w.WriteMessages(ctx, evs...); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// A real broker may not know the new topic everywhere yet; a retried
+	// write that landed twice changes no membership.
+	testenv.Eventually(t, 30*time.Second, "events written", func() bool {
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: name, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+		return errors.Join(w.WriteMessages(ctx, evs...), w.Close()) == nil
+	})
 	if _, err := segmentstore.NewWriter(rb.Client, nil).Apply(ctx, changes); err != nil {
 		t.Fatal(err)
 	}
