@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/schema"
@@ -40,7 +41,11 @@ type Segment struct {
 	// compaction keeps one event per membership key across generations
 	// (README: Generations), so the log cannot tell; not counted as drift,
 	// and kept by Rebuild.
-	OtherGeneration int64    `json:"other_generation"`
+	OtherGeneration int64 `json:"other_generation"`
+	// Changing counts the memberships that differ but have events after
+	// the group's committed offsets (Config.Group): a running consumer
+	// was applying them while Redis was read; not counted as drift.
+	Changing        int64    `json:"changing"`
 	MissingExamples []string `json:"missing_examples,omitempty"`
 	ExtraExamples   []string `json:"extra_examples,omitempty"`
 }
@@ -50,7 +55,10 @@ func (s Segment) Drifted() bool { return s.Missing > 0 || s.Extra > 0 }
 
 // Report is the outcome of a comparison.
 type Report struct {
-	Topic    string    `json:"topic"`
+	Topic string `json:"topic"`
+	// Group is the consumer group whose committed offsets the log was
+	// read up to; empty: to the end.
+	Group    string    `json:"group,omitempty"`
 	Log      LogStats  `json:"log"`
 	Segments []Segment `json:"segments"`
 	// Drifted counts the segments that drifted.
@@ -64,10 +72,17 @@ type fixer func(d int, ref, key string, add bool, ev *logEvent) error
 
 // compare reads what the destinations hold, sorts it, and merges it with
 // the log's sorted events, calling fix (when set) with each difference.
-func compare(ctx context.Context, cfg Config, lf *logFile, dir string, fix fixer) (Report, error) {
+func compare(ctx context.Context, kf *kafkax.Factory, cfg Config, lf *logFile, dir string, fix fixer) (Report, error) {
 	redisPath := filepath.Join(dir, "redis.keys")
 	if err := readRedis(ctx, cfg, lf, redisPath); err != nil {
 		return Report{}, err
+	}
+	var changing map[string]bool
+	if lf.toGroup {
+		var err error
+		if changing, err = readChanging(ctx, kf, cfg, lf); err != nil {
+			return Report{}, err
+		}
 	}
 	cfg.Progress("comparing")
 	lr, err := snapshot.OpenKeyFile(lf.path)
@@ -80,11 +95,14 @@ func compare(ctx context.Context, cfg Config, lf *logFile, dir string, fix fixer
 		return Report{}, err
 	}
 	defer func() { _ = rr.Close() }() // read-only
-	m := &merger{cfg: cfg, ctx: ctx, fix: fix, segs: map[segID]*Segment{}, logs: lr, redis: rr}
+	m := &merger{cfg: cfg, ctx: ctx, fix: fix, segs: map[segID]*Segment{}, logs: lr, redis: rr, changing: changing}
 	if err := m.run(); err != nil {
 		return Report{}, err
 	}
 	rep := Report{Topic: cfg.Topic, Log: lf.stats}
+	if lf.toGroup {
+		rep.Group = cfg.Group
+	}
 	// Segments the log or the index names but where neither side has a
 	// member are listed too (all zero): the comparison covered them.
 	for d, refs := range lf.refs {
@@ -173,6 +191,10 @@ type merger struct {
 	// Members both sides have, waiting for the check of their include
 	// sets, per segment.
 	pending map[segID]*pendingBatch
+	// changing are the identities of memberships with events after the
+	// log's read (readChanging).
+	changing map[string]bool
+	idBuf    []byte
 }
 
 // entry is one membership as both sides have it: ev is its latest event
@@ -312,6 +334,8 @@ func (m *merger) member(e entry, otherGeneration bool) error {
 		return m.missing(seg, e.id.dest, ref, e.id.key, e.ev)
 	case e.inRedis && otherGeneration:
 		seg.OtherGeneration++
+	case e.inRedis && m.isChanging(e.id.dest, ref, e.id.key):
+		seg.Changing++
 	case e.inRedis:
 		seg.Extra++
 		if e.ev == nil {
@@ -327,7 +351,21 @@ func (m *merger) member(e entry, otherGeneration bool) error {
 	return nil
 }
 
+// isChanging reports whether the membership has events after the log's
+// read: Redis may hold either side of them.
+func (m *merger) isChanging(d int, ref, key string) bool {
+	if len(m.changing) == 0 {
+		return false
+	}
+	m.idBuf = appendIdentity(m.idBuf[:0], d, ref, key)
+	return m.changing[string(m.idBuf)]
+}
+
 func (m *merger) missing(seg *Segment, d int, ref, key string, ev *logEvent) error {
+	if m.isChanging(d, ref, key) {
+		seg.Changing++
+		return nil
+	}
 	seg.Missing++
 	if len(seg.MissingExamples) < m.cfg.Examples {
 		seg.MissingExamples = append(seg.MissingExamples, key)

@@ -33,12 +33,24 @@ type Config struct {
 	// environment's events are written to; false leaves the environment's
 	// events out (another destination's, not compared). Required.
 	Route func(env string) (int, bool)
+	// Group is the consumer group applying the topic. Rebuild requires it
+	// (it runs only while the group has no members). When set, Check
+	// compares Redis with the log up to the group's committed offsets (what
+	// the group has applied), and counts the memberships with events after
+	// them, which a running consumer may apply while Redis is read, as
+	// changing rather than drift. Default none: Check compares with the
+	// whole log.
+	Group string
 	// TempDir receives the sort files, removed when done; they hold a
 	// record per event of the log and per member. Default os.TempDir().
 	TempDir string
 	// SortChunkBytes bounds the memory of each sort. Default
 	// snapshot.DefaultChunkBytes (64 MiB).
 	SortChunkBytes int64
+	// MaxChanging bounds the memberships Check keeps in memory as
+	// changing (events after the group's offsets): a group further behind
+	// fails the check. Default 1,000,000.
+	MaxChanging int
 	// Examples is how many missing and extra context keys a segment's
 	// report names. Default 10.
 	Examples int
@@ -52,8 +64,9 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultExamples = 10
-	DefaultIdle     = 30 * time.Second
+	DefaultExamples    = 10
+	DefaultMaxChanging = 1_000_000
+	DefaultIdle        = 30 * time.Second
 )
 
 // Validate reports every invalid setting as a *setting.Error.
@@ -81,6 +94,9 @@ func (c Config) Validate() error {
 	if c.SortChunkBytes != 0 && (c.SortChunkBytes < snapshot.MinChunkBytes || c.SortChunkBytes > snapshot.MaxChunkBytes) {
 		errs = append(errs, setting.Invalid("sort-chunk-bytes", c.SortChunkBytes, "%d to %d bytes", snapshot.MinChunkBytes, snapshot.MaxChunkBytes))
 	}
+	if c.MaxChanging < 0 {
+		errs = append(errs, setting.Invalid("max-changing", c.MaxChanging, ">= 0"))
+	}
 	if c.Examples < 0 {
 		errs = append(errs, setting.Invalid("examples", c.Examples, ">= 0"))
 	}
@@ -100,6 +116,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Examples == 0 {
 		c.Examples = DefaultExamples
+	}
+	if c.MaxChanging == 0 {
+		c.MaxChanging = DefaultMaxChanging
 	}
 	if c.Idle == 0 {
 		c.Idle = DefaultIdle

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer/rewind"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 )
@@ -21,11 +22,11 @@ func Check(ctx context.Context, kf *kafkax.Factory, cfg Config) (rep Report, err
 	}
 	cfg = cfg.withDefaults()
 	err = withSortDir(cfg, func(dir string) error {
-		lf, err := readLog(ctx, kf, cfg, dir)
+		lf, err := readLog(ctx, kf, cfg, dir, cfg.Group != "")
 		if err != nil {
 			return err
 		}
-		rep, err = compare(ctx, cfg, lf, dir, nil)
+		rep, err = compare(ctx, kf, cfg, lf, dir, nil)
 		return err
 	})
 	return rep, err
@@ -68,14 +69,20 @@ var ErrStillDrifts = errors.New("the destination still drifts after the rebuild"
 const rebuildBatch = 5000
 
 // Rebuild makes every destination of cfg hold what the log says (see the
-// package comment), while group, the consumer group that applies the
-// topic, has no members. Freshness is held back from start to end; on
+// package comment), while cfg.Group, the consumer group that applies the
+// topic, has no members. It reads the whole log (the group's offsets do
+// not matter: its consumers, started afterwards, apply again what they
+// had not committed). Freshness is held back from start to end; on
 // any error the hold stays, so SDKs keep reporting the destinations
 // STALE, and Rebuild may be run again (every write is idempotent).
-func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config, group string) (Rebuilt, error) {
+func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config) (Rebuilt, error) {
 	if err := cfg.Validate(); err != nil {
 		return Rebuilt{}, err
 	}
+	if cfg.Group == "" {
+		return Rebuilt{}, setting.Missing("group-id", "the consumer group applying the topic, which must be stopped")
+	}
+	group := cfg.Group
 	cfg = cfg.withDefaults()
 	kc := kf.Client(30 * time.Second)
 	if err := rewind.Stopped(ctx, kc, group); err != nil {
@@ -112,12 +119,12 @@ func Rebuild(ctx context.Context, kf *kafkax.Factory, cfg Config, group string) 
 
 // repairFromLog reads the log, repairs what drifted and checks again.
 func repairFromLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir string) (res Rebuilt, err error) {
-	lf, err := readLog(ctx, kf, cfg, dir)
+	lf, err := readLog(ctx, kf, cfg, dir, false)
 	if err != nil {
 		return res, err
 	}
 	w := newRepair(ctx, cfg, len(lf.stats.Incomplete) > 0)
-	if res.Before, err = compare(ctx, cfg, lf, dir, w.fix); err != nil {
+	if res.Before, err = compare(ctx, kf, cfg, lf, dir, w.fix); err != nil {
 		return res, err
 	}
 	if err := w.flushAll(); err != nil {
@@ -125,7 +132,7 @@ func repairFromLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir stri
 	}
 	res.Added, res.Removed, res.Kept = w.added, w.removed, w.kept
 	cfg.Progress(fmt.Sprintf("wrote %d missing and removed %d extra memberships; checking again", w.added, w.removed))
-	if res.After, err = compare(ctx, cfg, lf, dir, nil); err != nil {
+	if res.After, err = compare(ctx, kf, cfg, lf, dir, nil); err != nil {
 		return res, err
 	}
 	var missing, extra int64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,9 +74,29 @@ func newFixture(t *testing.T, ctx context.Context, rdb redis.UniversalClient, pr
 		BatchSize: 500, FlushInterval: 5 * time.Millisecond, SyncInterval: 100 * time.Millisecond,
 		RetryTimeout: 30 * time.Second, ShutdownTimeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	f.cfg = Config{Topic: f.topic, Destinations: []Destination{{Name: "production", Client: rdb, Prefix: prefix}},
-		Route: func(env string) (int, bool) { return 0, env == "production" }, TempDir: t.TempDir(),
+		Route: func(env string) (int, bool) { return 0, env == "production" }, Group: f.cons.GroupID, TempDir: t.TempDir(),
 		SortChunkBytes: 64 << 10}
 	return f
+}
+
+// waitCommitted waits until the group has committed every event produced.
+func (f *fixture) waitCommitted(t *testing.T, ctx context.Context) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "the group's offsets at the ends", func() bool {
+		ends, err := freshness.Ends(ctx, f.kc, f.topic)
+		if err != nil {
+			return false
+		}
+		c, err := freshness.ReadCommitted(ctx, f.kc, f.topic, f.cons.GroupID)
+		return err == nil && maps.Equal(c.Positions(), ends)
+	})
+}
+
+// rebuildConfig is f.cfg with the group Rebuild requires.
+func (f *fixture) rebuildConfig() Config {
+	cfg := f.cfg
+	cfg.Group = f.cons.GroupID
+	return cfg
 }
 
 func event(env, segment, key string, op schema.Op, seq uint64) schema.Event {
@@ -207,15 +228,41 @@ func TestCheckAndRebuild(t *testing.T) {
 			return st == ldreason.BigSegmentsHealthy && in
 		})
 
-		rep, err := Check(ctx, f.kf, f.cfg)
+		// While Check reads Redis, the running consumer applies events
+		// produced after the group's offsets it read the log up to: alice
+		// leaves, frank joins. They differ from the log as read, but are
+		// changing, not drift.
+		live := f.cfg
+		live.Progress = func(step string) {
+			if !strings.HasPrefix(step, "reading the segments of") {
+				return
+			}
+			f.produce(t, ctx, event("production", "seg", "alice", schema.OpRemove, 8), event("production", "seg", "frank", schema.OpAdd, 9))
+			testenv.Eventually(t, 30*time.Second, "alice and frank applied", func() bool {
+				got := members(t, ctx, b.Client, prefix, "seg.g1")
+				return slices.Contains(got, "frank") && !slices.Contains(got, "alice")
+			})
+		}
+		rep, err := Check(ctx, f.kf, live)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if rep.Drifted != 0 || len(rep.Segments) != 2 || rep.Log.Events != 6 || rep.Log.OtherEnvironments != 1 || len(rep.Log.Incomplete) != 0 {
 			t.Fatalf("Check of an intact store = %+v, want no drift in 2 segments from 6 events", rep)
 		}
-		if s := segmentOf(t, rep, "seg"); s.LogMembers != 3 || s.RedisMembers != 3 {
-			t.Fatalf("seg: %+v, want 3 members on both sides", s)
+		if s := segmentOf(t, rep, "seg"); s.LogMembers != 3 || s.RedisMembers != 3 || s.Changing != 2 {
+			t.Fatalf("seg: %+v, want 3 members on both sides, 2 changing", s)
+		}
+		// Back to the membership the rest of the test expects.
+		f.produce(t, ctx, event("production", "seg", "alice", schema.OpAdd, 10), event("production", "seg", "frank", schema.OpRemove, 11))
+		testenv.Eventually(t, 30*time.Second, "alice back, frank gone", func() bool {
+			return slices.Equal(members(t, ctx, b.Client, prefix, "seg.g1"), []string{"alice", "bob", "dave"})
+		})
+		f.waitCommitted(t, ctx)
+		other := f.cfg
+		other.Group = testenv.Name(t)
+		if _, err := Check(ctx, f.kf, other); !errors.Is(err, ErrNoCommits) {
+			t.Fatalf("Check with a group that never committed = %v, want ErrNoCommits", err)
 		}
 
 		// Drift: bob deleted, alice's include set emptied, mallory added.
@@ -237,7 +284,7 @@ func TestCheckAndRebuild(t *testing.T) {
 			t.Fatalf("seg2 drifted: %+v", s)
 		}
 
-		if _, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID); !errors.Is(err, rewind.ErrGroupActive) {
+		if _, err := Rebuild(ctx, f.kf, f.cfg); !errors.Is(err, rewind.ErrGroupActive) {
 			t.Fatalf("Rebuild with a running consumer = %v, want ErrGroupActive", err)
 		}
 		stop()
@@ -319,7 +366,7 @@ func rebuild(t *testing.T, ctx context.Context, f *fixture, prefix string) Rebui
 			}
 		}
 	}
-	res, err := Rebuild(ctx, f.kf, cfg, f.cons.GroupID)
+	res, err := Rebuild(ctx, f.kf, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,6 +402,8 @@ func must(t *testing.T, err error) {
 func TestCheckSortsOnDisk(t *testing.T) {
 	testenv.ForEachRedis(t, 4*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
 		f := newFixture(t, ctx, b.Client, prefix)
+		f.cfg.Group = "" // no consumer: Check compares with the whole log
+
 		f.cfg.SortChunkBytes = snapshot.MinChunkBytes
 		const n = 12000
 		evs := make([]schema.Event, 0, n+n/10)
@@ -390,7 +439,7 @@ func TestCheckSortsOnDisk(t *testing.T) {
 			!slices.Equal(s.MissingExamples, []string{"user-000001", "user-011999"}) || !slices.Equal(s.ExtraExamples, []string{"stranger", "user-000010"}) {
 			t.Fatalf("Check = %+v (log %+v)", s, rep.Log)
 		}
-		res, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID)
+		res, err := Rebuild(ctx, f.kf, f.rebuildConfig())
 		if err != nil || res.Added != 2 || res.Removed != 2 || res.After.Drifted != 0 {
 			t.Fatalf("Rebuild = %+v, %v", res, err)
 		}
@@ -405,6 +454,8 @@ func TestCheckSortsOnDisk(t *testing.T) {
 func TestCompactedGenerationIsNotDrift(t *testing.T) {
 	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
 		f := newFixture(t, ctx, b.Client, prefix)
+		f.cfg.Group = "" // no consumer: Check compares with the whole log
+
 		xavier2 := event("production", "seg", "xavier", schema.OpAdd, 2)
 		xavier2.Generation = 2
 		f.produce(t, ctx, xavier2) // xavier's generation-1 add was compacted away
@@ -427,7 +478,7 @@ func TestCompactedGenerationIsNotDrift(t *testing.T) {
 			!slices.Equal(g1.ExtraExamples, []string{"yolanda"}) || rep.Segments[1].Drifted() || rep.Drifted != 1 {
 			t.Fatalf("Check = %+v", rep)
 		}
-		res, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID)
+		res, err := Rebuild(ctx, f.kf, f.rebuildConfig())
 		if err != nil || res.Removed != 1 || res.Added != 0 {
 			t.Fatalf("Rebuild = %+v, %v", res, err)
 		}
@@ -445,6 +496,8 @@ func TestCompactedGenerationIsNotDrift(t *testing.T) {
 func TestRetentionRemovedEvents(t *testing.T) {
 	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
 		f := newFixture(t, ctx, b.Client, prefix)
+		f.cfg.Group = "" // no consumer: Check compares with the whole log
+
 		alice, bob := event("production", "seg", "alice", schema.OpAdd, 1), event("production", "seg", "bob", schema.OpAdd, 2)
 		f.produce(t, ctx, alice, bob)
 		var changes []segmentstore.Change
@@ -465,7 +518,7 @@ func TestRetentionRemovedEvents(t *testing.T) {
 		if len(rep.Log.Incomplete) != 2 || s.LogMembers != 1 || s.RedisMembers != 2 || s.Missing != 1 || s.Extra != 2 || s.NotInLog != 1 {
 			t.Fatalf("Check = %+v", rep)
 		}
-		res, err := Rebuild(ctx, f.kf, f.cfg, f.cons.GroupID)
+		res, err := Rebuild(ctx, f.kf, f.rebuildConfig())
 		if err != nil || res.Added != 1 || res.Removed != 1 || res.Kept != 1 {
 			t.Fatalf("Rebuild = %+v, %v", res, err)
 		}

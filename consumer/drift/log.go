@@ -40,18 +40,36 @@ type logFile struct {
 	path  string
 	refs  []map[string]bool // by destination index
 	stats LogStats
+	// toGroup: stats.Ends are the group's committed offsets.
+	toGroup bool
 }
 
 // readLog reads every partition of the topic from its first offset to the
-// end listed now into a sorted file under dir.
-func readLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir string) (*logFile, error) {
-	ids, first, end, err := freshness.Bounds(ctx, kf.Client(30*time.Second), cfg.Topic)
+// end listed now (with toGroup, to the group's committed offset instead)
+// into a sorted file under dir.
+func readLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir string, toGroup bool) (*logFile, error) {
+	kc := kf.Client(30 * time.Second)
+	ids, first, end, err := freshness.Bounds(ctx, kc, cfg.Topic)
 	if err != nil {
 		return nil, err
 	}
+	if toGroup {
+		c, err := freshness.ReadCommitted(ctx, kc, cfg.Topic, cfg.Group)
+		if err != nil {
+			return nil, err
+		}
+		if !c.HasCommitted() {
+			return nil, fmt.Errorf("consumer group %q has committed no offset on topic %s: %w", cfg.Group, cfg.Topic, ErrNoCommits)
+		}
+		for p, pos := range c.Positions() {
+			if e, ok := end[p]; ok {
+				end[p] = min(e, pos)
+			}
+		}
+	}
 	slices.Sort(ids)
 	lf := &logFile{path: filepath.Join(dir, "log.keys"), refs: make([]map[string]bool, len(cfg.Destinations)),
-		stats: LogStats{Ends: end}}
+		stats: LogStats{Ends: end}, toGroup: toGroup}
 	for i := range lf.refs {
 		lf.refs[i] = map[string]bool{}
 	}
@@ -90,6 +108,55 @@ func readLog(ctx context.Context, kf *kafkax.Factory, cfg Config, dir string) (*
 		return nil, err
 	}
 	return lf, nil
+}
+
+// ErrNoCommits is wrapped by Check's error when Config.Group has never
+// committed on the topic: not the group of the topic's consumers, or one
+// that never ran.
+var ErrNoCommits = errors.New("not the group of the consumers applying it? (an empty group compares with the whole log)")
+
+// ErrGroupBehind is wrapped by Check's error when the group has more
+// events left to apply than Config.MaxChanging.
+var ErrGroupBehind = errors.New("the consumer group is too far behind to compare")
+
+// readChanging returns the identities of the memberships with events after
+// the group's offsets the log was read up to (lf), to the end now: a
+// running consumer may have applied them while Redis was read.
+func readChanging(ctx context.Context, kf *kafkax.Factory, cfg Config, lf *logFile) (map[string]bool, error) {
+	ids, _, end, err := freshness.Bounds(ctx, kf.Client(30*time.Second), cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	changing := map[string]bool{}
+	var rec []byte
+	for _, p := range ids {
+		from, ok := lf.stats.Ends[p]
+		if !ok {
+			return nil, fmt.Errorf("partition %s/%d appeared during the check", cfg.Topic, p)
+		}
+		cfg.Progress(fmt.Sprintf("reading %s/%d, offsets %d to %d, applied or not while Redis was read", cfg.Topic, p, from, end[p]))
+		err := readPartition(ctx, kf, cfg, p, from, end[p], func(m *kafka.Message) error {
+			ev, err := schema.Decode(m)
+			if err != nil {
+				return nil
+			}
+			d, ok := cfg.Route(ev.Env)
+			if !ok {
+				return nil
+			}
+			rec = appendIdentity(rec[:0], d, ev.Ref(), ev.ContextKey)
+			changing[string(rec)] = true
+			if len(changing) > cfg.MaxChanging {
+				return fmt.Errorf("%w: more than %d memberships changed after its committed offsets; run check once it has caught up", ErrGroupBehind, cfg.MaxChanging)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return changing, nil
 }
 
 // readPartition calls fn with each message of partition p from offset

@@ -111,6 +111,28 @@ func ReadCommitted(ctx context.Context, kc Offsets, topic, group string) (Commit
 	return Committed{topic: topic, offs: offs}, nil
 }
 
+// Positions is, per partition, where the group stood when c was read:
+// its committed offset, or the first offset the log holds where it
+// committed nothing or less than retention kept.
+func (c Committed) Positions() map[int]int64 {
+	out := make(map[int]int64, len(c.offs))
+	for p, o := range c.offs {
+		out[p] = o.pos()
+	}
+	return out
+}
+
+// HasCommitted reports whether the group had committed an offset on any
+// partition when c was read.
+func (c Committed) HasCommitted() bool {
+	for _, o := range c.offs {
+		if o.committed >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Remaining is how many messages below the barrier the group had not
 // committed when c was read (0: the run is applied). A partition of the
 // barrier the topic no longer has, or a log that restarted below it (a

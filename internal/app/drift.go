@@ -92,14 +92,14 @@ func Check(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftS
 	return nil
 }
 
-// Rebuild refills the destinations of scope from the log, with group
+// Rebuild refills the destinations of scope from the log, with cfg.Group
 // stopped (drift.Rebuild), printing its steps and what it wrote.
-func Rebuild(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, group string, stdout io.Writer) error {
+func Rebuild(ctx context.Context, kc kafkax.Config, rc redisx.Config, scope DriftScope, cfg drift.Config, stdout io.Writer) error {
 	var werr error
 	cfg.Progress = func(step string) { werr = errors.Join(werr, say(stdout, "%s\n", step)) }
 	var res drift.Rebuilt
 	if err := withDrift(kc, rc, scope, cfg, func(kf *kafkax.Factory, cfg drift.Config) (err error) {
-		res, err = drift.Rebuild(ctx, kf, cfg, group)
+		res, err = drift.Rebuild(ctx, kf, cfg)
 		return err
 	}); err != nil {
 		return err
@@ -140,8 +140,12 @@ func printReport(w io.Writer, rep drift.Report) error {
 	for _, p := range slices.Sorted(maps.Keys(rep.Log.Ends)) {
 		ends = append(ends, fmt.Sprintf("%d:%d", p, rep.Log.Ends[p]))
 	}
-	if err := say(w, "topic %s read up to offsets %s: %d events compared, %d of other environments, %d undecodable\n",
-		rep.Topic, strings.Join(ends, ","), rep.Log.Events, rep.Log.OtherEnvironments, rep.Log.Undecodable); err != nil {
+	upTo := "offsets"
+	if rep.Group != "" {
+		upTo = "the offsets group " + rep.Group + " committed,"
+	}
+	if err := say(w, "topic %s read up to %s %s: %d events compared, %d of other environments, %d undecodable\n",
+		rep.Topic, upTo, strings.Join(ends, ","), rep.Log.Events, rep.Log.OtherEnvironments, rep.Log.Undecodable); err != nil {
 		return err
 	}
 	if len(rep.Log.Incomplete) > 0 {
@@ -156,6 +160,9 @@ func printReport(w io.Writer, rep drift.Report) error {
 			if s.NotInLog > 0 {
 				state += fmt.Sprintf(" (%d with no event in the log)", s.NotInLog)
 			}
+		}
+		if s.Changing > 0 {
+			state += fmt.Sprintf("; %d members changing (events after the group's offsets: not drift)", s.Changing)
 		}
 		if s.OtherGeneration > 0 {
 			state += fmt.Sprintf("; %d members whose only events are another generation's (compaction: not drift)", s.OtherGeneration)

@@ -35,7 +35,7 @@ func validatePrefixes(scope app.DriftScope, group string) error {
 }
 
 func newDriftDefaults() (app.DriftScope, drift.Config) {
-	return app.DriftScope{Prefix: bigsegments.DefaultPrefix}, drift.Config{Topic: producer.DefaultConfig().Topic, SortChunkBytes: 64 << 20}
+	return app.DriftScope{Prefix: bigsegments.DefaultPrefix}, drift.Config{Topic: producer.DefaultConfig().Topic, Group: consumer.DefaultGroupID, SortChunkBytes: 64 << 20}
 }
 
 func newCheck(lookup func(string) (string, bool)) *cobra.Command {
@@ -49,12 +49,15 @@ func newCheck(lookup func(string) (string, bool)) *cobra.Command {
 		Use:   "check [--env ENV,...] [--json]",
 		Short: "Compare what Redis holds with what the membership topic says, and report drift per segment",
 		Long: `Reads the membership topic from the first offset every partition still
-holds to the end listed at the start, keeps each membership's latest event
+holds to the consumer group's committed offsets (what it has applied; with
+an empty --group-id, to the end), keeps each membership's latest event
 (what a replay leaves in Redis), and compares it with every segment of the
 destinations: their member indexes, and for each member the log expects,
 its include set (what SDKs read). Prints per segment the members on each
 side, the members missing and extra (with examples); --json prints the
-same as JSON. Exit status 3 when anything drifted, 0 when not.
+same as JSON. Memberships with events after the group's offsets, which a
+running consumer may apply while Redis is read, are counted as changing,
+not as drift. Exit status 3 when anything drifted, 0 when not.
 
 The destinations are consume's: --redis-prefix and --env-prefix route
 each environment to a prefix of the Redis of --redis-url or
@@ -66,9 +69,10 @@ number of members. After drift, see README "Runbook: check, rebuild, replay".`,
 	}
 	s := newSettings(cmd)
 	bindDrift(s, &kc, &rc, &scope, &cfg, "CHECK_ENV")
+	s.String(&cfg.Group, "group-id", "CONSUMER_GROUP_ID", "the consumer group applying the topic: Redis is compared with the log up to its committed offsets")
 	s.Bool(&asJSON, "json", "CHECK_JSON", "print the report as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := errors.Join(s.ApplyEnv(lookup), kc.Validate(), rc.Validate(), validatePrefixes(scope, consumer.DefaultGroupID)); err != nil {
+		if err := errors.Join(s.ApplyEnv(lookup), kc.Validate(), rc.Validate(), validatePrefixes(scope, cfg.Group)); err != nil {
 			return usage(s, err)
 		}
 		err := app.Check(cmd.Context(), kc, rc, scope, cfg, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -82,9 +86,8 @@ number of members. After drift, see README "Runbook: check, rebuild, replay".`,
 
 func newRebuild(lookup func(string) (string, bool)) *cobra.Command {
 	var (
-		kc    kafkax.Config
-		rc    redisx.Config
-		group = consumer.DefaultGroupID
+		kc kafkax.Config
+		rc redisx.Config
 	)
 	scope, cfg := newDriftDefaults()
 	cmd := &cobra.Command{
@@ -111,10 +114,10 @@ counted. See README "Redis lost its data".`,
 	}
 	s := newSettings(cmd)
 	bindDrift(s, &kc, &rc, &scope, &cfg, "REBUILD_ENV")
-	s.String(&group, "group-id", "CONSUMER_GROUP_ID", "the consumer group applying the topic; it must have no members", setting.NonZero)
+	s.String(&cfg.Group, "group-id", "CONSUMER_GROUP_ID", "the consumer group applying the topic; it must have no members", setting.NonZero)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var errs []error
-		if err := errors.Join(s.ApplyEnv(lookup), kc.Validate(), rc.Validate(), validatePrefixes(scope, group)); err != nil {
+		if err := errors.Join(s.ApplyEnv(lookup), kc.Validate(), rc.Validate(), validatePrefixes(scope, cfg.Group)); err != nil {
 			errs = append(errs, err)
 		}
 		if len(scope.Envs) == 0 {
@@ -123,7 +126,7 @@ counted. See README "Redis lost its data".`,
 		if err := errors.Join(errs...); err != nil {
 			return usage(s, err)
 		}
-		return failed(s, app.Rebuild(cmd.Context(), kc, rc, scope, cfg, group, cmd.OutOrStdout()))
+		return failed(s, app.Rebuild(cmd.Context(), kc, rc, scope, cfg, cmd.OutOrStdout()))
 	}
 	return cmd
 }
