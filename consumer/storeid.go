@@ -131,7 +131,7 @@ func (s *storeIDs) markLost(ctx context.Context, client redis.UniversalClient, k
 	err := client.SetNX(ctx, bigsegments.StoreLostKey(k.prefix), time.Now().UTC().Format(time.RFC3339), 0).Err()
 	s.log.ErrorContext(ctx, "Redis lost the data of a destination: its store id is gone or changed "+
 		"(FLUSHALL, a Redis replaced by an empty one, or a failover to an empty replica); it is no longer marked current, "+
-		"so SDKs report it stale; rebuild it (README: Redis lost its data)",
+		"so SDKs report it stale; stop the group's consumers and run cohortsync rebuild (README: Redis lost its data)",
 		"destination", names, "prefix", k.prefix, "store_id", want, "found", found, "lost_key", bigsegments.StoreLostKey(k.prefix), "record_error", err)
 }
 
