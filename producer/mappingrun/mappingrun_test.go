@@ -395,7 +395,7 @@ func TestGapIsRepairedByTheNextRun(t *testing.T) {
 	w.run(r, m)
 	// The destination missed c's add (set aside while it was down).
 	prefix, ref := w.dests["production"].Prefix(), bigsegments.Ref("beta-users", 1)
-	if err := w.rdb.SRem(w.ctx, bigsegments.MembersKey(prefix, ref), "c").Err(); err != nil {
+	if err := w.rdb.HDel(w.ctx, bigsegments.MembersKey(prefix, ref), "c").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.rdb.SRem(w.ctx, bigsegments.IncludeKey(prefix, "c"), ref).Err(); err != nil {
