@@ -7,6 +7,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/control/membership"
+	"github.com/cohortsync/cohortsync/control/status"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
@@ -45,5 +46,34 @@ reads "unknown (before since-tracking)". With --segment, only that segment
 		return errors.Join(append(errs, app.ValidateListFormat(format))...)
 	}, func(cmd *cobra.Command, _ []string, rc redisx.Config, sc catalogstore.Config) error {
 		return app.SegmentsLookup(cmd.Context(), rc, sc, lookup, q, format, cmd.OutOrStdout())
+	})
+}
+
+func newStatus(lookup func(string) (string, bool)) *cobra.Command {
+	var (
+		dest   string
+		cfg    status.Config
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status [--destination NAME] [--stale-after 2m] [--json]",
+		Short: "Each destination's store status as the SDKs see it, and each segment's freshness and lag",
+		Long: `Per destination: available (its Redis answers), potentially stale (as
+LaunchDarkly's SDKs report a Big Segment store: big_segments_synchronized_on
+missing or at least --stale-after old; set it to your SDKs' staleAfter),
+the last sync time, the set-aside count and the last errors recorded
+(failed runs, runs set aside, the store-lost mark). Per segment: members,
+when the consumer last applied it, the highest sequence number applied and
+published (the run history), their difference, and the runs published and
+not yet applied. An unavailable destination is reported, not an error.`,
+		Args: cobra.NoArgs,
+	}
+	return storeCommand(lookup, cmd, func(s *setting.Set) {
+		s.String(&dest, "destination", "", "only this destination")
+		s.Duration(&cfg.StaleAfter, "stale-after", "STATUS_STALE_AFTER", "the SDKs' staleAfter (default 2m, theirs)")
+		s.Int(&cfg.RecentRuns, "recent-runs", "STATUS_RECENT_RUNS", "newest runs read for errors and lag (default 200)")
+		s.Bool(&asJSON, "json", "", "print JSON instead of tables")
+	}, func() error { return cfg.Validate() }, func(cmd *cobra.Command, _ []string, rc redisx.Config, sc catalogstore.Config) error {
+		return app.Status(cmd.Context(), rc, sc, lookup, dest, cfg, asJSON, cmd.OutOrStdout())
 	})
 }
