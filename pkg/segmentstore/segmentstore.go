@@ -152,15 +152,30 @@ const scanCount = 1000
 func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextKey string) error) error {
 	key := bigsegments.MembersKey(prefix, ref)
 	what := fmt.Sprintf("members of segment %q under prefix %q", ref, prefix)
-	pipe := c.Pipeline()
-	typ := pipe.Type(ctx, key)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("scan %s: %w", what, err)
+	for attempt := 0; ; attempt++ {
+		pipe := c.Pipeline()
+		typ := pipe.Type(ctx, key)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("scan %s: %w", what, err)
+		}
+		called := false
+		seen := func(k string) error { called = true; return fn(k) }
+		var err error
+		switch typ.Val() {
+		case "none":
+			return nil
+		case "hash":
+			err = hscanKeys(ctx, c, key, what, seen)
+		default:
+			err = scan(ctx, c, key, what, seen)
+		}
+		// The index changed form between TYPE and the scan (a set-form
+		// index emptied, then written anew as a hash): look again, once.
+		if err != nil && !called && attempt == 0 && Classify(err) == ClassEvent {
+			continue
+		}
+		return err
 	}
-	if typ.Val() == "hash" {
-		return hscanKeys(ctx, c, key, what, fn)
-	}
-	return scan(ctx, c, key, what, fn)
 }
 
 // hscanKeys calls fn with every field of the hash at key, what naming it
