@@ -77,6 +77,9 @@ func TestJoinedSince(t *testing.T) {
 				if d := testenv.DiffSnapshots(once, testenv.Snapshot(t, b.Client, prefix, bigsegments.MetaKey(prefix, "seg.g1"))); d != "" {
 					t.Errorf("applying again changed Redis:\n%s", d)
 				}
+				w = NewWriter(b.Client, time.Now) // a restarted consumer replays them
+				apply()
+				check("replayed by another writer")
 			})
 		})
 	}
