@@ -21,7 +21,14 @@ func serve(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func fetch(t *testing.T, c *http.Client, url string) (*http.Response, string) {
+// answer is a response read whole.
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func fetch(t *testing.T, c *http.Client, url string) answer {
 	t.Helper()
 	res, err := c.Get(url)
 	if err != nil {
@@ -32,7 +39,7 @@ func fetch(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, string(b)
+	return answer{res.StatusCode, res.Header, string(b)}
 }
 
 // TestServesFilesWithSecurityHeaders checks each embedded file is served
@@ -50,14 +57,14 @@ func TestServesFilesWithSecurityHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, body := fetch(t, srv.Client(), srv.URL+tt.path)
-			if res.StatusCode != http.StatusOK {
-				t.Fatalf("GET %s = %d, want 200", tt.path, res.StatusCode)
+			res := fetch(t, srv.Client(), srv.URL+tt.path)
+			if res.status != http.StatusOK {
+				t.Fatalf("GET %s = %d, want 200", tt.path, res.status)
 			}
-			if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, tt.wantType) {
+			if ct := res.header.Get("Content-Type"); !strings.Contains(ct, tt.wantType) {
 				t.Errorf("Content-Type = %q, want %q in it", ct, tt.wantType)
 			}
-			if !strings.Contains(body, tt.wantBody) {
+			if !strings.Contains(res.body, tt.wantBody) {
 				t.Errorf("body lacks %q", tt.wantBody)
 			}
 			for h, want := range map[string]string{
@@ -66,7 +73,7 @@ func TestServesFilesWithSecurityHeaders(t *testing.T) {
 				"X-Frame-Options":         "DENY",
 				"Referrer-Policy":         "no-referrer",
 			} {
-				if got := res.Header.Get(h); got != want {
+				if got := res.header.Get(h); got != want {
 					t.Errorf("%s = %q, want %q", h, got, want)
 				}
 			}
@@ -102,27 +109,26 @@ func TestRootRedirectsAndUnknownPathsAre404(t *testing.T) {
 	srv := serve(t)
 	noFollow := *srv.Client()
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, _ := fetch(t, &noFollow, srv.URL+"/")
-	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != console.Path {
-		t.Errorf("GET / = %d to %q, want 302 to %s", res.StatusCode, res.Header.Get("Location"), console.Path)
+	res := fetch(t, &noFollow, srv.URL+"/")
+	if res.status != http.StatusFound || res.header.Get("Location") != console.Path {
+		t.Errorf("GET / = %d to %q, want 302 to %s", res.status, res.header.Get("Location"), console.Path)
 	}
 	for _, p := range []string{"/console/nope.js", "/console/../console.go", "/console/web/index.html", "/other"} {
-		res, _ := fetch(t, srv.Client(), srv.URL+p) // after any redirect
-		if res.StatusCode != http.StatusNotFound {
-			t.Errorf("GET %s = %d, want 404", p, res.StatusCode)
+		if res := fetch(t, srv.Client(), srv.URL+p); res.status != http.StatusNotFound { // after any redirect
+			t.Errorf("GET %s = %d, want 404", p, res.status)
 		}
 	}
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/console/", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err = srv.Client().Do(req)
+	post, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST /console/ = %d, want 405", res.StatusCode)
+	post.Body.Close()
+	if post.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /console/ = %d, want 405", post.StatusCode)
 	}
 }
 

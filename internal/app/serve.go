@@ -22,6 +22,7 @@ import (
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/console"
 	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/runwatch"
@@ -243,6 +244,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))
+		console.Register(srv) // the web console at /console/, calling the admin API from the browser
 		g.Go(func() error { return srv.Run(gctx) })
 	}
 	return g.Wait()

@@ -20,20 +20,15 @@ export class APIError extends Error {
   }
 }
 
-// errorOf reads an error body: {"error": {"message", "field", "code"}} or
-// {"error": "...", "field": "..."} or {"message": ...}; plain text otherwise.
+// errorOf reads the API's error body, {"error": {"code", "message",
+// "field"}}; any other answer (a proxy's page) gives its text.
 async function errorOf(res) {
   const text = await res.text();
-  let message = text.trim() || res.statusText || `HTTP ${res.status}`;
-  let field = "", code = "";
   try {
-    const body = JSON.parse(text);
-    const e = body.error && typeof body.error === "object" ? body.error : body;
-    message = e.message || (typeof body.error === "string" ? body.error : "") || e.detail || e.title || message;
-    field = e.field || body.field || "";
-    code = e.code || "";
-  } catch { /* not JSON: the text is the message */ }
-  return new APIError(res.status, message, field, code);
+    const e = JSON.parse(text).error;
+    if (e && e.message) return new APIError(res.status, e.message, e.field, e.code);
+  } catch { /* not the API's JSON */ }
+  return new APIError(res.status, text.trim().slice(0, 300) || res.statusText || `HTTP ${res.status}`);
 }
 
 // call sends one request; body (an object) is sent as JSON. It returns the
@@ -60,22 +55,6 @@ export async function call(method, path, body, opts = {}) {
 
 export const get = (path, opts) => call("GET", path, undefined, opts);
 export const post = (path, body) => call("POST", path, body === undefined ? {} : body);
-
-// items returns a list answer's entries, whichever envelope the list has.
-export function items(body, ...names) {
-  if (Array.isArray(body)) return body;
-  if (!body || typeof body !== "object") return [];
-  for (const n of [...names, "items", "data", "results"]) {
-    if (Array.isArray(body[n])) return body[n];
-  }
-  return [];
-}
-
-// nextCursor returns a page's cursor for the next one, "" at the end.
-export function nextCursor(body) {
-  if (!body || typeof body !== "object") return "";
-  return body.next_cursor || body.next || body.cursor || "";
-}
 
 // query builds "?a=b&c=d" from the set values of params.
 export function query(params) {

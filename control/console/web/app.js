@@ -1,7 +1,8 @@
-// The console's pages: a hash router (#/segments, #/segments/KEY?destination=D,
-// #/mappings, #/destinations, #/runs, #/runs/ID?destination=D, #/lookup) over
-// the admin API. Each page renders into <main>, moves focus to its heading
-// and cancels its refresh timers when the user leaves it.
+// The console's pages: a hash router (#/segments, #/segments/DEST/KEY,
+// #/mappings, #/destinations, #/runs, #/runs/ID?destination=D, #/lookup)
+// over the admin API, whose contract is control/api/openapi.json. Each page
+// renders into <main>, moves focus to its heading and cancels its refresh
+// timers when the user leaves it.
 import * as api from "./api.js";
 import { h, errorBox, badge, table, facts, fmtTime, fmtAge, fmtDurationNS, num, busy } from "./dom.js";
 import { membersChart } from "./chart.js";
@@ -12,8 +13,9 @@ const logoutButton = document.getElementById("logout");
 const who = document.getElementById("who");
 const announce = document.getElementById("announce");
 
-// The token's role, as the API tells it: "admin", "writer" or "reader"
-// ("" while unknown: write buttons are then shown and a 403 is reported).
+// The token's role, as GET /whoami tells it: "admin", "writer" or
+// "reader". A reader sees no write button; any other refusal is shown as
+// the API's 403.
 let role = "";
 // What the current page left running; stop() cancels it on navigation.
 let timers = [];
@@ -64,55 +66,80 @@ function link(text, path, params) {
   return h("a", { href: `#${path}${api.query(params || {})}` }, text);
 }
 
-const segmentLink = (key, destination) => link(key, `/segments/${api.enc(key)}`, { destination });
+const segmentLink = (key, destination) => link(key, `/segments/${api.enc(destination)}/${api.enc(key)}`);
 const runLink = (id, destination) => link(id, `/runs/${api.enc(id)}`, { destination });
 
-// ---- fields: the API's JSON follows the Go types (runstore.Record,
-// segments.Segment, catalog encodings); these read them in one place.
+// ---- fields of the API's JSON (Run, Segment, Mapping), read in one place.
 
 const sum = r => r.summary || {};
-const runStarted = r => sum(r).started || r.started || "";
-const runMembers = r => sum(r).members ?? r.members;
+const runStarted = r => sum(r).started || "";
+const runMembers = r => sum(r).members;
 const excludedTotal = r => Object.values(sum(r).excluded || {}).reduce((a, b) => a + b, 0);
 
-function runStatus(r) {
-  const s = r.status || "";
-  if (s === "running" || (!s && r.progress && !sum(r).outcome)) return "running";
-  if (s) return s;
-  const o = sum(r).outcome || "";
-  if (o === "failed") return "failed";
-  if (r.applied && !r.applied.startsWith("0001")) return "applied";
-  if (r.published && !r.published.startsWith("0001")) return "published, not applied";
-  return o || "unknown";
-}
+// runState is the API's state (running, succeeded, published, applied,
+// set_aside, failed, refused); runWords its status in words.
+const runState = r => r.state || "unknown";
+const runWords = r => r.status || runState(r);
+const finished = r => !["running", "failed", "refused"].includes(runState(r));
 
-function statusBadge(st) {
-  if (st === "running") return badge("info", "running");
-  if (/^failed|refused/.test(st)) return badge("bad", st);
-  if (/set aside|not applied|exclusions/.test(st)) return badge("warn", st);
-  if (/^applied|done/.test(st)) return badge("ok", st);
-  return badge("info", st);
+function statusBadge(r) {
+  const st = runState(r), words = runWords(r);
+  if (st === "running") return badge("info", words);
+  if (st === "failed" || st === "refused") return badge("bad", words);
+  if (st === "set_aside" || st === "published" || /exclusions/.test(words)) return badge("warn", words);
+  if (st === "applied" || st === "succeeded") return badge("ok", words);
+  return badge("info", words);
 }
 
 const sourceNames = { csv: "CSV", amplitude: "Amplitude", push: "Push", list: "List" };
+
+// mappingSource reads a mapping's source object ({csv} | {amplitude_cohort,
+// amplitude_project} | {push, integration, cohort}) as a kind and a detail.
+function mappingSource(m) {
+  const src = m.source || {};
+  if (src.csv) return ["csv", src.csv];
+  if (src.amplitude_cohort) return ["amplitude", `cohort ${src.amplitude_cohort}${src.amplitude_project ? ` of ${src.amplitude_project}` : ""}`];
+  if (src.push) return ["push", src.integration ? `${src.integration}/${src.cohort || ""}` : ""];
+  return ["", ""];
+}
+
+// runsOf is the mapping whose runs built a segment: its owner's, or the
+// list segment's edits ("list:<segment>").
+const runsOf = seg => seg.mapping || `list:${seg.key}`;
 
 function sourceMark(kind, detail) {
   const k = kind || "list";
   return h("span", { class: "badge info", title: detail || null }, sourceNames[k] || k);
 }
 
+// freshness tells whether SDKs would find the segment's destination fresh:
+// the API's stale flag and the age of its synchronized_on.
 function freshness(s) {
-  if (s.freshness && typeof s.freshness === "object") {
-    const f = s.freshness;
-    const age = f.age_seconds ?? (f.age_ns ? f.age_ns / 1e9 : undefined);
-    return f.stale ? badge("warn", `stale${age !== undefined ? `, synced ${fmtAge(age)} ago` : ""}`) :
-      badge("ok", `fresh, synced ${fmtAge(age)} ago`);
-  }
   const synced = s.synchronized_on;
   if (!synced || synced.startsWith("0001")) return badge("warn", "stale: never synchronized");
   const age = s.age_ns !== undefined ? s.age_ns / 1e9 : (Date.now() - new Date(synced)) / 1000;
-  const stale = s.stale ?? age >= 120;
-  return stale ? badge("warn", `stale, synced ${fmtAge(age)} ago`) : badge("ok", `fresh, synced ${fmtAge(age)} ago`);
+  return s.stale ? badge("warn", `stale, synced ${fmtAge(age)} ago`) : badge("ok", `fresh, synced ${fmtAge(age)} ago`);
+}
+
+// pager is a page of a cursor-paged list: load(cursor) fetches one page
+// and returns {nodes, next}; Previous and Next walk the cursors seen.
+function pager(label, load) {
+  const out = h("div", {});
+  let cursors = [""];
+  const show = async () => {
+    out.replaceChildren(h("p", { class: "hint", role: "status" }, "Loading…"));
+    try {
+      const { nodes, next } = await load(cursors[cursors.length - 1], cursors.length);
+      const controls = cursors.length > 1 || next ? h("nav", { class: "pager", "aria-label": `${label} pages` },
+        h("button", { type: "button", class: "secondary", disabled: cursors.length < 2,
+          onclick: () => { cursors.pop(); show(); } }, "Previous page"),
+        h("span", {}, `Page ${cursors.length}`),
+        h("button", { type: "button", class: "secondary", disabled: !next,
+          onclick: () => { cursors.push(next); show(); } }, "Next page")) : "";
+      out.replaceChildren(...[nodes].flat(), controls);
+    } catch (e) { out.replaceChildren(errorBox(e)); }
+  };
+  return { el: out, reload: () => { cursors = [""]; return show(); } };
 }
 
 // ---- pages
@@ -128,12 +155,13 @@ function loginPage(err) {
   const form = h("form", { class: "stack", "aria-labelledby": "login-title" },
     h("div", {}, h("label", { for: "token" }, "API token"), input,
       h("p", { class: "hint", id: "token-hint" },
-        "A token made with `cohortsync tokens create`. It is kept in this tab only (sessionStorage) until you log out or close the tab.")),
+        "A token made with `cohortsync tokens create` (it starts with cst_). It is kept in this tab only, until you log out or close the tab.")),
     errors, h("div", {}, submit));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     const t = input.value.trim();
     errors.replaceChildren();
+    input.removeAttribute("aria-invalid");
     if (!t) {
       input.setAttribute("aria-invalid", "true");
       errors.replaceChildren(errorBox({ message: "enter a token", field: "token" }));
@@ -144,12 +172,11 @@ function loginPage(err) {
     try {
       await busy(submit, identify);
       input.value = "";
-      render(); // the page the user asked for, or the segments
-
+      render(); // the page asked for, else the segments
     } catch (e) {
       api.clearToken();
       input.setAttribute("aria-invalid", "true");
-      errors.replaceChildren(errorBox(e.status === 401 ? { status: 401, message: `${e.message || "token not accepted"}`, field: "token" } : e));
+      errors.replaceChildren(errorBox(e));
       input.focus();
     }
   });
@@ -158,12 +185,11 @@ function loginPage(err) {
   input.focus();
 }
 
-// identify checks the token and learns its role.
+// identify checks the token and learns its name and role.
 async function identify() {
   const me = await api.get("/whoami");
-  role = (me && (me.role || (me.token && me.token.role))) || "";
-  const name = (me && (me.name || (me.token && me.token.name))) || "";
-  who.textContent = role ? `Signed in${name ? ` as ${name}` : ""} (${role})` : "Signed in";
+  role = me.role || "";
+  who.textContent = `Signed in as ${me.name || me.id} (${role})`;
   who.hidden = false;
   nav.hidden = false;
   logoutButton.hidden = false;
@@ -171,104 +197,100 @@ async function identify() {
 
 async function segmentsPage() {
   page("Segments");
-  const s = section("All segments", "h2");
-  main.append(s.el);
-  try {
-    const body = await api.get("/segments");
-    const rows = api.items(body, "segments");
-    const problems = (body && (body.errors || body.problems)) || [];
-    s.fill(
-      problems.length ? h("div", { class: "error", role: "alert" }, "Some destinations could not be read: ",
-        h("ul", {}, problems.map(p => h("li", {}, typeof p === "string" ? p : `${p.destination || ""}: ${p.message || p.error || JSON.stringify(p)}`)))) : "",
-      table("Segments, with their source and freshness", [
+  const list = pager("Segments", async cursor => {
+    const body = await api.get(`/segments${api.query({ cursor, limit: 100 })}`);
+    return {
+      next: body.next_cursor,
+      nodes: table("Segments, with their source and freshness", [
         { head: "Segment", cell: r => segmentLink(r.key, r.destination) },
         { head: "Destination", cell: r => r.destination },
-        { head: "Environment", cell: r => r.environment || "" },
+        { head: "Environment", cell: r => r.environment },
+        { head: "Generation", num: true, cell: r => String(r.generation) + (r.current ? "" : " (old)") },
         { head: "Source", cell: r => sourceMark(r.source, r.source_detail) },
         { head: "Mapping", cell: r => r.mapping || "—" },
         { head: "Members", num: true, cell: r => num(r.members) },
         { head: "Freshness", cell: r => freshness(r) },
-      ], rows, "no segment yet"));
-  } catch (e) { s.fail(e); }
+      ], body.items || [], "no segment yet"),
+    };
+  });
+  main.append(list.el);
+  await list.reload();
 }
 
-async function segmentPage(key, params) {
-  const destination = params.get("destination") || "";
-  page(`Segment ${key}`);
+async function segmentPage(destination, key) {
+  page(`Segment ${key} in ${destination}`);
   const info = section("Details");
   const chart = section("Members over time");
   const members = section("Members");
   const runs = section("Runs");
   main.append(info.el, chart.el, members.el, runs.el);
-  const q = api.query({ destination });
-  const k = api.enc(key);
-  api.get(`/segments/${k}${q}`).then(body => {
-    const list = api.items(body, "segments");
-    const segs = list.length ? list : [body.segment || body];
-    info.fill(...segs.map(seg => h("div", {},
-      facts([
-        ["Destination", seg.destination],
-        ["Environment", seg.environment],
-        ["Source", h("span", {}, sourceMark(seg.source, seg.source_detail), seg.source_detail ? ` ${seg.source_detail}` : "")],
-        ["Mapping", seg.mapping],
-        ["Generation", seg.generation !== undefined ? String(seg.generation) + (seg.current === false ? " (not the mapping's current one)" : "") : undefined],
-        ["Context kind", seg.context_kind],
-        ["Members", num(seg.members)],
-        ["Freshness", freshness(seg)],
-        ["Last applied", seg.last_applied ? fmtTime(seg.last_applied) : undefined],
-        ["Last run", seg.last_run ? runLink(seg.last_run, seg.destination) : undefined],
-      ]))));
-  }).catch(info.fail);
-
-  membersSection(members, key, destination);
-
+  let seg;
   try {
-    const body = await api.get(`/runs${api.query({ segment: key, destination, limit: 100 })}`);
-    const rows = api.items(body, "runs");
-    chart.fill(membersChart(rows.filter(r => runStatus(r) !== "running" && sum(r).outcome !== "failed")
-      .map(r => ({ time: runStarted(r), members: runMembers(r), id: r.id }))));
-    runs.fill(runsTable(rows, "Runs of this segment"));
+    const body = await api.get(`/destinations/${api.enc(destination)}/segments/${api.enc(key)}`);
+    const gens = body.generations || [];
+    seg = gens.find(g => g.current) || gens[gens.length - 1];
+    info.fill(...gens.map(g => h("div", {},
+      gens.length > 1 ? h("h3", {}, `Generation ${g.generation}${g.current ? " (current)" : ""}`) : "",
+      facts([
+        ["Destination", g.destination],
+        ["Environment", g.environment],
+        ["Source", h("span", {}, sourceMark(g.source, g.source_detail), g.source_detail ? ` ${g.source_detail}` : "")],
+        ["Mapping", g.mapping ? link(g.mapping, "/runs", { mapping: g.mapping, destination }) : "none (a list segment)"],
+        ["Generation", String(g.generation)],
+        ["Context kind", g.context_kind],
+        ["Members", num(g.members)],
+        ["Freshness", freshness(g)],
+        ["Last applied", g.last_applied ? fmtTime(g.last_applied) : undefined],
+        ["Last run", g.last_run ? runLink(g.last_run, g.destination) : undefined],
+        ["Editable", g.synced ? "no: a mapping owns it" : "yes: a list segment"],
+      ]))));
+  } catch (e) {
+    info.fail(e);
+    chart.fill();
+    members.fill();
+    runs.fill();
+    return;
+  }
+  membersSection(members, destination, key, seg ? seg.generation : undefined);
+  const mapping = runsOf(seg || { key });
+  try {
+    const body = await api.get(`/runs${api.query({ mapping, destination, limit: 200 })}`);
+    const rows = (body.items || []).filter(r => !sum(r).segment || sum(r).segment === key);
+    chart.fill(membersChart(rows.filter(finished).map(r => ({ time: runStarted(r), members: runMembers(r), id: r.id })),
+      "", `Members of ${key} over time`));
+    runs.fill(runsTable(rows, `Runs of ${mapping} into ${destination}, newest first`));
   } catch (e) { chart.fail(e); runs.fail(e); }
 }
 
-// membersSection lists a segment's members a page at a time, searchable;
-// the pager keeps the cursors it went through to go back.
-function membersSection(sec, key, destination) {
-  const search = h("input", { id: "member-search", name: "q", type: "search", autocomplete: "off" });
+// membersSection lists a segment's members a page at a time, searchable
+// by key prefix.
+function membersSection(sec, destination, key, generation) {
+  const search = h("input", { id: "member-search", name: "prefix", type: "search", autocomplete: "off" });
   const form = h("form", { class: "inline", role: "search", "aria-label": "Members" },
     h("div", {}, h("label", { for: "member-search" }, "Search members (key starts with)"), search),
     h("button", { type: "submit" }, "Search"));
-  const out = h("div", { "aria-live": "polite" });
-  sec.fill(form, out);
-  let cursors = [""]; // cursors of the pages seen; the last is the current page's
-  const load = async () => {
-    const cursor = cursors[cursors.length - 1];
-    out.replaceChildren(h("p", { class: "hint" }, "Loading members…"));
-    try {
-      const body = await api.get(`/segments/${api.enc(key)}/members${api.query({ destination, q: search.value.trim(), cursor, limit: 50 })}`);
-      const rows = api.items(body, "members", "keys").map(m => (typeof m === "string" ? { key: m } : m));
-      const next = api.nextCursor(body);
-      const prev = h("button", { type: "button", class: "secondary", disabled: cursors.length < 2,
-        onclick: () => { cursors.pop(); load(); } }, "Previous page");
-      const nextB = h("button", { type: "button", class: "secondary", disabled: !next,
-        onclick: () => { cursors.push(next); load(); } }, "Next page");
-      out.replaceChildren(
-        table(`Members, page ${cursors.length}`, [{ head: "Context key", cell: r => r.key || r.context_key || "" }], rows,
-          search.value.trim() ? "no member matches" : "no member"),
-        body && body.total !== undefined ? h("p", { class: "hint" }, `${num(body.total)} members in all.`) : "",
-        h("nav", { class: "pager", "aria-label": "Member pages" }, prev, nextB));
-    } catch (e) { out.replaceChildren(errorBox(e)); }
-  };
-  form.addEventListener("submit", ev => { ev.preventDefault(); cursors = [""]; load(); });
-  load();
+  const list = pager("Members", async (cursor, n) => {
+    const prefix = search.value.trim();
+    const body = await api.get(`/destinations/${api.enc(destination)}/segments/${api.enc(key)}/members` +
+      api.query({ prefix, cursor, generation, limit: 50 }));
+    return {
+      next: body.next_cursor,
+      nodes: table(`Members${prefix ? ` starting with ${prefix}` : ""}, page ${n}`,
+        [{ head: "Context key", cell: k => k }], body.items || [],
+        body.next_cursor ? "none on this page; see the next one" : prefix ? "no member matches" : "no member"),
+    };
+  });
+  form.addEventListener("submit", ev => { ev.preventDefault(); list.reload(); });
+  sec.fill(form, list.el);
+  list.reload();
 }
 
 function downloadButton(r) {
   const dest = r.destination || "";
-  const name = `exclusions-${r.id}${dest ? `-${dest}` : ""}.csv`;
+  const name = `exclusions-${r.id}-${dest}.csv`;
   const out = h("span", {});
-  const b = h("button", { type: "button", class: "secondary",
-    "aria-label": `Download the exclusions CSV of run ${r.id}${dest ? ` into ${dest}` : ""}` }, "Exclusions CSV");
+  const b = h("button", { type: "button", class: "secondary", "data-run": r.id,
+    "aria-label": `Download the exclusions CSV of run ${r.id} into ${dest}` }, "Exclusions CSV");
   b.addEventListener("click", async () => {
     out.replaceChildren();
     try {
@@ -282,163 +304,191 @@ function downloadButton(r) {
 function runsTable(rows, caption) {
   return table(caption, [
     { head: "Run", cell: r => runLink(r.id, r.destination) },
-    { head: "Mapping", cell: r => r.mapping || "" },
-    { head: "Destination", cell: r => r.destination || "" },
-    { head: "Trigger", cell: r => r.trigger || "" },
+    { head: "Mapping", cell: r => r.mapping },
+    { head: "Destination", cell: r => r.destination },
+    { head: "Trigger", cell: r => r.trigger },
     { head: "Started", cell: r => fmtTime(runStarted(r)) },
-    { head: "Status", cell: r => statusBadge(runStatus(r)) },
+    { head: "Status", cell: r => runState(r) === "running" ? progressView(r, false) : statusBadge(r) },
     { head: "Members", num: true, cell: r => num(runMembers(r)) },
     { head: "Added", num: true, cell: r => num(sum(r).added) },
     { head: "Removed", num: true, cell: r => num(sum(r).removed) },
     { head: "Excluded", num: true, cell: r => num(excludedTotal(r)) },
-    { head: "Exclusions", cell: r => downloadButton(r) },
+    { head: "Exclusions", cell: r => runState(r) === "running" ? "" : downloadButton(r) },
   ], rows, "no run yet");
 }
 
+const runStates = ["", "running", "succeeded", "published", "applied", "set_aside", "failed", "refused"];
+
+// runsPage lists runs with the API's filters; it refreshes every 2 s while
+// a listed run is running, or while it waits for a run started since
+// "since" (a sync just asked for).
 async function runsPage(params) {
   page("Runs");
-  const fields = ["mapping", "segment", "destination"].map(n => {
+  const text = (n, label) => {
     const input = h("input", { id: `f-${n}`, name: n, value: params.get(n) || "", autocomplete: "off" });
-    return { n, input, el: h("div", {}, h("label", { for: `f-${n}` }, n[0].toUpperCase() + n.slice(1)), input) };
-  });
+    return { n, input, el: h("div", {}, h("label", { for: `f-${n}` }, label), input) };
+  };
+  const state = h("select", { id: "f-status", name: "status" },
+    runStates.map(s => h("option", { value: s, selected: (params.get("status") || "") === s }, s ? s.replace("_", " ") : "any")));
+  const fields = [text("mapping", "Mapping"), text("destination", "Destination"), text("trigger", "Trigger"),
+    { n: "status", input: state, el: h("div", {}, h("label", { for: "f-status" }, "State"), state) }];
   const form = h("form", { class: "inline", "aria-label": "Filter runs" }, fields.map(f => f.el), h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", ev => {
     ev.preventDefault();
     location.hash = `#/runs${api.query(Object.fromEntries(fields.map(f => [f.n, f.input.value.trim()])))}`;
   });
+  const since = params.get("since") || "";
+  const waiting = since ? h("p", { class: "hint", role: "status" }, `Waiting for the runs asked for at ${fmtTime(since)}…`) : "";
   const s = section("Recent runs");
-  main.append(form, s.el);
+  main.append(form, waiting, s.el);
   const filter = Object.fromEntries(fields.map(f => [f.n, params.get(f.n) || ""]));
-  try {
-    const body = await api.get(`/runs${api.query({ ...filter, limit: 100 })}`);
-    s.fill(runsTable(api.items(body, "runs"), "Runs, newest first"));
-  } catch (e) {
-    s.fail(e);
-    if (e.field) {
+  const load = async () => {
+    try {
+      const body = await api.get(`/runs${api.query({ ...filter, since, limit: 100 })}`);
+      const rows = body.items || [];
+      s.fill(runsTable(rows, "Runs, newest first"));
+      const running = rows.some(r => runState(r) === "running");
+      if (waiting && rows.length && !running) waiting.textContent = "The runs asked for have finished.";
+      if (running || (since && !rows.length)) later(2000, load);
+    } catch (e) {
+      s.fail(e);
       const f = fields.find(x => x.n === e.field);
       if (f) f.input.setAttribute("aria-invalid", "true");
     }
-  }
+  };
+  await load();
 }
 
-function progressView(r) {
+// progressView is a running run's progress: a <progress> bar (without a
+// value while the total is unknown) and the same in words.
+function progressView(r, large = true) {
   const p = r.progress || {};
   const total = Number(p.total || 0), done = Number(p.done || 0);
-  const label = `${p.phase || "running"}: ${num(done)}${total ? ` of ${num(total)}` : ""}` +
-    (total ? ` (${Math.floor((100 * done) / total)}%)` : "") + (p.updated ? `, updated ${fmtTime(p.updated)}` : "");
-  const bar = h("progress", { id: "run-progress", max: total || null, value: total ? done : null,
-    "aria-describedby": "run-progress-text" }, label);
-  return h("div", { class: "progress" },
-    h("label", { for: "run-progress" }, "Progress"), bar, h("p", { id: "run-progress-text" }, label));
+  const words = `${p.phase || "starting"}: ${num(done)}${total ? ` of ${num(total)} (${Math.floor((100 * done) / total)}%)` : ""}`;
+  const id = `progress-${r.id}-${r.destination}`.replace(/[^A-Za-z0-9_-]/g, "_");
+  const bar = h("progress", { id, max: total || null, value: total ? Math.min(done, total) : null,
+    "aria-label": `Progress of run ${r.id} into ${r.destination}`, "aria-valuetext": words }, words);
+  if (!large) return h("span", { class: "progress" }, badge("info", "running"), " ", bar, " ", h("span", {}, words));
+  return h("div", { class: "progress", "data-run-progress": r.destination },
+    h("h3", {}, `Running, into ${r.destination}`), bar,
+    h("p", {}, words, p.updated ? ` (updated ${fmtTime(p.updated)})` : ""));
 }
 
 async function runPage(id, params) {
-  const destination = params.get("destination") || "";
+  const only = params.get("destination") || "";
   page(`Run ${id}`);
   const s = section("Summary");
   const chart = section("Members over time");
   main.append(s.el, chart.el);
   let charted = false;
   const load = async () => {
-    let r;
+    let records;
     try {
-      const body = await api.get(`/runs/${api.enc(id)}${api.query({ destination })}`);
-      const list = api.items(body, "runs");
-      r = list.length ? list.find(x => !destination || x.destination === destination) || list[0] : body.run || body;
-    } catch (e) { s.fail(e); return; }
-    const st = runStatus(r);
-    const x = sum(r);
-    const excluded = Object.entries(x.excluded || {});
-    s.fill(
-      st === "running" ? progressView(r) : "",
-      facts([
-        ["Status", statusBadge(st)],
-        ["Mapping", r.mapping],
-        ["Segment", x.segment ? segmentLink(x.segment, r.destination) : undefined],
-        ["Destination", r.destination],
-        ["Trigger", r.trigger],
-        ["Started", fmtTime(runStarted(r))],
-        ["Duration", fmtDurationNS(x.duration_ns)],
-        ["Published", r.published ? fmtTime(r.published) : undefined],
-        ["Applied", r.applied ? fmtTime(r.applied) : undefined],
-        ["Error", x.error],
-      ]),
-      table("Counts", [
-        { head: "Count", cell: c => c[0] },
-        { head: "Value", num: true, cell: c => num(c[1]) },
-      ], [["Rows read", x.rows], ["Members", x.members], ["Added", x.added], ["Removed", x.removed],
-        ["Unchanged", x.unchanged], ["Duplicates", x.duplicates], ["Excluded", excludedTotal(r)], ["Events", x.events]]
-        .filter(c => c[1] !== undefined)),
-      excluded.length ? table("Exclusions by reason", [
-        { head: "Reason", cell: c => c[0] }, { head: "Rows", num: true, cell: c => num(c[1]) }], excluded) : "",
-      st !== "running" ? downloadButton({ ...r, destination: r.destination || destination }) : "");
-    if (st === "running") {
-      later(1000, load); // the run's progress is recorded about once a second
+      records = (await api.get(`/runs/${api.enc(id)}`)).records || [];
+    } catch (e) { s.fail(e); chart.fill(); return; }
+    if (only) records = records.filter(r => r.destination === only);
+    s.fill(...records.map(r => recordView(r, records.length > 1)));
+    const running = records.some(r => runState(r) === "running");
+    if (running) {
+      later(1000, load); // a running run's progress is recorded about once a second
       if (!charted) chart.fill(h("p", { class: "hint" }, "The chart is drawn when the run has finished."));
       return;
     }
-    say(`Run ${id}: ${st}`);
-    if (x.segment && !charted) {
-      charted = true;
-      try {
-        const body = await api.get(`/runs${api.query({ segment: x.segment, destination: r.destination || destination, limit: 100 })}`);
-        const rows = api.items(body, "runs").filter(q => runStatus(q) !== "running" && sum(q).outcome !== "failed");
-        chart.fill(membersChart(rows.map(q => ({ time: runStarted(q), members: runMembers(q), id: q.id })), r.id,
-          `Members of ${x.segment} over time`));
-      } catch (e) { chart.fail(e); }
-    }
+    say(`Run ${id}: ${records.map(runWords).join("; ")}`);
+    const r = records[0];
+    if (!r || charted) return;
+    charted = true;
+    try {
+      const body = await api.get(`/runs${api.query({ mapping: r.mapping, destination: r.destination, limit: 200 })}`);
+      const rows = (body.items || []).filter(q => finished(q) && sum(q).segment === sum(r).segment);
+      chart.fill(membersChart(rows.map(q => ({ time: runStarted(q), members: runMembers(q), id: q.id })), r.id,
+        `Members of ${sum(r).segment} in ${r.destination} over time`));
+    } catch (e) { chart.fail(e); }
   };
   await load();
 }
 
+// recordView is one record of a run (one destination): its state, counts
+// and exclusions.
+function recordView(r, titled) {
+  const x = sum(r);
+  const excluded = Object.entries(x.excluded || {});
+  const running = runState(r) === "running";
+  return h("div", { class: "record", "data-destination": r.destination },
+    titled ? h("h3", {}, `Into ${r.destination}`) : "",
+    running ? progressView(r) : "",
+    facts([
+      ["State", statusBadge(r)],
+      ["Mapping", link(r.mapping, "/runs", { mapping: r.mapping })],
+      ["Segment", x.segment ? segmentLink(x.segment, r.destination) : undefined],
+      ["Destination", r.destination],
+      ["Trigger", r.trigger],
+      ["Source", x.input ? `${x.source || ""} ${x.input}` : undefined],
+      ["Started", fmtTime(runStarted(r))],
+      ["Duration", running ? undefined : fmtDurationNS(x.duration_ns)],
+      ["Published", r.published ? fmtTime(r.published) : undefined],
+      ["Applied", r.applied ? fmtTime(r.applied) : undefined],
+      ["Error", x.error],
+    ]),
+    running ? "" : table(`Counts of run ${r.id} into ${r.destination}`, [
+      { head: "Count", cell: c => c[0] },
+      { head: "Value", num: true, cell: c => num(c[1]) },
+    ], [["Rows read", x.rows], ["Members", x.members], ["Added", x.added], ["Removed", x.removed],
+      ["Unchanged", x.unchanged], ["Duplicates", x.duplicates], ["Excluded", excludedTotal(r)], ["Events", x.events]]
+      .filter(c => c[1] !== undefined)),
+    excluded.length ? table("Exclusions by reason", [
+      { head: "Reason", cell: c => c[0] }, { head: "Rows", num: true, cell: c => num(c[1]) }], excluded) : "",
+    r.exclusions_kept && r.exclusions_kept.left_out ? h("p", { class: "hint" },
+      `The report keeps ${num(r.exclusions_kept.kept)} rows; ${num(r.exclusions_kept.left_out)} more were counted, not kept.`) : "",
+    running ? "" : downloadButton(r));
+}
+
 async function mappingsPage() {
   page("Mappings");
-  const notice = h("div", { "aria-live": "polite" });
-  const s = section("All mappings");
-  main.append(notice, s.el);
-  if (canWrite()) main.append(createMappingForm());
+  const notice = h("div", {});
+  const list = pager("Mappings", async cursor => {
+    const body = await api.get(`/mappings${api.query({ cursor, limit: 100 })}`);
+    return {
+      next: body.next_cursor,
+      nodes: table("Mappings", [
+        { head: "Mapping", cell: m => m.name },
+        { head: "Segment", cell: m => m.segment },
+        { head: "Source", cell: m => { const [k, d] = mappingSource(m); return h("span", {}, sourceMark(k, d), " ", d); } },
+        { head: "Destinations", cell: m => (m.destinations || []).join(", ") },
+        { head: "Schedule", cell: m => m.schedule || "on push" },
+        { head: "State", cell: m => m.enabled ? badge("ok", "active") : badge("warn", "paused") },
+        { head: "Actions", cell: m => h("span", { class: "actions" },
+          canWrite() ? [action(m, "sync", "Sync now"), m.enabled ? action(m, "pause", "Pause") : action(m, "resume", "Resume")] : "",
+          link(`Runs of ${m.name}`, "/runs", { mapping: m.name })) },
+      ], body.items || [], "no mapping yet"),
+    };
+  });
   const action = (m, verb, label) => {
-    const b = h("button", { type: "button", class: verb === "sync" ? null : "secondary",
-      "aria-label": `${label} ${m.name}` }, label);
+    const b = h("button", { type: "button", class: verb === "sync" ? null : "secondary", "data-mapping": m.name, "data-action": verb,
+      "aria-label": `${label}: ${m.name}` }, label);
     b.addEventListener("click", async () => {
       notice.replaceChildren();
       try {
         const res = await busy(b, () => api.post(`/mappings/${api.enc(m.name)}/${verb}`));
-        const runs = api.items(res, "runs");
-        const ids = runs.length ? runs : res && (res.run || res.id) ? [res.run || res] : [];
-        notice.replaceChildren(h("p", { class: "notice", role: "status" },
-          verb === "sync" ? `Sync of ${m.name} started.` : `${m.name} ${verb === "pause" ? "paused" : "resumed"}.`,
-          ...ids.map(x => [" ", runLink(typeof x === "string" ? x : x.id, typeof x === "string" ? "" : x.destination)]),
-          verb === "sync" ? [" ", link("See its runs", "/runs", { mapping: m.name })] : ""));
-        if (verb !== "sync") await loadList();
+        if (verb === "sync") {
+          // The sync runs in the background: follow its runs.
+          location.hash = `#/runs${api.query({ mapping: m.name, trigger: "manual", since: res.accepted })}`;
+          return;
+        }
+        notice.replaceChildren(h("p", { class: "notice", role: "status" }, `${m.name} ${verb === "pause" ? "paused" : "resumed"}.`));
+        await list.reload();
       } catch (e) { notice.replaceChildren(errorBox(e)); }
     });
     return b;
   };
-  const loadList = async () => {
-    try {
-      const body = await api.get("/mappings");
-      const rows = api.items(body, "mappings");
-      s.fill(table("Mappings", [
-        { head: "Mapping", cell: m => m.name },
-        { head: "Segment", cell: m => m.segment },
-        { head: "Source", cell: m => h("span", {}, sourceMark(m.source_kind || (m.source && m.source.kind)), " ",
-          m.source_location || (m.source && m.source.location) || "") },
-        { head: "Destinations", cell: m => (m.destinations || []).join(", ") },
-        { head: "Schedule", cell: m => m.schedule || "" },
-        { head: "State", cell: m => (m.enabled === false || m.paused) ? badge("warn", "paused") : badge("ok", "active") },
-        { head: "Actions", cell: m => canWrite() ? h("span", { class: "actions" },
-          action(m, "sync", "Sync now"),
-          (m.enabled === false || m.paused) ? action(m, "resume", "Resume") : action(m, "pause", "Pause"),
-          link("Runs", "/runs", { mapping: m.name })) : link("Runs", "/runs", { mapping: m.name }) },
-      ], rows, "no mapping yet"));
-    } catch (e) { s.fail(e); }
-  };
-  await loadList();
+  main.append(notice, list.el);
+  if (canWrite()) main.append(createMappingForm());
+  await list.reload();
 }
 
-// createMappingForm makes a CSV mapping (path or http(s) URL) into
-// destinations that exist; the API validates and names the wrong field.
+// createMappingForm makes a CSV mapping (a path on the server or an
+// http(s) URL) into existing destinations; the API validates it and names
+// the wrong field, which is marked here.
 function createMappingForm() {
   const field = (id, label, attrs = {}, hint = "") => {
     const input = h("input", { id: `m-${id}`, name: id, autocomplete: "off", "aria-describedby": hint ? `m-${id}-hint` : null, ...attrs });
@@ -447,9 +497,9 @@ function createMappingForm() {
   const fields = [
     field("name", "Name", { required: true }),
     field("segment", "Segment key", { required: true }),
-    field("source_location", "CSV path or URL", { required: true }, "A cohort CSV export: a path on the server or an http(s) URL."),
+    field("source", "CSV path or URL", { required: true }, "A cohort CSV export: a path on the server, or an http(s) URL."),
     field("destinations", "Destinations", { required: true }, "Destination names, separated by commas."),
-    field("schedule", "Schedule", { value: "daily" }, "hourly, daily, a cron expression, or once."),
+    field("schedule", "Schedule", { value: "daily" }, "one-time, hourly, daily, or a 5-field cron expression."),
   ];
   const errors = h("div", {});
   const submit = h("button", { type: "submit" }, "Create mapping");
@@ -459,80 +509,107 @@ function createMappingForm() {
     errors.replaceChildren();
     for (const f of fields) f.input.removeAttribute("aria-invalid");
     const v = Object.fromEntries(fields.map(f => [f.id, f.input.value.trim()]));
-    const body = { name: v.name, segment: v.segment, source_kind: "csv", source_location: v.source_location,
+    const body = { name: v.name, segment: v.segment, source: { csv: v.source },
       destinations: v.destinations.split(",").map(x => x.trim()).filter(Boolean), schedule: v.schedule || "daily" };
     try {
       await busy(submit, () => api.post("/mappings", body));
       say(`Mapping ${v.name} created`);
-      render();
+      await mappingsPage();
     } catch (e) {
       errors.replaceChildren(errorBox(e));
-      const f = fields.find(x => e.field && (e.field === x.id || e.field.endsWith(`.${x.id}`) || e.field.startsWith(x.id)));
+      const top = (e.field || "").split(".")[0];
+      const f = fields.find(x => x.id === top);
       if (f) { f.input.setAttribute("aria-invalid", "true"); f.input.focus(); }
     }
   });
   return h("section", { "aria-labelledby": "create-mapping" }, h("h2", { id: "create-mapping" }, "Create a CSV mapping"), form);
 }
 
+// destinationsPage lists the destinations with the API's connection test
+// (run for each on load) and the status SDKs would see.
 async function destinationsPage() {
   page("Destinations");
   const s = section("All destinations");
   main.append(s.el);
-  let rows;
+  let rows, statuses = new Map();
   try {
-    rows = api.items(await api.get("/destinations"), "destinations");
+    rows = (await api.get("/destinations?limit=500")).items || [];
   } catch (e) { s.fail(e); return; }
-  const status = new Map(rows.map(d => [d.name, h("span", { "aria-live": "polite" }, badge("info", "testing…"))]));
+  try {
+    statuses = new Map(((await api.get("/status")).destinations || []).map(d => [d.name, d]));
+  } catch { /* the status column then says unknown; the connection test still runs */ }
+  const cells = new Map(rows.map(d => [d.name, h("span", { "aria-live": "polite", "data-destination": d.name }, badge("info", "testing…"))]));
   const test = async d => {
-    const cell = status.get(d.name);
+    const cell = cells.get(d.name);
     cell.replaceChildren(badge("info", "testing…"));
     try {
       const res = await api.post(`/destinations/${api.enc(d.name)}/test`);
-      const ok = !res || res.connected === true || res.status === "connected" || res.ok === true;
-      const msg = (res && (res.error || res.message)) || "";
-      cell.replaceChildren(ok ? badge("ok", "connected") : badge("bad", `not connected${msg ? `: ${msg}` : ""}`));
+      cell.replaceChildren(res.status === "connected" ? badge("ok", "connected") : badge("bad", `not connected: ${res.error || res.status}`));
     } catch (e) {
-      cell.replaceChildren(e.status === 403 ? badge("info", `not tested: ${e.message}`) : badge("bad", `not connected: ${e.message}`));
+      cell.replaceChildren(badge("bad", `not tested: ${e.message}`));
     }
+  };
+  const sdkStatus = d => {
+    const st = statuses.get(d.name);
+    if (!st) return "unknown";
+    return h("span", {},
+      st.available ? badge("ok", "available") : badge("bad", "unavailable"), " ",
+      st.potentially_stale ? badge("warn", "potentially stale") : badge("ok", "fresh"),
+      st.last_sync ? h("span", { class: "hint" }, ` last sync ${fmtTime(st.last_sync)}`) : "",
+      (st.last_errors || []).length ? h("ul", {}, st.last_errors.map(e => h("li", {}, e))) : "");
   };
   s.fill(table("Destinations and their connection status", [
     { head: "Destination", cell: d => d.name },
-    { head: "Environment", cell: d => d.environment || "" },
-    { head: "Redis", cell: d => d.redis_url || (d.redis_cluster_addrs || []).join(", ") || (d.redis && (d.redis.url || "")) || "" },
-    { head: "Prefix", cell: d => d.custom_prefix || d.client_side_id || d.prefix || d.prefix_mode || "" },
-    { head: "Connection", cell: d => status.get(d.name) },
+    { head: "Environment", cell: d => d.environment },
+    { head: "Redis", cell: d => d.redis.url || (d.redis.cluster_addrs || []).join(", ") },
+    { head: "Key prefix", cell: d => d.key_prefix },
+    { head: "Connection", cell: d => cells.get(d.name) },
+    { head: "Status (as SDKs see it)", cell: sdkStatus },
     { head: "Actions", cell: d => h("button", { type: "button", class: "secondary", "aria-label": `Test the connection of ${d.name}`,
       onclick: ev => busy(ev.currentTarget, () => test(d)) }, "Test connection") },
   ], rows, "no destination yet"));
   await Promise.all(rows.map(test));
 }
 
+// lookupPage answers "is context K in segment S (since which run)" and
+// "which segments is K in", in one destination.
 async function lookupPage(params) {
   page("Membership lookup");
+  const dest = h("select", { id: "l-destination", name: "destination", required: true });
   const key = h("input", { id: "l-key", name: "key", required: true, autocomplete: "off", value: params.get("key") || "" });
-  const kind = h("input", { id: "l-kind", name: "kind", autocomplete: "off", value: params.get("kind") || "user" });
   const segment = h("input", { id: "l-segment", name: "segment", autocomplete: "off", value: params.get("segment") || "",
     "aria-describedby": "l-segment-hint" });
   const form = h("form", { class: "inline", "aria-label": "Look up a context" },
+    h("div", {}, h("label", { for: "l-destination" }, "Destination"), dest),
     h("div", {}, h("label", { for: "l-key" }, "Context key"), key),
-    h("div", {}, h("label", { for: "l-kind" }, "Context kind"), kind),
     h("div", {}, h("label", { for: "l-segment" }, "Segment (optional)"), segment,
       h("p", { class: "hint", id: "l-segment-hint" }, "Empty: every segment the context is in.")),
     h("button", { type: "submit" }, "Look up"));
   const out = h("div", { "aria-live": "polite" });
   main.append(form, out);
-  const inputs = { key, kind, context_kind: kind, segment };
+  try {
+    const names = ((await api.get("/destinations?limit=500")).items || []).map(d => d.name);
+    dest.replaceChildren(...names.map(n => h("option", { value: n, selected: n === params.get("destination") }, n)));
+  } catch (e) { out.replaceChildren(errorBox(e)); return; }
+  const inputs = { destination: dest, contextKey: key, context_key: key, key, segment };
   const run = async () => {
-    for (const i of [key, kind, segment]) i.removeAttribute("aria-invalid");
-    out.replaceChildren(h("p", { class: "hint" }, "Looking up…"));
+    for (const i of [dest, key, segment]) i.removeAttribute("aria-invalid");
+    const d = dest.value, k = key.value.trim(), sg = segment.value.trim();
+    out.replaceChildren(h("p", { class: "hint", role: "status" }, "Looking up…"));
     try {
-      const body = await api.get(`/lookup${api.query({ key: key.value.trim(), kind: kind.value.trim(), segment: segment.value.trim() })}`);
-      const rows = api.items(body, "memberships", "segments");
-      out.replaceChildren(table(`Segments of ${key.value.trim()}`, [
-        { head: "Segment", cell: m => segmentLink(m.segment || m.key, m.destination) },
-        { head: "Destination", cell: m => m.destination || "" },
-        { head: "Member", cell: m => (m.member ?? m.in ?? true) ? badge("ok", "yes") : badge("info", "no") },
-        { head: "Since run", cell: m => m.since_run || m.run ? runLink(m.since_run || m.run, m.destination) : "—" },
+      let rows;
+      if (sg) {
+        const m = await api.get(`/destinations/${api.enc(d)}/segments/${api.enc(sg)}/members/${api.enc(k)}`);
+        rows = [m];
+      } else {
+        const body = await api.get(`/destinations/${api.enc(d)}/contexts/${api.enc(k)}/segments`);
+        rows = (body.segments || []).map(m => ({ ...m, member: true }));
+      }
+      out.replaceChildren(table(`Membership of ${k} in ${d}`, [
+        { head: "Segment", cell: m => segmentLink(m.segment, d) },
+        { head: "Generation", num: true, cell: m => m.generation === undefined ? "" : String(m.generation) },
+        { head: "Member", cell: m => m.member ? badge("ok", "yes") : badge("info", "no") },
+        { head: "Since run", cell: m => m.since_run ? runLink(m.since_run, d) : "—" },
         { head: "Since", cell: m => m.since ? fmtTime(m.since) : "" },
       ], rows, "the context is in no segment"));
     } catch (e) {
@@ -543,15 +620,15 @@ async function lookupPage(params) {
   };
   form.addEventListener("submit", ev => {
     ev.preventDefault();
-    history.replaceState(null, "", `#/lookup${api.query({ key: key.value.trim(), kind: kind.value.trim(), segment: segment.value.trim() })}`);
+    history.replaceState(null, "", `#/lookup${api.query({ destination: dest.value, key: key.value.trim(), segment: segment.value.trim() })}`);
     run();
   });
-  if (key.value) run();
+  if (key.value && dest.value) run();
 }
 
 const routes = [
-  [/^\/segments$/, (m, p) => segmentsPage(p)],
-  [/^\/segments\/([^/]+)$/, (m, p) => segmentPage(decodeURIComponent(m[1]), p)],
+  [/^\/segments$/, () => segmentsPage()],
+  [/^\/segments\/([^/]+)\/([^/]+)$/, m => segmentPage(decodeURIComponent(m[1]), decodeURIComponent(m[2]))],
   [/^\/mappings$/, () => mappingsPage()],
   [/^\/destinations$/, () => destinationsPage()],
   [/^\/runs$/, (m, p) => runsPage(p)],
@@ -567,7 +644,7 @@ async function render() {
   if (nav.hidden) {
     try { await identify(); } catch (e) {
       api.clearToken();
-      loginPage(e.status === 401 ? { status: 401, message: "your token is no longer accepted; log in again" } : e);
+      loginPage(e);
       return;
     }
   }
@@ -579,10 +656,7 @@ async function render() {
   for (const [re, fn] of routes) {
     const m = path.match(re);
     if (m) {
-      try { await fn(m, params); } catch (e) {
-        if (e.status === 401) { api.clearToken(); nav.hidden = true; loginPage(e); return; }
-        main.append(errorBox(e));
-      }
+      try { await fn(m, params); } catch (e) { main.append(errorBox(e)); }
       return;
     }
   }
