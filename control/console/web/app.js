@@ -77,15 +77,16 @@ const runMembers = r => sum(r).members;
 const excludedTotal = r => Object.values(sum(r).excluded || {}).reduce((a, b) => a + b, 0);
 
 // runState is the API's state (running, succeeded, published, applied,
-// set_aside, failed, refused); runWords its status in words.
+// set_aside, failed, refused; interrupted for a running record its process
+// stopped rewriting); runWords its status in words.
 const runState = r => r.state || "unknown";
 const runWords = r => r.status || runState(r);
-const finished = r => !["running", "failed", "refused"].includes(runState(r));
+const finished = r => !["running", "interrupted", "failed", "refused"].includes(runState(r));
 
 function statusBadge(r) {
   const st = runState(r), words = runWords(r);
   if (st === "running") return badge("info", words);
-  if (st === "failed" || st === "refused") return badge("bad", words);
+  if (st === "failed" || st === "refused" || st === "interrupted") return badge("bad", words);
   if (st === "set_aside" || st === "published" || /exclusions/.test(words)) return badge("warn", words);
   if (st === "applied" || st === "succeeded") return badge("ok", words);
   return badge("info", words);
@@ -155,7 +156,8 @@ function loginPage(err) {
   const form = h("form", { class: "stack", "aria-labelledby": "login-title" },
     h("div", {}, h("label", { for: "token" }, "API token"), input,
       h("p", { class: "hint", id: "token-hint" },
-        "A token made with `cohortsync tokens create` (it starts with cst_). It is kept in this tab only, until you log out or close the tab.")),
+        "A token made with ", h("code", {}, "cohortsync tokens create"),
+        ". It is kept in this tab only, until you log out or close the tab.")),
     errors, h("div", {}, submit));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
