@@ -1,0 +1,364 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalogstore"
+)
+
+// Destinations and mappings are written in the mappings file's form and
+// checked by the file's own decoder (catalog.Decode), so the API accepts
+// exactly what mappings apply does, with the same messages; a password is
+// refused there too (redis.password, or a URL carrying one): the API
+// never holds a secret, the destination says where serve reads it.
+
+// bodyFile is the name catalog.Decode gives the body in its errors.
+const bodyFile = "body"
+
+// entryObject reads body as one JSON object, its name set to the path's
+// when it has none (pathName "" for a create).
+func entryObject(body []byte, pathName string) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, jsonError(err)
+	}
+	if dec.More() {
+		return nil, badRequest("", "want one JSON value, found more after it")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, badRequest("", "want a JSON object")
+	}
+	if pathName != "" {
+		switch n, given := obj["name"]; {
+		case !given:
+			obj["name"] = pathName
+		case n != pathName:
+			return nil, badRequest("name", "name %v: want the path's, %q (a rename is a create and a delete)", n, pathName)
+		}
+	}
+	return obj, nil
+}
+
+// keyPattern is the catalog's form of names, for the stand-ins below.
+var keyPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// decodeEntries decodes a file of dests and maps (JSON objects in the
+// file's form) and answers its problems as a 400 naming the first's field.
+func decodeEntries(dests, maps []map[string]any, projects []map[string]any) (*catalog.Catalog, error) {
+	file := map[string]any{"destinations": orEmpty(dests), "mappings": orEmpty(maps), "amplitude_projects": orEmpty(projects)}
+	data, err := json.Marshal(file)
+	if err != nil {
+		return nil, badRequest("", "re-encode the body: %v", err)
+	}
+	c, err := catalog.Decode(bodyFile, data)
+	if err == nil {
+		return c, nil
+	}
+	problems := catalog.Errors(err)
+	if len(problems) == 0 {
+		return nil, badRequest("", "%v", err)
+	}
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = p.Problem
+		if p.Field != "" {
+			msgs[i] = p.Field + ": " + p.Problem
+		}
+	}
+	return nil, badRequest(problems[0].Field, "%s", strings.Join(msgs, "; "))
+}
+
+func orEmpty(v []map[string]any) []map[string]any {
+	if v == nil {
+		return []map[string]any{}
+	}
+	return v
+}
+
+// destinationJSON is a destination as the API shows it.
+type destinationJSON struct {
+	catalog.FileDestination
+	// KeyPrefix is the prefix its segments are written under.
+	KeyPrefix string `json:"key_prefix"`
+}
+
+func destinationView(d catalog.Destination) destinationJSON {
+	return destinationJSON{FileDestination: d.FileForm(), KeyPrefix: d.Prefix()}
+}
+
+func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "cursor", "limit")
+	cursor, limit := q.str("cursor"), q.limit()
+	if err := q.err(); err != nil {
+		return err
+	}
+	ds, err := a.deps.Catalog.Destinations(r.Context())
+	if err != nil {
+		return err
+	}
+	views := make([]destinationJSON, len(ds))
+	for i, d := range ds {
+		views[i] = destinationView(d)
+	}
+	p, err := pageOf(views, func(d destinationJSON) string { return d.Name }, cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (a *API) getDestination(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.deps.Catalog.Destination(r.Context(), r.PathValue("destination"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, destinationView(d))
+	return nil
+}
+
+func (a *API) createDestination(w http.ResponseWriter, r *http.Request) error {
+	return a.putDestination(w, r, "")
+}
+
+func (a *API) updateDestination(w http.ResponseWriter, r *http.Request) error {
+	return a.putDestination(w, r, r.PathValue("destination"))
+}
+
+// putDestination creates (name "") or replaces destination name.
+func (a *API) putDestination(w http.ResponseWriter, r *http.Request, name string) error {
+	body, err := readBody(r, a.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	obj, err := entryObject(body, name)
+	if err != nil {
+		return err
+	}
+	c, err := decodeEntries([]map[string]any{obj}, nil, nil)
+	if err != nil {
+		return err
+	}
+	d := c.Destinations[0]
+	ctx := r.Context()
+	_, err = a.deps.Catalog.Destination(ctx, d.Name)
+	switch {
+	case name == "" && err == nil:
+		return conflict("name", fmt.Errorf("destination %q exists: PUT /destinations/%s replaces it", d.Name, d.Name))
+	case name != "" && err != nil:
+		return err
+	case err != nil && !errors.Is(err, catalogstore.ErrNotFound):
+		return err
+	}
+	if _, err := a.deps.Catalog.Apply(ctx, &catalog.Catalog{Destinations: []catalog.Destination{d}}); err != nil {
+		return err
+	}
+	stored, err := a.deps.Catalog.Destination(ctx, d.Name)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if name == "" {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, destinationView(stored))
+	return nil
+}
+
+func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) error {
+	if err := a.deps.Catalog.DeleteDestination(r.Context(), r.PathValue("destination")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// destinationTest is the answer of POST /destinations/{destination}/test.
+type destinationTest struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (a *API) testDestination(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.deps.Catalog.Destination(r.Context(), r.PathValue("destination"))
+	if err != nil {
+		return err
+	}
+	res := destinationTest{Status: "connected"}
+	if err := a.deps.Test(r.Context(), d); err != nil {
+		res = destinationTest{Status: "error", Error: err.Error()}
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (a *API) listMappings(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "cursor", "limit")
+	cursor, limit := q.str("cursor"), q.limit()
+	if err := q.err(); err != nil {
+		return err
+	}
+	ms, err := a.deps.Catalog.List(r.Context())
+	if err != nil {
+		return err
+	}
+	views := make([]catalog.FileMapping, len(ms))
+	for i, m := range ms {
+		views[i] = m.FileForm()
+	}
+	p, err := pageOf(views, func(m catalog.FileMapping) string { return m.Name }, cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (a *API) getMapping(w http.ResponseWriter, r *http.Request) error {
+	m, err := a.deps.Catalog.Get(r.Context(), r.PathValue("mapping"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m.FileForm())
+	return nil
+}
+
+func (a *API) createMapping(w http.ResponseWriter, r *http.Request) error {
+	return a.putMapping(w, r, "")
+}
+
+func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) error {
+	return a.putMapping(w, r, r.PathValue("mapping"))
+}
+
+// putMapping creates (name "") or replaces mapping name. The file's
+// decoder wants the destinations and project a mapping names declared in
+// the file: stand-ins are, and the store then refuses the mapping unless
+// the real ones are stored (a 400 naming the field).
+func (a *API) putMapping(w http.ResponseWriter, r *http.Request, name string) error {
+	body, err := readBody(r, a.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	obj, err := entryObject(body, name)
+	if err != nil {
+		return err
+	}
+	var dests, projects []map[string]any
+	if list, ok := obj["destinations"].([]any); ok {
+		seen := map[string]bool{}
+		for _, v := range list {
+			if s, ok := v.(string); ok && keyPattern.MatchString(s) && !seen[s] {
+				seen[s] = true
+				dests = append(dests, map[string]any{"name": s, "redis": map[string]any{"url": "redis://stand-in.invalid:6379"}, "prefix": fmt.Sprintf("stand-in-%d", len(dests))})
+			}
+		}
+	}
+	if src, ok := obj["source"].(map[string]any); ok {
+		if p, ok := src["amplitude_project"].(string); ok && keyPattern.MatchString(p) {
+			projects = append(projects, map[string]any{"name": p, "region": "us", "api_key_env": "STAND_IN", "secret_key_env": "STAND_IN"})
+		}
+	}
+	c, err := decodeEntries(dests, []map[string]any{obj}, projects)
+	if err != nil {
+		return err
+	}
+	m := c.Mappings[0]
+	ctx := r.Context()
+	_, err = a.deps.Catalog.Get(ctx, m.Name)
+	switch {
+	case name == "" && err == nil:
+		return conflict("name", fmt.Errorf("mapping %q exists: PUT /mappings/%s replaces it", m.Name, m.Name))
+	case name != "" && err != nil:
+		return err
+	case err != nil && !errors.Is(err, catalogstore.ErrNotFound):
+		return err
+	}
+	if _, err := a.deps.Catalog.Apply(ctx, &catalog.Catalog{Mappings: c.Mappings}); err != nil {
+		return err
+	}
+	stored, err := a.deps.Catalog.Get(ctx, m.Name)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if name == "" {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, stored.FileForm())
+	return nil
+}
+
+func (a *API) deleteMapping(w http.ResponseWriter, r *http.Request) error {
+	if err := a.deps.Catalog.Delete(r.Context(), r.PathValue("mapping")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) pauseMapping(w http.ResponseWriter, r *http.Request) error {
+	return a.setEnabled(w, r, false)
+}
+
+func (a *API) resumeMapping(w http.ResponseWriter, r *http.Request) error {
+	return a.setEnabled(w, r, true)
+}
+
+func (a *API) setEnabled(w http.ResponseWriter, r *http.Request, enabled bool) error {
+	name := r.PathValue("mapping")
+	if _, err := a.deps.Catalog.SetEnabled(r.Context(), name, enabled); err != nil {
+		return err
+	}
+	return a.getMapping(w, r)
+}
+
+// syncAccepted is the answer of POST /mappings/{mapping}/sync.
+type syncAccepted struct {
+	Mapping  string    `json:"mapping"`
+	Trigger  string    `json:"trigger"`
+	Accepted time.Time `json:"accepted"`
+	Runs     string    `json:"runs"`
+}
+
+// syncMapping starts a run of the mapping, owned by the API (Close waits
+// for it), and answers 202 unless it is refused within SyncGrace: not
+// found, paused, a push source, or a run in progress on any replica. How
+// the run ends is in the run history, as for a scheduled run.
+func (a *API) syncMapping(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("mapping")
+	if _, err := a.deps.Catalog.Get(r.Context(), name); err != nil {
+		return err
+	}
+	accepted := a.deps.Now().UTC()
+	errc := make(chan error, 1)
+	if !a.background(r, func(ctx context.Context) { errc <- a.deps.Sync.SyncNow(ctx, name) }) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the server is shutting down"}
+	}
+	timer := time.NewTimer(a.cfg.SyncGrace)
+	defer timer.Stop()
+	select {
+	case err := <-errc:
+		if e := classify(err); err != nil && e.Status < 500 {
+			return e // refused: nothing ran
+		}
+		// It ran already (a failure is the run's, recorded in the history).
+	case <-timer.C:
+	}
+	writeJSON(w, http.StatusAccepted, syncAccepted{Mapping: name, Trigger: "manual", Accepted: accepted,
+		Runs: Prefix + "/runs?mapping=" + url.QueryEscape(name) + "&trigger=manual"})
+	return nil
+}
