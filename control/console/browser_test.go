@@ -212,9 +212,15 @@ func (b *tab) eval(expr string) string {
 // is true; the failure names what was awaited and shows the page.
 func (b *tab) waitFor(what, cond string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserTimeout)
+	b.waitWithin(browserTimeout, what, cond)
+}
+
+// waitWithin is waitFor with its own bound.
+func (b *tab) waitWithin(d time.Duration, what, cond string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
 		b.t.Fatalf("waiting for %s (%s): %v\npage text:\n%s", what, cond, err, b.pageText())
 	}
 }
@@ -237,11 +243,13 @@ func (b *tab) count(sel string) int {
 	return n
 }
 
-// login types token on the login page and submits it.
+// login types token on the login page (into an emptied field) and
+// submits it.
 func (b *tab) login(token string) {
 	b.t.Helper()
+	b.do("waiting for the login page", chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.eval(`document.querySelector("#token").value = ""`)
 	b.do("logging in",
-		chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), token),
 		chromedp.Click(chromedp.CSS("form button[type=submit]")))
 }

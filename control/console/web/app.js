@@ -79,17 +79,19 @@ const excludedTotal = r => Object.values(sum(r).excluded || {}).reduce((a, b) =>
 // runState is the API's state (running, succeeded, published, applied,
 // set_aside, failed, refused; interrupted for a running record its process
 // stopped rewriting); runWords its status in words.
-const runState = r => r.state || "unknown";
+const runState = r => (r.status === "interrupted" ? "interrupted" : r.state || "unknown");
 const runWords = r => r.status || runState(r);
 const finished = r => !["running", "interrupted", "failed", "refused"].includes(runState(r));
 
 function statusBadge(r) {
   const st = runState(r), words = runWords(r);
-  if (st === "running") return badge("info", words);
-  if (st === "failed" || st === "refused" || st === "interrupted") return badge("bad", words);
-  if (st === "set_aside" || st === "published" || /exclusions/.test(words)) return badge("warn", words);
-  if (st === "applied" || st === "succeeded") return badge("ok", words);
-  return badge("info", words);
+  let kind = "info";
+  if (st === "failed" || st === "refused" || st === "interrupted") kind = "bad";
+  else if (st === "set_aside" || st === "published" || /exclusions/.test(words)) kind = "warn";
+  else if (st === "applied" || st === "succeeded") kind = "ok";
+  const b = badge(kind, words);
+  b.dataset.state = st;
+  return b;
 }
 
 const sourceNames = { csv: "CSV", amplitude: "Amplitude", push: "Push", list: "List" };
@@ -321,9 +323,9 @@ function runsTable(rows, caption) {
 
 const runStates = ["", "running", "succeeded", "published", "applied", "set_aside", "failed", "refused"];
 
-// runsPage lists runs with the API's filters; it refreshes every 2 s while
-// a listed run is running, or while it waits for a run started since
-// "since" (a sync just asked for).
+// runsPage lists runs with the API's filters, refreshed while it is shown:
+// every 2 s while a listed run is running or while it waits for a run
+// started since "since" (a sync just asked for), else every 5 s.
 async function runsPage(params) {
   page("Runs");
   const text = (n, label) => {
@@ -344,14 +346,21 @@ async function runsPage(params) {
   const s = section("Recent runs");
   main.append(form, waiting, s.el);
   const filter = Object.fromEntries(fields.map(f => [f.n, params.get(f.n) || ""]));
+  let shown = "";
   const load = async () => {
     try {
       const body = await api.get(`/runs${api.query({ ...filter, since, limit: 100 })}`);
       const rows = body.items || [];
-      s.fill(runsTable(rows, "Runs, newest first"));
+      // Redrawn only when something changed, so that a refresh does not
+      // take the keyboard focus away from a button of the table.
+      const now = JSON.stringify(rows);
+      if (now !== shown) {
+        shown = now;
+        s.fill(runsTable(rows, "Runs, newest first"));
+      }
       const running = rows.some(r => runState(r) === "running");
       if (waiting && rows.length && !running) waiting.textContent = "The runs asked for have finished.";
-      if (running || (since && !rows.length)) later(2000, load);
+      later(running || (since && !rows.length) ? 2000 : 5000, load);
     } catch (e) {
       s.fail(e);
       const f = fields.find(x => x.n === e.field);
@@ -437,9 +446,9 @@ function recordView(r, titled) {
       { head: "Value", num: true, cell: c => num(c[1]) },
     ], [["Rows read", x.rows], ["Members", x.members], ["Added", x.added], ["Removed", x.removed],
       ["Unchanged", x.unchanged], ["Duplicates", x.duplicates], ["Excluded", excludedTotal(r)], ["Events", x.events]]
-      .filter(c => c[1] !== undefined)),
+      .filter(c => c[1] !== undefined), "", { narrow: true }),
     excluded.length ? table("Exclusions by reason", [
-      { head: "Reason", cell: c => c[0] }, { head: "Rows", num: true, cell: c => num(c[1]) }], excluded) : "",
+      { head: "Reason", cell: c => c[0] }, { head: "Rows", num: true, cell: c => num(c[1]) }], excluded, "", { narrow: true }) : "",
     r.exclusions_kept && r.exclusions_kept.left_out ? h("p", { class: "hint" },
       `The report keeps ${num(r.exclusions_kept.kept)} rows; ${num(r.exclusions_kept.left_out)} more were counted, not kept.`) : "",
     running ? "" : downloadButton(r));

@@ -53,10 +53,12 @@ export function badge(kind, word) {
 }
 
 // table builds a table with a caption, column headers (scope=col) and one
-// row per item; a column is {head, cell: item => node|text, num?: bool}.
-export function table(caption, columns, rows, empty = "None.") {
+// row per item, the first cell a row header; a column is {head, cell: item
+// => node|text, num?: bool}. opts.narrow sizes it to its content.
+export function table(caption, columns, rows, empty = "None.", opts = {}) {
   if (!rows.length) return h("p", { class: "hint" }, `${caption}: ${empty}`);
-  return h("table", {},
+  // A wide table scrolls in its own region, reachable by keyboard.
+  return h("div", { class: "table-wrap", role: "region", "aria-label": caption, tabindex: "0" }, h("table", { class: opts.narrow ? "narrow" : null },
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, columns.map(c => h("th", { scope: "col", class: c.num ? "num" : null }, c.head)))),
     h("tbody", {}, rows.map(r => h("tr", {}, columns.map((c, i) => {
@@ -64,7 +66,7 @@ export function table(caption, columns, rows, empty = "None.") {
       return i === 0 && c.rowHeader !== false ?
         h("th", { scope: "row", class: c.num ? "num" : null }, v) :
         h("td", { class: c.num ? "num" : null }, v);
-    })))));
+    }))))));
 }
 
 // facts is a definition list of label → value pairs (pairs whose value is
