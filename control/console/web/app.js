@@ -391,14 +391,18 @@ async function runPage(id, params) {
   const s = section("Summary");
   const chart = section("Members over time");
   main.append(s.el, chart.el);
-  let charted = false;
+  let charted = false, shown = "";
   const load = async () => {
     let records;
     try {
       records = (await api.get(`/runs/${api.enc(id)}`)).records || [];
     } catch (e) { s.fail(e); chart.fill(); return; }
     if (only) records = records.filter(r => r.destination === only);
-    s.fill(...records.map(r => recordView(r, records.length > 1)));
+    const now = JSON.stringify(records);
+    if (now !== shown) { // redrawn only on change: the focus stays where it was
+      shown = now;
+      s.fill(...records.map(r => recordView(r, records.length > 1)));
+    }
     const running = records.some(r => runState(r) === "running");
     if (running) {
       later(1000, load); // a running run's progress is recorded about once a second
