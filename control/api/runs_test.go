@@ -71,12 +71,12 @@ func TestRuns(t *testing.T) {
 			t.Fatalf("all: %v", got)
 		}
 		for q, want := range map[string][]string{
-			"mapping=power":                     {"power/production/running", "power/production/failed"},
-			"destination=staging":               {"beta/staging/succeeded"},
-			"trigger=manual&mapping=beta":       {"beta/staging/succeeded", "beta/production/succeeded"},
-			"status=failed":                     {"power/production/failed"},
-			"status=applied":                    {"beta/production/applied"},
-			"status=running":                    {"power/production/running"},
+			"mapping=power":               {"power/production/running", "power/production/failed"},
+			"destination=staging":         {"beta/staging/succeeded"},
+			"trigger=manual&mapping=beta": {"beta/staging/succeeded", "beta/production/succeeded"},
+			"status=failed":               {"power/production/failed"},
+			"status=applied":              {"beta/production/applied"},
+			"status=running":              {"power/production/running"},
 			"since=" + start.Add(3*time.Minute).Format(time.RFC3339): {"gamma/production/succeeded", "power/production/running", "power/production/failed"},
 			"until=" + start.Add(2*time.Minute).Format(time.RFC3339): {"beta/production/applied"},
 		} {
