@@ -23,6 +23,7 @@ import (
 type Catalog interface {
 	segments.Catalog
 	Get(ctx context.Context, name string) (catalog.Mapping, error)
+	AmplitudeProjects(ctx context.Context) ([]catalog.AmplitudeProject, error)
 	Apply(ctx context.Context, c *catalog.Catalog) ([]catalogstore.Result, error)
 	Delete(ctx context.Context, name string) error
 	DeleteDestination(ctx context.Context, name string) error

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,10 +18,14 @@ import (
 )
 
 // Destinations and mappings are written in the mappings file's form and
-// checked by the file's own decoder (catalog.Decode), so the API accepts
-// exactly what mappings apply does, with the same messages; a password is
-// refused there too (redis.password, or a URL carrying one): the API
-// never holds a secret, the destination says where serve reads it.
+// checked by the file's own decoder (catalog.Decode) within the whole
+// stored catalog, the written entry last: the API accepts exactly what
+// mappings apply of the stored catalog with that entry would, with the
+// same messages (a mapping naming an unknown destination, a second
+// mapping writing one segment, two destinations on one prefix). A
+// password is refused there too (redis.password, or a URL carrying one):
+// the API never holds a secret, the destination says where serve reads
+// it.
 
 // bodyFile is the name catalog.Decode gives the body in its errors.
 const bodyFile = "body"
@@ -52,8 +57,83 @@ func entryObject(body []byte, pathName string) (map[string]any, error) {
 	return obj, nil
 }
 
-// keyPattern is the catalog's form of names, for the stand-ins below.
+// lineRefs are the decoder's references to lines of the file.
+var lineRefs = regexp.MustCompile(` ?\((also )?(at )?line \d+\)| at line \d+`)
+
+// keyPattern is the catalog's form of keys and context kinds.
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// asObject is v (a file form) as the JSON object the decoder reads.
+func asObject(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode a stored entry: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode a stored entry: %w", err)
+	}
+	return m, nil
+}
+
+// projectObject is p in the file's form.
+func projectObject(p catalog.AmplitudeProject) map[string]any {
+	m := map[string]any{"name": p.Name}
+	if p.Region != "" {
+		m["region"] = p.Region
+	} else {
+		m["base_url"] = p.BaseURL
+	}
+	for k, ref := range map[string]catalog.SecretRef{"api_key": p.APIKey, "secret_key": p.SecretKey} {
+		if ref.Env != "" {
+			m[k+"_env"] = ref.Env
+		} else {
+			m[k+"_file"] = ref.File
+		}
+	}
+	return m
+}
+
+// storedFile is the stored catalog in the file's form, without the
+// destination or mapping called except (the one a PUT replaces).
+func (a *API) storedFile(ctx context.Context, exceptDest, exceptMapping string) (dests, maps, projects []map[string]any, err error) {
+	ds, err := a.deps.Catalog.Destinations(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, d := range ds {
+		if d.Name == exceptDest {
+			continue
+		}
+		o, err := asObject(d.FileForm())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		dests = append(dests, o)
+	}
+	ms, err := a.deps.Catalog.List(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, m := range ms {
+		if m.Name == exceptMapping {
+			continue
+		}
+		o, err := asObject(m.FileForm())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		maps = append(maps, o)
+	}
+	ps, err := a.deps.Catalog.AmplitudeProjects(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, p := range ps {
+		projects = append(projects, projectObject(p))
+	}
+	return dests, maps, projects, nil
+}
 
 // decodeEntries decodes a file of dests and maps (JSON objects in the
 // file's form) and answers its problems as a 400 naming the first's field.
@@ -73,7 +153,7 @@ func decodeEntries(dests, maps []map[string]any, projects []map[string]any) (*ca
 	}
 	msgs := make([]string, len(problems))
 	for i, p := range problems {
-		msgs[i] = p.Problem
+		msgs[i] = lineRefs.ReplaceAllString(p.Problem, "") // the body's lines are no place the client knows
 		if p.Field != "" {
 			msgs[i] = p.Field + ": " + p.Problem
 		}
@@ -148,12 +228,25 @@ func (a *API) putDestination(w http.ResponseWriter, r *http.Request, name string
 	if err != nil {
 		return err
 	}
-	c, err := decodeEntries([]map[string]any{obj}, nil, nil)
+	ctx := r.Context()
+	if n, ok := obj["name"].(string); ok && name == "" {
+		if _, err := a.deps.Catalog.Destination(ctx, n); err == nil {
+			return conflict("name", fmt.Errorf("destination %q exists: PUT /destinations/%s replaces it", n, n))
+		}
+	}
+	dests, maps, projects, err := a.storedFile(ctx, name, "")
 	if err != nil {
 		return err
 	}
-	d := c.Destinations[0]
-	ctx := r.Context()
+	c, err := decodeEntries(append(dests, obj), maps, projects)
+	if err != nil {
+		return err
+	}
+	n, _ := obj["name"].(string)
+	d, found := c.Destination(n)
+	if !found {
+		return badRequest("name", "want the destination's name")
+	}
 	_, err = a.deps.Catalog.Destination(ctx, d.Name)
 	switch {
 	case name == "" && err == nil:
@@ -244,10 +337,7 @@ func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) error {
 	return a.putMapping(w, r, r.PathValue("mapping"))
 }
 
-// putMapping creates (name "") or replaces mapping name. The file's
-// decoder wants the destinations and project a mapping names declared in
-// the file: stand-ins are, and the store then refuses the mapping unless
-// the real ones are stored (a 400 naming the field).
+// putMapping creates (name "") or replaces mapping name.
 func (a *API) putMapping(w http.ResponseWriter, r *http.Request, name string) error {
 	body, err := readBody(r, a.cfg.MaxBodyBytes)
 	if err != nil {
@@ -257,27 +347,26 @@ func (a *API) putMapping(w http.ResponseWriter, r *http.Request, name string) er
 	if err != nil {
 		return err
 	}
-	var dests, projects []map[string]any
-	if list, ok := obj["destinations"].([]any); ok {
-		seen := map[string]bool{}
-		for _, v := range list {
-			if s, ok := v.(string); ok && keyPattern.MatchString(s) && !seen[s] {
-				seen[s] = true
-				dests = append(dests, map[string]any{"name": s, "redis": map[string]any{"url": "redis://stand-in.invalid:6379"}, "prefix": fmt.Sprintf("stand-in-%d", len(dests))})
-			}
+	ctx := r.Context()
+	if n, ok := obj["name"].(string); ok && name == "" {
+		if _, err := a.deps.Catalog.Get(ctx, n); err == nil {
+			return conflict("name", fmt.Errorf("mapping %q exists: PUT /mappings/%s replaces it", n, n))
 		}
 	}
-	if src, ok := obj["source"].(map[string]any); ok {
-		if p, ok := src["amplitude_project"].(string); ok && keyPattern.MatchString(p) {
-			projects = append(projects, map[string]any{"name": p, "region": "us", "api_key_env": "STAND_IN", "secret_key_env": "STAND_IN"})
-		}
-	}
-	c, err := decodeEntries(dests, []map[string]any{obj}, projects)
+	dests, maps, projects, err := a.storedFile(ctx, "", name)
 	if err != nil {
 		return err
 	}
-	m := c.Mappings[0]
-	ctx := r.Context()
+	c, err := decodeEntries(dests, append(maps, obj), projects)
+	if err != nil {
+		return err
+	}
+	n, _ := obj["name"].(string)
+	i, found := slices.BinarySearchFunc(c.Mappings, n, func(m catalog.Mapping, n string) int { return strings.Compare(m.Name, n) })
+	if !found {
+		return badRequest("name", "want the mapping's name")
+	}
+	m := c.Mappings[i]
 	_, err = a.deps.Catalog.Get(ctx, m.Name)
 	switch {
 	case name == "" && err == nil:
@@ -287,7 +376,7 @@ func (a *API) putMapping(w http.ResponseWriter, r *http.Request, name string) er
 	case err != nil && !errors.Is(err, catalogstore.ErrNotFound):
 		return err
 	}
-	if _, err := a.deps.Catalog.Apply(ctx, &catalog.Catalog{Mappings: c.Mappings}); err != nil {
+	if _, err := a.deps.Catalog.Apply(ctx, &catalog.Catalog{Mappings: []catalog.Mapping{m}}); err != nil {
 		return err
 	}
 	stored, err := a.deps.Catalog.Get(ctx, m.Name)

@@ -268,7 +268,16 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 	if err != nil {
 		return Token{}, fmt.Errorf("auth: look up a token: %w", err)
 	}
-	data, err := s.rdb.HGet(ctx, s.tokensKey(), id).Result()
+	var rec, used *redis.StringCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.HGet(ctx, s.tokensKey(), id)
+		used = p.HGet(ctx, s.lastUsedKey(), id)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Token{}, fmt.Errorf("auth: read token %q: %w", id, err)
+	}
+	data, err := rec.Result()
 	if errors.Is(err, redis.Nil) {
 		return Token{}, ErrUnauthorized // revoked between the two reads
 	}
@@ -282,7 +291,10 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 	if t.Digest != digest(secret) {
 		return Token{}, ErrUnauthorized
 	}
-	s.touchUse(ctx, id)
+	t.LastUsed = lastUsed(used.Val())
+	if now, ok := s.touchUse(ctx, id); ok {
+		t.LastUsed = now.UTC().Truncate(time.Millisecond)
+	}
 	return t.Token, nil
 }
 
@@ -294,15 +306,15 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 `)
 
-// touch records that token id was used now, unless this process did
-// within TouchEvery. A failed write is not the request's failure: the
+// touchUse records that token id was used now, unless this process did
+// within TouchEvery, and says whether it did. A failed write is not the request's failure: the
 // last use is informative.
-func (s *Store) touchUse(ctx context.Context, id string) {
+func (s *Store) touchUse(ctx context.Context, id string) (time.Time, bool) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	if last, ok := s.touched[id]; ok && now.Sub(last) < s.cfg.TouchEvery {
 		s.mu.Unlock()
-		return
+		return time.Time{}, false
 	}
 	s.touched[id] = now
 	s.mu.Unlock()
@@ -310,7 +322,9 @@ func (s *Store) touchUse(ctx context.Context, id string) {
 		s.mu.Lock()
 		delete(s.touched, id) // try again next time
 		s.mu.Unlock()
+		return time.Time{}, false
 	}
+	return now, true
 }
 
 func digest(secret string) string {
