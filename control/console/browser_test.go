@@ -42,6 +42,10 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// ShotsEnv names a directory where the browser tests save a PNG of each
+// page they pass through, for a person to look at; unset, none is taken.
+const ShotsEnv = "COHORTSYNC_CONSOLE_SHOTS"
+
 // browserTimeout bounds each wait of a step; a whole test is bounded by
 // its context.
 const browserTimeout = 20 * time.Second
@@ -290,4 +294,23 @@ func (b *tab) download(sel string) (name string, content []byte) {
 		b.t.Fatalf("reading the download %s: %v", name, err)
 	}
 	return name, content
+}
+
+// shot saves a screenshot of the whole page as NAME.png under $ShotsEnv,
+// when set.
+func (b *tab) shot(name string) {
+	b.t.Helper()
+	dir := os.Getenv(ShotsEnv)
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, browserTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o600); err != nil {
+		b.t.Fatal(err)
+	}
 }

@@ -275,10 +275,10 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		// After the server stopped (g.Wait): then no request starts a run.
 		defer func() { _ = closeAPI() }()
+		console.Register(srv) // the web console at /console/, calling the admin API from the browser
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))
-		console.Register(srv) // the web console at /console/, calling the admin API from the browser
 		g.Go(func() error { return srv.Run(gctx) })
 	}
 	return g.Wait()
