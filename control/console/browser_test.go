@@ -131,7 +131,8 @@ func (b *tab) another() *tab {
 }
 
 // allowHTTPErrors accepts the browser's log entries of failed requests (a
-// 401 or 403 the test provokes): the page shows them, the test checks it.
+// 400, 401 or 403 the test provokes): the page shows them, the test checks
+// it.
 func (b *tab) allowHTTPErrors() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -163,7 +164,7 @@ func (b *tab) record(ev any) {
 		}
 		b.mu.Lock()
 		expected := b.httpErrors && e.Source == log.EntrySourceNetwork &&
-			(strings.Contains(e.Text, "status of 401") || strings.Contains(e.Text, "status of 403"))
+			(strings.Contains(e.Text, "status of 400") || strings.Contains(e.Text, "status of 401") || strings.Contains(e.Text, "status of 403"))
 		b.mu.Unlock()
 		if expected {
 			return

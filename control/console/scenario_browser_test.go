@@ -134,7 +134,7 @@ func TestBrowserConsole(t *testing.T) {
 	ctx := testenv.Context(t, 4*time.Minute)
 	s := startStack(t, ctx)
 	b := newBrowser(t, ctx)
-	b.allowHTTPErrors() // the wrong token's 401, which the page shows
+	b.allowHTTPErrors() // the wrong token's 401 and the refused mapping's 400, which the page shows
 
 	// A wrong token: the API's 401 on the login page, the field marked.
 	b.open(s.url + "/")
@@ -158,11 +158,27 @@ func TestBrowserConsole(t *testing.T) {
 	b.do("opening the mappings", chromedp.Click(chromedp.CSS(`nav a[href="#/mappings"]`)))
 	b.waitText("h1", "Mappings")
 	b.waitText("main", "no mapping yet")
+	if got := b.eval(`document.activeElement.tagName + " " + document.activeElement.innerText`); got != "H1 Mappings" {
+		t.Errorf("focus after navigating = %q, want the page's heading", got)
+	}
+	// A destination that does not exist: the API's 400, its field marked.
 	for id, v := range map[string]string{"#m-name": "churn", "#m-segment": "churn-users", "#m-source": s.cohort,
-		"#m-destinations": "production"} {
+		"#m-destinations": "nowhere"} {
 		b.do("filling "+id, chromedp.SendKeys(chromedp.CSS(id), v))
 	}
-	b.do("creating the mapping", chromedp.Click(chromedp.CSS(`form[aria-labelledby=create-mapping] button[type=submit]`)))
+	create := chromedp.CSS(`form[aria-labelledby=create-mapping] button[type=submit]`)
+	b.do("creating the mapping", chromedp.Click(create))
+	b.waitText("form [role=alert]", "Error 400")
+	b.waitText("form [role=alert]", "field: destinations")
+	if got := b.eval(`document.activeElement.id + " " + document.activeElement.getAttribute("aria-invalid")`); got != "m-destinations true" {
+		t.Errorf("focus after the refusal = %q, want the destinations field, marked invalid", got)
+	}
+	if got := b.eval(`document.querySelector("#m-destinations").getAttribute("aria-describedby")`); got != "m-destinations-hint create-mapping-errors" {
+		t.Errorf("the refused field is described by %q, want its hint and the error", got)
+	}
+	b.shot("02-mapping-refused")
+	b.eval(`document.querySelector("#m-destinations").value = ""`)
+	b.do("naming the destination", chromedp.SendKeys(chromedp.CSS("#m-destinations"), "production"), chromedp.Click(create))
 	b.waitText("table", "churn-users")
 	b.waitText("table", "active")
 	b.shot("02-mappings")
@@ -170,6 +186,16 @@ func TestBrowserConsole(t *testing.T) {
 	// Its first run appears in the runs list and finishes applied.
 	b.do("opening the runs", chromedp.Navigate(s.url+"/console/#/runs?mapping=churn"))
 	b.waitForRuns(1, "applied")
+
+	// The segments list: the segment with its source mark and freshness.
+	b.do("opening the segments", chromedp.Click(chromedp.CSS(`nav a[href="#/segments"]`)))
+	b.waitText("main table", "churn-users")
+	row := b.eval(`[...document.querySelectorAll("main table tbody tr")].find(r => r.innerText.includes("churn-users")).innerText`)
+	for _, want := range []string{"production", "CSV", "churn", "3", "fresh, synced"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("segments row %q lacks %q", row, want)
+		}
+	}
 
 	// Sync now: the console follows the new run until it is applied.
 	b.do("opening the mappings", chromedp.Click(chromedp.CSS(`nav a[href="#/mappings"]`)))

@@ -507,7 +507,8 @@ async function mappingsPage() {
 function createMappingForm() {
   const field = (id, label, attrs = {}, hint = "") => {
     const input = h("input", { id: `m-${id}`, name: id, autocomplete: "off", "aria-describedby": hint ? `m-${id}-hint` : null, ...attrs });
-    return { id, input, el: h("div", {}, h("label", { for: `m-${id}` }, label), input, hint ? h("p", { class: "hint", id: `m-${id}-hint` }, hint) : "") };
+    return { id, input, hint: hint ? `m-${id}-hint` : "",
+      el: h("div", {}, h("label", { for: `m-${id}` }, label), input, hint ? h("p", { class: "hint", id: `m-${id}-hint` }, hint) : "") };
   };
   const fields = [
     field("name", "Name", { required: true }),
@@ -516,13 +517,16 @@ function createMappingForm() {
     field("destinations", "Destinations", { required: true }, "Destination names, separated by commas."),
     field("schedule", "Schedule", { value: "daily" }, "one-time, hourly, daily, or a 5-field cron expression."),
   ];
-  const errors = h("div", {});
+  const errors = h("div", { id: "create-mapping-errors" });
   const submit = h("button", { type: "submit" }, "Create mapping");
   const form = h("form", { class: "stack", "aria-labelledby": "create-mapping" }, fields.map(f => f.el), errors, h("div", {}, submit));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     errors.replaceChildren();
-    for (const f of fields) f.input.removeAttribute("aria-invalid");
+    for (const f of fields) {
+      f.input.removeAttribute("aria-invalid");
+      if (f.hint) f.input.setAttribute("aria-describedby", f.hint); else f.input.removeAttribute("aria-describedby");
+    }
     const v = Object.fromEntries(fields.map(f => [f.id, f.input.value.trim()]));
     const body = { name: v.name, segment: v.segment, source: { csv: v.source },
       destinations: v.destinations.split(",").map(x => x.trim()).filter(Boolean), schedule: v.schedule || "daily" };
@@ -532,9 +536,14 @@ function createMappingForm() {
       await mappingsPage();
     } catch (e) {
       errors.replaceChildren(errorBox(e));
-      const top = (e.field || "").split(".")[0];
+      const top = (e.field || "").split(/[.[]/)[0]; // source.csv → source, destinations[0] → destinations
       const f = fields.find(x => x.id === top);
-      if (f) { f.input.setAttribute("aria-invalid", "true"); f.input.focus(); }
+      if (f) {
+        // The field says it is wrong and why (the error is read with it).
+        f.input.setAttribute("aria-invalid", "true");
+        f.input.setAttribute("aria-describedby", [f.hint, "create-mapping-errors"].filter(Boolean).join(" "));
+        f.input.focus();
+      }
     }
   });
   return h("section", { "aria-labelledby": "create-mapping" }, h("h2", { id: "create-mapping" }, "Create a CSV mapping"), form);
