@@ -33,7 +33,9 @@ import (
 // destination, no mapping, and a token of each role.
 type stack struct {
 	url    string // the console's base, http://addr
-	tokens map[auth.Role]string
+	tokens map[auth.Role]string // secrets
+	ids    map[auth.Role]string // their ids
+	auth   *auth.Store
 	cohort string          // a cohort CSV on the server's disk
 	runs   *runstore.Store // serve's run history
 }
@@ -78,11 +80,13 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{tokens: map[auth.Role]string{}, cohort: cohort, runs: history}
+	s := &stack{tokens: map[auth.Role]string{}, ids: map[auth.Role]string{}, auth: tokens, cohort: cohort, runs: history}
 	for _, r := range auth.Roles {
-		if _, s.tokens[r], err = tokens.Create(ctx, "console-"+string(r), r); err != nil {
+		tok, secret, err := tokens.Create(ctx, "console-"+string(r), r)
+		if err != nil {
 			t.Fatal(err)
 		}
+		s.tokens[r], s.ids[r] = secret, tok.ID
 	}
 
 	pcfg := producer.DefaultConfig()
@@ -128,8 +132,9 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 // creates a CSV mapping (which the scheduler runs at once), sees its run
 // appear and finish, asks for a sync now and sees that run too, reads the
 // run's counts and chart, downloads its exclusions CSV and checks it,
-// pages and searches the segment's members, and logs out; a reader sees
-// no write button.
+// pages and searches the segment's members, pauses and resumes the
+// mapping, and logs out; a reader sees no write button, and is sent back
+// to the login page once its token is revoked.
 func TestBrowserConsole(t *testing.T) {
 	ctx := testenv.Context(t, 4*time.Minute)
 	s := startStack(t, ctx)
@@ -205,6 +210,16 @@ func TestBrowserConsole(t *testing.T) {
 	b.waitForRuns(1, "applied")
 	b.shot("03-runs")
 
+	// Pause and resume the mapping.
+	b.do("opening the mappings", chromedp.Click(chromedp.CSS(`nav a[href="#/mappings"]`)))
+	b.do("pausing", chromedp.Click(chromedp.CSS(`button[data-mapping=churn][data-action=pause]`)))
+	b.waitText("main [role=status]", "churn paused.")
+	b.waitText("main table", "paused")
+	b.do("resuming", chromedp.Click(chromedp.CSS(`button[data-mapping=churn][data-action=resume]`)))
+	b.waitText("main [role=status]", "churn resumed.")
+	b.waitText("main table", "active")
+	b.do("back to the run", chromedp.NavigateBack())
+
 	// The run's page: counts, exclusions by reason, the chart of both runs.
 	b.do("opening the run", chromedp.Click(chromedp.CSS(`main table tbody th a`)))
 	b.waitText("h1", "Run ")
@@ -264,6 +279,19 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	if n := r.count("form[aria-labelledby=create-mapping]"); n != 0 {
 		t.Errorf("a reader sees the create form")
+	}
+
+	// The reader's token is revoked while the page is open: the next call
+	// leads back to the login page, with the API's word.
+	if err := s.auth.Revoke(ctx, s.ids[auth.Reader]); err != nil {
+		t.Fatal(err)
+	}
+	r.allowHTTPErrors()
+	r.do("opening the runs", chromedp.Click(chromedp.CSS(`nav a[href="#/runs"]`)))
+	r.waitText("h1", "Log in")
+	r.waitText("[role=alert]", "Error 401")
+	if got := r.eval(`String(sessionStorage.length)`); got != "0" {
+		t.Errorf("sessionStorage holds %s items after the token was refused, want none", got)
 	}
 }
 

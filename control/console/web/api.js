@@ -46,7 +46,13 @@ export async function call(method, path, body, opts = {}) {
   } catch (e) {
     throw new APIError(0, `the API could not be reached: ${e.message}`);
   }
-  if (!res.ok) throw await errorOf(res);
+  if (!res.ok) {
+    const err = await errorOf(res);
+    // A token revoked while the page is open: the app goes back to the
+    // login page with the API's message (logging in checks /whoami itself).
+    if (res.status === 401 && path !== "/whoami") window.dispatchEvent(new CustomEvent("cohortsync:unauthorized", { detail: err }));
+    throw err;
+  }
   if (opts.raw) return res;
   if (res.status === 204) return null;
   const type = res.headers.get("Content-Type") || "";

@@ -695,5 +695,12 @@ logoutButton.addEventListener("click", () => {
   loginPage();
   say("Logged out");
 });
+window.addEventListener("cohortsync:unauthorized", ev => {
+  api.clearToken();
+  role = "";
+  stopTimers();
+  generation++;
+  loginPage(ev.detail);
+});
 window.addEventListener("hashchange", render);
 render();
