@@ -32,7 +32,7 @@ import (
 // console on one HTTP address) on the test's Kafka and Redis, with one
 // destination, no mapping, and a token of each role.
 type stack struct {
-	url    string // the console's base, http://addr
+	url    string               // the console's base, http://addr
 	tokens map[auth.Role]string // secrets
 	ids    map[auth.Role]string // their ids
 	auth   *auth.Store
