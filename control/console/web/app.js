@@ -19,7 +19,7 @@ const announce = document.getElementById("announce");
 let role = "";
 // What the current page left running; stop() cancels it on navigation.
 let timers = [];
-let generation = 0; // bumped per render: late answers of a left page are dropped
+let generation = 0; // bumped per render: the timers of a left page do nothing
 
 const canWrite = () => role !== "reader";
 
