@@ -31,31 +31,7 @@ func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
 	brokers, _ := testenv.Kafka(t)
 	name := testenv.Name(t)
 	ctx := testenv.Context(t, 2*time.Minute)
-	cohort := filepath.Join(t.TempDir(), "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\na\nb\nc\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: {url: %q}
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, testenv.RedisURL(t), name, cohort)
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-
+	rc, sc := storeBeta(t, ctx, name)
 	pcfg := producer.DefaultConfig()
 	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
 	ccfg := consumer.DefaultConfig()
@@ -105,6 +81,39 @@ mappings:
 		return true
 	})
 	stop()
+}
+
+// storeBeta stores, under control prefix name, destination staging (on
+// the test's Redis, prefix <name>-dst) and the hourly CSV mapping beta of
+// users a, b and c into segment beta-users there.
+func storeBeta(t *testing.T, ctx context.Context, name string) (redisx.Config, catalogstore.Config) {
+	t.Helper()
+	cohort := filepath.Join(t.TempDir(), "beta.csv")
+	if err := os.WriteFile(cohort, []byte("user_id\na\nb\nc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`destinations:
+  - name: staging
+    redis: {url: %q}
+    prefix: %s-dst
+mappings:
+  - name: beta
+    source: {csv: %q}
+    segment: beta-users
+    destinations: [staging]
+    schedule: hourly
+`, testenv.RedisURL(t), name, cohort)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+
+	return rc, sc
 }
 
 // runUntilCancelled starts run(ctx) in a goroutine and returns stop, which
