@@ -218,8 +218,21 @@ func (a *API) updateDestination(w http.ResponseWriter, r *http.Request) error {
 	return a.putDestination(w, r, r.PathValue("destination"))
 }
 
-// putDestination creates (name "") or replaces destination name.
-func (a *API) putDestination(w http.ResponseWriter, r *http.Request, name string) error {
+// entryKind is how putEntry reads, decodes and shows one kind of entry.
+type entryKind struct {
+	name string // destination, mapping
+	// get fails with an error wrapping catalogstore.ErrNotFound for an
+	// entry that is not stored.
+	get func(ctx context.Context, name string) error
+	// decode returns the catalog to apply: obj's entry alone, checked
+	// within the stored catalog.
+	decode func(ctx context.Context, obj map[string]any, name string) (*catalog.Catalog, error)
+	show   func(ctx context.Context, name string) (any, error)
+}
+
+// putEntry creates (name "": 201, 409 if it exists) or replaces (404 if
+// it does not) the entry of the body.
+func (a *API) putEntry(w http.ResponseWriter, r *http.Request, name string, k entryKind) error {
 	body, err := readBody(r, a.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
@@ -229,37 +242,24 @@ func (a *API) putDestination(w http.ResponseWriter, r *http.Request, name string
 		return err
 	}
 	ctx := r.Context()
-	if n, ok := obj["name"].(string); ok && name == "" {
-		if _, err := a.deps.Catalog.Destination(ctx, n); err == nil {
-			return conflict("name", fmt.Errorf("destination %q exists: PUT /destinations/%s replaces it", n, n))
+	n, _ := obj["name"].(string)
+	if n != "" {
+		err := k.get(ctx, n)
+		switch {
+		case name == "" && err == nil:
+			return conflict("name", fmt.Errorf("%s %q exists: PUT %ss/%s replaces it", k.name, n, k.name, n))
+		case name != "" && err != nil, err != nil && !errors.Is(err, catalogstore.ErrNotFound):
+			return err
 		}
 	}
-	dests, maps, projects, err := a.storedFile(ctx, name, "")
+	c, err := k.decode(ctx, obj, n)
 	if err != nil {
 		return err
 	}
-	c, err := decodeEntries(append(dests, obj), maps, projects)
-	if err != nil {
+	if _, err := a.deps.Catalog.Apply(ctx, c); err != nil {
 		return err
 	}
-	n, _ := obj["name"].(string)
-	d, found := c.Destination(n)
-	if !found {
-		return badRequest("name", "want the destination's name")
-	}
-	_, err = a.deps.Catalog.Destination(ctx, d.Name)
-	switch {
-	case name == "" && err == nil:
-		return conflict("name", fmt.Errorf("destination %q exists: PUT /destinations/%s replaces it", d.Name, d.Name))
-	case name != "" && err != nil:
-		return err
-	case err != nil && !errors.Is(err, catalogstore.ErrNotFound):
-		return err
-	}
-	if _, err := a.deps.Catalog.Apply(ctx, &catalog.Catalog{Destinations: []catalog.Destination{d}}); err != nil {
-		return err
-	}
-	stored, err := a.deps.Catalog.Destination(ctx, d.Name)
+	v, err := k.show(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -267,8 +267,31 @@ func (a *API) putDestination(w http.ResponseWriter, r *http.Request, name string
 	if name == "" {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, destinationView(stored))
+	writeJSON(w, status, v)
 	return nil
+}
+
+// putDestination creates (name "") or replaces destination name.
+func (a *API) putDestination(w http.ResponseWriter, r *http.Request, name string) error {
+	return a.putEntry(w, r, name, entryKind{name: "destination",
+		get: func(ctx context.Context, n string) error { _, err := a.deps.Catalog.Destination(ctx, n); return err },
+		decode: func(ctx context.Context, obj map[string]any, n string) (*catalog.Catalog, error) {
+			dests, maps, projects, err := a.storedFile(ctx, name, "")
+			if err != nil {
+				return nil, err
+			}
+			c, err := decodeEntries(append(dests, obj), maps, projects)
+			if err != nil {
+				return nil, err
+			}
+			d, _ := c.Destination(n) // decoded: its name is valid, so n
+			return &catalog.Catalog{Destinations: []catalog.Destination{d}}, nil
+		},
+		show: func(ctx context.Context, n string) (any, error) {
+			d, err := a.deps.Catalog.Destination(ctx, n)
+			return destinationView(d), err
+		},
+	})
 }
 
 func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) error {
@@ -339,56 +362,25 @@ func (a *API) updateMapping(w http.ResponseWriter, r *http.Request) error {
 
 // putMapping creates (name "") or replaces mapping name.
 func (a *API) putMapping(w http.ResponseWriter, r *http.Request, name string) error {
-	body, err := readBody(r, a.cfg.MaxBodyBytes)
-	if err != nil {
-		return err
-	}
-	obj, err := entryObject(body, name)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	if n, ok := obj["name"].(string); ok && name == "" {
-		if _, err := a.deps.Catalog.Get(ctx, n); err == nil {
-			return conflict("name", fmt.Errorf("mapping %q exists: PUT /mappings/%s replaces it", n, n))
-		}
-	}
-	dests, maps, projects, err := a.storedFile(ctx, "", name)
-	if err != nil {
-		return err
-	}
-	c, err := decodeEntries(dests, append(maps, obj), projects)
-	if err != nil {
-		return err
-	}
-	n, _ := obj["name"].(string)
-	i, found := slices.BinarySearchFunc(c.Mappings, n, func(m catalog.Mapping, n string) int { return strings.Compare(m.Name, n) })
-	if !found {
-		return badRequest("name", "want the mapping's name")
-	}
-	m := c.Mappings[i]
-	_, err = a.deps.Catalog.Get(ctx, m.Name)
-	switch {
-	case name == "" && err == nil:
-		return conflict("name", fmt.Errorf("mapping %q exists: PUT /mappings/%s replaces it", m.Name, m.Name))
-	case name != "" && err != nil:
-		return err
-	case err != nil && !errors.Is(err, catalogstore.ErrNotFound):
-		return err
-	}
-	if _, err := a.deps.Catalog.Apply(ctx, &catalog.Catalog{Mappings: []catalog.Mapping{m}}); err != nil {
-		return err
-	}
-	stored, err := a.deps.Catalog.Get(ctx, m.Name)
-	if err != nil {
-		return err
-	}
-	status := http.StatusOK
-	if name == "" {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, stored.FileForm())
-	return nil
+	return a.putEntry(w, r, name, entryKind{name: "mapping",
+		get: func(ctx context.Context, n string) error { _, err := a.deps.Catalog.Get(ctx, n); return err },
+		decode: func(ctx context.Context, obj map[string]any, n string) (*catalog.Catalog, error) {
+			dests, maps, projects, err := a.storedFile(ctx, "", name)
+			if err != nil {
+				return nil, err
+			}
+			c, err := decodeEntries(dests, append(maps, obj), projects)
+			if err != nil {
+				return nil, err
+			}
+			i, _ := slices.BinarySearchFunc(c.Mappings, n, func(m catalog.Mapping, n string) int { return strings.Compare(m.Name, n) })
+			return &catalog.Catalog{Mappings: []catalog.Mapping{c.Mappings[i]}}, nil
+		},
+		show: func(ctx context.Context, n string) (any, error) {
+			m, err := a.deps.Catalog.Get(ctx, n)
+			return m.FileForm(), err
+		},
+	})
 }
 
 func (a *API) deleteMapping(w http.ResponseWriter, r *http.Request) error {

@@ -10,7 +10,10 @@ import (
 	"strings"
 
 	"github.com/cohortsync/cohortsync/control/segments"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -138,6 +141,25 @@ func pick(segs []segments.Segment, generation int) (segments.Segment, error) {
 	return *cur, nil
 }
 
+// generation is the path's segment, of generation gen (0: the current
+// one), and the client of its destination's Redis.
+func (a *API) generation(r *http.Request, gen int) (segments.Segment, redis.UniversalClient, error) {
+	segs, err := a.show(r)
+	if err != nil {
+		return segments.Segment{}, nil, err
+	}
+	s, err := pick(segs, gen)
+	if err != nil {
+		return segments.Segment{}, nil, err
+	}
+	d, err := a.deps.Catalog.Destination(r.Context(), s.Destination)
+	if err != nil {
+		return segments.Segment{}, nil, err
+	}
+	c, err := a.deps.Connect(r.Context(), d)
+	return s, c, err
+}
+
 // maxScans bounds the SSCAN calls of one page of members: a prefix
 // matching few members in a large segment answers a short page and a
 // cursor rather than scanning the whole set.
@@ -179,24 +201,12 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	segs, err := a.show(r)
-	if err != nil {
-		return err
-	}
-	s, err := pick(segs, gen)
-	if err != nil {
-		return err
-	}
-	d, err := a.deps.Catalog.Destination(r.Context(), s.Destination)
-	if err != nil {
-		return err
-	}
-	c, err := a.deps.Connect(r.Context(), d)
+	s, c, err := a.generation(r, gen)
 	if err != nil {
 		return err
 	}
 	key := bigsegments.MembersKey(s.Prefix, s.Ref())
-	match := globEscape(prefix) + "*"
+	match := segmentstore.GlobEscape(prefix) + "*"
 	out := pageJSON[string]{Items: []string{}}
 	for range maxScans {
 		keys, next, err := c.SScan(r.Context(), key, at.scan, match, int64(limit)).Result()
@@ -226,37 +236,13 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// globEscape quotes the glob characters of s for SSCAN's MATCH.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 func (a *API) exportSegment(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "generation")
 	gen := q.intIn("generation", 1, 1<<30, 0)
 	if err := q.err(); err != nil {
 		return err
 	}
-	segs, err := a.show(r)
-	if err != nil {
-		return err
-	}
-	s, err := pick(segs, gen)
-	if err != nil {
-		return err
-	}
-	d, err := a.deps.Catalog.Destination(r.Context(), s.Destination)
-	if err != nil {
-		return err
-	}
-	c, err := a.deps.Connect(r.Context(), d)
+	s, c, err := a.generation(r, gen)
 	if err != nil {
 		return err
 	}

@@ -218,9 +218,11 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	if cfg.runs(PartConsumer) && (cfg.runs(PartScheduler) || cfg.runs(PartReceiver)) {
-		// The scheduler's runs (or the receiver) would create the topics
-		// at their first publish; the consumer needs them to start.
+	apiOn := srv != nil && cfg.AdminAPI
+	if cfg.runs(PartConsumer) && (cfg.runs(PartScheduler) || cfg.runs(PartReceiver) || apiOn) {
+		// The scheduler's runs (or the receiver, or the API's) would
+		// create the topics at their first publish; the consumer needs
+		// them to start.
 		if err := publish.EnsureTopics(ctx, cfg.Runs.Producer.Config, r.kf); err != nil {
 			return err
 		}
@@ -262,7 +264,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		sets = append(sets, m)
 		g.Go(func() error { return run(gctx) })
 	}
-	if srv != nil && cfg.AdminAPI {
+	if apiOn {
 		if n == nil { // the API's sync now runs mappings, who may name whom to tell
 			var err error
 			if n, err = startNotifier(ctx, r, env, cfg.Notify); err != nil {
