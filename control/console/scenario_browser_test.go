@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/cohortsync/cohortsync/control/auth"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/console"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
@@ -124,6 +126,14 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		}
 	})
 	s.url = "http://" + addr
+	testenv.Eventually(t, 30*time.Second, "serve answering "+s.url+console.Path, func() bool {
+		res, err := http.Get(s.url + console.Path)
+		if err != nil {
+			return false
+		}
+		_ = res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
 	return s
 }
 
@@ -137,8 +147,8 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 // to the login page once its token is revoked.
 func TestBrowserConsole(t *testing.T) {
 	ctx := testenv.Context(t, 4*time.Minute)
+	b := newBrowser(t, ctx) // first: without a browser nothing else starts
 	s := startStack(t, ctx)
-	b := newBrowser(t, ctx)
 	b.allowHTTPErrors() // the wrong token's 401 and the refused mapping's 400, which the page shows
 
 	// A wrong token: the API's 401 on the login page, the field marked.
@@ -315,6 +325,7 @@ func (b *tab) waitForRuns(n int, want string) {
 // once the final record replaced the running one.
 func TestBrowserRunProgress(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
+	b := newBrowser(t, ctx) // first: without a browser nothing else starts
 	s := startStack(t, ctx)
 	started := time.Now().UTC()
 	id := started.Format("20060102T150405Z") + "-c0ffee00"
@@ -330,7 +341,6 @@ func TestBrowserRunProgress(t *testing.T) {
 	}
 	progress("reading", 1200, 0)
 
-	b := newBrowser(t, ctx)
 	b.open(s.url + "/console/#/runs/" + id)
 	b.login(s.tokens[auth.Reader])
 	b.waitText("h1", "Run "+id)
