@@ -38,9 +38,9 @@ func TestMembershipLookup(t *testing.T) {
 			t.Fatalf("a/b: %d %s", res.status, res.body)
 		}
 		for path, want := range map[string]int{
-			"/destinations/nosuch/contexts/x/segments":                404,
+			"/destinations/nosuch/contexts/x/segments":               404,
 			"/destinations/production/contexts/x/segments?segment=s": 400,
-			"/destinations/production/contexts/%FF/segments":          400,
+			"/destinations/production/contexts/%FF/segments":         400,
 		} {
 			if res := w.do("GET", Prefix+path, reader, nil); res.status != want {
 				t.Errorf("%s: %d %s, want %d", path, res.status, res.body, want)
