@@ -398,6 +398,28 @@ func (w *world) validate(req *http.Request, res response) {
 	}
 }
 
+// all follows path's pages (path has a query) and returns every item.
+func (w *world) all(path, token string) []any {
+	w.t.Helper()
+	var out []any
+	cursor := ""
+	for range 500 {
+		res := w.do("GET", path+cursor, token, nil)
+		if res.status != http.StatusOK {
+			w.t.Fatalf("%s: %d %s", path, res.status, res.body)
+		}
+		page := res.json(w.t)
+		out = append(out, page["items"].([]any)...)
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			return out
+		}
+		cursor = "&cursor=" + next
+	}
+	w.t.Fatalf("%s: more than 500 pages", path)
+	return nil
+}
+
 // eachWorld runs fn on a world of every Redis backend.
 func eachWorld(t *testing.T, fn func(t *testing.T, w *world)) {
 	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, _ context.Context, b testenv.RedisBackend, prefix string) {
