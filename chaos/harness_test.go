@@ -291,7 +291,7 @@ func (s *stage) waitApplying(want int) {
 	s.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		n, err := s.rdb.SCard(s.ctx, bigsegments.MembersKey(s.prefix, bigsegments.Ref(s.segment, 1))).Result()
+		n, err := s.rdb.HLen(s.ctx, bigsegments.MembersKey(s.prefix, bigsegments.Ref(s.segment, 1))).Result()
 		if err == nil && n > 0 {
 			return
 		}

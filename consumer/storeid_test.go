@@ -73,7 +73,7 @@ func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
 		// but the store is still not claimed current.
 		ke.produce(t, messages(ev("staging", "seg", 1, "carol", schema.OpAdd, 3))...)
 		testenv.Eventually(t, 30*time.Second, "carol applied", func() bool {
-			n, err := rdb.SCard(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Result()
+			n, err := rdb.HLen(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Result()
 			return err == nil && n == 1
 		})
 		time.Sleep(5 * cfg.SyncInterval)
@@ -119,7 +119,7 @@ func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
 		if n := rdb.Exists(ctx, syncKey).Val(); n != 1 || fourth.Ready() != nil {
 			t.Fatalf("after the rebuild: synchronized_on exists %d, Ready %v", n, fourth.Ready())
 		}
-		if n := rdb.SCard(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Val(); n != 3 {
+		if n := rdb.HLen(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Val(); n != 3 {
 			t.Fatalf("after the replay the segment has %d members, want alice, bob and carol", n)
 		}
 	})

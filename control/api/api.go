@@ -72,6 +72,11 @@ type Deps struct {
 	// Sync runs mappings now; Edit edits list segments.
 	Sync Syncer
 	Edit Editor
+	// Lookup, Status and Erase are the membership lookup, the status
+	// report and the erase.
+	Lookup Lookup
+	Status Status
+	Erase  Eraser
 	// Log gets each request that failed on the server's side; never a
 	// token nor a body. Default slog.Default().
 	Log *slog.Logger
@@ -135,7 +140,8 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if cfg.SyncGrace == 0 {
 		cfg.SyncGrace = DefaultSyncGrace
 	}
-	if deps.Tokens == nil || deps.Catalog == nil || deps.Runs == nil || deps.Connect == nil || deps.Test == nil || deps.Sync == nil || deps.Edit == nil {
+	if deps.Tokens == nil || deps.Catalog == nil || deps.Runs == nil || deps.Connect == nil || deps.Test == nil || deps.Sync == nil || deps.Edit == nil ||
+		deps.Lookup == nil || deps.Status == nil || deps.Erase == nil {
 		return nil, errors.New("api: every dependency is required")
 	}
 	if deps.Log == nil {

@@ -11,8 +11,10 @@ import (
 	"github.com/cohortsync/cohortsync/control/auth"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/membership"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/segments"
+	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/producer/schedule"
 )
 
@@ -78,12 +80,12 @@ func classify(err error) *Error {
 		return conflict("", errors.New(trimStore(sharing)))
 	case errors.As(err, &inUse):
 		return conflict("", errors.New(trimStore(inUse)))
-	case errors.Is(err, segments.ErrSyncedSegment), errors.Is(err, segments.ErrContextKind):
+	case errors.Is(err, segments.ErrSyncedSegment), errors.Is(err, segments.ErrContextKind), errors.Is(err, snapshot.ErrLocked):
 		return conflict("", err)
 	case errors.Is(err, schedule.ErrBusy), errors.Is(err, schedule.ErrPaused), errors.Is(err, schedule.ErrPush):
 		return conflict("", err)
 	case errors.Is(err, catalogstore.ErrNotFound), errors.Is(err, runstore.ErrNotFound), errors.Is(err, segments.ErrNotFound),
-		errors.Is(err, auth.ErrNotFound), errors.Is(err, schedule.ErrNotFound):
+		errors.Is(err, auth.ErrNotFound), errors.Is(err, schedule.ErrNotFound), errors.Is(err, membership.ErrUnknownEnvironment):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: trimStore(err)}
 	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error()}

@@ -24,8 +24,11 @@ import (
 	"github.com/cohortsync/cohortsync/control/auth"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/erase"
+	"github.com/cohortsync/cohortsync/control/membership"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/segments"
+	"github.com/cohortsync/cohortsync/control/status"
 	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
@@ -165,12 +168,29 @@ func newWorld(t *testing.T, b testenv.RedisBackend, prefix string) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pub.Close() })
-	connect := func(context.Context, catalog.Destination) (redis.UniversalClient, error) { return b.Client, nil }
+	connect := w.connector(map[string]string{"DEST_PW": destPassword})
 	editor := &segments.Editor{Catalog: w.cat, Connect: connect, Locker: locker, Seq: seq, Streams: pub, History: w.runs, Topic: pcfg.Topic, Log: log}
+	erased, err := segmentlease.NewErased(b.Client, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipts, err := erase.NewStore(b.Client, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eraser := &erase.Eraser{Catalog: w.cat, Connect: connect, Locker: locker, Seq: seq, Streams: pub, Topic: pcfg.Topic,
+		Erased: erased, Receipts: receipts, History: w.runs, Log: log}
+	gaps, err := segmentlease.NewGaps(b.Client, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{"DEST_PW": destPassword}
 	w.api, err = New(Config{SyncGrace: 200 * time.Millisecond}, Deps{Tokens: w.tokens, Catalog: w.cat, Runs: w.runs, Connect: connect,
 		Test: func(ctx context.Context, d catalog.Destination) error { return testConnection(ctx, d, env) },
-		Sync: sched, Edit: editor, Log: log})
+		Sync: sched, Edit: editor, Log: log,
+		Lookup: &membership.Lookup{Catalog: w.cat, Connect: connect, Runs: w.runs},
+		Status: &status.Checker{Catalog: w.cat, Connect: connect, History: w.runs, SetAsides: gaps},
+		Erase:  eraser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +225,40 @@ func newWorld(t *testing.T, b testenv.RedisBackend, prefix string) *world {
 	w.never = []string{destPassword, s, w.secret[auth.Admin], w.secret[auth.Writer], w.secret[auth.Reader]}
 	t.Cleanup(w.checkLog)
 	return w
+}
+
+// connector returns the test's client for a destination on the test's
+// Redis, else a client of its own (a destination elsewhere, or down),
+// closed when the test ends.
+func (w *world) connector(env map[string]string) segments.Connector {
+	var mu sync.Mutex
+	own := map[string]redis.UniversalClient{}
+	w.t.Cleanup(func() {
+		for _, c := range own {
+			_ = c.Close()
+		}
+	})
+	return func(_ context.Context, d catalog.Destination) (redis.UniversalClient, error) {
+		if (w.b.URL != "" && d.Redis.URL == w.b.URL) || (w.b.URL == "" && len(d.Redis.ClusterAddrs) > 0) {
+			return w.b.Client, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if c, ok := own[d.Name]; ok {
+			return c, nil
+		}
+		cfg, err := d.RedisConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, os.ReadFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Timeout, cfg.PoolSize = time.Second, 1
+		c, err := redisx.Open(cfg)
+		if err != nil {
+			return nil, err
+		}
+		own[d.Name] = c
+		return c, nil
+	}
 }
 
 // testConnection connects to d's Redis as serve's test does.
@@ -342,6 +396,28 @@ func (w *world) validate(req *http.Request, res response) {
 	if err := openapi3filter.ValidateResponse(w.ctx, in); err != nil {
 		w.t.Fatalf("%s %s answered %d %s, not as the document says: %v", req.Method, req.URL.Path, res.status, res.body, err)
 	}
+}
+
+// all follows path's pages (path has a query) and returns every item.
+func (w *world) all(path, token string) []any {
+	w.t.Helper()
+	var out []any
+	cursor := ""
+	for range 500 {
+		res := w.do("GET", path+cursor, token, nil)
+		if res.status != http.StatusOK {
+			w.t.Fatalf("%s: %d %s", path, res.status, res.body)
+		}
+		page := res.json(w.t)
+		out = append(out, page["items"].([]any)...)
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			return out
+		}
+		cursor = "&cursor=" + next
+	}
+	w.t.Fatalf("%s: more than 500 pages", path)
+	return nil
 }
 
 // eachWorld runs fn on a world of every Redis backend.

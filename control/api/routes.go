@@ -65,6 +65,11 @@ func (a *API) routes() []route {
 		{"GET", v + "/destinations/{destination}/segments/{segment}/export", auth.Reader, a.exportSegment},
 		{"POST", v + "/destinations/{destination}/segments/{segment}/members/add", auth.Writer, a.addMembers},
 		{"POST", v + "/destinations/{destination}/segments/{segment}/members/remove", auth.Writer, a.removeMembers},
+
+		{"GET", v + "/destinations/{destination}/segments/{segment}/members/{contextKey}", auth.Reader, a.getMembership},
+		{"GET", v + "/destinations/{destination}/contexts/{contextKey}/segments", auth.Reader, a.getContextSegments},
+		{"GET", v + "/status", auth.Reader, a.getStatus},
+		{"POST", v + "/destinations/{destination}/erase", auth.Admin, a.eraseContext},
 	}
 }
 

@@ -184,10 +184,10 @@ func parseMembersCursor(s string) (membersCursor, error) {
 	return membersCursor{a, b}, nil
 }
 
-// listMembers pages through a segment's member index with SSCAN (MATCH
-// prefix*): a page may hold fewer than limit members before the last, and
-// members added or removed meanwhile may be missed or repeated, as SSCAN
-// guarantees no more.
+// listMembers pages through a segment's member index with HSCAN or SSCAN
+// (MATCH prefix*): a page may hold fewer than limit members before the
+// last, and members added or removed meanwhile may be missed or repeated,
+// as a scan guarantees no more.
 func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "generation", "prefix", "cursor", "limit")
 	gen, prefix, cursor, limit := q.intIn("generation", 1, 1<<30, 0), q.str("prefix"), q.str("cursor"), q.limit()
@@ -206,10 +206,27 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := bigsegments.MembersKey(s.Prefix, s.Ref())
+	// The member index is a hash (key → the seq that let it in), or a set
+	// for a segment written before since-tracking.
+	typ, err := c.Type(r.Context(), key).Result()
+	if err != nil {
+		return err
+	}
 	match := segmentstore.GlobEscape(prefix) + "*"
+	scan := func(cursor uint64) ([]string, uint64, error) {
+		if typ != "hash" {
+			return c.SScan(r.Context(), key, cursor, match, int64(limit)).Result()
+		}
+		kv, next, err := c.HScan(r.Context(), key, cursor, match, int64(limit)).Result()
+		keys := make([]string, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			keys = append(keys, kv[i])
+		}
+		return keys, next, err
+	}
 	out := pageJSON[string]{Items: []string{}}
 	for range maxScans {
-		keys, next, err := c.SScan(r.Context(), key, at.scan, match, int64(limit)).Result()
+		keys, next, err := scan(at.scan)
 		if err != nil {
 			return err
 		}

@@ -14,37 +14,48 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
+// withSegments stores destination production and mapping beta (synced
+// segment beta, 5 members) and writes list segment vip (300 users and 3
+// admins) as the consumer would; it returns the destination's prefix and
+// vip's members.
+func withSegments(t *testing.T, w *world) (string, []string) {
+	t.Helper()
+	writer := w.secret[auth.Writer]
+	prefix := testenv.Name(t) + "-prod"
+	if res := w.do("POST", Prefix+"/destinations", writer, destination(w, "production", prefix)); res.status != 201 {
+		t.Fatalf("destination: %d %s", res.status, res.body)
+	}
+	if res := w.do("POST", Prefix+"/mappings", writer, csvMapping("beta", "beta", "production")); res.status != 201 {
+		t.Fatalf("mapping: %d %s", res.status, res.body)
+	}
+	// What the consumer would have written: a synced segment and a
+	// list segment of 300 users and 3 admins.
+	var vip []string
+	var changes []segmentstore.Change
+	for i := range 300 {
+		vip = append(vip, fmt.Sprintf("user-%03d", i))
+	}
+	vip = append(vip, "admin-a", "admin-b", "admin-c")
+	for i, k := range vip {
+		changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "vip", Generation: 1, ContextKind: "user", ContextKey: k, Seq: uint64(i + 1), Run: "r1"})
+	}
+	for i := range 5 {
+		changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "beta", Generation: 1, ContextKind: "user", ContextKey: fmt.Sprint("b", i), Seq: uint64(i + 1), Run: "r2"})
+	}
+	sw := segmentstore.NewWriter(w.b.Client, nil)
+	if failures, err := sw.Apply(w.ctx, changes); err != nil || len(failures) > 0 {
+		t.Fatalf("write fixture: %v %v", failures, err)
+	}
+	if err := sw.SetSynchronizedOn(w.ctx, []string{prefix}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return prefix, vip
+}
+
 func TestSegments(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		writer, reader := w.secret[auth.Writer], w.secret[auth.Reader]
-		prefix := testenv.Name(t) + "-prod"
-		if res := w.do("POST", Prefix+"/destinations", writer, destination(w, "production", prefix)); res.status != 201 {
-			t.Fatalf("destination: %d %s", res.status, res.body)
-		}
-		if res := w.do("POST", Prefix+"/mappings", writer, csvMapping("beta", "beta", "production")); res.status != 201 {
-			t.Fatalf("mapping: %d %s", res.status, res.body)
-		}
-		// What the consumer would have written: a synced segment and a
-		// list segment of 300 users and 3 admins.
-		var vip []string
-		var changes []segmentstore.Change
-		for i := range 300 {
-			vip = append(vip, fmt.Sprintf("user-%03d", i))
-		}
-		vip = append(vip, "admin-a", "admin-b", "admin-c")
-		for i, k := range vip {
-			changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "vip", Generation: 1, ContextKind: "user", ContextKey: k, Seq: uint64(i + 1), Run: "r1"})
-		}
-		for i := range 5 {
-			changes = append(changes, segmentstore.Change{Prefix: prefix, Segment: "beta", Generation: 1, ContextKind: "user", ContextKey: fmt.Sprint("b", i), Seq: uint64(i + 1), Run: "r2"})
-		}
-		sw := segmentstore.NewWriter(w.b.Client, nil)
-		if failures, err := sw.Apply(w.ctx, changes); err != nil || len(failures) > 0 {
-			t.Fatalf("write fixture: %v %v", failures, err)
-		}
-		if err := sw.SetSynchronizedOn(w.ctx, []string{prefix}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
+		_, vip := withSegments(t, w)
 		res := w.do("GET", Prefix+"/segments", reader, nil)
 		items := res.json(t)["items"].([]any)
 		if len(items) != 2 {
@@ -79,25 +90,11 @@ func TestSegments(t *testing.T) {
 		members := func(q string) []string {
 			t.Helper()
 			var out []string
-			cursor := ""
-			for range 400 {
-				res := w.do("GET", Prefix+"/destinations/production/segments/vip/members?"+q+cursor, reader, nil)
-				if res.status != 200 {
-					t.Fatalf("members ?%s: %d %s", q, res.status, res.body)
-				}
-				page := res.json(t)
-				for _, k := range page["items"].([]any) {
-					out = append(out, k.(string))
-				}
-				next, _ := page["next_cursor"].(string)
-				if next == "" {
-					slices.Sort(out)
-					return out
-				}
-				cursor = "&cursor=" + next
+			for _, k := range w.all(Prefix+"/destinations/production/segments/vip/members?"+q, reader) {
+				out = append(out, k.(string))
 			}
-			t.Fatal("too many pages")
-			return nil
+			slices.Sort(out)
+			return out
 		}
 		want := slices.Sorted(slices.Values(vip))
 		for _, limit := range []int{1, 7, 50, 500} {

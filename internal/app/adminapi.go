@@ -6,12 +6,16 @@ import (
 	"os"
 	"time"
 
+	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/control/api"
 	"github.com/cohortsync/cohortsync/control/auth"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/erase"
+	"github.com/cohortsync/cohortsync/control/membership"
 	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/segments"
+	"github.com/cohortsync/cohortsync/control/status"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/producer"
@@ -46,11 +50,21 @@ func mountAPI(ctx context.Context, srv *httpserver.Server, r *runs, env func(str
 	if err != nil {
 		return nil, err
 	}
+	eraser, err := newEraser(r.control, r.store, r.dests, ed.lease)
+	if err != nil {
+		return nil, err
+	}
+	eraser.Locker, eraser.Seq, eraser.Streams, eraser.Topic, eraser.Log = ed.locker, ed.seq, ed.pub, cfg.Runs.Producer.Topic, r.log
+	eraser.Ends = func(ctx context.Context) (map[int]int64, error) { return freshness.Ends(ctx, r.pub.kc, r.pub.topic) }
 	a, err := api.New(cfg.API, api.Deps{Tokens: tokens, Catalog: r.store, Runs: r.history, Connect: r.dests.connect,
 		Test: func(ctx context.Context, d catalog.Destination) error {
 			return checkDestination(ctx, d, DestinationTestTimeout, env, os.ReadFile)
 		},
-		Sync: sched, Edit: ed, Log: r.log})
+		Sync: sched, Edit: ed, Log: r.log,
+		Lookup: &membership.Lookup{Catalog: r.store, Connect: r.dests.connect, Runs: r.history},
+		Status: &status.Checker{Catalog: r.store, Connect: r.dests.connect, History: r.history, SetAsides: r.pub.gaps},
+		Erase:  trackedEraser{base: eraser, r: r},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +78,7 @@ func mountAPI(ctx context.Context, srv *httpserver.Server, r *runs, env func(str
 type listEditor struct {
 	r      *runs
 	cfg    mappingrun.Config
+	lease  segmentlease.Config
 	locker *segmentlease.Locker
 	seq    *segmentlease.SeqAllocator
 	pub    *publish.Publisher
@@ -90,7 +105,7 @@ func newListEditor(ctx context.Context, r *runs, cfg mappingrun.Config, sc catal
 		return nil, err
 	}
 	r.down.push(pub.Close)
-	return &listEditor{r: r, cfg: cfg, locker: locker, seq: seq, pub: pub}, nil
+	return &listEditor{r: r, cfg: cfg, lease: lease, locker: locker, seq: seq, pub: pub}, nil
 }
 
 func (e *listEditor) editor(ctx context.Context, destination string) *segments.Editor {
@@ -105,4 +120,19 @@ func (e *listEditor) Add(ctx context.Context, t segments.Target, keys []string) 
 
 func (e *listEditor) Remove(ctx context.Context, t segments.Target, keys []string) (producer.Summary, error) {
 	return e.editor(ctx, t.Destination).Remove(ctx, t, keys)
+}
+
+// trackedEraser erases as cohortsync erase does: each erase recorded in
+// the run history with what tells when it is applied.
+type trackedEraser struct {
+	base *erase.Eraser
+	r    *runs
+}
+
+func (t trackedEraser) Erase(ctx context.Context, env, contextKey string) (erase.Receipt, error) {
+	e := *t.base
+	if d, err := membership.Destination(ctx, t.r.store, env); err == nil {
+		e.History = &trackedHistory{h: t.r.history, pub: t.r.pub, before: t.r.pub.before(ctx, []string{d.Name})}
+	}
+	return e.Erase(ctx, env, contextKey)
 }

@@ -21,14 +21,15 @@ import (
 // TestServeAdminAPI runs serve with the consumer part alone and the admin
 // API on --http-addr, with a token made as the README says: sync now runs
 // the stored mapping through the real runner and its members are applied;
-// a list segment's edit goes through Kafka to Redis; no token is a 401.
+// a list segment's edit goes through Kafka to Redis; a lookup finds a
+// member, which an erase then removes; no token is a 401.
 func TestServeAdminAPI(t *testing.T) {
 	brokers, _ := testenv.Kafka(t)
 	name := testenv.Name(t)
 	ctx := testenv.Context(t, 2*time.Minute)
 	rc, sc := storeBeta(t, ctx, name)
 	var out, errs bytes.Buffer
-	if err := TokensCreate(ctx, rc, sc, "test", "writer", &out, &errs); err != nil {
+	if err := TokensCreate(ctx, rc, sc, "test", "admin", &out, &errs); err != nil {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(out.String())
@@ -103,6 +104,20 @@ func TestServeAdminAPI(t *testing.T) {
 	}
 	testenv.Eventually(t, 60*time.Second, "the list edit applied", func() bool {
 		return slices.Equal(members("vip"), []string{"x", "y"})
+	})
+	// Lookup, status and erase, through the event path.
+	if code, m := call("GET", "/api/v1/destinations/staging/contexts/b/segments", token, ""); code != 200 || m["member"] != true {
+		t.Fatalf("lookup: %d %v", code, m)
+	}
+	if code, m := call("GET", "/api/v1/status", token, ""); code != 200 || len(m["destinations"].([]any)) != 1 {
+		t.Fatalf("status: %d %v", code, m)
+	}
+	if code, m := call("POST", "/api/v1/destinations/staging/erase", token, `{"context_key":"b"}`); code != 200 || len(m["segments"].([]any)) != 2 {
+		t.Fatalf("erase: %d %v", code, m)
+	}
+	testenv.Eventually(t, 60*time.Second, "the erase applied", func() bool {
+		_, m := call("GET", "/api/v1/destinations/staging/contexts/b/segments", token, "")
+		return m["member"] == false && slices.Equal(members("beta-users"), []string{"a", "c"})
 	})
 	stop()
 	if strings.Contains(logs.String(), token) {

@@ -104,6 +104,7 @@ type Runner struct {
 	locker  *segmentlease.Locker
 	seq     *segmentlease.SeqAllocator
 	gaps    *segmentlease.Gaps
+	erased  *segmentlease.Erased
 	dests   Destinations
 	connect Connector
 	http    *http.Client
@@ -144,13 +145,17 @@ func New(cfg Config, kf *kafkax.Factory, control redis.UniversalClient, dests De
 	if err != nil {
 		return nil, err
 	}
+	erased, err := segmentlease.NewErased(control, cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
 	if httpc == nil {
 		httpc = http.DefaultClient
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, gaps: gaps, dests: dests, connect: connect, http: httpc, log: log}, nil
+	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, gaps: gaps, erased: erased, dests: dests, connect: connect, http: httpc, log: log}, nil
 }
 
 // Result is one destination's sync.
@@ -305,9 +310,14 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	if so, ok := in.(StateOptioner); ok {
 		opts = append(opts, so.StateOptions(r.seq, rebuilder)...)
 	}
+	// Keys erased from the environment stay out (cohortsync erase).
+	erased, err := r.erased.Keys(ctx, d.Environment)
+	if err != nil {
+		return producer.Summary{}, nil, errors.Join(err, closeIn())
+	}
 	req := producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
-		Input: in, StateOptions: opts,
+		Input: source.Without(in, erased, source.ReasonErased), StateOptions: opts,
 	}
 	if r.observe != nil {
 		req.Meter = new(producer.Meter)
