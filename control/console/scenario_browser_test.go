@@ -143,7 +143,8 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 // appear and finish, asks for a sync now and sees that run too, reads the
 // run's counts and chart, downloads its exclusions CSV and checks it,
 // pages and searches the segment's members, pauses and resumes the
-// mapping, and logs out; a reader sees no write button, and is sent back
+// mapping, looks two contexts up, sees the destination connected and
+// fresh, and logs out; a reader sees no write button, and is sent back
 // to the login page once its token is revoked.
 func TestBrowserConsole(t *testing.T) {
 	ctx := testenv.Context(t, 4*time.Minute)
@@ -262,6 +263,7 @@ func TestBrowserConsole(t *testing.T) {
 	b.do("opening the segment", chromedp.Click(chromedp.CSS(`main dl a[href^="#/segments/"]`)))
 	b.waitText("h1", "Segment churn-users in production")
 	b.waitText("main", "fresh")
+	b.waitText("main .applying", "up to date")
 	b.waitFor("the three members", `[...document.querySelectorAll("main table")].some(t => t.caption && t.caption.innerText.startsWith("Members") && t.tBodies[0].rows.length === 3)`)
 	b.do("searching members", chromedp.SendKeys(chromedp.CSS("#member-search"), "b"), chromedp.Click(chromedp.CSS("form[role=search] button")))
 	b.shot("05-segment")
@@ -269,6 +271,32 @@ func TestBrowserConsole(t *testing.T) {
 	if got := b.eval(`[...document.querySelectorAll("main table")].find(t => t.caption && t.caption.innerText.startsWith("Members")).tBodies[0].innerText.trim()`); got != "bob" {
 		t.Errorf("members starting with b = %q, want bob", got)
 	}
+
+	// The membership lookup: alice is in churn-users since the first run;
+	// carol, excluded from the cohort, is not a member.
+	b.do("opening the lookup", chromedp.Click(chromedp.CSS(`nav a[href="#/lookup"]`)))
+	b.waitText("h1", "Membership lookup")
+	b.waitFor("the destinations to choose from", `document.querySelector("#l-destination").value === "production"`)
+	b.do("looking alice up", chromedp.SendKeys(chromedp.CSS("#l-key"), "alice"), chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	b.waitText("main .answer", "alice is in 1 segment of production.")
+	row = b.eval(`document.querySelector("main table tbody tr").innerText`)
+	for _, want := range []string{"churn-users", "CSV", "yes", "catch-up"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("lookup row %q lacks %q", row, want)
+		}
+	}
+	b.shot("06-lookup")
+	b.eval(`document.querySelector("#l-key").value = ""`)
+	b.do("looking carol up in churn-users", chromedp.SendKeys(chromedp.CSS("#l-key"), "carol"),
+		chromedp.SendKeys(chromedp.CSS("#l-segment"), "churn-users"), chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	b.waitText("main .answer", "carol is not a member of churn-users in production.")
+
+	// The destination: connected, available and fresh as the SDKs see it.
+	b.do("opening the destinations", chromedp.Click(chromedp.CSS(`nav a[href="#/destinations"]`)))
+	b.waitText("main table", "connected")
+	b.waitText("main table", "available")
+	b.waitText("main table", "fresh")
+	b.shot("07-destinations")
 
 	// Log out: the login page, nothing kept.
 	b.do("logging out", chromedp.Click(chromedp.CSS("#logout")))

@@ -247,7 +247,9 @@ async function segmentPage(destination, key) {
         ["Last applied", g.last_applied ? fmtTime(g.last_applied) : undefined],
         ["Last run", g.last_run ? runLink(g.last_run, g.destination) : undefined],
         ["Editable", g.synced ? "no: a mapping owns it" : "yes: a list segment"],
+        ["Applying", h("span", { "data-generation": g.generation, class: "applying" }, "…")],
       ]))));
+    applyingStatus(destination, key);
   } catch (e) {
     info.fail(e);
     chart.fill();
@@ -264,6 +266,24 @@ async function segmentPage(destination, key) {
       "", `Members of ${key} over time`));
     runs.fill(runsTable(rows, `Runs of ${mapping} into ${destination}, newest first`));
   } catch (e) { chart.fail(e); runs.fail(e); }
+}
+
+// applyingStatus fills the segment's "Applying" facts from the API's
+// status: events published and not yet applied, and the runs waiting.
+async function applyingStatus(destination, key) {
+  const cells = [...main.querySelectorAll(".applying")];
+  try {
+    const st = await api.get(`/status${api.query({ destination })}`);
+    const d = (st.destinations || []).find(x => x.name === destination) || {};
+    for (const cell of cells) {
+      const seg = (d.segments || []).find(x => x.key === key && String(x.generation) === cell.dataset.generation);
+      cell.replaceChildren(!seg ? "unknown" : seg.seq_lag > 0 || seg.pending_runs > 0 ?
+        badge("warn", `${plural(seg.seq_lag, "%d event", "%d events")} and ${plural(seg.pending_runs, "%d run", "%d runs")} waiting for the consumer`) :
+        badge("ok", "up to date"));
+    }
+  } catch (e) {
+    for (const cell of cells) cell.replaceChildren(`unknown (${e.message})`);
+  }
 }
 
 // membersSection lists a segment's members a page at a time, searchable
@@ -573,14 +593,21 @@ async function destinationsPage() {
       cell.replaceChildren(badge("bad", `not tested: ${e.message}`));
     }
   };
+  // sdkStatus is what LaunchDarkly's SDKs would report of the destination
+  // (the API's status): available or not, potentially stale, the last
+  // sync, and the last problems met.
   const sdkStatus = d => {
     const st = statuses.get(d.name);
     if (!st) return "unknown";
+    const synced = st.synchronized_on ? ` synced ${fmtAge((st.sync_age_ns || 0) / 1e9)} ago` : " never synced";
     return h("span", {},
-      st.available ? badge("ok", "available") : badge("bad", "unavailable"), " ",
+      st.available ? badge("ok", "available") : badge("bad", `unavailable${st.error ? `: ${st.error}` : ""}`), " ",
       st.potentially_stale ? badge("warn", "potentially stale") : badge("ok", "fresh"),
-      st.last_sync ? h("span", { class: "hint" }, ` last sync ${fmtTime(st.last_sync)}`) : "",
-      (st.last_errors || []).length ? h("ul", {}, st.last_errors.map(e => h("li", {}, e))) : "");
+      h("span", { class: "hint" }, synced),
+      st.store_lost ? h("p", {}, badge("bad", `store lost ${fmtTime(st.store_lost)}`)) : "",
+      (st.last_errors || []).length ? h("details", {}, h("summary", {}, `${st.last_errors.length} recent problems`),
+        h("ul", {}, st.last_errors.map(e => h("li", {}, e.at ? `${fmtTime(e.at)} ` : "", `${e.kind.replace("_", " ")}: ${e.detail}`,
+          e.run ? [" (run ", runLink(e.run, d.name), ")"] : "")))) : "");
   };
   s.fill(table("Destinations and their connection status", [
     { head: "Destination", cell: d => d.name },
@@ -593,6 +620,18 @@ async function destinationsPage() {
       onclick: ev => busy(ev.currentTarget, () => test(d)) }, "Test connection") },
   ], rows, "no destination yet"));
   await Promise.all(rows.map(test));
+}
+
+// plural picks one or many by n and puts n in place of %d.
+const plural = (n, one, many) => (n === 1 ? one : many).replace("%d", num(n));
+
+// sinceView tells since which run a member is in: the run that let it in
+// (its start, trigger and state), or the API's note when that is unknown.
+function sinceView(since, destination) {
+  if (!since) return "—";
+  if (!since.known || !since.run) return since.note || "unknown";
+  return h("span", {}, runLink(since.run, destination),
+    since.run_started ? ` (${fmtTime(since.run_started)}${since.run_trigger ? `, ${since.run_trigger}` : ""})` : "");
 }
 
 // lookupPage answers "is context K in segment S (since which run)" and
@@ -621,21 +660,20 @@ async function lookupPage(params) {
     const d = dest.value, k = key.value.trim(), sg = segment.value.trim();
     out.replaceChildren(h("p", { class: "hint", role: "status" }, "Looking up…"));
     try {
-      let rows;
-      if (sg) {
-        const m = await api.get(`/destinations/${api.enc(d)}/segments/${api.enc(sg)}/members/${api.enc(k)}`);
-        rows = [m];
-      } else {
-        const body = await api.get(`/destinations/${api.enc(d)}/contexts/${api.enc(k)}/segments`);
-        rows = (body.segments || []).map(m => ({ ...m, member: true }));
-      }
-      out.replaceChildren(table(`Membership of ${k} in ${d}`, [
-        { head: "Segment", cell: m => segmentLink(m.segment, d) },
-        { head: "Generation", num: true, cell: m => m.generation === undefined ? "" : String(m.generation) },
-        { head: "Member", cell: m => m.member ? badge("ok", "yes") : badge("info", "no") },
-        { head: "Since run", cell: m => m.since_run ? runLink(m.since_run, d) : "—" },
-        { head: "Since", cell: m => m.since ? fmtTime(m.since) : "" },
-      ], rows, "the context is in no segment"));
+      const m = await api.get(sg ? `/destinations/${api.enc(d)}/segments/${api.enc(sg)}/members/${api.enc(k)}` :
+        `/destinations/${api.enc(d)}/contexts/${api.enc(k)}/segments`);
+      const rows = m.segments || [];
+      const answer = sg ? `${k} is ${m.member ? "" : "not "}a member of ${sg} in ${d}.` :
+        plural(rows.filter(e => e.included && !e.excluded).length, `${k} is in %d segment of ${d}.`, `${k} is in %d segments of ${d}.`);
+      out.replaceChildren(
+        h("p", { class: "answer", role: "status" }, sg ? [badge(m.member ? "ok" : "info", m.member ? "member" : "not a member"), " "] : "", answer),
+        table(`Membership of ${k} in ${d}`, [
+          { head: "Segment", cell: e => segmentLink(e.segment, d) },
+          { head: "Generation", num: true, cell: e => `${e.generation}${e.current ? "" : " (old)"}` },
+          { head: "Source", cell: e => sourceMark(e.source, e.source_detail) },
+          { head: "Member", cell: e => e.excluded ? badge("warn", "excluded") : e.included ? badge("ok", "yes") : badge("info", "no") },
+          { head: "Since run", cell: e => sinceView(e.since, d) },
+        ], rows, sg ? "the segment has no generation here" : "the context is in no segment"));
     } catch (e) {
       out.replaceChildren(errorBox(e));
       const i = inputs[e.field];
