@@ -202,7 +202,9 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 			return err
 		}
 		if srv != nil {
-			srv.Check("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
+			// Readiness, not liveness: a restart does not bring the control
+			// Redis back, and would restart every replica at once.
+			srv.Ready("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
 		}
 		g.Go(func() error { return sched.Run(gctx) })
 	}
@@ -245,8 +247,10 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		sets = append(sets, m)
 		if srv != nil {
-			srv.Check("consumer", func(context.Context) error { return c.Health() })
-			srv.Ready("consumer", func(context.Context) error { return c.Ready() })
+			// Liveness fails only when the consumer is stuck; Kafka or a
+			// destination's Redis being unreachable makes it unready.
+			srv.Check("consumer", func(context.Context) error { return c.Alive() })
+			srv.Ready("consumer", func(context.Context) error { return errors.Join(c.Health(), c.Ready()) })
 		}
 		g.Go(func() error { return c.Run(gctx) })
 		g.Go(func() error { return rt.follow(gctx) })

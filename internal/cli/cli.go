@@ -13,6 +13,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/progress"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
@@ -152,8 +153,12 @@ email recipients the mapping names (notify:) are told how the run ended
 	s.String(&wait.GroupID, "group-id", "CONSUMER_GROUP_ID", "with --wait: the Kafka consumer group that applies the run")
 	bindNotify(s, &ncfg)
 	bindProcess(s, &proc)
+	proc.Progress = progress.Auto
+	s.String((*string)(&proc.Progress), "progress", "SYNC_PROGRESS",
+		"progress on stderr: bar (redrawn in place), log (a line every 10s and at each phase), none, or auto (bar on a terminal, log otherwise)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
+		proc.Progress = proc.Progress.Resolve(progress.IsTerminal(cmd.ErrOrStderr()))
 		if mapping != "" {
 			opts := app.RunOptions{Retention: mc.retention, Notify: ncfg}
 			var waitErr error

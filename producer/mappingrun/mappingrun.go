@@ -109,6 +109,20 @@ type Runner struct {
 	connect Connector
 	http    *http.Client
 	log     *slog.Logger
+	observe Observer
+}
+
+// Observer is told of each destination's sync before it starts, with the
+// meter the sync keeps up to date (a progress bar, a running run's record
+// read it).
+type Observer func(destination string, meter *producer.Meter)
+
+// Observed returns a Runner like r whose runs tell observe of each
+// destination's sync. r is unchanged: each run can have its own observer.
+func (r *Runner) Observed(observe Observer) *Runner {
+	c := *r
+	c.observe = observe
+	return &c
 }
 
 // New returns a Runner publishing through kf, keeping leases and sequence
@@ -304,6 +318,10 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	req := producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
 		Input: source.Without(in, erased, source.ReasonErased), StateOptions: opts,
+	}
+	if r.observe != nil {
+		req.Meter = new(producer.Meter)
+		r.observe(d.Name, req.Meter)
 	}
 	// The writer is made at the run's first exclusion, under the id the
 	// run took (the history finds a run by the start time its id spells).
