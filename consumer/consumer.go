@@ -440,7 +440,9 @@ func (c *Consumer) preflight(ctx context.Context) error {
 	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
 		err := c.retryFor(ctx, c.cfg.StartupTimeout, "kafka metadata", func() error {
 			_, err := freshness.Partitions(ctx, c.kc, t.topic)
-			if errors.Is(err, freshness.ErrTopicMissing) {
+			// A refused login (a wrong password) does not get better
+			// within the start-up's seconds: said at once, not after them.
+			if errors.Is(err, freshness.ErrTopicMissing) || kafkax.LoginRefused(err) {
 				return retry.Permanent(err)
 			}
 			return err

@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,12 +154,24 @@ func New(cfg Config, deps Deps) (*API, error) {
 	}
 	a := &API{cfg: cfg, deps: deps, mux: http.NewServeMux(), cancels: map[*int]context.CancelFunc{}}
 	a.mw = auth.Middleware{Tokens: deps.Tokens, Deny: a.deny}
+	paths := http.NewServeMux() // every route's path, whatever the method
+	allow := map[string][]string{}
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern(), a.guard(rt))
+		if allow[rt.path] == nil {
+			paths.Handle(rt.path, http.NotFoundHandler())
+		}
+		allow[rt.path] = append(allow[rt.path], rt.method)
 	}
-	// Anything else under the prefix is a JSON 404 (or 405), not the
-	// mux's text.
+	// Anything else under the prefix is a JSON 405 (a known path) or 404,
+	// not the mux's text.
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			w.Header().Set("Allow", strings.Join(allow[pattern], ", "))
+			a.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+				Message: fmt.Sprintf("%s %s: want %s", r.Method, r.URL.Path, strings.Join(allow[pattern], " or "))})
+			return
+		}
 		a.fail(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such API path: " + r.URL.Path})
 	})
 	return a, nil

@@ -123,5 +123,11 @@ func TestServesTheDocument(t *testing.T) {
 		if code, _ := res.errField(t); res.status != 404 || code != CodeNotFound {
 			t.Fatalf("unknown path: %d %s", res.status, res.body)
 		}
+		for path, allow := range map[string]string{"/mappings/x": "GET, PUT, DELETE", "/tokens/x": "DELETE"} {
+			res = w.do("PATCH", Prefix+path, w.secret[auth.Admin], "{}")
+			if code, _ := res.errField(t); res.status != 405 || code != CodeMethodNotAllowed || res.header.Get("Allow") != allow {
+				t.Errorf("PATCH %s: %d %v %s", path, res.status, res.header, res.body)
+			}
+		}
 	})
 }

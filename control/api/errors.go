@@ -27,6 +27,7 @@ const (
 	CodeConflict          = "conflict"
 	CodeTooLarge          = "payload_too_large"
 	CodeUnsupportedMedia  = "unsupported_media_type"
+	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeUnavailable       = "unavailable"
 	CodeInternal          = "internal"
 	maxMessageBytes       = 4096

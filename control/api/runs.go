@@ -7,16 +7,19 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/producer"
 )
 
 // Run states, the runs list's status filter (openapi.json's RunState).
-var runStates = []string{"running", "succeeded", "published", "applied", "set_aside", "failed", "refused"}
+var runStates = []string{"running", "interrupted", "succeeded", "published", "applied", "set_aside", "failed", "refused"}
 
-// runState is how far r got, in one word.
-func runState(r runstore.Record) string {
+// runState is how far r got at now, in one word: a running run whose
+// record was not rewritten for runstore.StaleAfter is interrupted (its
+// process is gone).
+func runState(r runstore.Record, now time.Time) string {
 	switch {
 	case r.Summary.Outcome == producer.Failed:
 		return "failed"
@@ -30,6 +33,8 @@ func runState(r runstore.Record) string {
 		return "published"
 	case r.Summary.Outcome == producer.Succeeded:
 		return "succeeded"
+	case r.Interrupted(now):
+		return "interrupted"
 	}
 	return "running"
 }
@@ -41,8 +46,8 @@ type runJSON struct {
 	Status string `json:"status"`
 }
 
-func runView(r runstore.Record) runJSON {
-	return runJSON{Record: r, State: runState(r), Status: r.Status()}
+func (a *API) runView(r runstore.Record) runJSON {
+	return runJSON{Record: r, State: runState(r, a.deps.Now()), Status: r.StatusAt(a.deps.Now())}
 }
 
 func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
@@ -60,7 +65,8 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("destination", "destination %q: want a destination name", rq.Destination)
 	}
 	if state != "" {
-		rq.Match = func(rec runstore.Record) bool { return runState(rec) == state }
+		now := a.deps.Now()
+		rq.Match = func(rec runstore.Record) bool { return runState(rec, now) == state }
 	}
 	p, err := a.deps.Runs.Page(r.Context(), rq)
 	if err != nil {
@@ -71,7 +77,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := pageJSON[runJSON]{Items: make([]runJSON, len(p.Records)), NextCursor: p.Next}
 	for i, rec := range p.Records {
-		out.Items[i] = runView(rec)
+		out.Items[i] = a.runView(rec)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -91,7 +97,7 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := runDetail{ID: id, Records: make([]runJSON, len(recs))}
 	for i, rec := range recs {
-		out.Records[i] = runView(rec)
+		out.Records[i] = a.runView(rec)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -31,7 +31,10 @@ func TestRuns(t *testing.T) {
 		failed := rec(3, "power", "production", "scheduled", producer.Failed)
 		failed.Summary.Error = "source: 404"
 		running := rec(4, "power", "production", "manual", "")
-		for _, r := range []runstore.Record{applied, fanned, fanned2, failed, running} {
+		running.Progress = &runstore.Progress{Phase: "publishing", Done: 10, Total: 40, Updated: time.Now()}
+		gone := rec(0, "gone", "production", "scheduled", "")
+		gone.Progress = &runstore.Progress{Phase: "reading", Done: 1, Updated: time.Now().Add(-time.Hour)}
+		for _, r := range []runstore.Record{gone, applied, fanned, fanned2, failed, running} {
 			if err := w.runs.Add(w.ctx, r); err != nil {
 				t.Fatal(err)
 			}
@@ -51,9 +54,8 @@ func TestRuns(t *testing.T) {
 			}
 			return out
 		}
-		all := []string{"gamma/production/succeeded", "power/production/running", "power/production/failed", "beta/staging/succeeded", "beta/production/succeeded", "beta/production/applied"}
-		slices.Sort(all[3:5]) // one run's two records: any order, but stable
-		if got := list(""); len(got) != 6 || got[0] != all[0] || got[5] != all[5] {
+		all := []string{"gamma/production/succeeded", "power/production/running", "power/production/failed", "beta/staging/succeeded", "beta/production/succeeded", "beta/production/applied", "gone/production/interrupted"}
+		if got := list(""); len(got) != 7 || got[0] != all[0] || got[5] != all[5] || got[6] != all[6] {
 			t.Fatalf("all: %v", got)
 		}
 		for q, want := range map[string][]string{
@@ -64,7 +66,7 @@ func TestRuns(t *testing.T) {
 			"status=applied":              {"beta/production/applied"},
 			"status=running":              {"power/production/running"},
 			"since=" + start.Add(3*time.Minute).Format(time.RFC3339): {"gamma/production/succeeded", "power/production/running", "power/production/failed"},
-			"until=" + start.Add(2*time.Minute).Format(time.RFC3339): {"beta/production/applied"},
+			"until=" + start.Add(2*time.Minute).Format(time.RFC3339): {"beta/production/applied", "gone/production/interrupted"},
 		} {
 			got := list(q)
 			if q == "trigger=manual&mapping=beta" {
@@ -90,6 +92,10 @@ func TestRuns(t *testing.T) {
 		res = w.do("GET", Prefix+"/runs/"+failed.ID, reader, nil)
 		if r := res.json(t)["records"].([]any)[0].(map[string]any); r["status"] != "failed" || r["summary"].(map[string]any)["error"] != "source: 404" {
 			t.Fatalf("show failed: %s", res.body)
+		}
+		res = w.do("GET", Prefix+"/runs/"+running.ID, reader, nil)
+		if r := res.json(t)["records"].([]any)[0].(map[string]any); r["state"] != "running" || r["progress"].(map[string]any)["phase"] != "publishing" {
+			t.Fatalf("show running: %s", res.body)
 		}
 		for _, id := range []string{"20200101T000000Z-nosuch", "nosuch"} {
 			if res := w.do("GET", Prefix+"/runs/"+id, reader, nil); res.status != 404 {

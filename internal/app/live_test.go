@@ -3,6 +3,7 @@ package app
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,11 +80,17 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			if got, err := h.Get(ctx, run); err != nil || len(got) != 1 {
 				t.Fatalf("Get(%s) of the running run = %v, %v", run, got, err)
 			}
+			if line := progressLine(*r); !strings.HasPrefix(line, "  progress    reading 10 (updated ") {
+				t.Fatalf("runs show's progress line: %q", line)
+			}
 			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhasePublishing, Done: 4, Total: 9})
 			testenv.Eventually(t, 5*time.Second, "the new phase recorded", func() bool {
 				r := progressOf()
 				return r.Progress.Phase == "publishing" && r.Progress.Done == 4 && r.Progress.Total == 9
 			})
+			if line := progressLine(*progressOf()); !strings.HasPrefix(line, "  progress    publishing 4/9 (updated ") {
+				t.Fatalf("runs show's progress line: %q", line)
+			}
 			// Within a phase, rewritten about every interval with the
 			// counts of the moment.
 			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhasePublishing, Done: 8, Total: 9})
@@ -102,7 +109,7 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			}
 			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseReading, Done: 1})
 			time.Sleep(3 * l.poll)
-			if r := progressOf(); r.Progress != nil || r.Status() != "succeeded" {
+			if r := progressOf(); r.Progress != nil || r.Status() != "succeeded" || progressLine(*r) != "" {
 				t.Fatalf("after stop and the final record: %+v, status %q; want the final record kept", r, r.Status())
 			}
 			l.stop() // idempotent

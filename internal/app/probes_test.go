@@ -22,7 +22,9 @@ func TestServeProbesThroughARedisOutage(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	mr := miniredis.RunT(t)
 	addr, stop := serveBeta(t, ctx, "redis://"+mr.Addr()+"/0", "a\n", func(cfg *ServeConfig) {
-		cfg.Consumer.RetryTimeout = 2 * time.Second // Health's limit: 3 x 100ms + 200ms
+		// Health's limit: 3 x 100ms + 3s. The consumer retries a batch
+		// for longer than the outage lasts here.
+		cfg.Consumer.RetryTimeout = 30 * time.Second
 	})
 	defer stop()
 
@@ -46,15 +48,15 @@ func TestServeProbesThroughARedisOutage(t *testing.T) {
 
 	mr.Close() // Redis goes down
 	testenv.Eventually(t, 30*time.Second, "/readyz 503 with Redis down", func() bool { return code("/readyz") == http.StatusServiceUnavailable })
-	// Longer than the consumer's Health limit (3 x 100ms + 2s/10): the
-	// lag checks fail, and liveness still holds.
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	// Longer than the consumer's Health limit: the lag checks fail, and
+	// liveness still holds.
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if c := code("/healthz"); c != http.StatusOK {
 			t.Fatalf("/healthz = %d with Redis down, want 200: a restart does not bring Redis back", c)
 		}
 	}
 	if c := code("/readyz"); c != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz = %d after 2s of outage, want 503", c)
+		t.Fatalf("/readyz = %d after 4s of outage, want 503", c)
 	}
 
 	if err := mr.Restart(); err != nil { // the same address, its data kept

@@ -104,6 +104,7 @@ type watched struct {
 	phase      producer.Phase
 	since      time.Time // the phase began (seen)
 	logged     time.Time // last log line
+	recent     window    // of the count, for its rate
 }
 
 // New returns a Reporter writing to out (the terminal, stderr).
@@ -155,6 +156,33 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // clearLine erases from the cursor to the end of the line.
 const clearLine = "\x1b[K"
+
+// columns is the width of the terminal out is, 0 when unknown: a bar
+// longer than the line would wrap, and the carriage return would then
+// redraw only its last part.
+func columns(out io.Writer) int {
+	f, ok := out.(*os.File)
+	if !ok {
+		return 0
+	}
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
+}
+
+// fit cuts line to less than cols columns (cols 0: no limit).
+func fit(line string, cols int) string {
+	if cols <= 0 {
+		return line
+	}
+	runes := []rune(line)
+	if len(runes) < cols {
+		return line
+	}
+	return string(runes[:cols-1])
+}
 
 // Start begins drawing (Bar) or logging (Log, through log) until Stop or
 // ctx's end.
@@ -240,13 +268,14 @@ func (r *Reporter) show(ctx context.Context, final bool) {
 		return
 	}
 	changed := p.Phase != w.phase
+	w.recent.add(now, p.Done, continues(w.phase, p.Phase))
 	if changed {
 		w.phase, w.since = p.Phase, now
 	}
-	s := sample{what: w.what, name: w.name, p: p, elapsed: now.Sub(w.since)}
+	s := sample{what: w.what, name: w.name, p: p, elapsed: now.Sub(w.since), perSecond: w.recent.rate()}
 	switch r.cfg.Mode {
 	case Bar:
-		line := s.bar(r.cfg.Width)
+		line := fit(s.bar(r.cfg.Width), columns(r.out))
 		end := clearLine
 		if final {
 			end += "\n"

@@ -53,13 +53,13 @@ func TestBarLines(t *testing.T) {
 	var b strings.Builder
 	for _, s := range []sample{
 		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseStarting}, elapsed: 300 * time.Millisecond},
-		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseReading, Done: 1234567}, elapsed: 2 * time.Second},
+		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseReading, Done: 1234567}, elapsed: 2 * time.Second, perSecond: 617283.5},
 		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseReading, Done: 12}, elapsed: 100 * time.Millisecond},
 		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseSorting}, elapsed: 65 * time.Second},
-		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseDiffing, Done: 30000}, elapsed: 3 * time.Second},
-		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhasePublishing, Done: 4000, Total: 10000}, elapsed: 4 * time.Second},
-		{name: "staging", p: producer.Progress{Run: run, Phase: producer.PhaseRecovering, Done: 10, Total: 10}, elapsed: time.Second},
-		{name: "staging", p: producer.Progress{Run: run, Phase: producer.PhaseEnded, Done: 10000, Total: 10000}},
+		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhaseDiffing, Done: 30000}, elapsed: 3 * time.Second, perSecond: 10000},
+		{name: "production", p: producer.Progress{Run: run, Phase: producer.PhasePublishing, Done: 4000, Total: 10000}, elapsed: 4 * time.Second, perSecond: 1000},
+		{name: "staging", p: producer.Progress{Run: run, Phase: producer.PhaseRecovering, Done: 10, Total: 10}, elapsed: time.Second, perSecond: 10},
+		{name: "staging", p: producer.Progress{Run: run, Phase: producer.PhaseEnded, Done: 10000, Total: 10000}, perSecond: 5000},
 		{name: "staging", p: producer.Progress{Run: run, Phase: producer.PhaseEnded}},
 	} {
 		b.WriteString(s.bar(DefaultWidth) + "\n")
@@ -251,5 +251,58 @@ func TestMode(t *testing.T) {
 	var b bytes.Buffer
 	if IsTerminal(&b) {
 		t.Fatal("a buffer is not a terminal")
+	}
+}
+
+func TestFitCutsToTheTerminal(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		cols int
+		want string
+	}{
+		{"production reading 10 rows", 0, "production reading 10 rows"},
+		{"production reading 10 rows", 80, "production reading 10 rows"},
+		{"production reading 10 rows", 11, "production"},
+		{"prodüction", 5, "prod"},
+	} {
+		if got := fit(c.line, c.cols); got != c.want {
+			t.Errorf("fit(%q, %d) = %q, want %q", c.line, c.cols, got, c.want)
+		}
+	}
+}
+
+// TestRateOverTheLastSeconds: the rate looks at the last seconds of the
+// count, goes on from diffing into publishing (one count), and starts
+// again with another count.
+func TestRateOverTheLastSeconds(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var w window
+	w.add(t0, 0, false)
+	if r := w.rate(); r != 0 {
+		t.Fatalf("rate of one reading = %v", r)
+	}
+	for i := 1; i <= 10; i++ { // 100/s for 10 s
+		w.add(t0.Add(time.Duration(i)*time.Second), int64(100*i), true)
+	}
+	if r := w.rate(); r != 100 {
+		t.Fatalf("rate = %v, want 100", r)
+	}
+	for i := 11; i <= 15; i++ { // then 1000/s
+		w.add(t0.Add(time.Duration(i)*time.Second), 1000+int64(1000*(i-10)), true)
+	}
+	if r := w.rate(); r != 1000 {
+		t.Fatalf("rate after 5 s at 1000/s = %v, want 1000: the last seconds only", r)
+	}
+	if !continues(producer.PhaseDiffing, producer.PhasePublishing) || continues(producer.PhaseReading, producer.PhaseSorting) {
+		t.Fatal("continues: diffing goes on into publishing, reading does not into sorting")
+	}
+	w.add(t0.Add(16*time.Second), 5, false)
+	if r := w.rate(); r != 0 {
+		t.Fatalf("rate just after a new count began = %v, want unknown", r)
+	}
+	w.add(t0.Add(17*time.Second), 1, true) // a count that went back is another one
+	w.add(t0.Add(18*time.Second), 11, true)
+	if r := w.rate(); r != 10 {
+		t.Fatalf("rate = %v, want 10 from the count that went back", r)
 	}
 }

@@ -14,6 +14,9 @@ type sample struct {
 	what, name string
 	p          producer.Progress
 	elapsed    time.Duration // in the phase
+	// perSecond is the count's rate over the last seconds, 0 when unknown
+	// (see window).
+	perSecond float64
 }
 
 // unit is what the phase counts.
@@ -27,12 +30,12 @@ func (s sample) unit() string {
 	return "events"
 }
 
-// rate is the phase's count per second so far, 0 when unknown.
+// rate is the count's rate, 0 when unknown or over.
 func (s sample) rate() float64 {
-	if s.elapsed < time.Second/2 || s.p.Done <= 0 || s.p.Phase == producer.PhaseEnded {
-		return 0 // too early to say anything useful
+	if s.p.Phase == producer.PhaseEnded {
+		return 0
 	}
-	return float64(s.p.Done) / s.elapsed.Seconds()
+	return s.perSecond
 }
 
 // eta is the time left at the current rate, -1 when unknown (no total or
@@ -104,4 +107,55 @@ func count(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// window is the recent readings of a count, for its rate.
+type window struct {
+	pts []point
+}
+
+type point struct {
+	t    time.Time
+	done int64
+}
+
+// windowSpan is how far back the rate looks; minSpan how much it needs.
+const (
+	windowSpan = 5 * time.Second
+	minSpan    = time.Second / 2
+)
+
+// add records a reading; continued says whether its count goes on from
+// the last one's (the same phase, or diffing into publishing: both count
+// acknowledged events), else the window starts again.
+func (w *window) add(t time.Time, done int64, continued bool) {
+	if !continued || (len(w.pts) > 0 && done < w.pts[len(w.pts)-1].done) {
+		w.pts = w.pts[:0]
+	}
+	w.pts = append(w.pts, point{t, done})
+	// Keep one reading at or before the span's start.
+	i := 0
+	for i+1 < len(w.pts) && t.Sub(w.pts[i+1].t) >= windowSpan {
+		i++
+	}
+	w.pts = w.pts[i:]
+}
+
+// rate is the count per second across the window, 0 until it spans
+// minSpan.
+func (w *window) rate() float64 {
+	if len(w.pts) < 2 {
+		return 0
+	}
+	first, last := w.pts[0], w.pts[len(w.pts)-1]
+	span := last.t.Sub(first.t)
+	if span < minSpan {
+		return 0
+	}
+	return float64(last.done-first.done) / span.Seconds()
+}
+
+// continues tells whether phase next counts on from prev's count.
+func continues(prev, next producer.Phase) bool {
+	return prev == next || (prev == producer.PhaseDiffing && next == producer.PhasePublishing)
 }
