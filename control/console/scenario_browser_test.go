@@ -318,6 +318,7 @@ func TestBrowserConsole(t *testing.T) {
 	if n := r.count("form[aria-labelledby=create-mapping]"); n != 0 {
 		t.Errorf("a reader sees the create form")
 	}
+	r.waitText("main", "Your token is a reader's")
 
 	// The reader's token is revoked while the page is open: the next call
 	// leads back to the login page, with the API's word.

@@ -518,6 +518,7 @@ async function mappingsPage() {
   };
   main.append(notice, list.el);
   if (canWrite()) main.append(createMappingForm());
+  else notice.append(h("p", { class: "hint" }, "Your token is a reader's: mappings are shown, not changed or run."));
   await list.reload();
 }
 
