@@ -30,7 +30,7 @@ func TestBrowserLoginPageIsAccessible(t *testing.T) {
 		"the token field's label":           `document.querySelector("label[for=token]").innerText`,
 		"the token field's type":            `document.querySelector("#token").type`,
 		"the navigation hidden":             `String(document.querySelector("#nav").hidden)`,
-		"the URL after the redirect from /": `location.pathname`,
+		"the URL after the redirect from /": `location.pathname + location.hash`,
 		"the skip link's target":            `document.querySelector(".skip").getAttribute("href")`,
 		"nothing stored before logging in":  `String(sessionStorage.length)`,
 	}
@@ -40,7 +40,7 @@ func TestBrowserLoginPageIsAccessible(t *testing.T) {
 		"the token field's label":           "API token",
 		"the token field's type":            "password",
 		"the navigation hidden":             "true",
-		"the URL after the redirect from /": "/console/",
+		"the URL after the redirect from /": "/console/#/segments",
 		"the skip link's target":            "#main",
 		"nothing stored before logging in":  "0",
 	}

@@ -700,9 +700,10 @@ const routes = [
 ];
 
 async function render() {
+  // The skip link's #main is no page: the current one stays, timers too.
+  if (location.hash && !location.hash.startsWith("#/")) return;
   stopTimers();
   generation++;
-  if (location.hash && !location.hash.startsWith("#/")) return; // the skip link's #main
   if (!api.token()) { loginPage(); return; }
   if (nav.hidden) {
     try { await identify(); } catch (e) {
@@ -742,4 +743,6 @@ window.addEventListener("cohortsync:unauthorized", ev => {
   loginPage(ev.detail);
 });
 window.addEventListener("hashchange", render);
+// A first visit (or a reload after the skip link) starts at the segments.
+if (!location.hash.startsWith("#/")) history.replaceState(null, "", "#/segments");
 render();
