@@ -12,8 +12,7 @@ const Path = "/console/"
 // CSP is the Content-Security-Policy of every console response: the
 // console's own origin only, for scripts, styles, images and the API calls;
 // no plugins, no <base>, no framing by another page.
-const CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
-	"form-action 'self'; frame-ancestors 'none'"
+const CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 //go:embed web
 var files embed.FS
