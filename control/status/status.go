@@ -125,25 +125,20 @@ const (
 	KindStoreLost   = "store_lost"
 )
 
-// Segment is one segment generation's freshness and lag.
+// Segment is one segment generation's freshness and lag: the segment as
+// cohortsync segments shows it (members, last applied time, seq and run:
+// LastApplied, LastSeq, LastRun) and what the run history says was
+// published.
 type Segment struct {
-	Key        string `json:"key"`
-	Generation int    `json:"generation"`
-	Source     string `json:"source"`
-	Mapping    string `json:"mapping,omitempty"`
-	Members    int64  `json:"members"`
-	// LastApplied is when the consumer last wrote the segment, with the
-	// highest sequence number applied and its run.
-	LastApplied    time.Time `json:"last_applied,omitzero"`
-	LastAppliedSeq uint64    `json:"last_applied_seq,omitempty"`
-	LastAppliedRun string    `json:"last_applied_run,omitempty"`
+	segments.Segment
 	// LastPublishedSeq and LastPublishedRun are the highest sequence number
 	// a recorded run of the segment published, and that run (0 and "" when
 	// the recent runs hold none).
 	LastPublishedSeq uint64 `json:"last_published_seq,omitempty"`
 	LastPublishedRun string `json:"last_published_run,omitempty"`
-	// SeqLag is LastPublishedSeq minus LastAppliedSeq (0 when caught up or
-	// unknown): about how many published events are not applied yet.
+	// SeqLag is LastPublishedSeq minus LastSeq, the highest applied (0
+	// when caught up or unknown): about how many published events are not
+	// applied yet.
 	SeqLag uint64 `json:"seq_lag"`
 	// PendingRuns are the recent runs published and not yet applied, and
 	// PendingSince when the oldest was published.
@@ -277,8 +272,7 @@ func (c *Checker) store(ctx context.Context, view *segments.View, d catalog.Dest
 
 // segment is s's freshness and lag, from its metadata and runs.
 func segment(s segments.Segment, destination string, runs []runstore.Record) Segment {
-	out := Segment{Key: s.Key, Generation: s.Generation, Source: s.Source, Mapping: s.Mapping, Members: s.Members,
-		LastApplied: s.LastApplied, LastAppliedSeq: s.LastSeq, LastAppliedRun: s.LastRun}
+	out := Segment{Segment: s}
 	for _, r := range runs {
 		sum := r.Summary
 		if r.Destination != destination || sum.Segment != s.Key || sum.Generation != s.Generation || sum.Outcome != producer.Succeeded {
@@ -295,8 +289,8 @@ func segment(s segments.Segment, destination string, runs []runstore.Record) Seg
 			}
 		}
 	}
-	if out.LastPublishedSeq > out.LastAppliedSeq {
-		out.SeqLag = out.LastPublishedSeq - out.LastAppliedSeq
+	if out.LastPublishedSeq > out.LastSeq {
+		out.SeqLag = out.LastPublishedSeq - out.LastSeq
 	}
 	return out
 }

@@ -105,7 +105,7 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("production's segments %+v", p.Segments)
 		}
 		seg := p.Segments[0]
-		if seg.Key != "beta-users" || seg.Mapping != "beta" || seg.Members != 3 || seg.LastAppliedSeq != 3 || seg.LastAppliedRun != "r1" ||
+		if seg.Key != "beta-users" || seg.Mapping != "beta" || seg.Members != 3 || seg.LastSeq != 3 || seg.LastRun != "r1" ||
 			!seg.LastApplied.Equal(now.Add(-time.Minute)) || seg.LastPublishedSeq != 9 || seg.SeqLag != 6 || seg.PendingRuns != 1 ||
 			!seg.PendingSince.Equal(now.Add(-time.Hour)) {
 			t.Errorf("production's beta-users %+v: want 3 members applied up to seq 3, 9 published, lag 6, one run pending for an hour", seg)

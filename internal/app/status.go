@@ -83,7 +83,7 @@ func writeStatus(stdout io.Writer, rep status.Report) error {
 	for _, d := range rep.Destinations {
 		for _, s := range d.Segments {
 			_, _ = fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", d.Name, s.Key, s.Generation, s.Source, s.Members,
-				timeOrDash(s.LastApplied), s.LastAppliedSeq, s.LastPublishedSeq, s.SeqLag, s.PendingRuns)
+				timeOrDash(s.LastApplied), s.LastSeq, s.LastPublishedSeq, s.SeqLag, s.PendingRuns)
 		}
 	}
 	return flush(w)

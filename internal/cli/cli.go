@@ -27,6 +27,7 @@ const (
 	ExitOK    = 0
 	ExitError = 1 // the command ran and failed
 	ExitUsage = 2 // bad command line or configuration: nothing was done
+	ExitDrift = 3 // check: Redis and the log disagree
 )
 
 // exitError carries a command's exit code to Main.
@@ -98,7 +99,7 @@ given on the command line wins over its variable.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return setting.FlagError(err) })
-	root.AddCommand(newSync(lookup), newConsume(lookup), newReplay(lookup), newServe(lookup), newMappings(lookup), newRuns(lookup), newDestinations(lookup), newAmplitude(lookup),
+	root.AddCommand(newSync(lookup), newConsume(lookup), newReplay(lookup), newRebuild(lookup), newCheck(lookup), newServe(lookup), newMappings(lookup), newRuns(lookup), newDestinations(lookup), newAmplitude(lookup),
 		newSegments(lookup, newSegmentsRollback(lookup), newSegmentsGeneration(lookup)), newTokens(lookup))
 	root.AddCommand(newStatus(lookup), newErase(lookup))
 	return root

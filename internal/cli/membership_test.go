@@ -14,22 +14,25 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
-// TestMembershipCommands runs segments lookup, status and erase end to end
-// against the test's Kafka and Redis with serve applying the topic: a
-// lookup says since which run a key is in a segment, status reports the
-// destination available and fresh, an erase removes the key everywhere
-// with a receipt that erase show reads back, and the next sync of the
-// mapping leaves the key out as "erased".
-func TestMembershipCommands(t *testing.T) {
+// serveWorld is a destination "production" on the test's Redis, the
+// mapping beta (a CSV cohort into segment beta-users) synced once and
+// paused (serve's scheduler leaves it to the test), the test's Kafka, and
+// serve running until the test ends.
+type serveWorld struct {
+	ctx                         context.Context
+	name, dir, cohort, redisURL string
+	env                         map[string]string
+	t                           *testing.T
+}
+
+func newServeWorld(t *testing.T, members ...string) *serveWorld {
 	brokers, _ := testenv.Kafka(t)
-	name := testenv.Name(t)
-	dir := t.TempDir()
-	cohort := filepath.Join(dir, "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\nalice\nbob\n"), 0o644); err != nil {
+	w := &serveWorld{t: t, name: testenv.Name(t), dir: t.TempDir(), redisURL: testenv.RedisURL(t)}
+	w.cohort = filepath.Join(w.dir, "beta.csv")
+	if err := os.WriteFile(w.cohort, []byte("user_id\n"+strings.Join(members, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	redisURL := testenv.RedisURL(t)
-	file := filepath.Join(dir, "mappings.yaml")
+	file := filepath.Join(w.dir, "mappings.yaml")
 	yaml := fmt.Sprintf(`destinations:
   - name: production
     redis: {url: %q}
@@ -40,41 +43,56 @@ mappings:
     segment: beta-users
     destinations: [production]
     schedule: hourly
-`, redisURL, name, cohort)
+`, w.redisURL, w.name, w.cohort)
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rdb := testenv.Redis(t).Client
-	testenv.DropPrefix(t, rdb, name+"-prod")
-	testenv.DropPrefix(t, rdb, name)
-	env := map[string]string{
-		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC": name, "PRODUCER_TOPIC_PARTITIONS": "2",
-		"PRODUCER_STATE_DIR": t.TempDir(), "REDIS_URL": redisURL, "CONTROL_PREFIX": name + ":",
-		"CONSUMER_GROUP_ID": name, "CONSUMER_SYNC_INTERVAL": "100ms", "SERVE_APPLY_CHECK_INTERVAL": "200ms", "LOG_LEVEL": "error",
+	rdb := testenv.Redis(t).Client // the same server as redisURL with real backends
+	testenv.DropPrefix(t, rdb, w.name+"-prod")
+	testenv.DropPrefix(t, rdb, w.name)
+	w.env = map[string]string{
+		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC": w.name, "PRODUCER_TOPIC_PARTITIONS": "2",
+		"PRODUCER_STATE_DIR": t.TempDir(), "REDIS_URL": w.redisURL, "CONTROL_PREFIX": w.name + ":",
+		"CONSUMER_GROUP_ID": w.name, "CONSUMER_SYNC_INTERVAL": "100ms", "SERVE_APPLY_CHECK_INTERVAL": "200ms", "LOG_LEVEL": "error",
 	}
-	ctx := testenv.Context(t, 3*time.Minute)
-	must := func(what string, args ...string) string {
-		t.Helper()
-		code, stdout, stderr := run(t, ctx, args, env)
-		if code != ExitOK {
-			t.Fatalf("%s: exit %d\n%s%s", what, code, stdout, stderr)
-		}
-		return stdout
-	}
-	must("apply", "mappings", "apply", "-f", file)
-	must("sync --mapping", "sync", "--mapping", "beta")
-	must("pause", "mappings", "pause", "beta") // serve's scheduler leaves it to this test
-	sctx, stop := context.WithCancel(ctx)
+	w.ctx = testenv.Context(t, 3*time.Minute)
+	w.must("apply", "mappings", "apply", "-f", file)
+	w.must("sync --mapping", "sync", "--mapping", "beta") // creates the topics serve requires
+	// Paused, the mapping still owns its segment; serve's scheduler (whose
+	// watcher marks runs applied) leaves it alone.
+	w.must("pause", "mappings", "pause", "beta")
+	sctx, stop := context.WithCancel(w.ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if code, _, stderr := run(t, sctx, []string{"serve"}, env); code != ExitOK {
+		if code, _, stderr := run(t, sctx, []string{"serve"}, w.env); code != ExitOK {
 			t.Errorf("serve: exit %d\n%s", code, stderr)
 		}
 	}()
-	defer func() { stop(); wg.Wait() }()
+	t.Cleanup(func() { stop(); wg.Wait() })
+	return w
+}
 
+// must runs a command that must succeed and returns its stdout.
+func (w *serveWorld) must(what string, args ...string) string {
+	w.t.Helper()
+	code, stdout, stderr := run(w.t, w.ctx, args, w.env)
+	if code != ExitOK {
+		w.t.Fatalf("%s: exit %d\n%s%s", what, code, stdout, stderr)
+	}
+	return stdout
+}
+
+// TestMembershipCommands runs segments lookup, status and erase end to end
+// against the test's Kafka and Redis with serve applying the topic: a
+// lookup says since which run a key is in a segment, status reports the
+// destination available and fresh, an erase removes the key everywhere
+// with a receipt that erase show reads back, and the next sync of the
+// mapping leaves the key out as "erased".
+func TestMembershipCommands(t *testing.T) {
+	w := newServeWorld(t, "alice", "bob")
+	env, must := w.env, w.must
 	var lookup struct {
 		Segments []struct {
 			Segment, Source, Mapping string

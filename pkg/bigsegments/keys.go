@@ -74,11 +74,13 @@ const SinceUnknown = "0"
 
 // RunsKey is cohortsync's index of where each run starts in ref's
 // sequence numbers: a sorted set, every score 0, of members
-// "<seq, 20 digits zero-padded>:<run>", one per run, seq the lowest the
-// consumer applied of that run. Runs number a segment's events in ranges
-// that never overlap, so the run of a sequence number s is the greatest
-// member not above "<s>;" (ZREVRANGEBYLEX): exact for any uint64, where a
-// score (a double) would round above 2^53.
+// "<seq, 20 digits zero-padded>:<run>", seq the lowest of that run the
+// consumer had applied when it wrote the entry: about one per run (a
+// consumer writes a run's entry again only when it sees a lower seq of it,
+// or after it restarts). Runs number a segment's events in ranges that
+// never overlap, so the run of a sequence number s is the one of the
+// greatest member not above "<s>;" (ZREVRANGEBYLEX): exact for any uint64,
+// where a score (a double) would round above 2^53.
 func RunsKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:runs" }
 
 // RunsEntry is the member of RunsKey for run starting at seq.

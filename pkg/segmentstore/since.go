@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,7 +109,8 @@ type RunStart struct {
 }
 
 // Runs returns ref's run index under prefix, oldest first: one entry per
-// run whose events the Writer applied since the index exists.
+// run whose events the Writer applied since the index exists, with the
+// lowest start recorded for it.
 func Runs(ctx context.Context, c Client, prefix, ref string) ([]RunStart, error) {
 	pipe := c.Pipeline()
 	cmd := pipe.ZRangeByLex(ctx, bigsegments.RunsKey(prefix, ref), &redis.ZRangeBy{Min: "-", Max: "+"})
@@ -122,7 +124,9 @@ func Runs(ctx context.Context, c Client, prefix, ref string) ([]RunStart, error)
 		if !ok || err != nil {
 			return nil, fmt.Errorf("%s member %q is not <seq>:<run>", bigsegments.RunsKey(prefix, ref), m)
 		}
-		out = append(out, RunStart{Run: run, FirstSeq: n})
+		if !slices.ContainsFunc(out, func(r RunStart) bool { return r.Run == run }) {
+			out = append(out, RunStart{Run: run, FirstSeq: n}) // in seq order: the first is the lowest
+		}
 	}
 	return out, nil
 }

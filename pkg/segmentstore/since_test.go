@@ -77,6 +77,9 @@ func TestJoinedSince(t *testing.T) {
 				if d := testenv.DiffSnapshots(once, testenv.Snapshot(t, b.Client, prefix, bigsegments.MetaKey(prefix, "seg.g1"))); d != "" {
 					t.Errorf("applying again changed Redis:\n%s", d)
 				}
+				w = NewWriter(b.Client, time.Now) // a restarted consumer replays them
+				apply()
+				check("replayed by another writer")
 			})
 		})
 	}
@@ -130,4 +133,24 @@ func TestJoinedSinceUnreachable(t *testing.T) {
 	if got, err := Infos(ctx, rdb, "p", []string{"seg.g1"}); err == nil {
 		t.Errorf("Infos = %+v, want an error", got)
 	}
+}
+
+// TestForeignRunIndexRefusesTheSegment: a segment whose run index holds
+// another type takes none of its changes (all or nothing), like one whose
+// member index or metadata does.
+func TestForeignRunIndexRefusesTheSegment(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		if err := b.Client.Set(ctx, bigsegments.RunsKey(prefix, "seg.g1"), "not a zset", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := testenv.Snapshot(t, b.Client, prefix)
+		w := NewWriter(b.Client, time.Now)
+		f, err := w.Apply(ctx, []Change{at(prefix, "alice", false, 1, "A"), at(prefix, "bob", false, 2, "A")})
+		if err != nil || len(f) != 2 || Classify(f[0].Err) != ClassEvent {
+			t.Fatalf("Apply = %v, %v; want both changes refused as WRONGTYPE", f, err)
+		}
+		if d := testenv.DiffSnapshots(before, testenv.Snapshot(t, b.Client, prefix)); d != "" {
+			t.Errorf("refused changes wrote to Redis:\n%s", d)
+		}
+	})
 }

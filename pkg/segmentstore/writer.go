@@ -61,39 +61,19 @@ const ReasonWrongType = "redis_wrongtype"
 // commands. Sequence numbers are compared as decimal strings (longer is
 // larger) because Lua numbers are doubles and lose uint64 precision.
 //
-// It also records where each run of the batch starts in the segment's run
-// index (KEYS[3], see bigsegments.RunsKey): ARGV[6], ARGV[7], ... are
-// pairs of a run and the lowest sequence number (20 digits) the batch
-// applied of it. An entry is added only when the nearest lower entry is of
-// another run, and a higher entry of the same run it makes redundant is
-// removed, so that the index holds one entry per run however many batches
-// (or replays) applied it.
-//
 // It runs after the segment's member-index writes, in the same slot (the
 // keys share the {ref} hash tag), and refuses to move (WRONGTYPE, before
 // writing anything) when one of its keys holds another type than it wants:
 // the metadata a hash, the member index (KEYS[2]) the form the batch wrote
-// (ARGV[5]: hash, or set for a segment written before since-tracking), the
-// run index a sorted set. Then another writer replaced a key during the
-// batch, and the batch's changes of the segment are undone, so the
-// metadata must not claim them.
+// (ARGV[5]: hash, or set for a segment written before since-tracking). Then
+// another writer replaced a key during the batch, and the batch's changes
+// of the segment are undone, so the metadata must not claim them.
 var metaScript = redis.NewScript(`
-local want = {'hash', ARGV[5], 'zset'}
-for k = 1, 3 do
+local want = {'hash', ARGV[5]}
+for k = 1, 2 do
   local t = redis.call('TYPE', KEYS[k]).ok
   if t ~= want[k] and t ~= 'none' then
     return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' holds a ' .. t .. ', not a ' .. want[k])
-  end
-end
-for i = 6, #ARGV, 2 do
-  local run, m = ARGV[i], ARGV[i+1] .. ':' .. ARGV[i]
-  local lower = redis.call('ZREVRANGEBYLEX', KEYS[3], '[' .. m, '-', 'LIMIT', 0, 1)[1]
-  if not (lower and string.sub(lower, 22) == run) then
-    redis.call('ZADD', KEYS[3], 0, m)
-  end
-  local higher = redis.call('ZRANGEBYLEX', KEYS[3], '(' .. m, '+', 'LIMIT', 0, 1)[1]
-  if higher and string.sub(higher, 22) == run then
-    redis.call('ZREM', KEYS[3], higher)
   end
 end
 local cur = redis.call('HGET', KEYS[1], 'last_seq')
@@ -139,6 +119,10 @@ type Writer struct {
 	old     []*redis.SliceCmd // per removal from a hash index: the joining seq it held, for an undo
 	failed  []error           // per change: why it failed, nil if applied
 	segs    map[segKey]*segState
+	// started is, per segment, the run whose start this Writer last
+	// recorded in the run index and that start: a batch of the same run
+	// from no lower a seq adds nothing, so most batches write no entry.
+	started map[segKey]runStart
 }
 
 // NewWriter returns a Writer writing through rdb, which the caller owns and
@@ -155,8 +139,15 @@ type segKey struct {
 	generation      int
 }
 
+// runStart is a run and the lowest seq of it recorded.
+type runStart struct {
+	run string
+	seq uint64
+}
+
 // segState is what one batch does to one segment.
 type segState struct {
+	key                               segKey
 	ref, membersKey, metaKey, runsKey string
 	indexKey                          string // the prefix's segments index (bigsegments.SegmentsKey)
 	changes                           []int  // indexes into the batch
@@ -165,6 +156,7 @@ type segState struct {
 	maxSeq                            uint64
 	run, kind                         string
 	runs                              map[string]uint64 // run → lowest seq of it in the batch
+	runEntries                        []*redis.IntCmd   // ZADDs to the run index
 	meta                              *redis.Cmd
 	index                             *redis.IntCmd // SADD of ref to indexKey
 	membersType, metaType, indexType  *redis.StatusCmd
@@ -188,12 +180,15 @@ func (*errWrongType) RedisError() {}
 // Per change: SADD (SREM with Remove) of the segment ref in the context's
 // include set, and HSETNX of the context key to its Seq (HDEL with Remove)
 // in the segment's member index (SADD/SREM for an index still in the set
-// form of older releases). Per segment: one script that records where each
-// run of the batch starts in the run index, sets last_seq to the highest
-// Seq applied, with its Run, only if that is higher than the stored
-// last_seq, and last_applied to the time now in any case; and an SADD of
-// its ref to the prefix's segments index (bigsegments.SegmentsKey), in
-// another slot than the metadata's, so not in the script.
+// form of older releases). Per segment: one script that sets last_seq to
+// the highest Seq applied, with its Run, only if that is higher than the
+// stored last_seq, and last_applied to the time now in any case; a ZADD to
+// its run index of where each run of the batch starts, unless this Writer
+// recorded that start already (so about one per run, not per batch); and
+// an SADD of its ref to the prefix's segments index
+// (bigsegments.SegmentsKey), in another slot than the metadata's, so not in
+// the script. A run-index entry of changes refused later stays: it is true
+// of the run whatever became of them.
 //
 // The include set and the segment's keys live in different Redis Cluster
 // slots, so no one script or transaction can cover a change (and MULTI/EXEC
@@ -239,6 +234,7 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) ([]Failure, error)
 			return nil, err
 		}
 	}
+	w.recordStarts()
 	var failures []Failure
 	for i, err := range w.failed {
 		if err != nil {
@@ -264,7 +260,7 @@ func (w *Writer) group(changes []Change) {
 		s := w.segs[k]
 		if s == nil {
 			ref := bigsegments.Ref(ch.Segment, ch.Generation)
-			s = &segState{ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
+			s = &segState{key: k, ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
 				runsKey: bigsegments.RunsKey(ch.Prefix, ref), indexKey: bigsegments.SegmentsKey(ch.Prefix)}
 			w.segs[k] = s
 		}
@@ -363,6 +359,7 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 		if s.runs == nil {
 			s.runs = map[string]uint64{}
 		}
+		clear(s.runs)
 		for _, i := range s.changes {
 			if w.failed[i] != nil {
 				continue
@@ -376,9 +373,16 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 				s.runs[ch.Run] = ch.Seq
 			}
 		}
+		s.runEntries = s.runEntries[:0]
 		if s.maxSeq > 0 {
-			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey, s.runsKey}, s.metaArgs(nowMs)...)
+			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, s.metaArgs(nowMs)...)
 			s.index = pipe.SAdd(ctx, s.indexKey, s.ref)
+			for _, run := range slices.Sorted(maps.Keys(s.runs)) {
+				if c, ok := w.started[s.key]; ok && c.run == run && c.seq <= s.runs[run] {
+					continue // recorded already
+				}
+				s.runEntries = append(s.runEntries, pipe.ZAdd(ctx, s.runsKey, redis.Z{Member: bigsegments.RunsEntry(s.runs[run], run)}))
+			}
 		}
 	}
 	_, execErr := pipe.Exec(ctx)
@@ -439,19 +443,31 @@ func (w *Writer) writeMember(ctx context.Context, pipe redis.Pipeliner, s *segSt
 	}
 }
 
-// metaArgs are metaScript's ARGV for s, its runs in a stable order.
+// metaArgs are metaScript's ARGV for s.
 func (s *segState) metaArgs(nowMs string) []any {
 	form := "hash"
 	if s.legacy {
 		form = "set"
 	}
-	args := make([]any, 0, 5+2*len(s.runs))
-	args = append(args, strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind, form)
-	for _, run := range slices.Sorted(maps.Keys(s.runs)) {
-		args = append(args, run, bigsegments.PadSeq(s.runs[run]))
+	return []any{strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind, form}
+}
+
+// recordStarts notes, after a batch, the run start each sound segment
+// holds now: its newest run's, as written or as recorded already.
+func (w *Writer) recordStarts() {
+	if w.started == nil {
+		w.started = map[segKey]runStart{}
 	}
-	clear(s.runs)
-	return args
+	for _, s := range w.segs {
+		first, ok := s.runs[s.run]
+		if _, err := s.segErr(); err != nil || s.bad != nil || s.maxSeq == 0 || !ok {
+			continue
+		}
+		if c, had := w.started[s.key]; had && c.run == s.run && c.seq <= first {
+			continue
+		}
+		w.started[s.key] = runStart{run: s.run, seq: first}
+	}
 }
 
 // segErr is the error of s's metadata update or index entry, with what
@@ -462,6 +478,11 @@ func (s *segState) segErr() (string, error) {
 	}
 	if s.index != nil && s.index.Err() != nil {
 		return "index in " + s.indexKey, s.index.Err()
+	}
+	for _, e := range s.runEntries {
+		if e.Err() != nil {
+			return "record a run's start in " + s.runsKey, e.Err()
+		}
 	}
 	return "", nil
 }
