@@ -334,9 +334,14 @@ func (s *Store) get(ctx context.Context, member string) (Record, error) {
 		}
 		return Record{}, fmt.Errorf("runstore: read %s: %w", s.runKey(member), err)
 	}
+	return decodeRecord(s.runKey(member), b)
+}
+
+// decodeRecord decodes the record stored at key.
+func decodeRecord(key string, b []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return Record{}, fmt.Errorf("runstore: %s does not decode: %w", s.runKey(member), err)
+		return Record{}, fmt.Errorf("runstore: %s does not decode: %w", key, err)
 	}
 	return r, nil
 }

@@ -69,30 +69,7 @@ func serveBeta(t *testing.T, ctx context.Context, redisURL, members string, chan
 	t.Helper()
 	brokers, _ := testenv.Kafka(t)
 	name := testenv.Name(t)
-	cohort := filepath.Join(t.TempDir(), "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\n"+members), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: {url: %q}
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, redisURL, name, cohort)
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	rc, sc := storeBetaAt(t, ctx, name, redisURL, members)
 
 	pcfg := producer.DefaultConfig()
 	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
@@ -118,6 +95,44 @@ mappings:
 	return addr, runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
 		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
 	})
+}
+
+// storeBeta stores, under control prefix name, destination staging (on
+// the test's Redis, prefix <name>-dst) and the hourly CSV mapping beta of
+// users a, b and c into segment beta-users there.
+func storeBeta(t *testing.T, ctx context.Context, name string) (redisx.Config, catalogstore.Config) {
+	t.Helper()
+	return storeBetaAt(t, ctx, name, testenv.RedisURL(t), "a\nb\nc\n")
+}
+
+// storeBetaAt is storeBeta on redisURL with members (CSV lines).
+func storeBetaAt(t *testing.T, ctx context.Context, name, redisURL, members string) (redisx.Config, catalogstore.Config) {
+	t.Helper()
+	cohort := filepath.Join(t.TempDir(), "beta.csv")
+	if err := os.WriteFile(cohort, []byte("user_id\n"+members), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`destinations:
+  - name: staging
+    redis: {url: %q}
+    prefix: %s-dst
+mappings:
+  - name: beta
+    source: {csv: %q}
+    segment: beta-users
+    destinations: [staging]
+    schedule: hourly
+`, redisURL, name, cohort)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return rc, sc
 }
 
 // runUntilCancelled starts run(ctx) in a goroutine and returns stop, which
