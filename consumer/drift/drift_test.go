@@ -266,10 +266,10 @@ func TestCheckAndRebuild(t *testing.T) {
 		}
 
 		// Drift: bob deleted, alice's include set emptied, mallory added.
-		must(t, b.Client.SRem(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "bob").Err())
+		must(t, b.Client.HDel(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "bob").Err())
 		must(t, b.Client.SRem(ctx, bigsegments.IncludeKey(prefix, "bob"), "seg.g1").Err())
 		must(t, b.Client.SRem(ctx, bigsegments.IncludeKey(prefix, "alice"), "seg.g1").Err())
-		must(t, b.Client.SAdd(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "mallory").Err())
+		must(t, b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "mallory", "1").Err())
 		must(t, b.Client.SAdd(ctx, bigsegments.IncludeKey(prefix, "mallory"), "seg.g1").Err())
 		rep, err = Check(ctx, f.kf, f.cfg)
 		if err != nil {
@@ -427,8 +427,8 @@ func TestCheckSortsOnDisk(t *testing.T) {
 			}
 			changes = changes[k:]
 		}
-		must(t, b.Client.SRem(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000001", "user-011999").Err())
-		must(t, b.Client.SAdd(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000010", "stranger").Err())
+		must(t, b.Client.HDel(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000001", "user-011999").Err())
+		must(t, b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000010", "1", "stranger", "1").Err())
 
 		rep, err := Check(ctx, f.kf, f.cfg)
 		if err != nil {

@@ -60,7 +60,7 @@ func TestCheckAndRebuildCommands(t *testing.T) {
 		t.Fatalf("check: exit %d\n%s%s", code, stdout, stderr)
 	}
 
-	if err := rb.Client.SRem(ctx, bigsegments.MembersKey(name, "seg.g1"), "bob").Err(); err != nil {
+	if err := rb.Client.HDel(ctx, bigsegments.MembersKey(name, "seg.g1"), "bob").Err(); err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, stderr = run(t, ctx, []string{"check", "--env", "production", "--json", "--group-id="}, env)
