@@ -23,6 +23,7 @@ import (
 	"github.com/cohortsync/cohortsync/control/api"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/console"
 	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/runwatch"
@@ -276,6 +277,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		// After the server stopped (g.Wait): then no request starts a run.
 		defer func() { _ = closeAPI() }()
+		console.Register(srv) // the web console at /console/, calling the admin API from the browser
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))
