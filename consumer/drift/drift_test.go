@@ -269,7 +269,7 @@ func TestCheckAndRebuild(t *testing.T) {
 		must(t, b.Client.HDel(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "bob").Err())
 		must(t, b.Client.SRem(ctx, bigsegments.IncludeKey(prefix, "bob"), "seg.g1").Err())
 		must(t, b.Client.SRem(ctx, bigsegments.IncludeKey(prefix, "alice"), "seg.g1").Err())
-		must(t, b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "mallory", "999").Err())
+		must(t, b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "mallory", "1").Err())
 		must(t, b.Client.SAdd(ctx, bigsegments.IncludeKey(prefix, "mallory"), "seg.g1").Err())
 		rep, err = Check(ctx, f.kf, f.cfg)
 		if err != nil {
@@ -428,7 +428,7 @@ func TestCheckSortsOnDisk(t *testing.T) {
 			changes = changes[k:]
 		}
 		must(t, b.Client.HDel(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000001", "user-011999").Err())
-		must(t, b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000010", "999", "stranger", "999").Err())
+		must(t, b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "big.g1"), "user-000010", "1", "stranger", "1").Err())
 
 		rep, err := Check(ctx, f.kf, f.cfg)
 		if err != nil {
