@@ -156,8 +156,10 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc
 	if httpAddr != "" {
 		srv := httpserver.New(httpAddr, b.log)
 		srv.Handle("GET /metrics", m.Handler())
-		srv.Check("consumer", func(context.Context) error { return c.Health() })
-		srv.Ready("consumer", func(context.Context) error { return c.Ready() })
+		// As serve's: liveness fails only when the consumer is stuck; Kafka
+		// or Redis being unreachable makes it unready, not restarted.
+		srv.Check("consumer", func(context.Context) error { return c.Alive() })
+		srv.Ready("consumer", func(context.Context) error { return errors.Join(c.Health(), c.Ready()) })
 		g.Go(func() error { return srv.Run(gctx) })
 	}
 	g.Go(func() error { return c.Run(gctx) })
