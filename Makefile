@@ -11,9 +11,10 @@ demo:
 test:
 	bash scripts/test.sh
 
-## test-fast: only the fast backends (kfake, miniredis); installs the Node SDK the sdkcompat tests use
+## test-fast: only the fast backends (kfake, miniredis); installs the Node SDK the sdkcompat tests use and chromium
 test-fast:
 	bash scripts/node-deps.sh
+	bash scripts/browser-deps.sh >/dev/null
 	$(GO) test -race -count=1 ./...
 
 ## fuzz: every fuzz target for FUZZTIME each (default 60s; CI runs 4s each inside make test)

@@ -191,7 +191,7 @@ func (s *stage) waitCount(what string, n int) {
 	s.t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		if got, err := s.rdb.SCard(s.ctx, s.membersKey()).Result(); err == nil && got == int64(n) {
+		if got, err := s.memberCount(); err == nil && got == int64(n) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -281,7 +281,7 @@ func brokerDownDuringApply(t *testing.T) {
 	s.waitApplying(len(a))
 	down := time.Now()
 	b.kill(t)
-	n, err := s.rdb.SCard(s.ctx, s.membersKey()).Result()
+	n, err := s.memberCount()
 	if err != nil {
 		t.Fatal(err)
 	}

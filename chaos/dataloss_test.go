@@ -39,6 +39,14 @@ func TestRedisDataLoss(t *testing.T) {
 		code, _ := get(httpAddr, "/readyz")
 		return code == http.StatusOK
 	})
+	// The loss is detectable once the consumer has marked the store
+	// current: it writes its store id with the first synchronized_on. A
+	// FLUSHALL before that (members applied and committed, no stamp yet)
+	// is not seen: the consumer then claims the emptied store as new (a
+	// short form run in parallel found that window).
+	testenv.Eventually(t, time.Minute, "the store marked current, with its store id", func() bool {
+		return s.rdb.Exists(s.ctx, bigsegments.SyncTimeKey(s.prefix), bigsegments.StoreIDKey(s.prefix)).Val() == 2
+	})
 
 	if err := s.rdb.FlushAll(s.ctx).Err(); err != nil {
 		t.Fatal(err)

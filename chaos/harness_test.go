@@ -331,7 +331,7 @@ func (s *stage) waitApplying(want int) {
 	s.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		n, err := s.rdb.SCard(s.ctx, s.membersKey()).Result()
+		n, err := s.memberCount()
 		if err == nil && n > 0 {
 			return
 		}
@@ -340,9 +340,11 @@ func (s *stage) waitApplying(want int) {
 	s.t.Fatalf("the consumer applied nothing of %d members in 2 minutes", want)
 }
 
-// membersKey is the segment's member index.
-func (s *stage) membersKey() string {
-	return bigsegments.MembersKey(s.prefix, bigsegments.Ref(s.segment, 1))
+// memberCount is the length of the segment's member index (a hash, or a
+// set in the form before since-tracking).
+func (s *stage) memberCount() (int64, error) {
+	info, err := segmentstore.Info(s.ctx, s.rdb, s.prefix, bigsegments.Ref(s.segment, 1))
+	return info.Members, err
 }
 
 // faultOver marks the end of the test's last fault: the time to recover
@@ -380,11 +382,10 @@ func (s *stage) checkExact(what string, want, gone map[string]bool) {
 	if e := s.lastSyncEnd(); e.After(current) {
 		current = e
 	}
-	key := s.membersKey()
 	var d diff
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		if n, err := s.rdb.SCard(s.ctx, key).Result(); err != nil || n != int64(len(want)) {
+		if n, err := s.memberCount(); err != nil || n != int64(len(want)) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}

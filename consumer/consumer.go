@@ -171,6 +171,11 @@ func (c *Consumer) WaitCaughtUp(ctx context.Context) error { return c.fresh.Wait
 // three sync intervals (see freshness.Tracker.Health): for a liveness probe.
 func (c *Consumer) Health() error { return c.fresh.Health() }
 
+// Alive fails when the consumer's lag checks have stopped ending at all
+// (see freshness.Tracker.Alive): for a liveness probe that must not fail
+// while Kafka or Redis is down.
+func (c *Consumer) Alive() error { return c.fresh.Alive() }
+
 // Ready fails until Run has passed its preflight (Redis answers, the topics
 // exist). A readiness probe wants Health too: the HTTP server adds every
 // liveness check to /readyz.
@@ -435,7 +440,9 @@ func (c *Consumer) preflight(ctx context.Context) error {
 	for _, t := range []struct{ flag, topic string }{{"--topic", c.cfg.Topic}, {"--dead-letter-topic", c.cfg.DeadLetterTopic}} {
 		err := c.retryFor(ctx, c.cfg.StartupTimeout, "kafka metadata", func() error {
 			_, err := freshness.Partitions(ctx, c.kc, t.topic)
-			if errors.Is(err, freshness.ErrTopicMissing) {
+			// A refused login (a wrong password) does not get better
+			// within the start-up's seconds: said at once, not after them.
+			if errors.Is(err, freshness.ErrTopicMissing) || kafkax.LoginRefused(err) {
 				return retry.Permanent(err)
 			}
 			return err

@@ -6,15 +6,17 @@ import (
 	"testing"
 )
 
-// TestNoHTTPInTheConsumer: the consumer and its freshness tracker serve
-// nothing and so import no HTTP stack; the process's one server
+// TestNoHTTPInTheConsumer: the consumer, its freshness tracker and the
+// replay, check and rebuild packages serve nothing and so import no HTTP
+// stack; the process's one server
 // (internal/httpserver) mounts their metrics and probes. The propagation
 // package imports net/http too, hence TraceExtractor.
 func TestNoHTTPInTheConsumer(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Fatalf("the go command is needed to list dependencies: %v", err)
 	}
-	for _, pkg := range []string{"github.com/cohortsync/cohortsync/consumer", "github.com/cohortsync/cohortsync/consumer/freshness"} {
+	for _, pkg := range []string{"github.com/cohortsync/cohortsync/consumer", "github.com/cohortsync/cohortsync/consumer/freshness",
+		"github.com/cohortsync/cohortsync/consumer/rewind", "github.com/cohortsync/cohortsync/consumer/drift"} {
 		out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", pkg).Output()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v", pkg, err)

@@ -407,7 +407,7 @@ func pingAll(ctx context.Context, s *routeSet) error {
 			if segmentstore.Classify(err) == segmentstore.ClassFatal {
 				fatal.Store(true)
 			}
-			errs[i] = s.named(tg.names, err)
+			errs[i] = s.named(tg.names, atServer(tg.client, err))
 		})
 	}
 	wg.Wait()
@@ -416,6 +416,26 @@ func pingAll(ctx context.Context, s *routeSet) error {
 		return retry.Permanent(err)
 	}
 	return err
+}
+
+// atServer names client's server (and user) in err when err does not:
+// go-redis names the address when it cannot connect, not when the server
+// refuses the login or a command (WRONGPASS, NOPERM). Never the password.
+func atServer(client redis.UniversalClient, err error) error {
+	var addr, user string
+	switch c := client.(type) {
+	case *redis.Client:
+		addr, user = c.Options().Addr, c.Options().Username
+	case *redis.ClusterClient:
+		addr, user = strings.Join(c.Options().Addrs, ","), c.Options().Username
+	}
+	if addr == "" || errors.Is(err, redis.ErrClosed) || strings.Contains(err.Error(), addr) {
+		return err // no server, or named already
+	}
+	if user != "" {
+		return fmt.Errorf("redis %s (user %s): %w", addr, user, err)
+	}
+	return fmt.Errorf("redis %s: %w", addr, err)
 }
 
 // named wraps err with the destinations it concerns; New's single Redis

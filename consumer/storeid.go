@@ -28,8 +28,10 @@ import (
 // evaluating an empty one as up to date. The loss is logged, counted,
 // fails readiness (not liveness: a restarted process would start afresh)
 // and is written into the store (StoreLostKey), so that no consumer claims
-// it again until an operator has rebuilt it (the topic replayed from its
-// earliest offsets, see README "Redis lost its data") and deleted that key.
+// it again until it has been rebuilt (cohortsync rebuild, which deletes
+// that key when done; README "Redis lost its data"). A store whose mark
+// exists is never stamped, whatever its id says: rebuild writes the mark
+// to hold freshness back while it refills the store.
 type storeIDs struct {
 	log *slog.Logger
 
@@ -93,8 +95,11 @@ func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, pre
 		switch {
 		case lost:
 			gone = append(gone, p)
-		case !known && found == "" && marks[i].Val() > 0:
-			s.markLost(ctx, client, k, names, "", "a consumer found it lost before")
+		case marks[i].Val() > 0:
+			// The mark is the store's own word, whoever wrote it: a
+			// consumer that found the loss, or cohortsync rebuild holding
+			// freshness back while it refills the store.
+			s.markLost(ctx, client, k, names, want, "its store_lost mark is set (a loss a consumer found, or a rebuild under way)")
 			gone = append(gone, p)
 		case !known:
 			id, err := s.claim(ctx, client, p, found)
@@ -126,7 +131,7 @@ func (s *storeIDs) markLost(ctx context.Context, client redis.UniversalClient, k
 	err := client.SetNX(ctx, bigsegments.StoreLostKey(k.prefix), time.Now().UTC().Format(time.RFC3339), 0).Err()
 	s.log.ErrorContext(ctx, "Redis lost the data of a destination: its store id is gone or changed "+
 		"(FLUSHALL, a Redis replaced by an empty one, or a failover to an empty replica); it is no longer marked current, "+
-		"so SDKs report it stale; rebuild it (README: Redis lost its data)",
+		"so SDKs report it stale; stop the group's consumers and run cohortsync rebuild (README: Redis lost its data)",
 		"destination", names, "prefix", k.prefix, "store_id", want, "found", found, "lost_key", bigsegments.StoreLostKey(k.prefix), "record_error", err)
 }
 

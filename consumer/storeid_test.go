@@ -10,6 +10,7 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer/rewind"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
@@ -73,7 +74,7 @@ func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
 		// but the store is still not claimed current.
 		ke.produce(t, messages(ev("staging", "seg", 1, "carol", schema.OpAdd, 3))...)
 		testenv.Eventually(t, 30*time.Second, "carol applied", func() bool {
-			n, err := rdb.SCard(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Result()
+			n, err := rdb.HLen(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Result()
 			return err == nil && n == 1
 		})
 		time.Sleep(5 * cfg.SyncInterval)
@@ -119,7 +120,7 @@ func TestRedisDataLossIsNotReportedCurrent(t *testing.T) {
 		if n := rdb.Exists(ctx, syncKey).Val(); n != 1 || fourth.Ready() != nil {
 			t.Fatalf("after the rebuild: synchronized_on exists %d, Ready %v", n, fourth.Ready())
 		}
-		if n := rdb.SCard(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Val(); n != 3 {
+		if n := rdb.HLen(ctx, bigsegments.MembersKey(cfg.RedisPrefix, "seg.g1")).Val(); n != 3 {
 			t.Fatalf("after the replay the segment has %d members, want alice, bob and carol", n)
 		}
 	})
@@ -140,4 +141,34 @@ func emptyPrefix(t *testing.T, rdb redis.UniversalClient, prefix string) {
 	if err := testenv.DeletePrefix(testenv.Context(t, 30*time.Second), rdb, prefix); err != nil {
 		t.Fatalf("empty prefix %s: %v", prefix, err)
 	}
+}
+
+// TestStoreLostMarkHoldsFreshnessBack: the store-lost mark is honoured at
+// every check, whatever the store id says: cohortsync rebuild writes it
+// (segmentstore.HoldFreshness) to keep a store it refills from being
+// stamped current, so a consumer started by mistake during a rebuild, with
+// the store id intact, stops stamping and takes synchronized_on back.
+func TestStoreLostMarkHoldsFreshnessBack(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, brokers []string, onBroker bool, rdb redis.UniversalClient) {
+		ke := newKafka(t, brokers, onBroker, 1)
+		ke.produce(t, messages(ev("staging", "seg", 1, "alice", schema.OpAdd, 1))...)
+		cfg := testConfig(t, ke)
+		c := start(t, ke.kf, cfg, rdb)
+		c.waitCaughtUp(t)
+		ctx := testenv.Context(t, time.Minute)
+		syncKey := bigsegments.SyncTimeKey(cfg.RedisPrefix)
+		testenv.Eventually(t, 10*time.Second, "synchronized_on written", func() bool { return rdb.Exists(ctx, syncKey).Val() == 1 })
+
+		if err := segmentstore.HoldFreshness(ctx, rdb, cfg.RedisPrefix, "rebuild under way"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, "the mark seen", func() bool { return c.Stats().StoresLost == 1 })
+		time.Sleep(5 * cfg.SyncInterval)
+		if rdb.Exists(ctx, syncKey).Val() != 0 {
+			t.Fatal("synchronized_on written over a store whose store_lost mark is set")
+		}
+		if rdb.Exists(ctx, bigsegments.StoreIDKey(cfg.RedisPrefix)).Val() != 1 {
+			t.Fatal("the store id was touched")
+		}
+	})
 }

@@ -2,11 +2,13 @@ package deploy
 
 import (
 	"bytes"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +147,9 @@ func TestComposeCommands(t *testing.T) {
 			// Compose kills a container 10s after SIGTERM unless told
 			// otherwise: less than the consumer's worst shutdown.
 			worst, ok := worstShutdown(t, where, s.Environment)
+			if path[0] == "serve" {
+				worst, ok = serveWorstShutdown(t, where, s.Environment, exampleDestinations(t))
+			}
 			if d, err := time.ParseDuration(s.StopGracePeriod); ok && (err != nil || d < worst) {
 				t.Errorf("%s: stop_grace_period %q, want at least %v (the worst shutdown)", where, s.StopGracePeriod, worst)
 			}
@@ -171,6 +176,7 @@ func TestComposeServe(t *testing.T) {
 	if serve.Deploy.Replicas != 3 {
 		t.Errorf("serve: %d replicas, want 3", serve.Deploy.Replicas)
 	}
+	checkPublished(t, serve, flagValue(serve.args(t, "serve"), "--http-addr"))
 	if len(serve.Profiles) != 0 || len(apply.Profiles) != 0 {
 		t.Errorf("serve and mappings must start with a plain \"up\": profiles %q and %q", serve.Profiles, apply.Profiles)
 	}
@@ -229,4 +235,43 @@ func TestComposeServe(t *testing.T) {
 			t.Errorf("destination %s: Redis %s is not a service of the stack", d.Name, u.Host)
 		}
 	}
+}
+
+// exampleDestinations is the most destinations a mapping of the compose
+// stack's file has.
+func exampleDestinations(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return maxDestinations(t, map[string][]byte{examplePath: b})
+}
+
+// checkPublished checks that the HTTP port of every replica of s (the
+// admin API and console) is published on the host: a range of host ports,
+// one a replica, onto the port of httpAddr.
+func checkPublished(t *testing.T, s composeService, httpAddr string) {
+	t.Helper()
+	_, want, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		t.Fatalf("serve: --http-addr %q: %v", httpAddr, err)
+	}
+	for _, p := range s.Ports {
+		host, container, ok := strings.Cut(p, ":")
+		if !ok || container != want {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(host, "-")
+		if !isRange {
+			hi = lo
+		}
+		first, err1 := strconv.Atoi(lo)
+		last, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || last-first+1 < s.Deploy.Replicas {
+			t.Errorf("serve: ports %q: want a host port range of at least %d ports (one a replica) onto %s", p, s.Deploy.Replicas, want)
+		}
+		return
+	}
+	t.Errorf("serve: no port publishes --http-addr's %s on the host (ports %q)", want, s.Ports)
 }

@@ -28,7 +28,8 @@ const image = "ghcr.io/cohortsync/cohortsync:latest"
 // object is the part of a Kubernetes object the checks read.
 type object struct {
 	file     string
-	Kind     string `yaml:"kind"`
+	raw      yaml.Node // the whole document, for the kinds read in full (serve_test.go)
+	Kind     string    `yaml:"kind"`
 	Metadata struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
@@ -45,6 +46,9 @@ type object struct {
 }
 
 type podTemplate struct {
+	Metadata struct {
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
 	Spec podSpec `yaml:"spec"`
 }
 
@@ -75,7 +79,11 @@ type container struct {
 	Ports          []port `yaml:"ports"`
 	LivenessProbe  *probe `yaml:"livenessProbe"`
 	ReadinessProbe *probe `yaml:"readinessProbe"`
-	VolumeMounts   []struct {
+	Resources      struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	VolumeMounts []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
 	} `yaml:"volumeMounts"`
@@ -132,9 +140,12 @@ func loadManifests(t *testing.T) manifests {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		for {
 			o := &object{file: file}
-			if err := dec.Decode(o); errors.Is(err, io.EOF) {
+			if err := dec.Decode(&o.raw); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if err := o.raw.Decode(o); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
 			if o.Kind == "" || o.Metadata.Name == "" {
@@ -255,7 +266,7 @@ func TestManifestCommands(t *testing.T) {
 			}
 			checkProbes(t, cmd.where, c, env["HTTP_ADDR"])
 			if path, _ := subcommand(cmd.args); len(path) == 1 && (path[0] == "serve" || path[0] == "consume") {
-				checkGrace(t, o, p, m.env(c), path[0] == "serve")
+				checkGrace(t, o, p, m.env(c), path[0] == "serve", maxDestinations(t, files))
 			}
 			if path, _ := subcommand(cmd.args); len(path) == 1 && path[0] == "serve" {
 				serves++
@@ -301,6 +312,9 @@ func checkProbes(t *testing.T, where string, c container, httpAddr string) {
 	}
 }
 
+// telemetryFlush bounds the telemetry's flush at exit.
+const telemetryFlush = telemetry.ShutdownTimeout
+
 // graceMargin is what a pod's grace period may hold beyond the worst
 // shutdown: more only delays a rollout past a hung process.
 const graceMargin = 4 * time.Second
@@ -309,14 +323,16 @@ const graceMargin = 4 * time.Second
 // the worst case of its shutdown as its grace period (issue 11 item 5):
 // the consumer returns within --shutdown-timeout plus a second whatever
 // hangs, then the telemetry flush gets up to telemetry.ShutdownTimeout (the
-// HTTP server's shutdown runs meanwhile). A consume pod gets not much more:
-// more only delays a rollout past a hung process. serve also records the
-// runs its scheduler had started, after the consumer's part; its manifest
-// says how long that takes at worst, and the check holds it to the
-// consumer's part only.
-func checkGrace(t *testing.T, o *object, p *podSpec, env map[string]string, serve bool) {
+// HTTP server's shutdown runs meanwhile). serve also ends the run its
+// scheduler had in progress and closes its notifier: serveWorstShutdown,
+// for mappings of up to dests destinations. A pod gets not much more: more
+// only delays a rollout past a hung process.
+func checkGrace(t *testing.T, o *object, p *podSpec, env map[string]string, serve bool, dests int) {
 	t.Helper()
 	worst, ok := worstShutdown(t, o.String(), env)
+	if serve {
+		worst, ok = serveWorstShutdown(t, o.String(), env, dests)
+	}
 	if !ok {
 		return
 	}
@@ -325,7 +341,7 @@ func checkGrace(t *testing.T, o *object, p *podSpec, env map[string]string, serv
 		return
 	}
 	grace := time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
-	if grace < worst || !serve && grace > worst+graceMargin {
+	if grace < worst || grace > worst+graceMargin {
 		t.Errorf("%s: terminationGracePeriodSeconds %v, want from %v (the worst shutdown) to %v", o, grace, worst, worst+graceMargin)
 	}
 }
@@ -344,7 +360,7 @@ func worstShutdown(t *testing.T, where string, env map[string]string) (time.Dura
 		}
 		shutdown = d
 	}
-	return shutdown + time.Second + telemetry.ShutdownTimeout, true
+	return shutdown + time.Second + telemetryFlush, true
 }
 
 // env is the environment c's variables and envFrom ConfigMaps give it.

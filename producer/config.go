@@ -102,6 +102,9 @@ type SyncRequest struct {
 	// the local report, with the run's id: a run history keeps them with
 	// the run. Its error fails the run.
 	Exclusions func(ctx context.Context, run string, e source.Exclusion) error
+	// Meter, unless nil, is kept up to date with the run's phase and
+	// counts while it goes (a progress bar or a run history reads it).
+	Meter *Meter
 }
 
 func (r *SyncRequest) applyDefaults() {

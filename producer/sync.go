@@ -47,7 +47,13 @@ type publisherWrapper func(snapshot.Publisher) snapshot.Publisher
 func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncRequest, wrap publisherWrapper) (sum Summary, err error) {
 	start := time.Now()
 	sum.Run, sum.Started = NewRunID(start), start
+	meter := req.Meter
+	if meter == nil {
+		meter = new(Meter)
+	}
+	meter.start(sum.Run, start)
 	defer func() {
+		meter.end()
 		sum.Duration = time.Since(start)
 		sum.Outcome = outcome(err)
 		if err != nil {
@@ -87,9 +93,9 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 			return nil, err
 		}
 		if wrap != nil {
-			return wrap(p), nil
+			return meter.publisher(ph, wrap(p)), nil
 		}
-		return p, nil
+		return meter.publisher(ph, p), nil
 	}
 
 	exclPath := cfg.ExclusionsFile
@@ -98,17 +104,25 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 	}
 	// Runs after the recovery of an interrupted run, if any.
 	fill := func(add func(string) error) error {
+		meter.set(PhaseReading)
 		report := &exclusionReport{path: exclPath}
-		exclude := report.add
+		exclude := func(e source.Exclusion) error {
+			meter.row()
+			return report.add(e)
+		}
 		if req.Exclusions != nil {
 			exclude = func(e source.Exclusion) error {
+				meter.row()
 				if err := report.add(e); err != nil {
 					return err
 				}
 				return req.Exclusions(ctx, sum.Run, e)
 			}
 		}
-		st, err := req.Input.Read(ctx, add, exclude)
+		st, err := req.Input.Read(ctx, func(key string) error {
+			meter.row()
+			return add(key)
+		}, exclude)
 		err = errors.Join(err, report.close())
 		if err == nil && report.written() == "" && cfg.ExclusionsFile != "" {
 			// A fixed path must not keep describing an earlier run.
@@ -120,6 +134,7 @@ func syncWith(ctx context.Context, cfg Config, kf *kafkax.Factory, req SyncReque
 		if err != nil {
 			return fmt.Errorf("read %s: %w", req.Input.Name(), err)
 		}
+		meter.set(PhaseSorting)
 		return nil
 	}
 

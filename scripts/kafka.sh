@@ -7,7 +7,13 @@
 #                               start a broker, print KAFKA_BROKERS=127.0.0.1:PORT;
 #                               with TLSDIR (lib.sh's make_certs) also an SSL
 #                               listener requiring client certificates, printed
-#                               as KAFKA_TLS_BROKERS=127.0.0.1:PORT
+#                               as KAFKA_TLS_BROKERS=127.0.0.1:PORT, and a
+#                               SASL_SSL listener (server TLS, SCRAM-SHA-256
+#                               and -512, no client certificate) with one
+#                               user made at format time, printed as
+#                               KAFKA_SASL_BROKERS=127.0.0.1:PORT,
+#                               KAFKA_SASL_USER=... and KAFKA_SASL_PASSWORD=...
+#                               (a random password, kept in STATEDIR/sasl-password)
 #   kafka.sh stop STATEDIR      stop it (TERM, then KILL after 30 s)
 #   kafka.sh resume STATEDIR    start a stopped broker again on its ports and
 #                               data (the chaos suite's broker outage)
@@ -28,6 +34,7 @@ home=${COHORTSYNC_CACHE:-$HOME/.cache/cohortsync}/kafka-$version
 lib=$home/lib
 start_timeout=90 # seconds
 stop_timeout=30  # seconds
+sasl_user=cohortsync
 
 install() {
   # The stamp holds the pom's hash: editing the pom re-fetches.
@@ -49,32 +56,46 @@ install() {
 }
 
 start() {
-  local dir=$1 tls=${2:-} port cport sport id i jopts listeners advertised protocols
-  local ssl_props=()
+  local dir=$1 tls=${2:-} port cport sport aport id jopts listeners advertised protocols
+  local ssl_props=() scram=()
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
   [[ -f $lib/.complete ]] || die "Kafka jars missing; run: $0 install"
-  if alive "$dir/kafka.pid" kafka.Kafka && [[ -f $dir/port ]] && port_open "$(cat "$dir/port")" &&
-    { [[ -z $tls ]] || { [[ -f $dir/tls-port ]] && port_open "$(cat "$dir/tls-port")"; }; }; then
+  if alive "$dir/kafka.pid" kafka.Kafka && ports_open "$dir" "$tls"; then
     print_vars "$dir" "$tls" # already running
     return 0
   fi
   stop "$dir"
   rm -rf "$dir/data" "$dir/logs" && mkdir -p "$dir/data" "$dir/logs"
-  read -r port cport sport < <(free_ports 3)
+  read -r port cport sport aport < <(free_ports 4)
   listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
   advertised=PLAINTEXT://127.0.0.1:$port
   protocols=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-  rm -f "$dir/tls-port"
+  rm -f "$dir/tls-port" "$dir/sasl-port" "$dir/sasl-password"
   if [[ -n $tls ]]; then
-    listeners+=,SSL://127.0.0.1:$sport
-    advertised+=,SSL://127.0.0.1:$sport
-    protocols+=,SSL:SSL
+    listeners+=,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$aport
+    advertised+=,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$aport
+    protocols+=,SSL:SSL,SASL_SSL:SASL_SSL
     # PEM stores (Kafka 2.7+): the key (unencrypted PKCS#8) and chain in one file.
+    # Client certificates are required on the SSL listener, not on SASL_SSL,
+    # where the SCRAM password authenticates (listener-prefixed: a broker-wide
+    # ssl.client.auth may apply to SASL_SSL in later Kafka releases).
     ssl_props=(ssl.keystore.type=PEM "ssl.keystore.location=$tls/server-keystore.pem"
-      ssl.truststore.type=PEM "ssl.truststore.location=$tls/ca.pem" ssl.client.auth=required)
+      ssl.truststore.type=PEM "ssl.truststore.location=$tls/ca.pem"
+      listener.name.ssl.ssl.client.auth=required listener.name.sasl_ssl.ssl.client.auth=none
+      listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+      "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+      "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;")
+    # The SCRAM user is written into the metadata log by the format (KRaft
+    # has no ZooKeeper to hold it), so the broker starts with it.
+    (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$dir/sasl-password")
+    local pw
+    pw=$(cat "$dir/sasl-password")
+    scram=(--add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$pw]"
+      --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$pw]")
     echo "$sport" >"$dir/tls-port"
+    echo "$aport" >"$dir/sasl-port"
   fi
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
@@ -104,16 +125,23 @@ PROPS
   id=-
   while [[ $id == -* ]]; do id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); done
   java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
-    -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+    -t "$id" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 ||
     { cat "$dir/format.log" >&2; die "formatting Kafka storage failed (log: $dir/format.log)"; }
   echo "$port" >"$dir/port"
-  launch "$dir" "$port" "$sport" "$tls"
+  launch "$dir" "$tls"
 }
 
-# launch DIR PORT SSLPORT TLSDIR: run the broker of DIR's server.properties
-# and data, and wait until it is ready.
+# ports_open DIR TLSDIR: every listener of DIR's broker accepts connections.
+ports_open() {
+  [[ -f $1/port ]] && port_open "$(cat "$1/port")" &&
+    { [[ -z $2 ]] || { [[ -f $1/tls-port && -f $1/sasl-port ]] &&
+      port_open "$(cat "$1/tls-port")" && port_open "$(cat "$1/sasl-port")"; }; }
+}
+
+# launch DIR TLSDIR: run the broker of DIR's server.properties and data,
+# and wait until it is ready.
 launch() {
-  local dir=$1 port=$2 sport=$3 tls=$4 jopts i
+  local dir=$1 tls=$2 jopts i
   jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
   : >"$dir/logs/server.log"
   nohup java -Xms256m -Xmx768m "${jopts[@]}" -cp "$lib/*" \
@@ -125,8 +153,7 @@ launch() {
     alive "$dir/kafka.pid" kafka.Kafka ||
       { tail -n 30 "$dir/kafka.out" "$dir/logs/server.log" >&2 2>/dev/null || true
         die "Kafka broker exited during startup (logs: $dir/kafka.out, $dir/logs/server.log)"; }
-    if grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null && port_open "$port" &&
-      { [[ -z $tls ]] || port_open "$sport"; }; then
+    if grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null && ports_open "$dir" "$tls"; then
       print_vars "$dir" "$tls"
       return 0
     fi
@@ -138,7 +165,12 @@ launch() {
 
 print_vars() {
   echo "KAFKA_BROKERS=127.0.0.1:$(cat "$1/port")"
-  [[ -z $2 ]] || echo "KAFKA_TLS_BROKERS=127.0.0.1:$(cat "$1/tls-port")"
+  [[ -z $2 ]] || {
+    echo "KAFKA_TLS_BROKERS=127.0.0.1:$(cat "$1/tls-port")"
+    echo "KAFKA_SASL_BROKERS=127.0.0.1:$(cat "$1/sasl-port")"
+    echo "KAFKA_SASL_USER=$sasl_user"
+    echo "KAFKA_SASL_PASSWORD=$(cat "$1/sasl-password")"
+  }
 }
 
 stop() {
@@ -152,7 +184,7 @@ resume() {
   alive "$dir/kafka.pid" kafka.Kafka && die "the broker of $dir is running"
   local tls=
   [[ -f $dir/tls-port ]] && tls=yes
-  launch "$dir" "$(cat "$dir/port")" "$(cat "$dir/tls-port" 2>/dev/null)" "$tls"
+  launch "$dir" "$tls"
 }
 
 case ${1:-} in

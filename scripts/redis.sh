@@ -2,16 +2,21 @@
 # Runs real Redis servers on free loopback ports for the integration tests:
 # one standalone server, a 3-master Redis Cluster (no replicas, no
 # persistence) and, given a TLSDIR made by lib.sh's make_certs, a standalone
-# server on a TLS port that requires client certificates.
+# server on a TLS port that requires client certificates. The Cluster's
+# nodes and the TLS server have, beside the default user (no password, every
+# right), the ACL user of deploy/redis/cohortsync.acl with a random password
+# (kept in STATEDIR/acl/acl-password; the ACL file holds its SHA-256).
 #
 #   redis.sh install                 apt-get install redis-server if it is missing
-#   redis.sh start STATEDIR [TLSDIR] start them, print REDIS_URL=..., REDIS_CLUSTER_ADDRS=...
-#                                    and REDIS_TLS_URL=rediss://... with TLSDIR
+#   redis.sh start STATEDIR [TLSDIR] start them, print REDIS_URL=..., REDIS_CLUSTER_ADDRS=...,
+#                                    REDIS_ACL_USER=..., REDIS_ACL_PASSWORD=... and,
+#                                    with TLSDIR, REDIS_TLS_URL=rediss://...
 #   redis.sh stop STATEDIR      shut them all down
 #
 # Each server has its own directory in STATEDIR (pid file, log, nodes.conf).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+acl_rules=$(dirname "$here")/deploy/redis/cohortsync.acl
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 
@@ -67,11 +72,31 @@ cluster_ok() {
 print_vars() {
   echo "REDIS_URL=redis://127.0.0.1:$(cat "$state/standalone/port")/0"
   [[ -z $tls ]] || echo "REDIS_TLS_URL=rediss://127.0.0.1:$(cat "$state/tls/port")/0"
+  echo "REDIS_ACL_USER=$(acl_user)"
+  echo "REDIS_ACL_PASSWORD=$(cat "$state/acl/acl-password")"
   echo "REDIS_CLUSTER_ADDRS=$(for n in 1 2 3; do printf '127.0.0.1:%s\n' "$(cat "$state/cluster$n/port")"; done | paste -sd,)"
+}
+
+# acl_line: the user line of deploy/redis/cohortsync.acl; acl_user: its name.
+acl_line() { grep -m1 '^user ' "$acl_rules"; }
+acl_user() { acl_line | cut -d' ' -f2; }
+
+# write_acl DIR: a random password in DIR/acl-password and DIR/users.acl
+# granting it the rules of deploy/redis/cohortsync.acl (by its SHA-256);
+# the default user keeps every right (the other tests connect as it).
+write_acl() {
+  local dir=$1 pw line
+  mkdir -p "$dir"
+  (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$dir/acl-password")
+  pw=$(cat "$dir/acl-password")
+  line=$(acl_line) && [[ $line == *'>CHANGE-ME'* ]] || die "no 'user ... >CHANGE-ME ...' line in $acl_rules"
+  (umask 077 && printf 'user default on nopass allkeys allchannels allcommands\n%s\n' \
+    "${line/>CHANGE-ME/#$(printf %s "$pw" | sha256sum | cut -d' ' -f1)}" >"$dir/users.acl")
 }
 
 running_all() {
   local d
+  [[ -f $state/acl/acl-password ]] || return 1
   [[ -z $tls ]] || { alive "$state/tls/redis.pid" redis-server && port_open "$(cat "$state/tls/port" 2>/dev/null)"; } || return 1
   for d in standalone cluster1 cluster2 cluster3; do
     alive "$state/$d/redis.pid" redis-server && pong "$(cat "$state/$d/port" 2>/dev/null)" || return 1
@@ -82,7 +107,8 @@ start() {
   command -v redis-server >/dev/null || die "redis-server not found; run: $0 install"
   if running_all; then print_vars; return 0; fi # already running
   stop
-  rm -rf "${state:?}"/standalone "$state"/cluster[123] "$state"/tls
+  rm -rf "${state:?}"/standalone "$state"/cluster[123] "$state"/tls "$state"/acl
+  write_acl "$state/acl"
   local ports p n addrs=()
   # One port for the standalone server, two (client, cluster bus) per cluster
   # node, and the TLS server's.
@@ -92,13 +118,14 @@ start() {
     # --port 0: TLS only; the plain port is written for stop's SHUTDOWN,
     # which then fails and stop_pid's TERM does it.
     launch "$state/tls" 0 --tls-port "${ports[7]}" --tls-cert-file "$tls/server.pem" \
-      --tls-key-file "$tls/server-key.pem" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients yes
+      --tls-key-file "$tls/server-key.pem" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients yes \
+      --aclfile "$state/acl/users.acl"
     echo "${ports[7]}" >"$state/tls/port"
   fi
   for n in 1 2 3; do
     launch "$state/cluster$n" "${ports[n]}" --cluster-enabled yes \
       --cluster-port "${ports[n + 3]}" --cluster-config-file "$state/cluster$n/nodes.conf" \
-      --cluster-node-timeout 5000
+      --cluster-node-timeout 5000 --aclfile "$state/acl/users.acl"
     addrs+=("127.0.0.1:${ports[n]}")
   done
   for p in "${ports[@]:0:4}"; do wait_for "redis-server on port $p" pong "$p"; done

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`, CI via .ci/run):
-#   1. npm ci for sdkcompat/node (LaunchDarkly's Node SDK, used by tests);
+#   1. npm ci for sdkcompat/node (LaunchDarkly's Node SDK, used by tests) and
+#      Debian's chromium for the web console's browser tests
+#      (scripts/browser-deps.sh);
 #   2. go vet, golangci-lint (scripts/lint.sh), then unit tests with -race on
 #      the fast in-process backends (kfake, miniredis): no COHORTSYNC_TEST_*
 #      variables set;
@@ -47,6 +49,8 @@ while IFS='=' read -r name _; do unset "$name"; done < <(env | grep -E '^COHORTS
 
 begin "npm ci (sdkcompat/node)"
 bash scripts/node-deps.sh
+begin "chromium (control/console's browser tests)"
+bash scripts/browser-deps.sh >/dev/null
 
 begin "go vet"
 go vet ./...

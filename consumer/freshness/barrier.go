@@ -37,6 +37,35 @@ func Ends(ctx context.Context, kc Offsets, topic string) (map[int]int64, error) 
 	return ends, nil
 }
 
+// Bounds lists the partitions of topic with the first offset each log
+// still holds and its end offset (the next to be written).
+func Bounds(ctx context.Context, kc Offsets, topic string) (ids []int, first, end map[int]int64, err error) {
+	if ids, err = Partitions(ctx, kc, topic); err != nil {
+		return nil, nil, nil, err
+	}
+	reqs := make([]kafka.OffsetRequest, 0, 2*len(ids))
+	for _, p := range ids {
+		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	lo, err := kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
+	}
+	first, end = make(map[int]int64, len(ids)), make(map[int]int64, len(ids))
+	for _, p := range lo.Topics[topic] {
+		if p.Error != nil {
+			return nil, nil, nil, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		first[p.Partition], end[p.Partition] = p.FirstOffset, p.LastOffset
+	}
+	for _, p := range ids {
+		if _, ok := first[p]; !ok {
+			return nil, nil, nil, fmt.Errorf("offsets of %s/%d: missing from the broker's answer", topic, p)
+		}
+	}
+	return ids, first, end, nil
+}
+
 // Barrier is what a consumer group must have committed for a run's events
 // to be in Redis: per partition the run may have written to, the end
 // offset listed after the run's last event was acknowledged. Every event
@@ -80,6 +109,28 @@ func ReadCommitted(ctx context.Context, kc Offsets, topic, group string) (Commit
 		return Committed{}, err
 	}
 	return Committed{topic: topic, offs: offs}, nil
+}
+
+// Positions is, per partition, where the group stood when c was read:
+// its committed offset, or the first offset the log holds where it
+// committed nothing or less than retention kept.
+func (c Committed) Positions() map[int]int64 {
+	out := make(map[int]int64, len(c.offs))
+	for p, o := range c.offs {
+		out[p] = o.pos()
+	}
+	return out
+}
+
+// HasCommitted reports whether the group had committed an offset on any
+// partition when c was read.
+func (c Committed) HasCommitted() bool {
+	for _, o := range c.offs {
+		if o.committed >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Remaining is how many messages below the barrier the group had not

@@ -92,6 +92,7 @@ type Tracker struct {
 	checked     chan struct{} // closed and replaced after every check
 	caughtUpAt  time.Time     // the newest watermark reached: everything produced before it is in Redis
 	lastCheckOK time.Time     // end of the last check that succeeded
+	lastCheck   time.Time     // end of the last check, whatever its outcome
 	wmBase      int64         // committed count when the last check started
 	wmLag       int64         // messages below the pending watermark not committed at that check
 
@@ -214,7 +215,7 @@ func (t *Tracker) Check(ctx context.Context) {
 	defer t.checkMu.Unlock()
 	start := t.now() // before the offsets are listed
 	base := t.committed.Load()
-	cctx, cancel := context.WithTimeout(ctx, max(t.cfg.SyncInterval, 10*time.Second))
+	cctx, cancel := context.WithTimeout(ctx, t.checkTimeout())
 	defer cancel()
 	var (
 		reached, next *watermark
@@ -248,6 +249,7 @@ func (t *Tracker) Check(ctx context.Context) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.lastCheck = t.now()
 	defer func() {
 		close(t.checked)
 		t.checked = make(chan struct{})
@@ -292,6 +294,30 @@ func (t *Tracker) Health() error {
 	}
 	return nil
 }
+
+// Alive fails when no check has ended, successful or not, for three sync
+// intervals plus the bound of one check: the loop that checks is stuck.
+// Unlike Health it does not fail while Kafka or Redis is unreachable (a
+// check that fails ends): a liveness probe that restarted every replica
+// during an outage would not bring the outage to an end.
+func (t *Tracker) Alive() error {
+	t.mu.Lock()
+	last, started := t.lastCheck, t.startedAt
+	t.mu.Unlock()
+	if started.IsZero() {
+		return nil
+	}
+	if last.Before(started) {
+		last = started
+	}
+	if age, limit := t.now().Sub(last), 3*t.cfg.SyncInterval+t.checkTimeout(); age > limit {
+		return fmt.Errorf("no lag check has ended for %v", age.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// checkTimeout bounds one check.
+func (t *Tracker) checkTimeout() time.Duration { return max(t.cfg.SyncInterval, 10*time.Second) }
 
 // Lag is the group's uncommitted messages on the topic at the last
 // successful check (end offset minus committed offset, over all

@@ -348,3 +348,42 @@ func (l *lockedOffsets) OffsetFetch(ctx context.Context, req *kafka.OffsetFetchR
 	defer l.mu.Unlock()
 	return l.f.OffsetFetch(ctx, req)
 }
+
+// TestAliveThroughAnOutage: while Kafka (or Redis) cannot be reached,
+// checks fail and Health says so, but Alive does not: the checks still
+// end. Alive fails once no check has ended for three intervals plus a
+// check's bound.
+func TestAliveThroughAnOutage(t *testing.T) {
+	rdb := testenv.Redis(t).Client
+	prefix := testenv.Name(t)
+	testenv.DropPrefix(t, rdb, prefix)
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	fake := &fakeOffsets{topic: "membership", ends: map[int]int64{0: 0}, err: errors.New("broker unreachable")}
+	c := newTracker(t, fake, rdb, prefix, func() time.Time { return clock })
+	if err := c.Alive(); err != nil {
+		t.Errorf("Alive before Run = %v", err)
+	}
+	stopped, cancel := context.WithCancel(testenv.Context(t, 10*time.Second))
+	cancel()
+	if err := c.Run(stopped); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // 5 minutes of outage, a check a minute
+		clock = clock.Add(time.Minute)
+		c.Check(testenv.Context(t, 10*time.Second))
+		if err := c.Health(); err == nil {
+			t.Fatal("Health during the outage = nil, want the failing checks reported")
+		}
+		if err := c.Alive(); err != nil {
+			t.Fatalf("Alive during the outage = %v, want nil: the checks still end", err)
+		}
+	}
+	clock = clock.Add(3*time.Second + 10*time.Second) // 3 intervals and a check's bound
+	if err := c.Alive(); err != nil {
+		t.Fatalf("Alive at the limit = %v", err)
+	}
+	clock = clock.Add(time.Millisecond)
+	if err := c.Alive(); err == nil || err.Error() != "no lag check has ended for 13.001s" {
+		t.Fatalf("Alive with no check ended past the limit = %v", err)
+	}
+}

@@ -84,14 +84,63 @@ type Record struct {
 	// the destination aside while the run was being applied: the next run
 	// of the segment reads it back and republishes what is missing.
 	SetAside bool `json:"set_aside,omitempty"`
+	// Progress is set while the run goes: the record is written when the
+	// run starts and rewritten about every ProgressInterval, until the
+	// run's final record (without Progress) replaces it.
+	Progress *Progress `json:"progress,omitempty"`
 }
 
-// Status states how far the run got, for people: failed, refused by the
-// max-shrink guard, published (not yet applied), applied, or set aside;
-// "with exclusions" is added to a run that excluded rows.
-func (r Record) Status() string {
+// Progress is how far a running run got.
+type Progress struct {
+	// Phase is what the run does: one of producer's phases (starting,
+	// recovering, reading, sorting, diffing, publishing), or waiting once
+	// this destination is done and the run still syncs another.
+	Phase string `json:"phase"`
+	// Done counts what the phase did (rows read, events acknowledged);
+	// Total is what it has to do, 0 when unknown.
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+	// Updated is when the progress was written.
+	Updated time.Time `json:"updated"`
+}
+
+// ProgressInterval is how often a running run's record is rewritten.
+// A record not rewritten for StaleAfter belongs to a process that died
+// (killed, or cut off from Redis): it reads "interrupted", never "running"
+// for ever. The next run of the segment republishes what it left pending.
+const (
+	ProgressInterval = time.Second
+	StaleAfter       = 30 * ProgressInterval
+)
+
+// PhaseWaiting is the phase of a destination that is done while the run
+// syncs its mapping's other destinations.
+const PhaseWaiting = "waiting"
+
+// Running tells whether r is a running run's record (it may be stale:
+// see Interrupted).
+func (r Record) Running() bool { return r.Progress != nil && r.Summary.Outcome == "" }
+
+// Interrupted tells whether r is a running run's record that was not
+// rewritten for StaleAfter before now: its process is gone.
+func (r Record) Interrupted(now time.Time) bool {
+	return r.Running() && now.Sub(r.Progress.Updated) > StaleAfter
+}
+
+// Status states how far the run got, for people: running (or
+// interrupted, see Interrupted), failed, refused by the max-shrink guard,
+// published (not yet applied), applied, or set aside; "with exclusions" is
+// added to a run that excluded rows.
+func (r Record) Status() string { return r.StatusAt(time.Now()) }
+
+// StatusAt is Status with now as the time a running record is judged at.
+func (r Record) StatusAt(now time.Time) string {
 	var st string
 	switch {
+	case r.Interrupted(now):
+		return "interrupted"
+	case r.Running():
+		return "running"
 	case r.Summary.Outcome == producer.Failed:
 		return "failed"
 	case r.Summary.Outcome == producer.Refused:
@@ -285,9 +334,14 @@ func (s *Store) get(ctx context.Context, member string) (Record, error) {
 		}
 		return Record{}, fmt.Errorf("runstore: read %s: %w", s.runKey(member), err)
 	}
+	return decodeRecord(s.runKey(member), b)
+}
+
+// decodeRecord decodes the record stored at key.
+func decodeRecord(key string, b []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return Record{}, fmt.Errorf("runstore: %s does not decode: %w", s.runKey(member), err)
+		return Record{}, fmt.Errorf("runstore: %s does not decode: %w", key, err)
 	}
 	return r, nil
 }

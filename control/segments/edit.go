@@ -70,6 +70,10 @@ type Editor struct {
 	Log *slog.Logger
 }
 
+// ErrContextKind is wrapped by the refusal of an edit whose context kind
+// is not the one the segment's members have (an API answers it with 409).
+var ErrContextKind = errors.New("another context kind than the segment's")
+
 // Target is the list segment an edit writes: Segment in Destination, of
 // Generation (0: the highest the destination holds, else 1) and
 // ContextKind ("": what the destination recorded, else "user"; another
@@ -128,8 +132,8 @@ func (e *Editor) resolve(ctx context.Context, op string, t Target) (target, erro
 	kind := t.ContextKind
 	switch {
 	case kind != "" && info.ContextKind != "" && kind != info.ContextKind:
-		return target{}, fmt.Errorf("%s refused: segment %q generation %d in destination %q holds members of context kind %q, not %q",
-			op, t.Segment, gen, d.Name, info.ContextKind, kind)
+		return target{}, fmt.Errorf("%s refused: %w: segment %q generation %d in destination %q holds members of context kind %q, not %q",
+			op, ErrContextKind, t.Segment, gen, d.Name, info.ContextKind, kind)
 	case kind == "":
 		kind = cmp.Or(info.ContextKind, catalog.DefaultContextKind)
 	}

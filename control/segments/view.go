@@ -208,15 +208,17 @@ func (v *View) destination(ctx context.Context, d catalog.Destination, mappings 
 		s := Segment{Key: g.key, Destination: d.Name, Environment: d.Environment, Prefix: prefix, Generation: g.gen,
 			ContextKind: info.ContextKind, Members: info.Members, LastRun: info.LastRun, LastSeq: info.LastSeq,
 			LastApplied: info.LastApplied, SynchronizedOn: synced, Age: age, Current: true}
-		describe(&s, mappings)
+		Describe(&s, mappings)
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-// describe fills s's owner and source from the mapping that names it, or
-// from its last run when none does.
-func describe(s *Segment, mappings []catalog.Mapping) {
+// Describe fills s's owner, source and Current from the mapping of
+// mappings that names s.Key in s.Destination, or from s.LastRun when none
+// does (a partner push, else a list segment), and a missing ContextKind
+// from the mapping (else "user"); what List and Show do for each segment.
+func Describe(s *Segment, mappings []catalog.Mapping) {
 	if m, ok := Owner(mappings, s.Key, s.Destination, s.Generation); ok {
 		s.Mapping, s.Source, s.SourceDetail = m.Name, string(m.Source.Kind), m.Source.Location
 		s.Current = m.Generation == s.Generation

@@ -14,6 +14,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/metrics"
+	"github.com/cohortsync/cohortsync/internal/progress"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
@@ -81,11 +82,14 @@ func start(ctx context.Context, p Process, env func(string) (string, bool), kc k
 // be opened is a *setting.Error of "csv". env reads the OTEL_* variables
 // (see telemetry.FromEnv).
 func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
-	b, err := start(ctx, p, env, kc, stderr)
+	rep := progress.New(stderr, progress.Config{Mode: p.Progress})
+	b, err := start(ctx, p, env, kc, rep.Writer())
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.down.run()) }()
+	rep.Start(ctx, b.log)
+	defer rep.Stop()
 	// The run's span context goes into every event (W3C trace context by
 	// default), so each consumer batch's span links to the sync.
 	cfg.Logger, cfg.TracerProvider, cfg.Propagator = b.log, b.tel.TracerProvider, b.tel.Propagator
@@ -99,7 +103,10 @@ func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc ka
 	}
 	defer func() { _ = src.Close() }() // read-only: a close error loses nothing
 	req.Input = src
+	req.Meter = new(producer.Meter)
+	rep.Watch("segment", req.Segment, req.Meter)
 	sum, err := producer.Sync(ctx, cfg, b.kf, req)
+	rep.Stop() // the bar's line ends before the summary or the error
 	if err != nil {
 		// The partial summary is not printed: its counts are what the diff
 		// enumerated, not what Kafka acknowledged. The next sync of the
@@ -149,8 +156,10 @@ func Consume(ctx context.Context, p Process, env func(string) (string, bool), kc
 	if httpAddr != "" {
 		srv := httpserver.New(httpAddr, b.log)
 		srv.Handle("GET /metrics", m.Handler())
-		srv.Check("consumer", func(context.Context) error { return c.Health() })
-		srv.Ready("consumer", func(context.Context) error { return c.Ready() })
+		// As serve's: liveness fails only when the consumer is stuck; Kafka
+		// or Redis being unreachable makes it unready, not restarted.
+		srv.Check("consumer", func(context.Context) error { return c.Alive() })
+		srv.Ready("consumer", func(context.Context) error { return errors.Join(c.Health(), c.Ready()) })
 		g.Go(func() error { return srv.Run(gctx) })
 	}
 	g.Go(func() error { return c.Run(gctx) })

@@ -43,47 +43,8 @@ func DestinationsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Con
 		if err != nil {
 			return err
 		}
-		return writeFormatted(stdout, format, destinationFileForm(d), "destination "+name)
+		return writeFormatted(stdout, format, d.FileForm(), "destination "+name)
 	})
-}
-
-// fileDestination is a destination as the mappings file spells it.
-type fileDestination struct {
-	Name        string    `yaml:"name" json:"name"`
-	Environment string    `yaml:"environment" json:"environment"`
-	Redis       fileRedis `yaml:"redis" json:"redis"`
-	// Prefix and ClientSideID are absent for the default prefix.
-	Prefix       string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
-	ClientSideID string `yaml:"client_side_id,omitempty" json:"client_side_id,omitempty"`
-	FanIn        bool   `yaml:"fan_in" json:"fan_in"`
-}
-
-type fileRedis struct {
-	URL          string   `yaml:"url,omitempty" json:"url,omitempty"`
-	ClusterAddrs []string `yaml:"cluster_addrs,omitempty,flow" json:"cluster_addrs,omitempty"`
-	Username     string   `yaml:"username,omitempty" json:"username,omitempty"`
-	PasswordEnv  string   `yaml:"password_env,omitempty" json:"password_env,omitempty"`
-	PasswordFile string   `yaml:"password_file,omitempty" json:"password_file,omitempty"`
-	// TLS is a Cluster's only: a URL says it by its scheme.
-	TLS *bool `yaml:"tls,omitempty" json:"tls,omitempty"`
-}
-
-func destinationFileForm(d catalog.Destination) fileDestination {
-	f := fileDestination{Name: d.Name, Environment: d.Environment, FanIn: d.FanIn, Redis: fileRedis{
-		URL: redisx.RedactURL(d.Redis.URL), ClusterAddrs: d.Redis.ClusterAddrs, Username: d.Redis.Username,
-		PasswordEnv: d.Password.Env, PasswordFile: d.Password.File,
-	}}
-	if len(d.Redis.ClusterAddrs) > 0 {
-		tls := d.Redis.TLS
-		f.Redis.TLS = &tls
-	}
-	switch d.PrefixMode {
-	case catalog.PrefixCustom:
-		f.Prefix = d.CustomPrefix
-	case catalog.PrefixClientSideID:
-		f.ClientSideID = d.ClientSideID
-	}
-	return f
 }
 
 // DestinationsTest checks that the stored destination called name can be

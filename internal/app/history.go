@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -57,6 +58,9 @@ func RunsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config, id 
 			if err := writeTimes(stdout, r); err != nil {
 				return err
 			}
+			if err := say(stdout, "%s", progressLine(r)); err != nil {
+				return err
+			}
 			if r.Summary.Error != "" {
 				if err := say(stdout, "  error       %s\n", r.Summary.Error); err != nil {
 					return err
@@ -95,4 +99,17 @@ func writeTimes(stdout io.Writer, r runstore.Record) error {
 		applied = "not yet: the consumer group has not committed past the run's events"
 	}
 	return say(stdout, "  published   %s\n  applied     %s\n", at(r.Published), applied)
+}
+
+// progressLine says how far a running run got, "" for a run that ended.
+func progressLine(r runstore.Record) string {
+	p := r.Progress
+	if p == nil || !r.Running() {
+		return ""
+	}
+	count := strconv.FormatInt(p.Done, 10)
+	if p.Total > 0 {
+		count += "/" + strconv.FormatInt(p.Total, 10)
+	}
+	return fmt.Sprintf("  progress    %s %s (updated %s)\n", p.Phase, count, p.Updated.UTC().Format(time.RFC3339))
 }

@@ -178,7 +178,7 @@ func MappingsShow(ctx context.Context, rc redisx.Config, sc catalogstore.Config,
 		if err != nil {
 			return err
 		}
-		if err := writeFormatted(stdout, format, fileForm(m), "mapping "+name); err != nil {
+		if err := writeFormatted(stdout, format, m.FileForm(), "mapping "+name); err != nil {
 			return err
 		}
 		if format != FormatYAML {
@@ -208,41 +208,4 @@ func writeFormatted(stdout io.Writer, format string, v any, what string) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
-}
-
-// fileMapping is a mapping as the mappings file spells it.
-type fileMapping struct {
-	Name         string         `yaml:"name" json:"name"`
-	Source       map[string]any `yaml:"source" json:"source"`
-	Segment      string         `yaml:"segment" json:"segment"`
-	Destinations []string       `yaml:"destinations,flow" json:"destinations"`
-	IDProperty   string         `yaml:"id_property" json:"id_property"`
-	ContextKind  string         `yaml:"context_kind" json:"context_kind"`
-	// Schedule is absent for a push source, which declares none.
-	Schedule   string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
-	Generation int     `yaml:"generation" json:"generation"`
-	MaxShrink  float64 `yaml:"max_shrink" json:"max_shrink"`
-	Enabled    bool    `yaml:"enabled" json:"enabled"`
-	// Notify is absent when the mapping tells nobody.
-	Notify *fileNotify `yaml:"notify,omitempty" json:"notify,omitempty"`
-}
-
-func fileForm(m catalog.Mapping) fileMapping {
-	f := fileMapping{Name: m.Name, Segment: m.Segment, Destinations: m.Destinations, IDProperty: m.IDProperty,
-		ContextKind: m.ContextKind, Generation: m.Generation, MaxShrink: m.MaxShrink, Enabled: m.Enabled, Notify: notifyFileForm(m.Notify)}
-	switch m.Source.Kind {
-	case catalog.SourcePush:
-		f.Source = map[string]any{"push": true}
-		if in, co, ok := m.PushTarget(); ok {
-			f.Source["integration"], f.Source["cohort"] = in, co
-		}
-	case catalog.SourceAmplitude:
-		f.Source = map[string]any{"amplitude_cohort": m.Source.Location, "amplitude_project": m.Source.Project}
-	default:
-		f.Source = map[string]any{string(m.Source.Kind): m.Source.Location}
-	}
-	if m.Schedule.Kind != catalog.ScheduleOnPush {
-		f.Schedule = m.Schedule.String()
-	}
-	return f
 }

@@ -102,36 +102,3 @@ func writeDeliveries(ctx context.Context, h *runstore.Store, id string, stdout i
 	}
 	return flush(w)
 }
-
-// fileNotify is a mapping's notify as the mappings file spells it.
-type fileNotify struct {
-	Webhook *fileWebhook `yaml:"webhook,omitempty" json:"webhook,omitempty"`
-	Email   *fileEmail   `yaml:"email,omitempty" json:"email,omitempty"`
-}
-
-type fileWebhook struct {
-	URL        string   `yaml:"url" json:"url"`
-	SecretEnv  string   `yaml:"secret_env,omitempty" json:"secret_env,omitempty"`
-	SecretFile string   `yaml:"secret_file,omitempty" json:"secret_file,omitempty"`
-	Events     []string `yaml:"events,flow" json:"events"`
-}
-
-type fileEmail struct {
-	To     []string `yaml:"to,flow" json:"to"`
-	Events []string `yaml:"events,flow" json:"events"`
-}
-
-// notifyFileForm is n in the file's form, nil when n tells nobody.
-func notifyFileForm(n catalog.Notify) *fileNotify {
-	if n.IsZero() {
-		return nil
-	}
-	f := &fileNotify{}
-	if w := n.Webhook; w != nil {
-		f.Webhook = &fileWebhook{URL: w.URL, SecretEnv: w.Secret.Env, SecretFile: w.Secret.File, Events: catalog.EventNames(w.Events)}
-	}
-	if e := n.Email; e != nil {
-		f.Email = &fileEmail{To: e.To, Events: catalog.EventNames(e.Events)}
-	}
-	return f
-}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/cohortsync/cohortsync/internal/progress"
 	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
@@ -19,6 +20,11 @@ type Process struct {
 	// LogFormat is text (logfmt-like, for people) or json (for log
 	// pipelines). Default text.
 	LogFormat string
+	// Progress is how sync shows its progress on stderr: progress.Bar,
+	// progress.Log or progress.None (progress.Auto is resolved by the
+	// command, which knows whether stderr is a terminal). Default "":
+	// none. Other commands ignore it.
+	Progress progress.Mode
 }
 
 // Defaults of Process.
@@ -42,6 +48,9 @@ func (p Process) Validate() error {
 	}
 	if p.LogFormat != "text" && p.LogFormat != "json" {
 		errs = append(errs, setting.Invalid("log-format", p.LogFormat, "text or json"))
+	}
+	if err := p.Progress.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/runwatch"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/progress"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/producer"
@@ -161,11 +162,16 @@ type runAdapter struct {
 	// notifier, unless nil, tells whom each mapping names how its runs
 	// ended.
 	notifier *notify.Notifier
+	// observe, unless nil, is told of each destination's sync (sync's
+	// progress).
+	observe mappingrun.Observer
 }
 
 func (a runAdapter) Run(ctx context.Context, m catalog.Mapping, t schedule.Trigger) error {
 	before := a.pub.before(ctx, m.Destinations)
-	res, err := a.runner.Run(ctx, m)
+	live := startLive(ctx, a.history, a.log, m, string(t.Kind), a.observe)
+	res, err := a.runner.Observed(live.observe).Run(ctx, m)
+	live.stop()
 	record(ctx, a.history, a.log, m.Name, string(t.Kind), res, a.pub.after(ctx, before))
 	notifyRuns(a.notifier, m, string(t.Kind), res, err)
 	if a.done != nil {
@@ -286,7 +292,8 @@ func (p *publication) after(ctx context.Context, b beforeRun) published {
 // validated by the caller; sc's prefix is also the leases'.
 func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
 	sc catalogstore.Config, cfg mappingrun.Config, opts RunOptions, name string, stdout, stderr io.Writer) error {
-	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, stderr)
+	rep := progress.New(stderr, progress.Config{Mode: p.Progress})
+	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, rep.Writer())
 	if err != nil {
 		return err
 	}
@@ -294,7 +301,8 @@ func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool)
 	if err != nil {
 		return errors.Join(err, r.down.run())
 	}
-	err = syncMapping(ctx, r, sc, n, name, stdout)
+	rep.Start(ctx, r.log)
+	err = syncMapping(ctx, r, sc, n, name, rep, stdout)
 	if err == nil && opts.Wait > 0 {
 		err = waitApplied(ctx, r, opts, stdout)
 	}
@@ -354,7 +362,8 @@ func appliedLine(rec runstore.Record) string {
 	return st
 }
 
-func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, n *notify.Notifier, name string, stdout io.Writer) error {
+func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, n *notify.Notifier, name string, rep *progress.Reporter, stdout io.Writer) error {
+	defer rep.Stop()
 	var results []mappingrun.Result
 	sched, err := schedule.New(schedule.Config{Prefix: sc.Prefix, Timeout: sc.Timeout}, r.control, r.store,
 		runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, done: func(res []mappingrun.Result) {
@@ -362,11 +371,12 @@ func syncMapping(ctx context.Context, r *runs, sc catalogstore.Config, n *notify
 			for _, x := range res {
 				r.lastRun = cmp.Or(x.Summary.Run, r.lastRun)
 			}
-		}, notifier: n}, r.log)
+		}, notifier: n, observe: func(dest string, m *producer.Meter) { rep.Watch("destination", dest, m) }}, r.log)
 	if err != nil {
 		return err
 	}
 	err = sched.SyncNow(ctx, name)
+	rep.Stop() // the bar's line ends before the summaries
 	return errors.Join(err, writeResults(stdout, name, results))
 }
 
@@ -411,7 +421,9 @@ func purge(ctx context.Context, r *runs, name string, stdout io.Writer) error {
 		return err
 	}
 	before := r.pub.before(ctx, m.Destinations)
-	results, err := r.runner.Purge(ctx, m)
+	live := startLive(ctx, r.history, r.log, m, "purge", nil)
+	results, err := r.runner.Observed(live.observe).Purge(ctx, m)
+	live.stop()
 	record(ctx, r.history, r.log, name, "purge", results, r.pub.after(ctx, before))
 	if werr := writeResults(stdout, name, results); werr != nil {
 		return errors.Join(err, werr)

@@ -20,8 +20,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/api"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
+	"github.com/cohortsync/cohortsync/control/console"
 	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/runwatch"
@@ -81,6 +83,13 @@ type ServeConfig struct {
 	CatalogPoll time.Duration
 	// HTTPAddr serves /metrics, /healthz and /readyz; "" for none.
 	HTTPAddr string
+	// AdminAPI serves the admin API (control/api) under /api/v1 on
+	// HTTPAddr when there is one, whatever the parts: every replica has
+	// the control Redis it needs. Its tokens are made with cohortsync
+	// tokens create.
+	AdminAPI bool
+	// API tunes the admin API.
+	API api.Config
 	// ReceiverAddr is where the receiver part listens for partner pushes
 	// (host:port); required with that part.
 	ReceiverAddr string
@@ -132,6 +141,12 @@ func (c ServeConfig) Validate() error {
 			errs = append(errs, setting.Invalid("receiver-addr", c.ReceiverAddr, "host:port (host may be empty)"))
 		}
 	}
+	if c.AdminAPI && c.HTTPAddr != "" {
+		errs = append(errs, c.API.Validate())
+		if !c.runs(PartScheduler) && !c.runs(PartReceiver) { // else checked above
+			errs = append(errs, c.Notify.Validate())
+		}
+	}
 	return errors.Join(append(errs, httpserver.ValidateAddr(c.HTTPAddr))...)
 }
 
@@ -165,6 +180,7 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 	}
 	var sets []metrics.Set // served together on /metrics
 	var n *notify.Notifier // of the parts that run mappings' runs: the scheduler and receiver
+	var sched *schedule.Scheduler
 	if cfg.runs(PartScheduler) || cfg.runs(PartReceiver) {
 		nm := metrics.NewNotifications()
 		ncfg := cfg.Notify
@@ -181,12 +197,15 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		sm := metrics.NewScheduler(scfg.Clock)
 		sm.Attach(&scfg)
 		sets = append(sets, sm)
-		sched, err := schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, notifier: n}, r.log)
+		var err error
+		sched, err = schedule.New(scfg, r.control, r.store, runAdapter{runner: r.runner, history: r.history, pub: r.pub, log: r.log, notifier: n}, r.log)
 		if err != nil {
 			return err
 		}
 		if srv != nil {
-			srv.Check("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
+			// Readiness, not liveness: a restart does not bring the control
+			// Redis back, and would restart every replica at once.
+			srv.Ready("catalog", func(ctx context.Context) error { _, err := r.store.Version(ctx); return err })
 		}
 		g.Go(func() error { return sched.Run(gctx) })
 	}
@@ -199,9 +218,11 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	if cfg.runs(PartConsumer) && (cfg.runs(PartScheduler) || cfg.runs(PartReceiver)) {
-		// The scheduler's runs (or the receiver) would create the topics
-		// at their first publish; the consumer needs them to start.
+	apiOn := srv != nil && cfg.AdminAPI
+	if cfg.runs(PartConsumer) && (cfg.runs(PartScheduler) || cfg.runs(PartReceiver) || apiOn) {
+		// The scheduler's runs (or the receiver, or the API's) would
+		// create the topics at their first publish; the consumer needs
+		// them to start.
 		if err := publish.EnsureTopics(ctx, cfg.Runs.Producer.Config, r.kf); err != nil {
 			return err
 		}
@@ -227,8 +248,10 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		sets = append(sets, m)
 		if srv != nil {
-			srv.Check("consumer", func(context.Context) error { return c.Health() })
-			srv.Ready("consumer", func(context.Context) error { return c.Ready() })
+			// Liveness fails only when the consumer is stuck; Kafka or a
+			// destination's Redis being unreachable makes it unready.
+			srv.Check("consumer", func(context.Context) error { return c.Alive() })
+			srv.Ready("consumer", func(context.Context) error { return errors.Join(c.Health(), c.Ready()) })
 		}
 		g.Go(func() error { return c.Run(gctx) })
 		g.Go(func() error { return rt.follow(gctx) })
@@ -240,6 +263,21 @@ func serve(ctx context.Context, r *runs, env func(string) (string, bool), sc cat
 		}
 		sets = append(sets, m)
 		g.Go(func() error { return run(gctx) })
+	}
+	if apiOn {
+		if n == nil { // the API's sync now runs mappings, who may name whom to tell
+			var err error
+			if n, err = startNotifier(ctx, r, env, cfg.Notify); err != nil {
+				return err
+			}
+		}
+		closeAPI, err := mountAPI(ctx, srv, r, env, sc, cfg, sched, n)
+		if err != nil {
+			return err
+		}
+		// After the server stopped (g.Wait): then no request starts a run.
+		defer func() { _ = closeAPI() }()
+		console.Register(srv) // the web console at /console/, calling the admin API from the browser
 	}
 	if srv != nil {
 		srv.Handle("GET /metrics", metrics.Handler(sets...))

@@ -28,55 +28,8 @@ import (
 // both: the scheduler's decisions and run, and the consumer's counts.
 // Cancellation returns nil.
 func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
-	name := testenv.Name(t)
 	ctx := testenv.Context(t, 2*time.Minute)
-	cohort := filepath.Join(t.TempDir(), "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\na\nb\nc\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: {url: %q}
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, testenv.RedisURL(t), name, cohort)
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	addr := testenv.ClosedAddr(t)
-	cfg := ServeConfig{
-		Runs:        mappingrun.Config{Producer: pcfg},
-		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
-		Consumer:    ccfg,
-		CatalogPoll: 100 * time.Millisecond,
-		HTTPAddr:    addr,
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	noEnv := func(string) (string, bool) { return "", false }
-	stop := runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
-	})
+	addr, stop := serveBeta(t, ctx, testenv.RedisURL(t), "a\nb\nc\n", nil)
 	defer stop()
 
 	var metrics string
@@ -105,6 +58,81 @@ mappings:
 		return true
 	})
 	stop()
+}
+
+// serveBeta stores the mapping beta of a CSV of members (hourly, into the
+// destination staging on redisURL, which is the control Redis too) and
+// runs serve with the scheduler, the consumer and the HTTP server, its
+// config changed by change when not nil, until stop (see
+// runUntilCancelled). It returns the HTTP server's address.
+func serveBeta(t *testing.T, ctx context.Context, redisURL, members string, change func(*ServeConfig)) (addr string, stop func()) {
+	t.Helper()
+	brokers, _ := testenv.Kafka(t)
+	name := testenv.Name(t)
+	rc, sc := storeBetaAt(t, ctx, name, redisURL, members)
+
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
+	ccfg := consumer.DefaultConfig()
+	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	addr = testenv.ClosedAddr(t)
+	cfg := ServeConfig{
+		Runs:        mappingrun.Config{Producer: pcfg},
+		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
+		Consumer:    ccfg,
+		CatalogPoll: 100 * time.Millisecond,
+		HTTPAddr:    addr,
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	noEnv := func(string) (string, bool) { return "", false }
+	return addr, runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
+	})
+}
+
+// storeBeta stores, under control prefix name, destination staging (on
+// the test's Redis, prefix <name>-dst) and the hourly CSV mapping beta of
+// users a, b and c into segment beta-users there.
+func storeBeta(t *testing.T, ctx context.Context, name string) (redisx.Config, catalogstore.Config) {
+	t.Helper()
+	return storeBetaAt(t, ctx, name, testenv.RedisURL(t), "a\nb\nc\n")
+}
+
+// storeBetaAt is storeBeta on redisURL with members (CSV lines).
+func storeBetaAt(t *testing.T, ctx context.Context, name, redisURL, members string) (redisx.Config, catalogstore.Config) {
+	t.Helper()
+	cohort := filepath.Join(t.TempDir(), "beta.csv")
+	if err := os.WriteFile(cohort, []byte("user_id\n"+members), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`destinations:
+  - name: staging
+    redis: {url: %q}
+    prefix: %s-dst
+mappings:
+  - name: beta
+    source: {csv: %q}
+    segment: beta-users
+    destinations: [staging]
+    schedule: hourly
+`, redisURL, name, cohort)
+	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	sc := catalogstore.Config{Prefix: name + ":"}
+	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return rc, sc
 }
 
 // runUntilCancelled starts run(ctx) in a goroutine and returns stop, which

@@ -13,6 +13,7 @@ import (
 	"github.com/cohortsync/cohortsync/internal/app"
 	"github.com/cohortsync/cohortsync/internal/httpserver"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/progress"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/internal/setting"
 	"github.com/cohortsync/cohortsync/internal/telemetry"
@@ -26,6 +27,7 @@ const (
 	ExitOK    = 0
 	ExitError = 1 // the command ran and failed
 	ExitUsage = 2 // bad command line or configuration: nothing was done
+	ExitDrift = 3 // check: Redis and the log disagree
 )
 
 // exitError carries a command's exit code to Main.
@@ -97,8 +99,9 @@ given on the command line wins over its variable.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return setting.FlagError(err) })
-	root.AddCommand(newSync(lookup), newConsume(lookup), newReplay(lookup), newServe(lookup), newMappings(lookup), newRuns(lookup), newDestinations(lookup), newAmplitude(lookup),
-		newSegments(lookup, newSegmentsRollback(lookup), newSegmentsGeneration(lookup)))
+	root.AddCommand(newSync(lookup), newConsume(lookup), newReplay(lookup), newRebuild(lookup), newCheck(lookup), newServe(lookup), newMappings(lookup), newRuns(lookup), newDestinations(lookup), newAmplitude(lookup),
+		newSegments(lookup, newSegmentsRollback(lookup), newSegmentsGeneration(lookup)), newTokens(lookup))
+	root.AddCommand(newStatus(lookup), newErase(lookup))
 	return root
 }
 
@@ -151,8 +154,12 @@ email recipients the mapping names (notify:) are told how the run ended
 	s.String(&wait.GroupID, "group-id", "CONSUMER_GROUP_ID", "with --wait: the Kafka consumer group that applies the run")
 	bindNotify(s, &ncfg)
 	bindProcess(s, &proc)
+	proc.Progress = progress.Auto
+	s.String((*string)(&proc.Progress), "progress", "SYNC_PROGRESS",
+		"progress on stderr: bar (redrawn in place), log (a line every 10s and at each phase), none, or auto (bar on a terminal, log otherwise)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		envErr := s.ApplyEnv(lookup)
+		proc.Progress = proc.Progress.Resolve(progress.IsTerminal(cmd.ErrOrStderr()))
 		if mapping != "" {
 			opts := app.RunOptions{Retention: mc.retention, Notify: ncfg}
 			var waitErr error

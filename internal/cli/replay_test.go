@@ -27,9 +27,24 @@ func TestReplayCommand(t *testing.T) {
 	}
 	env := map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ",")}
 	code, stdout, stderr := run(t, ctx, []string{"replay", "--topic", name, "--group-id", name}, env)
-	if code != ExitOK || !strings.Contains(stdout, "consumer group "+name+" rewound to the start of topic "+name) ||
+	if code != ExitOK || !strings.Contains(stdout, "consumer group "+name+" rewound on topic "+name+" to the start;") ||
 		!strings.Contains(stdout, "  partition 0 from offset 0\n  partition 1 from offset 0\n") {
 		t.Fatalf("replay: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, ctx, []string{"replay", "--topic", name, "--group-id", name, "--from-offset", "1:0"}, env)
+	if code != ExitOK || !strings.Contains(stdout, "to the given offsets;") || !strings.Contains(stdout, "  partition 1 from offset 0\n") || strings.Contains(stdout, "partition 0") {
+		t.Fatalf("replay --from-offset: exit %d\n%s%s", code, stdout, stderr)
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, bad := range [][]string{{"--from-time", future}, {"--from-offset", "0:x"}, {"--from-offset", "3", "--from-time", "2026-01-02T00:00:00Z"}} {
+		code, _, stderr := run(t, ctx, append([]string{"replay", "--topic", name, "--group-id", name}, bad...), env)
+		if code != ExitUsage || !strings.Contains(stderr, bad[len(bad)-2]) {
+			t.Fatalf("replay %v: exit %d\n%s", bad, code, stderr)
+		}
+	}
+	code, _, stderr = run(t, ctx, []string{"replay", "--topic", name, "--group-id", name, "--from-offset", "7:0"}, env)
+	if code != ExitError || !strings.Contains(stderr, "partition 7: topic \""+name+"\" has partitions 0 to 1") {
+		t.Fatalf("replay of a partition the topic does not have: exit %d\n%s", code, stderr)
 	}
 	if code, _, stderr := run(t, ctx, []string{"replay", "--topic", name}, nil); code != ExitUsage || !strings.Contains(stderr, "--kafka-brokers") {
 		t.Fatalf("replay without brokers: exit %d\n%s", code, stderr)

@@ -34,7 +34,7 @@ consumer), under the segment's lease, recorded in the run history (runs
 list --mapping list:SEGMENT) with trigger "manual".`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newSegmentsList(lookup), newSegmentsShow(lookup), newSegmentsExport(lookup), newSegmentsReindex(lookup),
+	cmd.AddCommand(newSegmentsList(lookup), newSegmentsShow(lookup), newSegmentsExport(lookup), newSegmentsReindex(lookup), newSegmentsLookup(lookup),
 		newSegmentsEdit(lookup, app.EditAdd), newSegmentsEdit(lookup, app.EditRemove), newSegmentsEdit(lookup, app.EditImport))
 	cmd.AddCommand(extra...)
 	return cmd

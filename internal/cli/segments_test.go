@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,67 +20,12 @@ import (
 // segment takes add, remove and import, which the consumer applies; list,
 // show, show --ld-json, export and the run history report them.
 func TestSegmentsCommands(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
-	name := testenv.Name(t)
-	dir := t.TempDir()
-	cohort := filepath.Join(dir, "beta.csv")
+	w := newServeWorld(t, "alice", "bob")
+	ctx, env, must, name, dir, redisURL := w.ctx, w.env, w.must, w.name, w.dir, w.redisURL
 	list := filepath.Join(dir, "vips.csv")
-	for path, content := range map[string]string{
-		cohort: "user_id\nalice\nbob\n",
-		list:   "user_id,plan\ndave,pro\n,free\nalice,pro\n",
-	} {
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	redisURL := testenv.RedisURL(t)
-	file := filepath.Join(dir, "mappings.yaml")
-	yaml := fmt.Sprintf(`destinations:
-  - name: production
-    redis: {url: %q}
-    prefix: %s-prod
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [production]
-    schedule: hourly
-`, redisURL, name, cohort)
-	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+	if err := os.WriteFile(list, []byte("user_id,plan\ndave,pro\n,free\nalice,pro\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rdb := testenv.Redis(t).Client // the same server as redisURL with real backends
-	testenv.DropPrefix(t, rdb, name+"-prod")
-	testenv.DropPrefix(t, rdb, name)
-	env := map[string]string{
-		"KAFKA_BROKERS": strings.Join(brokers, ","), "TOPIC": name, "PRODUCER_TOPIC_PARTITIONS": "2",
-		"PRODUCER_STATE_DIR": t.TempDir(), "REDIS_URL": redisURL, "CONTROL_PREFIX": name + ":",
-		"CONSUMER_GROUP_ID": name, "CONSUMER_SYNC_INTERVAL": "100ms", "SERVE_APPLY_CHECK_INTERVAL": "200ms", "LOG_LEVEL": "error",
-	}
-	ctx := testenv.Context(t, 3*time.Minute)
-	must := func(what string, args ...string) string {
-		t.Helper()
-		code, stdout, stderr := run(t, ctx, args, env)
-		if code != ExitOK {
-			t.Fatalf("%s: exit %d\n%s%s", what, code, stdout, stderr)
-		}
-		return stdout
-	}
-	must("apply", "mappings", "apply", "-f", file)
-	must("sync --mapping", "sync", "--mapping", "beta") // creates the topics serve requires
-	// Paused, the mapping still owns its segment; serve's scheduler (whose
-	// watcher marks runs applied) leaves it alone.
-	must("pause", "mappings", "pause", "beta")
-	sctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if code, _, stderr := run(t, sctx, []string{"serve"}, env); code != ExitOK {
-			t.Errorf("serve: exit %d\n%s", code, stderr)
-		}
-	}()
-	defer func() { stop(); wg.Wait() }()
 
 	out := must("add", "segments", "add", "vips", "--destination", "production", "alice", "bob", "carol")
 	if !strings.Contains(out, "segment vips, destination production (add of a list segment, trigger manual):") || !strings.Contains(out, "added       3\n") {

@@ -31,7 +31,7 @@ func newServe(lookup func(string) (string, bool)) *cobra.Command {
 	mc := newMappingControl()
 	pcfg := producer.DefaultConfig()
 	ncfg := newNotify()
-	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter, ApplyCheck: runwatch.DefaultInterval,
+	cfg := app.ServeConfig{Consumer: consumer.DefaultConfig(), Parts: app.DefaultParts, AdminAPI: true, CatalogPoll: app.DefaultCatalogPoll, SetAsideAfter: app.DefaultSetAsideAfter, ApplyCheck: runwatch.DefaultInterval,
 		Receiver: receiver.Config{MaxBodyBytes: receiver.DefaultMaxBodyBytes, MaxInFlight: receiver.DefaultMaxInFlight, Timeout: receiver.DefaultTimeout},
 		Schedule: schedule.Config{Tick: schedule.DefaultTick, MaxJitter: schedule.DefaultMaxJitter, MaxConcurrent: schedule.DefaultMaxConcurrent,
 			MaxAttempts: schedule.DefaultMaxAttempts, RetryBackoff: schedule.DefaultRetryBackoff, ClaimTTL: schedule.DefaultClaimTTL}}
@@ -58,6 +58,11 @@ overlaps another run of its segment, and a replica killed mid-run leaves its
 run to another one once its lease (--lease-ttl) expires. Runs until SIGINT
 or SIGTERM. Mappings and destinations are managed with cohortsync mappings.
 
+With --http-addr, serve also answers the admin API under /api/v1 there
+(turn it off with --admin-api=false): JSON over HTTP for destinations,
+mappings, runs and segments, described by /api/v1/openapi.json, behind the
+bearer tokens of cohortsync tokens (create the first admin one there).
+
 When a scheduled run ends, the webhook and email recipients its mapping
 names (notify:) are told, by a signed POST and over SMTP (--smtp-*); the
 deliveries are queued, never holding up a run, retried, and recorded with
@@ -83,6 +88,7 @@ the run (cohortsync runs show RUN).`,
 	bindConsumer(s, &cfg.Consumer, "consumer-batch-size")
 	bindNotify(s, &ncfg)
 	bindHTTP(s, &cfg.HTTPAddr)
+	s.Bool(&cfg.AdminAPI, "admin-api", "SERVE_ADMIN_API", "serve the admin API under /api/v1 on --http-addr (tokens: cohortsync tokens create)")
 	s.String(&cfg.ReceiverAddr, "receiver-addr", "RECEIVER_ADDR", "host:port the receiver part listens on for partner pushes")
 	s.Int64(&cfg.Receiver.MaxBodyBytes, "receiver-max-body-bytes", "RECEIVER_MAX_BODY_BYTES", "largest push body in bytes; larger ones are answered 413")
 	s.Duration(&cfg.Receiver.Timeout, "receiver-timeout", "RECEIVER_TIMEOUT", "bound on a push's work after its body is read, Kafka's acknowledgement included; then 429")

@@ -31,6 +31,20 @@ const probeTimeout = 3 * time.Second
 type BrokerError struct {
 	Err    error    // what kafka-go returned
 	Causes []string // "broker <host:port>: <cause>", one per broker that failed the probe
+	// LoginRefused is true when every broker that failed the probe
+	// refused the SASL login (see LoginRefused).
+	LoginRefused bool
+}
+
+// LoginRefused reports whether err says the brokers refused this client's
+// SASL login: wrong credentials or mechanism, which retrying with the same
+// ones does not mend. (Retryable may still be true: kafka-go reports a
+// refused login through its transport as Broker Not Available, which is
+// retried as any broker outage; a caller that knows the credentials cannot
+// change meanwhile, such as a start-up check, can give up at once.)
+func LoginRefused(err error) bool {
+	var be *BrokerError
+	return errors.Is(err, kafka.SASLAuthenticationFailed) || errors.As(err, &be) && be.LoginRefused
 }
 
 func (e *BrokerError) Error() string { return strings.Join(e.Causes, "; ") }
@@ -39,10 +53,11 @@ func (e *BrokerError) Unwrap() error { return e.Err }
 // Explain returns err with the cause kafka-go left out, found by probing
 // every bootstrap broker: a *BrokerError when err hides its cause and a
 // broker fails the probe, else err itself. It probes only for errors that
-// hide their cause (Broker Not Available, a timeout, a connection closed
-// or reset) and never after ctx was cancelled (the caller gave up: there
-// is nothing to explain). A probe takes at most DialTimeout (3s at most),
-// even past ctx's deadline, whose expiry is often what it explains.
+// hide their cause or broker (Broker Not Available, a refused SASL login,
+// a timeout, a connection closed or reset) and never after ctx was
+// cancelled (the caller gave up: there is nothing to explain). A probe
+// takes at most DialTimeout (3s at most), even past ctx's deadline, whose
+// expiry is often what it explains.
 func (f *Factory) Explain(ctx context.Context, err error) error {
 	if err == nil || !opaque(err) || errors.Is(ctx.Err(), context.Canceled) {
 		return err
@@ -53,29 +68,38 @@ func (f *Factory) Explain(ctx context.Context, err error) error {
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(f.cfg.DialTimeout, probeTimeout))
 	defer cancel()
-	causes := make([]string, len(f.cfg.Brokers))
+	causes := make([]probeResult, len(f.cfg.Brokers))
 	done := make(chan struct{}, len(f.cfg.Brokers))
 	for i, addr := range f.cfg.Brokers {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			if cause := f.probe(pctx, addr); cause != "" {
-				causes[i] = "kafka broker " + addr + ": " + cause
+			causes[i] = f.probe(pctx, addr)
+			if causes[i].cause != "" {
+				causes[i].cause = "kafka broker " + addr + ": " + causes[i].cause
 			}
 		}()
 	}
 	for range f.cfg.Brokers {
 		<-done
 	}
-	var failed []string
+	be = &BrokerError{Err: err, LoginRefused: true}
 	for _, c := range causes {
-		if c != "" {
-			failed = append(failed, c)
+		if c.cause != "" {
+			be.Causes = append(be.Causes, c.cause)
+			be.LoginRefused = be.LoginRefused && c.loginRefused
 		}
 	}
-	if len(failed) == 0 {
+	if len(be.Causes) == 0 {
 		return err // every broker answers: the cause is elsewhere
 	}
-	return &BrokerError{Err: err, Causes: failed}
+	return be
+}
+
+// probeResult is what a probe found wrong with a broker: cause, "" if
+// nothing; loginRefused if it is that the broker refused the SASL login.
+type probeResult struct {
+	cause        string
+	loginRefused bool
 }
 
 // opaque reports whether err is one of kafka-go's errors that do not say
@@ -87,6 +111,8 @@ func opaque(err error) bool {
 		dns *net.DNSError
 	)
 	return errors.Is(err, kafka.BrokerNotAvailable) || errors.Is(err, context.DeadlineExceeded) ||
+		// Says the login failed but not at which broker.
+		errors.Is(err, kafka.SASLAuthenticationFailed) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.As(err, &ne) && ne.Timeout() ||
 		// Already explicit, but without the port, or in the words of the
@@ -94,10 +120,19 @@ func opaque(err error) bool {
 		errors.As(err, &op) || errors.As(err, &dns)
 }
 
-// probe connects to addr as the clients do (TLS included; SASL comes after
-// the first request), sends an ApiVersions request, and returns what is
-// wrong, or "" when a Kafka broker answered.
-func (f *Factory) probe(ctx context.Context, addr string) string {
+// probe finds what is wrong with the broker at addr: probeConn, then, if a
+// Kafka broker answered, probeSASL.
+func (f *Factory) probe(ctx context.Context, addr string) probeResult {
+	if cause := f.probeConn(ctx, addr); cause != "" {
+		return probeResult{cause: cause}
+	}
+	return f.probeSASL(ctx, addr)
+}
+
+// probeConn connects to addr as the clients do (TLS included; SASL comes
+// after the first request), sends an ApiVersions request, and returns what
+// is wrong, or "" when a Kafka broker answered.
+func (f *Factory) probeConn(ctx context.Context, addr string) string {
 	deadline, _ := ctx.Deadline()
 	budget := time.Until(deadline).Round(100 * time.Millisecond)
 	var d net.Dialer
@@ -142,6 +177,30 @@ func (f *Factory) probe(ctx context.Context, addr string) string {
 		return fmt.Sprintf("accepted the connection but answered nothing within %v: a hung broker, or a server of another protocol", budget)
 	}
 	return "reading the answer: " + err.Error()
+}
+
+// probeSASL logs in to the broker at addr with the configured mechanism
+// and credentials, as kafka-go's clients do on each new connection, and
+// returns what went wrong (nothing without SASL). A transport whose login
+// fails reports only "Broker Not Available" (kafka-go drops the broker's
+// answer), the error this explains. The broker's answer names the
+// mechanism, not the password (SCRAM never sends it), and the user name is
+// no secret.
+func (f *Factory) probeSASL(ctx context.Context, addr string) probeResult {
+	if f.mech == nil {
+		return probeResult{}
+	}
+	conn, err := f.Dialer().DialContext(ctx, "tcp", addr)
+	switch {
+	case errors.Is(err, kafka.SASLAuthenticationFailed):
+		return probeResult{loginRefused: true, cause: fmt.Sprintf(
+			"SASL %s login as %q refused: %v (check --kafka-sasl-username, --kafka-sasl-password and the mechanism the listener enables)",
+			f.mech.Name(), f.cfg.SASL.Username, err)}
+	case err != nil:
+		return probeResult{cause: fmt.Sprintf("SASL %s login as %q: %v", f.mech.Name(), f.cfg.SASL.Username, err)}
+	}
+	_ = conn.Close() // only the login was wanted
+	return probeResult{}
 }
 
 // dialCause says why a connection could not be opened.

@@ -92,6 +92,9 @@ func TestErrorsNameTheBrokerAndTheCause(t *testing.T) {
 				if took := time.Since(start); took > 6*time.Second {
 					t.Errorf("%s took %v, want the call's 3s plus a probe (1s)", call.what, took)
 				}
+				if LoginRefused(err) {
+					t.Errorf("%s: LoginRefused(%v) = true without SASL", call.what, err)
+				}
 				if Retryable(err) != Retryable(errors.Unwrap(asBrokerError(err))) {
 					t.Errorf("%s: explaining %v changed its class", call.what, err)
 				}

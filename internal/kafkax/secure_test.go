@@ -1,6 +1,7 @@
 package kafkax
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -73,7 +74,8 @@ func TestSecureClusterRoundTrip(t *testing.T) {
 				t.Fatalf("read %q, want v", m.Value)
 			}
 
-			cfg.SASL.Password = "wrong"
+			const wrongPW = "wrong-pw-5c1e9a"
+			cfg.SASL.Password = wrongPW
 			bad, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -81,6 +83,16 @@ func TestSecureClusterRoundTrip(t *testing.T) {
 			defer bad.Close()
 			if _, err := bad.Dialer().DialContext(ctx, "tcp", brokers[0]); err == nil {
 				t.Fatal("dial with a wrong password succeeded")
+			}
+			// Through the transport, kafka-go says only "Broker Not
+			// Available"; the probe's login names the broker and the cause.
+			_, err = bad.Client(5*time.Second).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{"t"}})
+			want := "kafka broker " + brokers[0] + ": SASL " + tc.mechanism + ` login as "alice" refused`
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), wrongPW) {
+				t.Fatalf("metadata with a wrong password = %v; want an error containing %q, without the password", err, want)
+			}
+			if !LoginRefused(err) {
+				t.Errorf("LoginRefused(%v) = false", err)
 			}
 		})
 	}

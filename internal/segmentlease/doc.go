@@ -22,6 +22,7 @@
 //	<prefix>{<env>/<segment>/<generation>/<context kind>}:lease  token of the holder, with the lease's TTL
 //	<prefix>{<env>/<segment>/<generation>/<context kind>}:fence  last token handed out (INCR)
 //	<prefix>{<env>/<segment>/<generation>/<context kind>}:seq    last sequence number reserved
+//	<prefix>{erased:<env>}:keys  context keys erased from env → erase receipt (Erased)
 //
 // where env, segment and context kind are query-escaped (url.QueryEscape), so
 // no identifier can end the hash tag or collide with another.

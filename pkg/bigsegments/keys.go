@@ -57,10 +57,42 @@ func ExcludeKey(prefix, contextKey string) string {
 // known to be current.
 func SyncTimeKey(prefix string) string { return prefix + ":big_segments_synchronized_on" }
 
-// MembersKey is cohortsync's set of the raw context keys included in ref. The
-// SDKs cannot list a segment (they only see hashes); this index can, and its
-// SCARD is the member count.
+// MembersKey is cohortsync's index of the raw context keys included in
+// ref. The SDKs cannot list a segment (they only see hashes); this index
+// can, and its length is the member count. It is a hash from each context
+// key to the sequence number (decimal) of the event that added it, kept
+// while the key stays in (an add of a key already in does not change it):
+// what "since which run" is read from (RunsKey maps the number to its run).
+// A segment written before since-tracking holds a set of the context keys
+// there instead, and keeps that form (readers read both; the value
+// SinceUnknown in a hash means the same, "joined before since-tracking").
 func MembersKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:members" }
+
+// SinceUnknown is the sequence number of a member whose joining event is
+// not known: it joined before since-tracking. Sequence numbers start at 1.
+const SinceUnknown = "0"
+
+// RunsKey is cohortsync's index of where each run starts in ref's
+// sequence numbers: a sorted set, every score 0, of members
+// "<seq, 20 digits zero-padded>:<run>", seq the lowest of that run the
+// consumer had applied when it wrote the entry: about one per run (a
+// consumer writes a run's entry again only when it sees a lower seq of it,
+// or after it restarts). Runs number a segment's events in ranges that
+// never overlap, so the run of a sequence number s is the one of the
+// greatest member not above "<s>;" (ZREVRANGEBYLEX): exact for any uint64,
+// where a score (a double) would round above 2^53.
+func RunsKey(prefix, ref string) string { return prefix + ":cohortsync:{" + ref + "}:runs" }
+
+// RunsEntry is the member of RunsKey for run starting at seq.
+func RunsEntry(seq uint64, run string) string { return PadSeq(seq) + ":" + run }
+
+// PadSeq formats seq in 20 digits, zero-padded, so that byte order is
+// numeric order.
+func PadSeq(seq uint64) string {
+	const width = 20
+	s := strconv.FormatUint(seq, 10)
+	return strings.Repeat("0", width-len(s)) + s
+}
 
 // StoreIDKey holds a random id the consumer writes once into a store it
 // applies to and expects to find there from then on: a store that lost it

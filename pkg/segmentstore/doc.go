@@ -13,7 +13,8 @@
 // Redis error means for a batch: the event's fault (dead-letter it),
 // transient (retry the batch) or fatal (stop).
 //
-// The readers (Membership, Info, Infos, Members, Segments, SyncTime) serve the demo, tests
+// The readers (Membership, Info, Infos, Members, Segments, SyncTime, and JoinedSince and Runs:
+// since which event and run a context key is in a segment) serve the demo, tests
 // and status tools (cohortsync segments); Rebuilder reads a segment back for the producer when
 // its local snapshot state is missing or stale (snapshot.WithSharedState); WriteFixture writes raw layout content for tests and SDK
 // compatibility checks. Key names stay in pkg/bigsegments, so that the

@@ -24,7 +24,7 @@ const reindexCount = 1000
 // lists. Running it again, or while the consumer writes, is harmless:
 // adding a ref twice changes nothing.
 func Reindex(ctx context.Context, c redis.UniversalClient, prefix string) (int64, error) {
-	match := globEscape(prefix) + ":cohortsync:{*}:meta"
+	match := GlobEscape(prefix) + ":cohortsync:{*}:meta"
 	index := bigsegments.SegmentsKey(prefix)
 	var found atomic.Int64
 	walk := func(ctx context.Context, node *redis.Client) error {
@@ -66,8 +66,9 @@ func Reindex(ctx context.Context, c redis.UniversalClient, prefix string) (int64
 	return found.Load(), err
 }
 
-// globEscape escapes the characters SCAN's MATCH gives a meaning to.
-func globEscape(s string) string {
+// GlobEscape escapes the characters SCAN's MATCH gives a meaning to, so
+// that a pattern matches s literally.
+func GlobEscape(s string) string {
 	var b strings.Builder
 	for _, r := range s {
 		if strings.ContainsRune(`*?[]\`, r) {

@@ -1,6 +1,7 @@
 package segmentstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ type Client interface {
 	Pipeline() redis.Pipeliner
 	Get(ctx context.Context, key string) *redis.StringCmd
 	SScan(ctx context.Context, key string, cursor uint64, match string, count int64) *redis.ScanCmd
+	HScan(ctx context.Context, key string, cursor uint64, match string, count int64) *redis.ScanCmd
 }
 
 // Membership returns the segment refs a context key is included in and
@@ -39,7 +41,7 @@ func Membership(ctx context.Context, c Client, prefix, contextKey string) (inclu
 
 // SegmentInfo describes one segment ref as the consumer recorded it.
 type SegmentInfo struct {
-	Members     int64     // SCARD of the member index
+	Members     int64     // length of the member index (HLEN, or SCARD of the set form)
 	LastRun     string    // sync run of the highest applied sequence number
 	LastSeq     uint64    // highest applied sequence number; 0 if none
 	LastApplied time.Time // when the segment was last written (its last batch); zero if never
@@ -67,17 +69,30 @@ func Infos(ctx context.Context, c Client, prefix string, refs []string) ([]Segme
 		batch := refs[:min(len(refs), infoBatch)]
 		refs = refs[len(batch):]
 		pipe := c.Pipeline()
+		// Both counts of each index: the one of the other form fails with
+		// WRONGTYPE, which says which form the index has.
+		hlens := make([]*redis.IntCmd, len(batch))
 		cards := make([]*redis.IntCmd, len(batch))
 		metas := make([]*redis.MapStringStringCmd, len(batch))
 		for i, ref := range batch {
+			hlens[i] = pipe.HLen(ctx, bigsegments.MembersKey(prefix, ref))
 			cards[i] = pipe.SCard(ctx, bigsegments.MembersKey(prefix, ref))
 			metas[i] = pipe.HGetAll(ctx, bigsegments.MetaKey(prefix, ref))
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		// Exec reports the first failed command: WRONGTYPE is expected (one
+		// of the two counts); anything else failed the batch.
+		if _, err := pipe.Exec(ctx); err != nil && Classify(err) != ClassEvent {
 			return nil, fmt.Errorf("read info of %d segments under prefix %q: %w", len(batch), prefix, err)
 		}
 		for i, ref := range batch {
-			info, err := parseInfo(bigsegments.MetaKey(prefix, ref), cards[i].Val(), metas[i].Val())
+			n, err := count(hlens[i], cards[i])
+			if err == nil {
+				err = metas[i].Err()
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read info of segment %q under prefix %q: %w", ref, prefix, err)
+			}
+			info, err := parseInfo(bigsegments.MetaKey(prefix, ref), n, metas[i].Val())
 			if err != nil {
 				return nil, err
 			}
@@ -85,6 +100,20 @@ func Infos(ctx context.Context, c Client, prefix string, refs []string) ([]Segme
 		}
 	}
 	return out, nil
+}
+
+// count is the length of a member index from its HLEN and SCARD: the one
+// that did not fail with WRONGTYPE (both are 0 for a missing key).
+func count(hlen, card *redis.IntCmd) (int64, error) {
+	switch {
+	case hlen.Err() == nil:
+		return hlen.Val(), nil
+	case card.Err() == nil:
+		return card.Val(), nil
+	case Classify(hlen.Err()) == ClassEvent && Classify(card.Err()) == ClassEvent:
+		return 0, fmt.Errorf("member index is neither a hash nor a set: %w", hlen.Err())
+	}
+	return 0, cmp.Or(card.Err(), hlen.Err())
 }
 
 // parseInfo reads the metadata hash m of metaKey.
@@ -117,19 +146,70 @@ const scanCount = 1000
 // of millions never sits in memory at once. As with any SSCAN, a key added
 // or removed during the walk may or may not be seen, and Redis may return a
 // key more than once. An error from fn stops the walk and is returned.
+//
+// The index is a hash (HSCAN, keys only) or, for a segment written before
+// since-tracking, a set (SSCAN).
 func Members(ctx context.Context, c Client, prefix, ref string, fn func(contextKey string) error) error {
-	return scan(ctx, c, bigsegments.MembersKey(prefix, ref), fmt.Sprintf("members of segment %q under prefix %q", ref, prefix), fn)
+	key := bigsegments.MembersKey(prefix, ref)
+	what := fmt.Sprintf("members of segment %q under prefix %q", ref, prefix)
+	for attempt := 0; ; attempt++ {
+		pipe := c.Pipeline()
+		typ := pipe.Type(ctx, key)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("scan %s: %w", what, err)
+		}
+		called := false
+		seen := func(k string) error { called = true; return fn(k) }
+		var err error
+		switch typ.Val() {
+		case "none":
+			return nil
+		case "hash":
+			err = hscanKeys(ctx, c, key, what, seen)
+		default:
+			err = scan(ctx, c, key, what, seen)
+		}
+		// The index changed form between TYPE and the scan (a set-form
+		// index emptied, then written anew as a hash): look again, once.
+		if err != nil && !called && attempt == 0 && Classify(err) == ClassEvent {
+			continue
+		}
+		return err
+	}
+}
+
+// hscanKeys calls fn with every field of the hash at key, what naming it
+// in errors.
+func hscanKeys(ctx context.Context, c Client, key, what string, fn func(string) error) error {
+	return walk(ctx, what, func(cursor uint64) ([]string, uint64, error) {
+		kv, next, err := c.HScan(ctx, key, cursor, "", scanCount).Result()
+		if err != nil {
+			return nil, 0, err
+		}
+		keys := make([]string, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			keys = append(keys, kv[i])
+		}
+		return keys, next, nil
+	}, fn)
 }
 
 // scan calls fn with every member of the set at key, what naming it in
 // errors.
 func scan(ctx context.Context, c Client, key, what string, fn func(string) error) error {
+	return walk(ctx, what, func(cursor uint64) ([]string, uint64, error) {
+		return c.SScan(ctx, key, cursor, "", scanCount).Result()
+	}, fn)
+}
+
+// walk pages through a scan with page until its cursor comes back to 0.
+func walk(ctx context.Context, what string, page func(cursor uint64) ([]string, uint64, error), fn func(string) error) error {
 	var cursor uint64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		keys, next, err := c.SScan(ctx, key, cursor, "", scanCount).Result()
+		keys, next, err := page(cursor)
 		if err != nil {
 			return fmt.Errorf("scan %s: %w", what, err)
 		}

@@ -3,6 +3,7 @@ package segmentstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -61,14 +62,19 @@ const ReasonWrongType = "redis_wrongtype"
 // larger) because Lua numbers are doubles and lose uint64 precision.
 //
 // It runs after the segment's member-index writes, in the same slot (the
-// keys share the {ref} hash tag), and refuses to move when the member index
-// (KEYS[2]) is no longer a set: another writer replaced it during the batch,
-// the batch's member writes failed, and its changes are undone, so the
-// metadata must not claim them.
+// keys share the {ref} hash tag), and refuses to move (WRONGTYPE, before
+// writing anything) when one of its keys holds another type than it wants:
+// the metadata a hash, the member index (KEYS[2]) the form the batch wrote
+// (ARGV[5]: hash, or set for a segment written before since-tracking). Then
+// another writer replaced a key during the batch, and the batch's changes
+// of the segment are undone, so the metadata must not claim them.
 var metaScript = redis.NewScript(`
-local t = redis.call('TYPE', KEYS[2]).ok
-if t ~= 'set' and t ~= 'none' then
-  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' holds a ' .. t .. ', not a set')
+local want = {'hash', ARGV[5]}
+for k = 1, 2 do
+  local t = redis.call('TYPE', KEYS[k]).ok
+  if t ~= want[k] and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' holds a ' .. t .. ', not a ' .. want[k])
+  end
 end
 local cur = redis.call('HGET', KEYS[1], 'last_seq')
 local new = ARGV[1]
@@ -80,14 +86,17 @@ redis.call('HSET', KEYS[1], 'last_seq', new, 'last_run', ARGV[2], 'last_applied'
 return 1
 `)
 
-// Writer is the one writer of the layout: include sets, the member index,
-// per-segment metadata and synchronized_on. Every write it makes is
-// idempotent, so a batch may be applied again after any failure (a crash
-// before the consumer's commit, a retried pipeline, a replay of the whole
-// topic) and Redis converges on the same content:
+// Writer is the one writer of the layout: include sets, the member index
+// (with each member's joining sequence number), the run index, per-segment
+// metadata and synchronized_on. Every write it makes is idempotent, so a
+// batch may be applied again after any failure (a crash before the
+// consumer's commit, a retried pipeline, a replay of the whole topic) and
+// Redis converges on the same content:
 //
-//   - membership is SADD/SREM, which do nothing when the member is already
-//     in (or out of) the set;
+//   - membership is SADD/SREM of the include set and HSETNX/HDEL of the
+//     member index, which do nothing when the member is already in (or out
+//     of) the segment; HSETNX keeps the sequence number of the add that let
+//     the member in, so "since" survives re-adds (republications, replays);
 //   - last_seq and last_run only move forward by sequence number (see
 //     Apply), so old events applied again never make a segment look older
 //     than it is; last_applied is the time of the last batch.
@@ -105,10 +114,15 @@ type Writer struct {
 
 	// Reused between batches.
 	keyBuf  []byte
-	include []*redis.IntCmd // per change: its include-set write, nil if not sent
-	member  []*redis.IntCmd // per change: its member-index write, nil if not sent
-	failed  []error         // per change: why it failed, nil if applied
+	include []*redis.IntCmd   // per change: its include-set write, nil if not sent
+	member  []redis.Cmder     // per change: its member-index write, nil if not sent
+	old     []*redis.SliceCmd // per removal from a hash index: the joining seq it held, for an undo
+	failed  []error           // per change: why it failed, nil if applied
 	segs    map[segKey]*segState
+	// started is, per segment, the run whose start this Writer last
+	// recorded in the run index and that start: a batch of the same run
+	// from no lower a seq adds nothing, so most batches write no entry.
+	started map[segKey]runStart
 }
 
 // NewWriter returns a Writer writing through rdb, which the caller owns and
@@ -125,17 +139,28 @@ type segKey struct {
 	generation      int
 }
 
+// runStart is a run and the lowest seq of it recorded.
+type runStart struct {
+	run string
+	seq uint64
+}
+
 // segState is what one batch does to one segment.
 type segState struct {
-	ref, membersKey, metaKey         string
-	indexKey                         string // the prefix's segments index (bigsegments.SegmentsKey)
-	changes                          []int  // indexes into the batch
-	bad                              error  // why none of its changes can be applied
-	maxSeq                           uint64
-	run, kind                        string
-	meta                             *redis.Cmd
-	index                            *redis.IntCmd // SADD of ref to indexKey
-	membersType, metaType, indexType *redis.StatusCmd
+	key                               segKey
+	ref, membersKey, metaKey, runsKey string
+	indexKey                          string // the prefix's segments index (bigsegments.SegmentsKey)
+	changes                           []int  // indexes into the batch
+	bad                               error  // why none of its changes can be applied
+	legacy                            bool   // the member index is a set (written before since-tracking)
+	maxSeq                            uint64
+	run, kind                         string
+	runs                              map[string]uint64 // run → lowest seq of it in the batch
+	runEntries                        []*redis.IntCmd   // ZADDs to the run index
+	meta                              *redis.Cmd
+	index                             *redis.IntCmd // SADD of ref to indexKey
+	membersType, metaType, indexType  *redis.StatusCmd
+	runsType                          *redis.StatusCmd
 }
 
 // errWrongType is the error of a change refused because a key it writes
@@ -153,12 +178,17 @@ func (*errWrongType) RedisError() {}
 // each all or nothing.
 //
 // Per change: SADD (SREM with Remove) of the segment ref in the context's
-// include set and of the context key in the segment's member index. Per
-// segment: one script that sets last_seq to the highest Seq applied, with
-// its Run, only if that is higher than the stored last_seq, and last_applied
-// to the time now in any case; and an SADD of its ref to the prefix's
-// segments index (bigsegments.SegmentsKey), in another slot than the
-// metadata's, so not in the script.
+// include set, and HSETNX of the context key to its Seq (HDEL with Remove)
+// in the segment's member index (SADD/SREM for an index still in the set
+// form of older releases). Per segment: one script that sets last_seq to
+// the highest Seq applied, with its Run, only if that is higher than the
+// stored last_seq, and last_applied to the time now in any case; a ZADD to
+// its run index of where each run of the batch starts, unless this Writer
+// recorded that start already (so about one per run, not per batch); and
+// an SADD of its ref to the prefix's segments index
+// (bigsegments.SegmentsKey), in another slot than the metadata's, so not in
+// the script. A run-index entry of changes refused later stays: it is true
+// of the run whatever became of them.
 //
 // The include set and the segment's keys live in different Redis Cluster
 // slots, so no one script or transaction can cover a change (and MULTI/EXEC
@@ -167,8 +197,9 @@ func (*errWrongType) RedisError() {}
 // in three pipelines per batch (round trips, not commands, are what the
 // extra safety costs):
 //
-//  1. TYPE of each segment's member index and metadata: a segment whose key
-//     holds another type fails all its changes, and nothing of it is written;
+//  1. TYPE of each segment's member index, run index and metadata: a
+//     segment whose key holds another type fails all its changes, and
+//     nothing of it is written;
 //  2. the include-set writes: a change whose include set holds another type
 //     (WRONGTYPE) fails, and has written nothing;
 //  3. the member-index writes of the changes whose include write landed, and
@@ -176,8 +207,9 @@ func (*errWrongType) RedisError() {}
 //
 // Only a key changing type between 1 and 3 (another writer racing the batch)
 // can fail a write of 3; then the change's writes that landed are undone in
-// a fourth pipeline, by the replies of their SADD/SREM (1: it changed the
-// set).
+// a fourth pipeline, by the replies of their writes (1: it changed the
+// key; a removal from a hash index is undone with the joining seq read
+// just before it).
 //
 // It returns the changes Redis refused permanently (ClassEvent), or an
 // error: ClassTransient errors mean the whole batch may be retried (it is
@@ -202,6 +234,7 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) ([]Failure, error)
 			return nil, err
 		}
 	}
+	w.recordStarts()
 	var failures []Failure
 	for i, err := range w.failed {
 		if err != nil {
@@ -219,6 +252,7 @@ func (w *Writer) group(changes []Change) {
 	clear(w.segs)
 	w.include = resize(w.include, len(changes))
 	w.member = resize(w.member, len(changes))
+	w.old = resize(w.old, len(changes))
 	w.failed = resize(w.failed, len(changes))
 	for i := range changes {
 		ch := &changes[i]
@@ -226,8 +260,8 @@ func (w *Writer) group(changes []Change) {
 		s := w.segs[k]
 		if s == nil {
 			ref := bigsegments.Ref(ch.Segment, ch.Generation)
-			s = &segState{ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
-				indexKey: bigsegments.SegmentsKey(ch.Prefix)}
+			s = &segState{key: k, ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
+				runsKey: bigsegments.RunsKey(ch.Prefix, ref), indexKey: bigsegments.SegmentsKey(ch.Prefix)}
 			w.segs[k] = s
 		}
 		s.changes = append(s.changes, i)
@@ -245,21 +279,29 @@ func resize[T any](s []T, n int) []T {
 }
 
 // checkSegments is round trip 1: it fails every change of a segment whose
-// member index is not a set, whose metadata is not a hash, or whose
-// prefix's segments index is not a set.
+// member index is neither a hash nor a set (the form before
+// since-tracking, which it keeps), whose run index is not a sorted set,
+// whose metadata is not a hash, or whose prefix's segments index is not a
+// set.
 func (w *Writer) checkSegments(ctx context.Context) error {
 	pipe := w.rdb.Pipeline()
 	for _, s := range w.segs {
 		s.membersType, s.metaType, s.indexType = pipe.Type(ctx, s.membersKey), pipe.Type(ctx, s.metaKey), pipe.Type(ctx, s.indexKey)
+		s.runsType = pipe.Type(ctx, s.runsKey)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return classified("check the segments' key types", err)
 	}
 	for _, s := range w.segs {
+		s.legacy = s.membersType.Val() == "set"
+		membersWant := "hash"
+		if s.legacy {
+			membersWant = "set"
+		}
 		for _, c := range []struct {
 			key, want string
 			got       *redis.StatusCmd
-		}{{s.membersKey, "set", s.membersType}, {s.metaKey, "hash", s.metaType}, {s.indexKey, "set", s.indexType}} {
+		}{{s.membersKey, membersWant, s.membersType}, {s.metaKey, "hash", s.metaType}, {s.indexKey, "set", s.indexType}, {s.runsKey, "zset", s.runsType}} {
 			if t := c.got.Val(); t != "none" && t != c.want && s.bad == nil {
 				s.bad = &errWrongType{key: c.key, has: t, want: c.want}
 			}
@@ -314,23 +356,33 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 	nowMs := bigsegments.UnixMillis(w.now())
 	for _, s := range w.segs {
 		s.maxSeq, s.meta, s.index = 0, nil, nil
+		if s.runs == nil {
+			s.runs = map[string]uint64{}
+		}
+		clear(s.runs)
 		for _, i := range s.changes {
 			if w.failed[i] != nil {
 				continue
 			}
 			ch := &changes[i]
-			if ch.Remove {
-				w.member[i] = pipe.SRem(ctx, s.membersKey, ch.ContextKey)
-			} else {
-				w.member[i] = pipe.SAdd(ctx, s.membersKey, ch.ContextKey)
-			}
+			w.member[i] = w.writeMember(ctx, pipe, s, i, ch)
 			if ch.Seq > s.maxSeq {
 				s.maxSeq, s.run, s.kind = ch.Seq, ch.Run, ch.ContextKind
 			}
+			if first, ok := s.runs[ch.Run]; ch.Seq > 0 && (!ok || ch.Seq < first) {
+				s.runs[ch.Run] = ch.Seq
+			}
 		}
+		s.runEntries = s.runEntries[:0]
 		if s.maxSeq > 0 {
-			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind)
+			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, s.metaArgs(nowMs)...)
 			s.index = pipe.SAdd(ctx, s.indexKey, s.ref)
+			for _, run := range slices.Sorted(maps.Keys(s.runs)) {
+				if c, ok := w.started[s.key]; ok && c.run == run && c.seq <= s.runs[run] {
+					continue // recorded already
+				}
+				s.runEntries = append(s.runEntries, pipe.ZAdd(ctx, s.runsKey, redis.Z{Member: bigsegments.RunsEntry(s.runs[run], run)}))
+			}
 		}
 	}
 	_, execErr := pipe.Exec(ctx)
@@ -366,11 +418,56 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 			fail(i, fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	if execErr != nil && !hasErr(w.member) && w.firstMetaErr() == nil {
+	if execErr != nil && !hasErr(w.member) && !hasErr(w.old) && w.firstMetaErr() == nil {
 		return nil, classified("redis pipeline", execErr)
 	}
 	slices.Sort(undo)
 	return undo, nil
+}
+
+// writeMember queues change i's member-index write: HSETNX of the context
+// key to the change's Seq (the first add of a stay is the one kept), or
+// HDEL after an HMGET of the seq it removes (the undo's), or SADD/SREM
+// for a set index.
+func (w *Writer) writeMember(ctx context.Context, pipe redis.Pipeliner, s *segState, i int, ch *Change) redis.Cmder {
+	switch {
+	case s.legacy && ch.Remove:
+		return pipe.SRem(ctx, s.membersKey, ch.ContextKey)
+	case s.legacy:
+		return pipe.SAdd(ctx, s.membersKey, ch.ContextKey)
+	case ch.Remove:
+		w.old[i] = pipe.HMGet(ctx, s.membersKey, ch.ContextKey)
+		return pipe.HDel(ctx, s.membersKey, ch.ContextKey)
+	default:
+		return pipe.HSetNX(ctx, s.membersKey, ch.ContextKey, strconv.FormatUint(ch.Seq, 10))
+	}
+}
+
+// metaArgs are metaScript's ARGV for s.
+func (s *segState) metaArgs(nowMs string) []any {
+	form := "hash"
+	if s.legacy {
+		form = "set"
+	}
+	return []any{strconv.FormatUint(s.maxSeq, 10), s.run, nowMs, s.kind, form}
+}
+
+// recordStarts notes, after a batch, the run start each sound segment
+// holds now: its newest run's, as written or as recorded already.
+func (w *Writer) recordStarts() {
+	if w.started == nil {
+		w.started = map[segKey]runStart{}
+	}
+	for _, s := range w.segs {
+		first, ok := s.runs[s.run]
+		if _, err := s.segErr(); err != nil || s.bad != nil || s.maxSeq == 0 || !ok {
+			continue
+		}
+		if c, had := w.started[s.key]; had && c.run == s.run && c.seq <= first {
+			continue
+		}
+		w.started[s.key] = runStart{run: s.run, seq: first}
+	}
 }
 
 // segErr is the error of s's metadata update or index entry, with what
@@ -381,6 +478,11 @@ func (s *segState) segErr() (string, error) {
 	}
 	if s.index != nil && s.index.Err() != nil {
 		return "index in " + s.indexKey, s.index.Err()
+	}
+	for _, e := range s.runEntries {
+		if e.Err() != nil {
+			return "record a run's start in " + s.runsKey, e.Err()
+		}
 	}
 	return "", nil
 }
@@ -398,20 +500,30 @@ func (w *Writer) firstMetaErr() *segState {
 
 // undo is round trip 4, after another writer changed a key's type while the
 // batch was written: it reverts, newest first, the writes of the failed
-// changes that changed a set (reply 1).
+// changes that changed a key (reply 1).
 func (w *Writer) undo(ctx context.Context, changes []Change, undo []int) error {
 	pipe := w.rdb.Pipeline()
 	n := 0
 	for _, i := range slices.Backward(undo) {
-		for _, cmd := range []*redis.IntCmd{w.member[i], w.include[i]} {
-			if cmd == nil || cmd.Err() != nil || cmd.Val() != 1 {
+		for _, cmd := range []redis.Cmder{w.member[i], w.include[i]} {
+			if cmd == nil || cmd.Err() != nil || !changedKey(cmd) {
 				continue
 			}
 			args := cmd.Args()
 			key, member := args[1].(string), args[2]
-			if changes[i].Remove {
+			switch name := cmd.Name(); {
+			case name == "hsetnx":
+				pipe.HDel(ctx, key, member.(string))
+			case name == "hdel":
+				// The seq read just before the HDEL, in the same pipeline.
+				old := bigsegments.SinceUnknown
+				if v := w.old[i].Val(); len(v) == 1 && v[0] != nil {
+					old = fmt.Sprint(v[0])
+				}
+				pipe.HSetNX(ctx, key, member.(string), old)
+			case changes[i].Remove:
 				pipe.SAdd(ctx, key, member)
-			} else {
+			default:
 				pipe.SRem(ctx, key, member)
 			}
 			n++
@@ -437,8 +549,24 @@ func classified(what string, err error) error {
 }
 
 // hasErr tells whether a command of cmds failed.
-func hasErr(cmds []*redis.IntCmd) bool {
-	return slices.ContainsFunc(cmds, func(c *redis.IntCmd) bool { return c != nil && c.Err() != nil })
+func hasErr[C interface {
+	comparable
+	redis.Cmder
+}](cmds []C) bool {
+	var none C
+	return slices.ContainsFunc(cmds, func(c C) bool { return c != none && c.Err() != nil })
+}
+
+// changedKey tells whether a member write changed its key: SADD, SREM and
+// HDEL reply 1, HSETNX true.
+func changedKey(cmd redis.Cmder) bool {
+	switch c := cmd.(type) {
+	case *redis.IntCmd:
+		return c.Val() == 1
+	case *redis.BoolCmd:
+		return c.Val()
+	}
+	return false
 }
 
 // SetSynchronizedOn sets big_segments_synchronized_on to t (unix

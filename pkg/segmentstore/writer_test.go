@@ -197,7 +197,7 @@ func TestApplyRefusedChangeLeavesNoTrace(t *testing.T) {
 		}
 		// badrm is in seg's member index although its include set is foreign:
 		// a remove of badrm must not take it out either.
-		if err := b.Client.SAdd(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "badrm").Err(); err != nil {
+		if err := b.Client.HSet(ctx, bigsegments.MembersKey(prefix, "seg.g1"), "badrm", "2").Err(); err != nil {
 			t.Fatal(err)
 		}
 		before := testenv.Snapshot(t, b.Client, prefix)
@@ -255,35 +255,50 @@ func TestApplyRefusedChangeLeavesNoTrace(t *testing.T) {
 }
 
 // TestApplyUndoesChangesRefusedHalfWay pins the rest of issue 11 item 2:
-// when another writer replaces a segment's member index between the
-// writer's type check and its member writes, the include-set writes that
-// already landed are undone and the metadata does not move.
+// when another writer replaces a segment's member index (or its metadata)
+// between the writer's type check and its member writes, the writes that
+// already landed are undone and the metadata does not move; an undone
+// removal puts back the sequence number the member joined with.
 func TestApplyUndoesChangesRefusedHalfWay(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
-		w := NewWriter(b.Client, time.Now)
-		if f, err := w.Apply(ctx, []Change{change(prefix, "seg", 1, "kept", false, 1), change(prefix, "seg", 1, "leaving", false, 2)}); err != nil || len(f) != 0 {
-			t.Fatalf("setting up: %v %v", f, err)
-		}
-		before := testenv.Snapshot(t, b.Client, prefix)
-		hook := &raceHook{rdb: b.Client, key: bigsegments.MembersKey(prefix, "seg.g1"), after: 2}
-		b.Client.AddHook(hook)
-		t.Cleanup(func() { hook.off.Store(true) })
-		f, err := w.Apply(ctx, []Change{
-			change(prefix, "seg", 1, "new", false, 3),
-			change(prefix, "seg", 1, "leaving", true, 4),
-			change(prefix, "seg", 1, "kept", false, 5), // already in: nothing to undo
+	for _, replaced := range []string{"member index", "metadata"} {
+		t.Run(replaced, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+				w := NewWriter(b.Client, time.Now)
+				if f, err := w.Apply(ctx, []Change{change(prefix, "seg", 1, "kept", false, 1), change(prefix, "seg", 1, "leaving", false, 2)}); err != nil || len(f) != 0 {
+					t.Fatalf("setting up: %v %v", f, err)
+				}
+				before := testenv.Snapshot(t, b.Client, prefix)
+				key := bigsegments.MembersKey(prefix, "seg.g1")
+				if replaced == "metadata" {
+					key = bigsegments.MetaKey(prefix, "seg.g1")
+				}
+				hook := &raceHook{rdb: b.Client, key: key, after: 2}
+				b.Client.AddHook(hook)
+				t.Cleanup(func() { hook.off.Store(true) })
+				f, err := w.Apply(ctx, []Change{
+					change(prefix, "seg", 1, "new", false, 3),
+					change(prefix, "seg", 1, "leaving", true, 4),
+					change(prefix, "seg", 1, "kept", false, 5), // already in: nothing to undo
+				})
+				hook.off.Store(true)
+				if err != nil || len(f) != 3 {
+					t.Fatalf("Apply = %v, %v; want the three changes refused", f, err)
+				}
+				// The foreign value is the other writer's; the rest must be as before.
+				after := testenv.Snapshot(t, b.Client, prefix, hook.key)
+				delete(before, hook.key)
+				if d := testenv.DiffSnapshots(before, after); d != "" {
+					t.Errorf("changes refused half way left writes behind:\n%s", d)
+				}
+				if replaced == "metadata" {
+					got, err := JoinedSince(ctx, b.Client, prefix, "leaving", []string{"seg.g1"})
+					if err != nil || got[0] != (Since{Member: true, Seq: 2, Run: "run-0"}) {
+						t.Errorf("JoinedSince(leaving) = %+v, %v; want seq 2 of run-0 restored", got, err)
+					}
+				}
+			})
 		})
-		hook.off.Store(true)
-		if err != nil || len(f) != 3 {
-			t.Fatalf("Apply = %v, %v; want the three changes refused", f, err)
-		}
-		// The foreign value is the other writer's; the rest must be as before.
-		after := testenv.Snapshot(t, b.Client, prefix, hook.key)
-		delete(before, hook.key)
-		if d := testenv.DiffSnapshots(before, after); d != "" {
-			t.Errorf("changes refused half way left writes behind:\n%s", d)
-		}
-	})
+	}
 }
 
 // raceHook replaces key by a string just before the after-th pipeline runs,

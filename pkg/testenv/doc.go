@@ -10,6 +10,15 @@
 //	COHORTSYNC_TEST_REDIS_CLUSTER  comma-separated masters of a Redis Cluster
 //	COHORTSYNC_INTEGRATION=1       every real backend above is required
 //
+// and, for the TLS and credential tests (KafkaTLS, RedisTLS, KafkaSASL,
+// RedisACL, RedisACLBackends; in-process servers serving the same without
+// them): COHORTSYNC_TEST_TLS_DIR (the CA and a client certificate),
+// COHORTSYNC_TEST_KAFKA_TLS_BROKERS (mutual TLS),
+// COHORTSYNC_TEST_KAFKA_SASL_BROKERS with _USER and _PASSWORD (SCRAM over
+// TLS), COHORTSYNC_TEST_REDIS_TLS_URL (mutual TLS) and
+// COHORTSYNC_TEST_REDIS_ACL_USER with _PASSWORD (an ACL user of that server
+// and of the Cluster).
+//
 // With COHORTSYNC_INTEGRATION=1 a missing variable fails the test instead of
 // silently falling back to a fake.
 package testenv

@@ -1,12 +1,16 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ReadTopic reads every message of topic's partitions 0..partitions-1 up
@@ -68,4 +72,36 @@ func ReadTopic(t testing.TB, brokers []string, topic string, partitions int) []k
 		}
 	}
 	return msgs
+}
+
+// DeleteRecords removes every record of the topic's partitions, as
+// retention does with old ones (DeleteRecords up to the high watermark).
+func DeleteRecords(t testing.TB, ctx context.Context, brokers []string, topic string, partitions int) {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Partition, rp.Offset = int32(p), -1 // -1: up to the high watermark
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d: %v", tp.Topic, p.Partition, err)
+			}
+		}
+	}
 }

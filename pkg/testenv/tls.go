@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -152,14 +151,8 @@ func RedisTLS(t testing.TB) (string, TLSFiles) {
 	if v := lookup(t, EnvRedisTLSURL); v != "" {
 		return v, servicesTLS(t)
 	}
-	ca := NewCA(t)
-	m, err := miniredis.RunTLS(ca.ServerTLS(t, "redis.test", true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	cert, key := ca.Issue(t, "client", "client.test", true)
-	return "rediss://" + m.Addr() + "/0", TLSFiles{CAFile: ca.CAFile, CertFile: cert, KeyFile: key}
+	m, files := miniredisTLS(t)
+	return "rediss://" + m.Addr() + "/0", files
 }
 
 // KafkaTLS returns the brokers of a Kafka requiring mutual TLS, the files

@@ -104,10 +104,25 @@ type Runner struct {
 	locker  *segmentlease.Locker
 	seq     *segmentlease.SeqAllocator
 	gaps    *segmentlease.Gaps
+	erased  *segmentlease.Erased
 	dests   Destinations
 	connect Connector
 	http    *http.Client
 	log     *slog.Logger
+	observe Observer
+}
+
+// Observer is told of each destination's sync before it starts, with the
+// meter the sync keeps up to date (a progress bar, a running run's record
+// read it).
+type Observer func(destination string, meter *producer.Meter)
+
+// Observed returns a Runner like r whose runs tell observe of each
+// destination's sync. r is unchanged: each run can have its own observer.
+func (r *Runner) Observed(observe Observer) *Runner {
+	c := *r
+	c.observe = observe
+	return &c
 }
 
 // New returns a Runner publishing through kf, keeping leases and sequence
@@ -130,13 +145,17 @@ func New(cfg Config, kf *kafkax.Factory, control redis.UniversalClient, dests De
 	if err != nil {
 		return nil, err
 	}
+	erased, err := segmentlease.NewErased(control, cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
 	if httpc == nil {
 		httpc = http.DefaultClient
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, gaps: gaps, dests: dests, connect: connect, http: httpc, log: log}, nil
+	return &Runner{cfg: cfg, kf: kf, locker: locker, seq: seq, gaps: gaps, erased: erased, dests: dests, connect: connect, http: httpc, log: log}, nil
 }
 
 // Result is one destination's sync.
@@ -291,9 +310,18 @@ func (r *Runner) runDestination(ctx context.Context, m catalog.Mapping, name str
 	if so, ok := in.(StateOptioner); ok {
 		opts = append(opts, so.StateOptions(r.seq, rebuilder)...)
 	}
+	// Keys erased from the environment stay out (cohortsync erase).
+	erased, err := r.erased.Keys(ctx, d.Environment)
+	if err != nil {
+		return producer.Summary{}, nil, errors.Join(err, closeIn())
+	}
 	req := producer.SyncRequest{
 		Env: d.Environment, Segment: m.Segment, Generation: m.Generation, ContextKind: m.ContextKind,
-		Input: in, StateOptions: opts,
+		Input: source.Without(in, erased, source.ReasonErased), StateOptions: opts,
+	}
+	if r.observe != nil {
+		req.Meter = new(producer.Meter)
+		r.observe(d.Name, req.Meter)
 	}
 	// The writer is made at the run's first exclusion, under the id the
 	// run took (the history finds a run by the start time its id spells).

@@ -30,6 +30,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/source"
 )
 
 // world is one deployment under test: a Kafka topic, a Redis holding the
@@ -395,7 +396,7 @@ func TestGapIsRepairedByTheNextRun(t *testing.T) {
 	w.run(r, m)
 	// The destination missed c's add (set aside while it was down).
 	prefix, ref := w.dests["production"].Prefix(), bigsegments.Ref("beta-users", 1)
-	if err := w.rdb.SRem(w.ctx, bigsegments.MembersKey(prefix, ref), "c").Err(); err != nil {
+	if err := w.rdb.HDel(w.ctx, bigsegments.MembersKey(prefix, ref), "c").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.rdb.SRem(w.ctx, bigsegments.IncludeKey(prefix, "c"), ref).Err(); err != nil {
@@ -415,5 +416,29 @@ func TestGapIsRepairedByTheNextRun(t *testing.T) {
 	w.wantMembers("production", "a", "b", "c")
 	if res := w.run(r, m); res[0].Summary.Rebuilt != nil {
 		t.Fatalf("run after the repair read back again: %+v", res[0].Summary.Rebuilt)
+	}
+}
+
+// TestErasedKeysStayOut: a key erased from an environment (cohortsync
+// erase) is excluded from every later run into it with reason "erased",
+// shown in the run's exclusions, and never added back; other environments
+// still get it.
+func TestErasedKeysStayOut(t *testing.T) {
+	w := newWorld(t, testenv.Redis(t))
+	erased, err := segmentlease.NewErased(w.rdb, segmentlease.Config{Prefix: w.control})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := erased.Add(w.ctx, "production", "b", "receipt-1"); err != nil {
+		t.Fatal(err)
+	}
+	res := w.run(w.runner(t.TempDir()), mapping(csvFile(t, "a", "b", "c"), "production", "staging"))
+	w.wantMembers("production", "a", "c")
+	w.wantMembers("staging", "a", "b", "c")
+	if sum := res[0].Summary; sum.Excluded[source.ReasonErased] != 1 || sum.Keys != 2 || sum.Added != 2 {
+		t.Errorf("production's summary %+v: want b excluded as erased, 2 members added", sum)
+	}
+	if sum := res[1].Summary; sum.ExcludedTotal() != 0 || sum.Added != 3 {
+		t.Errorf("staging's summary %+v: want nothing excluded", sum)
 	}
 }

@@ -15,9 +15,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
@@ -251,38 +248,6 @@ func TestRollbackRefusesWhenTheTopicLostTheHistory(t *testing.T) {
 	e.want("after the refused rollback", "u3")
 }
 
-// deleteRecords removes every record of the topic's partitions, as
-// retention does with old ones (DeleteRecords up to the high watermark).
-func deleteRecords(t *testing.T, ctx context.Context, brokers []string, topic string, partitions int) {
-	t.Helper()
-	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := kmsg.NewPtrDeleteRecordsRequest()
-	req.TimeoutMillis = 10000
-	rt := kmsg.NewDeleteRecordsRequestTopic()
-	rt.Topic = topic
-	for p := range partitions {
-		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
-		rp.Partition, rp.Offset = int32(p), -1 // -1: up to the high watermark
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tp := range resp.Topics {
-		for _, p := range tp.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				t.Fatalf("delete records of %s/%d: %v", tp.Topic, p.Partition, err)
-			}
-		}
-	}
-}
-
 func TestRollbackNeedsTheTopicToHoldTheHistoryAfterTheRun(t *testing.T) {
 	// Kafka refuses DeleteRecords on a compacted topic: this one keeps
 	// records for a time, as retention would.
@@ -290,7 +255,7 @@ func TestRollbackNeedsTheTopicToHoldTheHistoryAfterTheRun(t *testing.T) {
 	r := e.replica(t.TempDir())
 	a := e.sync(r, "u1", "u2")
 	e.sync(r, "u3")
-	deleteRecords(t, e.ctx, e.kf.Brokers(), e.topic, 3)
+	testenv.DeleteRecords(t, e.ctx, e.kf.Brokers(), e.topic, 3)
 	_, err := e.rollback(r, a, e.topic)
 	if !errors.Is(err, rollback.ErrHistoryIncomplete) || !strings.Contains(err.Error(), "removed by compaction or retention") {
 		t.Fatalf("rollback after the records were deleted: %v, want ErrHistoryIncomplete", err)

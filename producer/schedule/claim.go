@@ -148,6 +148,11 @@ func parseState(hash *redis.SliceCmd, cl *redis.StringCmd) (state, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return state{}, err
 	}
+	if len(vals) != 4 {
+		// Seen when the connection broke during the pipeline: an error,
+		// not a panic that stops the replica.
+		return state{}, fmt.Errorf("HMGET of 4 fields answered %d values", len(vals))
+	}
 	str := func(i int) string {
 		s, _ := vals[i].(string) // nil for an absent field
 		return s
