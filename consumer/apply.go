@@ -22,6 +22,7 @@ import (
 // calls it.
 type applier struct {
 	now     func() time.Time
+	ids     *storeIDs // nil: store ids not claimed (tests of the write path alone)
 	clients map[redis.UniversalClient]*clientBatch
 	pruned  *routeSet // the table clients was last pruned against
 	active  []*clientBatch
@@ -105,6 +106,15 @@ func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event, s
 		if setAsideAfter > 0 && cb.unavailable && !cb.probe(ctx, setAsideAfter) {
 			cb.skipped = true
 			return
+		}
+		if a.ids != nil {
+			// The id goes in before the first write to a store, not with its
+			// first stamp: a loss between the two (a backlog applied, then
+			// FLUSHALL, before the consumer caught up) would otherwise be
+			// claimed as a new store and marked current.
+			if cb.err = a.ids.claimUnseen(ctx, cb.client, cb.changes, strings.Join(cb.names, ", ")); cb.err != nil {
+				return
+			}
 		}
 		cb.failures, cb.err = cb.w.Apply(ctx, cb.changes)
 	}

@@ -135,6 +135,7 @@ func newConsumer(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer,
 	}
 	c.applier = newApplier(func() time.Time { return c.now() })
 	c.storeIDs = newStoreIDs(c.log)
+	c.applier.ids = c.storeIDs
 	fresh, err := freshness.New(freshness.Config{
 		Topic: cfg.Topic, GroupID: cfg.GroupID, SyncInterval: cfg.SyncInterval, RetryTimeout: cfg.RetryTimeout, Logger: c.log,
 	}, freshness.Deps{

@@ -15,12 +15,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 )
 
 // storeIDs detects a store that lost its data under a running consumer
-// (issue 11, item 1). The first time this process marks a prefix current it
-// writes a random store id there (or adopts the one another member of the
-// group wrote); from then on a prefix whose id is missing or changed lost
+// (issue 11, item 1). Before this process first writes to a prefix, or
+// first marks it current, it writes a random store id there (or adopts the
+// one another member of the group wrote); from then on a prefix whose id is missing or changed lost
 // everything written before (FLUSHALL, a Redis replaced by an empty one, a
 // failover to an empty replica), though the group's offsets say it is
 // applied. Such a prefix is not stamped current again: the SDKs, reading
@@ -118,6 +119,36 @@ func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, pre
 		}
 	}
 	return ok, nil
+}
+
+// claimUnseen claims the store id of every prefix of changes this process
+// has not checked yet (see intact), so that a store's id exists before
+// anything is written to it. Prefixes already known cost no round trip.
+func (s *storeIDs) claimUnseen(ctx context.Context, client redis.UniversalClient, changes []segmentstore.Change, names string) error {
+	var unseen []string
+	last := ""
+	s.mu.Lock()
+	for i := range changes {
+		p := changes[i].Prefix
+		if (i > 0 && p == last) || slices.Contains(unseen, p) {
+			continue
+		}
+		last = p
+		k := storeKey{client, p}
+		if _, known := s.ids[k]; known {
+			continue
+		}
+		if _, lost := s.lost[k]; lost {
+			continue
+		}
+		unseen = append(unseen, p)
+	}
+	s.mu.Unlock()
+	if len(unseen) == 0 {
+		return nil
+	}
+	_, err := s.intact(ctx, client, unseen, names)
+	return err
 }
 
 // markLost records that k lost its data: in this process, and in the
