@@ -20,8 +20,8 @@ import (
 // cohortsync_consumer_stores_lost is 1, the lost mark is written and
 // big_segments_synchronized_on is deleted (SDKs see STALE), and it stays
 // so while a second sync is applied. Then the rebuild README documents
-// ("Redis lost its data"): the consumer stopped, `cohortsync replay`, the
-// lost mark deleted, a consumer started. Redis ends exact and current; the
+// ("Redis lost its data", its runbook): the consumer stopped, `cohortsync
+// rebuild`, a consumer started. Redis ends exact and current; the
 // time to recover runs from the FLUSHALL and includes the detection and
 // the rebuild's steps, run at once.
 func TestRedisDataLoss(t *testing.T) {
@@ -29,7 +29,7 @@ func TestRedisDataLoss(t *testing.T) {
 	sz := suiteSize()
 	s := newStage(t)
 	s.row("FLUSHALL of the destination's redis-server under a running consumer, a second sync published during the loss; " +
-		"then the documented rebuild: the consumer stopped (SIGTERM), `cohortsync replay`, the lost mark deleted, a consumer started")
+		"then the documented rebuild: the consumer stopped (SIGTERM), `cohortsync rebuild`, a consumer started")
 	first, a, second, b := s.twoCohorts(sz.members, 3)
 	s.sync(first)
 	httpAddr := testenv.ClosedAddr(t)
@@ -79,24 +79,31 @@ func TestRedisDataLoss(t *testing.T) {
 	}
 	s.waitNotCurrent("after a sync during the loss")
 
-	// The rebuild, as README documents it today. When `cohortsync
-	// rebuild` lands (issue 11), it replaces these steps.
+	// The rebuild, as README's runbook documents it: the group stopped,
+	// `cohortsync rebuild`, the consumers started again.
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.wait(t, time.Minute); err != nil {
 		t.Fatalf("consumer after SIGTERM: %v\n%s", err, c.output())
 	}
-	replay := []string{"replay", "--kafka-brokers", s.brokers, "--topic", s.topic, "--group-id", s.group}
+	rebuild := []string{"rebuild", "--env", "chaos", "--group-id", s.group,
+		"--redis-url", "redis://" + s.redis.addr + "/0", "--redis-prefix", s.prefix, "--kafka-brokers", s.brokers, "--topic", s.topic}
+	// The group may still list the stopped member for a moment: rebuild
+	// refuses until it is empty.
 	var out []byte
-	testenv.Eventually(t, time.Minute, "cohortsync replay succeeding once the group is empty", func() bool {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
 		var err error
-		out, err = exec.Command(s.bin, replay...).CombinedOutput()
-		return err == nil
-	})
-	t.Logf("cohortsync replay:\n%s", out)
-	if err := s.rdb.Del(s.ctx, bigsegments.StoreLostKey(s.prefix)).Err(); err != nil {
-		t.Fatal(err)
+		if out, err = exec.Command(s.bin, rebuild...).CombinedOutput(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cohortsync rebuild: %v\n%s", err, out)
+		}
+	}
+	t.Logf("cohortsync rebuild:\n%s", out)
+	if n := s.rdb.Exists(s.ctx, bigsegments.StoreLostKey(s.prefix)).Val(); n != 0 {
+		t.Fatalf("the lost mark %s is still there after cohortsync rebuild", bigsegments.StoreLostKey(s.prefix))
 	}
 	s.consumer()
 	s.checkExact("after the rebuild", b, minus(a, b))
