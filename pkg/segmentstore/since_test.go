@@ -2,6 +2,7 @@ package segmentstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -41,6 +42,12 @@ func TestJoinedSince(t *testing.T) {
 		{"a run between two others", [][]Change{
 			{{ContextKey: "x", Seq: 1, Run: "A"}}, {{ContextKey: "y", Seq: 20, Run: "C"}}, {{ContextKey: "k", Seq: 10, Run: "B"}}},
 			Since{Member: true, Seq: 10, Run: "B"}, []RunStart{{"A", 1}, {"B", 10}, {"C", 20}}},
+		{"within one batch, a re-add keeps the first add", [][]Change{{{ContextKey: "k", Seq: 3, Run: "A"}, {ContextKey: "k", Seq: 8, Run: "A"}}},
+			Since{Member: true, Seq: 3, Run: "A"}, []RunStart{{"A", 3}}},
+		{"within one batch, added, removed and added again", [][]Change{{{ContextKey: "k", Seq: 3, Run: "A"}, {ContextKey: "k", Seq: 5, Run: "A", Remove: true}, {ContextKey: "k", Seq: 9, Run: "B"}}},
+			Since{Member: true, Seq: 9, Run: "B"}, []RunStart{{"A", 3}, {"B", 9}}},
+		{"within one batch, added and removed", [][]Change{{{ContextKey: "k", Seq: 3, Run: "A"}, {ContextKey: "k", Seq: 5, Run: "A", Remove: true}}},
+			Since{}, []RunStart{{"A", 3}}},
 		{"sequence numbers past 2^53 compare exactly", [][]Change{
 			{{ContextKey: "x", Seq: 1<<53 + 1, Run: "A"}}, {{ContextKey: "k", Seq: 1<<53 + 2, Run: "B"}}},
 			Since{Member: true, Seq: 1<<53 + 2, Run: "B"}, []RunStart{{"A", 1<<53 + 1}, {"B", 1<<53 + 2}}},
@@ -151,6 +158,62 @@ func TestForeignRunIndexRefusesTheSegment(t *testing.T) {
 		}
 		if d := testenv.DiffSnapshots(before, testenv.Snapshot(t, b.Client, prefix)); d != "" {
 			t.Errorf("refused changes wrote to Redis:\n%s", d)
+		}
+	})
+}
+
+// TestMemberIndexRepairsAnAttemptCutShort pins the member index's writes
+// since they became one variadic HSET per segment for the keys whose
+// include write changed the set: an attempt stopped between the include
+// write and the member-index write (a crash, a lost connection) leaves a
+// member in the include set and not in the index, or (a removal) out of the
+// include set and still in the index. The next delivery must repair both,
+// and a batch larger than one variadic command must be written whole.
+func TestMemberIndexRepairsAnAttemptCutShort(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		members := bigsegments.MembersKey(prefix, "seg.g1")
+		// "half-in" is in the include set only; "half-out" was removed from
+		// the include set but its index entry (seq 2) is left.
+		if err := b.Client.SAdd(ctx, bigsegments.IncludeKey(prefix, "half-in"), "seg.g1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client.HSet(ctx, members, "half-out", "2").Err(); err != nil {
+			t.Fatal(err)
+		}
+		batch := []Change{at(prefix, "half-in", false, 5, "R"), at(prefix, "half-out", false, 6, "R")}
+		for i := range 2*maxFields + 10 {
+			batch = append(batch, at(prefix, fmt.Sprintf("k%05d", i), false, uint64(10+i), "R"))
+		}
+		w := NewWriter(b.Client, time.Now)
+		if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
+			t.Fatalf("Apply: %v %v", f, err)
+		}
+		for key, want := range map[string]Since{
+			"half-in":  {Member: true, Seq: 5, Run: "R"},                     // filled in by the redelivery
+			"half-out": {Member: true, Seq: 6, Run: "R"},                     // the leftover replaced: this add let it in
+			"k02009":   {Member: true, Seq: 10 + 2*maxFields + 9, Run: "R"}, // in the third HSET
+		} {
+			got, err := JoinedSince(ctx, b.Client, prefix, key, []string{"seg.g1"})
+			if err != nil || got[0] != want {
+				t.Errorf("JoinedSince(%s) = %+v, %v; want %+v", key, got, err, want)
+			}
+		}
+		info, err := Info(ctx, b.Client, prefix, "seg.g1")
+		if err != nil || info.Members != int64(len(batch)) {
+			t.Fatalf("Info = %+v, %v; want %d members", info, err, len(batch))
+		}
+		// All of them leave in one batch, over several variadic HDELs.
+		for i := range batch {
+			batch[i].Remove, batch[i].Seq = true, batch[i].Seq+100_000
+		}
+		if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
+			t.Fatalf("Apply removals: %v %v", f, err)
+		}
+		if n, err := b.Client.Exists(ctx, members).Result(); err != nil || n != 0 {
+			t.Errorf("member index after every member left: exists=%d, %v", n, err)
+		}
+		if in, _, err := Membership(ctx, b.Client, prefix, "k00000"); err != nil || len(in) != 0 {
+			t.Errorf("k00000 still included in %q (%v)", in, err)
 		}
 	})
 }

@@ -93,10 +93,12 @@ return 1
 // consumer's commit, a retried pipeline, a replay of the whole topic) and
 // Redis converges on the same content:
 //
-//   - membership is SADD/SREM of the include set and HSETNX/HDEL of the
-//     member index, which do nothing when the member is already in (or out
-//     of) the segment; HSETNX keeps the sequence number of the add that let
-//     the member in, so "since" survives re-adds (republications, replays);
+//   - membership is SADD/SREM of the include set and HSET/HSETNX/HDEL of
+//     the member index, which do nothing when the member is already in (or
+//     out of) the segment: the index is given a key's sequence number
+//     outright (HSET) only when the include write says this add let the
+//     member in, and otherwise only if it has none (HSETNX), so "since"
+//     survives re-adds (republications, replays);
 //   - last_seq and last_run only move forward by sequence number (see
 //     Apply), so old events applied again never make a segment look older
 //     than it is; last_applied is the time of the last batch.
@@ -114,11 +116,10 @@ type Writer struct {
 
 	// Reused between batches.
 	keyBuf  []byte
-	include []*redis.IntCmd   // per change: its include-set write, nil if not sent
-	member  []redis.Cmder     // per change: its member-index write, nil if not sent
-	old     []*redis.SliceCmd // per removal from a hash index: the joining seq it held, for an undo
-	failed  []error           // per change: why it failed, nil if applied
+	include []*redis.IntCmd // per change: its include-set write, nil if not sent
+	failed  []error         // per change: why it failed, nil if applied
 	segs    map[segKey]*segState
+	ops     map[opKey]int // per segment and context key: its index in segState.ops
 	// started is, per segment, the run whose start this Writer last
 	// recorded in the run index and that start: a batch of the same run
 	// from no lower a seq adds nothing, so most batches write no entry.
@@ -161,7 +162,53 @@ type segState struct {
 	index                             *redis.IntCmd // SADD of ref to indexKey
 	membersType, metaType, indexType  *redis.StatusCmd
 	runsType                          *redis.StatusCmd
+	ops                               []memberOp  // per distinct context key of the batch's applicable changes
+	member                            []memberCmd // its member-index writes
 }
+
+// opKey is one context key of one segment of a batch.
+type opKey struct {
+	seg *segState
+	key string
+}
+
+// memberOp is what a batch does, in the end, to one context key in one
+// segment's member index: only the last operation on a key matters, so one
+// write per key, and the keys of a kind share variadic commands.
+type memberOp struct {
+	key  string
+	kind opKind
+	seq  uint64 // the joining seq to write (opFresh, opKeep)
+}
+
+type opKind uint8
+
+const (
+	// opFresh: an add of the batch let the key in (its include write
+	// changed the set), so seq is its joining seq, whatever the index
+	// holds (a leftover of a removal cut short): HSET, variadic.
+	opFresh opKind = iota + 1
+	// opKeep: the key was in already (its include write changed nothing):
+	// an earlier add let it in, so an existing seq is kept (HSETNX), and a
+	// missing one (an earlier attempt stopped between the include write
+	// and this one) is filled in with this add's.
+	opKeep
+	// opRemove: the key leaves: HDEL, variadic, after an HMGET of the seqs
+	// it removes (for an undo).
+	opRemove
+)
+
+// memberCmd is a member-index write and what its undo needs.
+type memberCmd struct {
+	cmd    redis.Cmder
+	kind   opKind
+	fields []string        // the context keys it writes (variadic HSET and HDEL)
+	old    *redis.SliceCmd // before an HDEL: the seqs of fields
+}
+
+// maxFields bounds the fields of one variadic command: a command blocks
+// Redis while it runs, so a batch's member index is written in slices.
+const maxFields = 1000
 
 // errWrongType is the error of a change refused because a key it writes
 // holds another type, found by TYPE before anything was written. It reads
@@ -178,9 +225,14 @@ func (*errWrongType) RedisError() {}
 // each all or nothing.
 //
 // Per change: SADD (SREM with Remove) of the segment ref in the context's
-// include set, and HSETNX of the context key to its Seq (HDEL with Remove)
-// in the segment's member index (SADD/SREM for an index still in the set
-// form of older releases). Per segment: one script that sets last_seq to
+// include set. Per segment, for each context key's last change in the
+// batch, the member index: the keys the batch let in (their SADD replied 1)
+// in variadic HSETs of key → Seq, the keys that left in variadic HDELs
+// (after an HMGET of the seqs they held, for an undo), and a key re-added
+// while in (SADD replied 0) by HSETNX, which fills in an entry an attempt
+// cut short did not write; SADD/SREM per key for an index still in the
+// set form of older releases. So a first sync costs the index about one
+// command per thousand members, not one per member. Per segment: one script that sets last_seq to
 // the highest Seq applied, with its Run, only if that is higher than the
 // stored last_seq, and last_applied to the time now in any case; a ZADD to
 // its run index of where each run of the batch starts, unless this Writer
@@ -206,10 +258,10 @@ func (*errWrongType) RedisError() {}
 //     per segment the metadata, moved to the highest Seq among them only.
 //
 // Only a key changing type between 1 and 3 (another writer racing the batch)
-// can fail a write of 3; then the change's writes that landed are undone in
-// a fourth pipeline, by the replies of their writes (1: it changed the
-// key; a removal from a hash index is undone with the joining seq read
-// just before it).
+// can fail a write of 3; then every change of that segment fails, and the
+// writes of them that landed are undone in a fourth pipeline, by the
+// replies of their writes (1: it changed the key; a removal from a hash
+// index is undone with the joining seq read just before it).
 //
 // It returns the changes Redis refused permanently (ClassEvent), or an
 // error: ClassTransient errors mean the whole batch may be retried (it is
@@ -251,8 +303,6 @@ func (w *Writer) group(changes []Change) {
 	}
 	clear(w.segs)
 	w.include = resize(w.include, len(changes))
-	w.member = resize(w.member, len(changes))
-	w.old = resize(w.old, len(changes))
 	w.failed = resize(w.failed, len(changes))
 	for i := range changes {
 		ch := &changes[i]
@@ -350,22 +400,28 @@ func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
 
 // writeMembers is round trip 3: the member-index writes of the changes
 // whose include write landed, and each segment's metadata. It returns the
-// changes to undo: those that failed now, after part of them was written.
-func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, error) {
+// segments to undo: those whose member-index or metadata writes were
+// refused, after part of them may have landed; their changes have failed.
+func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]*segState, error) {
 	pipe := w.rdb.Pipeline()
 	nowMs := bigsegments.UnixMillis(w.now())
+	if w.ops == nil {
+		w.ops = map[opKey]int{}
+	}
+	clear(w.ops)
 	for _, s := range w.segs {
 		s.maxSeq, s.meta, s.index = 0, nil, nil
 		if s.runs == nil {
 			s.runs = map[string]uint64{}
 		}
 		clear(s.runs)
+		s.ops, s.member = s.ops[:0], s.member[:0]
 		for _, i := range s.changes {
 			if w.failed[i] != nil {
 				continue
 			}
 			ch := &changes[i]
-			w.member[i] = w.writeMember(ctx, pipe, s, i, ch)
+			w.noteOp(s, ch, w.include[i].Val() == 1)
 			if ch.Seq > s.maxSeq {
 				s.maxSeq, s.run, s.kind = ch.Seq, ch.Run, ch.ContextKind
 			}
@@ -373,6 +429,7 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 				s.runs[ch.Run] = ch.Seq
 			}
 		}
+		w.queueMembers(ctx, pipe, s)
 		s.runEntries = s.runEntries[:0]
 		if s.maxSeq > 0 {
 			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, s.metaArgs(nowMs)...)
@@ -386,61 +443,105 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]int, err
 		}
 	}
 	_, execErr := pipe.Exec(ctx)
-	var undo []int
-	fail := func(i int, err error) {
-		if w.failed[i] == nil {
-			w.failed[i] = err
-			undo = append(undo, i)
-		}
-	}
-	for i, cmd := range w.member {
-		if cmd == nil || cmd.Err() == nil {
-			continue
-		}
-		what := fmt.Sprintf("%s %v", cmd.Name(), cmd.Args()[1])
-		if Classify(cmd.Err()) != ClassEvent {
-			return nil, classified(what, cmd.Err())
-		}
-		fail(i, fmt.Errorf("%s: %w", what, cmd.Err()))
-	}
+	var undo []*segState
+	replied := false // some command answered with an error of its own
 	for _, s := range w.segs {
-		what, err := s.segErr()
+		what, err := s.memberErr()
+		if err == nil {
+			what, err = s.segErr()
+		}
 		if err == nil {
 			continue
 		}
+		replied = true
 		if Classify(err) != ClassEvent {
 			return nil, classified(what, err)
 		}
-		// The metadata (or index entry) of these changes' segment cannot be
-		// written: they are not fully applied, so they fail and are undone.
-		// (An index entry that landed stays: it only lists the segment.)
+		// A key of the segment changed type since round trip 1: its
+		// changes are not fully applied, so they fail and are undone. (An
+		// index entry that landed stays: it only lists the segment.)
 		for _, i := range s.changes {
-			fail(i, fmt.Errorf("%s: %w", what, err))
+			if w.failed[i] == nil {
+				w.failed[i] = fmt.Errorf("%s: %w", what, err)
+			}
 		}
+		undo = append(undo, s)
 	}
-	if execErr != nil && !hasErr(w.member) && !hasErr(w.old) && w.firstMetaErr() == nil {
+	if execErr != nil && !replied {
 		return nil, classified("redis pipeline", execErr)
 	}
-	slices.Sort(undo)
 	return undo, nil
 }
 
-// writeMember queues change i's member-index write: HSETNX of the context
-// key to the change's Seq (the first add of a stay is the one kept), or
-// HDEL after an HMGET of the seq it removes (the undo's), or SADD/SREM
-// for a set index.
-func (w *Writer) writeMember(ctx context.Context, pipe redis.Pipeliner, s *segState, i int, ch *Change) redis.Cmder {
-	switch {
-	case s.legacy && ch.Remove:
-		return pipe.SRem(ctx, s.membersKey, ch.ContextKey)
-	case s.legacy:
-		return pipe.SAdd(ctx, s.membersKey, ch.ContextKey)
-	case ch.Remove:
-		w.old[i] = pipe.HMGet(ctx, s.membersKey, ch.ContextKey)
-		return pipe.HDel(ctx, s.membersKey, ch.ContextKey)
-	default:
-		return pipe.HSetNX(ctx, s.membersKey, ch.ContextKey, strconv.FormatUint(ch.Seq, 10))
+// noteOp folds change ch into its key's memberOp in s; added tells
+// whether its include write changed the set.
+func (w *Writer) noteOp(s *segState, ch *Change, added bool) {
+	k := opKey{s, ch.ContextKey}
+	j, ok := w.ops[k]
+	if !ok {
+		j = len(s.ops)
+		w.ops[k] = j
+		s.ops = append(s.ops, memberOp{key: ch.ContextKey})
 	}
+	op := &s.ops[j]
+	switch {
+	case ch.Remove:
+		op.kind, op.seq = opRemove, 0
+	case added:
+		op.kind, op.seq = opFresh, ch.Seq
+	case op.kind == 0 || op.kind == opRemove:
+		op.kind, op.seq = opKeep, ch.Seq
+	}
+	// An add that changed nothing after an add of the batch: the earlier
+	// one's seq stands.
+}
+
+// queueMembers queues s's member-index writes: variadic HSET of the keys
+// that joined, HSETNX of each key re-added, HMGET and HDEL of the keys
+// that left; for an index in the set form of older releases, SADD or SREM
+// of each key.
+func (w *Writer) queueMembers(ctx context.Context, pipe redis.Pipeliner, s *segState) {
+	var fresh, gone []string
+	for _, op := range s.ops {
+		switch {
+		case s.legacy && op.kind == opRemove:
+			s.member = append(s.member, memberCmd{cmd: pipe.SRem(ctx, s.membersKey, op.key), kind: opRemove})
+		case s.legacy:
+			s.member = append(s.member, memberCmd{cmd: pipe.SAdd(ctx, s.membersKey, op.key), kind: opFresh})
+		case op.kind == opKeep:
+			s.member = append(s.member, memberCmd{cmd: pipe.HSetNX(ctx, s.membersKey, op.key, strconv.FormatUint(op.seq, 10)), kind: opKeep})
+		case op.kind == opFresh:
+			fresh = append(fresh, op.key)
+		case op.kind == opRemove:
+			gone = append(gone, op.key)
+		}
+	}
+	for fields := range slices.Chunk(fresh, maxFields) {
+		pairs := make([]any, 0, 2*len(fields))
+		for _, f := range fields {
+			pairs = append(pairs, f, strconv.FormatUint(s.ops[w.ops[opKey{s, f}]].seq, 10))
+		}
+		s.member = append(s.member, memberCmd{cmd: pipe.HSet(ctx, s.membersKey, pairs...), kind: opFresh, fields: fields})
+	}
+	for fields := range slices.Chunk(gone, maxFields) {
+		old := pipe.HMGet(ctx, s.membersKey, fields...)
+		s.member = append(s.member, memberCmd{cmd: pipe.HDel(ctx, s.membersKey, fields...), kind: opRemove, fields: fields, old: old})
+	}
+}
+
+// memberErr is the first error of s's member-index writes, with what
+// failed; nil if none failed.
+func (s *segState) memberErr() (string, error) {
+	for _, m := range s.member {
+		c := m.cmd
+		if m.old != nil && m.old.Err() != nil {
+			c = m.old
+		}
+		if c.Err() != nil {
+			return fmt.Sprintf("%s %v", c.Name(), c.Args()[1]), c.Err()
+		}
+	}
+	return "", nil
 }
 
 // metaArgs are metaScript's ARGV for s.
@@ -487,44 +588,49 @@ func (s *segState) segErr() (string, error) {
 	return "", nil
 }
 
-// firstMetaErr returns a segment whose metadata update or index entry
-// failed, or nil.
-func (w *Writer) firstMetaErr() *segState {
-	for _, s := range w.segs {
-		if _, err := s.segErr(); err != nil {
-			return s
-		}
-	}
-	return nil
-}
-
 // undo is round trip 4, after another writer changed a key's type while the
-// batch was written: it reverts, newest first, the writes of the failed
-// changes that changed a key (reply 1).
-func (w *Writer) undo(ctx context.Context, changes []Change, undo []int) error {
+// batch was written: it reverts, newest first, the writes of the segments'
+// changes that changed a key. A key HSET as joining is deleted again: a
+// leftover seq it may have overwritten (a removal cut short) is not put
+// back, which only loses what the next add would overwrite anyway.
+func (w *Writer) undo(ctx context.Context, changes []Change, segs []*segState) error {
 	pipe := w.rdb.Pipeline()
 	n := 0
-	for _, i := range slices.Backward(undo) {
-		for _, cmd := range []redis.Cmder{w.member[i], w.include[i]} {
+	for _, s := range segs {
+		for _, m := range slices.Backward(s.member) {
+			if m.cmd.Err() != nil {
+				continue
+			}
+			switch {
+			case s.legacy && changedKey(m.cmd) && m.kind == opRemove:
+				pipe.SAdd(ctx, s.membersKey, m.cmd.Args()[2])
+			case s.legacy && changedKey(m.cmd):
+				pipe.SRem(ctx, s.membersKey, m.cmd.Args()[2])
+			case m.kind == opKeep && changedKey(m.cmd):
+				pipe.HDel(ctx, s.membersKey, m.cmd.Args()[2].(string))
+			case m.kind == opFresh && m.fields != nil:
+				pipe.HDel(ctx, s.membersKey, m.fields...)
+			case m.kind == opRemove && m.old != nil && m.old.Err() == nil:
+				for j, v := range m.old.Val() {
+					if v != nil {
+						pipe.HSetNX(ctx, s.membersKey, m.fields[j], fmt.Sprint(v))
+					}
+				}
+			default:
+				continue
+			}
+			n++
+		}
+		for _, i := range slices.Backward(s.changes) {
+			cmd := w.include[i]
 			if cmd == nil || cmd.Err() != nil || !changedKey(cmd) {
 				continue
 			}
-			args := cmd.Args()
-			key, member := args[1].(string), args[2]
-			switch name := cmd.Name(); {
-			case name == "hsetnx":
-				pipe.HDel(ctx, key, member.(string))
-			case name == "hdel":
-				// The seq read just before the HDEL, in the same pipeline.
-				old := bigsegments.SinceUnknown
-				if v := w.old[i].Val(); len(v) == 1 && v[0] != nil {
-					old = fmt.Sprint(v[0])
-				}
-				pipe.HSetNX(ctx, key, member.(string), old)
-			case changes[i].Remove:
-				pipe.SAdd(ctx, key, member)
-			default:
-				pipe.SRem(ctx, key, member)
+			key, member := cmd.Args()[1], cmd.Args()[2]
+			if changes[i].Remove {
+				pipe.SAdd(ctx, key.(string), member)
+			} else {
+				pipe.SRem(ctx, key.(string), member)
 			}
 			n++
 		}
