@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -23,16 +24,24 @@ import (
 type applier struct {
 	now     func() time.Time
 	ids     *storeIDs // nil: store ids not claimed (tests of the write path alone)
+	lanes   int       // pipelines in flight per client (Config.Pipelines)
+	seed    maphash.Seed
 	clients map[redis.UniversalClient]*clientBatch
 	pruned  *routeSet // the table clients was last pruned against
 	active  []*clientBatch
 }
 
-// clientBatch is one client's part of a batch, and the Writer (with its
-// reused buffers) that writes it.
+// clientBatch is one client's part of a batch, split into lanes by context
+// key, each written by a Writer of its own (with its reused buffers) on a
+// connection of its own at the same time: while Redis runs one lane's
+// pipeline, the client builds and reads the others', so neither waits for
+// the other. A context key's changes all go to one lane, in batch order,
+// which is all the order the layout needs: different keys touch different
+// include sets and different fields of a member index, and the segment
+// metadata only moves forward.
 type clientBatch struct {
 	client  redis.UniversalClient
-	w       *segmentstore.Writer
+	lanes   []lane
 	names   []string // the routes it serves, for errors
 	changes []segmentstore.Change
 	idx     []int // the event index of each change
@@ -49,8 +58,19 @@ type clientBatch struct {
 	lastErr      error // why it is unavailable
 }
 
-func newApplier(now func() time.Time) *applier {
-	return &applier{now: now, clients: map[redis.UniversalClient]*clientBatch{}}
+// lane is one pipeline's part of a clientBatch.
+type lane struct {
+	w        *segmentstore.Writer
+	changes  []segmentstore.Change
+	idx      []int // the clientBatch index of each change
+	failures []segmentstore.Failure
+	err      error
+}
+
+// newApplier returns an applier writing each client's part of a batch in
+// lanes pipelines at once (at least 1).
+func newApplier(now func() time.Time, lanes int) *applier {
+	return &applier{now: now, lanes: max(lanes, 1), seed: maphash.MakeSeed(), clients: map[redis.UniversalClient]*clientBatch{}}
 }
 
 // applied is what one attempt of apply did besides writing.
@@ -116,7 +136,7 @@ func (a *applier) apply(ctx context.Context, s *routeSet, evs []*schema.Event, s
 				return
 			}
 		}
-		cb.failures, cb.err = cb.w.Apply(ctx, cb.changes)
+		cb.failures, cb.err = a.write(ctx, cb)
 	}
 	if len(a.active) == 1 {
 		run(a.active[0])
@@ -197,7 +217,10 @@ func (cb *clientBatch) probe(ctx context.Context, every time.Duration) bool {
 func (a *applier) batchOf(s *routeSet, client redis.UniversalClient) *clientBatch {
 	cb := a.clients[client]
 	if cb == nil {
-		cb = &clientBatch{client: client, w: segmentstore.NewWriter(client, a.now)}
+		cb = &clientBatch{client: client, lanes: make([]lane, a.lanes)}
+		for i := range cb.lanes {
+			cb.lanes[i].w = segmentstore.NewWriter(client, a.now)
+		}
 		a.clients[client] = cb
 	}
 	if !cb.inUse {
@@ -212,6 +235,60 @@ func (a *applier) batchOf(s *routeSet, client redis.UniversalClient) *clientBatc
 	}
 	return cb
 }
+
+// write writes cb's changes, split into its lanes by context key, and
+// returns the failures (sorted, indexing cb.changes) and the lanes' errors
+// joined (permanent if one is).
+func (a *applier) write(ctx context.Context, cb *clientBatch) ([]segmentstore.Failure, error) {
+	if len(cb.lanes) == 1 || len(cb.changes) < minLaneChanges*2 {
+		return cb.lanes[0].w.Apply(ctx, cb.changes)
+	}
+	a.split(cb)
+	var wg sync.WaitGroup
+	for i := range cb.lanes {
+		l := &cb.lanes[i]
+		wg.Go(func() { l.failures, l.err = l.w.Apply(ctx, l.changes) })
+	}
+	wg.Wait()
+	var (
+		failures []segmentstore.Failure
+		errs     []error
+	)
+	for i := range cb.lanes {
+		l := &cb.lanes[i]
+		if l.err != nil {
+			errs = append(errs, l.err)
+			continue
+		}
+		for _, f := range l.failures {
+			f.Index = l.idx[f.Index]
+			failures = append(failures, f)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	slices.SortFunc(failures, func(x, y segmentstore.Failure) int { return x.Index - y.Index })
+	return failures, nil
+}
+
+// split deals cb's changes to its lanes by context key, in batch order.
+func (a *applier) split(cb *clientBatch) {
+	for i := range cb.lanes {
+		l := &cb.lanes[i]
+		l.changes, l.idx = l.changes[:0], l.idx[:0]
+	}
+	n := uint64(len(cb.lanes))
+	for i := range cb.changes {
+		l := &cb.lanes[maphash.String(a.seed, cb.changes[i].ContextKey)%n]
+		l.changes = append(l.changes, cb.changes[i])
+		l.idx = append(l.idx, i)
+	}
+}
+
+// minLaneChanges is the fewest changes worth a lane of their own: below it
+// the round trips of another pipeline cost more than they overlap.
+const minLaneChanges = 1000
 
 // prune forgets the Writers of clients s does not name, so that a dropped
 // (and closed) client is not kept reachable by its buffers.

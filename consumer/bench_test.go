@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
@@ -36,30 +41,34 @@ func benchEvents(n int, salt string) []*schema.Event {
 // would measure the cheaper redelivery path.
 func BenchmarkApply(b *testing.B) {
 	for _, be := range testenv.RedisBackends(b) {
-		b.Run(be.Name, func(b *testing.B) {
-			prefix := testenv.Name(b)
-			dropPrefix(b, be.Client, prefix)
-			a := newApplier(time.Now)
-			routes := staticRoutes(be.Client, prefix, nil).cur
-			joins := benchEvents(benchBatch, prefix)
-			leaves := benchEvents(benchBatch, prefix)
-			for _, e := range leaves {
-				e.Op, e.Seq = schema.OpRemove, e.Seq+benchBatch
-			}
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				evs := joins
-				if i%2 == 1 {
-					evs = leaves
+		for _, lanes := range []int{1, DefaultPipelines, 4} {
+			b.Run(fmt.Sprintf("%s/pipelines=%d", be.Name, lanes), func(b *testing.B) {
+				prefix := testenv.Name(b)
+				dropPrefix(b, be.Client, prefix)
+				a := newApplier(time.Now, lanes)
+				routes := staticRoutes(be.Client, prefix, nil).cur
+				joins := benchEvents(benchBatch, prefix)
+				leaves := benchEvents(benchBatch, prefix)
+				for _, e := range leaves {
+					e.Op, e.Seq = schema.OpRemove, e.Seq+benchBatch
 				}
-				if r, err := a.apply(ctx, routes, evs, 0); err != nil || len(r.failures)+len(r.unknown) != 0 {
-					b.Fatal(r, err)
+				ctx := context.Background()
+				b.ReportAllocs()
+				cpu := startCPU(ctx, be.Client)
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					evs := joins
+					if i%2 == 1 {
+						evs = leaves
+					}
+					if r, err := a.apply(ctx, routes, evs, 0); err != nil || len(r.failures)+len(r.unknown) != 0 {
+						b.Fatal(r, err)
+					}
 				}
-			}
-			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
-		})
+				b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
+				cpu.report(ctx, b, b.N*benchBatch)
+			})
+		}
 	}
 }
 
@@ -78,6 +87,7 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
+			cpu := startCPU(ctx, be.Client)
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				off := (i % 4) * benchBatch
@@ -90,6 +100,7 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "items/s")
+			cpu.report(ctx, b, b.N*benchBatch)
 		})
 	}
 }
@@ -133,4 +144,71 @@ func BenchmarkConsume(b *testing.B) {
 			b.ReportMetric(float64(applied)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// cpuMeter measures the CPU time this process and the Redis servers spend,
+// so that a benchmark reports the cost per event, which other jobs on a
+// shared machine do not move as much as they move the rate.
+type cpuMeter struct {
+	rdb           redis.UniversalClient
+	self, servers time.Duration
+	ok            bool // the servers report INFO cpu (miniredis does not)
+}
+
+func startCPU(ctx context.Context, rdb redis.UniversalClient) *cpuMeter {
+	m := &cpuMeter{rdb: rdb}
+	m.self = selfCPU()
+	m.servers, m.ok = serversCPU(ctx, rdb)
+	return m
+}
+
+// report adds client-µs/event and redis-µs/event to b for n events.
+func (m *cpuMeter) report(ctx context.Context, b *testing.B, n int) {
+	b.ReportMetric(float64((selfCPU()-m.self).Microseconds())/float64(n), "client-µs/event")
+	if s, ok := serversCPU(ctx, m.rdb); ok && m.ok {
+		b.ReportMetric(float64((s-m.servers).Microseconds())/float64(n), "redis-µs/event")
+	}
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serversCPU sums used_cpu_user and used_cpu_sys over rdb's masters.
+func serversCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, bool) {
+	var (
+		mu    sync.Mutex
+		total time.Duration
+	)
+	one := func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "cpu").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "used_cpu_user" || k == "used_cpu_sys" {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				total += time.Duration(f * float64(time.Second))
+				mu.Unlock()
+			}
+		}
+		return nil
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, one)
+	case *redis.Client:
+		err = one(ctx, c)
+	}
+	return total, err == nil && total > 0
 }

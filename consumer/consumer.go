@@ -133,7 +133,7 @@ func newConsumer(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer,
 		seen:     map[int]int64{},
 		joinWait: joinWaitLog,
 	}
-	c.applier = newApplier(func() time.Time { return c.now() })
+	c.applier = newApplier(func() time.Time { return c.now() }, c.cfg.Pipelines)
 	c.storeIDs = newStoreIDs(c.log)
 	c.applier.ids = c.storeIDs
 	fresh, err := freshness.New(freshness.Config{

@@ -187,7 +187,7 @@ func TestStoreIDClaimedBeforeTheFirstWrite(t *testing.T) {
 			prefix := testenv.Name(t)
 			dropPrefix(t, b.Client, prefix)
 			ids := newStoreIDs(testLogger(t))
-			a := newApplier(time.Now)
+			a := newApplier(time.Now, 1)
 			a.ids = ids
 			routes := staticRoutes(b.Client, prefix, nil)
 			e := ev("staging", "seg", 1, "alice", schema.OpAdd, 1)

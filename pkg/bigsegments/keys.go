@@ -19,9 +19,15 @@ func HashContextKey(contextKey string) string {
 }
 
 // AppendIncludeKey appends "<prefix>:big_segment_include:<hash of contextKey>"
-// to dst without intermediate allocations; the consumer builds one per event.
+// to dst without intermediate allocations (once dst has room); the consumer
+// builds one per event. The key's bytes are hashed from dst's spare room:
+// a []byte(contextKey) conversion handed to the hash escapes, and cost an
+// allocation per event.
 func AppendIncludeKey(dst []byte, prefix, contextKey string) []byte {
-	sum := sha256.Sum256([]byte(contextKey))
+	n := len(dst)
+	dst = append(dst, contextKey...)
+	sum := sha256.Sum256(dst[n:])
+	dst = dst[:n]
 	dst = append(dst, prefix...)
 	dst = append(dst, ":big_segment_include:"...)
 	return base64.StdEncoding.AppendEncode(dst, sum[:])

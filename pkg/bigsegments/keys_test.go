@@ -47,3 +47,18 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendIncludeKeyDoesNotAllocate pins the consumer's per-event cost:
+// the []byte conversion of the context key escaped into the hash and cost
+// an allocation per event; a long key (more than the prefix and hash) must
+// not make the result wrong either.
+func TestAppendIncludeKeyDoesNotAllocate(t *testing.T) {
+	buf := make([]byte, 0, 512)
+	long := string(make([]byte, 300))
+	if got, want := string(AppendIncludeKey(buf, "p", long)), IncludeKey("p", long); got != want {
+		t.Fatalf("AppendIncludeKey of a 300-byte key = %q, want %q", got, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf = AppendIncludeKey(buf[:0], "launchdarkly", "alice@example.com") }); n != 0 {
+		t.Errorf("AppendIncludeKey allocates %.0f times per call, want 0", n)
+	}
+}

@@ -189,8 +189,8 @@ func TestMemberIndexRepairsAnAttemptCutShort(t *testing.T) {
 			t.Fatalf("Apply: %v %v", f, err)
 		}
 		for key, want := range map[string]Since{
-			"half-in":  {Member: true, Seq: 5, Run: "R"},                     // filled in by the redelivery
-			"half-out": {Member: true, Seq: 6, Run: "R"},                     // the leftover replaced: this add let it in
+			"half-in":  {Member: true, Seq: 5, Run: "R"},                    // filled in by the redelivery
+			"half-out": {Member: true, Seq: 6, Run: "R"},                    // the leftover replaced: this add let it in
 			"k02009":   {Member: true, Seq: 10 + 2*maxFields + 9, Run: "R"}, // in the third HSET
 		} {
 			got, err := JoinedSince(ctx, b.Client, prefix, key, []string{"seg.g1"})

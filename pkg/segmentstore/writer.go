@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -115,7 +117,9 @@ type Writer struct {
 	now func() time.Time
 
 	// Reused between batches.
-	keyBuf  []byte
+	keyBufs [][]byte        // per hashing worker: the include keys it built
+	keys    []string        // per change: its include key (sound segments only)
+	keyEnds []int           // per change: where its key ends in its worker's buffer
 	include []*redis.IntCmd // per change: its include-set write, nil if not sent
 	failed  []error         // per change: why it failed, nil if applied
 	segs    map[segKey]*segState
@@ -150,6 +154,7 @@ type runStart struct {
 type segState struct {
 	key                               segKey
 	ref, membersKey, metaKey, runsKey string
+	refArg                            []any  // ref, boxed once for the include writes
 	indexKey                          string // the prefix's segments index (bigsegments.SegmentsKey)
 	changes                           []int  // indexes into the batch
 	bad                               error  // why none of its changes can be applied
@@ -304,13 +309,18 @@ func (w *Writer) group(changes []Change) {
 	clear(w.segs)
 	w.include = resize(w.include, len(changes))
 	w.failed = resize(w.failed, len(changes))
+	var s *segState
 	for i := range changes {
 		ch := &changes[i]
 		k := segKey{ch.Prefix, ch.Segment, ch.Generation}
-		s := w.segs[k]
+		if s != nil && s.key == k {
+			s.changes = append(s.changes, i) // a run of one segment's changes: no map lookup
+			continue
+		}
+		s = w.segs[k]
 		if s == nil {
 			ref := bigsegments.Ref(ch.Segment, ch.Generation)
-			s = &segState{key: k, ref: ref, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
+			s = &segState{key: k, ref: ref, refArg: []any{ref}, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
 				runsKey: bigsegments.RunsKey(ch.Prefix, ref), indexKey: bigsegments.SegmentsKey(ch.Prefix)}
 			w.segs[k] = s
 		}
@@ -369,17 +379,16 @@ func (w *Writer) checkSegments(ctx context.Context) error {
 // sound segments.
 func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
 	pipe := w.rdb.Pipeline()
+	w.includeKeys(changes)
 	for _, s := range w.segs {
 		if s.bad != nil {
 			continue
 		}
 		for _, i := range s.changes {
-			ch := &changes[i]
-			w.keyBuf = bigsegments.AppendIncludeKey(w.keyBuf[:0], ch.Prefix, ch.ContextKey)
-			if ch.Remove {
-				w.include[i] = pipe.SRem(ctx, string(w.keyBuf), s.ref)
+			if changes[i].Remove {
+				w.include[i] = pipe.SRem(ctx, w.keys[i], s.refArg...)
 			} else {
-				w.include[i] = pipe.SAdd(ctx, string(w.keyBuf), s.ref)
+				w.include[i] = pipe.SAdd(ctx, w.keys[i], s.refArg...)
 			}
 		}
 	}
@@ -396,6 +405,47 @@ func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
 		w.failed[i] = fmt.Errorf("%s %v: %w", cmd.Name(), cmd.Args()[1], cmd.Err())
 	}
 	return nil
+}
+
+// minHashChunk is the fewest include keys worth a hashing goroutine.
+const minHashChunk = 2048
+
+// includeKeys sets w.keys[i] to the include key of every change i not
+// failed already. A key costs a SHA-256 and an allocation: the hashing is
+// spread over the cores for a large batch, and each worker's keys share
+// one string.
+func (w *Writer) includeKeys(changes []Change) {
+	w.keys = resize(w.keys, len(changes))
+	w.keyEnds = resize(w.keyEnds, len(changes))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(changes)/minHashChunk))
+	for len(w.keyBufs) < workers {
+		w.keyBufs = append(w.keyBufs, nil)
+	}
+	chunk := (len(changes) + workers - 1) / workers
+	build := func(k int) {
+		lo, hi := k*chunk, min((k+1)*chunk, len(changes))
+		buf := w.keyBufs[k][:0]
+		for i := lo; i < hi; i++ {
+			if w.failed[i] == nil {
+				buf = bigsegments.AppendIncludeKey(buf, changes[i].Prefix, changes[i].ContextKey)
+			}
+			w.keyEnds[i] = len(buf)
+		}
+		all, start := string(buf), 0
+		for i := lo; i < hi; i++ {
+			w.keys[i], start = all[start:w.keyEnds[i]], w.keyEnds[i]
+		}
+		w.keyBufs[k] = buf
+	}
+	if workers == 1 {
+		build(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Go(func() { build(k) })
+	}
+	wg.Wait()
 }
 
 // writeMembers is round trip 3: the member-index writes of the changes
