@@ -191,8 +191,8 @@ func TestListSegmentEditsAndSyncedRefusals(t *testing.T) {
 				t.Errorf("vips = %+v, want a list segment of 3 last written by the import %s", v, imp.Run)
 			}
 			for _, s := range segs {
-				if s.SynchronizedOn.IsZero() || s.Stale() || s.Age > time.Minute {
-					t.Errorf("%s: synchronized on %v (age %v), want the consumer's recent time", s.Key, s.SynchronizedOn, s.Age)
+				if s.SynchronizedOn.IsZero() || s.Stale() || s.SyncAge > time.Minute {
+					t.Errorf("%s: synchronized on %v (age %v), want the consumer's recent time", s.Key, s.SynchronizedOn, s.SyncAge)
 				}
 			}
 			if _, err := w.view.Show(ctx, "nope", ""); !errors.Is(err, ErrNotFound) {
@@ -281,7 +281,7 @@ func TestListFindsSegmentsFromRedis(t *testing.T) {
 		var got []string
 		for _, s := range segs {
 			got = append(got, fmt.Sprintf("%s g%d %s %s/%s owner=%s current=%t members=%d run=%s age=%v stale=%t",
-				s.Key, s.Generation, s.ContextKind, s.Source, s.SourceDetail, s.Mapping, s.Current, s.Members, s.LastRun, s.Age, s.Stale()))
+				s.Key, s.Generation, s.ContextKind, s.Source, s.SourceDetail, s.Mapping, s.Current, s.Members, s.LastRun, s.SyncAge, s.Stale()))
 		}
 		want := []string{
 			"beta g1 device push/hightouch/c9 owner=pushed current=false members=2 run=20261201T000000Z-00000001 age=3m0s stale=true",
