@@ -22,8 +22,15 @@ func TestProducerIsValidWithItsTopicCreated(t *testing.T) {
 	if cfg.Topic != topic {
 		t.Fatalf("Producer(%q).Topic = %q", topic, cfg.Topic)
 	}
-	ends, err := freshness.Ends(ctx, kf.Client(10*time.Second), cfg.Topic)
-	if err != nil || len(ends) != Partitions {
-		t.Fatalf("topic %q: partition ends %v, %v; want %d partitions", cfg.Topic, ends, err, Partitions)
+	// A real broker elects the new partitions' leaders a moment after the
+	// topic is created; clients retry meanwhile.
+	var ends map[int]int64
+	testenv.Eventually(t, 30*time.Second, "the topic's partition ends", func() bool {
+		var err error
+		ends, err = freshness.Ends(ctx, kf.Client(10*time.Second), cfg.Topic)
+		return err == nil
+	})
+	if len(ends) != Partitions {
+		t.Fatalf("topic %q: partition ends %v; want %d partitions", cfg.Topic, ends, Partitions)
 	}
 }
