@@ -35,7 +35,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
-	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/mappingrun/mappingruntest"
 	"github.com/cohortsync/cohortsync/producer/schedule"
 )
 
@@ -149,38 +149,18 @@ func newWorld(t *testing.T, b testenv.RedisBackend, prefix string) *world {
 	// The event path of list-segment edits: leases, sequence numbers and
 	// a publisher on the test's Kafka.
 	kf := kafkaxtest.Kafka(t)
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.TopicPartitions, pcfg.Logger, pcfg.RetryMaxElapsed = testenv.Name(t), 2, log, 20*time.Second
-	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
-		t.Fatal(err)
-	}
-	lease := segmentlease.Config{Prefix: w.control}
-	locker, err := segmentlease.NewLocker(b.Client, lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := segmentlease.NewSeqAllocator(b.Client, lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := publish.New(pcfg.Config, kf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Close() })
+	pcfg := mappingruntest.Producer(t, ctx, kf, testenv.Name(t))
+	pcfg.Logger = log
+	wr := mappingruntest.NewWriters(t, b.Client, kf, pcfg, w.control)
 	connect := w.connector(map[string]string{"DEST_PW": destPassword})
-	editor := &segments.Editor{Catalog: w.cat, Connect: connect, Locker: locker, Seq: seq, Streams: pub, History: w.runs, Topic: pcfg.Topic, Log: log}
-	erased, err := segmentlease.NewErased(b.Client, lease)
+	editor := &segments.Editor{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, History: w.runs, Topic: pcfg.Topic, Log: log}
+	receipts, err := erase.NewStore(b.Client, wr.Lease)
 	if err != nil {
 		t.Fatal(err)
 	}
-	receipts, err := erase.NewStore(b.Client, lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eraser := &erase.Eraser{Catalog: w.cat, Connect: connect, Locker: locker, Seq: seq, Streams: pub, Topic: pcfg.Topic,
-		Erased: erased, Receipts: receipts, History: w.runs, Log: log}
-	gaps, err := segmentlease.NewGaps(b.Client, lease)
+	eraser := &erase.Eraser{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Topic: pcfg.Topic,
+		Erased: wr.Erased, Receipts: receipts, History: w.runs, Log: log}
+	gaps, err := segmentlease.NewGaps(b.Client, wr.Lease)
 	if err != nil {
 		t.Fatal(err)
 	}

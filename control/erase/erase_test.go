@@ -3,17 +3,13 @@ package erase
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/consumer/freshness"
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalog/catalogtest"
@@ -28,7 +24,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
-	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/mappingrun/mappingruntest"
 	"github.com/cohortsync/cohortsync/producer/source"
 )
 
@@ -69,49 +65,24 @@ func newWorld(t *testing.T, rb testenv.RedisBackend) *world {
 			Segment: "beta-users", Destinations: []string{"production"}, IDProperty: "user_id", ContextKind: "user", Generation: 1, Enabled: true}}}
 	connect := catalogtest.Connector(rb.Client)
 	kf := kafkaxtest.Kafka(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions, pcfg.Logger = name, t.TempDir(), 2, quiet
-	pcfg.RetryMaxElapsed = 20 * time.Second
-	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
-		t.Fatal(err)
-	}
-	lease := segmentlease.Config{Prefix: control}
+	quiet := mappingruntest.Quiet()
+	pcfg := mappingruntest.Producer(t, ctx, kf, name)
+	wr := mappingruntest.NewWriters(t, rb.Client, kf, pcfg, control)
 	var err error
-	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: lease, RebuildWait: 30 * time.Second}, kf, rb.Client, w.cat, connect, nil, quiet)
+	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: wr.Lease, RebuildWait: 30 * time.Second}, kf, rb.Client, w.cat, connect, nil, quiet)
 	must(t, err)
-	w.locker, err = segmentlease.NewLocker(rb.Client, lease)
+	w.locker = wr.Locker
+	receipts, err := NewStore(rb.Client, wr.Lease)
 	must(t, err)
-	seq, err := segmentlease.NewSeqAllocator(rb.Client, lease)
-	must(t, err)
-	erased, err := segmentlease.NewErased(rb.Client, lease)
-	must(t, err)
-	receipts, err := NewStore(rb.Client, lease)
-	must(t, err)
-	pub, err := publish.New(pcfg.Config, kf)
-	must(t, err)
-	t.Cleanup(func() { _ = pub.Close() })
 	w.history, err = runstore.New(rb.Client, runstore.Config{Prefix: control})
 	must(t, err)
-	w.editor = &segments.Editor{Catalog: w.cat, Connect: connect, Locker: w.locker, Seq: seq, Streams: pub, Importer: w.runner,
-		History: w.history, Topic: name, Log: quiet}
+	w.editor = &segments.Editor{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Importer: w.runner,
+		History: w.history, Topic: pcfg.Topic, Log: quiet}
 	kc := kf.Client(10 * time.Second)
-	w.eraser = &Eraser{Catalog: w.cat, Connect: connect, Locker: w.locker, Seq: seq, Streams: pub, Topic: name,
-		Ends:   func(ctx context.Context) (map[int]int64, error) { return freshness.Ends(ctx, kc, name) },
-		Erased: erased, Receipts: receipts, History: w.history, Log: quiet, Config: Config{LockPoll: 20 * time.Millisecond}}
-	cons, err := consumer.New(consumer.Config{Topic: name, GroupID: name, EnvPrefixes: map[string]string{"production": w.prefix},
-		SyncInterval: 100 * time.Millisecond, Logger: quiet}, rb.Client, kf)
-	must(t, err)
-	cctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := cons.Run(cctx); err != nil {
-			t.Errorf("consumer: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); wg.Wait() })
+	w.eraser = &Eraser{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Topic: pcfg.Topic,
+		Ends:   func(ctx context.Context) (map[int]int64, error) { return freshness.Ends(ctx, kc, pcfg.Topic) },
+		Erased: wr.Erased, Receipts: receipts, History: w.history, Log: quiet, Config: Config{LockPoll: 20 * time.Millisecond}}
+	mappingruntest.Consume(t, ctx, kf, rb.Client, pcfg.Topic, map[string]string{"production": w.prefix})
 	return w
 }
 

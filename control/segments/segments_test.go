@@ -6,56 +6,32 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalog/catalogtest"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
-	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
-	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/mappingrun/mappingruntest"
 	"github.com/cohortsync/cohortsync/sdkcompat"
 	"github.com/cohortsync/cohortsync/sdkcompat/ldgo"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// memCatalog is a catalog held in memory.
-type memCatalog struct {
-	mappings []catalog.Mapping
-	dests    []catalog.Destination
-}
-
-func (c *memCatalog) List(context.Context) ([]catalog.Mapping, error) { return c.mappings, nil }
-func (c *memCatalog) Destinations(context.Context) ([]catalog.Destination, error) {
-	return c.dests, nil
-}
-
-func (c *memCatalog) Destination(_ context.Context, name string) (catalog.Destination, error) {
-	for _, d := range c.dests {
-		if d.Name == name {
-			return d, nil
-		}
-	}
-	return catalog.Destination{}, fmt.Errorf("destination %q: no such destination", name)
-}
 
 // world is one destination on the test's Redis, a CSV mapping into it,
 // a consumer applying the test's topic there, and the view and editor.
@@ -65,7 +41,7 @@ type world struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	cohort  string // the mapping's CSV
-	cat     *memCatalog
+	cat     *catalogtest.Catalog
 	runner  *mappingrun.Runner
 	view    *View
 	editor  *Editor
@@ -79,61 +55,26 @@ func newWorld(t *testing.T, rb testenv.RedisBackend) *world {
 	control := name + ":control:"
 	testenv.DropPrefix(t, rb.Client, w.prefix)
 	testenv.DropPrefix(t, rb.Client, name+":control")
-	w.cat = &memCatalog{
-		dests: []catalog.Destination{{Name: "production", Environment: "production", PrefixMode: catalog.PrefixCustom, CustomPrefix: w.prefix}},
-		mappings: []catalog.Mapping{{Name: "beta-users", Source: catalog.Source{Kind: catalog.SourceCSV, Location: w.cohort},
-			Segment: "beta", Destinations: []string{"production"}, IDProperty: "user_id", ContextKind: "user", Generation: 1, Enabled: true}},
-	}
-	connect := func(context.Context, catalog.Destination) (redis.UniversalClient, error) { return rb.Client, nil }
+	w.cat = &catalogtest.Catalog{Dests: []catalog.Destination{catalogtest.Destination("production", w.prefix)},
+		Mappings: []catalog.Mapping{{Name: "beta-users", Source: catalog.Source{Kind: catalog.SourceCSV, Location: w.cohort},
+			Segment: "beta", Destinations: []string{"production"}, IDProperty: "user_id", ContextKind: "user", Generation: 1, Enabled: true}}}
+	connect := catalogtest.Connector(rb.Client)
 	kf := kafkaxtest.Kafka(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions, pcfg.Logger = name, t.TempDir(), 2, quiet
-	pcfg.RetryMaxElapsed = 20 * time.Second
-	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
-		t.Fatal(err)
-	}
-	lease := segmentlease.Config{Prefix: control}
+	quiet := mappingruntest.Quiet()
+	pcfg := mappingruntest.Producer(t, ctx, kf, name)
+	wr := mappingruntest.NewWriters(t, rb.Client, kf, pcfg, control)
 	var err error
-	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: lease, RebuildWait: 30 * time.Second}, kf, rb.Client, w.cat, connect, nil, quiet)
+	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: wr.Lease, RebuildWait: 30 * time.Second}, kf, rb.Client, w.cat, connect, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	locker, err := segmentlease.NewLocker(rb.Client, lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := segmentlease.NewSeqAllocator(rb.Client, lease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := publish.New(pcfg.Config, kf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Close() })
 	if w.history, err = runstore.New(rb.Client, runstore.Config{Prefix: control}); err != nil {
 		t.Fatal(err)
 	}
 	w.view = &View{Catalog: w.cat, Connect: connect}
-	w.editor = &Editor{Catalog: w.cat, Connect: connect, Locker: locker, Seq: seq, Streams: pub, Importer: w.runner,
-		History: w.history, Topic: name, Log: quiet}
-
-	cons, err := consumer.New(consumer.Config{Topic: name, GroupID: name, EnvPrefixes: map[string]string{"production": w.prefix},
-		SyncInterval: 100 * time.Millisecond, Logger: quiet}, rb.Client, kf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := cons.Run(cctx); err != nil {
-			t.Errorf("consumer: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); wg.Wait() })
+	w.editor = &Editor{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Importer: w.runner,
+		History: w.history, Topic: pcfg.Topic, Log: quiet}
+	mappingruntest.Consume(t, ctx, kf, rb.Client, pcfg.Topic, map[string]string{"production": w.prefix})
 	return w
 }
 
@@ -180,7 +121,7 @@ func TestListSegmentEditsAndSyncedRefusals(t *testing.T) {
 			w := newWorld(t, rb)
 			ctx := w.ctx
 			writeFile(t, w.cohort, "user_id\na\nb\nc\n")
-			if _, err := w.runner.Run(ctx, w.cat.mappings[0]); err != nil {
+			if _, err := w.runner.Run(ctx, w.cat.Mappings[0]); err != nil {
 				t.Fatal(err)
 			}
 			w.waitMembers("the mapping's run applied", "beta", "a", "b", "c")
@@ -250,8 +191,8 @@ func TestListSegmentEditsAndSyncedRefusals(t *testing.T) {
 				t.Errorf("vips = %+v, want a list segment of 3 last written by the import %s", v, imp.Run)
 			}
 			for _, s := range segs {
-				if s.SynchronizedOn.IsZero() || s.Stale() || s.Age > time.Minute {
-					t.Errorf("%s: synchronized on %v (age %v), want the consumer's recent time", s.Key, s.SynchronizedOn, s.Age)
+				if s.SynchronizedOn.IsZero() || s.Stale() || s.SyncAge > time.Minute {
+					t.Errorf("%s: synchronized on %v (age %v), want the consumer's recent time", s.Key, s.SynchronizedOn, s.SyncAge)
 				}
 			}
 			if _, err := w.view.Show(ctx, "nope", ""); !errors.Is(err, ErrNotFound) {
@@ -308,9 +249,9 @@ func TestListSegmentEditsAndSyncedRefusals(t *testing.T) {
 // not current; nothing else under the prefix is mistaken for one.
 func TestListFindsSegmentsFromRedis(t *testing.T) {
 	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, rb testenv.RedisBackend, prefix string) {
-		cat := &memCatalog{
-			dests: []catalog.Destination{{Name: "staging", Environment: "stg", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix}},
-			mappings: []catalog.Mapping{{Name: "pushed", Source: catalog.Source{Kind: catalog.SourcePush, Location: "hightouch/c9"},
+		cat := &catalogtest.Catalog{
+			Dests: []catalog.Destination{{Name: "staging", Environment: "stg", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix}},
+			Mappings: []catalog.Mapping{{Name: "pushed", Source: catalog.Source{Kind: catalog.SourcePush, Location: "hightouch/c9"},
 				Segment: "beta", Destinations: []string{"staging"}, ContextKind: "device", Generation: 2, Enabled: true}},
 		}
 		applied := time.UnixMilli(1_800_000_000_000)
@@ -332,7 +273,7 @@ func TestListFindsSegmentsFromRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		v := &View{Catalog: cat, Now: func() time.Time { return now },
-			Connect: func(context.Context, catalog.Destination) (redis.UniversalClient, error) { return rb.Client, nil }}
+			Connect: catalogtest.Connector(rb.Client)}
 		segs, err := v.List(ctx, Filter{Destination: "staging"})
 		if err != nil {
 			t.Fatal(err)
@@ -340,7 +281,7 @@ func TestListFindsSegmentsFromRedis(t *testing.T) {
 		var got []string
 		for _, s := range segs {
 			got = append(got, fmt.Sprintf("%s g%d %s %s/%s owner=%s current=%t members=%d run=%s age=%v stale=%t",
-				s.Key, s.Generation, s.ContextKind, s.Source, s.SourceDetail, s.Mapping, s.Current, s.Members, s.LastRun, s.Age, s.Stale()))
+				s.Key, s.Generation, s.ContextKind, s.Source, s.SourceDetail, s.Mapping, s.Current, s.Members, s.LastRun, s.SyncAge, s.Stale()))
 		}
 		want := []string{
 			"beta g1 device push/hightouch/c9 owner=pushed current=false members=2 run=20261201T000000Z-00000001 age=3m0s stale=true",
@@ -358,7 +299,7 @@ func TestListFindsSegmentsFromRedis(t *testing.T) {
 		}
 		// A destination whose Redis does not answer is left out, named;
 		// the others are listed.
-		cat.dests = append(cat.dests, catalog.Destination{Name: "down", Environment: "down", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix})
+		cat.Dests = append(cat.Dests, catalog.Destination{Name: "down", Environment: "down", PrefixMode: catalog.PrefixCustom, CustomPrefix: prefix})
 		v.Connect = func(_ context.Context, d catalog.Destination) (redis.UniversalClient, error) {
 			if d.Name == "down" {
 				return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")

@@ -68,17 +68,17 @@ type Segment struct {
 	LastSeq     uint64    `json:"last_seq,omitempty"`
 	LastApplied time.Time `json:"last_applied,omitzero"`
 	// SynchronizedOn is the destination's big_segments_synchronized_on,
-	// zero when missing (the SDKs then report STALE); Age is how old it
-	// was when read.
+	// zero when missing (the SDKs then report STALE); SyncAge is how old
+	// it was when read (named as in status.Destination).
 	SynchronizedOn time.Time     `json:"synchronized_on,omitzero"`
-	Age            time.Duration `json:"age_ns,omitempty"`
+	SyncAge        time.Duration `json:"sync_age_ns,omitempty"`
 }
 
 // Ref is the segment's ref in Redis, "<key>.g<generation>".
 func (s Segment) Ref() string { return bigsegments.Ref(s.Key, s.Generation) }
 
 // Stale says whether the SDKs report the destination STALE.
-func (s Segment) Stale() bool { return s.SynchronizedOn.IsZero() || s.Age >= StaleAfter }
+func (s Segment) Stale() bool { return s.SynchronizedOn.IsZero() || s.SyncAge >= StaleAfter }
 
 // Synced says whether a mapping owns the segment (it is read-only).
 func (s Segment) Synced() bool { return s.Mapping != "" }
@@ -207,7 +207,7 @@ func (v *View) destination(ctx context.Context, d catalog.Destination, mappings 
 		info := infos[i]
 		s := Segment{Key: g.key, Destination: d.Name, Environment: d.Environment, Prefix: prefix, Generation: g.gen,
 			ContextKind: info.ContextKind, Members: info.Members, LastRun: info.LastRun, LastSeq: info.LastSeq,
-			LastApplied: info.LastApplied, SynchronizedOn: synced, Age: age, Current: true}
+			LastApplied: info.LastApplied, SynchronizedOn: synced, SyncAge: age, Current: true}
 		Describe(&s, mappings)
 		out = append(out, s)
 	}

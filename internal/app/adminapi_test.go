@@ -11,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
-	"github.com/cohortsync/cohortsync/producer"
-	"github.com/cohortsync/cohortsync/producer/mappingrun"
 )
 
 // TestServeAdminAPI runs serve with the consumer part alone and the admin
@@ -34,13 +31,9 @@ func TestServeAdminAPI(t *testing.T) {
 	}
 	token := strings.TrimSpace(out.String())
 
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	addr := testenv.ClosedAddr(t)
-	cfg := ServeConfig{Parts: []string{PartConsumer}, Runs: mappingrun.Config{Producer: pcfg}, Consumer: ccfg,
-		CatalogPoll: 100 * time.Millisecond, HTTPAddr: addr, AdminAPI: true}
+	cfg := scheduledServe(t, name)
+	cfg.Parts, cfg.AdminAPI = []string{PartConsumer}, true
+	addr := cfg.HTTPAddr
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

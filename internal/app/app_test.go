@@ -80,7 +80,7 @@ func TestSyncThenConsumeServesHTTP(t *testing.T) {
 	}
 
 	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t), SyncInterval: 100 * time.Millisecond}
-	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	rc := redisAt(testenv.RedisURL(t))
 	addr := testenv.ClosedAddr(t)
 	stop := runUntilCancelled(t, ctx, "Consume", func(ctx context.Context) error {
 		return Consume(ctx, proc, env, kc, rc, addr, ccfg, io.Discard)

@@ -4,33 +4,15 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/runstore"
+	"github.com/cohortsync/cohortsync/internal/progress/progresstest"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 )
-
-// fakeMeter is a meter the test moves by hand.
-type fakeMeter struct {
-	mu sync.Mutex
-	p  producer.Progress
-}
-
-func (f *fakeMeter) Read() producer.Progress {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.p
-}
-
-func (f *fakeMeter) set(p producer.Progress) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.p = p
-}
 
 // TestLiveRunsRecordARunWhileItGoes: a destination's sync is recorded
 // running once it has a run id, rewritten as it moves, waiting once it
@@ -49,7 +31,7 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			m := catalog.Mapping{Name: "beta", Segment: "beta-users", Generation: 2, ContextKind: "user"}
 			l := startLive(ctx, h, slog.New(slog.NewTextHandler(io.Discard, nil)), m, "manual", nil)
 			defer l.stop()
-			meter := &fakeMeter{}
+			meter := &progresstest.Meter{}
 			l.add("production", meter)
 			started := time.Now().Truncate(time.Millisecond)
 			run := producer.NewRunID(started)
@@ -67,7 +49,7 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			if r := progressOf(); r != nil {
 				t.Fatalf("a sync without a run id yet was recorded: %+v", r)
 			}
-			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseReading, Done: 10})
+			meter.Set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseReading, Done: 10})
 			testenv.Eventually(t, 5*time.Second, "the run recorded running", func() bool {
 				r := progressOf()
 				return r != nil && r.Progress != nil && r.Progress.Phase == "reading"
@@ -83,7 +65,7 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			if line := progressLine(*r); !strings.HasPrefix(line, "  progress    reading 10 (updated ") {
 				t.Fatalf("runs show's progress line: %q", line)
 			}
-			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhasePublishing, Done: 4, Total: 9})
+			meter.Set(producer.Progress{Run: run, Started: started, Phase: producer.PhasePublishing, Done: 4, Total: 9})
 			testenv.Eventually(t, 5*time.Second, "the new phase recorded", func() bool {
 				r := progressOf()
 				return r.Progress.Phase == "publishing" && r.Progress.Done == 4 && r.Progress.Total == 9
@@ -93,11 +75,11 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			}
 			// Within a phase, rewritten about every interval with the
 			// counts of the moment.
-			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhasePublishing, Done: 8, Total: 9})
+			meter.Set(producer.Progress{Run: run, Started: started, Phase: producer.PhasePublishing, Done: 8, Total: 9})
 			testenv.Eventually(t, 3*runstore.ProgressInterval, "the counts rewritten within the phase", func() bool {
 				return progressOf().Progress.Done == 8
 			})
-			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseEnded, Done: 9, Total: 9})
+			meter.Set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseEnded, Done: 9, Total: 9})
 			testenv.Eventually(t, 5*time.Second, "the ended sync recorded waiting", func() bool {
 				return progressOf().Progress.Phase == runstore.PhaseWaiting
 			})
@@ -107,7 +89,7 @@ func TestLiveRunsRecordARunWhileItGoes(t *testing.T) {
 			if err := h.Add(ctx, final); err != nil {
 				t.Fatal(err)
 			}
-			meter.set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseReading, Done: 1})
+			meter.Set(producer.Progress{Run: run, Started: started, Phase: producer.PhaseReading, Done: 1})
 			time.Sleep(3 * l.poll)
 			if r := progressOf(); r.Progress != nil || r.Status() != "succeeded" || progressLine(*r) != "" {
 				t.Fatalf("after stop and the final record: %+v, status %q; want the final record kept", r, r.Status())

@@ -10,15 +10,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cohortsync/cohortsync/consumer"
-	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/control/notify"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
@@ -80,35 +76,13 @@ func (h *hookReceiver) got() ([]map[string]any, []string) {
 // failingMapping applies a catalog whose mapping's CSV lacks its
 // id_property column (every run fails once started) and notifies hook.
 func failingMapping(t *testing.T, ctx context.Context, hook, schedule string) (redisx.Config, catalogstore.Config) {
-	cohort := filepath.Join(t.TempDir(), "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\na\nb\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	t.Helper()
 	name := testenv.Name(t)
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: {url: %q}
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    id_property: email
-    schedule: %s
+	rc := redisAt(testenv.RedisURL(t))
+	return rc, applyCatalog(t, ctx, rc, name, betaCatalog(fmt.Sprintf("{url: %q}", rc.URL), name, writeCohort(t, "a", "b"), schedule, fmt.Sprintf(`    id_property: email
     notify:
       webhook: {url: %q, secret_env: HOOK_SECRET, events: [failed]}
-`, testenv.RedisURL(t), name, cohort, schedule, hook)
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: testenv.RedisURL(t), PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return rc, sc
+`, hook)))
 }
 
 func hookEnv(name string) (string, bool) {
@@ -180,20 +154,9 @@ func TestAppliedRunNotifies(t *testing.T) {
 	f := newCSVMappingWith(t, ctx, "churn", fmt.Sprintf(`    notify:
       webhook: {url: %q, secret_env: HOOK_SECRET, events: [finished, applied]}
 `, hook.srv.URL), "a", "b", "c")
-	name := testenv.Name(t)
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	cfg := ServeConfig{
-		Parts:       []string{PartScheduler, PartConsumer},
-		Runs:        mappingrun.Config{Producer: pcfg},
-		Consumer:    ccfg,
-		CatalogPoll: 100 * time.Millisecond,
-		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
-		ApplyCheck:  100 * time.Millisecond,
-		Notify:      notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
-	}
+	cfg := scheduledServe(t, testenv.Name(t))
+	cfg.Parts, cfg.ApplyCheck = []string{PartScheduler, PartConsumer}, 100*time.Millisecond
+	cfg.Notify = notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}}
 	stop := startServe(t, ctx, brokers, f.rc, f.sc, cfg)
 	defer stop()
 	var payloads []map[string]any
@@ -261,8 +224,8 @@ func TestPushMappingRunsNotify(t *testing.T) {
 	hook := newHookReceiver(t, "hook-secret")
 	name := testenv.Name(t)
 	clientSideID := fmt.Sprintf("%024x", time.Now().UnixNano())
-	redisURL := testenv.RedisURL(t)
-	cat, err := catalog.Decode("mappings.yaml", []byte(fmt.Sprintf(`destinations:
+	rc := redisAt(testenv.RedisURL(t))
+	sc := applyCatalog(t, ctx, rc, name, fmt.Sprintf(`destinations:
   - name: production
     redis: {url: %q}
     client_side_id: %s
@@ -273,33 +236,15 @@ mappings:
     destinations: [production]
     notify:
       webhook: {url: %q, secret_env: HOOK_SECRET, events: [finished, applied]}
-`, redisURL, clientSideID, hook.srv.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+`, rc.URL, clientSideID, hook.srv.URL))
 	var token strings.Builder
 	if err := DestinationsToken(ctx, rc, sc, "production", &token); err != nil {
 		t.Fatal(err)
 	}
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
 	addr := testenv.ClosedAddr(t)
-	cfg := ServeConfig{
-		Parts:        []string{PartConsumer, PartReceiver},
-		Runs:         mappingrun.Config{Producer: pcfg},
-		Consumer:     ccfg,
-		CatalogPoll:  100 * time.Millisecond,
-		ReceiverAddr: addr,
-		ApplyCheck:   100 * time.Millisecond,
-		Notify:       notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}},
-	}
+	cfg := scheduledServe(t, name)
+	cfg.Parts, cfg.ReceiverAddr, cfg.ApplyCheck = []string{PartConsumer, PartReceiver}, addr, 100*time.Millisecond
+	cfg.Notify = notify.Config{Retry: retry.Policy{Initial: 10 * time.Millisecond, Timeout: 5 * time.Second}}
 	stop := startServe(t, ctx, brokers, rc, sc, cfg)
 	defer stop()
 	body := fmt.Sprintf(`{"environmentId": %q, "cohortId": "c1", "listData": {"add": [{"id": "a"}, {"id": "b"}], "remove": []}}`, clientSideID)
@@ -329,18 +274,4 @@ mappings:
 		payloads[0]["trigger"] != "push" || payloads[0]["mapping"] != "partners" || payloads[0]["run"] != payloads[1]["run"] {
 		t.Fatalf("payloads %v, bad %q: want finished then applied of the push run", payloads, bad)
 	}
-}
-
-// startServe runs Serve with cfg (validated first) and the webhook's
-// secret in its environment until the returned stop or the test's end.
-func startServe(t *testing.T, ctx context.Context, brokers []string, rc redisx.Config, sc catalogstore.Config, cfg ServeConfig) (stop func()) {
-	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	return runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
-	})
 }

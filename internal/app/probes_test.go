@@ -11,7 +11,6 @@ import (
 
 	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
-	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
@@ -26,7 +25,7 @@ import (
 func TestServeProbesThroughARedisOutage(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	mr := miniredis.RunT(t)
-	addr, stop := serveBeta(t, ctx, "redis://"+mr.Addr()+"/0", "a\n", func(cfg *ServeConfig) {
+	addr, stop := serveBeta(t, ctx, "redis://"+mr.Addr()+"/0", []string{"a"}, func(cfg *ServeConfig) {
 		// Health's limit: 3 x 100ms + 3s. The consumer retries a batch
 		// for longer than the outage lasts here.
 		cfg.Consumer.RetryTimeout = 30 * time.Second
@@ -76,7 +75,7 @@ func TestConsumeProbesThroughARedisOutage(t *testing.T) {
 	}
 
 	mr := miniredis.RunT(t)
-	rc := redisx.Config{URL: "redis://" + mr.Addr() + "/0", PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
+	rc := redisAt("redis://" + mr.Addr() + "/0")
 	ccfg := consumer.Config{Topic: pcfg.Topic, GroupID: testenv.Name(t), RedisPrefix: testenv.Name(t),
 		SyncInterval: 100 * time.Millisecond, RetryTimeout: 30 * time.Second}
 	addr := testenv.ClosedAddr(t)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
@@ -40,19 +39,9 @@ func TestServeReceiverKeepsMembersExact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	addr, httpAddr := testenv.ClosedAddr(t), testenv.ClosedAddr(t)
-	cfg := ServeConfig{
-		HTTPAddr:     httpAddr,
-		Parts:        []string{PartConsumer, PartReceiver},
-		Runs:         mappingrun.Config{Producer: pcfg},
-		Consumer:     ccfg,
-		CatalogPoll:  100 * time.Millisecond,
-		ReceiverAddr: addr,
-	}
+	cfg := scheduledServe(t, name)
+	addr, httpAddr := testenv.ClosedAddr(t), cfg.HTTPAddr
+	cfg.Parts, cfg.ReceiverAddr = []string{PartConsumer, PartReceiver}, addr
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

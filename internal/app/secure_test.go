@@ -14,15 +14,11 @@ import (
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
-	"github.com/cohortsync/cohortsync/control/catalog"
-	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
-	"github.com/cohortsync/cohortsync/producer/mappingrun"
-	"github.com/cohortsync/cohortsync/producer/schedule"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
 
@@ -301,8 +297,9 @@ func TestServeOverSASL(t *testing.T) {
 	const pwEnv = "STAGING_REDIS_PASSWORD"
 	destURL := (&url.URL{Scheme: "rediss", User: url.User(r.User), Host: r.Addr, Path: "/0"}).String()
 	rc := aclConfig(r, r.Password)
-	sc := applyHourlyBeta(t, ctx, rc, fmt.Sprintf("{url: %q, password_env: %s, tls_ca_file: %q, tls_cert_file: %q, tls_key_file: %q}",
-		destURL, pwEnv, r.Files.CAFile, r.Files.CertFile, r.Files.KeyFile), name)
+	destRedis := fmt.Sprintf("{url: %q, password_env: %s, tls_ca_file: %q, tls_cert_file: %q, tls_key_file: %q}",
+		destURL, pwEnv, r.Files.CAFile, r.Files.CertFile, r.Files.KeyFile)
+	sc := applyCatalog(t, ctx, rc, name, betaCatalog(destRedis, name, writeCohort(t, "a", "b", "c"), "hourly", ""))
 	kc := kafkax.Config{Brokers: k.Brokers, DialTimeout: 5 * time.Second,
 		TLS:  kafkax.TLSConfig{Enabled: true, CAFile: k.CAFile},
 		SASL: kafkax.SASLConfig{Mechanism: kafkax.MechanismScramSHA512, Username: k.User, Password: k.Password}}
@@ -339,88 +336,4 @@ func TestServeOverSASL(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="mapping run"`) || !strings.Contains(logs.String(), "msg=consuming") {
 		t.Fatalf("the output of serve's run or consumer is missing: the check above saw too little\n%.3000s", logs.String())
 	}
-}
-
-// writeCohort writes a cohort CSV of keys (column user_id) and returns its
-// path.
-func writeCohort(t *testing.T, keys ...string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "cohort.csv")
-	if err := os.WriteFile(path, []byte("user_id\n"+strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// scheduledServe is the configuration of serve's scheduler and consumer on
-// topic and group name, ticking and polling fast, with its HTTP server on
-// a free address.
-func scheduledServe(t *testing.T, name string) ServeConfig {
-	t.Helper()
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	cfg := ServeConfig{
-		Runs:        mappingrun.Config{Producer: pcfg},
-		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
-		Consumer:    ccfg,
-		CatalogPoll: 100 * time.Millisecond,
-		HTTPAddr:    testenv.ClosedAddr(t),
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-// applyHourlyBeta stores, through rc under the prefix name+":" (the
-// returned configuration), a catalog of one destination, staging, whose
-// redis is the YAML flow mapping redis and whose prefix is name-dst, and
-// one hourly mapping, beta, of a cohort of a, b and c into segment
-// beta-users.
-func applyHourlyBeta(t *testing.T, ctx context.Context, rc redisx.Config, redis, name string) catalogstore.Config {
-	t.Helper()
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: %s
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, redis, name, writeCohort(t, "a", "b", "c"))
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return sc
-}
-
-// waitMetrics waits (60s at most) until the /metrics of the HTTP server at
-// addr holds every line of want; the last ones read are logged if it
-// fails.
-func waitMetrics(t *testing.T, addr string, want ...string) {
-	t.Helper()
-	var metrics string
-	defer func() {
-		if t.Failed() {
-			t.Logf("last /metrics:\n%s", metrics)
-		}
-	}()
-	testenv.Eventually(t, 60*time.Second, "the run done and its events applied, on /metrics", func() bool {
-		metrics = get(t, "http://"+addr+"/metrics")
-		for _, w := range want {
-			if !strings.Contains(metrics, w) {
-				return false
-			}
-		}
-		return true
-	})
 }

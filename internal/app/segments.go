@@ -181,7 +181,7 @@ func syncedOn(s segments.Segment) string {
 	if s.SynchronizedOn.IsZero() {
 		return "never (SDKs report STALE)"
 	}
-	out := fmt.Sprintf("%s (%v ago)", s.SynchronizedOn.UTC().Format(time.RFC3339), s.Age.Round(time.Second))
+	out := fmt.Sprintf("%s (%v ago)", s.SynchronizedOn.UTC().Format(time.RFC3339), s.SyncAge.Round(time.Second))
 	if s.Stale() {
 		out += " STALE"
 	}

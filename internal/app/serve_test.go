@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer"
-	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalogstore"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
 	"github.com/cohortsync/cohortsync/internal/redisx"
@@ -29,25 +26,85 @@ import (
 // Cancellation returns nil.
 func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
-	addr, stop := serveBeta(t, ctx, testenv.RedisURL(t), "a\nb\nc\n", nil)
+	addr, stop := serveBeta(t, ctx, testenv.RedisURL(t), []string{"a", "b", "c"}, nil)
 	defer stop()
 
+	waitMetrics(t, addr,
+		`cohortsync_schedule_decisions_total{action="run",mapping="beta"} 1`+"\n",
+		`cohortsync_schedule_decisions_total{action="up-to-date",mapping="beta"} `,
+		`cohortsync_schedule_runs_total{mapping="beta",outcome="done",trigger="catch-up"} 1`+"\n",
+		`cohortsync_schedule_run_duration_seconds_count{mapping="beta",outcome="done"} 1`+"\n",
+		`cohortsync_schedule_last_success_timestamp_seconds{mapping="beta"} `,
+		"cohortsync_schedule_runs_in_progress 0\n",
+		"cohortsync_consumer_applied_total 3\n",
+		"cohortsync_consumer_unrouted_total 0\n")
+	stop()
+}
+
+// serveBeta stores the mapping beta of a CSV of members (hourly, into the
+// destination staging on redisURL, which is the control Redis too) and
+// runs serve with the scheduler, the consumer and the HTTP server
+// (scheduledServe), its config changed by change when not nil, until stop
+// (see startServe). It returns the HTTP server's address.
+func serveBeta(t *testing.T, ctx context.Context, redisURL string, members []string, change func(*ServeConfig)) (addr string, stop func()) {
+	t.Helper()
+	brokers, _ := testenv.Kafka(t)
+	name := testenv.Name(t)
+	rc, sc := storeBetaAt(t, ctx, name, redisURL, members...)
+	cfg := scheduledServe(t, name)
+	if change != nil {
+		change(&cfg)
+	}
+	return cfg.HTTPAddr, startServe(t, ctx, brokers, rc, sc, cfg)
+}
+
+// scheduledServe is the configuration of serve's scheduler and consumer on
+// topic and group name, ticking and polling fast, with its HTTP server on
+// a free address. Tests of other parts set Parts and what those need.
+func scheduledServe(t *testing.T, name string) ServeConfig {
+	t.Helper()
+	pcfg := producer.DefaultConfig()
+	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
+	ccfg := consumer.DefaultConfig()
+	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
+	cfg := ServeConfig{
+		Runs:        mappingrun.Config{Producer: pcfg},
+		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
+		Consumer:    ccfg,
+		CatalogPoll: 100 * time.Millisecond,
+		HTTPAddr:    testenv.ClosedAddr(t),
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startServe runs Serve with cfg (validated first) and the webhook's
+// secret in its environment until the returned stop or the test's end.
+func startServe(t *testing.T, ctx context.Context, brokers []string, rc redisx.Config, sc catalogstore.Config, cfg ServeConfig) (stop func()) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	proc := DefaultProcess()
+	proc.LogLevel = "error"
+	return runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
+		return Serve(ctx, proc, hookEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
+	})
+}
+
+// waitMetrics waits (60s at most) until the /metrics of the HTTP server at
+// addr holds every line of want; the last ones read are logged if it
+// fails.
+func waitMetrics(t *testing.T, addr string, want ...string) {
+	t.Helper()
 	var metrics string
 	defer func() {
 		if t.Failed() {
 			t.Logf("last /metrics:\n%s", metrics)
 		}
 	}()
-	want := []string{
-		`cohortsync_schedule_decisions_total{action="run",mapping="beta"} 1` + "\n",
-		`cohortsync_schedule_decisions_total{action="up-to-date",mapping="beta"} `,
-		`cohortsync_schedule_runs_total{mapping="beta",outcome="done",trigger="catch-up"} 1` + "\n",
-		`cohortsync_schedule_run_duration_seconds_count{mapping="beta",outcome="done"} 1` + "\n",
-		`cohortsync_schedule_last_success_timestamp_seconds{mapping="beta"} `,
-		"cohortsync_schedule_runs_in_progress 0\n",
-		"cohortsync_consumer_applied_total 3\n",
-		"cohortsync_consumer_unrouted_total 0\n",
-	}
 	testenv.Eventually(t, 60*time.Second, "the run done and its events applied, on /metrics", func() bool {
 		metrics = get(t, "http://"+addr+"/metrics")
 		for _, w := range want {
@@ -57,44 +114,6 @@ func TestServeExposesSchedulerAndConsumerMetrics(t *testing.T) {
 		}
 		return true
 	})
-	stop()
-}
-
-// serveBeta stores the mapping beta of a CSV of members (hourly, into the
-// destination staging on redisURL, which is the control Redis too) and
-// runs serve with the scheduler, the consumer and the HTTP server, its
-// config changed by change when not nil, until stop (see
-// runUntilCancelled). It returns the HTTP server's address.
-func serveBeta(t *testing.T, ctx context.Context, redisURL, members string, change func(*ServeConfig)) (addr string, stop func()) {
-	t.Helper()
-	brokers, _ := testenv.Kafka(t)
-	name := testenv.Name(t)
-	rc, sc := storeBetaAt(t, ctx, name, redisURL, members)
-
-	pcfg := producer.DefaultConfig()
-	pcfg.Topic, pcfg.StateDir, pcfg.TopicPartitions = name, t.TempDir(), 2
-	ccfg := consumer.DefaultConfig()
-	ccfg.Topic, ccfg.GroupID, ccfg.SyncInterval = name, name, 100*time.Millisecond
-	addr = testenv.ClosedAddr(t)
-	cfg := ServeConfig{
-		Runs:        mappingrun.Config{Producer: pcfg},
-		Schedule:    schedule.Config{Tick: 50 * time.Millisecond, MaxJitter: schedule.NoJitter},
-		Consumer:    ccfg,
-		CatalogPoll: 100 * time.Millisecond,
-		HTTPAddr:    addr,
-	}
-	if change != nil {
-		change(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	proc := DefaultProcess()
-	proc.LogLevel = "error"
-	noEnv := func(string) (string, bool) { return "", false }
-	return addr, runUntilCancelled(t, ctx, "Serve", func(ctx context.Context) error {
-		return Serve(ctx, proc, noEnv, kafkax.Config{Brokers: brokers}, rc, sc, cfg, io.Discard)
-	})
 }
 
 // storeBeta stores, under control prefix name, destination staging (on
@@ -102,37 +121,14 @@ func serveBeta(t *testing.T, ctx context.Context, redisURL, members string, chan
 // users a, b and c into segment beta-users there.
 func storeBeta(t *testing.T, ctx context.Context, name string) (redisx.Config, catalogstore.Config) {
 	t.Helper()
-	return storeBetaAt(t, ctx, name, testenv.RedisURL(t), "a\nb\nc\n")
+	return storeBetaAt(t, ctx, name, testenv.RedisURL(t), "a", "b", "c")
 }
 
-// storeBetaAt is storeBeta on redisURL with members (CSV lines).
-func storeBetaAt(t *testing.T, ctx context.Context, name, redisURL, members string) (redisx.Config, catalogstore.Config) {
+// storeBetaAt is storeBeta on redisURL with members.
+func storeBetaAt(t *testing.T, ctx context.Context, name, redisURL string, members ...string) (redisx.Config, catalogstore.Config) {
 	t.Helper()
-	cohort := filepath.Join(t.TempDir(), "beta.csv")
-	if err := os.WriteFile(cohort, []byte("user_id\n"+members), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	yaml := fmt.Sprintf(`destinations:
-  - name: staging
-    redis: {url: %q}
-    prefix: %s-dst
-mappings:
-  - name: beta
-    source: {csv: %q}
-    segment: beta-users
-    destinations: [staging]
-    schedule: hourly
-`, redisURL, name, cohort)
-	cat, err := catalog.Decode("mappings.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redisx.Config{URL: redisURL, PoolSize: redisx.DefaultPoolSize, Timeout: redisx.DefaultTimeout}
-	sc := catalogstore.Config{Prefix: name + ":"}
-	if err := MappingsApply(ctx, rc, sc, cat, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return rc, sc
+	rc := redisAt(redisURL)
+	return rc, applyCatalog(t, ctx, rc, name, betaCatalog(fmt.Sprintf("{url: %q}", redisURL), name, writeCohort(t, members...), "hourly", ""))
 }
 
 // runUntilCancelled starts run(ctx) in a goroutine and returns stop, which

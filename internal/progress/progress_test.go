@@ -10,28 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cohortsync/cohortsync/internal/progress/progresstest"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// meter is a producer.Meter the test moves by hand.
-type meter struct {
-	mu sync.Mutex
-	p  producer.Progress
-}
-
-func (m *meter) Read() producer.Progress {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.p
-}
-
-func (m *meter) set(phase producer.Phase, done, total int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.p = producer.Progress{Run: "20261207T120000Z-0a1b2c3d", Phase: phase, Done: done, Total: total}
+// at is a reading of the test's run: phase, done of total.
+func at(phase producer.Phase, done, total int64) producer.Progress {
+	return producer.Progress{Run: "20261207T120000Z-0a1b2c3d", Phase: phase, Done: done, Total: total}
 }
 
 // clock is a clock the test moves by hand.
@@ -77,23 +65,23 @@ func TestBarRedrawsInPlace(t *testing.T) {
 	c := newClock()
 	r := New(&out, Config{Mode: Bar, Now: c.now, Width: 10})
 	logs := slog.New(slog.NewTextHandler(r.Writer(), &slog.HandlerOptions{ReplaceAttr: quietTime}))
-	prod, staging := &meter{}, &meter{}
+	prod, staging := &progresstest.Meter{}, &progresstest.Meter{}
 	r.Watch("destination", "production", prod)
 	r.tick(ctx) // not started: nothing drawn
-	prod.set(producer.PhaseReading, 0, 0)
+	prod.Set(at(producer.PhaseReading, 0, 0))
 	r.tick(ctx)
 	c.advance(time.Second)
-	prod.set(producer.PhaseReading, 500, 0)
+	prod.Set(at(producer.PhaseReading, 500, 0))
 	r.tick(ctx)
 	logs.Info("mapping run", "destination", "production")
-	prod.set(producer.PhasePublishing, 0, 100)
+	prod.Set(at(producer.PhasePublishing, 0, 100))
 	r.tick(ctx)
 	c.advance(2 * time.Second)
-	prod.set(producer.PhasePublishing, 50, 100)
+	prod.Set(at(producer.PhasePublishing, 50, 100))
 	r.tick(ctx)
-	prod.set(producer.PhaseEnded, 100, 100)
+	prod.Set(at(producer.PhaseEnded, 100, 100))
 	r.Watch("destination", "staging", staging)
-	staging.set(producer.PhaseDiffing, 7, 0)
+	staging.Set(at(producer.PhaseDiffing, 7, 0))
 	r.tick(ctx)
 	r.Stop()
 	r.Stop()
@@ -111,19 +99,19 @@ func TestLogLinesWhenNotATerminal(t *testing.T) {
 		t.Fatal("in log mode the logs are written to the output as they are")
 	}
 	r.log = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: quietTime}))
-	m := &meter{}
+	m := &progresstest.Meter{}
 	r.Watch("segment", "beta-users", m)
-	m.set(producer.PhaseReading, 0, 0)
+	m.Set(at(producer.PhaseReading, 0, 0))
 	r.tick(ctx)
 	for range 25 { // 25 s of reading, a tick a second
 		c.advance(time.Second)
-		m.set(producer.PhaseReading, m.Read().Done+1000, 0)
+		m.Set(at(producer.PhaseReading, m.Read().Done+1000, 0))
 		r.tick(ctx)
 	}
-	m.set(producer.PhasePublishing, 0, 4000)
+	m.Set(at(producer.PhasePublishing, 0, 4000))
 	r.tick(ctx)
 	c.advance(2 * time.Second)
-	m.set(producer.PhasePublishing, 1000, 4000)
+	m.Set(at(producer.PhasePublishing, 1000, 4000))
 	r.tick(ctx)
 	r.Stop()
 	testenv.Golden(t, *update, "testdata/log-run.golden", out.Bytes())
@@ -170,8 +158,8 @@ func TestStopsCleanly(t *testing.T) {
 			w := &afterStop{}
 			r := New(w, Config{Mode: Bar, Redraw: time.Millisecond})
 			r.Start(ctx, nil)
-			m := &meter{}
-			m.set(producer.PhaseDiffing, 3, 0)
+			m := &progresstest.Meter{}
+			m.Set(at(producer.PhaseDiffing, 3, 0))
 			r.Watch("destination", "production", m)
 			testenv.Eventually(t, 5*time.Second, "the bar drawn", func() bool {
 				w.mu.Lock()
@@ -181,7 +169,7 @@ func TestStopsCleanly(t *testing.T) {
 			if c.cancel {
 				cancel()
 			} else {
-				m.set(producer.PhaseEnded, 3, 3) // Sync returned its error
+				m.Set(at(producer.PhaseEnded, 3, 3)) // Sync returned its error
 			}
 			start := time.Now()
 			r.Stop()
@@ -211,7 +199,7 @@ func TestStopWithNothingStarted(t *testing.T) {
 	var out bytes.Buffer
 	r := New(&out, Config{Mode: Bar})
 	r.Start(t.Context(), nil)
-	r.Watch("destination", "production", &meter{}) // failed before its run began
+	r.Watch("destination", "production", &progresstest.Meter{}) // failed before its run began
 	r.Stop()
 	if out.Len() != 0 {
 		t.Fatalf("wrote %q for a sync that never started", out.String())

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
-	"github.com/cohortsync/cohortsync/producer/publish"
+	"github.com/cohortsync/cohortsync/producer/mappingrun/mappingruntest"
 	"github.com/cohortsync/cohortsync/producer/source"
 )
 
@@ -45,6 +44,7 @@ type world struct {
 	topic   string
 	control string
 	dests   mapDests
+	pcfg    producer.Config // the topic's, created
 	cons    *consumer.Consumer
 }
 
@@ -78,38 +78,19 @@ func newWorldFor(t testing.TB, rb testenv.RedisBackend, d time.Duration) *world 
 		testenv.DropPrefix(t, rb.Client, d.Prefix())
 	}
 	testenv.DropPrefix(t, rb.Client, strings.TrimSuffix(w.control, ":")) // DropPrefix adds the ":"
-	pcfg := w.producerConfig(t.TempDir())
-	if err := publish.EnsureTopics(ctx, pcfg.Config, kf); err != nil {
-		t.Fatal(err)
-	}
+	w.pcfg = mappingruntest.Producer(t, ctx, kf, w.topic)
 	prefixes := map[string]string{}
 	for _, d := range w.dests {
 		prefixes[d.Environment] = d.Prefix()
 	}
-	cons, err := consumer.New(consumer.Config{
-		Topic: w.topic, GroupID: name, EnvPrefixes: prefixes, SyncInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, rb.Client, kf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.cons = cons
-	cctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := cons.Run(cctx); err != nil {
-			t.Errorf("consumer: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); wg.Wait() })
+	w.cons = mappingruntest.Consume(t, ctx, kf, rb.Client, w.topic, prefixes)
 	return w
 }
 
+// producerConfig is the test's producer config with state in stateDir.
 func (w *world) producerConfig(stateDir string) producer.Config {
-	cfg := producer.DefaultConfig()
-	cfg.Topic, cfg.StateDir, cfg.TopicPartitions = w.topic, stateDir, 2
+	cfg := w.pcfg
+	cfg.StateDir = stateDir
 	return cfg
 }
 

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/generation"
 	"github.com/cohortsync/cohortsync/producer/mappingrun"
+	"github.com/cohortsync/cohortsync/producer/mappingrun/mappingruntest"
 	"github.com/cohortsync/cohortsync/producer/publish"
 	"github.com/cohortsync/cohortsync/producer/rollback"
 	"github.com/cohortsync/cohortsync/producer/source"
@@ -68,20 +68,7 @@ func newEnvWith(t *testing.T, rb testenv.RedisBackend, compact bool) *env {
 	if err := publish.EnsureTopics(e.ctx, e.producerConfig(t.TempDir()).Config, e.kf); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := consumer.New(consumer.Config{Topic: name, GroupID: name, EnvPrefixes: map[string]string{"production": e.dest.Prefix()},
-		SyncInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rb.Client, e.kf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cons = cons
-	cctx, stop := context.WithCancel(e.ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := cons.Run(cctx); err != nil {
-			t.Errorf("consumer: %v", err)
-		}
-	})
-	t.Cleanup(func() { stop(); wg.Wait() })
+	e.cons = mappingruntest.Consume(t, e.ctx, e.kf, rb.Client, name, map[string]string{"production": e.dest.Prefix()})
 	return e
 }
 

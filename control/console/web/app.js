@@ -120,7 +120,7 @@ function sourceMark(kind, detail) {
 function freshness(s) {
   const synced = s.synchronized_on;
   if (!synced || synced.startsWith("0001")) return badge("warn", "stale: never synchronized");
-  const age = s.age_ns !== undefined ? s.age_ns / 1e9 : (Date.now() - new Date(synced)) / 1000;
+  const age = s.sync_age_ns !== undefined ? s.sync_age_ns / 1e9 : (Date.now() - new Date(synced)) / 1000;
   return s.stale ? badge("warn", `stale, synced ${fmtAge(age)} ago`) : badge("ok", `fresh, synced ${fmtAge(age)} ago`);
 }
 
