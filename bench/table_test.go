@@ -133,3 +133,12 @@ func TestSizingConfigValidate(t *testing.T) {
 		{Name: "no timeout", Change: func(c *SizingConfig) { c.Timeout = 0 }, Want: `--timeout="0s": want a positive duration`},
 	})
 }
+
+// TestPipeWithoutRedisCLI: without redis-cli the reference says what is
+// missing rather than failing obscurely.
+func TestPipeWithoutRedisCLI(t *testing.T) {
+	_, err := Pipe(t.Context(), "no-such-redis-cli", "redis://127.0.0.1:1/0", "unused.resp", 1)
+	if !errors.Is(err, ErrNoRedisCLI) {
+		t.Fatalf("Pipe = %v, want ErrNoRedisCLI", err)
+	}
+}

@@ -160,18 +160,18 @@ func settle(ctx context.Context, rdb *redis.Client) error {
 	}
 }
 
-// errNoField says the server is not a real redis-server.
-var errNoField = errors.New("a real redis-server is needed")
+// ErrNoUsedMemory says the server is not a real redis-server.
+var ErrNoUsedMemory = errors.New("a real redis-server is needed")
 
 func infoField(ctx context.Context, rdb *redis.Client, section, field string) (string, error) {
 	info, err := rdb.Info(ctx, section).Result()
 	if err != nil {
-		return "", fmt.Errorf("memsize: INFO %s (%w): %w", section, errNoField, err)
+		return "", fmt.Errorf("memsize: INFO %s (%w): %w", section, ErrNoUsedMemory, err)
 	}
 	for _, line := range strings.Split(info, "\r\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("memsize: INFO %s has no %s (%w)", section, field, errNoField)
+	return "", fmt.Errorf("memsize: INFO %s has no %s (%w)", section, field, ErrNoUsedMemory)
 }
