@@ -204,7 +204,7 @@ func Size(ctx context.Context, cfg SizingConfig, rdb redis.UniversalClient, kf *
 		return res, err
 	}
 	if len(held) > 0 && !cfg.Force {
-		return res, fmt.Errorf("Redis prefix %s already holds data (%s exists): refusing to run (--force to run anyway)", res.Prefix, strings.Join(held, ", "))
+		return res, fmt.Errorf("the Redis prefix %s already holds data (%s exists): refusing to run (--force to run anyway)", res.Prefix, strings.Join(held, ", "))
 	}
 	// Cleanup runs on a context that outlives an interrupted run.
 	cctx := context.WithoutCancel(ctx)

@@ -24,17 +24,24 @@ func tinySizing(topic, prefix string) SizingConfig {
 	return cfg
 }
 
-// TestSize runs cohortsync bench at a tiny size on every Redis backend,
-// under a prefix that already holds another segment's data (--force):
-// it measures, samples the lag, deletes the topic it created, and leaves
-// the prefix exactly as it found it.
-func TestSize(t *testing.T) {
+// testKafka is a client factory of the Kafka under test.
+func testKafka(t *testing.T) *kafkax.Factory {
+	t.Helper()
 	brokers, _ := testenv.Kafka(t)
 	kf, err := kafkax.New(kafkax.Config{Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = kf.Close() })
+	return kf
+}
+
+// TestSize runs cohortsync bench at a tiny size on every Redis backend,
+// under a prefix that already holds another segment's data (--force):
+// it measures, samples the lag, deletes the topic it created, and leaves
+// the prefix exactly as it found it.
+func TestSize(t *testing.T) {
+	kf := testKafka(t)
 	testenv.ForEachRedis(t, 2*time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
 		// Another segment's member, and the SDKs' sync time: data to keep.
 		other := bigsegments.IncludeKey(prefix, Key(0))
@@ -87,15 +94,11 @@ func TestSize(t *testing.T) {
 // TestSizeRefusesTopicWithMessages: a topic holding messages is not used
 // without --force, and nothing is written.
 func TestSizeRefusesTopicWithMessages(t *testing.T) {
-	brokers, _ := testenv.Kafka(t)
-	kf, err := kafkax.New(kafkax.Config{Brokers: brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kf.Close() })
+	kf := testKafka(t)
 	rb := testenv.Redis(t)
 	ctx := testenv.Context(t, time.Minute)
 	topic := testenv.Name(t)
+	var err error
 	pcfg := publish.DefaultConfig()
 	pcfg.Topic, pcfg.TopicPartitions = topic, 1
 	if err := publish.EnsureTopics(ctx, pcfg, kf); err != nil {

@@ -18,8 +18,8 @@ import (
 
 	"github.com/cohortsync/cohortsync/bench"
 	"github.com/cohortsync/cohortsync/consumer"
-	"github.com/cohortsync/cohortsync/internal/keyspace"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/keyspace"
 	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -181,7 +181,7 @@ func (r *run) check(ctx context.Context, prefix, segment string, n int) error {
 		return err
 	}
 	if info.Members != int64(n) {
-		return fmt.Errorf("Redis holds %d members of %s, want %d", info.Members, segment, n)
+		return fmt.Errorf("the Redis holds %d members of %s, want %d", info.Members, segment, n)
 	}
 	return nil
 }

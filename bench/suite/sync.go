@@ -90,7 +90,7 @@ func (r *run) large(ctx context.Context) []bench.Row {
 	n, churn := r.cfg.Large, r.cfg.Large/100
 	first := bench.Row{Target: "2b", Measure: fmt.Sprintf("first sync, %s members: CSV to applied and caught up", count(n)),
 		Unit: bench.Seconds, Bound: scaled(largeSyncSeconds, targetLarge, n)}
-	rss := bench.Row{Target: "2c", Measure: fmt.Sprintf("producer peak RSS (VmHWM of the cohortsync sync process), first sync of %s", count(n)),
+	rss := bench.Row{Target: "2c", Measure: fmt.Sprintf("producer peak RSS (ru_maxrss of the cohortsync sync process, i.e. its VmHWM), first sync of %s", count(n)),
 		Unit: bench.MiB, Bound: bench.Bound{Max: true, Limit: producerRSSMiB}}
 	resync := bench.Row{Target: "2d", Measure: fmt.Sprintf("re-sync of %s members at 1%% churn (%s left, %s joined), to applied", count(n), count(churn/2), count(churn/2)),
 		Unit: bench.Ratio, Bound: bench.Bound{Max: true, Limit: resyncTarget}}
