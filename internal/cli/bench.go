@@ -34,14 +34,13 @@ their ratio to the raw SADD rate, and the lag over time.
 
 The topic and prefix default to %s<run id>. It refuses a
 topic that holds messages and a prefix holding Big Segments data (its
-big_segments_synchronized_on, cohortsync's store id or segment list) unless
---force; with --force, the topic's own events are applied under the prefix
-too and counted. At the end it removes what it wrote: the benchmark's
-segment from the include sets, cohortsync's keys of that segment, the
-store keys the run created (big_segments_synchronized_on, the store id;
-one there before stays, synchronized_on as the consumer moved it), its
-consumer group, and the topic if it created it (a topic that existed stays,
-with the synthetic events).`, bench.NamePrefix),
+big_segments_synchronized_on, or cohortsync's store id, lost-store mark or
+segment list) unless --force; with --force, the topic's own events are
+applied under the prefix too and counted. At the end it removes what it
+wrote: the benchmark's segment from the include sets, cohortsync's keys of
+that segment, the store keys the run created (one there before stays,
+synchronized_on as the consumer moved it), its consumer group, and the
+topic if it created it (a topic that existed stays, with the synthetic events).`, bench.NamePrefix),
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd)
