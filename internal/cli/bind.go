@@ -20,11 +20,18 @@ func bindProcess(s *setting.Set, p *app.Process) {
 // part of the process) and the membership topic; topicOpts apply to the
 // topic.
 func bindKafka(s *setting.Set, c *kafkax.Config, topic *string, topicOpts ...setting.Option) {
+	bindKafkaConn(s, c, func() { s.String(topic, "topic", "TOPIC", "membership events topic", topicOpts...) })
+}
+
+// bindKafkaConn binds the connection to Kafka alone; between binds the
+// flags that follow --kafka-brokers (a command's topic), so that every
+// command lists them in the same order.
+func bindKafkaConn(s *setting.Set, c *kafkax.Config, between func()) {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = kafkax.DefaultDialTimeout
 	}
 	s.StringList(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated host:port (required)")
-	s.String(topic, "topic", "TOPIC", "membership events topic", topicOpts...)
+	between()
 	s.String(&c.ClientID, "kafka-client-id", "KAFKA_CLIENT_ID", "client id in the brokers' logs and quotas (default kafka-go's <program>@<host>)")
 	s.Duration(&c.DialTimeout, "kafka-dial-timeout", "KAFKA_DIAL_TIMEOUT", "bound on opening a Kafka connection, TLS and SASL handshakes included")
 	s.Bool(&c.TLS.Enabled, "kafka-tls", "KAFKA_TLS", "connect to the brokers with TLS")

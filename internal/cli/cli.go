@@ -101,7 +101,7 @@ given on the command line wins over its variable.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return setting.FlagError(err) })
 	root.AddCommand(newSync(lookup), newConsume(lookup), newReplay(lookup), newRebuild(lookup), newCheck(lookup), newServe(lookup), newMappings(lookup), newRuns(lookup), newDestinations(lookup), newAmplitude(lookup),
 		newSegments(lookup, newSegmentsRollback(lookup), newSegmentsGeneration(lookup)), newTokens(lookup))
-	root.AddCommand(newStatus(lookup), newErase(lookup))
+	root.AddCommand(newStatus(lookup), newErase(lookup), newBench(lookup))
 	return root
 }
 

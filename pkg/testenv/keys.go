@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/internal/keyspace"
 )
 
 // DropPrefix deletes every key under prefix when the test ends, so runs
@@ -28,40 +30,7 @@ func DropPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
 // DeletePrefix deletes every key under prefix now (on every master of a
 // Cluster), as a FLUSHALL would for a test's own keys.
 func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
-	drop := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 10000).Iterator()
-		var keys []string
-		flush := func() error {
-			if len(keys) == 0 {
-				return nil
-			}
-			pipe := c.Pipeline()
-			for _, k := range keys {
-				pipe.Unlink(ctx, k) // one key per command: keys of a batch span slots
-			}
-			keys = keys[:0]
-			_, err := pipe.Exec(ctx)
-			return err
-		}
-		for iter.Next(ctx) {
-			if keys = append(keys, iter.Val()); len(keys) == 10000 {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		return flush()
-	}
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, drop)
-	case *redis.Client:
-		return drop(ctx, c)
-	}
-	return nil
+	return keyspace.DeletePrefix(ctx, rdb, prefix)
 }
 
 // Snapshot reads every key under prefix from every master, as a sorted,
