@@ -17,6 +17,20 @@ import (
 // per segment; the raw reference: one SADD each).
 const benchBatch = DefaultBatchSize
 
+// benchTopic returns a new 3-partition topic holding n of benchEvents.
+func benchTopic(b *testing.B, n int, salt string) *kafkaEnv {
+	b.Helper()
+	brokers, onBroker := testenv.Kafka(b)
+	ke := newKafka(b, brokers, onBroker, 3)
+	evs := benchEvents(n, salt)
+	ms := make([]schema.Event, len(evs))
+	for i, e := range evs {
+		ms[i] = *e
+	}
+	ke.produce(b, messages(ms...)...)
+	return ke
+}
+
 // benchEvents returns n events over 10 segments with distinct context keys
 // (adds, the common case of a first sync).
 func benchEvents(n int, salt string) []*schema.Event {
@@ -89,14 +103,7 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 // all of them. One iteration is one full catch-up of benchConsumeEvents.
 func BenchmarkConsume(b *testing.B) {
 	const benchConsumeEvents = 100_000
-	brokers, onBroker := testenv.Kafka(b)
-	ke := newKafka(b, brokers, onBroker, 3)
-	evs := benchEvents(benchConsumeEvents, "consume")
-	ms := make([]schema.Event, len(evs))
-	for i, e := range evs {
-		ms[i] = *e
-	}
-	ke.produce(b, messages(ms...)...)
+	ke := benchTopic(b, benchConsumeEvents, "consume")
 	for _, be := range testenv.RedisBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			var applied int64
