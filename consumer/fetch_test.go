@@ -271,3 +271,41 @@ func TestBatchLoopSplitsAChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchFillsWhileApplyBusy: once FlushInterval has passed, a batch the
+// apply loop is not ready to take goes on filling (up to BatchSize) rather
+// than waiting half empty.
+func TestBatchFillsWhileApplyBusy(t *testing.T) {
+	const flush = 20 * time.Millisecond
+	c := fetchConsumer(t, 10, flush)
+	msgs := partitionMsgs(0, 10)
+	chunkOf := func(steps []fetchStep) chunk {
+		ch := chunk{first: time.Now()}
+		for _, s := range steps {
+			ch.items = appendDecoded(ch.items, s.msg)
+		}
+		return ch
+	}
+	in := make(chan chunk, 2)
+	out := make(chan []item) // the apply loop is busy: nobody receives yet
+	ctx := testenv.Context(t, 10*time.Second)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.batchLoop(ctx, in, out, make(chan []item, 3)) })
+	in <- chunkOf(msgs[:2])
+	time.Sleep(5 * flush) // the batch's FlushInterval is over
+	in <- chunkOf(msgs[2:5])
+	in <- chunkOf(msgs[5:])
+	for len(in) > 0 { // only the batcher receives from in
+		if ctx.Err() != nil {
+			t.Fatal("the batcher took no more chunks once its FlushInterval was over")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if batch := <-out; len(batch) != 10 {
+		t.Errorf("got a batch of %d messages, want the 10 that came while it waited", len(batch))
+	}
+	close(in)
+	for range out {
+	}
+	wg.Wait()
+}
