@@ -221,34 +221,21 @@ func (c *Consumer) batchLoop(ctx context.Context, in <-chan chunk, out chan<- []
 		// The batch's FlushInterval counts from its first message's fetch:
 		// its fetcher may have waited up to the linger before sending it.
 		timer.Reset(c.cfg.FlushInterval - min(time.Since(first.first), linger))
-	fill:
-		for len(batch) < c.cfg.BatchSize && !closed {
-			select {
-			case ch, ok := <-in:
-				if !ok {
-					closed = true
-					break
-				}
-				buf = ch.items
-				add(ch)
-			case <-timer.C:
-				break fill
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			}
-		}
-		timer.Stop()
-		// While the apply loop is still busy with the previous batch, this
-		// one goes on filling: waiting for it to be taken delays no message,
+		// Once the FlushInterval is over (due) or the batch full, it goes to
+		// out; while the apply loop is still busy with the previous batch,
+		// it goes on filling: waiting for it to be taken delays no message,
 		// and a fuller batch costs fewer round trips and commits per event.
-		for sent := false; !sent; {
+		for due, sent := false, false; !sent; {
 			more := in
 			if len(batch) == c.cfg.BatchSize || closed {
 				more = nil // a nil channel is never ready
 			}
+			var send chan<- []item
+			if due || more == nil {
+				send = out
+			}
 			select {
-			case out <- batch:
+			case send <- batch:
 				sent = true
 			case ch, ok := <-more:
 				if !ok {
@@ -257,10 +244,14 @@ func (c *Consumer) batchLoop(ctx context.Context, in <-chan chunk, out chan<- []
 				}
 				buf = ch.items
 				add(ch)
+			case <-timer.C:
+				due = true
 			case <-ctx.Done():
+				timer.Stop()
 				return
 			}
 		}
+		timer.Stop()
 		hint = len(batch)
 	}
 }

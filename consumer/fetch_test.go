@@ -217,19 +217,21 @@ func TestFetchReaderClosedIsPermanent(t *testing.T) {
 	}
 }
 
+// chunkOf returns a chunk of steps' messages, fetched now.
+func chunkOf(steps []fetchStep) chunk {
+	ch := chunk{first: time.Now()}
+	for _, s := range steps {
+		ch.items = appendDecoded(ch.items, s.msg)
+	}
+	return ch
+}
+
 // TestBatchLoopSplitsAChunk: a chunk that does not fit in a batch fills it,
 // and its rest starts the next batch, in order; every chunk's buffer goes
 // back to the fetchers, cleared.
 func TestBatchLoopSplitsAChunk(t *testing.T) {
 	c := fetchConsumer(t, 5, 10*time.Second)
 	a, b := partitionMsgs(0, 3), partitionMsgs(1, 5)
-	chunkOf := func(steps []fetchStep) chunk {
-		ch := chunk{first: time.Now()}
-		for _, s := range steps {
-			ch.items = appendDecoded(ch.items, s.msg)
-		}
-		return ch
-	}
 	in := make(chan chunk, 2)
 	in <- chunkOf(a)
 	in <- chunkOf(b)
@@ -279,13 +281,6 @@ func TestBatchFillsWhileApplyBusy(t *testing.T) {
 	const flush = 20 * time.Millisecond
 	c := fetchConsumer(t, 10, flush)
 	msgs := partitionMsgs(0, 10)
-	chunkOf := func(steps []fetchStep) chunk {
-		ch := chunk{first: time.Now()}
-		for _, s := range steps {
-			ch.items = appendDecoded(ch.items, s.msg)
-		}
-		return ch
-	}
 	in := make(chan chunk, 2)
 	out := make(chan []item) // the apply loop is busy: nobody receives yet
 	ctx := testenv.Context(t, 10*time.Second)
