@@ -22,6 +22,20 @@ import (
 // per segment; the raw reference: one SADD each).
 const benchBatch = DefaultBatchSize
 
+// benchTopic returns a new 3-partition topic holding n of benchEvents.
+func benchTopic(b *testing.B, n int, salt string) *kafkaEnv {
+	b.Helper()
+	brokers, onBroker := testenv.Kafka(b)
+	ke := newKafka(b, brokers, onBroker, 3)
+	evs := benchEvents(n, salt)
+	ms := make([]schema.Event, len(evs))
+	for i, e := range evs {
+		ms[i] = *e
+	}
+	ke.produce(b, messages(ms...)...)
+	return ke
+}
+
 // benchEvents returns n events over 10 segments with distinct context keys
 // (adds, the common case of a first sync).
 func benchEvents(n int, salt string) []*schema.Event {
@@ -108,19 +122,19 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 // BenchmarkConsume measures the whole path: events already in the topic
 // (3 partitions), a new consumer group reads, decodes, applies and commits
 // all of them. One iteration is one full catch-up of benchConsumeEvents.
+// events/s includes joining the group; apply-events/s counts from the first
+// batch committed, and cpu-ns/event is the process's CPU time per event
+// (joining included), which the machine's other load moves less.
 func BenchmarkConsume(b *testing.B) {
 	const benchConsumeEvents = 100_000
-	brokers, onBroker := testenv.Kafka(b)
-	ke := newKafka(b, brokers, onBroker, 3)
-	evs := benchEvents(benchConsumeEvents, "consume")
-	ms := make([]schema.Event, len(evs))
-	for i, e := range evs {
-		ms[i] = *e
-	}
-	ke.produce(b, messages(ms...)...)
+	ke := benchTopic(b, benchConsumeEvents, "consume")
 	for _, be := range testenv.RedisBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			var applied int64
+			var (
+				applied  int64
+				applying time.Duration
+			)
+			cpu0 := processCPU(b)
 			for b.Loop() {
 				cfg := testConfig(b, ke)
 				cfg.BatchSize = DefaultBatchSize
@@ -128,12 +142,17 @@ func BenchmarkConsume(b *testing.B) {
 				cfg.SyncInterval = time.Second
 				c := start(b, ke.kf, cfg, be.Client)
 				ctx := testenv.Context(b, 5*time.Minute)
-				for c.Stats().Applied < benchConsumeEvents {
+				var first time.Time
+				for n := int64(0); n < benchConsumeEvents; n = c.Stats().Applied {
 					if ctx.Err() != nil {
 						b.Fatalf("not caught up: %+v", c.Stats())
 					}
+					if n > 0 && first.IsZero() {
+						first = time.Now()
+					}
 					time.Sleep(time.Millisecond)
 				}
+				applying += time.Since(first)
 				applied += c.Stats().Applied
 				b.StopTimer()
 				if err := c.stop(); err != nil {
@@ -142,6 +161,8 @@ func BenchmarkConsume(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(applied)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(applied)/applying.Seconds(), "apply-events/s")
+			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(applied), "cpu-ns/event")
 		})
 	}
 }

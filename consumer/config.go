@@ -46,7 +46,9 @@ type Config struct {
 	// FlushInterval.
 	BatchSize int
 	// FlushInterval is how long a batch waits for more messages after its
-	// first one. Default 20ms.
+	// first one was fetched, when the apply loop is free to take it; while
+	// the apply loop is busy, the batch goes on filling, up to BatchSize.
+	// Default 20ms.
 	FlushInterval time.Duration
 	// Pipelines is how many Redis pipelines one batch is written in at
 	// once per destination, split by context key (a key's events stay in

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -61,14 +59,6 @@ type Consumer struct {
 	// loop started. Their difference when the generation ends is what it
 	// dropped for the partitions' next owners to read again.
 	genFetched, genStarted atomic.Int64
-}
-
-// item is a fetched message and its decoding. The batch loop decodes a
-// batch in parallel while the apply loop writes the previous one to Redis.
-type item struct {
-	msg kafka.Message
-	ev  schema.Event
-	err error // a *schema.DecodeError
 }
 
 // New returns a consumer reading from the Kafka of kf and writing to rdb
@@ -369,13 +359,6 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fetched := make(chan kafka.Message, c.cfg.BatchSize)
-	batches := make(chan []item, 1) // one batch prepared while one is applied
-	var (
-		wg, fetchers sync.WaitGroup
-		errMu        sync.Mutex
-		fetchErr     error
-	)
 	readers := make([]*kafka.Reader, 0, len(assigned))
 	defer func() {
 		for _, r := range readers {
@@ -384,6 +367,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 	}()
 	// Every reader is set up before any fetcher starts: an early return
 	// leaves no goroutine behind.
+	srcs := make([]source, 0, len(assigned))
 	for _, a := range assigned {
 		r := kafka.NewReader(c.partitionReaderConfig(a.ID, len(assigned)))
 		readers = append(readers, r)
@@ -394,30 +378,19 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 		if err := r.SetOffset(off); err != nil {
 			return fmt.Errorf("topic %q partition %d: set offset %d: %w", c.cfg.Topic, a.ID, off, err)
 		}
+		srcs = append(srcs, source{r: r, partition: a.ID})
 	}
-	for i, a := range assigned {
-		r := readers[i]
-		fetchers.Go(func() {
-			if err := c.fetchLoop(pctx, r, a.ID, fetched); err != nil {
-				errMu.Lock()
-				fetchErr = errors.Join(fetchErr, err)
-				errMu.Unlock()
-				cancel()
-			}
-		})
-	}
-	wg.Go(func() {
-		fetchers.Wait()
-		close(fetched)
-	})
-	wg.Go(func() { c.batchLoop(pctx, fetched, batches) })
+	batches := make(chan []item, 1) // one batch prepared while one is applied
+	var (
+		wg       sync.WaitGroup
+		fetchErr error
+	)
+	wg.Go(func() { fetchErr = c.fetchBatches(pctx, cancel, srcs, batches) })
 	loopErr := c.applyLoop(pctx, batches, gen, dlq)
 	// Whatever is still buffered belongs to this generation only: dropped,
 	// uncommitted, and read again by whoever owns its partition next.
 	cancel()
 	wg.Wait()
-	errMu.Lock()
-	defer errMu.Unlock()
 	return errors.Join(loopErr, fetchErr)
 }
 
@@ -534,11 +507,6 @@ func (c *Consumer) deadLetterWriter() *kafka.Writer {
 	})
 }
 
-// fetcher is what a fetch goroutine needs from a kafka.Reader.
-type fetcher interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-}
-
 // committer is what the apply loop needs from a kafka.Generation.
 type committer interface {
 	// CommitOffsets commits, per topic and partition, the next offset to
@@ -550,103 +518,6 @@ type committer interface {
 // generation is over: the batch is in Redis but uncommitted, and will be
 // applied again by the partition's next owner.
 var errGenerationEnded = errors.New("consumer group generation ended")
-
-// fetchLoop fetches the messages of one partition into out until ctx ends
-// (nil) or fetching fails for longer than RetryTimeout.
-func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition int, out chan<- kafka.Message) error {
-	for {
-		var m kafka.Message
-		err := c.retry(ctx, "fetch", func() error {
-			var err error
-			m, err = r.FetchMessage(ctx)
-			if errors.Is(err, io.EOF) {
-				return retry.Permanent(err) // the reader was closed
-			}
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, c.kf.Explain(ctx, err))
-		}
-		select {
-		case out <- m:
-			c.genFetched.Add(1)
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// batchLoop collects batches from in (BatchSize messages, or what arrived
-// within FlushInterval of the first), decodes them and hands them to out,
-// until ctx ends or in is closed. It closes out. A batch cut short by ctx is
-// dropped: it is uncommitted and will be delivered again.
-func (c *Consumer) batchLoop(ctx context.Context, in <-chan kafka.Message, out chan<- []item) {
-	defer close(out)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		var batch []item
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-in:
-			if !ok {
-				return
-			}
-			batch = make([]item, 1, c.cfg.BatchSize)
-			batch[0].msg = m
-		}
-		open := true
-		timer.Reset(c.cfg.FlushInterval)
-	fill:
-		for len(batch) < c.cfg.BatchSize {
-			select {
-			case m, ok := <-in:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, item{msg: m})
-			case <-timer.C:
-				break fill
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			}
-		}
-		timer.Stop()
-		decodeAll(batch)
-		select {
-		case out <- batch:
-		case <-ctx.Done():
-			return
-		}
-		if !open {
-			return
-		}
-	}
-}
-
-// decodeAll decodes a batch on every core: JSON decoding is the consumer's
-// largest CPU cost, larger than building the Redis pipeline.
-func decodeAll(batch []item) {
-	workers := runtime.GOMAXPROCS(0)
-	const minChunk = 256 // below this a goroutine costs more than it saves
-	chunk := max(minChunk, (len(batch)+workers-1)/workers)
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(batch); lo += chunk {
-		part := batch[lo:min(lo+chunk, len(batch))]
-		wg.Go(func() {
-			for i := range part {
-				part[i].ev, part[i].err = schema.Decode(&part[i].msg)
-			}
-		})
-	}
-	wg.Wait()
-}
 
 // applyLoop processes batches until ctx (the generation's) ends or in is
 // closed (nil), or processing fails. A batch is started only while the

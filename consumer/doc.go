@@ -5,10 +5,12 @@
 // One Consumer is one member of a Kafka consumer group. For each generation
 // of the group (one assignment of partitions, between two rebalances) it
 // runs a pipeline of its own: a fetch goroutine per assigned partition,
-// reading from the group's committed offset, feeds a bounded queue; a batch
-// goroutine cuts batches (BatchSize messages, or whatever arrived within
-// FlushInterval of the first) and decodes each on every core while the
-// previous batch is being applied; the apply loop writes a batch to Redis
+// reading from the group's committed offset, decodes its messages and feeds
+// them in chunks (what arrived within a quarter of FlushInterval, at most
+// 512) to a bounded queue; a batch goroutine cuts batches (BatchSize
+// messages, or whatever was fetched within FlushInterval of the first, and
+// more while the apply loop is still busy) while the previous batch is being
+// applied; the apply loop writes a batch to Redis
 // through one segmentstore.Writer per Redis client (each event all or
 // nothing), sends undecodable or unappliable messages to the
 // dead-letter topic, and only then commits the batch's offsets. A crash

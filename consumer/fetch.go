@@ -1,0 +1,257 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cohortsync/cohortsync/internal/retry"
+	"github.com/cohortsync/cohortsync/schema"
+)
+
+// item is a fetched message and its decoding. The partition's fetcher
+// decodes it, so decoding is spread over the partitions' goroutines and
+// overlaps the apply loop's writes to Redis.
+type item struct {
+	msg kafka.Message
+	ev  schema.Event
+	err error // a *schema.DecodeError
+}
+
+// fetcher is what a fetch goroutine needs from a kafka.Reader.
+type fetcher interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+}
+
+// source is one assigned partition and its reader.
+type source struct {
+	r         fetcher
+	partition int
+}
+
+// maxChunk is the most messages a fetcher hands the batcher in one channel
+// send: a send and a receive per message cost more than fetching it.
+const maxChunk = 512
+
+// lingerDivisor sets how long a fetcher waits for more messages after a
+// chunk's first one: FlushInterval/lingerDivisor. The batcher counts that
+// wait as part of its batch's FlushInterval, so a lone message is still
+// handed to the apply loop within FlushInterval of its fetch.
+const lingerDivisor = 4
+
+// chunk is consecutive messages of one partition, decoded, that its fetcher
+// hands to the batcher in one channel send.
+type chunk struct {
+	items []item
+	first time.Time // when the fetcher got the first of them
+}
+
+// fetchBatches runs a fetcher per source and the batcher, handing decoded
+// batches to out, until ctx ends or a fetcher fails; a failing fetcher
+// calls fail (which must end ctx). It closes out and returns once every
+// goroutine it started has, with the fetchers' errors.
+func (c *Consumer) fetchBatches(ctx context.Context, fail context.CancelFunc, srcs []source, out chan<- []item) error {
+	size := min(maxChunk, c.cfg.BatchSize)
+	// About a batch's worth of chunks, as a full batch is what the batcher
+	// takes at once while the apply loop is busy.
+	fetched := make(chan chunk, c.cfg.BatchSize/size+len(srcs))
+	// Chunk buffers the batcher has copied, for the fetchers to fill again.
+	free := make(chan []item, cap(fetched)+len(srcs))
+	var (
+		wg, fetchers sync.WaitGroup
+		errMu        sync.Mutex
+		fetchErr     error
+	)
+	for _, s := range srcs {
+		fetchers.Go(func() {
+			if err := c.fetchLoop(ctx, s.r, s.partition, size, fetched, free); err != nil {
+				errMu.Lock()
+				fetchErr = errors.Join(fetchErr, err)
+				errMu.Unlock()
+				fail()
+			}
+		})
+	}
+	wg.Go(func() {
+		fetchers.Wait()
+		close(fetched)
+	})
+	c.batchLoop(ctx, fetched, out, free)
+	wg.Wait()
+	return fetchErr
+}
+
+// fetchLoop fetches and decodes the messages of one partition and hands
+// them to out in chunks of up to size: what arrives within
+// FlushInterval/lingerDivisor of a chunk's first message. It takes chunk
+// buffers from free when there are any. It returns when ctx ends (nil) or
+// fetching fails for longer than RetryTimeout.
+func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition, size int, out chan<- chunk, free <-chan []item) error {
+	linger := c.cfg.FlushInterval / lingerDivisor
+	var failed error // met while filling a chunk: the next one retries it
+	for {
+		m, err := c.fetch(ctx, r, failed)
+		failed = nil
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, c.kf.Explain(ctx, err))
+		}
+		var items []item
+		select {
+		case items = <-free:
+		default:
+			items = make([]item, 0, size)
+		}
+		ch := chunk{items: appendDecoded(items, m), first: time.Now()}
+		if size > 1 {
+			lctx, cancel := context.WithTimeout(ctx, linger)
+			for len(ch.items) < size {
+				m, err := r.FetchMessage(lctx)
+				if err != nil {
+					if lctx.Err() == nil {
+						failed = err
+					}
+					break // or the linger is over, or ctx ended
+				}
+				ch.items = appendDecoded(ch.items, m)
+			}
+			cancel()
+		}
+		select {
+		case out <- ch:
+			c.genFetched.Add(int64(len(ch.items)))
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// appendDecoded appends m and its decoding to items.
+func appendDecoded(items []item, m kafka.Message) []item {
+	items = append(items, item{msg: m})
+	it := &items[len(items)-1]
+	it.ev, it.err = schema.Decode(&it.msg)
+	return items
+}
+
+// fetch returns r's next message. Errors, the first of which may be failed
+// (met earlier), are retried until RetryTimeout, and logged; io.EOF (the
+// reader was closed) is permanent. The first attempt is a plain call: a
+// retry's setup costs more than fetching a message.
+func (c *Consumer) fetch(ctx context.Context, r fetcher, failed error) (kafka.Message, error) {
+	if failed == nil {
+		m, err := r.FetchMessage(ctx)
+		if err == nil || ctx.Err() != nil {
+			return m, err
+		}
+		failed = err
+	}
+	var m kafka.Message
+	err := c.retry(ctx, "fetch", func() error {
+		var err error
+		if failed != nil {
+			err, failed = failed, nil
+		} else {
+			m, err = r.FetchMessage(ctx)
+		}
+		if errors.Is(err, io.EOF) {
+			return retry.Permanent(err) // the reader was closed
+		}
+		return err
+	})
+	return m, err
+}
+
+// batchLoop collects batches from the chunks of in (BatchSize messages, or
+// what arrived within FlushInterval of the first one's fetch and, after
+// that, until out takes the batch), hands them to out and the chunks'
+// buffers back to free, until ctx ends or in is closed.
+// It closes out. A batch cut short by ctx is dropped: it is uncommitted and
+// will be delivered again. A chunk that does not fit in a batch is split:
+// its rest starts the next batch.
+func (c *Consumer) batchLoop(ctx context.Context, in <-chan chunk, out chan<- []item, free chan<- []item) {
+	defer close(out)
+	linger := c.cfg.FlushInterval / lingerDivisor
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var (
+		batch []item
+		rest  chunk  // what of the last chunk did not fit in the batch
+		buf   []item // the last chunk's whole buffer
+		hint  int    // the last batch's length: the next one's capacity
+	)
+	add := func(ch chunk) {
+		n := min(len(ch.items), c.cfg.BatchSize-len(batch))
+		batch = append(batch, ch.items[:n]...)
+		rest = chunk{items: ch.items[n:], first: ch.first}
+		if len(rest.items) == 0 {
+			clear(buf) // the batch holds the messages; the buffer need not
+			select {
+			case free <- buf[:0]:
+			default:
+			}
+		}
+	}
+	closed := false // in is closed: what is left is rest
+	for {
+		first := rest
+		if len(first.items) == 0 {
+			if closed {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case ch, ok := <-in:
+				if !ok {
+					return
+				}
+				first, buf = ch, ch.items
+			}
+		}
+		batch = make([]item, 0, min(c.cfg.BatchSize, max(hint, len(first.items))))
+		add(first)
+		// The batch's FlushInterval counts from its first message's fetch:
+		// its fetcher may have waited up to the linger before sending it.
+		timer.Reset(c.cfg.FlushInterval - min(time.Since(first.first), linger))
+		// Once the FlushInterval is over (due) or the batch full, it goes to
+		// out; while the apply loop is still busy with the previous batch,
+		// it goes on filling: waiting for it to be taken delays no message,
+		// and a fuller batch costs fewer round trips and commits per event.
+		for due, sent := false, false; !sent; {
+			more := in
+			if len(batch) == c.cfg.BatchSize || closed {
+				more = nil // a nil channel is never ready
+			}
+			var send chan<- []item
+			if due || more == nil {
+				send = out
+			}
+			select {
+			case send <- batch:
+				sent = true
+			case ch, ok := <-more:
+				if !ok {
+					closed = true
+					continue
+				}
+				buf = ch.items
+				add(ch)
+			case <-timer.C:
+				due = true
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
+		}
+		timer.Stop()
+		hint = len(batch)
+	}
+}
