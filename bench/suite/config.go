@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cohortsync/cohortsync/consumer"
 	"github.com/cohortsync/cohortsync/internal/setting"
 )
 
@@ -41,6 +42,13 @@ type Config struct {
 	// PhaseTimeout bounds each phase (one sync, one drain, one replay);
 	// default DefaultPhaseTimeout.
 	PhaseTimeout time.Duration
+	// Targets are the issue 12 targets measured ("1" to "5"); default
+	// all. Target 2's first sync of Members also yields 5's lookups, so
+	// either runs it; 2's large syncs and 4's replay share one topic, so
+	// either runs both.
+	Targets []string
+	// ConsumerPipelines is the consumer's Pipelines; default its own.
+	ConsumerPipelines int
 	// Dir holds the cohort files and the producer's state; default a new
 	// directory under os.TempDir, removed at the end.
 	Dir string
@@ -62,6 +70,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RedisCLI == "" {
 		c.RedisCLI = "redis-cli"
+	}
+	if len(c.Targets) == 0 {
+		c.Targets = []string{"1", "2", "3", "4", "5"}
 	}
 	return c
 }
@@ -92,6 +103,14 @@ func (c Config) Validate() error {
 	}
 	if c.ConsumerBatch < 0 {
 		bad("consumer-batch", c.ConsumerBatch, "0 (the consumer's default) or more")
+	}
+	for _, t := range c.Targets {
+		if len(t) != 1 || t[0] < '1' || t[0] > '5' {
+			bad("targets", t, "targets 1 to 5, comma-separated")
+		}
+	}
+	if c.ConsumerPipelines < 0 || c.ConsumerPipelines > consumer.MaxPipelines {
+		bad("consumer-pipelines", c.ConsumerPipelines, "0 (the consumer's default) to %d", consumer.MaxPipelines)
 	}
 	if c.PhaseTimeout <= 0 {
 		bad("phase-timeout", c.PhaseTimeout, "a positive duration")

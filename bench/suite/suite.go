@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,11 +87,22 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]bench.Row, error) {
 	defer r.cleanup(ctx)
 
 	var rows []bench.Row
-	rows = append(rows, r.steady(ctx)...)
-	first, lookups := r.firstSync(ctx)
-	rows = append(rows, first)
-	rows = append(rows, r.large(ctx)...)
-	rows = append(rows, r.memory(ctx), lookups)
+	want := func(targets ...string) bool {
+		return slices.ContainsFunc(targets, func(t string) bool { return slices.Contains(cfg.Targets, t) })
+	}
+	if want("1") {
+		rows = append(rows, r.steady(ctx)...)
+	}
+	if want("2", "5") {
+		first, lookups := r.firstSync(ctx)
+		rows = append(rows, first, lookups)
+	}
+	if want("2", "4") {
+		rows = append(rows, r.large(ctx)...)
+	}
+	if want("3") {
+		rows = append(rows, r.memory(ctx))
+	}
 	// Issue 12's order: 1 steady apply, 2 syncs, 3 memory, 4 replay, 5 lookups.
 	return order(rows), nil
 }
@@ -138,7 +150,7 @@ func (r *run) consumer(ctx context.Context, topic, group, prefix string) (*bench
 	r.groups = append(r.groups, group)
 	r.prefixes = append(r.prefixes, prefix)
 	return bench.StartConsumer(ctx, consumer.Config{
-		Topic: topic, GroupID: group, RedisPrefix: prefix, BatchSize: r.cfg.ConsumerBatch,
+		Topic: topic, GroupID: group, RedisPrefix: prefix, BatchSize: r.cfg.ConsumerBatch, Pipelines: r.cfg.ConsumerPipelines,
 		SyncInterval: 100 * time.Millisecond,
 	}, r.rdb, r.kf)
 }

@@ -27,6 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{Name: "few large", Change: func(c *Config) { c.Large = 10 }, Want: `--large="10": want at least 1000`},
 		{Name: "no lookups", Change: func(c *Config) { c.Lookups = -1 }, Want: `--lookups="-1": want a positive number of lookups`},
 		{Name: "negative batch", Change: func(c *Config) { c.ConsumerBatch = -1 }, Want: `--consumer-batch="-1": want 0 (the consumer's default) or more`},
+		{Name: "too many pipelines", Change: func(c *Config) { c.ConsumerPipelines = 17 }, Want: `--consumer-pipelines="17": want 0 (the consumer's default) to 16`},
+		{Name: "unknown target", Change: func(c *Config) { c.Targets = []string{"1", "6"} }, Want: `--targets="6": want targets 1 to 5, comma-separated`},
 		{Name: "no timeout", Change: func(c *Config) { c.PhaseTimeout = -time.Second }, Want: `--phase-timeout="-1s": want a positive duration`},
 		{Name: "two at once", Change: func(c *Config) { c.Brokers, c.Lookups = nil, -1 },
 			Want: "--kafka-brokers: required, want real Kafka brokers, host:port\n--lookups=\"-1\": want a positive number of lookups"},
