@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/binary"
@@ -54,8 +55,9 @@ type SortStats struct {
 	Runs       int   // run files spilled (0: sorted in memory)
 }
 
-// span locates a key in the arena. prefix holds the key's first 8 bytes (big
-// endian, zero padded) so most comparisons never touch the arena.
+// span locates a key in the arena. prefix holds 8 bytes of the key (big
+// endian, zero padded): its first 8 until the chunk is sorted, then the
+// window the sort last compared, so most comparisons never touch the arena.
 type span struct {
 	prefix uint64
 	off    uint32
@@ -152,16 +154,57 @@ func keyPrefix(k []byte) uint64 {
 func (s *Sorter) keyAt(sp span) []byte { return s.arena[sp.off : sp.off+sp.n] }
 
 // sortChunk sorts the buffered keys.
-func (s *Sorter) sortChunk() {
-	slices.SortFunc(s.spans, func(a, b span) int {
-		if a.prefix != b.prefix {
-			if a.prefix < b.prefix {
-				return -1
+func (s *Sorter) sortChunk() { sortSpans(s.arena, s.spans, 0) }
+
+// sortSpans sorts spans whose keys share their first depth bytes, holding
+// in prefix the 8 bytes from depth, by those 8 bytes and then the length
+// within them (a key ending inside the window sorts before a longer one with
+// the same bytes, which zero padding alone would not tell apart). Runs that
+// tie on a whole window are sorted again on the next one: keys sharing a
+// long prefix ("user-1000…") cost a few integer comparisons per window
+// instead of a byte comparison from the start at every step.
+func sortSpans(arena []byte, spans []span, depth uint32) {
+	for len(spans) > 1 {
+		slices.SortFunc(spans, func(a, b span) int {
+			if a.prefix != b.prefix {
+				if a.prefix < b.prefix {
+					return -1
+				}
+				return 1
 			}
-			return 1
+			return cmp.Compare(min(a.n-depth, 8), min(b.n-depth, 8))
+		})
+		// Keys reaching the window's end sort after the others with the same
+		// window, so each run of them is contiguous: sort each on the next
+		// window. A run that is the whole slice is handled by the loop
+		// rather than by recursion.
+		next := depth + 8
+		whole := false
+		for i := 0; i < len(spans); {
+			j := i + 1
+			if spans[i].n >= next {
+				for j < len(spans) && spans[j].prefix == spans[i].prefix && spans[j].n >= next {
+					j++
+				}
+			}
+			if j-i > 1 {
+				run := spans[i:j]
+				for k := range run {
+					run[k].prefix = keyPrefix(arena[run[k].off+next : run[k].off+run[k].n])
+				}
+				if j-i == len(spans) {
+					whole = true
+					break
+				}
+				sortSpans(arena, run, next)
+			}
+			i = j
 		}
-		return bytes.Compare(s.keyAt(a), s.keyAt(b))
-	})
+		if !whole {
+			return
+		}
+		depth = next
+	}
 }
 
 // writeChunk writes the sorted chunk de-duplicated to w.
