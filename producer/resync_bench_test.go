@@ -6,30 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer/source/csvfile"
 )
-
-// envBenchKeys scales the re-sync benchmark: the lead runs it with
-// COHORTSYNC_BENCH_KEYS=10000000 on a quiet machine.
-const envBenchKeys = "COHORTSYNC_BENCH_KEYS"
-
-func benchKeys(b *testing.B) int {
-	b.Helper()
-	v := os.Getenv(envBenchKeys)
-	if v == "" {
-		return 2_000_000
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 200 {
-		b.Fatalf("%s=%q: want a number of keys >= 200", envBenchKeys, v)
-	}
-	return n
-}
 
 // writeCohortCSV writes an export of the members ids (user-<id>@example.com)
 // in a scattered order, as exports come, like the 10M file of BENCHMARKS.md.
@@ -96,7 +78,7 @@ func BenchmarkResync1pct(b *testing.B) {
 			b.Fatalf("the reference needs %s: %v", tool, err)
 		}
 	}
-	n := benchKeys(b)
+	n := testenv.BenchKeys(b, 2_000_000)
 	cfg, kf := testConfig(b)
 	dir := b.TempDir()
 	oldIDs, nextIDs := churnCohorts(n)

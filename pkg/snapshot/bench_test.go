@@ -2,27 +2,11 @@ package snapshot
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"testing"
+
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
-
-// envBenchKeys scales the Store.Sync benchmarks (default 2M keys); the lead
-// runs them with COHORTSYNC_BENCH_KEYS=10000000 on a quiet machine.
-const envBenchKeys = "COHORTSYNC_BENCH_KEYS"
-
-func benchKeys(b *testing.B) int {
-	b.Helper()
-	v := os.Getenv(envBenchKeys)
-	if v == "" {
-		return 2_000_000
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 200 {
-		b.Fatalf("%s=%q: want a number of keys >= 200", envBenchKeys, v)
-	}
-	return n
-}
 
 // countPub acknowledges every change at once and only counts them.
 type countPub struct{ n int64 }
@@ -65,7 +49,7 @@ func churnFill(n, v int) func(add func(string) error) error {
 //
 //	go test ./pkg/snapshot -run '^$' -bench StoreSync -benchtime 2x
 func BenchmarkStoreSync(b *testing.B) {
-	n := benchKeys(b)
+	n := testenv.BenchKeys(b, 2_000_000)
 	ctx := context.Background()
 	sync := func(b *testing.B, s *Store, run string, v int) (SyncResult, peakMem) {
 		var res SyncResult
