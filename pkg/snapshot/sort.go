@@ -304,12 +304,16 @@ func (s *Sorter) handOff() error {
 		s.wg.Add(1)
 		go s.spiller(s.jobs, s.results)
 	}
+	next := s.spare
+	if next == nil {
+		// The second chunk: the first one's growth found the sizes that
+		// fill the budget, so allocate them at once rather than leave
+		// another series of outgrown buffers to the garbage collector.
+		next = &chunk{arena: make([]byte, 0, cap(s.cur.arena)), spans: make([]span, 0, cap(s.cur.spans))}
+	}
 	s.jobs <- spillJob{c: s.cur, path: s.newRunPath()}
 	s.busy = true
-	s.cur, s.spare = s.spare, nil
-	if s.cur == nil {
-		s.cur = &chunk{}
-	}
+	s.cur, s.spare = next, nil
 	return nil
 }
 
