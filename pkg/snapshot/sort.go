@@ -198,15 +198,7 @@ func (c *chunk) sort() { sortSpans(c.arena, c.spans, 0) }
 // instead of a byte comparison from the start at every step.
 func sortSpans(arena []byte, spans []span, depth uint32) {
 	for len(spans) > 1 {
-		slices.SortFunc(spans, func(a, b span) int {
-			if a.prefix != b.prefix {
-				if a.prefix < b.prefix {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Compare(min(a.n-depth, 8), min(b.n-depth, 8))
-		})
+		radixSpans(spans, depth, 56)
 		// Keys reaching the window's end sort after the others with the same
 		// window, so each run of them is contiguous: sort each on the next
 		// window. A run that is the whole slice is handled by the loop
@@ -238,6 +230,66 @@ func sortSpans(arena []byte, spans []span, depth uint32) {
 		}
 		depth = next
 	}
+}
+
+// radixCutoff is the size under which radixSpans hands a bucket to a
+// comparison sort.
+const radixCutoff = 64
+
+// radixSpans sorts spans by (prefix, length within the window at depth),
+// prefix bytes below bit shift+8 being the ones still to look at: an
+// in-place MSD radix sort (American flag sort) on the prefix, one byte per
+// level, with small buckets and the keys tied on all 8 bytes finished by a
+// comparison sort. A level whose keys all share the byte costs one pass
+// and no moves, so a common prefix is cheap.
+func radixSpans(spans []span, depth uint32, shift int) {
+	for len(spans) > radixCutoff && shift >= 0 {
+		var count [256]int
+		for _, sp := range spans {
+			count[byte(sp.prefix>>shift)]++
+		}
+		if b := byte(spans[0].prefix >> shift); count[b] == len(spans) {
+			shift -= 8 // one bucket: the next byte, without recursion
+			continue
+		}
+		var start, end [256]int
+		sum := 0
+		for b, c := range count {
+			start[b] = sum
+			sum += c
+			end[b] = sum
+		}
+		next := start
+		for b := range 256 {
+			for next[b] < end[b] {
+				sp := spans[next[b]]
+				d := int(byte(sp.prefix >> shift))
+				for d != b {
+					// Put sp in its bucket and take the one it displaces.
+					spans[next[d]], sp = sp, spans[next[d]]
+					next[d]++
+					d = int(byte(sp.prefix >> shift))
+				}
+				spans[next[b]] = sp
+				next[b]++
+			}
+		}
+		for b := range 256 {
+			if end[b]-start[b] > 1 {
+				radixSpans(spans[start[b]:end[b]], depth, shift-8)
+			}
+		}
+		return
+	}
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.prefix != b.prefix {
+			if a.prefix < b.prefix {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(min(a.n-depth, 8), min(b.n-depth, 8))
+	})
 }
 
 // write writes the sorted chunk de-duplicated to w and returns the
