@@ -232,6 +232,17 @@ func sortSpans(arena []byte, spans []span, depth uint32) {
 	}
 }
 
+// allReachWindowEnd reports whether every key goes at least to the end of
+// the 8-byte window at depth.
+func allReachWindowEnd(spans []span, depth uint32) bool {
+	for _, sp := range spans {
+		if sp.n-depth < 8 {
+			return false
+		}
+	}
+	return true
+}
+
 // radixCutoff is the size under which radixSpans hands a bucket to a
 // comparison sort.
 const radixCutoff = 64
@@ -280,6 +291,9 @@ func radixSpans(spans []span, depth uint32, shift int) {
 			}
 		}
 		return
+	}
+	if shift < 0 && allReachWindowEnd(spans, depth) {
+		return // equal windows and lengths: sortSpans goes on to the next window
 	}
 	slices.SortFunc(spans, func(a, b span) int {
 		if a.prefix != b.prefix {
