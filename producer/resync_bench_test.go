@@ -86,7 +86,6 @@ func BenchmarkResync1pct(b *testing.B) {
 	csvs := [2]string{filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")}
 	writeCohortCSV(b, csvs[0], oldIDs)
 	writeCohortCSV(b, csvs[1], nextIDs)
-	oldIDs, nextIDs = nil, nil
 	sorted := [2]string{filepath.Join(dir, "a.sorted"), filepath.Join(dir, "b.sorted")}
 	ctx := testenv.Context(b, 30*time.Minute)
 	run := func(i int, first bool) {
