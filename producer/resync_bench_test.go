@@ -72,7 +72,11 @@ func churnCohorts(n int) (old, next []int) {
 // iterations so every run is a 1% re-sync. ratio is producer time over
 // reference time, summed over the iterations. Run with
 //
-//	go test ./producer -run '^$' -bench Resync1pct -benchtime 3x
+//	go test ./producer -run '^$' -bench Resync1pct -benchtime 2x
+//
+// At full size, set the real broker's variables: the untimed first sync
+// publishes every member, which the in-process fake broker would hold in
+// this process's memory.
 func BenchmarkResync1pct(b *testing.B) {
 	for _, tool := range []string{"sort", "comm"} {
 		if _, err := exec.LookPath(tool); err != nil {
