@@ -27,7 +27,8 @@ const (
 )
 
 // mergeFanIn bounds the runs merged at once (open files, read buffers of
-// ioBufferLen each); more runs are merged in several passes.
+// ioBufferLen plus one longest record each); more runs are merged in
+// several passes.
 const mergeFanIn = 64
 
 // spanBytes is the memory of one key's index entry, counted in the budget.
@@ -43,7 +44,7 @@ type SortOptions struct {
 	// of it each: while one is filled, the other, full, is sorted and
 	// spilled to a run file on another goroutine (so on a second core);
 	// their buffers are reused. Default DefaultChunkBytes (64 MiB). The
-	// merge then needs 256 KiB of read buffer per run (at most 64 runs at
+	// merge then needs 272 KiB of read buffer per run (at most 64 runs at
 	// once), besides the last chunk, which it reads from memory.
 	ChunkBytes int64
 	// TempDir receives the run files. Required.
