@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -55,16 +54,22 @@ func (e *CorruptError) Error() string {
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
 // KeyWriter writes a key file. Keys must come strictly ascending.
+//
+// Records are gathered in a buffer of ioBufferLen bytes, and the checksum
+// is taken over the whole buffer when it is written out: one CRC call per
+// 256 KiB rather than two per key.
 type KeyWriter struct {
-	f      *os.File
-	w      *bufio.Writer
-	path   string
-	count  uint64
-	crc    uint32
-	last   []byte
-	hasKey bool
-	done   bool
-	lenBuf [binary.MaxVarintLen64]byte
+	f   *os.File
+	buf []byte // records not yet written
+	// recStart is where the records start in buf: after the header until
+	// the first flush, 0 afterwards.
+	recStart int
+	path     string
+	count    uint64
+	crc      uint32
+	last     []byte
+	hasKey   bool
+	done     bool
 }
 
 // CreateKeyFile creates (or truncates) path for writing.
@@ -73,13 +78,10 @@ func CreateKeyFile(path string) (*KeyWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create key file: %w", err)
 	}
-	w := &KeyWriter{f: f, w: bufio.NewWriterSize(f, ioBufferLen), path: path}
-	var hdr [headerLen]byte
-	copy(hdr[:], keyMagic) // the count is patched in by Close
-	if _, err := w.w.Write(hdr[:]); err != nil {
-		w.Abort()
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
+	w := &KeyWriter{f: f, buf: make([]byte, 0, ioBufferLen), path: path, recStart: headerLen}
+	// The count is patched in by Close.
+	w.buf = append(w.buf, keyMagic...)
+	w.buf = append(w.buf, make([]byte, 8)...)
 	return w, nil
 }
 
@@ -92,18 +94,28 @@ func (w *KeyWriter) Append(key []byte) error {
 	if w.hasKey && bytes.Compare(key, w.last) <= 0 {
 		return fmt.Errorf("write %s: keys out of order: %q after %q", w.path, key, w.last)
 	}
-	n := binary.PutUvarint(w.lenBuf[:], uint64(len(key)))
-	w.crc = crc32.Update(w.crc, crcTable, w.lenBuf[:n])
-	w.crc = crc32.Update(w.crc, crcTable, key)
-	if _, err := w.w.Write(w.lenBuf[:n]); err != nil {
-		return fmt.Errorf("write %s: %w", w.path, err)
+	if len(w.buf)+binary.MaxVarintLen64+len(key) > cap(w.buf) {
+		if err := w.flush(); err != nil {
+			return fmt.Errorf("write %s: %w", w.path, err)
+		}
 	}
-	if _, err := w.w.Write(key); err != nil {
-		return fmt.Errorf("write %s: %w", w.path, err)
-	}
+	w.buf = binary.AppendUvarint(w.buf, uint64(len(key)))
+	w.buf = append(w.buf, key...)
 	w.last = append(w.last[:0], key...)
 	w.hasKey = true
 	w.count++
+	return nil
+}
+
+// flush adds the buffered records to the checksum and writes the buffer
+// out (with the header, before the records, the first time).
+func (w *KeyWriter) flush() error {
+	w.crc = crc32.Update(w.crc, crcTable, w.buf[w.recStart:])
+	w.recStart = 0
+	if _, err := w.f.Write(w.buf); err != nil {
+		return err
+	}
+	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -116,14 +128,14 @@ func (w *KeyWriter) Close(sync bool) error {
 	if w.done {
 		return errors.New("key writer already closed")
 	}
-	var tr [1 + 8 + 4]byte
-	binary.BigEndian.PutUint64(tr[1:9], w.count)
-	binary.BigEndian.PutUint32(tr[9:], w.crc)
 	err := func() error {
-		if _, err := w.w.Write(tr[:]); err != nil {
+		if err := w.flush(); err != nil {
 			return err
 		}
-		if err := w.w.Flush(); err != nil {
+		var tr [1 + 8 + 4]byte
+		binary.BigEndian.PutUint64(tr[1:9], w.count)
+		binary.BigEndian.PutUint32(tr[9:], w.crc)
+		if _, err := w.f.Write(tr[:]); err != nil {
 			return err
 		}
 		var cnt [8]byte
@@ -161,19 +173,26 @@ func (w *KeyWriter) Abort() {
 }
 
 // KeyReader reads a key file written by KeyWriter, verifying it as it goes.
+//
+// It reads the file in blocks of ioBufferLen into a buffer of its own and
+// parses records in place; the checksum is taken over each block's records
+// at once, as KeyWriter does.
 type KeyReader struct {
-	f      *os.File
-	r      *bufio.Reader
-	path   string
-	count  uint64 // from the header
-	read   uint64
-	crc    uint32
-	off    int64
-	key    []byte
-	prev   []byte
-	eof    bool
-	closed bool
-	lenBuf [binary.MaxVarintLen64]byte // a field: a local would escape to crc32
+	f   *os.File
+	buf []byte
+	pos int // next unparsed byte of buf
+	end int // bytes of buf read from the file
+	// crcFrom is where the records not yet in crc start in buf.
+	crcFrom int
+	fileEOF bool // the file has no bytes after buf[:end]
+	path    string
+	count   uint64 // from the header
+	read    uint64
+	crc     uint32
+	off     int64 // file offset of buf[pos]
+	prev    []byte
+	eof     bool
+	closed  bool
 }
 
 // OpenKeyFile opens path and checks its header.
@@ -182,22 +201,49 @@ func OpenKeyFile(path string) (*KeyReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key file: %w", err)
 	}
-	r := &KeyReader{f: f, r: bufio.NewReaderSize(f, ioBufferLen), path: path}
-	var hdr [headerLen]byte
-	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
+	// Room for a whole block plus the longest record that can straddle it.
+	r := &KeyReader{f: f, buf: make([]byte, ioBufferLen+MaxKeyLen+binary.MaxVarintLen64), path: path}
+	if err := r.fill(headerLen); err != nil {
 		_ = f.Close() // read-only: the read error is what matters
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, &CorruptError{Path: path, Reason: "shorter than the header"}
 		}
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	hdr := r.buf[:headerLen]
 	if string(hdr[:len(keyMagic)]) != keyMagic {
 		_ = f.Close() // read-only
 		return nil, &CorruptError{Path: path, Reason: fmt.Sprintf("bad magic %q (want %q)", hdr[:len(keyMagic)], keyMagic)}
 	}
 	r.count = binary.BigEndian.Uint64(hdr[len(keyMagic):])
-	r.off = int64(headerLen)
+	r.pos, r.crcFrom, r.off = headerLen, headerLen, int64(headerLen)
 	return r, nil
+}
+
+// fill makes at least need bytes available from pos, reading more of the
+// file; io.ErrUnexpectedEOF when the file ends first. Bytes before pos are
+// dropped (the records among them are added to the checksum first), so a
+// key returned earlier is no longer valid.
+func (r *KeyReader) fill(need int) error {
+	if r.end-r.pos >= need {
+		return nil
+	}
+	r.crc = crc32.Update(r.crc, crcTable, r.buf[r.crcFrom:r.pos])
+	r.end = copy(r.buf, r.buf[r.pos:r.end])
+	r.pos, r.crcFrom = 0, 0
+	for r.end < need && !r.fileEOF {
+		n, err := r.f.Read(r.buf[r.end:min(len(r.buf), r.end+ioBufferLen)])
+		r.end += n
+		if err == io.EOF {
+			r.fileEOF = true
+		} else if err != nil {
+			return err
+		}
+	}
+	if r.end < need {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }
 
 // Count is the number of keys the header announces.
@@ -211,69 +257,53 @@ func (r *KeyReader) Next() ([]byte, error) {
 		return nil, io.EOF
 	}
 	start := r.off
-	n, err := r.uvarint()
-	if err != nil {
-		return nil, r.readErr(err, start, "record length")
+	if r.end-r.pos < binary.MaxVarintLen64 {
+		if err := r.fill(binary.MaxVarintLen64); err != nil && err != io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("read %s: %w", r.path, err)
+		}
 	}
-	if n == 0 {
+	n, ln := binary.Uvarint(r.buf[r.pos:r.end])
+	switch {
+	case ln == 0:
+		return nil, &CorruptError{Path: r.path, Offset: start, Reason: "truncated in record length (no trailer)"}
+	case ln < 0:
+		return nil, &CorruptError{Path: r.path, Offset: start, Reason: "bad record length"}
+	case n == 0:
+		// The end marker: not a record byte, so not in the checksum.
+		r.crc = crc32.Update(r.crc, crcTable, r.buf[r.crcFrom:r.pos])
+		r.pos++
+		r.crcFrom = r.pos
+		r.off++
 		return nil, r.trailer()
-	}
-	if n > MaxKeyLen {
+	case n > MaxKeyLen:
 		return nil, &CorruptError{Path: r.path, Offset: start, Reason: fmt.Sprintf("record length %d exceeds %d", n, MaxKeyLen)}
 	}
-	ln := binary.PutUvarint(r.lenBuf[:], n)
-	r.crc = crc32.Update(r.crc, crcTable, r.lenBuf[:ln])
-	if cap(r.key) < int(n) {
-		r.key = make([]byte, n, max(int(n), 256))
+	if r.end-r.pos < ln+int(n) {
+		if err := r.fill(ln + int(n)); err != nil {
+			return nil, r.readErr(err, start+int64(ln), "record")
+		}
 	}
-	r.key = r.key[:n]
-	if _, err := io.ReadFull(r.r, r.key); err != nil {
-		return nil, r.readErr(err, r.off, "record")
-	}
-	r.off += int64(n)
-	r.crc = crc32.Update(r.crc, crcTable, r.key)
-	if r.read > 0 && bytes.Compare(r.key, r.prev) <= 0 {
+	key := r.buf[r.pos+ln : r.pos+ln+int(n)]
+	r.pos += ln + int(n)
+	r.off += int64(ln) + int64(n)
+	if r.read > 0 && bytes.Compare(key, r.prev) <= 0 {
 		return nil, &CorruptError{Path: r.path, Offset: start, Reason: "keys not strictly ascending"}
 	}
 	r.read++
 	if r.read > r.count {
 		return nil, &CorruptError{Path: r.path, Offset: start, Reason: fmt.Sprintf("more records than the %d the header announces", r.count)}
 	}
-	r.prev = append(r.prev[:0], r.key...)
-	return r.key, nil
-}
-
-// uvarint reads a record length; it is binary.ReadUvarint with offsets
-// counted and an overflow reported as corruption.
-func (r *KeyReader) uvarint() (uint64, error) {
-	var x uint64
-	var s uint
-	for i := 0; i < binary.MaxVarintLen64; i++ {
-		b, err := r.r.ReadByte()
-		if err != nil {
-			if i > 0 && err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return x, err
-		}
-		r.off++
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				return x, errBadVarint
-			}
-			return x | uint64(b)<<s, nil
-		}
-		x |= uint64(b&0x7f) << s
-		s += 7
-	}
-	return x, errBadVarint
+	r.prev = append(r.prev[:0], key...)
+	return key, nil
 }
 
 func (r *KeyReader) trailer() error {
-	var tr [12]byte
-	if _, err := io.ReadFull(r.r, tr[:]); err != nil {
+	if err := r.fill(12); err != nil {
 		return r.readErr(err, r.off, "trailer")
 	}
+	tr := r.buf[r.pos : r.pos+12]
+	r.pos += 12
+	r.crcFrom = r.pos
 	r.off += 12
 	count, crc := binary.BigEndian.Uint64(tr[:8]), binary.BigEndian.Uint32(tr[8:])
 	switch {
@@ -282,11 +312,12 @@ func (r *KeyReader) trailer() error {
 	case crc != r.crc:
 		return &CorruptError{Path: r.path, Offset: r.off, Reason: fmt.Sprintf("checksum %08x, trailer says %08x", r.crc, crc)}
 	}
-	if _, err := r.r.ReadByte(); err != io.EOF {
-		if err != nil {
-			return fmt.Errorf("read %s: %w", r.path, err)
-		}
+	switch err := r.fill(1); err {
+	case io.ErrUnexpectedEOF:
+	case nil:
 		return &CorruptError{Path: r.path, Offset: r.off, Reason: "data after the trailer"}
+	default:
+		return fmt.Errorf("read %s: %w", r.path, err)
 	}
 	r.eof = true
 	return io.EOF
@@ -296,13 +327,8 @@ func (r *KeyReader) readErr(err error, off int64, what string) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &CorruptError{Path: r.path, Offset: off, Reason: "truncated in " + what + " (no trailer)"}
 	}
-	if errors.Is(err, errBadVarint) {
-		return &CorruptError{Path: r.path, Offset: off, Reason: "bad " + what}
-	}
 	return fmt.Errorf("read %s: %w", r.path, err)
 }
-
-var errBadVarint = errors.New("varint overflows 64 bits")
 
 // Close closes the file; it is idempotent.
 func (r *KeyReader) Close() error {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -166,5 +168,52 @@ func TestKeyFileCorruption(t *testing.T) {
 				t.Fatalf("error %v does not name the file", err)
 			}
 		})
+	}
+}
+
+// TestKeyFileAcrossBlocks writes a file of many 256 KiB blocks with keys of
+// every length up to MaxKeyLen, so records straddle the reader's and the
+// writer's block boundaries, and checks that it reads back exactly, and
+// that a byte flipped in any block fails the checksum.
+func TestKeyFileAcrossBlocks(t *testing.T) {
+	var keys []string
+	for i := 0; len(keys) < 3000; i++ {
+		n := 1 + (i*7919)%MaxKeyLen
+		if i%3 != 0 {
+			n = 1 + i%40
+		}
+		k := fmt.Sprintf("%08d", i)
+		keys = append(keys, (k + strings.Repeat("x", n))[:max(n, 8)])
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	p := filepath.Join(t.TempDir(), "big.keys")
+	writeKeys(t, p, keys...)
+	got, err := readKeys(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, keys) {
+		t.Fatalf("read %d keys back, want %d, or they differ", len(got), len(keys))
+	}
+	orig, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orig) < 4*ioBufferLen {
+		t.Fatalf("file of %d bytes: the test wants several blocks", len(orig))
+	}
+	for _, at := range []int{headerLen + 1, ioBufferLen - 1, ioBufferLen, 3*ioBufferLen + 17, len(orig) - 20} {
+		b := bytes.Clone(orig)
+		// Flip a key byte's case: still a valid record, only the checksum
+		// (or the order) can tell.
+		b[at] ^= 0x20
+		q := filepath.Join(t.TempDir(), "flipped.keys")
+		if err := os.WriteFile(q, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readKeys(q); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("byte %d flipped: err = %v, want ErrCorrupt", at, err)
+		}
 	}
 }

@@ -475,11 +475,17 @@ func (s *Store) stage(ctx context.Context, run string, sorter *Sorter, accept fu
 	if s.st.Committed != nil && s.st.Committed.File == name {
 		return nil, SortStats{}, fmt.Errorf("snapshot store: run %s is already committed", run)
 	}
-	if err := s.verify(s.st.Committed); err != nil {
-		return nil, SortStats{}, err
-	}
+	// The committed snapshot is read through on another goroutine while the
+	// sort's last steps and its merge run here: the two are independent,
+	// and a damaged snapshot still stops the run before anything is staged.
+	verified := make(chan error, 1)
+	go func() { verified <- s.verify(s.st.Committed) }()
 	tmp := filepath.Join(s.dir, tmpDirName, name)
 	st, err := sorter.Finish(ctx, tmp)
+	if verr := <-verified; verr != nil {
+		// Only the temp file may exist; Open's cleanup would remove it too.
+		return nil, st, errors.Join(verr, removeIfExists(tmp))
+	}
 	if err != nil {
 		return nil, st, fmt.Errorf("snapshot store: sort: %w", err)
 	}
@@ -516,6 +522,14 @@ func (s *Store) stage(ctx context.Context, run string, sorter *Sorter, accept fu
 		return nil, st, err
 	}
 	return s.phase(), st, nil
+}
+
+// removeIfExists removes path; a path already gone is no error.
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("snapshot store: %w", err)
+	}
+	return nil
 }
 
 // commit makes the phase's pending snapshot the committed one and moves

@@ -485,6 +485,10 @@ func TestCorruptSnapshotStopsBeforePublishing(t *testing.T) {
 	if len(log) != n || s.PendingRun() != "" {
 		t.Fatalf("published %d events / pending %q after detecting corruption", len(log)-n, s.PendingRun())
 	}
+	// The new snapshot, sorted while the committed one was verified, is gone.
+	if left, _ := os.ReadDir(filepath.Join(s.Dir(), tmpDirName)); len(left) != 0 {
+		t.Fatalf("files left in tmp: %v", left)
+	}
 }
 
 func TestSegmentIDValidate(t *testing.T) {
