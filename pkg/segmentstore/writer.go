@@ -552,6 +552,7 @@ func (w *Writer) noteOp(s *segState, ch *Change, added bool) {
 // of each key.
 func (w *Writer) queueMembers(ctx context.Context, pipe redis.Pipeliner, s *segState) {
 	var fresh, gone []string
+	var seqs []string // the joining seq of each of fresh
 	for _, op := range s.ops {
 		switch {
 		case s.legacy && op.kind == opRemove:
@@ -562,14 +563,16 @@ func (w *Writer) queueMembers(ctx context.Context, pipe redis.Pipeliner, s *segS
 			s.member = append(s.member, memberCmd{cmd: pipe.HSetNX(ctx, s.membersKey, op.key, strconv.FormatUint(op.seq, 10)), kind: opKeep})
 		case op.kind == opFresh:
 			fresh = append(fresh, op.key)
+			seqs = append(seqs, strconv.FormatUint(op.seq, 10))
 		case op.kind == opRemove:
 			gone = append(gone, op.key)
 		}
 	}
-	for fields := range slices.Chunk(fresh, maxFields) {
+	for lo := 0; lo < len(fresh); lo += maxFields {
+		fields := fresh[lo:min(lo+maxFields, len(fresh))]
 		pairs := make([]any, 0, 2*len(fields))
-		for _, f := range fields {
-			pairs = append(pairs, f, strconv.FormatUint(s.ops[w.ops[opKey{s, f}]].seq, 10))
+		for j, f := range fields {
+			pairs = append(pairs, f, seqs[lo+j])
 		}
 		s.member = append(s.member, memberCmd{cmd: pipe.HSet(ctx, s.membersKey, pairs...), kind: opFresh, fields: fields})
 	}
