@@ -82,6 +82,7 @@ func start(ctx context.Context, p Process, env func(string) (string, bool), kc k
 // be opened is a *setting.Error of "csv". env reads the OTEL_* variables
 // (see telemetry.FromEnv).
 func Sync(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, cfg producer.Config, req producer.SyncRequest, path string, opts csvfile.Options, stdout, stderr io.Writer) (err error) {
+	p.applyMemoryLimit(env)
 	rep := progress.New(stderr, progress.Config{Mode: p.Progress})
 	b, err := start(ctx, p, env, kc, rep.Writer())
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 
 	"github.com/cohortsync/cohortsync/internal/progress"
@@ -25,12 +26,26 @@ type Process struct {
 	// command, which knows whether stderr is a terminal). Default "":
 	// none. Other commands ignore it.
 	Progress progress.Mode
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// (runtime/debug.SetMemoryLimit), in bytes, set by the commands that
+	// bind it (sync) unless the GOMEMLIMIT variable sets one; 0 sets none.
+	// sync binds it with DefaultSyncMemoryLimit: its live memory is
+	// bounded by --sort-chunk-bytes and the events in flight, but with
+	// GOGC's default the garbage around them made its peak RSS 1.7× that
+	// (326 MiB at 10M members while a consumer shared the cores, against
+	// 194 MiB alone; BENCHMARKS.md): the limit makes the collector run
+	// sooner as the process nears it, at a little CPU.
+	MemoryLimit int64
 }
 
 // Defaults of Process.
 const (
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "text"
+	// DefaultSyncMemoryLimit is sync's MemoryLimit: issue 12's bound on
+	// its peak RSS (200 MiB), less room for what the runtime does not
+	// count (stacks, the binary).
+	DefaultSyncMemoryLimit = 180 << 20
 )
 
 // DefaultProcess returns the defaults documented on Process's fields.
@@ -52,7 +67,20 @@ func (p Process) Validate() error {
 	if err := p.Progress.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if p.MemoryLimit < 0 {
+		errs = append(errs, setting.Invalid("memory-limit", p.MemoryLimit, "0 (none) or a number of bytes"))
+	}
 	return errors.Join(errs...)
+}
+
+// applyMemoryLimit sets MemoryLimit as the runtime's soft memory limit,
+// unless it is 0 or env has GOMEMLIMIT (the runtime read that one at
+// start, and it wins).
+func (p Process) applyMemoryLimit(env func(string) (string, bool)) {
+	if _, set := env("GOMEMLIMIT"); set || p.MemoryLimit <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(p.MemoryLimit)
 }
 
 // Logger returns the process's logger writing to w.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,7 @@ func TestProcessValidate(t *testing.T) {
 		{"unknown level", Process{LogLevel: "loud", LogFormat: "text"}, `--log-level="loud": want one of debug, info, warn, error`},
 		{"unknown format", Process{LogLevel: "info", LogFormat: "xml"}, `--log-format="xml": want text or json`},
 		{"both reported", Process{}, `--log-level="": want one of debug, info, warn, error` + "\n" + `--log-format="": want text or json`},
+		{"negative memory limit", Process{LogLevel: "info", LogFormat: "text", MemoryLimit: -1}, `--memory-limit="-1": want 0 (none) or a number of bytes`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ""
@@ -43,5 +45,30 @@ func TestLoggerHonoursLevelAndFormat(t *testing.T) {
 	}
 	if _, err := (Process{LogLevel: "x", LogFormat: "text"}).Logger(&buf); err == nil {
 		t.Fatal("Logger accepted an invalid level")
+	}
+}
+
+// TestApplyMemoryLimit: sync's soft memory limit is set unless it is 0 or
+// GOMEMLIMIT (which the runtime already applied) says otherwise.
+func TestApplyMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1) // reads it
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	for _, tc := range []struct {
+		name  string
+		limit int64
+		env   map[string]string
+		want  int64
+	}{
+		{"set", 150 << 20, nil, 150 << 20},
+		{"GOMEMLIMIT wins", 150 << 20, map[string]string{"GOMEMLIMIT": "1GiB"}, before},
+		{"0 sets none", 0, nil, before},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetMemoryLimit(before)
+			Process{MemoryLimit: tc.limit}.applyMemoryLimit(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			if got := debug.SetMemoryLimit(-1); got != tc.want {
+				t.Errorf("memory limit %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -292,6 +292,7 @@ func (p *publication) after(ctx context.Context, b beforeRun) published {
 // validated by the caller; sc's prefix is also the leases'.
 func SyncMapping(ctx context.Context, p Process, env func(string) (string, bool), kc kafkax.Config, rc redisx.Config,
 	sc catalogstore.Config, cfg mappingrun.Config, opts RunOptions, name string, stdout, stderr io.Writer) error {
+	p.applyMemoryLimit(env)
 	rep := progress.New(stderr, progress.Config{Mode: p.Progress})
 	r, err := startRuns(ctx, p, env, kc, rc, sc, cfg, opts.Retention, rep.Writer())
 	if err != nil {

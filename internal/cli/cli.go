@@ -155,6 +155,9 @@ email recipients the mapping names (notify:) are told how the run ended
 	bindNotify(s, &ncfg)
 	bindProcess(s, &proc)
 	proc.Progress = progress.Auto
+	proc.MemoryLimit = app.DefaultSyncMemoryLimit
+	s.Int64(&proc.MemoryLimit, "memory-limit", "SYNC_MEMORY_LIMIT",
+		"soft memory limit of the process in bytes, for Go's collector (0: none; the GOMEMLIMIT variable wins)")
 	s.String((*string)(&proc.Progress), "progress", "SYNC_PROGRESS",
 		"progress on stderr: bar (redrawn in place), log (a line every 10s and at each phase), none, or auto (bar on a terminal, log otherwise)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
