@@ -4,19 +4,16 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cohortsync/cohortsync/consumer/freshness"
-	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalog/catalogtest"
 	"github.com/cohortsync/cohortsync/control/membership"
 	"github.com/cohortsync/cohortsync/control/runstore"
 	"github.com/cohortsync/cohortsync/control/segments"
-	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
@@ -54,35 +51,24 @@ type world struct {
 }
 
 func newWorld(t *testing.T, rb testenv.RedisBackend) *world {
-	ctx := testenv.Context(t, 3*time.Minute)
-	name := testenv.Name(t)
-	w := &world{t: t, ctx: ctx, rdb: rb.Client, prefix: name + "-prod", cohort: filepath.Join(t.TempDir(), "beta.csv")}
-	control := name + ":control:"
-	testenv.DropPrefix(t, rb.Client, w.prefix)
-	testenv.DropPrefix(t, rb.Client, name+":control")
-	w.cat = &catalogtest.Catalog{Dests: []catalog.Destination{catalogtest.Destination("production", w.prefix)},
-		Mappings: []catalog.Mapping{{Name: "beta", Source: catalog.Source{Kind: catalog.SourceCSV, Location: w.cohort},
-			Segment: "beta-users", Destinations: []string{"production"}, IDProperty: "user_id", ContextKind: "user", Generation: 1, Enabled: true}}}
-	connect := catalogtest.Connector(rb.Client)
-	kf := kafkaxtest.Kafka(t)
-	quiet := mappingruntest.Quiet()
-	pcfg := mappingruntest.Producer(t, ctx, kf, name)
-	wr := mappingruntest.NewWriters(t, rb.Client, kf, pcfg, control)
+	cw := mappingruntest.NewCSVWorld(t, rb, "beta", "beta-users")
+	w := &world{t: t, ctx: cw.Ctx, rdb: rb.Client, prefix: cw.Prefix, cohort: cw.Cohort, cat: cw.Catalog}
+	wr, pcfg := cw.Writers, cw.Producer
 	var err error
-	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: wr.Lease, RebuildWait: 30 * time.Second}, kf, rb.Client, w.cat, connect, nil, quiet)
+	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: wr.Lease, RebuildWait: 30 * time.Second}, cw.Kafka, rb.Client, w.cat, cw.Connect, nil, cw.Log)
 	must(t, err)
 	w.locker = wr.Locker
 	receipts, err := NewStore(rb.Client, wr.Lease)
 	must(t, err)
-	w.history, err = runstore.New(rb.Client, runstore.Config{Prefix: control})
+	w.history, err = runstore.New(rb.Client, runstore.Config{Prefix: cw.Control})
 	must(t, err)
-	w.editor = &segments.Editor{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Importer: w.runner,
-		History: w.history, Topic: pcfg.Topic, Log: quiet}
-	kc := kf.Client(10 * time.Second)
-	w.eraser = &Eraser{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Topic: pcfg.Topic,
+	w.editor = &segments.Editor{Catalog: w.cat, Connect: cw.Connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Importer: w.runner,
+		History: w.history, Topic: pcfg.Topic, Log: cw.Log}
+	kc := cw.Kafka.Client(10 * time.Second)
+	w.eraser = &Eraser{Catalog: w.cat, Connect: cw.Connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Topic: pcfg.Topic,
 		Ends:   func(ctx context.Context) (map[int]int64, error) { return freshness.Ends(ctx, kc, pcfg.Topic) },
-		Erased: wr.Erased, Receipts: receipts, History: w.history, Log: quiet, Config: Config{LockPoll: 20 * time.Millisecond}}
-	mappingruntest.Consume(t, ctx, kf, rb.Client, pcfg.Topic, map[string]string{"production": w.prefix})
+		Erased: wr.Erased, Receipts: receipts, History: w.history, Log: cw.Log, Config: Config{LockPoll: 20 * time.Millisecond}}
+	cw.Consume(t, rb.Client)
 	return w
 }
 

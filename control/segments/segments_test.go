@@ -19,7 +19,6 @@ import (
 	"github.com/cohortsync/cohortsync/control/catalog"
 	"github.com/cohortsync/cohortsync/control/catalog/catalogtest"
 	"github.com/cohortsync/cohortsync/control/runstore"
-	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/segmentstore"
 	"github.com/cohortsync/cohortsync/pkg/snapshot"
@@ -49,32 +48,21 @@ type world struct {
 }
 
 func newWorld(t *testing.T, rb testenv.RedisBackend) *world {
-	ctx := testenv.Context(t, 3*time.Minute)
-	name := testenv.Name(t)
-	w := &world{t: t, ctx: ctx, rdb: rb.Client, prefix: name + "-prod", cohort: filepath.Join(t.TempDir(), "beta.csv")}
-	control := name + ":control:"
-	testenv.DropPrefix(t, rb.Client, w.prefix)
-	testenv.DropPrefix(t, rb.Client, name+":control")
-	w.cat = &catalogtest.Catalog{Dests: []catalog.Destination{catalogtest.Destination("production", w.prefix)},
-		Mappings: []catalog.Mapping{{Name: "beta-users", Source: catalog.Source{Kind: catalog.SourceCSV, Location: w.cohort},
-			Segment: "beta", Destinations: []string{"production"}, IDProperty: "user_id", ContextKind: "user", Generation: 1, Enabled: true}}}
-	connect := catalogtest.Connector(rb.Client)
-	kf := kafkaxtest.Kafka(t)
-	quiet := mappingruntest.Quiet()
-	pcfg := mappingruntest.Producer(t, ctx, kf, name)
-	wr := mappingruntest.NewWriters(t, rb.Client, kf, pcfg, control)
+	cw := mappingruntest.NewCSVWorld(t, rb, "beta-users", "beta")
+	w := &world{t: t, ctx: cw.Ctx, rdb: rb.Client, prefix: cw.Prefix, cohort: cw.Cohort, cat: cw.Catalog}
+	wr := cw.Writers
 	var err error
-	w.runner, err = mappingrun.New(mappingrun.Config{Producer: pcfg, Lease: wr.Lease, RebuildWait: 30 * time.Second}, kf, rb.Client, w.cat, connect, nil, quiet)
+	w.runner, err = mappingrun.New(mappingrun.Config{Producer: cw.Producer, Lease: wr.Lease, RebuildWait: 30 * time.Second}, cw.Kafka, rb.Client, w.cat, cw.Connect, nil, cw.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.history, err = runstore.New(rb.Client, runstore.Config{Prefix: control}); err != nil {
+	if w.history, err = runstore.New(rb.Client, runstore.Config{Prefix: cw.Control}); err != nil {
 		t.Fatal(err)
 	}
-	w.view = &View{Catalog: w.cat, Connect: connect}
-	w.editor = &Editor{Catalog: w.cat, Connect: connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Importer: w.runner,
-		History: w.history, Topic: pcfg.Topic, Log: quiet}
-	mappingruntest.Consume(t, ctx, kf, rb.Client, pcfg.Topic, map[string]string{"production": w.prefix})
+	w.view = &View{Catalog: w.cat, Connect: cw.Connect}
+	w.editor = &Editor{Catalog: w.cat, Connect: cw.Connect, Locker: wr.Locker, Seq: wr.Seq, Streams: wr.Streams, Importer: w.runner,
+		History: w.history, Topic: cw.Producer.Topic, Log: cw.Log}
+	cw.Consume(t, rb.Client)
 	return w
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +12,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/consumer"
+	"github.com/cohortsync/cohortsync/control/catalog"
+	"github.com/cohortsync/cohortsync/control/catalog/catalogtest"
 	"github.com/cohortsync/cohortsync/internal/kafkax"
+	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
 	"github.com/cohortsync/cohortsync/internal/segmentlease"
+	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/producer"
 	"github.com/cohortsync/cohortsync/producer/publish"
 )
@@ -96,4 +101,46 @@ func Consume(t testing.TB, ctx context.Context, kf *kafkax.Factory, rdb redis.Un
 	})
 	t.Cleanup(func() { stop(); wg.Wait() })
 	return cons
+}
+
+// CSVWorld is a test's one destination ("production", under Prefix on the
+// test's Redis) with one enabled CSV mapping into it (reading Cohort,
+// ids in column user_id), the test's topic, and the shared state writers
+// over the control prefix Control: what a test of something built on
+// mapping runs needs before it makes its mappingrun.Runner (this package
+// cannot: mappingrun's own tests import it).
+type CSVWorld struct {
+	Ctx      context.Context
+	Prefix   string // the destination's
+	Control  string // the control prefix, ending in ":"
+	Cohort   string // the mapping's CSV file, not written yet
+	Catalog  *catalogtest.Catalog
+	Connect  func(context.Context, catalog.Destination) (redis.UniversalClient, error)
+	Kafka    *kafkax.Factory
+	Producer producer.Config
+	Writers  Writers
+	Log      *slog.Logger
+}
+
+// NewCSVWorld sets up a CSVWorld whose mapping is named mapping and writes
+// segment, generation 1, on rb; the test's keys are dropped first.
+func NewCSVWorld(t testing.TB, rb testenv.RedisBackend, mapping, segment string) *CSVWorld {
+	ctx := testenv.Context(t, 3*time.Minute)
+	name := testenv.Name(t)
+	w := &CSVWorld{Ctx: ctx, Prefix: name + "-prod", Control: name + ":control:", Cohort: filepath.Join(t.TempDir(), "cohort.csv"),
+		Connect: catalogtest.Connector(rb.Client), Kafka: kafkaxtest.Kafka(t), Log: Quiet()}
+	testenv.DropPrefix(t, rb.Client, w.Prefix)
+	testenv.DropPrefix(t, rb.Client, name+":control")
+	w.Catalog = &catalogtest.Catalog{Dests: []catalog.Destination{catalogtest.Destination("production", w.Prefix)},
+		Mappings: []catalog.Mapping{{Name: mapping, Source: catalog.Source{Kind: catalog.SourceCSV, Location: w.Cohort},
+			Segment: segment, Destinations: []string{"production"}, IDProperty: "user_id", ContextKind: "user", Generation: 1, Enabled: true}}}
+	w.Producer = Producer(t, ctx, w.Kafka, name)
+	w.Writers = NewWriters(t, rb.Client, w.Kafka, w.Producer, w.Control)
+	return w
+}
+
+// Consume starts a consumer applying the world's topic to its destination
+// until the test ends.
+func (w *CSVWorld) Consume(t testing.TB, rdb redis.UniversalClient) {
+	Consume(t, w.Ctx, w.Kafka, rdb, w.Producer.Topic, map[string]string{"production": w.Prefix})
 }
