@@ -359,26 +359,15 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	readers := make([]*kafka.Reader, 0, len(assigned))
-	defer func() {
-		for _, r := range readers {
-			_ = r.Close() // a partition reader holds nothing to flush
-		}
-	}()
-	// Every reader is set up before any fetcher starts: an early return
-	// leaves no goroutine behind.
 	srcs := make([]source, 0, len(assigned))
 	for _, a := range assigned {
-		r := kafka.NewReader(c.partitionReaderConfig(a.ID, len(assigned)))
-		readers = append(readers, r)
 		off := a.Offset
 		if off < 0 { // nothing committed: the group's StartOffset
 			off = kafka.FirstOffset
 		}
-		if err := r.SetOffset(off); err != nil {
-			return fmt.Errorf("topic %q partition %d: set offset %d: %w", c.cfg.Topic, a.ID, off, err)
-		}
-		srcs = append(srcs, source{r: r, partition: a.ID})
+		src, closeSrc := c.partitionSource(a.ID, off)
+		defer closeSrc()
+		srcs = append(srcs, src)
 	}
 	batches := make(chan []item, 1) // one batch prepared while one is applied
 	var (
@@ -462,29 +451,6 @@ func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
 		RetentionTime: 7 * 24 * time.Hour,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			c.log.Warn("kafka consumer group: " + fmt.Sprintf(msg, args...))
-		}),
-	}
-}
-
-// partitionReaderConfig configures the reader of one assigned partition, one
-// of n.
-func (c *Consumer) partitionReaderConfig(partition, n int) kafka.ReaderConfig {
-	return kafka.ReaderConfig{
-		Brokers:   c.kf.Brokers(),
-		Dialer:    c.kf.Dialer(),
-		Topic:     c.cfg.Topic,
-		Partition: partition,
-		// The readers' queues feed FetchMessage; together about a batch's
-		// worth keeps the fetch goroutines from waiting on the broker
-		// between batches.
-		QueueCapacity: max(c.cfg.BatchSize/n, 100),
-		MinBytes:      1,
-		MaxBytes:      16 << 20,
-		// MinBytes 1 answers as soon as anything arrives; MaxWait only
-		// bounds an idle long poll.
-		MaxWait: 500 * time.Millisecond,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			c.log.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "partition", partition)
 		}),
 	}
 }

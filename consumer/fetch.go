@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
@@ -23,14 +21,22 @@ type item struct {
 	err error // a *schema.DecodeError
 }
 
-// fetcher is what a fetch goroutine needs from a kafka.Reader.
+// fetcher is what a fetch goroutine needs: its partition's messages, a
+// fetch response at a time (partitionFetcher).
 type fetcher interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
+	// Fetch waits for the partition's next messages (a long poll, bounded)
+	// and calls each with every one of them, in offset order. each may copy
+	// the message, byte slices included, but not keep the pointer; an error
+	// from it stops Fetch and is returned. A Fetch that returns an error
+	// after some messages leaves the next one after the last that each
+	// took, so a retry neither skips nor repeats one. A fetch of no
+	// messages (the long poll ran out) returns nil.
+	Fetch(ctx context.Context, each func(*kafka.Message) error) error
 }
 
-// source is one assigned partition and its reader.
+// source is one assigned partition and its fetcher.
 type source struct {
-	r         fetcher
+	f         fetcher
 	partition int
 }
 
@@ -38,10 +44,12 @@ type source struct {
 // send: a send and a receive per message cost more than fetching it.
 const maxChunk = 512
 
-// lingerDivisor sets how long a fetcher waits for more messages after a
-// chunk's first one: FlushInterval/lingerDivisor. The batcher counts that
-// wait as part of its batch's FlushInterval, so a lone message is still
-// handed to the apply loop within FlushInterval of its fetch.
+// lingerDivisor bounds how much of a batch's FlushInterval its first
+// chunk's wait in the channel may use up: FlushInterval/lingerDivisor. A
+// chunk that waited longer (the apply loop was busy) still leaves the
+// batch three quarters of it to fill, so batches stay full at full speed
+// instead of being cut by a clock that started while they could not be
+// taken.
 const lingerDivisor = 4
 
 // chunk is consecutive messages of one partition, decoded, that its fetcher
@@ -69,7 +77,7 @@ func (c *Consumer) fetchBatches(ctx context.Context, fail context.CancelFunc, sr
 	)
 	for _, s := range srcs {
 		fetchers.Go(func() {
-			if err := c.fetchLoop(ctx, s.r, s.partition, size, fetched, free); err != nil {
+			if err := c.fetchLoop(ctx, s.f, s.partition, size, fetched, free); err != nil {
 				errMu.Lock()
 				fetchErr = errors.Join(fetchErr, err)
 				errMu.Unlock()
@@ -87,86 +95,76 @@ func (c *Consumer) fetchBatches(ctx context.Context, fail context.CancelFunc, sr
 }
 
 // fetchLoop fetches and decodes the messages of one partition and hands
-// them to out in chunks of up to size: what arrives within
-// FlushInterval/lingerDivisor of a chunk's first message. It takes chunk
-// buffers from free when there are any. It returns when ctx ends (nil) or
-// fetching fails for longer than RetryTimeout.
-func (c *Consumer) fetchLoop(ctx context.Context, r fetcher, partition, size int, out chan<- chunk, free <-chan []item) error {
-	linger := c.cfg.FlushInterval / lingerDivisor
-	var failed error // met while filling a chunk: the next one retries it
+// them to out in chunks of up to size: a fetch response's messages, cut
+// every size. It takes chunk buffers from free when there are any. It
+// returns when ctx ends (nil) or fetching fails permanently or for longer
+// than RetryTimeout.
+func (c *Consumer) fetchLoop(ctx context.Context, f fetcher, partition, size int, out chan<- chunk, free <-chan []item) error {
+	var ch chunk
+	send := func() error {
+		select {
+		case out <- ch:
+			c.genFetched.Add(int64(len(ch.items)))
+			ch = chunk{}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	each := func(m *kafka.Message) error {
+		if ch.items == nil {
+			select {
+			case ch.items = <-free:
+			default:
+				ch.items = make([]item, 0, size)
+			}
+			ch.first = time.Now()
+		}
+		ch.items = appendDecoded(ch.items, m)
+		if len(ch.items) == size {
+			return send()
+		}
+		return nil
+	}
 	for {
-		m, err := c.fetch(ctx, r, failed)
-		failed = nil
+		err := c.fetch(ctx, f, each)
+		if err == nil && len(ch.items) > 0 {
+			err = send() // the end of a response: what came is handed on now
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("topic %q partition %d: %w", c.cfg.Topic, partition, c.kf.Explain(ctx, err))
 		}
-		var items []item
-		select {
-		case items = <-free:
-		default:
-			items = make([]item, 0, size)
-		}
-		ch := chunk{items: appendDecoded(items, m), first: time.Now()}
-		if size > 1 {
-			lctx, cancel := context.WithTimeout(ctx, linger)
-			for len(ch.items) < size {
-				m, err := r.FetchMessage(lctx)
-				if err != nil {
-					if lctx.Err() == nil {
-						failed = err
-					}
-					break // or the linger is over, or ctx ended
-				}
-				ch.items = appendDecoded(ch.items, m)
-			}
-			cancel()
-		}
-		select {
-		case out <- ch:
-			c.genFetched.Add(int64(len(ch.items)))
-		case <-ctx.Done():
-			return nil
-		}
 	}
 }
 
-// appendDecoded appends m and its decoding to items.
-func appendDecoded(items []item, m kafka.Message) []item {
-	items = append(items, item{msg: m})
+// appendDecoded appends a copy of m and its decoding to items.
+func appendDecoded(items []item, m *kafka.Message) []item {
+	items = append(items, item{msg: *m})
 	it := &items[len(items)-1]
 	it.ev, it.err = schema.Decode(&it.msg)
 	return items
 }
 
-// fetch returns r's next message. Errors, the first of which may be failed
-// (met earlier), are retried until RetryTimeout, and logged; io.EOF (the
-// reader was closed) is permanent. The first attempt is a plain call: a
-// retry's setup costs more than fetching a message.
-func (c *Consumer) fetch(ctx context.Context, r fetcher, failed error) (kafka.Message, error) {
-	if failed == nil {
-		m, err := r.FetchMessage(ctx)
-		if err == nil || ctx.Err() != nil {
-			return m, err
-		}
-		failed = err
+// fetch runs one f.Fetch; its errors are retried (f resumes where it
+// stopped) until they are permanent or RetryTimeout passes, and logged.
+// The first attempt is a plain call: a retry's setup costs more than a
+// fetch.
+func (c *Consumer) fetch(ctx context.Context, f fetcher, each func(*kafka.Message) error) error {
+	failed := f.Fetch(ctx, each)
+	if failed == nil || ctx.Err() != nil {
+		return failed
 	}
-	var m kafka.Message
-	err := c.retry(ctx, "fetch", func() error {
-		var err error
+	return c.retry(ctx, "fetch", func() error {
 		if failed != nil {
-			err, failed = failed, nil
-		} else {
-			m, err = r.FetchMessage(ctx)
+			err := failed
+			failed = nil
+			return err
 		}
-		if errors.Is(err, io.EOF) {
-			return retry.Permanent(err) // the reader was closed
-		}
-		return err
+		return f.Fetch(ctx, each)
 	})
-	return m, err
 }
 
 // batchLoop collects batches from the chunks of in (BatchSize messages, or

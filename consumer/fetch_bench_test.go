@@ -14,12 +14,12 @@ import (
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 )
 
-// BenchmarkFetch measures the Kafka side of the consumer alone: one reader
+// BenchmarkFetch measures the Kafka side of the consumer alone: one fetcher
 // per partition of a 3-partition topic holding benchFetchEvents events, the
 // fetchers, the batcher and decoding, down to the decoded batches the apply
 // loop would receive (discarded here). One iteration reads the whole topic.
 // allocs/event counts every allocation of the process meanwhile, kafka-go's
-// readers included.
+// included.
 func BenchmarkFetch(b *testing.B) {
 	const benchFetchEvents = 100_000
 	ke := benchTopic(b, benchFetchEvents, "fetch")
@@ -68,12 +68,9 @@ func fetchAll(b *testing.B, c *Consumer, partitions, want int) {
 	defer cancel()
 	srcs := make([]source, partitions)
 	for p := range srcs {
-		r := kafka.NewReader(c.partitionReaderConfig(p, partitions))
-		defer r.Close()
-		if err := r.SetOffset(kafka.FirstOffset); err != nil {
-			b.Fatal(err)
-		}
-		srcs[p] = source{r: r, partition: p}
+		src, closeSrc := c.partitionSource(p, kafka.FirstOffset)
+		defer closeSrc()
+		srcs[p] = src
 	}
 	out := make(chan []item, 1)
 	var (

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -12,17 +13,20 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cohortsync/cohortsync/internal/kafkax/kafkaxtest"
+	"github.com/cohortsync/cohortsync/internal/retry"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
 )
 
-// scriptedFetcher returns its script's messages and errors in order, then
-// blocks until ctx ends, or returns io.EOF for ever if eof is set.
+// scriptedFetcher hands out its script's messages and errors in order: a
+// Fetch takes messages up to the next error step or the end (a response),
+// an error step is one Fetch's error. Then Fetch blocks until ctx ends, or
+// returns end for ever if it is set.
 type scriptedFetcher struct {
 	mu      sync.Mutex
 	script  []fetchStep
-	eof     bool
-	fetched []time.Time // when each message was returned
+	end     error
+	fetched []time.Time // when each message was handed out
 }
 
 type fetchStep struct {
@@ -30,24 +34,39 @@ type fetchStep struct {
 	err error
 }
 
-func (f *scriptedFetcher) FetchMessage(ctx context.Context) (kafka.Message, error) {
+func (f *scriptedFetcher) Fetch(ctx context.Context, each func(*kafka.Message) error) error {
 	f.mu.Lock()
-	if len(f.script) > 0 {
-		s := f.script[0]
-		f.script = f.script[1:]
-		if s.err == nil {
-			f.fetched = append(f.fetched, time.Now())
-		}
+	if len(f.script) == 0 {
+		end := f.end
 		f.mu.Unlock()
-		return s.msg, s.err
+		if end != nil {
+			return end
+		}
+		<-ctx.Done()
+		return ctx.Err()
 	}
-	eof := f.eof
+	if s := f.script[0]; s.err != nil {
+		f.script = f.script[1:]
+		f.mu.Unlock()
+		return s.err
+	}
 	f.mu.Unlock()
-	if eof {
-		return kafka.Message{}, io.EOF
+	for {
+		f.mu.Lock()
+		if len(f.script) == 0 || f.script[0].err != nil {
+			f.mu.Unlock()
+			return nil
+		}
+		m := f.script[0].msg
+		f.fetched = append(f.fetched, time.Now())
+		f.mu.Unlock()
+		if err := each(&m); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.script = f.script[1:] // taken: a retry resumes after it
+		f.mu.Unlock()
 	}
-	<-ctx.Done()
-	return kafka.Message{}, ctx.Err()
 }
 
 // partitionMsgs returns n valid event messages of partition p at offsets
@@ -111,7 +130,7 @@ func TestFetchBatchesFullInPartitionOrder(t *testing.T) {
 	c := fetchConsumer(t, batchSize, 10*time.Second)
 	srcs := make([]source, parts)
 	for p := range srcs {
-		srcs[p] = source{r: &scriptedFetcher{script: partitionMsgs(p, perPart)}, partition: p}
+		srcs[p] = source{f: &scriptedFetcher{script: partitionMsgs(p, perPart)}, partition: p}
 	}
 	batches, err := runFetch(testenv.Context(t, 30*time.Second), c, srcs, parts*perPart)
 	if err != nil {
@@ -141,14 +160,14 @@ func TestFetchBatchesFullInPartitionOrder(t *testing.T) {
 }
 
 // TestLoneMessageWithinFlushInterval: a message with no company reaches the
-// apply loop within FlushInterval of its fetch, although its fetcher waited
-// (a quarter of FlushInterval) for more before handing it on.
+// apply loop within FlushInterval of its fetch, after its batch waited that
+// long for company.
 func TestLoneMessageWithinFlushInterval(t *testing.T) {
 	const flush = 800 * time.Millisecond
 	c := fetchConsumer(t, 100, flush)
 	f := &scriptedFetcher{script: partitionMsgs(0, 1)}
 	ctx := testenv.Context(t, 30*time.Second)
-	batches, err := runFetch(ctx, c, []source{{r: f, partition: 0}}, 1)
+	batches, err := runFetch(ctx, c, []source{{f: f, partition: 0}}, 1)
 	got := time.Now()
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +175,6 @@ func TestLoneMessageWithinFlushInterval(t *testing.T) {
 	if len(batches) != 1 || len(batches[0]) != 1 {
 		t.Fatalf("got batches %v, want one of one message", batches)
 	}
-	// Without the fetcher's wait counted in, it would come at flush*5/4.
 	took := got.Sub(f.fetched[0])
 	if took >= flush+flush/lingerDivisor-50*time.Millisecond {
 		t.Errorf("a lone message reached the apply loop %s after its fetch, want within FlushInterval %s (plus scheduling)", took, flush)
@@ -173,7 +191,7 @@ func TestFetchRetriesAnErrorMetFillingAChunk(t *testing.T) {
 	c := fetchConsumer(t, 100, 20*time.Millisecond)
 	steps := partitionMsgs(0, 4)
 	script := []fetchStep{steps[0], steps[1], {err: errors.New("broker blip")}, steps[2], steps[3]}
-	batches, err := runFetch(testenv.Context(t, 30*time.Second), c, []source{{r: &scriptedFetcher{script: script}, partition: 0}}, 4)
+	batches, err := runFetch(testenv.Context(t, 30*time.Second), c, []source{{f: &scriptedFetcher{script: script}, partition: 0}}, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,27 +209,56 @@ func TestFetchRetriesAnErrorMetFillingAChunk(t *testing.T) {
 	}
 }
 
-// TestFetchReaderClosedIsPermanent: io.EOF from a reader (closed) ends the
-// pipeline with an error at once, not after RetryTimeout, also when it comes
-// while a chunk is being filled.
-func TestFetchReaderClosedIsPermanent(t *testing.T) {
+// TestFetchPermanentErrorIsNotRetried: a permanent fetch error (a broker
+// refusing the topic) ends the pipeline with it at once, not after
+// RetryTimeout, also when it comes after a response's messages.
+func TestFetchPermanentErrorIsNotRetried(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		before int // messages before the EOF
-	}{{"first fetch", 0}, {"filling a chunk", 2}} {
+		before int // messages before the error
+	}{{"first fetch", 0}, {"after messages", 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fetchConsumer(t, 100, 20*time.Millisecond)
-			f := &scriptedFetcher{script: partitionMsgs(0, tc.before), eof: true}
+			f := &scriptedFetcher{script: partitionMsgs(0, tc.before), end: classifyFetch(kafka.TopicAuthorizationFailed)}
 			began := time.Now()
-			_, err := runFetch(testenv.Context(t, 30*time.Second), c, []source{{r: f, partition: 0}}, tc.before+1)
-			if !errors.Is(err, io.EOF) {
-				t.Fatalf("got %v, want io.EOF", err)
+			_, err := runFetch(testenv.Context(t, 30*time.Second), c, []source{{f: f, partition: 0}}, tc.before+1)
+			if !errors.Is(err, kafka.TopicAuthorizationFailed) {
+				t.Fatalf("got %v, want TopicAuthorizationFailed", err)
 			}
 			if took := time.Since(began); took > 5*time.Second {
-				t.Errorf("took %s: retried a closed reader", took)
+				t.Errorf("took %s: retried a permanent error", took)
 			}
 			if r := c.Stats().Retries; r != 0 {
 				t.Errorf("retries %d, want 0", r)
+			}
+		})
+	}
+}
+
+// TestClassifyFetch: only broker errors Kafka does not call retriable are
+// permanent; a connection closed by a restarting broker (io.EOF) and the
+// fetch's own request timeout are retried.
+func TestClassifyFetch(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"topic authorization failed", kafka.TopicAuthorizationFailed, true},
+		{"SASL authentication failed", fmt.Errorf("fetch: %w", kafka.SASLAuthenticationFailed), true},
+		{"not leader for partition", kafka.NotLeaderForPartition, false},
+		{"unknown topic or partition", kafka.UnknownTopicOrPartition, false},
+		{"request timed out", kafka.RequestTimedOut, false},
+		{"connection closed by the broker", io.EOF, false},
+		{"request timeout", context.DeadlineExceeded, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := classifyFetch(tc.err)
+			if got := retry.IsPermanent(err); got != tc.permanent {
+				t.Errorf("permanent %v, want %v", got, tc.permanent)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Errorf("classified error %v does not wrap %v", err, tc.err)
 			}
 		})
 	}
@@ -221,7 +268,7 @@ func TestFetchReaderClosedIsPermanent(t *testing.T) {
 func chunkOf(steps []fetchStep) chunk {
 	ch := chunk{first: time.Now()}
 	for _, s := range steps {
-		ch.items = appendDecoded(ch.items, s.msg)
+		ch.items = appendDecoded(ch.items, &s.msg)
 	}
 	return ch
 }

@@ -93,6 +93,34 @@ func (f *Factory) Client(timeout time.Duration) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: timeout, Transport: explainingTransport{f}}
 }
 
+// PartitionClient returns a client with a connection pool of its own, for
+// the fetches of one partition, and the func that closes the pool's
+// connections (idempotent). A fetch is a long poll, and a broker answers a
+// connection's requests one at a time: on the shared pool, one partition's
+// poll would hold up every other partition's fetch from that broker. Its
+// metadata covers topic alone, and is refreshed within
+// partitionMetadataTTL, so a new leader is found soon after a broker
+// restarts. timeout bounds each request (0: no bound but the caller's ctx).
+func (f *Factory) PartitionClient(topic string, timeout time.Duration) (*kafka.Client, func()) {
+	t := &kafka.Transport{
+		DialTimeout:    f.cfg.DialTimeout,
+		IdleTimeout:    idleTimeout,
+		MetadataTTL:    partitionMetadataTTL,
+		MetadataTopics: []string{topic},
+		ClientID:       f.cfg.ClientID,
+		TLS:            f.tlsConfig(),
+		SASL:           f.mech,
+	}
+	var once sync.Once
+	return &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: timeout, Transport: t},
+		func() { once.Do(t.CloseIdleConnections) }
+}
+
+// partitionMetadataTTL is how old a PartitionClient's metadata may be: its
+// requests go to the leader that metadata names, and fail (to be retried)
+// until a refresh names the new one.
+const partitionMetadataTTL = 2 * time.Second
+
 // WriterOptions are the settings of a Writer that differ between its users.
 // A zero field takes kafka-go's default, given in its comment.
 type WriterOptions struct {
