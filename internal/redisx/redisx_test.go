@@ -169,3 +169,41 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestServerCPU: a real server's CPU time grows with the work it does;
+// miniredis, which does not report it, is an error rather than a zero.
+func TestServerCPU(t *testing.T) {
+	for _, be := range testenv.RedisBackends(t) {
+		t.Run(be.Name, func(t *testing.T) {
+			ctx := testenv.Context(t, 30*time.Second)
+			before, err := ServerCPU(ctx, be.Client)
+			if be.Miniredis != nil {
+				if err == nil {
+					t.Fatal("no error from a server that reports no CPU time")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := testenv.Name(t)
+			defer be.Client.Del(ctx, key)
+			for range 20 {
+				p := be.Client.Pipeline()
+				for i := range 2000 {
+					p.SAdd(ctx, key, i)
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after, err := ServerCPU(ctx, be.Client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after <= before {
+				t.Errorf("CPU time %s after 40,000 SADDs, %s before", after, before)
+			}
+		})
+	}
+}
