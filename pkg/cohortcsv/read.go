@@ -183,6 +183,10 @@ func Read(ctx context.Context, r io.Reader, opts Options, onKey func(key string)
 	// fastLines counts the lines the fast path consumed; encoding/csv counts
 	// only the ones it read, so its line numbers are shifted by fastLines.
 	var fastLines int64
+	// searched is how many bytes at the start of the unconsumed input are
+	// known to hold no line end, so that a line arriving in many small reads
+	// is scanned once, not once a read.
+	searched := 0
 	for {
 		// Fast path: whole lines already buffered, without quotes and with
 		// the header's field count, are split here.
@@ -190,10 +194,13 @@ func Read(ctx context.Context, r io.Reader, opts Options, onKey func(key string)
 		consumed := 0
 		slow := false
 		for {
-			nl := bytes.IndexByte(buf[consumed:], '\n')
+			nl := bytes.IndexByte(buf[consumed+searched:], '\n')
 			if nl < 0 {
+				searched = len(buf) - consumed
 				break
 			}
+			nl += searched
+			searched = 0
 			line := buf[consumed : consumed+nl]
 			if n := len(line); n > 0 && line[n-1] == '\r' {
 				line = line[:n-1] // CRLF reads as LF, as in encoding/csv
@@ -259,6 +266,7 @@ func Read(ctx context.Context, r io.Reader, opts Options, onKey func(key string)
 		}
 
 		// Slow path: one record through encoding/csv, exactly as before.
+		searched = 0
 		if err := flush(); err != nil {
 			return st, err
 		}
