@@ -17,6 +17,7 @@ import (
 type run struct {
 	keys  []string
 	excl  []Exclusion
+	order []byte // 'k' for a key, 'e' for an exclusion, in callback order
 	stats Stats
 	err   string // "" for no error
 	kind  string // which documented error type err is, if any
@@ -41,6 +42,7 @@ func observe(read readFunc, data []byte, opts Options, chunk, failAt, stopKey, s
 	st, err := read(context.Background(), r, opts,
 		func(k string) error {
 			res.keys = append(res.keys, k)
+			res.order = append(res.order, 'k')
 			if len(res.keys) == stopKey {
 				return errStop
 			}
@@ -48,6 +50,7 @@ func observe(read readFunc, data []byte, opts Options, chunk, failAt, stopKey, s
 		},
 		func(e Exclusion) error {
 			res.excl = append(res.excl, e)
+			res.order = append(res.order, 'e')
 			if len(res.excl) == stopExcl {
 				return errStop
 			}
@@ -103,6 +106,9 @@ func diffRuns(got, want run) string {
 	if !reflect.DeepEqual(got.excl, want.excl) {
 		fmt.Fprintf(&b, "exclusions:\n  fast %+v\n  ref  %+v\n", got.excl, want.excl)
 	}
+	if !bytes.Equal(got.order, want.order) {
+		fmt.Fprintf(&b, "callback order:\n  fast %s\n  ref  %s\n", got.order, want.order)
+	}
 	if !reflect.DeepEqual(got.stats, want.stats) {
 		fmt.Fprintf(&b, "stats:\n  fast %+v\n  ref  %+v\n", got.stats, want.stats)
 	}
@@ -114,7 +120,8 @@ func diffRuns(got, want run) string {
 
 // FuzzReadMatchesReference holds Read to readReference (encoding/csv for
 // every record) on any input, id column, read size, read failure and
-// callback failure: same keys, exclusions, stats and error text.
+// callback failure: same keys, exclusions, order of the callbacks, stats and
+// error text.
 func FuzzReadMatchesReference(f *testing.F) {
 	for _, b := range testdataFiles(f) {
 		f.Add(b, uint8(0), uint16(0), int32(-1), uint8(0), uint8(0))
