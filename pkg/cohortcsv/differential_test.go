@@ -161,6 +161,12 @@ func TestReadMatchesReferenceGenerated(t *testing.T) {
 		{name: "mixed rows, second column", data: generateCSV(2, 20000, false), opts: Options{IDColumn: "b"}},
 		{name: "gzip of mixed rows", data: gzipped(t, generateCSV(3, 20000, false))},
 		{name: "plain rows only", data: plainCSV(30000)},
+		{name: "every field quoted", data: quotedCSV(30000)},
+		{name: "quotes that are not around whole fields, 3 columns", data: []byte("a,user_id,c\n" +
+			"\"u\"x,c\n" + "1,\"u\"x,c\n" + "1,\"u\"\"v\",c\n" + "1,u,c\"d\n" + "1,u,c,d\"e\n" + "1,\"u\",\"\"\n" +
+			"1,\"u,v\",c\n" + "1, \"u\",c\n" + "1,\"u\" ,c\n" + "\"1\",\"\",\"c\"\n" + "1,\"u\",\"c\"\r\n" + "1,\"u\",\"c\"\r\r\n")},
+		{name: "quotes that are not around whole fields, 2 columns", data: []byte("user_id,b\n" +
+			"u1,x,y\"z\n" + "u2,\"x\"y,z\n" + "\"u3\",x\"\n" + "\"u4\",\"x\"\n" + "u5,\"\n" + "\"u6\"\n")},
 		{name: "line longer than the buffer", data: []byte("user_id,x\nu1,1\n" + huge + ",2\nu2,3\n")},
 		{name: "quoted field longer than the buffer",
 			data: []byte("user_id,x\nu1,1\n\"" + huge + "\nmore\",2\nu2,3\n")},
@@ -236,6 +242,16 @@ func plainCSV(rows int) []byte {
 	b.WriteString("amplitude_id,user_id,country,plan\n")
 	for i := range rows {
 		fmt.Fprintf(&b, "%d,user-%08d@example.com,US,free\n", 1_000_000+i, i)
+	}
+	return b.Bytes()
+}
+
+// quotedCSV is plainCSV from an exporter that quotes every field.
+func quotedCSV(rows int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`"amplitude_id","user_id","country","plan"` + "\r\n")
+	for i := range rows {
+		fmt.Fprintf(&b, `"%d","user-%08d@example.com","US",""`+"\r\n", 1_000_000+i, i)
 	}
 	return b.Bytes()
 }
@@ -324,7 +340,11 @@ func generateCSV(seed uint64, rows int, hostile bool) []byte {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(field())
+			f := field()
+			if !strings.Contains(f, `"`) && rng.IntN(4) == 0 {
+				f = `"` + f + `"` // quoted whole, as some exporters do
+			}
+			b.WriteString(f)
 		}
 		if hostile && rng.IntN(50) == 0 {
 			b.WriteString("\r") // after a closing quote: text after it

@@ -188,8 +188,8 @@ func Read(ctx context.Context, r io.Reader, opts Options, onKey func(key string)
 	// is scanned once, not once a read.
 	searched := 0
 	for {
-		// Fast path: whole lines already buffered, without quotes and with
-		// the header's field count, are split here.
+		// Fast path: whole lines already buffered, with the header's field
+		// count and no quote but around whole fields, are split here.
 		buf, _ := in.Peek(in.Buffered()) // cannot fail: the bytes are buffered
 		consumed := 0
 		slow := false
@@ -376,12 +376,13 @@ func (c *csvRecords) next(lineShift int64) error {
 	return c.exclude(Exclusion{Row: st.Rows, Line: int64(line) + lineShift, Value: displayValue(value), Reason: reason})
 }
 
-// plainField returns field idx of line when the line is plain: no quote
-// anywhere and exactly fields fields. Any other line goes to encoding/csv,
-// which reads it (or reports it) as the grammar says.
+// plainField returns field idx of line when the line is plain: exactly
+// fields fields, each without quotes or quoted whole (see quotedField). Any
+// other line goes to encoding/csv, which reads it (or reports it) as the
+// grammar says.
 func plainField(line []byte, idx, fields int) ([]byte, bool) {
 	if bytes.IndexByte(line, '"') >= 0 {
-		return nil, false
+		return quotedField(line, idx, fields)
 	}
 	start := 0
 	for range idx {
@@ -399,6 +400,50 @@ func plainField(line []byte, idx, fields int) ([]byte, bool) {
 		return nil, false
 	}
 	return line[start:end], true
+}
+
+// quotedField is plainField for a line with quotes, as from exporters that
+// quote every field: a field starting with a quote must end with the next
+// quote, right before a separator or the line end (so it holds no quote, no
+// escaped quote and no line end); a field not starting with one must hold
+// none. What encoding/csv would read differently or refuse goes to it.
+func quotedField(line []byte, idx, fields int) ([]byte, bool) {
+	var value []byte
+	n := 0
+	for {
+		var field []byte
+		if len(line) > 0 && line[0] == '"' {
+			end := bytes.IndexByte(line[1:], '"')
+			if end < 0 {
+				return nil, false // the field goes on over the line end
+			}
+			field, line = line[1:1+end], line[end+2:]
+			if len(line) > 0 && line[0] != ',' {
+				return nil, false // an escaped quote, or text after the closing one
+			}
+		} else {
+			end := bytes.IndexByte(line, ',')
+			if end < 0 {
+				end = len(line)
+			}
+			field, line = line[:end], line[end:]
+			if bytes.IndexByte(field, '"') >= 0 {
+				return nil, false // a bare quote
+			}
+		}
+		if n == idx {
+			value = field
+		}
+		n++
+		if len(line) == 0 {
+			break
+		}
+		line = line[1:] // the separator
+	}
+	if n != fields {
+		return nil, false
+	}
+	return value, true
 }
 
 // keyReason is schema.CheckIdentifier for bytes, as an exclusion reason:

@@ -233,24 +233,31 @@ func TestDisplayValue(t *testing.T) {
 
 func TestReadAllocsPerRow(t *testing.T) {
 	const rows = 10000
-	data := plainCSV(rows)
-	allocs := testing.AllocsPerRun(5, func() {
-		_, err := Read(context.Background(), bytes.NewReader(data), Options{}, func(string) error { return nil }, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
-	// Plain rows are split without encoding/csv, and one string serves a
-	// block of up to ctxCheckEvery keys; the rest is per call. The reference
-	// path allocates one string per record (1.0 per row).
-	if perRow := allocs / rows; perRow > 0.01 {
-		t.Fatalf("%.4f allocations per row, want at most 0.01", perRow)
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"no quotes", plainCSV(rows)}, {"every field quoted", quotedCSV(rows)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			allocs := testing.AllocsPerRun(5, func() {
+				_, err := Read(context.Background(), bytes.NewReader(tc.data), Options{}, func(string) error { return nil }, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			// Plain rows are split without encoding/csv, and one string
+			// serves a block of up to ctxCheckEvery keys; the rest is per
+			// call. encoding/csv allocates one string per record (1.0 a row).
+			if perRow := allocs / rows; perRow > 0.01 {
+				t.Fatalf("%.4f allocations per row, want at most 0.01", perRow)
+			}
+		})
 	}
 }
 
 // BenchmarkRead compares Read with readReference (encoding/csv for every
 // record) on 200k rows of a typical export (four columns, user_id the
-// second), plain and gzip, and of a file with the id column alone:
+// second), plain, gzip and with every field quoted, and of a file with the id
+// column alone:
 //
 //	go test -run '^$' -bench Read -benchtime 5x -count 3 ./pkg/cohortcsv/
 func BenchmarkRead(b *testing.B) {
@@ -264,7 +271,8 @@ func BenchmarkRead(b *testing.B) {
 	shapes := []struct {
 		name string
 		data []byte
-	}{{"export", export}, {"export_gzip", gzipped(b, export)}, {"one_column", oneColumn.Bytes()}}
+	}{{"export", export}, {"export_gzip", gzipped(b, export)},
+		{"export_quoted", quotedCSV(rows)}, {"one_column", oneColumn.Bytes()}}
 	for _, shape := range shapes {
 		for _, impl := range []struct {
 			name string
