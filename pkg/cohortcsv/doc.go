@@ -17,5 +17,13 @@
 // members would look removed. Read refuses such input with a *ResyncError
 // instead of guessing.
 //
+// Most rows of a real export are plain: the header's number of fields, and
+// no quote anywhere or quotes only around whole fields that hold none (as
+// from exporters that quote every field). Read splits those itself and keeps their keys, packed
+// together, in one string per block of rows, so the usual row costs no
+// allocation; any other line (a quote, a wrong field count, a line longer than
+// the read buffer, the last line without a line end, a read error) goes to
+// encoding/csv, so the results are those of encoding/csv for every record.
+//
 // Duplicate keys are not detected here: the snapshot sort does that for free.
 package cohortcsv
