@@ -370,12 +370,13 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 		srcs = append(srcs, src)
 	}
 	batches := make(chan []item, 1) // one batch prepared while one is applied
+	spare := make(chan []item, 2)   // applied batches' buffers, to build batches in
 	var (
 		wg       sync.WaitGroup
 		fetchErr error
 	)
-	wg.Go(func() { fetchErr = c.fetchBatches(pctx, cancel, srcs, batches) })
-	loopErr := c.applyLoop(pctx, batches, gen, dlq)
+	wg.Go(func() { fetchErr = c.fetchBatches(pctx, cancel, srcs, batches, spare) })
+	loopErr := c.applyLoop(pctx, batches, spare, gen, dlq)
 	// Whatever is still buffered belongs to this generation only: dropped,
 	// uncommitted, and read again by whoever owns its partition next.
 	cancel()
@@ -486,10 +487,11 @@ type committer interface {
 var errGenerationEnded = errors.New("consumer group generation ended")
 
 // applyLoop processes batches until ctx (the generation's) ends or in is
-// closed (nil), or processing fails. A batch is started only while the
+// closed (nil), or processing fails, and hands the buffer of each batch it
+// committed to spare, if there is room. A batch is started only while the
 // generation lasts; the one in progress when it ends is finished within
 // ShutdownTimeout, the rest are dropped.
-func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer, dlq messageWriter) error {
+func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, spare chan<- []item, cm committer, dlq messageWriter) error {
 	for {
 		var batch []item
 		select {
@@ -508,6 +510,15 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, cm committer
 		c.flight.Store(&batch)
 		err := c.applyBatch(ctx, batch, cm, dlq)
 		c.flight.Store(nil)
+		if err == nil {
+			// Nothing refers to the batch once it is committed: its
+			// abandonment log (processWithGrace) has returned, and dead
+			// letters are copies.
+			select {
+			case spare <- batch[:0]:
+			default:
+			}
+		}
 		if err != nil {
 			if errors.Is(err, errGenerationEnded) {
 				c.log.Info("batch applied but not committed: the generation ended; it will be redelivered", "err", err)

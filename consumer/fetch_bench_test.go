@@ -73,11 +73,12 @@ func fetchAll(b *testing.B, c *Consumer, partitions, want int) {
 		srcs[p] = src
 	}
 	out := make(chan []item, 1)
+	spare := make(chan []item, 2) // handed back as the apply loop does
 	var (
 		wg       sync.WaitGroup
 		fetchErr error
 	)
-	wg.Go(func() { fetchErr = c.fetchBatches(ctx, cancel, srcs, out) })
+	wg.Go(func() { fetchErr = c.fetchBatches(ctx, cancel, srcs, out, spare) })
 	n := 0
 	for batch := range out {
 		for i := range batch {
@@ -87,6 +88,10 @@ func fetchAll(b *testing.B, c *Consumer, partitions, want int) {
 		}
 		if n += len(batch); n >= want {
 			break
+		}
+		select {
+		case spare <- batch[:0]:
+		default:
 		}
 	}
 	cancel()
@@ -120,7 +125,7 @@ func BenchmarkBatchLoneMessage(b *testing.B) {
 		in <- chunk{items: append(<-free, item{msg: msg}), first: time.Now()}
 		close(in)
 		out := make(chan []item, 1)
-		c.batchLoop(ctx, in, out, free)
+		c.batchLoop(ctx, in, out, free, nil)
 		if batch := <-out; len(batch) != 1 {
 			b.Fatalf("batch of %d", len(batch))
 		}

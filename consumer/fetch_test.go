@@ -105,7 +105,7 @@ func runFetch(ctx context.Context, c *Consumer, srcs []source, want int) ([][]it
 		wg  sync.WaitGroup
 		err error
 	)
-	wg.Go(func() { err = c.fetchBatches(ctx, cancel, srcs, out) })
+	wg.Go(func() { err = c.fetchBatches(ctx, cancel, srcs, out, nil) })
 	var batches [][]item
 	n := 0
 	for b := range out {
@@ -285,7 +285,7 @@ func TestBatchLoopSplitsAChunk(t *testing.T) {
 	close(in)
 	out := make(chan []item, 2)
 	free := make(chan []item, 2)
-	c.batchLoop(testenv.Context(t, 10*time.Second), in, out, free)
+	c.batchLoop(testenv.Context(t, 10*time.Second), in, out, free, nil)
 	var got [][]string
 	for batch := range out {
 		var ids []string
@@ -332,7 +332,7 @@ func TestBatchFillsWhileApplyBusy(t *testing.T) {
 	out := make(chan []item) // the apply loop is busy: nobody receives yet
 	ctx := testenv.Context(t, 10*time.Second)
 	var wg sync.WaitGroup
-	wg.Go(func() { c.batchLoop(ctx, in, out, make(chan []item, 3)) })
+	wg.Go(func() { c.batchLoop(ctx, in, out, make(chan []item, 3), nil) })
 	in <- chunkOf(msgs[:2])
 	time.Sleep(5 * flush) // the batch's FlushInterval is over
 	in <- chunkOf(msgs[2:5])
@@ -350,4 +350,28 @@ func TestBatchFillsWhileApplyBusy(t *testing.T) {
 	for range out {
 	}
 	wg.Wait()
+}
+
+// TestBatchBuiltInASpareBuffer: a batch is built in a buffer the apply
+// loop handed back, and the older batch's items past its length are
+// cleared, so that the new batch keeps none of them alive.
+func TestBatchBuiltInASpareBuffer(t *testing.T) {
+	c := fetchConsumer(t, 10, time.Millisecond)
+	old := chunkOf(partitionMsgs(0, 8)).items
+	spare := make(chan []item, 1)
+	spare <- old[:0]
+	in := make(chan chunk, 1)
+	in <- chunkOf(partitionMsgs(1, 3))
+	close(in)
+	out := make(chan []item, 1)
+	c.batchLoop(testenv.Context(t, 10*time.Second), in, out, make(chan []item, 1), spare)
+	batch := <-out
+	if len(batch) != 3 || &batch[0] != &old[0] {
+		t.Fatalf("got a batch of %d not built in the spare buffer", len(batch))
+	}
+	for i, it := range old[3:8] {
+		if it.msg.Value != nil || it.ev.ContextKey != "" {
+			t.Errorf("spare buffer item %d still holds message %d:%d", 3+i, it.msg.Partition, it.msg.Offset)
+		}
+	}
 }

@@ -145,7 +145,7 @@ func TestCommitAfterGenerationEnded(t *testing.T) {
 			in := make(chan []item, 1)
 			in <- items(0, 0, 1, 2)
 			close(in)
-			err = c.applyLoop(ctx, in, cm, &fakeWriter{})
+			err = c.applyLoop(ctx, in, make(chan []item, 2), cm, &fakeWriter{})
 			if err != nil {
 				t.Fatalf("applyLoop = %v, want nil", err)
 			}
