@@ -2,6 +2,7 @@ package segmentstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"runtime"
@@ -120,15 +121,16 @@ type Writer struct {
 	// so the per-event state lives in arrays that a batch overwrites.
 	keyBufs     [][]byte        // per hashing worker: the include keys it built
 	keys        []string        // per change: its include key (sound segments only)
+	fps         []uint64        // per change: its context key's fingerprint (see fingerprint)
 	keyEnds     []int           // per change: where its key ends in its worker's buffer
 	include     []*redis.IntCmd // per change: its include-set write, nil if not sent
 	includeCmds []redis.IntCmd  // per change: the storage include points into
 	failed      []error         // per change: why it failed, nil if applied
 	segs        map[segKey]*segState
-	order       []*segState    // the batch's segments, in the order of their first change
-	pool        []*segState    // order's states and spare ones of earlier batches
-	cmds        []redis.Cmder  // the include writes, queued into the pipeline at once
-	args        []any          // the arguments of the commands the Writer builds (see argv)
+	order       []*segState   // the batch's segments, in the order of their first change
+	pool        []*segState   // order's states and spare ones of earlier batches
+	cmds        []redis.Cmder // the include writes, queued into the pipeline at once
+	args        []any         // the arguments of the commands the Writer builds (see argv)
 	// started is, per segment, the run whose start this Writer last
 	// recorded in the run index and that start: a batch of the same run
 	// from no lower a seq adds nothing, so most batches write no entry.
@@ -178,7 +180,8 @@ type segState struct {
 	membersType, metaType, indexType *redis.StatusCmd
 	runsType                         *redis.StatusCmd
 	ops                              []memberOp       // per distinct context key of the batch's applicable changes
-	opIndex                          map[string]int32 // context key → its index in ops
+	opIndex                          map[uint64]int32 // context key's fingerprint → its index in ops
+	opSpill                          map[string]int32 // context key → its index in ops, for a fingerprint two keys share
 	fresh, gone                      []int32          // indexes in ops of the keys that joined, and that left
 	member                           []memberCmd      // its member-index writes
 }
@@ -338,7 +341,7 @@ func (w *Writer) group(changes []Change) {
 func (w *Writer) addSeg(k segKey) *segState {
 	n := len(w.order)
 	if n == len(w.pool) {
-		w.pool = append(w.pool, &segState{runs: map[string]uint64{}, opIndex: map[string]int32{}})
+		w.pool = append(w.pool, &segState{runs: map[string]uint64{}, opIndex: map[uint64]int32{}})
 	}
 	w.order = w.pool[:n+1]
 	s := w.pool[n]
@@ -352,6 +355,7 @@ func (w *Writer) addSeg(k segKey) *segState {
 	s.maxSeq, s.run, s.kind, s.lastRun, s.lastFirst = 0, "", "", "", 0
 	clear(s.runs)
 	clear(s.opIndex)
+	clear(s.opSpill)
 	s.runEntries, s.meta, s.index = s.runEntries[:0], nil, nil
 	s.membersType, s.metaType, s.indexType, s.runsType = nil, nil, nil, nil
 	s.ops, s.fresh, s.gone, s.member = s.ops[:0], s.fresh[:0], s.gone[:0], s.member[:0]
@@ -473,11 +477,12 @@ func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
 const minHashChunk = 2048
 
 // includeKeys sets w.keys[i] to the include key of every change i not
-// failed already. A key costs a SHA-256 and an allocation: the hashing is
-// spread over the cores for a large batch, and each worker's keys share
-// one string.
+// failed already, and w.fps[i] to its fingerprint. A key costs a SHA-256
+// and an allocation: the hashing is spread over the cores for a large
+// batch, and each worker's keys share one string.
 func (w *Writer) includeKeys(changes []Change) {
 	w.keys = resize(w.keys, len(changes))
+	w.fps = resize(w.fps, len(changes))
 	w.keyEnds = resize(w.keyEnds, len(changes))
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(changes)/minHashChunk))
 	for len(w.keyBufs) < workers {
@@ -490,6 +495,7 @@ func (w *Writer) includeKeys(changes []Change) {
 		for i := lo; i < hi; i++ {
 			if w.failed[i] == nil {
 				buf = bigsegments.AppendIncludeKey(buf, changes[i].Prefix, changes[i].ContextKey)
+				w.fps[i] = fingerprint(buf)
 			}
 			w.keyEnds[i] = len(buf)
 		}
@@ -510,6 +516,19 @@ func (w *Writer) includeKeys(changes []Change) {
 	wg.Wait()
 }
 
+// fingerprint is a context key's fingerprint, from its include key
+// (AppendIncludeKey's output, ending in the base64 of the key's SHA-256
+// and one '='): 8 of the hash's characters, 48 bits. It keys the batch's
+// dedupe of context keys per segment: a map of these is cheaper to probe
+// than one of the keys, whose bytes are cold by then. Keys that share one
+// are told apart (segState.noteOp), so only speed depends on its spread.
+func fingerprint(includeKey []byte) uint64 {
+	if len(includeKey) < 9 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(includeKey[len(includeKey)-9:])
+}
+
 // writeMembers is round trip 3: the member-index writes of the changes
 // whose include write landed, and each segment's metadata. It returns the
 // segments to undo: those whose member-index or metadata writes were
@@ -523,7 +542,7 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]*segStat
 				continue
 			}
 			ch := &changes[i]
-			s.noteOp(ch, w.include[i].Val() == 1)
+			s.noteOp(ch, w.fps[i], w.include[i].Val() == 1)
 			if ch.Seq > s.maxSeq {
 				s.maxSeq, s.run, s.kind = ch.Seq, ch.Run, ch.ContextKind
 			}
@@ -573,14 +592,25 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]*segStat
 	return undo, nil
 }
 
-// noteOp folds change ch into its key's memberOp in s; added tells
-// whether its include write changed the set.
-func (s *segState) noteOp(ch *Change, added bool) {
-	j, ok := s.opIndex[ch.ContextKey]
-	if !ok {
-		j = int32(len(s.ops))
-		s.opIndex[ch.ContextKey] = j
-		s.ops = append(s.ops, memberOp{key: ch.ContextKey})
+// noteOp folds change ch, whose context key has fingerprint fp, into its
+// key's memberOp in s; added tells whether its include write changed the
+// set.
+func (s *segState) noteOp(ch *Change, fp uint64, added bool) {
+	j, ok := s.opIndex[fp]
+	switch {
+	case !ok:
+		j = s.newOp(ch.ContextKey)
+		s.opIndex[fp] = j
+	case s.ops[j].key != ch.ContextKey:
+		// Another context key of the batch has this fingerprint: this
+		// one, and any other that shares it, is found by itself.
+		if s.opSpill == nil {
+			s.opSpill = map[string]int32{}
+		}
+		if j, ok = s.opSpill[ch.ContextKey]; !ok {
+			j = s.newOp(ch.ContextKey)
+			s.opSpill[ch.ContextKey] = j
+		}
 	}
 	op := &s.ops[j]
 	switch {
@@ -593,6 +623,12 @@ func (s *segState) noteOp(ch *Change, added bool) {
 	}
 	// An add that changed nothing after an add of the batch: the earlier
 	// one's seq stands.
+}
+
+// newOp adds a memberOp of context key key to s.ops and returns its index.
+func (s *segState) newOp(key string) int32 {
+	s.ops = append(s.ops, memberOp{key: key})
+	return int32(len(s.ops) - 1)
 }
 
 // noteRun folds seq into the lowest seq of run in s.runs (seq 0: none).
