@@ -61,6 +61,11 @@ func TestApplyContentsGolden(t *testing.T) {
 				ch(prefix, "legacy", 1, "u2", true, 303), ch(prefix, "a", 1, "u3", false, 304),
 				ch(other, "a", 1, "u6", true, 305), ch(other, "a", 1, "u1", false, 306),
 			},
+			{ // several runs per segment: their starts, one of them recorded already
+				ch(prefix, "a", 1, "u8", false, 450), ch(prefix, "a", 1, "u9", false, 420), ch(prefix, "a", 1, "u8", true, 510),
+				ch(prefix, "a", 1, "u10", false, 320), ch(prefix, "a", 1, "u11", false, 601), ch(prefix, "b", 1, "u8", false, 499),
+				ch(prefix, "b", 1, "u9", false, 401), ch(other, "a", 1, "u8", false, 700), ch(other, "a", 1, "u9", false, 801),
+			},
 		}
 		for n, batch := range batches {
 			if f, err := w.Apply(ctx, batch); err != nil || len(f) != 0 {
