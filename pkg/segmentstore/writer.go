@@ -174,7 +174,8 @@ type segState struct {
 	// does with no lower seq needs no map lookup. lastFirst 0: none yet.
 	lastRun                          string
 	lastFirst                        uint64
-	runEntries                       []*redis.IntCmd // ZADDs to the run index
+	starts                           []redis.Z       // the run-index entries to write
+	runEntries                       []*redis.IntCmd // ZADDs of starts to the run index
 	meta                             *redis.Cmd
 	index                            *redis.IntCmd // SADD of ref to indexKey
 	membersType, metaType, indexType *redis.StatusCmd
@@ -248,9 +249,10 @@ func (*errWrongType) RedisError() {}
 // set form of older releases. So a first sync costs the index about one
 // command per thousand members, not one per member. Per segment: one script that sets last_seq to
 // the highest Seq applied, with its Run, only if that is higher than the
-// stored last_seq, and last_applied to the time now in any case; a ZADD to
-// its run index of where each run of the batch starts, unless this Writer
-// recorded that start already (so about one per run, not per batch); and
+// stored last_seq, and last_applied to the time now in any case; a
+// variadic ZADD to its run index of where each run of the batch starts,
+// but those this Writer recorded already (so an entry is about one per
+// run, not per batch); and
 // an SADD of its ref to the prefix's segments index
 // (bigsegments.SegmentsKey), in another slot than the metadata's, so not in
 // the script. A run-index entry of changes refused later stays: it is true
@@ -553,11 +555,15 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]*segStat
 		if s.maxSeq > 0 {
 			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, s.metaArgs(nowMs)...)
 			s.index = pipe.SAdd(ctx, s.indexKey, s.ref)
+			s.starts = s.starts[:0]
 			for _, run := range slices.Sorted(maps.Keys(s.runs)) {
 				if c, ok := w.started[s.key]; ok && c.run == run && c.seq <= s.runs[run] {
 					continue // recorded already
 				}
-				s.runEntries = append(s.runEntries, pipe.ZAdd(ctx, s.runsKey, redis.Z{Member: bigsegments.RunsEntry(s.runs[run], run)}))
+				s.starts = append(s.starts, redis.Z{Member: bigsegments.RunsEntry(s.runs[run], run)})
+			}
+			for starts := range slices.Chunk(s.starts, maxFields) { // variadic: a batch may hold many runs
+				s.runEntries = append(s.runEntries, pipe.ZAdd(ctx, s.runsKey, starts...))
 			}
 		}
 	}
