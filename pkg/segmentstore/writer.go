@@ -2,6 +2,7 @@ package segmentstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"runtime"
@@ -116,14 +117,20 @@ type Writer struct {
 	rdb WriteClient
 	now func() time.Time
 
-	// Reused between batches.
-	keyBufs [][]byte        // per hashing worker: the include keys it built
-	keys    []string        // per change: its include key (sound segments only)
-	keyEnds []int           // per change: where its key ends in its worker's buffer
-	include []*redis.IntCmd // per change: its include-set write, nil if not sent
-	failed  []error         // per change: why it failed, nil if applied
-	segs    map[segKey]*segState
-	ops     map[opKey]int // per segment and context key: its index in segState.ops
+	// Reused between batches: most of a batch's client cost is per event,
+	// so the per-event state lives in arrays that a batch overwrites.
+	keyBufs     [][]byte        // per hashing worker: the include keys it built
+	keys        []string        // per change: its include key (sound segments only)
+	fps         []uint64        // per change: its context key's fingerprint (see fingerprint)
+	keyEnds     []int           // per change: where its key ends in its worker's buffer
+	include     []*redis.IntCmd // per change: its include-set write, nil if not sent
+	includeCmds []redis.IntCmd  // per change: the storage include points into
+	failed      []error         // per change: why it failed, nil if applied
+	segs        map[segKey]*segState
+	order       []*segState   // the batch's segments, in the order of their first change
+	pool        []*segState   // order's states and spare ones of earlier batches
+	cmds        []redis.Cmder // the include writes, queued into the pipeline at once
+	args        []any         // the arguments of the commands the Writer builds (see argv)
 	// started is, per segment, the run whose start this Writer last
 	// recorded in the run index and that start: a batch of the same run
 	// from no lower a seq adds nothing, so most batches write no entry.
@@ -154,7 +161,7 @@ type runStart struct {
 type segState struct {
 	key                               segKey
 	ref, membersKey, metaKey, runsKey string
-	refArg                            []any  // ref, boxed once for the include writes
+	refArg                            any    // ref, boxed once for the include writes
 	indexKey                          string // the prefix's segments index (bigsegments.SegmentsKey)
 	changes                           []int  // indexes into the batch
 	bad                               error  // why none of its changes can be applied
@@ -162,19 +169,22 @@ type segState struct {
 	maxSeq                            uint64
 	run, kind                         string
 	runs                              map[string]uint64 // run → lowest seq of it in the batch
-	runEntries                        []*redis.IntCmd   // ZADDs to the run index
-	meta                              *redis.Cmd
-	index                             *redis.IntCmd // SADD of ref to indexKey
-	membersType, metaType, indexType  *redis.StatusCmd
-	runsType                          *redis.StatusCmd
-	ops                               []memberOp  // per distinct context key of the batch's applicable changes
-	member                            []memberCmd // its member-index writes
-}
-
-// opKey is one context key of one segment of a batch.
-type opKey struct {
-	seg *segState
-	key string
+	// lastRun and lastFirst are the run of runs last looked up and its
+	// lowest seq: the changes of a batch mostly share a run, and one that
+	// does with no lower seq needs no map lookup. lastFirst 0: none yet.
+	lastRun                          string
+	lastFirst                        uint64
+	starts                           []redis.Z       // the run-index entries to write
+	runEntries                       []*redis.IntCmd // ZADDs of starts to the run index
+	meta                             *redis.Cmd
+	index                            *redis.IntCmd // SADD of ref to indexKey
+	membersType, metaType, indexType *redis.StatusCmd
+	runsType                         *redis.StatusCmd
+	ops                              []memberOp       // per distinct context key of the batch's applicable changes
+	opIndex                          map[uint64]int32 // context key's fingerprint → its index in ops
+	opSpill                          map[string]int32 // context key → its index in ops, for a fingerprint two keys share
+	fresh, gone                      []int32          // indexes in ops of the keys that joined, and that left
+	member                           []memberCmd      // its member-index writes
 }
 
 // memberOp is what a batch does, in the end, to one context key in one
@@ -207,7 +217,7 @@ const (
 type memberCmd struct {
 	cmd    redis.Cmder
 	kind   opKind
-	fields []string        // the context keys it writes (variadic HSET and HDEL)
+	fields []int32         // the context keys it writes (variadic HSET and HDEL), as indexes in segState.ops
 	old    *redis.SliceCmd // before an HDEL: the seqs of fields
 }
 
@@ -239,9 +249,10 @@ func (*errWrongType) RedisError() {}
 // set form of older releases. So a first sync costs the index about one
 // command per thousand members, not one per member. Per segment: one script that sets last_seq to
 // the highest Seq applied, with its Run, only if that is higher than the
-// stored last_seq, and last_applied to the time now in any case; a ZADD to
-// its run index of where each run of the batch starts, unless this Writer
-// recorded that start already (so about one per run, not per batch); and
+// stored last_seq, and last_applied to the time now in any case; a
+// variadic ZADD to its run index of where each run of the batch starts,
+// but those this Writer recorded already (so an entry is about one per
+// run, not per batch); and
 // an SADD of its ref to the prefix's segments index
 // (bigsegments.SegmentsKey), in another slot than the metadata's, so not in
 // the script. A run-index entry of changes refused later stays: it is true
@@ -307,6 +318,8 @@ func (w *Writer) group(changes []Change) {
 		w.segs = map[segKey]*segState{}
 	}
 	clear(w.segs)
+	w.order = w.order[:0]
+	w.args = w.args[:0]
 	w.include = resize(w.include, len(changes))
 	w.failed = resize(w.failed, len(changes))
 	var s *segState
@@ -319,13 +332,37 @@ func (w *Writer) group(changes []Change) {
 		}
 		s = w.segs[k]
 		if s == nil {
-			ref := bigsegments.Ref(ch.Segment, ch.Generation)
-			s = &segState{key: k, ref: ref, refArg: []any{ref}, membersKey: bigsegments.MembersKey(ch.Prefix, ref), metaKey: bigsegments.MetaKey(ch.Prefix, ref),
-				runsKey: bigsegments.RunsKey(ch.Prefix, ref), indexKey: bigsegments.SegmentsKey(ch.Prefix)}
-			w.segs[k] = s
+			s = w.addSeg(k)
 		}
 		s.changes = append(s.changes, i)
 	}
+}
+
+// addSeg adds segment k to the batch, with the state of a segment of an
+// earlier batch made new: its buffers and maps keep their room.
+func (w *Writer) addSeg(k segKey) *segState {
+	n := len(w.order)
+	if n == len(w.pool) {
+		w.pool = append(w.pool, &segState{runs: map[string]uint64{}, opIndex: map[uint64]int32{}})
+	}
+	w.order = w.pool[:n+1]
+	s := w.pool[n]
+	if s.key != k || s.ref == "" { // batches mostly name the same segments in the same order
+		ref := bigsegments.Ref(k.segment, k.generation)
+		s.key, s.ref, s.refArg = k, ref, ref
+		s.membersKey, s.metaKey, s.runsKey = bigsegments.MembersKey(k.prefix, ref), bigsegments.MetaKey(k.prefix, ref), bigsegments.RunsKey(k.prefix, ref)
+		s.indexKey = bigsegments.SegmentsKey(k.prefix)
+	}
+	s.changes, s.bad, s.legacy = s.changes[:0], nil, false
+	s.maxSeq, s.run, s.kind, s.lastRun, s.lastFirst = 0, "", "", "", 0
+	clear(s.runs)
+	clear(s.opIndex)
+	clear(s.opSpill)
+	s.runEntries, s.meta, s.index = s.runEntries[:0], nil, nil
+	s.membersType, s.metaType, s.indexType, s.runsType = nil, nil, nil, nil
+	s.ops, s.fresh, s.gone, s.member = s.ops[:0], s.fresh[:0], s.gone[:0], s.member[:0]
+	w.segs[k] = s
+	return s
 }
 
 // resize returns s with n zero elements, reusing its array.
@@ -338,6 +375,20 @@ func resize[T any](s []T, n int) []T {
 	return s
 }
 
+// argv returns room for the n arguments of one command, from an arena
+// reset per batch: go-redis' own command builders allocate the arguments
+// of each command, and box each string. A command keeps referring to its
+// arguments until the batch ends, so a full arena is replaced, not
+// reused, within a batch.
+func (w *Writer) argv(n int) []any {
+	if cap(w.args)-len(w.args) < n {
+		w.args = make([]any, 0, max(2*cap(w.args), n, 1024))
+	}
+	lo := len(w.args)
+	w.args = w.args[:lo+n]
+	return w.args[lo : lo+n : lo+n]
+}
+
 // checkSegments is round trip 1: it fails every change of a segment whose
 // member index is neither a hash nor a set (the form before
 // since-tracking, which it keeps), whose run index is not a sorted set,
@@ -345,14 +396,14 @@ func resize[T any](s []T, n int) []T {
 // set.
 func (w *Writer) checkSegments(ctx context.Context) error {
 	pipe := w.rdb.Pipeline()
-	for _, s := range w.segs {
+	for _, s := range w.order {
 		s.membersType, s.metaType, s.indexType = pipe.Type(ctx, s.membersKey), pipe.Type(ctx, s.metaKey), pipe.Type(ctx, s.indexKey)
 		s.runsType = pipe.Type(ctx, s.runsKey)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return classified("check the segments' key types", err)
 	}
-	for _, s := range w.segs {
+	for _, s := range w.order {
 		s.legacy = s.membersType.Val() == "set"
 		membersWant := "hash"
 		if s.legacy {
@@ -378,19 +429,36 @@ func (w *Writer) checkSegments(ctx context.Context) error {
 // writeIncludes is round trip 2: the include-set writes of the changes of
 // sound segments.
 func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
-	pipe := w.rdb.Pipeline()
 	w.includeKeys(changes)
-	for _, s := range w.segs {
+	// The commands are go-redis' SADD and SREM, built here: their storage
+	// is reused, their arguments come from one arena and the ref is boxed
+	// once per segment, which leaves one allocation per change (boxing its
+	// key: a Cluster client routes by key arguments of type string only).
+	// They enter the pipeline in one call, not by appending one at a time.
+	if cap(w.includeCmds) < len(changes) {
+		w.includeCmds = make([]redis.IntCmd, len(changes))
+	}
+	w.includeCmds = w.includeCmds[:len(changes)]
+	args := w.argv(3 * len(changes))
+	w.cmds = w.cmds[:0]
+	for _, s := range w.order {
 		if s.bad != nil {
 			continue
 		}
 		for _, i := range s.changes {
+			a := args[3*i : 3*i+3 : 3*i+3]
+			a[0], a[1], a[2] = "sadd", w.keys[i], s.refArg
 			if changes[i].Remove {
-				w.include[i] = pipe.SRem(ctx, w.keys[i], s.refArg...)
-			} else {
-				w.include[i] = pipe.SAdd(ctx, w.keys[i], s.refArg...)
+				a[0] = "srem"
 			}
+			w.includeCmds[i] = *redis.NewIntCmd(ctx, a...)
+			w.include[i] = &w.includeCmds[i]
+			w.cmds = append(w.cmds, w.include[i])
 		}
+	}
+	pipe := w.rdb.Pipeline()
+	if err := pipe.BatchProcess(ctx, w.cmds...); err != nil {
+		return classified("redis pipeline", err)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !hasErr(w.include) {
 		return classified("redis pipeline", err)
@@ -411,11 +479,12 @@ func (w *Writer) writeIncludes(ctx context.Context, changes []Change) error {
 const minHashChunk = 2048
 
 // includeKeys sets w.keys[i] to the include key of every change i not
-// failed already. A key costs a SHA-256 and an allocation: the hashing is
-// spread over the cores for a large batch, and each worker's keys share
-// one string.
+// failed already, and w.fps[i] to its fingerprint. A key costs a SHA-256
+// and an allocation: the hashing is spread over the cores for a large
+// batch, and each worker's keys share one string.
 func (w *Writer) includeKeys(changes []Change) {
 	w.keys = resize(w.keys, len(changes))
+	w.fps = resize(w.fps, len(changes))
 	w.keyEnds = resize(w.keyEnds, len(changes))
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(changes)/minHashChunk))
 	for len(w.keyBufs) < workers {
@@ -428,6 +497,7 @@ func (w *Writer) includeKeys(changes []Change) {
 		for i := lo; i < hi; i++ {
 			if w.failed[i] == nil {
 				buf = bigsegments.AppendIncludeKey(buf, changes[i].Prefix, changes[i].ContextKey)
+				w.fps[i] = fingerprint(buf)
 			}
 			w.keyEnds[i] = len(buf)
 		}
@@ -448,6 +518,19 @@ func (w *Writer) includeKeys(changes []Change) {
 	wg.Wait()
 }
 
+// fingerprint is a context key's fingerprint, from its include key
+// (AppendIncludeKey's output, ending in the base64 of the key's SHA-256
+// and one '='): 8 of the hash's characters, 48 bits. It keys the batch's
+// dedupe of context keys per segment: a map of these is cheaper to probe
+// than one of the keys, whose bytes are cold by then. Keys that share one
+// are told apart (segState.noteOp), so only speed depends on its spread.
+func fingerprint(includeKey []byte) uint64 {
+	if len(includeKey) < 9 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(includeKey[len(includeKey)-9:])
+}
+
 // writeMembers is round trip 3: the member-index writes of the changes
 // whose include write landed, and each segment's metadata. It returns the
 // segments to undo: those whose member-index or metadata writes were
@@ -455,47 +538,39 @@ func (w *Writer) includeKeys(changes []Change) {
 func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]*segState, error) {
 	pipe := w.rdb.Pipeline()
 	nowMs := bigsegments.UnixMillis(w.now())
-	if w.ops == nil {
-		w.ops = map[opKey]int{}
-	}
-	clear(w.ops)
-	for _, s := range w.segs {
-		s.maxSeq, s.meta, s.index = 0, nil, nil
-		if s.runs == nil {
-			s.runs = map[string]uint64{}
-		}
-		clear(s.runs)
-		s.ops, s.member = s.ops[:0], s.member[:0]
+	for _, s := range w.order {
 		for _, i := range s.changes {
 			if w.failed[i] != nil {
 				continue
 			}
 			ch := &changes[i]
-			w.noteOp(s, ch, w.include[i].Val() == 1)
+			s.noteOp(ch, w.fps[i], w.include[i].Val() == 1)
 			if ch.Seq > s.maxSeq {
 				s.maxSeq, s.run, s.kind = ch.Seq, ch.Run, ch.ContextKind
 			}
-			if first, ok := s.runs[ch.Run]; ch.Seq > 0 && (!ok || ch.Seq < first) {
-				s.runs[ch.Run] = ch.Seq
-			}
+			s.noteRun(ch.Run, ch.Seq)
 		}
 		w.queueMembers(ctx, pipe, s)
 		s.runEntries = s.runEntries[:0]
 		if s.maxSeq > 0 {
 			s.meta = metaScript.Eval(ctx, pipe, []string{s.metaKey, s.membersKey}, s.metaArgs(nowMs)...)
 			s.index = pipe.SAdd(ctx, s.indexKey, s.ref)
+			s.starts = s.starts[:0]
 			for _, run := range slices.Sorted(maps.Keys(s.runs)) {
 				if c, ok := w.started[s.key]; ok && c.run == run && c.seq <= s.runs[run] {
 					continue // recorded already
 				}
-				s.runEntries = append(s.runEntries, pipe.ZAdd(ctx, s.runsKey, redis.Z{Member: bigsegments.RunsEntry(s.runs[run], run)}))
+				s.starts = append(s.starts, redis.Z{Member: bigsegments.RunsEntry(s.runs[run], run)})
+			}
+			for starts := range slices.Chunk(s.starts, maxFields) { // variadic: a batch may hold many runs
+				s.runEntries = append(s.runEntries, pipe.ZAdd(ctx, s.runsKey, starts...))
 			}
 		}
 	}
 	_, execErr := pipe.Exec(ctx)
 	var undo []*segState
 	replied := false // some command answered with an error of its own
-	for _, s := range w.segs {
+	for _, s := range w.order {
 		what, err := s.memberErr()
 		if err == nil {
 			what, err = s.segErr()
@@ -523,15 +598,25 @@ func (w *Writer) writeMembers(ctx context.Context, changes []Change) ([]*segStat
 	return undo, nil
 }
 
-// noteOp folds change ch into its key's memberOp in s; added tells
-// whether its include write changed the set.
-func (w *Writer) noteOp(s *segState, ch *Change, added bool) {
-	k := opKey{s, ch.ContextKey}
-	j, ok := w.ops[k]
-	if !ok {
-		j = len(s.ops)
-		w.ops[k] = j
-		s.ops = append(s.ops, memberOp{key: ch.ContextKey})
+// noteOp folds change ch, whose context key has fingerprint fp, into its
+// key's memberOp in s; added tells whether its include write changed the
+// set.
+func (s *segState) noteOp(ch *Change, fp uint64, added bool) {
+	j, ok := s.opIndex[fp]
+	switch {
+	case !ok:
+		j = s.newOp(ch.ContextKey)
+		s.opIndex[fp] = j
+	case s.ops[j].key != ch.ContextKey:
+		// Another context key of the batch has this fingerprint: this
+		// one, and any other that shares it, is found by itself.
+		if s.opSpill == nil {
+			s.opSpill = map[string]int32{}
+		}
+		if j, ok = s.opSpill[ch.ContextKey]; !ok {
+			j = s.newOp(ch.ContextKey)
+			s.opSpill[ch.ContextKey] = j
+		}
 	}
 	op := &s.ops[j]
 	switch {
@@ -546,40 +631,73 @@ func (w *Writer) noteOp(s *segState, ch *Change, added bool) {
 	// one's seq stands.
 }
 
+// newOp adds a memberOp of context key key to s.ops and returns its index.
+func (s *segState) newOp(key string) int32 {
+	s.ops = append(s.ops, memberOp{key: key})
+	return int32(len(s.ops) - 1)
+}
+
+// noteRun folds seq into the lowest seq of run in s.runs (seq 0: none).
+func (s *segState) noteRun(run string, seq uint64) {
+	if seq == 0 || (s.lastFirst != 0 && run == s.lastRun && seq >= s.lastFirst) {
+		return
+	}
+	if first, ok := s.runs[run]; !ok || seq < first {
+		s.runs[run] = seq
+	}
+	s.lastRun, s.lastFirst = run, s.runs[run]
+}
+
 // queueMembers queues s's member-index writes: variadic HSET of the keys
 // that joined, HSETNX of each key re-added, HMGET and HDEL of the keys
 // that left; for an index in the set form of older releases, SADD or SREM
 // of each key.
+//
+// The variadic commands, one per member written, are built here from the
+// Writer's arena, their fields and values pointers into s.ops (*string,
+// *uint64: go-redis writes them as the string and the decimal number) so
+// that no field is boxed or formatted: s.ops does not change until the
+// batch ends. Their key stays a string, which a Cluster client routes by.
 func (w *Writer) queueMembers(ctx context.Context, pipe redis.Pipeliner, s *segState) {
-	var fresh, gone []string
-	var seqs []string // the joining seq of each of fresh
-	for _, op := range s.ops {
+	for j := range s.ops {
+		op := &s.ops[j]
 		switch {
 		case s.legacy && op.kind == opRemove:
 			s.member = append(s.member, memberCmd{cmd: pipe.SRem(ctx, s.membersKey, op.key), kind: opRemove})
 		case s.legacy:
 			s.member = append(s.member, memberCmd{cmd: pipe.SAdd(ctx, s.membersKey, op.key), kind: opFresh})
 		case op.kind == opKeep:
-			s.member = append(s.member, memberCmd{cmd: pipe.HSetNX(ctx, s.membersKey, op.key, strconv.FormatUint(op.seq, 10)), kind: opKeep})
+			s.member = append(s.member, memberCmd{cmd: pipe.HSetNX(ctx, s.membersKey, op.key, &op.seq), kind: opKeep})
 		case op.kind == opFresh:
-			fresh = append(fresh, op.key)
-			seqs = append(seqs, strconv.FormatUint(op.seq, 10))
+			s.fresh = append(s.fresh, int32(j))
 		case op.kind == opRemove:
-			gone = append(gone, op.key)
+			s.gone = append(s.gone, int32(j))
 		}
 	}
-	for lo := 0; lo < len(fresh); lo += maxFields {
-		fields := fresh[lo:min(lo+maxFields, len(fresh))]
-		pairs := make([]any, 0, 2*len(fields))
-		for j, f := range fields {
-			pairs = append(pairs, f, seqs[lo+j])
+	for fields := range slices.Chunk(s.fresh, maxFields) {
+		a := w.argv(2 + 2*len(fields))
+		a[0], a[1] = "hset", s.membersKey
+		for n, j := range fields {
+			a[2+2*n], a[3+2*n] = &s.ops[j].key, &s.ops[j].seq
 		}
-		s.member = append(s.member, memberCmd{cmd: pipe.HSet(ctx, s.membersKey, pairs...), kind: opFresh, fields: fields})
+		s.member = append(s.member, memberCmd{cmd: queue(ctx, pipe, redis.NewIntCmd(ctx, a...)), kind: opFresh, fields: fields})
 	}
-	for fields := range slices.Chunk(gone, maxFields) {
-		old := pipe.HMGet(ctx, s.membersKey, fields...)
-		s.member = append(s.member, memberCmd{cmd: pipe.HDel(ctx, s.membersKey, fields...), kind: opRemove, fields: fields, old: old})
+	for fields := range slices.Chunk(s.gone, maxFields) {
+		get, del := w.argv(2+len(fields)), w.argv(2+len(fields))
+		get[0], get[1], del[0], del[1] = "hmget", s.membersKey, "hdel", s.membersKey
+		for n, j := range fields {
+			get[2+n] = &s.ops[j].key
+			del[2+n] = get[2+n]
+		}
+		old := queue(ctx, pipe, redis.NewSliceCmd(ctx, get...))
+		s.member = append(s.member, memberCmd{cmd: queue(ctx, pipe, redis.NewIntCmd(ctx, del...)), kind: opRemove, fields: fields, old: old})
 	}
+}
+
+// queue queues cmd in pipe and returns it.
+func queue[C redis.Cmder](ctx context.Context, pipe redis.Pipeliner, cmd C) C {
+	_ = pipe.Process(ctx, cmd) // a pipeline's Process only queues; errors come with Exec
+	return cmd
 }
 
 // memberErr is the first error of s's member-index writes, with what
@@ -612,7 +730,7 @@ func (w *Writer) recordStarts() {
 	if w.started == nil {
 		w.started = map[segKey]runStart{}
 	}
-	for _, s := range w.segs {
+	for _, s := range w.order {
 		first, ok := s.runs[s.run]
 		if _, err := s.segErr(); err != nil || s.bad != nil || s.maxSeq == 0 || !ok {
 			continue
@@ -662,11 +780,11 @@ func (w *Writer) undo(ctx context.Context, changes []Change, segs []*segState) e
 			case m.kind == opKeep && changedKey(m.cmd):
 				pipe.HDel(ctx, s.membersKey, m.cmd.Args()[2].(string))
 			case m.kind == opFresh && m.fields != nil:
-				pipe.HDel(ctx, s.membersKey, m.fields...)
+				pipe.HDel(ctx, s.membersKey, s.opKeys(m.fields)...)
 			case m.kind == opRemove && m.old != nil && m.old.Err() == nil:
 				for j, v := range m.old.Val() {
 					if v != nil {
-						pipe.HSetNX(ctx, s.membersKey, m.fields[j], fmt.Sprint(v))
+						pipe.HSetNX(ctx, s.membersKey, s.ops[m.fields[j]].key, fmt.Sprint(v))
 					}
 				}
 			default:
@@ -695,6 +813,15 @@ func (w *Writer) undo(ctx context.Context, changes []Change, segs []*segState) e
 		return classified("undo the writes of changes refused half way", err)
 	}
 	return nil
+}
+
+// opKeys are the context keys of s.ops[j] for each j of idx.
+func (s *segState) opKeys(idx []int32) []string {
+	keys := make([]string, len(idx))
+	for n, j := range idx {
+		keys[n] = s.ops[j].key
+	}
+	return keys
 }
 
 // classified wraps err, a Redis error of what, by its class: fatal errors

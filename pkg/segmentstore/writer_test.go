@@ -510,3 +510,50 @@ func TestInfos(t *testing.T) {
 		}
 	})
 }
+
+// TestNoteOpFingerprints: a batch's changes fold into one memberOp per
+// context key, found by the key's fingerprint, and keys whose
+// fingerprints are the same (forced here; 48 bits of a SHA-256 make it
+// rare) still get one memberOp each, found again by the key.
+func TestNoteOpFingerprints(t *testing.T) {
+	type note struct {
+		key    string
+		fp     uint64
+		remove bool
+		added  bool // the include write changed the set
+		seq    uint64
+	}
+	for _, tc := range []struct {
+		name  string
+		notes []note
+		want  []memberOp
+	}{
+		{"a key changed twice folds into its last change",
+			[]note{{"a", 1, false, true, 5}, {"a", 1, true, true, 6}},
+			[]memberOp{{key: "a", kind: opRemove}}},
+		{"a re-add after a join keeps the join's seq",
+			[]note{{"a", 1, false, true, 5}, {"a", 1, false, false, 6}},
+			[]memberOp{{key: "a", kind: opFresh, seq: 5}}},
+		{"keys with other fingerprints stay apart",
+			[]note{{"a", 1, false, true, 5}, {"b", 2, false, false, 6}},
+			[]memberOp{{key: "a", kind: opFresh, seq: 5}, {key: "b", kind: opKeep, seq: 6}}},
+		{"keys sharing a fingerprint stay apart and are found again",
+			[]note{
+				{"a", 7, false, true, 1}, {"b", 7, false, true, 2}, {"c", 7, false, false, 3},
+				{"b", 7, true, true, 4}, {"a", 7, false, false, 5}, {"c", 7, false, true, 6},
+			},
+			[]memberOp{{key: "a", kind: opFresh, seq: 1}, {key: "b", kind: opRemove}, {key: "c", kind: opFresh, seq: 6}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWriter(nil, nil)
+			w.segs = map[segKey]*segState{}
+			s := w.addSeg(segKey{"p", "seg", 1})
+			for _, n := range tc.notes {
+				s.noteOp(&Change{ContextKey: n.key, Remove: n.remove, Seq: n.seq}, n.fp, n.added)
+			}
+			if !slices.Equal(s.ops, tc.want) {
+				t.Errorf("ops = %+v, want %+v", s.ops, tc.want)
+			}
+		})
+	}
+}
