@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cohortsync/cohortsync/internal/redisx"
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
 	"github.com/cohortsync/cohortsync/pkg/testenv"
 	"github.com/cohortsync/cohortsync/schema"
@@ -68,7 +66,7 @@ func BenchmarkApply(b *testing.B) {
 				}
 				ctx := context.Background()
 				b.ReportAllocs()
-				cpu := startCPU(ctx, be.Client)
+				cpu := startCPU(ctx, b, be.Client)
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {
 					evs := joins
@@ -101,7 +99,7 @@ func BenchmarkRawPipelinedSADD(b *testing.B) {
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
-			cpu := startCPU(ctx, be.Client)
+			cpu := startCPU(ctx, b, be.Client)
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				off := (i % 4) * benchBatch
@@ -176,60 +174,19 @@ type cpuMeter struct {
 	ok            bool // the servers report INFO cpu (miniredis does not)
 }
 
-func startCPU(ctx context.Context, rdb redis.UniversalClient) *cpuMeter {
+func startCPU(ctx context.Context, b *testing.B, rdb redis.UniversalClient) *cpuMeter {
 	m := &cpuMeter{rdb: rdb}
-	m.self = selfCPU()
-	m.servers, m.ok = serversCPU(ctx, rdb)
+	m.self = processCPU(b)
+	var err error
+	m.servers, err = redisx.ServerCPU(ctx, rdb)
+	m.ok = err == nil
 	return m
 }
 
 // report adds client-µs/event and redis-µs/event to b for n events.
 func (m *cpuMeter) report(ctx context.Context, b *testing.B, n int) {
-	b.ReportMetric(float64((selfCPU()-m.self).Microseconds())/float64(n), "client-µs/event")
-	if s, ok := serversCPU(ctx, m.rdb); ok && m.ok {
+	b.ReportMetric(float64((processCPU(b)-m.self).Microseconds())/float64(n), "client-µs/event")
+	if s, err := redisx.ServerCPU(ctx, m.rdb); err == nil && m.ok {
 		b.ReportMetric(float64((s-m.servers).Microseconds())/float64(n), "redis-µs/event")
 	}
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// serversCPU sums used_cpu_user and used_cpu_sys over rdb's masters.
-func serversCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, bool) {
-	var (
-		mu    sync.Mutex
-		total time.Duration
-	)
-	one := func(ctx context.Context, c *redis.Client) error {
-		info, err := c.Info(ctx, "cpu").Result()
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(info, "\r\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if k == "used_cpu_user" || k == "used_cpu_sys" {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				total += time.Duration(f * float64(time.Second))
-				mu.Unlock()
-			}
-		}
-		return nil
-	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, one)
-	case *redis.Client:
-		err = one(ctx, c)
-	}
-	return total, err == nil && total > 0
 }
