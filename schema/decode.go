@@ -2,9 +2,11 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -68,11 +70,12 @@ const (
 // nIdentFields is the number of identifier fields, which come first.
 const nIdentFields = fOp
 
-// quotedNames are the JSON object names by field number, with their quotes.
-var quotedNames = [nFields]string{
-	fEnv: `"env"`, fSegment: `"segment"`, fGeneration: `"generation"`,
-	fContextKind: `"context_kind"`, fContextKey: `"context_key"`, fOp: `"op"`,
-	fRun: `"run"`, fSeq: `"seq"`, fSource: `"source"`, fTime: `"time"`,
+// namesWithColon are the JSON object names by field number as AppendValue
+// writes them: quoted and followed by the colon.
+var namesWithColon = [nFields]string{
+	fEnv: `"env":`, fSegment: `"segment":`, fGeneration: `"generation":`,
+	fContextKind: `"context_kind":`, fContextKey: `"context_key":`, fOp: `"op":`,
+	fRun: `"run":`, fSeq: `"seq":`, fSource: `"source":`, fTime: `"time":`,
 }
 
 // writeOrder is the order in which AppendValue writes the fields. parseFast
@@ -141,7 +144,7 @@ func parseFast(b []byte, p *fastValue) bool {
 		// Name. Only the exact spelling; anything else is for encoding/json.
 		f := -1
 		if k < nFields {
-			if n := quotedNames[writeOrder[k]]; len(b)-i >= len(n) && string(b[i:i+len(n)]) == n {
+			if n := namesWithColon[writeOrder[k]]; len(b)-i >= len(n) && string(b[i:i+len(n)]) == n {
 				f = writeOrder[k]
 				i += len(n)
 			}
@@ -157,17 +160,17 @@ func parseFast(b []byte, p *fastValue) bool {
 			if f = fieldNumber(b[i+1 : i+1+end]); f < 0 {
 				return false
 			}
-			i += end + 2
+			i = skipSpace(b, i+end+2)
+			if i >= len(b) || b[i] != ':' {
+				return false
+			}
+			i++
 		}
 		if seen&(1<<f) != 0 {
 			return false
 		}
 		seen |= 1 << f
 		i = skipSpace(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipSpace(b, i+1)
 
 		// Value.
 		switch f {
@@ -237,6 +240,25 @@ var plainStringByte = func() (t [256]bool) {
 	return t
 }()
 
+// Bytes repeated in every byte of a word, for notPlain.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// notPlain returns a word whose lowest set bit is the high bit of the first
+// byte of x (little endian) that plainStringByte rejects, or 0 if there is
+// none: a non-ASCII byte, a control byte, a quote or a backslash. (The tests
+// for "less than" and "equal" borrow across bytes, so they may also flag
+// bytes after the first true one; never one before it.)
+func notPlain(x uint64) uint64 {
+	below := func(x, n uint64) uint64 { return (x - ones*n) &^ x } // bytes < n (n <= 0x80)
+	control := below(x, 0x20)
+	quote := below(x^(ones*'"'), 1)
+	backslash := below(x^(ones*'\\'), 1)
+	return (x | control | quote | backslash) & highs
+}
+
 // scanString checks the JSON string whose contents start at b[i], after the
 // opening quote, and returns the index after its closing quote and whether it
 // contains escapes and an escaped keySep. It fails on anything that is not a
@@ -244,6 +266,15 @@ var plainStringByte = func() (t [256]bool) {
 // whose handling (pairs, lone halves) it leaves to encoding/json.
 func scanString(b []byte, i int) (next int, esc, sep, ok bool) {
 	for i < len(b) {
+		if i+8 <= len(b) {
+			// Eight bytes at a time up to the first that is not plain.
+			m := notPlain(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) / 8
+		}
 		c := b[i]
 		if plainStringByte[c] {
 			i++
@@ -419,13 +450,15 @@ func parseUTCTimestamp(b []byte) (time.Time, bool) {
 		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
-	year, ok1 := digits(b[0:4])
-	month, ok2 := digits(b[5:7])
-	day, ok3 := digits(b[8:10])
-	hour, ok4 := digits(b[11:13])
-	minute, ok5 := digits(b[14:16])
-	sec, ok6 := digits(b[17:19])
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 ||
+	century, ok1 := twoDigits(b[0], b[1])
+	yy, ok2 := twoDigits(b[2], b[3])
+	month, ok3 := twoDigits(b[5], b[6])
+	day, ok4 := twoDigits(b[8], b[9])
+	hour, ok5 := twoDigits(b[11], b[12])
+	minute, ok6 := twoDigits(b[14], b[15])
+	sec, ok7 := twoDigits(b[17], b[18])
+	year := century*100 + yy
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || !ok7 ||
 		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
@@ -449,6 +482,12 @@ func parseUTCTimestamp(b []byte) (time.Time, bool) {
 	// time.Parse returns time.Date(..., time.UTC): no monotonic reading and
 	// the UTC location, which Time stores as nil; Unix(...).UTC() is the same.
 	return time.Unix(unix, int64(nsec)).UTC(), true
+}
+
+// twoDigits parses the decimal digits c0 c1.
+func twoDigits(c0, c1 byte) (int, bool) {
+	d0, d1 := c0-'0', c1-'0' // a non-digit wraps to > 9
+	return int(d0)*10 + int(d1), d0 <= 9 && d1 <= 9
 }
 
 // digits parses b, which is short, as a decimal number of only digits.

@@ -2,9 +2,12 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -393,4 +396,83 @@ func FuzzParseUTCTimestampMatchesTimeParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		checkTimestampMatchesTimeParse(t, s)
 	})
+}
+
+// BenchmarkParseTimestamp compares the timestamp fast path with time.Parse,
+// which it replaces for the layout AppendValue writes.
+func BenchmarkParseTimestamp(b *testing.B) {
+	s := sample().Time.Format(time.RFC3339Nano)
+	sb := []byte(s)
+	b.Run("parseUTCTimestamp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := parseUTCTimestamp(sb); !ok {
+				b.Fatal("not accepted")
+			}
+		}
+	})
+	b.Run("time.Parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestNotPlainFindsFirstSpecialByte checks the word-at-a-time scan of
+// scanString against plainStringByte: for every byte value at every position
+// behind plain bytes, followed by bytes of every kind, and for random words.
+func TestNotPlainFindsFirstSpecialByte(t *testing.T) {
+	first := func(w [8]byte) int { // 8: none
+		for i, c := range w {
+			if !plainStringByte[c] {
+				return i
+			}
+		}
+		return 8
+	}
+	check := func(w [8]byte) {
+		t.Helper()
+		got := 8
+		if m := notPlain(binary.LittleEndian.Uint64(w[:])); m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if want := first(w); got != want {
+			t.Fatalf("word % x: notPlain says byte %d, want %d", w, got, want)
+		}
+	}
+	after := []byte{0x00, 0x01, 0x1f, 0x20, '"', '\\', 'a', 0x7f, 0x80, 0xc3, 0xff}
+	for c := range 256 {
+		for pos := range 8 {
+			for _, a := range after {
+				var w [8]byte
+				for i := range w {
+					switch {
+					case i < pos:
+						w[i] = 'x' + byte(i)
+					case i == pos:
+						w[i] = byte(c)
+					default:
+						w[i] = a
+					}
+				}
+				check(w)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := []byte{0x00, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xff}
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			if rng.IntN(4) == 0 {
+				w[i] = pick[rng.IntN(len(pick))]
+			} else {
+				w[i] = byte(rng.IntN(256))
+			}
+		}
+		check(w)
+	}
 }
