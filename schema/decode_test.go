@@ -476,3 +476,34 @@ func TestNotPlainFindsFirstSpecialByte(t *testing.T) {
 		check(w)
 	}
 }
+
+// BenchmarkDecodeShapes measures Decode on the value shapes that take
+// different paths: the one AppendValue writes, names in another order with
+// whitespace (no name prediction), a numeric time offset (time.Parse), and an
+// escaped op (encoding/json).
+func BenchmarkDecodeShapes(b *testing.B) {
+	ev := sample()
+	m := ev.Message()
+	good := string(m.Value)
+	for _, tc := range []struct{ name, value string }{
+		{"canonical", good},
+		{"reordered with spaces", `{ "time": "2026-11-25T20:00:00.123456789Z", "source": "csv", "seq": 42,
+			"run": "20261125T200000Z-1a2b3c4d", "op": "add", "context_key": "alice@example.com",
+			"context_kind": "user", "generation": 1, "segment": "amplitude-7khm89cz", "env": "production" }`},
+		{"time offset", strings.Replace(good, "20:00:00.123456789Z", "21:00:00.123456789+01:00", 1)},
+		{"escaped op", strings.Replace(good, `"op":"add"`, `"op":"\u0061dd"`, 1)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			msg := kafka.Message{Key: m.Key, Value: []byte(tc.value), Headers: m.Headers}
+			if _, err := Decode(&msg); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(&msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -291,7 +291,9 @@ var versionBytes = []byte(strconv.Itoa(Version))
 // The value is read by a hand-written parser when it has the shape that
 // AppendValue writes, and by encoding/json otherwise (see decode.go); either
 // way the result is what encoding/json with DisallowUnknownFields gives. The
-// strings of the returned event share one allocation.
+// strings of the returned event share one allocation. After the hand-written
+// parser the checks take shortcuts too (decodeFast); their results and errors
+// are those of ParseOp, time.Parse and Validate.
 func Decode(m *kafka.Message) (Event, error) {
 	v, ok := header(m.Headers, HeaderVersion)
 	if !ok {
