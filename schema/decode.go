@@ -252,11 +252,10 @@ const (
 // for "less than" and "equal" borrow across bytes, so they may also flag
 // bytes after the first true one; never one before it.)
 func notPlain(x uint64) uint64 {
-	below := func(x, n uint64) uint64 { return (x - ones*n) &^ x } // bytes < n (n <= 0x80)
-	control := below(x, 0x20)
-	quote := below(x^(ones*'"'), 1)
-	backslash := below(x^(ones*'\\'), 1)
-	return (x | control | quote | backslash) & highs
+	// (y - ones*n) &^ y flags the bytes of y below n (n <= 0x80); a byte of x
+	// equal to c is a zero byte of x ^ ones*c. Written out so that it inlines.
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return (x | (x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs) & highs
 }
 
 // scanString checks the JSON string whose contents start at b[i], after the
