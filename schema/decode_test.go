@@ -69,11 +69,15 @@ func decodeReference(m *kafka.Message) (Event, error) {
 
 // sameEvent compares events field by field; time.Time is compared by instant,
 // location name and offset, since time.Parse gives every call its own
-// *Location for a numeric offset.
+// *Location for a numeric offset, and in UTC (as AppendValue writes it) by ==,
+// which also compares how the Time stores it.
 func sameEvent(a, b Event) bool {
 	an, ao := a.Time.Zone()
 	bn, bo := b.Time.Zone()
 	if !a.Time.Equal(b.Time) || an != bn || ao != bo || a.Time.Location().String() != b.Time.Location().String() {
+		return false
+	}
+	if b.Time.Location() == time.UTC && a.Time != b.Time {
 		return false
 	}
 	a.Time, b.Time = time.Time{}, time.Time{}
