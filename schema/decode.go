@@ -17,10 +17,10 @@ import (
 //
 //   - parseFast, a hand-written parser for the shape producers write: exactly
 //     the ten field names, each at most once, in any order, string values with
-//     any escape but \uD800-\uDFFF (op and time: none at all), integer values
-//     without fraction or exponent, JSON whitespace anywhere, and UTF-8 that
-//     is valid. It never reports an error: on anything else it gives up, and
-//     Decode checks the UTF-8 and hands the value to unmarshalWire.
+//     any escape but \uD800-\uDFFF, integer values without fraction or
+//     exponent, JSON whitespace anywhere, and UTF-8 that is valid. It never
+//     reports an error: on anything else it gives up, and Decode checks the
+//     UTF-8 and hands the value to unmarshalWire.
 //   - unmarshalWire, encoding/json with DisallowUnknownFields, which decides
 //     everything parseFast gives up on (case-folded or escaped names, unknown
 //     and duplicate fields, null, numbers that do not fit, surrogates, syntax
@@ -206,9 +206,6 @@ func parseFast(b []byte, p *fastValue) bool {
 			}
 			p.spans[f] = span{start, i - 1}
 			if esc {
-				if f == fOp || f == fTime {
-					return false // never written so; spares decodeFast the unescaping
-				}
 				p.escaped |= 1 << f
 			}
 			if sep {
@@ -375,6 +372,20 @@ func (p *fastValue) identifiers(b []byte) (ids [nIdentFields]string) {
 	return ids
 }
 
+// field returns the contents of string field f, unescaped, where parseFast
+// found them in b. It is for op and time, which decodeFast reads without
+// making strings of them; they come with escapes only from an unusual encoder
+// (AppendValue has no reason to), so the copies in that case do not matter.
+func (p *fastValue) field(b []byte, f int) []byte {
+	s := b[p.spans[f].start:p.spans[f].end]
+	if p.escaped&(1<<f) != 0 {
+		var sb strings.Builder
+		writeUnescaped(&sb, s)
+		s = []byte(sb.String())
+	}
+	return s
+}
+
 // wire returns the wireEvent that encoding/json decodes b to, for a b that
 // parseFast accepted into p. Decode does not need it; the tests compare it
 // with encoding/json's.
@@ -383,33 +394,33 @@ func (p *fastValue) wire(b []byte) wireEvent {
 	return wireEvent{
 		Env: ids[fEnv], Segment: ids[fSegment], Generation: p.generation,
 		ContextKind: ids[fContextKind], ContextKey: ids[fContextKey],
-		Op:  string(b[p.spans[fOp].start:p.spans[fOp].end]),
+		Op:  string(p.field(b, fOp)),
 		Run: ids[fRun], Seq: p.seq, Source: ids[fSource],
-		Time: string(b[p.spans[fTime].start:p.spans[fTime].end]),
+		Time: string(p.field(b, fTime)),
 	}
 }
 
 // decodeFast finishes Decode for a value that parseFast accepted into p: it
 // does what Decode does with a wireEvent, with the same results and errors,
-// but without the string copies of op and time and with the checks that
+// but without string copies of op and time and with the checks that
 // parseFast already made (UTF-8) or that are cheap on its result (the
 // separator) left out of the common case.
 func (p *fastValue) decodeFast(b, key []byte) (Event, error) {
-	opRaw := b[p.spans[fOp].start:p.spans[fOp].end]
+	opBytes := p.field(b, fOp)
 	var op Op
-	switch string(opRaw) {
+	switch string(opBytes) {
 	case "add":
 		op = OpAdd
 	case "remove":
 		op = OpRemove
 	default:
-		return Event{}, opError(string(opRaw))
+		return Event{}, opError(string(opBytes))
 	}
-	timeRaw := b[p.spans[fTime].start:p.spans[fTime].end]
-	t, ok := parseUTCTimestamp(timeRaw)
+	timeBytes := p.field(b, fTime)
+	t, ok := parseUTCTimestamp(timeBytes)
 	if !ok {
 		var err error
-		if t, err = parseTime(string(timeRaw)); err != nil {
+		if t, err = parseTime(string(timeBytes)); err != nil {
 			return Event{}, err
 		}
 	}
