@@ -2,9 +2,12 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -66,11 +69,15 @@ func decodeReference(m *kafka.Message) (Event, error) {
 
 // sameEvent compares events field by field; time.Time is compared by instant,
 // location name and offset, since time.Parse gives every call its own
-// *Location for a numeric offset.
+// *Location for a numeric offset, and in UTC (as AppendValue writes it) by ==,
+// which also compares how the Time stores it.
 func sameEvent(a, b Event) bool {
 	an, ao := a.Time.Zone()
 	bn, bo := b.Time.Zone()
 	if !a.Time.Equal(b.Time) || an != bn || ao != bo || a.Time.Location().String() != b.Time.Location().String() {
+		return false
+	}
+	if b.Time.Location() == time.UTC && a.Time != b.Time {
 		return false
 	}
 	a.Time, b.Time = time.Time{}, time.Time{}
@@ -100,16 +107,14 @@ func checkDecodeMatchesReference(t *testing.T, m kafka.Message) {
 		t.Fatalf("value %q:\n Decode:    %+v\n reference: %+v", m.Value, got, want)
 	}
 
-	if !utf8.Valid(m.Value) {
-		return // parseFast's precondition
-	}
-	var fast wireEvent
-	if !parseFast(m.Value, &fast) {
-		if fast != (wireEvent{}) {
-			t.Fatalf("value %q: parseFast gave up but wrote %+v", m.Value, fast)
-		}
+	var p fastValue
+	if !parseFast(m.Value, &p) {
 		return
 	}
+	if !utf8.Valid(m.Value) {
+		t.Fatalf("value %q: parseFast accepted invalid UTF-8", m.Value)
+	}
+	fast := p.wire(m.Value)
 	var ref wireEvent
 	dec := json.NewDecoder(bytes.NewReader(m.Value))
 	dec.DisallowUnknownFields()
@@ -206,6 +211,35 @@ func trickyValues() []string {
 		with(`2026-11-25T20:00:00.123456789Z`, `2026-11-25 20:00:00Z`),
 		with(`2026-11-25T20:00:00.123456789Z`, ``),
 		with(`"env":"production"`, `"env":""`),
+		// Validation: the first bad field in Validate's order is the one named.
+		strings.Replace(with(`"env":"production"`, `"env":""`), `"generation":1`, `"generation":0`, 1),
+		strings.Replace(with(`"seq":42`, `"seq":0`), `"generation":1`, `"generation":0`, 1),
+		strings.Replace(with(`"source":"csv"`, `"source":""`), `"op":"add"`, `"op":"nop"`, 1),
+		with(`"run":"20261125T200000Z-1a2b3c4d"`, `"run":""`), with(`"source":"csv"`, `"source":"\u001f"`),
+		with(`"production"`, `"prod\u001f"`), with(`"user"`, `"\u001fuser"`), with(`"user"`, `"us\/er"`),
+		with(`"user"`, `"\u0000"`), with(`"production"`, `"\t"`),
+		with(`alice@example.com`, strings.Repeat(`\n`, 600)), with(`alice@example.com`, strings.Repeat(`\n`, 1025)),
+		with(`alice@example.com`, strings.Repeat(`\u00e9`, 512)), with(`alice@example.com`, strings.Repeat("é", 512)+"k"),
+		with(`"segment":"amplitude-7khm89cz",`, ``), with(`"generation":1,`, ``), with(`"seq":42,`, ``),
+		// UTF-8: the fast parser checks it as it scans, Decode must still say invalid_utf8.
+		with(`alice@example.com`, "alice\xff"), with(`alice@example.com`, "\xc0\x80"), with(`alice@example.com`, "\xed\xa0\x80"),
+		with(`alice@example.com`, "\xf4\x90\x80\x80"), with(`alice@example.com`, "\xe6\x97"), with(`"env"`, "\"e\xffnv\""),
+		with(`"env":`, "\"env\":\xff"), good + "\xff", with(`alice@example.com"`, "\xe6\x97\""),
+		with(`alice@example.com`, "日本\U0001F389\u2028"),
+		// Escapes in op and time, which the fast path leaves to encoding/json.
+		with(`"op":"add"`, `"op":"ad\u0064"`), with(`"op":"add"`, `"op":"remov\u0065"`),
+		with(`00:00.123456789Z`, `00:00\u002e5Z`), with(`2026-11-25T20:00:00.123456789Z`, `2026-11-25T20:00:00\/Z`),
+		// Timestamps: the forms AppendValue writes and some it does not.
+		with(`2026-11-25T20:00:00.123456789Z`, `2024-02-29T23:59:59.5Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `2026-02-29T23:59:59Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `2026-12-31T23:59:60Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `2026-11-25T20:00:00.1234567891Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `2026-11-25T20:00:00+00:00`),
+		with(`2026-11-25T20:00:00.123456789Z`, `2026-11-25T20:00:00,5Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `0001-01-01T00:00:00Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `0000-01-01T00:00:00Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `9999-12-31T23:59:59.999999999Z`),
+		with(`2026-11-25T20:00:00.123456789Z`, `1969-12-31T23:59:59.000000001Z`),
 	}
 }
 
@@ -221,9 +255,12 @@ func TestDecodeMatchesReference(t *testing.T) {
 // TestParseFastTakesCommonShape keeps the values producers write on the fast
 // path: falling back to encoding/json would be correct but slow.
 func TestParseFastTakesCommonShape(t *testing.T) {
-	for _, v := range trickyValues()[:5] {
-		var w wireEvent
-		if !parseFast([]byte(v), &w) {
+	ev := sample()
+	good := string(ev.AppendValue(nil))
+	escapedOpAndTime := strings.Replace(strings.Replace(good, `"add"`, `"\u0061dd"`, 1), `.123`, `\u002e123`, 1)
+	for _, v := range append(trickyValues()[:5], escapedOpAndTime) {
+		var p fastValue
+		if !parseFast([]byte(v), &p) {
 			t.Errorf("parseFast gave up on %s", v)
 		}
 	}
@@ -270,5 +307,210 @@ func BenchmarkDecodeEscaped(b *testing.B) {
 		if _, err := Decode(&m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// checkTimestampMatchesTimeParse fails t unless parseUTCTimestamp, where it
+// accepts s, returns exactly what time.Parse does: the same instant, location
+// and monotonic reading, so the same Time by ==.
+func checkTimestampMatchesTimeParse(t *testing.T, s string) (accepted bool) {
+	t.Helper()
+	got, ok := parseUTCTimestamp([]byte(s))
+	if !ok {
+		return false
+	}
+	want, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("%q: parseUTCTimestamp accepted what time.Parse rejects: %v", s, err)
+	}
+	if got != want {
+		t.Fatalf("%q:\n parseUTCTimestamp: %#v (%v)\n time.Parse:        %#v (%v)", s, got, got, want, want)
+	}
+	return true
+}
+
+func TestParseUTCTimestampMatchesTimeParse(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     string
+		accept bool // false: left to time.Parse
+	}{
+		{"nanoseconds", "2026-11-25T20:00:00.123456789Z", true},
+		{"whole second", "2026-11-25T20:00:00Z", true},
+		{"one fraction digit", "2026-11-25T20:00:00.5Z", true},
+		{"zero fraction", "2026-11-25T20:00:00.000Z", true},
+		{"epoch", "1970-01-01T00:00:00Z", true},
+		{"before the epoch", "1969-12-31T23:59:59.999999999Z", true},
+		{"year zero", "0000-01-01T00:00:00Z", true},
+		{"year zero, March", "0000-03-01T00:00:00Z", true},
+		{"zero time", "0001-01-01T00:00:00Z", true},
+		{"last representable day", "9999-12-31T23:59:59.999999999Z", true},
+		{"leap day", "2024-02-29T12:00:00Z", true},
+		{"leap day of a 400th year", "2000-02-29T12:00:00Z", true},
+		{"no leap day in a 100th year", "1900-02-29T12:00:00Z", false},
+		{"no leap day", "2026-02-29T12:00:00Z", false},
+		{"April 31", "2026-04-31T12:00:00Z", false},
+		{"month 13", "2026-13-01T12:00:00Z", false},
+		{"month 0", "2026-00-01T12:00:00Z", false},
+		{"day 0", "2026-01-00T12:00:00Z", false},
+		{"hour 24", "2026-01-01T24:00:00Z", false},
+		{"minute 60", "2026-01-01T23:60:00Z", false},
+		{"leap second", "2026-12-31T23:59:60Z", false},
+		{"ten fraction digits", "2026-11-25T20:00:00.1234567891Z", false},
+		{"comma fraction", "2026-11-25T20:00:00,5Z", false},
+		{"empty fraction", "2026-11-25T20:00:00.Z", false},
+		{"sign in fraction", "2026-11-25T20:00:00.-5Z", false},
+		{"numeric offset", "2026-11-25T21:00:00+01:00", false},
+		{"zero offset", "2026-11-25T20:00:00+00:00", false},
+		{"lower-case z", "2026-11-25T20:00:00z", false},
+		{"lower-case t", "2026-11-25t20:00:00Z", false},
+		{"space for T", "2026-11-25 20:00:00Z", false},
+		{"short year", "226-11-25T20:00:00Z", false},
+		{"sign in year", "+026-11-25T20:00:00Z", false},
+		{"sign in month", "2026-+1-25T20:00:00Z", false},
+		{"empty", "", false},
+		{"no zone", "2026-11-25T20:00:00", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := checkTimestampMatchesTimeParse(t, tc.in); got != tc.accept {
+				t.Errorf("parseUTCTimestamp(%q) accepted = %v, want %v", tc.in, got, tc.accept)
+			}
+		})
+	}
+}
+
+// TestParseUTCTimestampEveryDay compares with time.Parse on every day of a
+// few centuries, both sides of the epoch and around year 0, at a time of day
+// with every field non-zero.
+func TestParseUTCTimestampEveryDay(t *testing.T) {
+	for _, r := range [][2]int{{0, 3}, {1599, 1603}, {1895, 2105}, {9997, 9999}} {
+		for d := time.Date(r[0], 1, 1, 0, 0, 0, 0, time.UTC); d.Year() <= r[1]; d = d.AddDate(0, 0, 1) {
+			s := d.Add(23*time.Hour + 59*time.Minute + 58*time.Second + 7).Format(time.RFC3339Nano)
+			if !checkTimestampMatchesTimeParse(t, s) {
+				t.Fatalf("parseUTCTimestamp gave up on %q", s)
+			}
+		}
+	}
+}
+
+func FuzzParseUTCTimestampMatchesTimeParse(f *testing.F) {
+	for _, s := range []string{
+		"2026-11-25T20:00:00.123456789Z", "2026-11-25T20:00:00Z", "2024-02-29T23:59:59.5Z",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-11-25T21:00:00+01:00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkTimestampMatchesTimeParse(t, s)
+	})
+}
+
+// BenchmarkParseTimestamp compares the timestamp fast path with time.Parse,
+// which it replaces for the layout AppendValue writes.
+func BenchmarkParseTimestamp(b *testing.B) {
+	s := sample().Time.Format(time.RFC3339Nano)
+	sb := []byte(s)
+	b.Run("parseUTCTimestamp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := parseUTCTimestamp(sb); !ok {
+				b.Fatal("not accepted")
+			}
+		}
+	})
+	b.Run("time.Parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestNotPlainFindsFirstSpecialByte checks the word-at-a-time scan of
+// scanString against plainStringByte: for every byte value at every position
+// behind plain bytes, followed by bytes of every kind, and for random words.
+func TestNotPlainFindsFirstSpecialByte(t *testing.T) {
+	first := func(w [8]byte) int { // 8: none
+		for i, c := range w {
+			if !plainStringByte[c] {
+				return i
+			}
+		}
+		return 8
+	}
+	check := func(w [8]byte) {
+		t.Helper()
+		got := 8
+		if m := notPlain(binary.LittleEndian.Uint64(w[:])); m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if want := first(w); got != want {
+			t.Fatalf("word % x: notPlain says byte %d, want %d", w, got, want)
+		}
+	}
+	after := []byte{0x00, 0x01, 0x1f, 0x20, '"', '\\', 'a', 0x7f, 0x80, 0xc3, 0xff}
+	for c := range 256 {
+		for pos := range 8 {
+			for _, a := range after {
+				var w [8]byte
+				for i := range w {
+					switch {
+					case i < pos:
+						w[i] = 'x' + byte(i)
+					case i == pos:
+						w[i] = byte(c)
+					default:
+						w[i] = a
+					}
+				}
+				check(w)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := []byte{0x00, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xff}
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			if rng.IntN(4) == 0 {
+				w[i] = pick[rng.IntN(len(pick))]
+			} else {
+				w[i] = byte(rng.IntN(256))
+			}
+		}
+		check(w)
+	}
+}
+
+// BenchmarkDecodeShapes measures Decode on the value shapes that take
+// different paths: the one AppendValue writes, names in another order with
+// whitespace (no name prediction), a numeric time offset (time.Parse), and an
+// escaped op (encoding/json).
+func BenchmarkDecodeShapes(b *testing.B) {
+	ev := sample()
+	m := ev.Message()
+	good := string(m.Value)
+	for _, tc := range []struct{ name, value string }{
+		{"canonical", good},
+		{"reordered with spaces", `{ "time": "2026-11-25T20:00:00.123456789Z", "source": "csv", "seq": 42,
+			"run": "20261125T200000Z-1a2b3c4d", "op": "add", "context_key": "alice@example.com",
+			"context_kind": "user", "generation": 1, "segment": "amplitude-7khm89cz", "env": "production" }`},
+		{"time offset", strings.Replace(good, "20:00:00.123456789Z", "21:00:00.123456789+01:00", 1)},
+		{"escaped op", strings.Replace(good, `"op":"add"`, `"op":"\u0061dd"`, 1)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			msg := kafka.Message{Key: m.Key, Value: []byte(tc.value), Headers: m.Headers}
+			if _, err := Decode(&msg); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(&msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
