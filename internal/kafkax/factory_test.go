@@ -264,6 +264,9 @@ func TestFactoryClients(t *testing.T) {
 // shares tells whether rt is f's shared transport, as its clients and
 // writers see it (through Explain).
 func (f *Factory) shares(rt kafka.RoundTripper) bool {
+	if wt, ok := rt.(*writerTransport); ok {
+		rt = wt.next
+	}
 	et, ok := rt.(explainingTransport)
 	return ok && et.f == f
 }
