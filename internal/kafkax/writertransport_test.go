@@ -57,7 +57,9 @@ func TestWriterTransportReusesOnlyItsTopicsGoodMetadata(t *testing.T) {
 		{name: "metadata of more topics passes through", ttl: time.Minute, wantCalls: 3,
 			req: func() kafka.Request { return &metadata.Request{TopicNames: []string{topic, "other"}} }},
 		{name: "a request that may create the topic passes through", ttl: time.Minute, wantCalls: 3,
-			req: func() kafka.Request { return &metadata.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: true} }},
+			req: func() kafka.Request {
+				return &metadata.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: true}
+			}},
 		{name: "other requests pass through", ttl: time.Minute, wantCalls: 3,
 			req: func() kafka.Request { return &produce.Request{} }},
 	} {
