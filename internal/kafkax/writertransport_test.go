@@ -46,10 +46,11 @@ func TestWriterTransportReusesOnlyItsTopicsGoodMetadata(t *testing.T) {
 		errorCode int16
 		err       error
 		ttl       time.Duration
-		wantCalls int // of the shared transport, for 3 requests
+		pause     time.Duration // between requests
+		wantCalls int           // of the shared transport, for 3 requests
 	}{
 		{name: "the topic's metadata is asked once within the TTL", req: forTopic, ttl: time.Minute, wantCalls: 1},
-		{name: "expired metadata is asked again", req: forTopic, ttl: -time.Second, wantCalls: 3},
+		{name: "expired metadata is asked again", req: forTopic, ttl: time.Millisecond, pause: 100 * time.Millisecond, wantCalls: 3},
 		{name: "an answer with a topic error is not kept", req: forTopic, errorCode: int16(kafka.UnknownTopicOrPartition), ttl: time.Minute, wantCalls: 3},
 		{name: "a failed request is not kept", req: forTopic, err: kafka.BrokerNotAvailable, ttl: time.Minute, wantCalls: 3},
 		{name: "another topic's metadata passes through", ttl: time.Minute, wantCalls: 3,
@@ -67,7 +68,10 @@ func TestWriterTransportReusesOnlyItsTopicsGoodMetadata(t *testing.T) {
 			next := &countingTransport{errorCode: tc.errorCode, err: tc.err}
 			wt := newWriterTransport(next, topic)
 			wt.ttl = tc.ttl
-			for range 3 {
+			for i := range 3 {
+				if i > 0 {
+					time.Sleep(tc.pause)
+				}
 				req := tc.req()
 				res, err := wt.RoundTrip(context.Background(), kafka.TCP("127.0.0.1:9092"), req)
 				if !errors.Is(err, tc.err) {
