@@ -353,7 +353,7 @@ func (p *Stream) encode(batch []snapshot.Change) (*encoded, error) {
 	select {
 	case enc = <-p.free:
 	default:
-		enc = &encoded{arena: make([]byte, 0, len(batch)*(2*len(en.AppendKey(nil, nil))+256))}
+		enc = &encoded{arena: make([]byte, 0, len(batch)*(2*len(p.template.AppendKey(nil))+256))}
 	}
 	if cap(enc.msgs) < len(batch) {
 		enc.msgs = make([]kafka.Message, len(batch))
