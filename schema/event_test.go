@@ -63,11 +63,16 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// testKeys are context keys with every kind of character the value's
+// encoding treats apart, U+2028 and U+2029 among runes of the same first
+// byte (E2) and at the end of the key.
+var testKeys = []string{"plain", `q"uote\back`, "ctl\x00\x01\x1f\x7f", "html<>&", "line\u2028sep\u2029",
+	"ünïcødé 日本 🎉", "tab\tnl\nret\r", "\u2027\u2028\u202a€\u2029", "ends\u2028", "\u2029"}
+
 // TestAppendValueMatchesEncodingJSON keeps the hand-written encoder byte-equal
 // to encoding/json, so any JSON library decodes what we write the same way.
 func TestAppendValueMatchesEncodingJSON(t *testing.T) {
-	keys := []string{"plain", `q"uote\back`, "ctl\x00\x01\x1f\x7f", "html<>&", "line\u2028sep\u2029", "ünïcødé 日本 🎉", "tab\tnl\nret\r"}
-	for _, k := range keys {
+	for _, k := range testKeys {
 		ev := sample()
 		ev.ContextKey = k
 		w := wireEvent{Env: ev.Env, Segment: ev.Segment, Generation: ev.Generation, ContextKind: ev.ContextKind,

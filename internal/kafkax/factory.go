@@ -150,15 +150,18 @@ type WriterOptions struct {
 
 // Writer returns a writer with the settings every writer of the project
 // needs, which kafka-go's zero values get wrong: acknowledgement by every
-// in-sync replica (zero means none), partitioning by key hash (zero means
-// round-robin, which breaks the per-key order of one membership's events)
+// in-sync replica (zero means none), partitioning by key hash as kafka.Hash
+// (zero means round-robin, which breaks the per-key order of one
+// membership's events; keyHash computes kafka.Hash's partitions faster)
 // and no topic creation by a write (topics are created with their settings
-// on purpose, not by a typo).
+// on purpose, not by a typo). Its transport is the shared one, but answers
+// the partition count the Writer asks for every message from an answer up
+// to a second old (see writerTransport).
 func (f *Factory) Writer(o WriterOptions) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:                   kafka.TCP(f.cfg.Brokers...),
 		Topic:                  o.Topic,
-		Balancer:               &kafka.Hash{},
+		Balancer:               &keyHash{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchSize:              o.BatchSize,
 		BatchBytes:             o.BatchBytes,
@@ -170,7 +173,7 @@ func (f *Factory) Writer(o WriterOptions) *kafka.Writer {
 		WriteBackoffMin:        o.WriteBackoffMin,
 		WriteBackoffMax:        o.WriteBackoffMax,
 		ErrorLogger:            o.ErrorLogger,
-		Transport:              explainingTransport{f},
+		Transport:              newWriterTransport(explainingTransport{f}, o.Topic),
 		AllowAutoTopicCreation: false,
 	}
 }

@@ -198,8 +198,8 @@ func TestFactoryClients(t *testing.T) {
 			Compression: kafka.Zstd, WriteTimeout: 3 * time.Second, MaxAttempts: 2,
 			WriteBackoffMin: time.Millisecond, WriteBackoffMax: 2 * time.Millisecond})
 		defer w.Close()
-		if _, ok := w.Balancer.(*kafka.Hash); !ok {
-			t.Errorf("balancer %T, want *kafka.Hash", w.Balancer)
+		if _, ok := w.Balancer.(*keyHash); !ok {
+			t.Errorf("balancer %T, want *keyHash (kafka.Hash's partitions)", w.Balancer)
 		}
 		if w.RequiredAcks != kafka.RequireAll || w.AllowAutoTopicCreation || !f.shares(w.Transport) {
 			t.Errorf("acks %v, auto-create %v, shared transport %v", w.RequiredAcks, w.AllowAutoTopicCreation, f.shares(w.Transport))
@@ -264,6 +264,9 @@ func TestFactoryClients(t *testing.T) {
 // shares tells whether rt is f's shared transport, as its clients and
 // writers see it (through Explain).
 func (f *Factory) shares(rt kafka.RoundTripper) bool {
+	if wt, ok := rt.(*writerTransport); ok {
+		rt = wt.next
+	}
 	et, ok := rt.(explainingTransport)
 	return ok && et.f == f
 }

@@ -228,6 +228,9 @@ type Stream struct {
 	mu       sync.Mutex
 	err      error
 	acked    atomic.Int64
+	// free holds the memory of acknowledged batches for the next ones: a
+	// batch's few MiB, allocated anew, cost zeroing and GC work per event.
+	free chan *encoded
 }
 
 // messageWriter is the part of kafka.Writer a Stream uses.
@@ -254,6 +257,8 @@ func newStream(ctx context.Context, w messageWriter, g *writes, cfg Config, o Or
 		w: w, writes: g, cfg: cfg, template: ev,
 		headers: m.Headers[:len(m.Headers):len(m.Headers)],
 		slots:   make(chan struct{}, cfg.InFlight),
+		// InFlight batches in writes and one being encoded.
+		free: make(chan *encoded, cfg.InFlight+1),
 	}, nil
 }
 
@@ -276,7 +281,7 @@ func (p *Stream) Send(ctx context.Context, batch []snapshot.Change) error {
 	if err := p.firstErr(); err != nil {
 		return err
 	}
-	msgs, err := p.encode(batch)
+	enc, err := p.encode(batch)
 	if err != nil {
 		return err
 	}
@@ -289,12 +294,15 @@ func (p *Stream) Send(ctx context.Context, batch []snapshot.Change) error {
 	err = p.writes.Go(ctx, func(ctx context.Context) {
 		defer p.wg.Done()
 		defer func() { <-p.slots }()
-		if err := p.write(ctx, msgs); err != nil {
-			if cause := context.Cause(ctx); errors.Is(cause, ErrClosed) {
-				err = fmt.Errorf("%w: %w", cause, err)
-			}
-			p.fail(err)
+		err := p.write(ctx, enc.msgs)
+		if err == nil {
+			p.reuse(enc)
+			return
 		}
+		if cause := context.Cause(ctx); errors.Is(cause, ErrClosed) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
+		p.fail(err)
 	})
 	if err != nil {
 		p.wg.Done()
@@ -316,29 +324,59 @@ func (p *Stream) Wait(ctx context.Context) error {
 // Acked is the number of events acknowledged so far.
 func (p *Stream) Acked() int64 { return p.acked.Load() }
 
-// encode builds the messages of batch in one arena: two allocations per
-// batch plus one per key (Event.ContextKey is a string).
-func (p *Stream) encode(batch []snapshot.Change) ([]kafka.Message, error) {
-	msgs := make([]kafka.Message, len(batch))
-	arena := make([]byte, 0, len(batch)*(2*len(p.template.AppendKey(nil))+256))
+// encoded is the memory of one batch's messages: the messages and the
+// arena holding their keys and values.
+type encoded struct {
+	msgs  []kafka.Message
+	arena []byte
+}
+
+// reuse hands enc to a later encode. Only a batch whose write succeeded is
+// reused: WriteMessages returned, so kafka-go holds none of its messages,
+// which a write that ended early (ctx done) cannot promise.
+func (p *Stream) reuse(enc *encoded) {
+	select {
+	case p.free <- enc:
+	default:
+	}
+}
+
+// encode builds the messages of batch in one arena, on the memory of an
+// acknowledged batch if there is one: no allocation per event (the keys
+// are encoded from the changes' bytes), and none per batch once InFlight
+// batches were acknowledged.
+func (p *Stream) encode(batch []snapshot.Change) (*encoded, error) {
 	ev := p.template
 	ev.Time = time.Now()
+	en := schema.NewEncoder(&ev)
+	var enc *encoded
+	select {
+	case enc = <-p.free:
+	default:
+		enc = &encoded{arena: make([]byte, 0, len(batch)*(2*len(p.template.AppendKey(nil))+256))}
+	}
+	if cap(enc.msgs) < len(batch) {
+		enc.msgs = make([]kafka.Message, len(batch))
+	}
+	msgs, arena := enc.msgs[:len(batch)], enc.arena[:0]
 	for i, c := range batch {
-		ev.ContextKey, ev.Op, ev.Seq = string(c.Key), c.Op, c.Seq
 		// The rest of the event was validated with the template.
-		if err := schema.CheckIdentifier(ev.ContextKey); err != nil {
+		if err := schema.CheckIdentifier(c.Key); err != nil {
+			p.reuse(enc)
 			return nil, fmt.Errorf("event seq %d: context key: %w", c.Seq, err)
 		}
 		// A grown arena leaves earlier messages on the old array, which
-		// stays valid: nothing is written into it again.
+		// stays valid: nothing is written into it again (until the batch
+		// was acknowledged).
 		start := len(arena)
-		arena = ev.AppendKey(arena)
+		arena = en.AppendKey(arena, c.Key)
 		k := arena[start:len(arena):len(arena)]
 		start = len(arena)
-		arena = ev.AppendValue(arena)
+		arena = en.AppendValue(arena, c.Key, c.Op, c.Seq)
 		msgs[i] = kafka.Message{Key: k, Value: arena[start:len(arena):len(arena)], Headers: p.headers}
 	}
-	return msgs, nil
+	enc.msgs, enc.arena = msgs, arena
+	return enc, nil
 }
 
 // write writes msgs until every one is acknowledged, retrying only the

@@ -38,11 +38,11 @@ func TestEncodeMatchesSchema(t *testing.T) {
 		{Op: schema.OpAdd, Key: []byte("alice@example.com"), Seq: 7},
 		{Op: schema.OpRemove, Key: []byte("quote\" <tag> \u2028 é"), Seq: 8},
 	}
-	msgs, err := p.encode(batch)
+	enc, err := p.encode(batch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range msgs {
+	for i, m := range enc.msgs {
 		ev, err := schema.Decode(&m)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
@@ -280,5 +280,70 @@ func TestCloseEndsStreamsNotWaitedFor(t *testing.T) {
 	}
 	if _, err := pub.Stream(ctx, testOrigin); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Stream after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestBatchMemoryIsReusedOnlyAfterAcknowledgement: the memory of an
+// acknowledged batch encodes the next batches right, whether they are
+// larger or have longer keys than it, and a batch whose write failed is
+// not reused (kafka-go may still hold its messages).
+func TestBatchMemoryIsReusedOnlyAfterAcknowledgement(t *testing.T) {
+	batch := func(n, keyLen int, seq uint64) []snapshot.Change {
+		cs := make([]snapshot.Change, n)
+		for i := range cs {
+			cs[i] = snapshot.Change{Op: schema.OpAdd, Key: []byte(fmt.Sprintf("%0*d", keyLen, i)), Seq: seq + uint64(i)}
+		}
+		return cs
+	}
+	keys := func(cs []snapshot.Change) []string {
+		var ks []string
+		for _, c := range cs {
+			ks = append(ks, string(c.Key))
+		}
+		return ks
+	}
+	for _, tc := range []struct {
+		name     string
+		batches  [][]snapshot.Change
+		answer   func([]kafka.Message) error // of every write
+		wantFree int                         // batches kept for reuse at the end
+	}{
+		{name: "a batch on the memory of a smaller one", batches: [][]snapshot.Change{batch(2, 3, 1), batch(50, 3, 3)}, wantFree: 1},
+		{name: "a batch of longer keys than its memory's", batches: [][]snapshot.Change{batch(20, 1, 1), batch(20, 900, 21), batch(5, 2, 41)}, wantFree: 1},
+		{name: "a failed batch is not reused", batches: [][]snapshot.Change{batch(3, 3, 1)}, wantFree: 0,
+			answer: func([]kafka.Message) error { return kafka.InvalidTopic }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &scriptedWriter{}
+			for range tc.batches {
+				if tc.answer != nil {
+					w.answers = append(w.answers, tc.answer)
+				}
+			}
+			p, err := newStream(context.Background(), w, &writes{}, DefaultConfig(), testOrigin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want [][]string
+			for _, b := range tc.batches {
+				// One batch at a time: each is acknowledged before the next
+				// is encoded, so it is the one reused.
+				if err := p.Send(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+				err := p.Wait(context.Background())
+				if (err != nil) != (tc.answer != nil) {
+					t.Fatalf("Wait = %v", err)
+				}
+				want = append(want, keys(b))
+			}
+			// scriptedWriter decoded each write's messages as it got them.
+			if fmt.Sprint(w.calls) != fmt.Sprint(want) {
+				t.Fatalf("writes of keys %v, want %v", w.calls, want)
+			}
+			if len(p.free) != tc.wantFree {
+				t.Fatalf("%d batches kept for reuse, want %d", len(p.free), tc.wantFree)
+			}
+		})
 	}
 }
