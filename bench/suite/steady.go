@@ -31,8 +31,8 @@ func (r *run) steady(ctx context.Context) []bench.Row {
 		Unit: bench.Ratio, Bound: bench.Bound{Limit: steadyTarget}}
 	loaded := bench.Row{Target: "1b", Measure: fmt.Sprintf("steady apply while a first sync of %s members of another segment runs", count(n)),
 		Unit: bench.Ratio, Bound: bench.Bound{Limit: loadedTarget}}
-	csv := filepath.Join(r.dir, "members.csv")
-	if err := bench.WriteCohort(csv, "", 0, n); err != nil {
+	csv, err := r.membersCSV()
+	if err != nil {
 		return failed(err, alone, loaded)
 	}
 	r.pipeRate, r.pipeErr = r.pipe(ctx, "steady", n)

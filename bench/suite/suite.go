@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +52,8 @@ type run struct {
 	// the members cohort: the reference of both steady apply rows.
 	pipeRate float64
 	pipeErr  error
+	// members is the CSV of the members cohort, once written (membersCSV).
+	members string
 }
 
 // Run measures every target and returns the table's rows in issue 12's
@@ -201,11 +205,23 @@ func (r *run) check(ctx context.Context, prefix, segment string, n int) error {
 // syncResult is one run of the producer process.
 type syncResult struct {
 	took   time.Duration
-	rssMiB float64 // its peak resident set (getrusage's ru_maxrss)
+	rssMiB float64 // its peak resident set (VmHWM), 0 if never read
 }
+
+// rssPoll is how often a sync's VmHWM is read while it runs.
+const rssPoll = 20 * time.Millisecond
 
 // sync runs `cohortsync sync` as a process of its own: segment from csv
 // into topic, keeping its snapshot in stateDir.
+//
+// Its peak RSS is its VmHWM in /proc, read while it runs, not the
+// ru_maxrss that wait4 reports: Go starts a child with vfork (the
+// child shares this process's memory until its exec), and Linux carries
+// that shared memory's high-water mark into the child's ru_maxrss, so a
+// bench process grown to 360 MiB made every sync it started look as
+// large. VmHWM belongs to the memory the program got at exec. A peak in
+// its last rssPoll can be missed: a high-water mark read any time after
+// the peak still shows it.
 func (r *run) sync(ctx context.Context, topic, segment, csv, stateDir string) (syncResult, error) {
 	sctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
@@ -215,15 +231,51 @@ func (r *run) sync(ctx context.Context, topic, segment, csv, stateDir string) (s
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
-	res := syncResult{took: time.Since(start)}
+	if err := cmd.Start(); err != nil {
+		return syncResult{}, fmt.Errorf("cohortsync sync --segment %s: %w", segment, err)
+	}
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	var peakKB atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(rssPoll)
+		defer t.Stop()
+		for {
+			if kb, ok := vmHWM(status); ok {
+				peakKB.Store(max(peakKB.Load(), kb))
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	err := cmd.Wait()
+	close(done)
+	wg.Wait()
+	res := syncResult{took: time.Since(start), rssMiB: float64(peakKB.Load()) / 1024}
 	if err != nil {
 		return res, fmt.Errorf("cohortsync sync --segment %s: %w: %s", segment, err, bytes.TrimSpace(out.Bytes()))
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.rssMiB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
-	}
 	return res, nil
+}
+
+// vmHWM reads the VmHWM line (kB) of a /proc/PID/status file; false once
+// the process is gone.
+func vmHWM(status string) (int64, bool) {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb, err == nil
+		}
+	}
+	return 0, false
 }
 
 // cleanup deletes what the run made, on a context that outlives a
@@ -280,4 +332,18 @@ func failed(err error, rows ...bench.Row) []bench.Row {
 		rows[i].Err = err
 	}
 	return rows
+}
+
+// membersCSV returns the CSV of the --members cohort that rows 1 and 2a
+// sync, writing it on first use: either row may run without the other.
+func (r *run) membersCSV() (string, error) {
+	if r.members != "" {
+		return r.members, nil
+	}
+	csv := filepath.Join(r.dir, "members.csv")
+	if err := bench.WriteCohort(csv, "", 0, r.cfg.Members); err != nil {
+		return "", err
+	}
+	r.members = csv
+	return csv, nil
 }

@@ -2,6 +2,7 @@ package suite
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -113,5 +114,37 @@ func TestRunTiny(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("progress:\n%s\ntable:\n%s", progress.String(), table.String())
+	}
+}
+
+// TestVMHWM: the peak RSS of a sync is read from /proc/PID/status's VmHWM
+// line (ru_maxrss would carry the bench process's own, see run.sync).
+func TestVMHWM(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, status string
+		kb           int64
+		ok           bool
+	}{
+		{"kernel layout", "Name:\tcohortsync\nVmPeak:\t  812344 kB\nVmHWM:\t  171624 kB\nVmRSS:\t  150000 kB\n", 171624, true},
+		{"no VmHWM line (a kernel thread)", "Name:\tkthreadd\nState:\tS (sleeping)\n", 0, false},
+		{"garbled value", "VmHWM:\t  many kB\n", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := os.WriteFile(path, []byte(tc.status), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			kb, ok := vmHWM(path)
+			if kb != tc.kb || ok != tc.ok {
+				t.Errorf("vmHWM = %d, %v; want %d, %v", kb, ok, tc.kb, tc.ok)
+			}
+		})
+	}
+	if kb, ok := vmHWM("/proc/self/status"); !ok || kb <= 0 {
+		t.Errorf("this process's VmHWM = %d, %v; want a positive size", kb, ok)
+	}
+	if _, ok := vmHWM(filepath.Join(dir, "gone")); ok {
+		t.Error("a process that is gone has a VmHWM")
 	}
 }
