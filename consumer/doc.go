@@ -5,9 +5,10 @@
 // One Consumer is one member of a Kafka consumer group. For each generation
 // of the group (one assignment of partitions, between two rebalances) it
 // runs a pipeline of its own: a fetch goroutine per assigned partition,
-// reading from the group's committed offset, decodes its messages and feeds
-// them in chunks (what arrived within a quarter of FlushInterval, at most
-// 512) to a bounded queue; a batch goroutine cuts batches (BatchSize
+// reading from the group's committed offset a fetch response at a time on a
+// connection of its own, decodes its messages and feeds them in chunks (a
+// response's messages, at most 512 at once) to a bounded queue; a batch
+// goroutine cuts batches (BatchSize
 // messages, or whatever was fetched within FlushInterval of the first, and
 // more while the apply loop is still busy) while the previous batch is being
 // applied; the apply loop writes a batch to Redis

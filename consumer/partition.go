@@ -15,9 +15,10 @@ import (
 
 // partitionFetcher reads one partition with fetch requests of its own, a
 // whole response at a time: a response holds thousands of messages, which
-// kafka-go decodes in one pass into pages it pools, where a kafka.Reader
-// hands each message through a channel with its key, value and headers
-// allocated one by one (BENCHMARKS.md). It is used by one goroutine.
+// kafka-go decodes in one pass into pages it pools (keys and values are
+// copied out of them into an arena), where a kafka.Reader hands each
+// message through a channel with its key and value allocated one by one
+// (BENCHMARKS.md). It is used by one goroutine.
 type partitionFetcher struct {
 	client    *kafka.Client // PartitionClient: a connection of its own
 	topic     string
