@@ -31,9 +31,10 @@ type Process struct {
 	// bind it (sync) unless the GOMEMLIMIT variable sets one; 0 sets none.
 	// sync binds it with DefaultSyncMemoryLimit: its live memory is
 	// bounded by --sort-chunk-bytes and the events in flight, but with
-	// GOGC's default the garbage around them made its peak RSS 1.7× that
-	// (326 MiB at 10M members while a consumer shared the cores, against
-	// 194 MiB alone; BENCHMARKS.md): the limit makes the collector run
+	// GOGC's default the garbage around them took its peak RSS to 194 MiB
+	// at 10M members; with the limit it was 183 MiB at the same code
+	// (BENCHMARKS.md; the 326 MiB once reported beside a consumer was the
+	// bench measuring its own RSS): the limit makes the collector run
 	// sooner as the process nears it, at a little CPU.
 	MemoryLimit int64
 }
