@@ -19,8 +19,8 @@ import (
 // applier hands decoded events to the layout's one writer,
 // segmentstore.Writer: one Writer per client of the route table, each event
 // under its environment's prefix. Routes sharing a client share its
-// pipeline; distinct clients are written concurrently. Only the apply loop
-// calls it.
+// pipeline; distinct clients are written concurrently. Each stream has its
+// own; only its apply loop calls it.
 type applier struct {
 	now     func() time.Time
 	ids     *storeIDs // nil: store ids not claimed (tests of the write path alone)

@@ -46,6 +46,8 @@ func TestConfigValidate(t *testing.T) {
 		{"batch size too large", func(c *Config) { c.BatchSize = 100_001 }, `--batch-size="100001": want an integer between 1 and 100000`},
 		{"pipelines negative", func(c *Config) { c.Pipelines = -1 }, `--pipelines="-1": want an integer between 1 and 16`},
 		{"pipelines too many", func(c *Config) { c.Pipelines = 17 }, `--pipelines="17": want an integer between 1 and 16`},
+		{"appliers negative", func(c *Config) { c.Appliers = -1 }, `--appliers="-1": want an integer between 1 and 16`},
+		{"appliers too many", func(c *Config) { c.Appliers = 17 }, `--appliers="17": want an integer between 1 and 16`},
 		{"flush interval negative", func(c *Config) { c.FlushInterval = -time.Millisecond }, `--flush-interval="-1ms": want a duration between 0 and 10s`},
 		{"flush interval too long", func(c *Config) { c.FlushInterval = time.Minute }, `--flush-interval="1m0s": want a duration between 0 and 10s`},
 		{"sync interval too long for the SDKs", func(c *Config) { c.SyncInterval = 61 * time.Second }, `--sync-interval="1m1s": want a duration between 1ms and 1m0s (SDKs report STALE after 120s)`},

@@ -33,7 +33,7 @@ type Consumer struct {
 	routes   *RouteTable // New's single Redis, or NewWithRoutes' table
 	kf       *kafkax.Factory
 	log      *slog.Logger
-	applier  *applier
+	streams  []*stream         // Config.Appliers of them
 	kc       freshness.Offsets // a *kafka.Client
 	now      func() time.Time
 	fresh    *freshness.Tracker
@@ -46,19 +46,24 @@ type Consumer struct {
 	running atomic.Bool
 	ready   atomic.Bool // preflight passed
 
-	// Owned by the apply loop.
-	seen map[int]int64 // per partition, the highest offset taken into a batch this generation
+	deadLog logLimit // the dead-letter log's rate limit
 
-	deadLog logLimit // the dead-letter log's rate limit (apply loop only)
-
-	memberID atomic.Value           // string: this member's id in the group, once it joined
-	flight   atomic.Pointer[[]item] // the batch being applied, for the log of an abandoned one
-	joinWait time.Duration          // joinWaitLog; tests shorten it
+	memberID atomic.Value  // string: this member's id in the group, once it joined
+	joinWait time.Duration // joinWaitLog; tests shorten it
+	applying atomic.Int32  // batches being applied now (tests of a stop wait for one)
 
 	// Per generation: messages fetched, and messages of batches the apply
 	// loop started. Their difference when the generation ends is what it
 	// dropped for the partitions' next owners to read again.
 	genFetched, genStarted atomic.Int64
+}
+
+// stream is one apply loop's own state. The partitions a member is
+// assigned are dealt to Config.Appliers streams, each batching, applying
+// and committing its partitions' messages apart from the others'.
+type stream struct {
+	applier *applier
+	seen    map[int]int64 // per partition, the highest offset taken into a batch this generation
 }
 
 // New returns a consumer reading from the Kafka of kf and writing to rdb
@@ -120,12 +125,14 @@ func newConsumer(cfg Config, routes *RouteTable, kf *kafkax.Factory) (*Consumer,
 		tracer:   tp.Tracer(tracerName),
 		traces:   cfg.Propagator,
 		observer: cfg.Observer,
-		seen:     map[int]int64{},
 		joinWait: joinWaitLog,
 	}
-	c.applier = newApplier(func() time.Time { return c.now() }, c.cfg.Pipelines)
 	c.storeIDs = newStoreIDs(c.log)
-	c.applier.ids = c.storeIDs
+	for range c.cfg.Appliers {
+		a := newApplier(func() time.Time { return c.now() }, c.cfg.Pipelines)
+		a.ids = c.storeIDs
+		c.streams = append(c.streams, &stream{applier: a, seen: map[int]int64{}})
+	}
 	fresh, err := freshness.New(freshness.Config{
 		Topic: cfg.Topic, GroupID: cfg.GroupID, SyncInterval: cfg.SyncInterval, RetryTimeout: cfg.RetryTimeout, Logger: c.log,
 	}, freshness.Deps{
@@ -182,18 +189,19 @@ func (c *Consumer) Ready() error {
 }
 
 // Run consumes until ctx is cancelled, then finishes or abandons the
-// in-flight batch (see Config.ShutdownTimeout), leaves the group, closes the
-// dead-letter writer and returns nil. It returns an error, with the batch in
+// batches in flight (see Config.ShutdownTimeout), leaves the group, closes the
+// dead-letter writer and returns nil. It returns an error, with the batches in
 // flight uncommitted, for a permanent failure or a transient one outlasting
 // RetryTimeout. Run may be called once.
 //
 // Each generation of the consumer group (each assignment of partitions,
-// between two rebalances) runs its own pipeline: fetchers, batcher and apply
-// loop, with buffers of their own. The pipeline runs under the generation
-// (kafka.Generation.Start), so this member does not rejoin the group, and
-// the broker cannot give its partitions to another member, until the
-// pipeline has finished: when a rebalance starts, the batch being applied is
-// finished and committed (within ShutdownTimeout), every other buffered
+// between two rebalances) runs its own pipeline: per stream, fetchers,
+// batcher and apply loop, with buffers of their own. The pipeline runs
+// under the generation (kafka.Generation.Start), so this member does not
+// rejoin the group, and the broker cannot give its partitions to another
+// member, until the pipeline has finished: when a rebalance starts, the
+// batches being applied are finished and committed (within
+// ShutdownTimeout), every other buffered
 // message is dropped, and the next generation starts again from the
 // committed offsets. No message of a partition is applied after another
 // member may have taken it over.
@@ -344,7 +352,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 	c.genFetched.Store(0)
 	c.genStarted.Store(0)
 	defer func() {
-		// Every fetcher and the apply loop have returned: the counts are final.
+		// Every fetcher and apply loop has returned: the counts are final.
 		dropped := max(c.genFetched.Load()-c.genStarted.Load(), 0)
 		c.stats.dropped.Add(dropped)
 		c.log.Info("generation ended", "generation", gen.ID, "dropped", dropped)
@@ -353,35 +361,56 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, dlq
 		<-ctx.Done() // more members than partitions: wait for the next rebalance
 		return nil
 	}
-	// Offsets taken this generation; each partition is read once per
-	// generation, from its committed offset.
-	c.seen = make(map[int]int64, len(assigned))
-
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srcs := make([]source, 0, len(assigned))
-	for _, a := range assigned {
-		off := a.Offset
-		if off < 0 { // nothing committed: the group's StartOffset
-			off = kafka.FirstOffset
+	// Each stream fetches, applies and commits its own partitions: while
+	// one waits for a commit or a Redis reply, another writes. A partition
+	// belongs to one stream, so its messages still apply in order.
+	dealt := dealPartitions(assigned, len(c.streams))
+	streams := c.streams[:len(dealt)]
+	srcs := make([][]source, len(dealt))
+	for i, parts := range dealt {
+		for _, a := range parts {
+			off := a.Offset
+			if off < 0 { // nothing committed: the group's StartOffset
+				off = kafka.FirstOffset
+			}
+			src, closeSrc := c.partitionSource(a.ID, off)
+			defer closeSrc()
+			srcs[i] = append(srcs[i], src)
 		}
-		src, closeSrc := c.partitionSource(a.ID, off)
-		defer closeSrc()
-		srcs = append(srcs, src)
 	}
-	batches := make(chan []item, 1) // one batch prepared while one is applied
-	spare := make(chan []item, 2)   // applied batches' buffers, to build batches in
-	var (
-		wg       sync.WaitGroup
-		fetchErr error
-	)
-	wg.Go(func() { fetchErr = c.fetchBatches(pctx, cancel, srcs, batches, spare) })
-	loopErr := c.applyLoop(pctx, batches, spare, gen, dlq)
-	// Whatever is still buffered belongs to this generation only: dropped,
-	// uncommitted, and read again by whoever owns its partition next.
-	cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2*len(streams))
+	for i, st := range streams {
+		// Offsets taken this generation; each partition is read once per
+		// generation, from its committed offset.
+		st.seen = make(map[int]int64, len(srcs[i]))
+		batches := make(chan []item, 1) // one batch prepared while one is applied
+		spare := make(chan []item, 2)   // applied batches' buffers, to build batches in
+		wg.Go(func() { errs[2*i] = c.fetchBatches(pctx, cancel, srcs[i], batches, spare) })
+		wg.Go(func() {
+			errs[2*i+1] = c.applyLoop(pctx, st, batches, spare, gen, dlq)
+			// Whatever is still buffered belongs to this generation only:
+			// dropped, uncommitted, and read again by whoever owns its
+			// partition next. A stream that failed stops the others.
+			cancel()
+		})
+	}
 	wg.Wait()
-	return errors.Join(loopErr, fetchErr)
+	return errors.Join(errs...)
+}
+
+// dealPartitions deals the assigned partitions, in partition order, to at
+// most n streams, none empty: the partitions of a topic carry about equal
+// traffic, so equal counts share the work.
+func dealPartitions(assigned []kafka.PartitionAssignment, n int) [][]kafka.PartitionAssignment {
+	sorted := slices.SortedFunc(slices.Values(assigned), func(a, b kafka.PartitionAssignment) int { return a.ID - b.ID })
+	dealt := make([][]kafka.PartitionAssignment, min(n, len(sorted)))
+	for i, a := range sorted {
+		dealt[i%len(dealt)] = append(dealt[i%len(dealt)], a)
+	}
+	return dealt
 }
 
 // preflight checks what would otherwise fail late or never: Redis answers,
@@ -474,7 +503,9 @@ func (c *Consumer) deadLetterWriter() *kafka.Writer {
 	})
 }
 
-// committer is what the apply loop needs from a kafka.Generation.
+// committer is what an apply loop needs from a kafka.Generation; the
+// streams call it concurrently (kafka-go's coordinator connection matches
+// concurrent requests to their responses, as it does for heartbeats).
 type committer interface {
 	// CommitOffsets commits, per topic and partition, the next offset to
 	// read.
@@ -491,7 +522,7 @@ var errGenerationEnded = errors.New("consumer group generation ended")
 // committed to spare, if there is room. A batch is started only while the
 // generation lasts; the one in progress when it ends is finished within
 // ShutdownTimeout, the rest are dropped.
-func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, spare chan<- []item, cm committer, dlq messageWriter) error {
+func (c *Consumer) applyLoop(ctx context.Context, st *stream, in <-chan []item, spare chan<- []item, cm committer, dlq messageWriter) error {
 	for {
 		var batch []item
 		select {
@@ -507,9 +538,9 @@ func (c *Consumer) applyLoop(ctx context.Context, in <-chan []item, spare chan<-
 			return nil // both were ready: never start a batch after the generation
 		}
 		c.genStarted.Add(int64(len(batch)))
-		c.flight.Store(&batch)
-		err := c.applyBatch(ctx, batch, cm, dlq)
-		c.flight.Store(nil)
+		c.applying.Add(1)
+		err := c.applyBatch(ctx, st, batch, cm, dlq)
+		c.applying.Add(-1)
 		if err == nil {
 			// Nothing refers to the batch once it is committed: its
 			// abandonment log (processWithGrace) has returned, and dead
@@ -542,7 +573,7 @@ const maxLinks = 32
 // applyBatch processes one batch in an "apply batch" span of
 // Config.TracerProvider, linked to the traces of the sync runs that produced
 // its events (their producers' span contexts travel in the message headers).
-func (c *Consumer) applyBatch(ctx context.Context, batch []item, cm committer, dlq messageWriter) error {
+func (c *Consumer) applyBatch(ctx context.Context, st *stream, batch []item, cm committer, dlq messageWriter) error {
 	sctx, span := c.tracer.Start(ctx, "apply batch",
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
@@ -557,7 +588,7 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []item, cm committer, d
 			span.AddLink(l)
 		}
 	}
-	res, err := c.processWithGrace(sctx, batch, cm, dlq)
+	res, err := c.processWithGrace(sctx, st, batch, cm, dlq)
 	span.SetAttributes(
 		attribute.Int("cohortsync.applied", res.applied),
 		attribute.Int("cohortsync.dead_lettered", res.deadLettered),
@@ -645,7 +676,7 @@ type batchResult struct {
 // processWithGrace gives the batch's Redis, Kafka and commit calls up to
 // ShutdownTimeout after ctx is cancelled: a batch written to Redis but not
 // committed is only re-applied work, but one that is also committed is not.
-func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
+func (c *Consumer) processWithGrace(ctx context.Context, st *stream, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
 	bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -659,7 +690,7 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 		defer t.Stop()
 		select {
 		case <-t.C:
-			c.logAbandoned("its generation ended (a stop or a rebalance) and --shutdown-timeout ran out before it was applied and committed")
+			c.logAbandoned(batch, "its generation ended (a stop or a rebalance) and --shutdown-timeout ran out before it was applied and committed")
 			bcancel()
 		case <-done:
 		}
@@ -669,12 +700,12 @@ func (c *Consumer) processWithGrace(ctx context.Context, batch []item, cm commit
 		wg.Wait()
 		bcancel()
 	}()
-	return c.process(ctx, bctx, batch, cm, dlq)
+	return c.process(ctx, bctx, st, batch, cm, dlq)
 }
 
 // process applies one batch and commits it. Retries stop when ctx ends; the
 // calls themselves run under bctx. The result counts only a committed batch.
-func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
+func (c *Consumer) process(ctx, bctx context.Context, st *stream, batch []item, cm committer, dlq messageWriter) (batchResult, error) {
 	began := c.now()
 	// A message at or below an offset already taken this generation (each
 	// partition is read once per generation, in order, so none is
@@ -684,12 +715,12 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 	live := make([]*item, 0, len(batch))
 	for i := range batch {
 		it := &batch[i]
-		if hi, ok := c.seen[it.msg.Partition]; ok && it.msg.Offset <= hi {
+		if hi, ok := st.seen[it.msg.Partition]; ok && it.msg.Offset <= hi {
 			c.stats.stale.Add(1)
 			res.stale++
 			continue
 		}
-		c.seen[it.msg.Partition] = it.msg.Offset
+		st.seen[it.msg.Partition] = it.msg.Offset
 		live = append(live, it)
 	}
 	if len(live) == 0 {
@@ -729,7 +760,7 @@ func (c *Consumer) process(ctx, bctx context.Context, batch []item, cm committer
 			// that table until its writes have returned (see RouteTable).
 			s := c.routes.acquire()
 			var err error
-			res0, err = c.applier.apply(bctx, s, evs, c.routes.setAsideAfter)
+			res0, err = st.applier.apply(bctx, s, evs, c.routes.setAsideAfter)
 			c.routes.release(s)
 			if err == nil && len(res0.setAside) > 0 {
 				// Recorded before the offsets move past the events, or

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -154,9 +155,9 @@ const (
 	deadLetterLogWindow = 10 * time.Second
 )
 
-// logLimit is the dead-letter log's rate limit. Only the apply loop uses
-// it.
+// logLimit is the dead-letter log's rate limit, shared by the streams.
 type logLimit struct {
+	mu          sync.Mutex
 	windowStart time.Time
 	n           int
 	suppressed  int
@@ -165,6 +166,8 @@ type logLimit struct {
 // allow tells whether a line may be logged now, and how many were left out
 // since the last one that was.
 func (l *logLimit) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if now.Sub(l.windowStart) >= deadLetterLogWindow {
 		l.windowStart, l.n = now, 0
 	}

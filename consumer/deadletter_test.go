@@ -285,7 +285,7 @@ func TestDeadLettersAreLoggedAndCounted(t *testing.T) {
 		batch = append(batch, it)
 	}
 	ctx := testenv.Context(t, 20*time.Second)
-	if _, err := c.process(ctx, ctx, batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
+	if _, err := c.process(ctx, ctx, c.streams[0], batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Count(logs.String(), `"msg":"message dead-lettered"`)

@@ -4,7 +4,8 @@
 //
 // One Consumer is one member of a Kafka consumer group. For each generation
 // of the group (one assignment of partitions, between two rebalances) it
-// runs a pipeline of its own: a fetch goroutine per assigned partition,
+// deals the assigned partitions to Appliers streams, and each stream runs a
+// pipeline of its own over its partitions: a fetch goroutine per partition,
 // reading from the group's committed offset a fetch response at a time on a
 // connection of its own, decodes its messages and feeds them in chunks (a
 // response's messages, at most 512 at once) to a bounded queue; a batch
@@ -14,13 +15,18 @@
 // applied; the apply loop writes a batch to Redis
 // through one segmentstore.Writer per Redis client (each event all or
 // nothing), sends undecodable or unappliable messages to the
-// dead-letter topic, and only then commits the batch's offsets. A crash
+// dead-letter topic, and only then commits the batch's offsets (its
+// partitions' only). The streams share nothing a key's order depends on: a
+// context key's events are in one partition, so in one stream, in order,
+// and a segment's metadata only moves forward whichever stream writes it
+// first. While one stream waits for a Redis reply or a commit, the others
+// write, which is what keeps a single-threaded Redis busy. A crash
 // anywhere before the commit redelivers the batch; every Redis write is
 // idempotent (SADD, SREM, a metadata update whose last_seq only grows), so redelivery and
 // whole-topic replays converge on the same Redis content.
 //
 // The pipeline runs under its generation (kafka.Generation.Start): when a
-// rebalance starts, the batch being applied is finished and committed
+// rebalance starts, the batches being applied are finished and committed
 // (within ShutdownTimeout), everything else buffered is dropped, and only
 // then does the member rejoin the group, so the broker cannot hand its
 // partitions to another member while it may still write them. Without that
@@ -34,8 +40,8 @@
 //
 // A freshness.Tracker, run by Run for as long as it runs, keeps
 // <prefix>:big_segments_synchronized_on fresh with watermarks over the
-// group's committed offsets (see package freshness); the apply loop only
-// tells it how many messages each batch committed.
+// group's committed offsets (see package freshness); the apply loops only
+// tell it how many messages each batch committed.
 //
 // Where an event is written depends on its environment. New writes every
 // event to one Redis, under Config.RedisPrefix or the environment's

@@ -10,7 +10,8 @@ import (
 // Observer is told about each batch as it is committed, for what a snapshot
 // of Stats cannot give (latency distributions). internal/metrics implements
 // it; the consumer declares it so that it needs no metrics library. It is
-// called on the apply loop: it must be quick and must not block.
+// called on the apply loops, concurrently: it must be safe for that, quick,
+// and must not block.
 type Observer interface {
 	BatchCommitted(BatchReport)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,13 +69,13 @@ func TestStaleRedeliveryIsDroppedAndNotCommitted(t *testing.T) {
 	cm := &fakeCommitter{}
 	dlq := &fakeWriter{}
 
-	if _, err := c.process(ctx, ctx, items(0, 0, 1, 2, 3, 4), cm, dlq); err != nil {
+	if _, err := c.process(ctx, ctx, c.streams[0], items(0, 0, 1, 2, 3, 4), cm, dlq); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.process(ctx, ctx, append(items(0, 2, 3, 4, 5, 6), items(1, 0)...), cm, dlq); err != nil {
+	if _, err := c.process(ctx, ctx, c.streams[0], append(items(0, 2, 3, 4, 5, 6), items(1, 0)...), cm, dlq); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.process(ctx, ctx, items(0, 1, 6), cm, dlq); err != nil { // only stale
+	if _, err := c.process(ctx, ctx, c.streams[0], items(0, 1, 6), cm, dlq); err != nil { // only stale
 		t.Fatal(err)
 	}
 	// The next offsets to read are committed, under the consumer's topic.
@@ -145,7 +146,7 @@ func TestCommitAfterGenerationEnded(t *testing.T) {
 			in := make(chan []item, 1)
 			in <- items(0, 0, 1, 2)
 			close(in)
-			err = c.applyLoop(ctx, in, make(chan []item, 2), cm, &fakeWriter{})
+			err = c.applyLoop(ctx, c.streams[0], in, make(chan []item, 2), cm, &fakeWriter{})
 			if err != nil {
 				t.Fatalf("applyLoop = %v, want nil", err)
 			}
@@ -185,10 +186,10 @@ func TestObserverSeesCommittedBatches(t *testing.T) {
 	for i := range batch {
 		batch[i].msg.Time = testTime.Add(time.Duration(3-i) * time.Second) // the last is the oldest
 	}
-	if _, err := c.process(ctx, ctx, batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
+	if _, err := c.process(ctx, ctx, c.streams[0], batch, &fakeCommitter{}, &fakeWriter{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.process(ctx, ctx, items(0, 1, 2), &fakeCommitter{}, &fakeWriter{}); err != nil { // only stale
+	if _, err := c.process(ctx, ctx, c.streams[0], items(0, 1, 2), &fakeCommitter{}, &fakeWriter{}); err != nil { // only stale
 		t.Fatal(err)
 	}
 	if len(obs.reports) != 1 {
@@ -281,5 +282,39 @@ func TestSplitKeepsEachKeyInOneLaneInOrder(t *testing.T) {
 	}
 	if total != len(cb.changes) {
 		t.Errorf("lanes hold %d changes, want %d", total, len(cb.changes))
+	}
+}
+
+func TestDealPartitions(t *testing.T) {
+	parts := func(ids ...int) []kafka.PartitionAssignment {
+		as := make([]kafka.PartitionAssignment, len(ids))
+		for i, id := range ids {
+			as[i] = kafka.PartitionAssignment{ID: id, Offset: int64(100 + id)}
+		}
+		return as
+	}
+	for _, tc := range []struct {
+		name     string
+		assigned []kafka.PartitionAssignment
+		n        int
+		want     [][]kafka.PartitionAssignment
+	}{
+		{"nothing assigned makes no stream", nil, 4, [][]kafka.PartitionAssignment{}},
+		{"one stream takes every partition", parts(2, 0, 1), 1, [][]kafka.PartitionAssignment{parts(0, 1, 2)}},
+		{"fewer partitions than streams make one stream each", parts(5, 3), 4, [][]kafka.PartitionAssignment{parts(3), parts(5)}},
+		{"partitions dealt in order", parts(11, 0, 5, 3, 8, 1), 4, [][]kafka.PartitionAssignment{parts(0, 8), parts(1, 11), parts(3), parts(5)}},
+		{"twelve partitions to four streams, three each", parts(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), 4,
+			[][]kafka.PartitionAssignment{parts(0, 4, 8), parts(1, 5, 9), parts(2, 6, 10), parts(3, 7, 11)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Clone(tc.assigned)
+			got := dealPartitions(in, tc.n)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("dealPartitions(%v, %d) = %v, want %v", tc.assigned, tc.n, got, tc.want)
+			}
+			if !reflect.DeepEqual(in, tc.assigned) {
+				t.Errorf("dealPartitions reordered the generation's assignments: %v, was %v", in, tc.assigned)
+			}
+		})
 	}
 }

@@ -240,7 +240,7 @@ func TestRoutedProcessSplitsBatchPerDestination(t *testing.T) {
 	}
 	ctx := testenv.Context(t, 20*time.Second)
 	cm, dlq := &fakeCommitter{}, &fakeWriter{}
-	res, err := c.process(ctx, ctx, batch, cm, dlq)
+	res, err := c.process(ctx, ctx, c.streams[0], batch, cm, dlq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestSwapAwayFromDownDestination(t *testing.T) {
 	ctx := testenv.Context(t, 30*time.Second)
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.process(ctx, ctx, batch, &fakeCommitter{}, &fakeWriter{})
+		_, err := c.process(ctx, ctx, c.streams[0], batch, &fakeCommitter{}, &fakeWriter{})
 		done <- err
 	}()
 	testenv.Eventually(t, 10*time.Second, "the batch to retry against the down destination", func() bool { return c.Stats().Retries >= 2 })
@@ -622,7 +622,7 @@ func TestUnknownEnvironmentRefreshesTheTableFirst(t *testing.T) {
 	batch := batches()
 	ctx := testenv.Context(t, 20*time.Second)
 	cm, dlq := &fakeCommitter{}, &fakeWriter{}
-	res, err := c.process(ctx, ctx, batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
+	res, err := c.process(ctx, ctx, c.streams[0], batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +635,7 @@ func TestUnknownEnvironmentRefreshesTheTableFirst(t *testing.T) {
 
 	// An environment the source does not have either is dead-lettered,
 	// after one refresh.
-	res, err = c.process(ctx, ctx, batch(ev("ghost", "seg", 1, "gus", schema.OpAdd, 3)), cm, dlq)
+	res, err = c.process(ctx, ctx, c.streams[0], batch(ev("ghost", "seg", 1, "gus", schema.OpAdd, 3)), cm, dlq)
 	if err != nil || res.deadLettered != 1 || refreshes != 3 {
 		t.Fatalf("ghost: result %+v, %v after %d refreshes; want dead-lettered after one more refresh", res, err, refreshes)
 	}
@@ -678,7 +678,7 @@ func TestUnavailableDestinationIsSetAside(t *testing.T) {
 	cm, dlq := &fakeCommitter{}, &fakeWriter{}
 
 	flaky.Close() // staging's Redis goes down
-	res, err := c.process(ctx, ctx, batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
+	res, err := c.process(ctx, ctx, c.streams[0], batch(ev("prod", "seg", 1, "alice", schema.OpAdd, 1), ev("staging", "seg", 1, "bob", schema.OpAdd, 2)), cm, dlq)
 	if err != nil || res.applied != 1 || res.deadLettered != 1 {
 		t.Fatalf("first batch: %+v, %v; want alice applied and bob set aside", res, err)
 	}
@@ -690,7 +690,7 @@ func TestUnavailableDestinationIsSetAside(t *testing.T) {
 	}
 
 	retries := c.Stats().Retries
-	res, err = c.process(ctx, ctx, batch(ev("staging", "seg", 1, "carol", schema.OpAdd, 3), ev("prod", "seg", 1, "dave", schema.OpAdd, 4)), cm, dlq)
+	res, err = c.process(ctx, ctx, c.streams[0], batch(ev("staging", "seg", 1, "carol", schema.OpAdd, 3), ev("prod", "seg", 1, "dave", schema.OpAdd, 4)), cm, dlq)
 	if err != nil || res.applied != 1 || res.deadLettered != 1 || c.Stats().Retries != retries {
 		t.Fatalf("second batch: %+v, %v, %d retries; want carol set aside at once, dave applied", res, err, c.Stats().Retries-retries)
 	}
@@ -702,7 +702,7 @@ func TestUnavailableDestinationIsSetAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(250 * time.Millisecond) // the next probe is due
-	res, err = c.process(ctx, ctx, batch(ev("staging", "seg", 1, "erin", schema.OpAdd, 5)), cm, dlq)
+	res, err = c.process(ctx, ctx, c.streams[0], batch(ev("staging", "seg", 1, "erin", schema.OpAdd, 5)), cm, dlq)
 	if err != nil || res.applied != 1 || res.deadLettered != 0 {
 		t.Fatalf("after staging came back: %+v, %v; want erin applied", res, err)
 	}

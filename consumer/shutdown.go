@@ -171,15 +171,11 @@ func describeBatch(batch []item) (n int, offsets string) {
 	return len(batch), b.String()
 }
 
-// logAbandoned logs the batch in flight, if any, as abandoned (at a stop,
-// or a rebalance that ended its generation): it stays
-// uncommitted, and whoever owns its partitions next applies it again.
-func (c *Consumer) logAbandoned(why string) {
-	b := c.flight.Load()
-	if b == nil {
-		return
-	}
-	n, offsets := describeBatch(*b)
+// logAbandoned logs a batch in flight as abandoned (at a stop, or a
+// rebalance that ended its generation): it stays uncommitted, and whoever
+// owns its partitions next applies it again.
+func (c *Consumer) logAbandoned(batch []item, why string) {
+	n, offsets := describeBatch(batch)
 	c.log.Warn("batch abandoned uncommitted; its messages will be applied again by the partitions' next owner",
 		"why", why, "messages", n, "offsets", offsets, "shutdown_timeout", c.cfg.ShutdownTimeout)
 }

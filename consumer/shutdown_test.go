@@ -110,7 +110,7 @@ func TestShutdownBoundedWithAHungRedis(t *testing.T) {
 
 	proxy.hang()
 	ke.produce(t, messages(churn(40)...)...)
-	testenv.Eventually(t, 20*time.Second, "a batch in flight on the hung Redis", func() bool { return c.flight.Load() != nil })
+	testenv.Eventually(t, 20*time.Second, "a batch in flight on the hung Redis", func() bool { return c.applying.Load() > 0 })
 	began := time.Now()
 	if err := c.stop(); err != nil {
 		t.Errorf("Run = %v, want nil after a cancellation", err)
@@ -168,7 +168,7 @@ func TestShutdownBoundedDuringAPendingRebalance(t *testing.T) {
 	b := newMember(t, cfg, ke, stuckRedis)
 	testenv.Eventually(t, 30*time.Second, "the second member to apply", func() bool { return b.Stats().Applied > 0 })
 	proxy.hang()
-	testenv.Eventually(t, 20*time.Second, "a batch of the second member in flight on the hung Redis", func() bool { return b.flight.Load() != nil })
+	testenv.Eventually(t, 20*time.Second, "a batch of the second member in flight on the hung Redis", func() bool { return b.applying.Load() > 0 })
 
 	// A third member joins: a rebalance the stuck member holds up.
 	endedBefore := strings.Count(aLogs.String(), "generation ended")

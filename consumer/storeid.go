@@ -36,10 +36,11 @@ import (
 type storeIDs struct {
 	log *slog.Logger
 
-	mu    sync.Mutex
-	ids   map[storeKey]string   // the id found or written, per store
-	lost  map[storeKey]struct{} // stores found without their id
-	names map[storeKey]string   // destination names, for the messages
+	mu     sync.Mutex
+	ids    map[storeKey]string   // the id found or written, per store
+	lost   map[storeKey]struct{} // stores found without their id
+	names  map[storeKey]string   // destination names, for the messages
+	checks map[redis.UniversalClient]*sync.Mutex
 }
 
 // storeKey is one prefix on one Redis client.
@@ -49,13 +50,34 @@ type storeKey struct {
 }
 
 func newStoreIDs(log *slog.Logger) *storeIDs {
-	return &storeIDs{log: log, ids: map[storeKey]string{}, lost: map[storeKey]struct{}{}, names: map[storeKey]string{}}
+	return &storeIDs{log: log, ids: map[storeKey]string{}, lost: map[storeKey]struct{}{}, names: map[storeKey]string{},
+		checks: map[redis.UniversalClient]*sync.Mutex{}}
+}
+
+// checkLock returns the lock that orders the checks of client's stores.
+func (s *storeIDs) checkLock(client redis.UniversalClient) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.checks[client]
+	if l == nil {
+		l = &sync.Mutex{}
+		s.checks[client] = l
+	}
+	return l
 }
 
 // intact returns the prefixes of client that still hold their store's id,
 // writing an id to those seen for the first time; the others are recorded
 // as lost (and logged once). names name the destination, for messages.
 func (s *storeIDs) intact(ctx context.Context, client redis.UniversalClient, prefixes []string, names string) ([]string, error) {
+	// A check decides from ids read before it looks at s.ids: two checks
+	// of one new store at once (two streams' first batches, a batch and a
+	// stamp) would otherwise let the one that read "no id" judge after the
+	// other recorded the id it wrote, and call the new store lost. Checks
+	// are a few per sync interval, so they take turns per client.
+	turn := s.checkLock(client)
+	turn.Lock()
+	defer turn.Unlock()
 	pipe := client.Pipeline()
 	gets := make([]*redis.StringCmd, len(prefixes))
 	marks := make([]*redis.IntCmd, len(prefixes))

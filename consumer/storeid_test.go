@@ -1,8 +1,11 @@
 package consumer
 
 import (
+	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,4 +216,32 @@ func TestStoreIDClaimedBeforeTheFirstWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConcurrentFirstChecksAgreeOnTheStoreID pins a race found when the
+// consumer began applying in several streams at once: two first checks of
+// one prefix (two streams' first batches, or a batch and the freshness
+// tracker's stamp) each read no store id; the slower one, deciding after
+// the faster had recorded the id it wrote, took its own stale read for a
+// store whose id had vanished, and reported the brand-new store lost.
+func TestConcurrentFirstChecksAgreeOnTheStoreID(t *testing.T) {
+	testenv.ForEachRedis(t, time.Minute, func(t *testing.T, ctx context.Context, b testenv.RedisBackend, prefix string) {
+		for round := range 20 {
+			p := prefix + "-" + strconv.Itoa(round)
+			ids := newStoreIDs(testLogger(t))
+			changes := []segmentstore.Change{{Prefix: p, Segment: "seg", ContextKey: "alice"}}
+			var wg sync.WaitGroup
+			errs := make([]error, 8)
+			for i := range errs {
+				wg.Go(func() { errs[i] = ids.claimUnseen(ctx, b.Client, changes, "default") })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("round %d: claimUnseen: %v", round, err)
+			}
+			if n := ids.count(); n != 0 {
+				t.Fatalf("round %d: %d stores reported lost by concurrent first checks of a new store, want 0", round, n)
+			}
+		}
+	})
 }

@@ -49,6 +49,8 @@ type Config struct {
 	Targets []string
 	// ConsumerPipelines is the consumer's Pipelines; default its own.
 	ConsumerPipelines int
+	// ConsumerAppliers is the consumer's Appliers; default its own.
+	ConsumerAppliers int
 	// Dir holds the cohort files and the producer's state; default a new
 	// directory under os.TempDir, removed at the end.
 	Dir string
@@ -111,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConsumerPipelines < 0 || c.ConsumerPipelines > consumer.MaxPipelines {
 		bad("consumer-pipelines", c.ConsumerPipelines, "0 (the consumer's default) to %d", consumer.MaxPipelines)
+	}
+	if c.ConsumerAppliers < 0 || c.ConsumerAppliers > consumer.MaxAppliers {
+		bad("consumer-appliers", c.ConsumerAppliers, "0 (the consumer's default) to %d", consumer.MaxAppliers)
 	}
 	if c.PhaseTimeout <= 0 {
 		bad("phase-timeout", c.PhaseTimeout, "a positive duration")

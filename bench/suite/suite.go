@@ -154,7 +154,7 @@ func (r *run) consumer(ctx context.Context, topic, group, prefix string) (*bench
 	r.groups = append(r.groups, group)
 	r.prefixes = append(r.prefixes, prefix)
 	return bench.StartConsumer(ctx, consumer.Config{
-		Topic: topic, GroupID: group, RedisPrefix: prefix, BatchSize: r.cfg.ConsumerBatch, Pipelines: r.cfg.ConsumerPipelines,
+		Topic: topic, GroupID: group, RedisPrefix: prefix, BatchSize: r.cfg.ConsumerBatch, Pipelines: r.cfg.ConsumerPipelines, Appliers: r.cfg.ConsumerAppliers,
 		SyncInterval: 100 * time.Millisecond,
 	}, r.rdb, r.kf)
 }

@@ -29,6 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{Name: "no lookups", Change: func(c *Config) { c.Lookups = -1 }, Want: `--lookups="-1": want a positive number of lookups`},
 		{Name: "negative batch", Change: func(c *Config) { c.ConsumerBatch = -1 }, Want: `--consumer-batch="-1": want 0 (the consumer's default) or more`},
 		{Name: "too many pipelines", Change: func(c *Config) { c.ConsumerPipelines = 17 }, Want: `--consumer-pipelines="17": want 0 (the consumer's default) to 16`},
+		{Name: "too many appliers", Change: func(c *Config) { c.ConsumerAppliers = 17 }, Want: `--consumer-appliers="17": want 0 (the consumer's default) to 16`},
 		{Name: "unknown target", Change: func(c *Config) { c.Targets = []string{"1", "6"} }, Want: `--targets="6": want targets 1 to 5, comma-separated`},
 		{Name: "no timeout", Change: func(c *Config) { c.PhaseTimeout = -time.Second }, Want: `--phase-timeout="-1s": want a positive duration`},
 		{Name: "two at once", Change: func(c *Config) { c.Brokers, c.Lookups = nil, -1 },

@@ -109,10 +109,11 @@ func bindConsumer(s *setting.Set, c *consumer.Config, batchSize string) {
 	s.Int(&c.BatchSize, batchSize, p+"BATCH_SIZE", "most messages applied in one Redis pipeline and committed together", nz)
 	s.Duration(&c.FlushInterval, "flush-interval", p+"FLUSH_INTERVAL", "how long a batch waits for more messages after its first", nz)
 	s.Int(&c.Pipelines, "pipelines", p+"PIPELINES", "Redis pipelines a batch is written in at once per destination, split by context key", nz)
+	s.Int(&c.Appliers, "appliers", p+"APPLIERS", "apply loops sharing this member's partitions, each batching, writing and committing its own", nz)
 	s.Duration(&c.SyncInterval, "sync-interval", p+"SYNC_INTERVAL", "how often the group's offsets are checked and big_segments_synchronized_on refreshed (max 60s)", nz)
 	s.Duration(&c.RetryTimeout, "retry-timeout", p+"RETRY_TIMEOUT", "give up on a transient Redis or Kafka failure after this long, leaving the batch uncommitted", nz)
 	s.Duration(&c.StartupTimeout, "startup-timeout", p+"STARTUP_TIMEOUT", "give up starting when Redis or Kafka do not answer (or the topics are missing) for this long", nz)
-	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", p+"SHUTDOWN_TIMEOUT", "time the in-flight batch gets to finish on shutdown", nz)
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", p+"SHUTDOWN_TIMEOUT", "time the batches in flight get to finish on shutdown", nz)
 }
 
 // bindHTTP binds the process's HTTP server address (internal/httpserver).

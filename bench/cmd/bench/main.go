@@ -37,6 +37,7 @@ func run() int {
 	s.String(&cfg.RedisCLI, "redis-cli", "BENCH_REDIS_CLI", "the redis-cli executable of the --pipe reference")
 	s.Int(&cfg.ConsumerBatch, "consumer-batch", "BENCH_CONSUMER_BATCH", "the consumer's --batch-size (0: its own default)")
 	s.Int(&cfg.ConsumerPipelines, "consumer-pipelines", "BENCH_CONSUMER_PIPELINES", "the consumer's --pipelines (0: its own default)")
+	s.Int(&cfg.ConsumerAppliers, "consumer-appliers", "BENCH_CONSUMER_APPLIERS", "the consumer's --appliers (0: its own default)")
 	s.StringList(&cfg.Targets, "targets", "BENCH_TARGETS", "issue 12 targets to measure, 1 to 5 comma-separated (default all)")
 	s.Duration(&cfg.PhaseTimeout, "phase-timeout", "BENCH_PHASE_TIMEOUT", "bound on each phase: one sync, one drain, one replay, the lookups")
 	s.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (consumer, references; not the producer process) to this file")
