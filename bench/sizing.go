@@ -60,6 +60,8 @@ type SizingConfig struct {
 	Force bool
 	// ConsumerBatch is the consumer's BatchSize; 0 its default.
 	ConsumerBatch int
+	// ConsumerAppliers is the consumer's Appliers; 0 its default.
+	ConsumerAppliers int
 	// LagInterval is how often the consumer's lag is checked and sampled.
 	// Default DefaultLagInterval.
 	LagInterval time.Duration
@@ -104,6 +106,9 @@ func (c SizingConfig) Validate() error {
 	}
 	if c.ConsumerBatch < 0 || c.ConsumerBatch > consumer.MaxBatchSize {
 		bad("consumer-batch-size", c.ConsumerBatch, "an integer between 0 (the consumer's default) and %d", consumer.MaxBatchSize)
+	}
+	if c.ConsumerAppliers < 0 || c.ConsumerAppliers > consumer.MaxAppliers {
+		bad("consumer-appliers", c.ConsumerAppliers, "an integer between 0 (the consumer's default) and %d", consumer.MaxAppliers)
 	}
 	if c.LagInterval < 10*time.Millisecond || c.LagInterval > consumer.MaxSyncInterval {
 		bad("lag-interval", c.LagInterval, "a duration between 10ms and %v", consumer.MaxSyncInterval)
@@ -248,7 +253,7 @@ func Size(ctx context.Context, cfg SizingConfig, rdb redis.UniversalClient, kf *
 	say("reference: raw pipelined SADD of %d include sets: %.0f/s", n, res.RawSADD)
 
 	c, err := StartConsumer(ctx, consumer.Config{Topic: res.Topic, GroupID: group, RedisPrefix: res.Prefix,
-		BatchSize: cfg.ConsumerBatch, SyncInterval: cfg.LagInterval}, rdb, kf)
+		BatchSize: cfg.ConsumerBatch, Appliers: cfg.ConsumerAppliers, SyncInterval: cfg.LagInterval}, rdb, kf)
 	if err != nil {
 		return res, err
 	}

@@ -128,6 +128,8 @@ func TestSizingConfigValidate(t *testing.T) {
 			Want: `--redis-prefix=" bench": want a prefix without blanks at either end`},
 		{Name: "huge batch", Change: func(c *SizingConfig) { c.ConsumerBatch = consumer.MaxBatchSize + 1 },
 			Want: `--consumer-batch-size="100001": want an integer between 0 (the consumer's default) and 100000`},
+		{Name: "too many appliers", Change: func(c *SizingConfig) { c.ConsumerAppliers = consumer.MaxAppliers + 1 },
+			Want: `--consumer-appliers="17": want an integer between 0 (the consumer's default) and 16`},
 		{Name: "fast lag", Change: func(c *SizingConfig) { c.LagInterval = time.Millisecond },
 			Want: `--lag-interval="1ms": want a duration between 10ms and 1m0s`},
 		{Name: "no timeout", Change: func(c *SizingConfig) { c.Timeout = 0 }, Want: `--timeout="0s": want a positive duration`},

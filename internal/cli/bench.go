@@ -56,6 +56,7 @@ topic if it created it (a topic that existed stays, with the synthetic events).`
 	s.Int(&cfg.Partitions, "topic-partitions", p+"TOPIC_PARTITIONS", "partitions of the topic when the run creates it")
 	s.Int(&cfg.ReplicationFactor, "topic-replication-factor", p+"TOPIC_REPLICATION_FACTOR", "replication factor of the topic when the run creates it")
 	s.Int(&cfg.ConsumerBatch, "consumer-batch-size", p+"CONSUMER_BATCH_SIZE", "the consumer's --batch-size (0: its default)")
+	s.Int(&cfg.ConsumerAppliers, "consumer-appliers", p+"CONSUMER_APPLIERS", "the consumer's --appliers (0: its default)")
 	s.Duration(&cfg.LagInterval, "lag-interval", p+"LAG_INTERVAL", "how often the consumer's lag is checked and printed")
 	s.Duration(&cfg.Timeout, "timeout", p+"TIMEOUT", "bound on the whole run")
 	bindProcess(s, &proc)
