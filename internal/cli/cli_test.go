@@ -35,7 +35,7 @@ func TestCommandLine(t *testing.T) {
 			wantStdout: []string{"--kafka-brokers list", "[env KAFKA_BROKERS]", "[env SYNC_ENV]", "[env PRODUCER_BATCH_SIZE] (default 4000)",
 				`[env TOPIC] (default "cohortsync.membership.v1")`, "[env PRODUCER_STATE_DIR]", "[env LOG_LEVEL]"}},
 		{name: "consume help lists flags with env twins and defaults", args: []string{"consume", "-h"}, code: ExitOK,
-			wantStdout: []string{"[env KAFKA_BROKERS]", "[env REDIS_URL]", "[env REDIS_CLUSTER_ADDRS]", "[env CONSUMER_BATCH_SIZE] (default 20000)",
+			wantStdout: []string{"[env KAFKA_BROKERS]", "[env REDIS_URL]", "[env REDIS_CLUSTER_ADDRS]", "[env CONSUMER_BATCH_SIZE] (default 10000)",
 				"[env CONSUMER_GROUP_ID] (default \"cohortsync-consumer\")", "[env CONSUMER_ENV_PREFIX]", "--sync-interval duration",
 				"[env CONSUMER_SHUTDOWN_TIMEOUT] (default 10s)", "--http-addr string", "[env HTTP_ADDR]"}},
 		{name: "sync help lists the Kafka connection settings", args: []string{"sync", "--help"}, code: ExitOK,
