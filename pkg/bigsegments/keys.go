@@ -81,9 +81,9 @@ const SinceUnknown = "0"
 // RunsKey is cohortsync's index of where each run starts in ref's
 // sequence numbers: a sorted set, every score 0, of members
 // "<seq, 20 digits zero-padded>:<run>", seq the lowest of that run the
-// consumer had applied when it wrote the entry: about one per run (a
-// consumer writes a run's entry again only when it sees a lower seq of it,
-// or after it restarts). Runs number a segment's events in ranges that
+// consumer had applied when it wrote the entry: about one per run (each
+// apply loop of a consumer writes a run's entry again only when it sees a
+// lower seq of it, or after it restarts). Runs number a segment's events in ranges that
 // never overlap, so the run of a sequence number s is the one of the
 // greatest member not above "<s>;" (ZREVRANGEBYLEX): exact for any uint64,
 // where a score (a double) would round above 2^53.
