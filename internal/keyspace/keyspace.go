@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/redisnodes"
 )
 
 // deleteBatch bounds the UNLINKs of one pipeline.
@@ -32,16 +34,7 @@ func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string)
 		}
 		return fmt.Errorf("keys still found after %d passes", maxPasses)
 	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, drop)
-	case *redis.Client:
-		err = drop(ctx, c)
-	default:
-		return fmt.Errorf("delete keys under %q: unsupported Redis client %T", prefix, rdb)
-	}
-	if err != nil {
+	if err := redisnodes.EachMaster(ctx, rdb, drop); err != nil {
 		return fmt.Errorf("delete keys under %q: %w", prefix, err)
 	}
 	return nil

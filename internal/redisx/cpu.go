@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cohortsync/cohortsync/pkg/redisnodes"
 )
 
 // ServerCPU returns the CPU time (user and system, INFO cpu) the servers
@@ -24,7 +26,7 @@ func ServerCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, e
 	one := func(ctx context.Context, c *redis.Client) error {
 		info, err := c.Info(ctx, "cpu").Result()
 		if err != nil {
-			return fmt.Errorf("INFO cpu: %w", err)
+			return fmt.Errorf("%s: %w", c.Options().Addr, err)
 		}
 		seen := 0
 		for line := range strings.SplitSeq(info, "\r\n") {
@@ -34,7 +36,7 @@ func ServerCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, e
 			}
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				return fmt.Errorf("INFO cpu: %s: %w", k, err)
+				return fmt.Errorf("%s: %s: %w", c.Options().Addr, k, err)
 			}
 			seen++
 			mu.Lock()
@@ -42,18 +44,12 @@ func ServerCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, e
 			mu.Unlock()
 		}
 		if seen != 2 {
-			return fmt.Errorf("INFO cpu of %s: no used_cpu_user and used_cpu_sys", c.Options().Addr)
+			return fmt.Errorf("%s: no used_cpu_user and used_cpu_sys", c.Options().Addr)
 		}
 		return nil
 	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, one)
-	case *redis.Client:
-		err = one(ctx, c)
-	default:
-		err = fmt.Errorf("INFO cpu: a %T is neither a server nor a Cluster client", rdb)
+	if err := redisnodes.EachMaster(ctx, rdb, one); err != nil {
+		return total, fmt.Errorf("INFO cpu: %w", err)
 	}
-	return total, err
+	return total, nil
 }

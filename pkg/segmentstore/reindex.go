@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/pkg/bigsegments"
+	"github.com/cohortsync/cohortsync/pkg/redisnodes"
 )
 
 // reindexCount is the SCAN COUNT hint of Reindex: a page of about this many
@@ -32,7 +33,7 @@ func Reindex(ctx context.Context, c redis.UniversalClient, prefix string) (int64
 		for {
 			keys, next, err := node.Scan(ctx, cursor, match, reindexCount).Result()
 			if err != nil {
-				return fmt.Errorf("reindex prefix %q: scan: %w", prefix, err)
+				return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
 			}
 			refs := make([]any, 0, len(keys))
 			for _, k := range keys {
@@ -44,7 +45,7 @@ func Reindex(ctx context.Context, c redis.UniversalClient, prefix string) (int64
 			if len(refs) > 0 {
 				// Through c: the index's slot may be another master's.
 				if err := c.SAdd(ctx, index, refs...).Err(); err != nil {
-					return fmt.Errorf("reindex prefix %q: %w", prefix, err)
+					return fmt.Errorf("add to %s: %w", index, err)
 				}
 				found.Add(int64(len(refs)))
 			}
@@ -54,16 +55,10 @@ func Reindex(ctx context.Context, c redis.UniversalClient, prefix string) (int64
 			cursor = next
 		}
 	}
-	var err error
-	switch cc := c.(type) {
-	case *redis.ClusterClient:
-		err = cc.ForEachMaster(ctx, walk)
-	case *redis.Client:
-		err = walk(ctx, cc)
-	default:
-		err = fmt.Errorf("reindex prefix %q: a %T cannot be scanned node by node", prefix, c)
+	if err := redisnodes.EachMaster(ctx, c, walk); err != nil {
+		return found.Load(), fmt.Errorf("reindex prefix %q: %w", prefix, err)
 	}
-	return found.Load(), err
+	return found.Load(), nil
 }
 
 // GlobEscape escapes the characters SCAN's MATCH gives a meaning to, so

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cohortsync/cohortsync/internal/keyspace"
+	"github.com/cohortsync/cohortsync/pkg/redisnodes"
 )
 
 // DropPrefix deletes every key under prefix when the test ends, so runs
@@ -81,16 +82,7 @@ func Snapshot(t testing.TB, rdb redis.UniversalClient, prefix string, skip ...st
 		}
 		return iter.Err()
 	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		t.Fatalf("snapshot: unsupported client %T", rdb)
-	}
-	if err != nil {
+	if err := redisnodes.EachMaster(ctx, rdb, scan); err != nil {
 		t.Fatalf("snapshot %s: %v", prefix, err)
 	}
 	return out
