@@ -58,9 +58,11 @@ install() {
 start() {
   local dir=$1 tls=${2:-} port cport sport aport id jopts listeners advertised protocols
   local ssl_props=() scram=()
-  mkdir -p "$dir"
+  # The JVM's temporary files (lz4's native library, extracted on first
+  # use) go in the state directory, not /tmp, so that a stop leaves none.
+  mkdir -p "$dir/tmp"
   dir=$(cd "$dir" && pwd)
-  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
+  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true -Djava.io.tmpdir="$dir/tmp")
   [[ -f $lib/.complete ]] || die "Kafka jars missing; run: $0 install"
   if alive "$dir/kafka.pid" kafka.Kafka && ports_open "$dir" "$tls"; then
     print_vars "$dir" "$tls" # already running
@@ -142,8 +144,9 @@ ports_open() {
 # and wait until it is ready.
 launch() {
   local dir=$1 tls=$2 jopts i
-  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true)
+  jopts=(-Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$dir/logs" -Djava.awt.headless=true -Djava.io.tmpdir="$dir/tmp")
   : >"$dir/logs/server.log"
+  mkdir -p "$dir/tmp"
   nohup java -Xms256m -Xmx768m "${jopts[@]}" -cp "$lib/*" \
     kafka.Kafka "$dir/server.properties" >"$dir/kafka.out" 2>&1 </dev/null &
   echo $! >"$dir/kafka.pid"

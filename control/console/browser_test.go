@@ -70,7 +70,16 @@ type tab struct {
 func newBrowser(t *testing.T, ctx context.Context) *tab {
 	t.Helper()
 	path := chromium(t)
+	// Chromium puts its singleton socket in TMPDIR and leaves it there; a
+	// short directory of the test's own (the socket's path must stay under
+	// 108 bytes) is removed when the test ends.
+	tmp, err := os.MkdirTemp("", "chrome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),
 		chromedp.NoSandbox,
