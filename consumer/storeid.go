@@ -37,10 +37,10 @@ type storeIDs struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	ids    map[storeKey]string   // the id found or written, per store
-	lost   map[storeKey]struct{} // stores found without their id
-	names  map[storeKey]string   // destination names, for the messages
-	checks map[redis.UniversalClient]*sync.Mutex
+	ids    map[storeKey]string                   // the id found or written, per store
+	lost   map[storeKey]struct{}                 // stores found without their id
+	names  map[storeKey]string                   // destination names, for the messages
+	checks map[redis.UniversalClient]*sync.Mutex // per client, the lock its checks take turns on (intact)
 }
 
 // storeKey is one prefix on one Redis client.
